@@ -1,0 +1,132 @@
+import Foundation
+
+/// One GPU, mirrored one-to-one by a JSON file in `hardware-profiles/`.
+///
+/// Field names carry their units. Figures come from the vendor datasheet named in
+/// `source`; TFLOP/s are dense (no sparsity). `memoryBytes` is the nominal capacity in
+/// binary units (a "24 GB" card is 24 GiB), which is what fit verdicts compare against.
+public struct GPUProfile: Codable, Equatable, Sendable {
+    public struct Interconnect: Codable, Equatable, Sendable {
+        public var name: String
+        public var bytesPerSecond: Double
+    }
+    public struct Price: Codable, Equatable, Sendable {
+        public var usdPerHour: Double
+        /// When the typical price was taken ("2026-11").
+        public var date: String
+        public var source: String
+    }
+
+    public var name: String
+    public var aliases: [String]
+    public var vendor: String
+    public var architecture: String
+    public var formFactor: String
+    public var segment: String
+    public var nominalMemoryGB: Int
+    public var memoryBytes: Int
+    public var memoryType: String
+    public var memoryBandwidthBytesPerSecond: Double
+    /// Dense peak TFLOP/s by dtype key: fp32, tf32, fp16, bf16, fp8, int8.
+    public var denseTflops: [String: Double]
+    public var interconnect: Interconnect
+    public var tdpWatts: Int
+    public var source: String
+    public var price: Price
+    public var notes: String?
+
+    /// Whether the GPU has tensor cores for bf16 (Volta and Turing do not).
+    public var supportsBF16: Bool { denseTflops["bf16"] != nil }
+}
+
+/// Loads the bundled profiles and resolves `--gpu` arguments.
+public enum HardwareCatalog {
+    /// The bundled profiles' folder: the top-level `hardware-profiles/` of the repository,
+    /// shipped as a resource of this library so the binary finds it from any directory.
+    public static var directory: URL {
+        Bundle.module.resourceURL!.appendingPathComponent("hardware-profiles")
+    }
+
+    /// Every bundled profile, sorted by memory then name.
+    public static func bundled() throws -> [GPUProfile] {
+        let dir = directory
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        var profiles: [GPUProfile] = []
+        for file in files.sorted() where file.hasSuffix(".json") {
+            profiles.append(try load(path: dir.appendingPathComponent(file).path))
+        }
+        guard !profiles.isEmpty else {
+            throw PlanError.invalidHardwareProfile(path: dir.path, reason: "no bundled profiles found (reinstall)")
+        }
+        return profiles.sorted { ($0.memoryBytes, $0.name) < ($1.memoryBytes, $1.name) }
+    }
+
+    /// Reads and checks one profile file.
+    public static func load(path: String) throws -> GPUProfile {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "the file cannot be read")
+        }
+        let p: GPUProfile
+        do {
+            p = try JSONDecoder().decode(GPUProfile.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "missing field '\(key.stringValue)'")
+        } catch let DecodingError.typeMismatch(_, ctx) {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "wrong type at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'")
+        } catch {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "not a valid profile JSON")
+        }
+        guard p.memoryBytes > 0, p.memoryBytes < 1 << 50 else {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "memoryBytes must be positive and plausible")
+        }
+        guard p.denseTflops.values.allSatisfy({ $0.isFinite && $0 > 0 }), p.denseTflops["fp32"] != nil || p.denseTflops["bf16"] != nil || p.denseTflops["fp16"] != nil else {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "denseTflops needs positive figures for fp32, fp16 or bf16")
+        }
+        guard p.price.usdPerHour.isFinite, p.price.usdPerHour >= 0, p.memoryBandwidthBytesPerSecond.isFinite,
+              p.memoryBandwidthBytesPerSecond > 0, p.interconnect.bytesPerSecond.isFinite, p.interconnect.bytesPerSecond > 0 else {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "price, bandwidth and interconnect must be finite and positive")
+        }
+        return p
+    }
+
+    /// Folds case, spaces, dashes and underscores away, as `--gpu` matching does.
+    static func key(_ s: String) -> String {
+        String(s.lowercased().filter { !" -_".contains($0) })
+    }
+
+    /// Resolves one `--gpu` value: "24GB" (every profile of that size), a name or alias
+    /// (ignoring case, spaces and dashes), or a path to a profile file.
+    public static func select(_ query: String, from profiles: [GPUProfile]) throws -> [GPUProfile] {
+        let q = query.trimmingCharacters(in: .whitespaces)
+        let upper = q.uppercased()
+        if upper.hasSuffix("GB"), let n = Int(upper.dropLast(2).trimmingCharacters(in: .whitespaces)) {
+            let hits = profiles.filter { $0.nominalMemoryGB == n }
+            guard !hits.isEmpty else {
+                let sizes = Set(profiles.map(\.nominalMemoryGB)).sorted().map { "\($0)GB" }
+                throw PlanError.unknownGPU(query, suggestion: nil).withSizes(sizes)
+            }
+            return hits
+        }
+        let k = key(q)
+        let exact = profiles.filter { key($0.name) == k || $0.aliases.contains { key($0) == k } }
+        if exact.count == 1 { return exact }
+        if exact.count > 1 { throw PlanError.ambiguousGPU(query, candidates: exact.map(\.name)) }
+        if q.hasSuffix(".json") || q.contains("/") {
+            if FileManager.default.fileExists(atPath: q) { return [try load(path: q)] }
+            throw PlanError.invalidHardwareProfile(path: q, reason: "no such file")
+        }
+        let partial = profiles.filter { key($0.name).contains(k) }
+        if partial.count == 1 { return partial }
+        if partial.count > 1 { throw PlanError.ambiguousGPU(query, candidates: partial.map(\.name)) }
+        let names = profiles.flatMap { [$0.name] + $0.aliases }
+        throw PlanError.unknownGPU(query, suggestion: closest(to: q, among: names))
+    }
+}
+
+extension PlanError {
+    /// An unknown "NNGB" size lists the sizes there are.
+    func withSizes(_ sizes: [String]) -> PlanError {
+        guard case let .unknownGPU(q, _) = self else { return self }
+        return .invalidOption(option: "--gpu", value: q, accepted: "no bundled profile has that memory size; sizes: \(sizes.joined(separator: ", "))")
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+
+/// The fine-tuning methods peft-plan plans for.
+public enum Method: String, CaseIterable, Sendable, Codable {
+    case full, lora, qlora, adapter, prefix, prompt, ia3
+    /// P-tuning (prompt tuning with an MLP prompt encoder); not part of `all`.
+    case ptuning = "p-tuning"
+
+    /// What `--method all` means: the seven methods of the planner's table.
+    public static let standard: [Method] = [.full, .lora, .qlora, .adapter, .prefix, .prompt, .ia3]
+
+    public var title: String {
+        switch self {
+        case .full: return "full fine-tuning"
+        case .lora: return "LoRA"
+        case .qlora: return "QLoRA"
+        case .adapter: return "bottleneck adapters"
+        case .prefix: return "prefix tuning"
+        case .prompt: return "prompt tuning"
+        case .ia3: return "IA³"
+        case .ptuning: return "P-tuning"
+        }
+    }
+
+    /// Methods whose trainable parameters are PEFT adapter tensors kept in fp32.
+    var isAdapterMethod: Bool { self != .full }
+    /// Methods that add virtual tokens to every sequence.
+    var virtualTokens: Bool { self == .prefix || self == .prompt || self == .ptuning }
+}
+
+/// Which modules a LoRA or IA³ configuration wraps.
+public enum TargetSpec: Equatable, Sendable {
+    /// PEFT's default for the model type (`TRANSFORMERS_MODELS_TO_*_TARGET_MODULES_MAPPING`).
+    case `default`
+    /// Every Linear/Conv1D module except the output head (`target_modules="all-linear"`).
+    case allLinear
+    /// Module names, matched as PEFT does: the full name equals one or ends with ".name".
+    case list([String])
+
+    public static func parse(_ text: String) -> TargetSpec {
+        switch text.lowercased() {
+        case "default", "": return .default
+        case "all-linear", "all_linear": return .allLinear
+        default: return .list(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        }
+    }
+
+    public var text: String {
+        switch self {
+        case .default: return "default"
+        case .allLinear: return "all-linear"
+        case let .list(l): return l.joined(separator: ",")
+        }
+    }
+}
+
+public enum QuantType: String, CaseIterable, Sendable { case nf4, fp4 }
+public enum AdapterKind: String, CaseIterable, Sendable {
+    /// One bottleneck after the feed-forward block (AdapterHub `seq_bn`).
+    case pfeiffer
+    /// Two: after attention and after the feed-forward block (AdapterHub `double_seq_bn`).
+    case houlsby
+}
+
+/// Every method's own settings, with PEFT's defaults unless the design says otherwise.
+public struct MethodOptions: Equatable, Sendable {
+    public var loraR = 8
+    public var loraAlpha = 16
+    public var loraTargets: TargetSpec = .default
+    /// PEFT's default is 0 (no dropout module); above 0 each wrapped module keeps a mask.
+    public var loraDropout = 0.0
+    public var dora = false
+    public var quant: QuantType = .nf4
+    public var doubleQuant = true
+    public var adapter: AdapterKind = .pfeiffer
+    public var adapterReduction = 16
+    public var prefixTokens = 20
+    /// Hidden width of the prefix reparameterisation MLP; 0 means no projection.
+    public var prefixProjection = 0
+    public var promptTokens = 20
+    /// P-tuning's MLP encoder width; 0 means PEFT's default (the token dimension).
+    public var ptuningHidden = 0
+    public var ia3Targets: TargetSpec = .default
+    /// Feed-forward modules for IA³ (scaled at their input); nil means PEFT's default.
+    public var ia3Feedforward: [String]?
+
+    public init() {}
+}
+
+/// PEFT's default target modules by model type (peft/utils/constants.py, PEFT 0.21).
+enum PEFTDefaults {
+    static func loraTargets(_ f: ModelFamily) -> [String]? {
+        switch f {
+        case .llama, .mistral, .qwen2, .qwen3, .gemma, .gemma2, .opt: return ["q_proj", "v_proj"]
+        case .gpt2: return ["c_attn"]
+        case .bloom, .falcon, .gptNeoX: return ["query_key_value"]
+        case .phi3: return nil   // no entry: PEFT asks for explicit target_modules
+        case .mixtral: return nil // PEFT 0.21 on Transformers v5 (fused experts) refuses the default
+        }
+    }
+
+    static func ia3Targets(_ f: ModelFamily) -> (targets: [String], feedforward: [String])? {
+        switch f {
+        case .llama, .mistral: return (["k_proj", "v_proj", "down_proj"], ["down_proj"])
+        case .mixtral: return (["k_proj", "v_proj", "w2"], ["w2"])
+        case .gemma, .gemma2, .qwen2, .qwen3: return (["q_proj", "v_proj", "down_proj"], ["down_proj"])
+        case .gpt2: return (["c_attn", "mlp.c_proj"], ["mlp.c_proj"])
+        case .bloom: return (["query_key_value", "mlp.dense_4h_to_h"], ["mlp.dense_4h_to_h"])
+        case .falcon, .gptNeoX: return (["query_key_value", "dense_4h_to_h"], ["dense_4h_to_h"])
+        case .opt: return (["q_proj", "k_proj", "fc2"], ["fc2"])
+        case .phi3: return nil
+        }
+    }
+}

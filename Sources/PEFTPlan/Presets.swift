@@ -1,0 +1,79 @@
+import Foundation
+
+/// Named models people fine-tune, each a Hugging Face `config.json` bundled with the
+/// library (`Resources/models/NAME.json`, the public config of the named checkpoint), so
+/// that a preset and the same file given with `--model path` are read by the same code.
+public enum Presets {
+    public struct Entry: Sendable {
+        public let name: String
+        public let aliases: [String]
+        /// The Hugging Face repository whose config.json the file reproduces.
+        public let source: String
+    }
+
+    /// Every preset; short aliases are documented in the README and `peft-plan models`.
+    public static let all: [Entry] = [
+        Entry(name: "llama-2-7b", aliases: ["7b", "llama2-7b"], source: "meta-llama/Llama-2-7b-hf"),
+        Entry(name: "llama-2-13b", aliases: ["13b", "llama2-13b"], source: "meta-llama/Llama-2-13b-hf"),
+        Entry(name: "llama-2-70b", aliases: ["llama2-70b"], source: "meta-llama/Llama-2-70b-hf"),
+        Entry(name: "llama-3.2-1b", aliases: ["1b", "llama3-1b"], source: "meta-llama/Llama-3.2-1B"),
+        Entry(name: "llama-3.2-3b", aliases: ["3b", "llama3-3b"], source: "meta-llama/Llama-3.2-3B"),
+        Entry(name: "llama-3.1-8b", aliases: ["8b", "llama3-8b", "llama-3-8b"], source: "meta-llama/Llama-3.1-8B"),
+        Entry(name: "llama-3.1-70b", aliases: ["70b", "llama3-70b", "llama-3-70b", "llama-3.3-70b"], source: "meta-llama/Llama-3.1-70B"),
+        Entry(name: "llama-3.1-405b", aliases: ["405b", "llama3-405b"], source: "meta-llama/Llama-3.1-405B"),
+        Entry(name: "mistral-7b", aliases: ["mistral"], source: "mistralai/Mistral-7B-v0.1"),
+        Entry(name: "mixtral-8x7b", aliases: ["mixtral"], source: "mistralai/Mixtral-8x7B-v0.1"),
+        Entry(name: "qwen2.5-0.5b", aliases: [], source: "Qwen/Qwen2.5-0.5B"),
+        Entry(name: "qwen2.5-1.5b", aliases: [], source: "Qwen/Qwen2.5-1.5B"),
+        Entry(name: "qwen2.5-3b", aliases: [], source: "Qwen/Qwen2.5-3B"),
+        Entry(name: "qwen2.5-7b", aliases: ["qwen-7b"], source: "Qwen/Qwen2.5-7B"),
+        Entry(name: "qwen2.5-14b", aliases: [], source: "Qwen/Qwen2.5-14B"),
+        Entry(name: "qwen2.5-32b", aliases: [], source: "Qwen/Qwen2.5-32B"),
+        Entry(name: "qwen2.5-72b", aliases: [], source: "Qwen/Qwen2.5-72B"),
+        Entry(name: "qwen3-8b", aliases: [], source: "Qwen/Qwen3-8B"),
+        Entry(name: "gemma-7b", aliases: [], source: "google/gemma-7b"),
+        Entry(name: "gemma-2-2b", aliases: ["gemma2-2b"], source: "google/gemma-2-2b"),
+        Entry(name: "gemma-2-9b", aliases: ["gemma2-9b"], source: "google/gemma-2-9b"),
+        Entry(name: "gemma-2-27b", aliases: ["gemma2-27b"], source: "google/gemma-2-27b"),
+        Entry(name: "phi-3-mini", aliases: ["phi3-mini"], source: "microsoft/Phi-3-mini-4k-instruct"),
+        Entry(name: "phi-3-medium", aliases: ["phi3-medium"], source: "microsoft/Phi-3-medium-4k-instruct"),
+        Entry(name: "gpt2", aliases: ["gpt-2"], source: "openai-community/gpt2"),
+        Entry(name: "gpt2-xl", aliases: [], source: "openai-community/gpt2-xl"),
+        Entry(name: "pythia-1.4b", aliases: [], source: "EleutherAI/pythia-1.4b"),
+        Entry(name: "opt-1.3b", aliases: [], source: "facebook/opt-1.3b"),
+        Entry(name: "opt-350m", aliases: [], source: "facebook/opt-350m"),
+        Entry(name: "falcon-7b", aliases: [], source: "tiiuae/falcon-7b"),
+        Entry(name: "falcon-40b", aliases: [], source: "tiiuae/falcon-40b"),
+        Entry(name: "bloom-560m", aliases: ["bloomz-560m"], source: "bigscience/bloom-560m"),
+        Entry(name: "bloom-7b1", aliases: [], source: "bigscience/bloom-7b1"),
+        Entry(name: "tiny", aliases: [], source: "peft-plan's engine-sized Llama (hidden 256, 4 layers, 4 heads, 4 KV heads, intermediate 688, vocab 1000, untied)"),
+    ]
+
+    /// Folder holding the bundled config.json files.
+    public static var directory: URL {
+        Bundle.module.resourceURL!.appendingPathComponent("models")
+    }
+
+    public static func entry(named name: String) -> Entry? {
+        let key = name.lowercased()
+        return all.first { $0.name == key || $0.aliases.contains(key) }
+    }
+
+    /// The architecture of a preset, or nil when `name` is no preset.
+    public static func architecture(named name: String) throws -> Architecture? {
+        guard let e = entry(named: name) else { return nil }
+        let url = directory.appendingPathComponent("\(e.name).json")
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw PlanError.unreadableConfig(path: url.path, reason: "the bundled preset file is missing (reinstall)")
+        }
+        return try ConfigReader.parse(data: data, name: e.name, source: url.path)
+    }
+
+    /// Resolves `--model`: a preset name or alias, else a config.json file or folder.
+    public static func resolve(_ model: String) throws -> Architecture {
+        if let a = try architecture(named: model) { return a }
+        if FileManager.default.fileExists(atPath: model) { return try ConfigReader.read(path: model) }
+        let names = all.flatMap { [$0.name] + $0.aliases }
+        throw PlanError.unknownModel(model, suggestion: closest(to: model, among: names))
+    }
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""What a Transformers causal LM really saves for backward, measured without memory.
+
+Builds the model from a config.json on PyTorch's meta device, runs one training forward
+(with labels, so the loss is included) inside `torch.autograd.graph.saved_tensors_hooks`
+and sums the bytes of the distinct storages saved for backward that are not parameters.
+peft-plan's tests compare its activation and logits terms with these figures.
+
+Input (stdin): a JSON list of cases
+  {"id": str, "config": {config.json dict}, "batch": int, "seq": int,
+   "dtype": "bf16"|"fp16"|"fp32", "attention": "sdpa"|"eager",
+   "method": "full"|"lora"|"ia3"|"prefix"|"prompt", "lora_r": int,
+   "lora_targets": [...], "virtual_tokens": int, "grad_checkpointing": bool}
+Output (stdout): a JSON object id -> {"saved_bytes", "logits_bytes", "by_dtype", ...}
+or {"error": str}.
+"""
+import json
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+
+
+def main():
+    import torch
+    import transformers
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+    cases = json.load(sys.stdin)
+    out = {"_versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
+    for case in cases:
+        try:
+            out[case["id"]] = trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes)
+        except Exception as exc:  # reported per case, never hidden
+            out[case["id"]] = {"error": f"{type(exc).__name__}: {exc}"}
+    json.dump(out, sys.stdout, indent=1, sort_keys=True)
+
+
+def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
+    cfg_dict = dict(case["config"])
+    model_type = cfg_dict.pop("model_type")
+    cfg = AutoConfig.for_model(model_type, **cfg_dict)
+    cfg._attn_implementation = case.get("attention", "sdpa")
+    dtype = dtypes[case.get("dtype", "bf16")]
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+    model.train()
+    method = case.get("method", "full")
+    if method != "full":
+        model = apply_peft(model, case, method)
+    if case.get("grad_checkpointing"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if method != "full":
+            model.enable_input_require_grads()
+    b, s = case["batch"], case["seq"]
+    ids = torch.zeros((b, s), dtype=torch.long, device="meta")
+
+    param_storages = {p.untyped_storage()._cdata for p in model.parameters()}
+    seen = {}
+
+    def pack(t):
+        st = t.untyped_storage()
+        key = st._cdata
+        if key not in param_storages and key not in seen:
+            seen[key] = (st.nbytes(), str(t.dtype), tuple(t.shape))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        model(input_ids=ids, labels=ids)
+    total = sum(v[0] for v in seen.values())
+    vocab = model.get_output_embeddings().weight.shape[0]
+    # Storages shaped like the logits (b, s, V) or flattened (b*s, V): the logits/loss part.
+    logits = sum(v[0] for v in seen.values() if v[2] and v[2][-1] == vocab and len(v[2]) >= 2)
+    by_dtype = {}
+    for nbytes, dt, _ in seen.values():
+        by_dtype[dt] = by_dtype.get(dt, 0) + nbytes
+    return {"saved_bytes": total, "logits_bytes": logits, "by_dtype": by_dtype, "tensors": len(seen)}
+
+
+def apply_peft(model, case, method):
+    import peft
+    if method == "lora":
+        cfg = peft.LoraConfig(r=case.get("lora_r", 8), lora_alpha=16, lora_dropout=case.get("lora_dropout", 0.0),
+                              target_modules=case.get("lora_targets"), task_type="CAUSAL_LM")
+    elif method == "ia3":
+        cfg = peft.IA3Config(task_type="CAUSAL_LM", target_modules=case.get("ia3_targets"),
+                             feedforward_modules=case.get("ia3_feedforward"))
+    elif method == "prefix":
+        cfg = peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=case.get("virtual_tokens", 20))
+    elif method == "prompt":
+        cfg = peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=case.get("virtual_tokens", 20))
+    else:
+        raise ValueError(f"unknown method {method}")
+    return peft.get_peft_model(model, cfg)
+
+
+if __name__ == "__main__":
+    main()
