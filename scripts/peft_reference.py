@@ -53,7 +53,7 @@ def peft_config(case):
     method = case["method"]
     if method in ("lora", "qlora"):
         return peft.LoraConfig(r=case.get("r", 8), lora_alpha=case.get("alpha", 16), target_modules=targets(case.get("targets")),
-                               use_dora=case.get("dora", False), task_type="CAUSAL_LM")
+                               use_dora=case.get("dora", False), lora_dropout=case.get("dropout", 0.0), task_type="CAUSAL_LM")
     if method == "ia3":
         return peft.IA3Config(target_modules=targets(case.get("ia3_targets")),
                               feedforward_modules=targets(case.get("ia3_feedforward")),

@@ -7,16 +7,17 @@ and sums the bytes of the distinct storages saved for backward that are not para
 peft-plan's tests compare its activation and logits terms with these figures.
 
 Input (stdin): a JSON list of cases
-  {"id": str, "config": {config.json dict}, "batch": int, "seq": int,
-   "dtype": "bf16"|"fp16"|"fp32", "attention": "sdpa"|"eager",
-   "method": "full"|"lora"|"ia3"|"prefix"|"prompt", "lora_r": int,
-   "lora_targets": [...], "virtual_tokens": int, "grad_checkpointing": bool}
+  {"id": str, "config": {config.json dict} or "config_path": str, "batch": int, "seq": int,
+   "dtype": "bf16"|"fp16"|"fp32", "attention": "sdpa"|"eager", "grad_checkpointing": bool,
+   "method": ..., and the method's options as scripts/peft_reference.py reads them}
 Output (stdout): a JSON object id -> {"saved_bytes", "logits_bytes", "by_dtype", ...}
 or {"error": str}.
 """
 import json
 import sys
 import warnings
+
+from peft_reference import config_of, peft_config  # same case format as the parameter counts
 
 warnings.filterwarnings("ignore")
 
@@ -40,13 +41,16 @@ def main():
 
 
 def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
-    cfg_dict = dict(case["config"])
+    cfg_dict = dict(config_of(case))
     model_type = cfg_dict.pop("model_type")
     cfg = AutoConfig.for_model(model_type, **cfg_dict)
-    cfg._attn_implementation = case.get("attention", "sdpa")
     dtype = dtypes[case.get("dtype", "bf16")]
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype)
+        try:
+            model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation=case.get("attention", "sdpa"))
+        except ValueError:
+            # Gemma 2 and BLOOM refuse sdpa: Transformers users get eager attention there.
+            model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation="eager")
     model.train()
     method = case.get("method", "full")
     if method != "full":
@@ -82,19 +86,7 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
 
 def apply_peft(model, case, method):
     import peft
-    if method == "lora":
-        cfg = peft.LoraConfig(r=case.get("lora_r", 8), lora_alpha=16, lora_dropout=case.get("lora_dropout", 0.0),
-                              target_modules=case.get("lora_targets"), task_type="CAUSAL_LM")
-    elif method == "ia3":
-        cfg = peft.IA3Config(task_type="CAUSAL_LM", target_modules=case.get("ia3_targets"),
-                             feedforward_modules=case.get("ia3_feedforward"))
-    elif method == "prefix":
-        cfg = peft.PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=case.get("virtual_tokens", 20))
-    elif method == "prompt":
-        cfg = peft.PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=case.get("virtual_tokens", 20))
-    else:
-        raise ValueError(f"unknown method {method}")
-    return peft.get_peft_model(model, cfg)
+    return peft.get_peft_model(model, peft_config(case))
 
 
 if __name__ == "__main__":

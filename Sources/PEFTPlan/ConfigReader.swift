@@ -399,6 +399,7 @@ public enum ConfigReader {
         a.layerPrefix = "transformer.h"
         a.hiddenDropout = try f.probability("hidden_dropout", default: 0)
         a.attentionDropout = try f.probability("attention_dropout", default: 0)
+        a.supportsSDPA = false   // BloomForCausalLM refuses sdpa in Transformers v5 (ALiBi)
         a.modules = [
             ModuleSpec("transformer.word_embeddings", .embedding, in: vocab, out: h, perLayer: false),
             ModuleSpec("transformer.word_embeddings_layernorm", .norm, ownParams: 2 * h, perLayer: false),

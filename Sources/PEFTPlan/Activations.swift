@@ -1,0 +1,616 @@
+import Foundation
+
+// MARK: - Sizes
+
+/// The size of a tensor in elements, as coefficients of the training shape:
+/// `q·(B·Sq) + kv·(B·Skv) + pair·(B·Sq·Skv) + pos·Sq + fixed`, where B is the
+/// micro-batch, Sq the query length (the sequence, plus prompt-tuning tokens) and Skv the
+/// attended length (plus prefix tokens).
+public struct Extent: Equatable, Sendable {
+    public var q = 0, kv = 0, pair = 0, pos = 0, fixed = 0
+    /// Elements per query token that exist only at micro-batch 1, where a reshape that
+    /// merges the batch into the heads is a view and keeps a larger storage alive.
+    public var q1 = 0
+    static func q(_ n: Int) -> Extent { Extent(q: n) }
+    static func kv(_ n: Int) -> Extent { Extent(kv: n) }
+    static func pair(_ n: Int) -> Extent { Extent(pair: n) }
+}
+
+/// Bytes as coefficients of the training shape (see ``Extent``), so that one symbolic pass
+/// over the model serves every batch size and sequence length.
+public struct ByteBill: Equatable, Sendable {
+    public var q = 0.0, kv = 0.0, pair = 0.0, pos = 0.0, fixed = 0.0, q1 = 0.0
+
+    public func bytes(batch: Int, sq: Int, skv: Int) -> Double {
+        let b = Double(batch), s = Double(sq), k = Double(skv)
+        return q * b * s + kv * b * k + pair * b * s * k + pos * s + fixed + (batch == 1 ? q1 * s : 0)
+    }
+
+    mutating func add(_ e: Extent, bytes: Int, times: Double = 1) {
+        let w = Double(bytes) * times
+        q += Double(e.q) * w; kv += Double(e.kv) * w; pair += Double(e.pair) * w
+        pos += Double(e.pos) * w; fixed += Double(e.fixed) * w; q1 += Double(e.q1) * w
+    }
+
+    static func + (a: ByteBill, b: ByteBill) -> ByteBill {
+        ByteBill(q: a.q + b.q, kv: a.kv + b.kv, pair: a.pair + b.pair, pos: a.pos + b.pos, fixed: a.fixed + b.fixed, q1: a.q1 + b.q1)
+    }
+    static func - (a: ByteBill, b: ByteBill) -> ByteBill {
+        ByteBill(q: a.q - b.q, kv: a.kv - b.kv, pair: a.pair - b.pair, pos: a.pos - b.pos, fixed: a.fixed - b.fixed, q1: a.q1 - b.q1)
+    }
+    static func * (a: ByteBill, k: Double) -> ByteBill {
+        ByteBill(q: a.q * k, kv: a.kv * k, pair: a.pair * k, pos: a.pos * k, fixed: a.fixed * k, q1: a.q1 * k)
+    }
+}
+
+// MARK: - The symbolic tape
+
+/// A forward pass played symbolically: tensors have sizes and a requires-grad flag, and
+/// each op saves for backward exactly what PyTorch's autograd saves for it — an input is
+/// saved only when a gradient that needs it will be computed (`should_compute_output` in
+/// the generated autograd code) — deduplicated by storage, as the meta-device trace is.
+final class Tape {
+    struct T {
+        let id: Int
+        let extent: Extent
+        let bytes: Int
+        var rg: Bool
+        /// Logits-sized tensors are reported as their own component.
+        var logits = false
+    }
+
+    private var nextID = 0
+    private(set) var savedIDs = Set<Int>()
+    private(set) var activations = ByteBill()
+    private(set) var logits = ByteBill()
+
+    func new(_ e: Extent, _ bytes: Int, rg: Bool, logits: Bool = false) -> T {
+        nextID += 1
+        return T(id: nextID, extent: e, bytes: bytes, rg: rg, logits: logits)
+    }
+
+    func save(_ t: T) {
+        guard !savedIDs.contains(t.id) else { return }
+        savedIDs.insert(t.id)
+        if t.logits { logits.add(t.extent, bytes: t.bytes) } else { activations.add(t.extent, bytes: t.bytes) }
+    }
+
+    func save(_ e: Extent, _ bytes: Int) { save(new(e, bytes, rg: false)) }
+
+    var total: ByteBill { activations + logits }
+}
+
+// MARK: - What the methods change
+
+/// Everything the symbolic forward needs to know about one plan besides the shape.
+struct GraphContext {
+    let arch: Architecture
+    let method: Method
+    let options: MethodOptions
+    let wrapped: [String: WrappedModule]
+    /// Bytes of an activation in the compute dtype.
+    let a: Int
+    /// Bytes of the residual stream (QLoRA after `prepare_model_for_kbit_training`
+    /// keeps embeddings and norms in fp32, so the stream is fp32).
+    let stream: Int
+    let kernel: AttentionKernel?   // nil = eager
+    let maskBytes: Int              // 0 = the tensor's dtype
+    let baseTrainable: Bool
+    let virtualQ: Int               // prompt-tuning tokens added to the query length
+    let prefix: Bool
+
+    init(arch: Architecture, account: ParameterAccount, options: MethodOptions, training: TrainingOptions, runtime: RuntimeProfile) {
+        self.arch = arch
+        self.method = account.method
+        self.options = options
+        var w: [String: WrappedModule] = [:]
+        for m in account.wrapped { w[m.module.name] = m }
+        self.wrapped = w
+        a = training.precision.bytes
+        stream = account.method == .qlora ? 4 : training.precision.bytes
+        switch training.attention {
+        case .eager: kernel = nil
+        case .flash: kernel = .flash
+        case .sdpa: kernel = arch.supportsSDPA ? runtime.sdpaKernel : nil
+        }
+        maskBytes = runtime.dropoutMaskBytes
+        baseTrainable = account.method == .full
+        virtualQ = (account.method == .prompt || account.method == .ptuning) ? options.promptTokens : 0
+        prefix = account.method == .prefix
+    }
+
+    func module(_ name: String) -> ModuleSpec? { arch.modules.first { $0.name == name } }
+}
+
+/// The symbolic forward of each architecture, written from the Transformers v5 modelling
+/// code (`modeling_llama.py`, `modeling_gpt2.py`, …) op by op.
+struct ForwardGraph {
+    let c: GraphContext
+    let tape = Tape()
+
+    // MARK: ops
+
+    func maskBytes(_ t: Tape.T) -> Int { c.maskBytes == 0 ? t.bytes : c.maskBytes }
+
+    /// `nn.Linear` / GPT-2 `Conv1D`, with the method's wrapper if the module is targeted.
+    /// A frozen base weight saves nothing (its input grad needs only the weight); a
+    /// trainable one saves its input.
+    func linear(_ x: Tape.T, _ name: String, outBytes: Int? = nil) -> Tape.T {
+        guard let m = c.module(name) else { return x }
+        let ob = outBytes ?? c.a
+        if c.baseTrainable { tape.save(x) }
+        let out = Extent.q(m.outFeatures)
+        if let w = c.wrapped[name] {
+            switch c.method {
+            case .lora, .qlora:
+                // PEFT casts the input to the adapter's dtype (fp32) before lora_dropout and
+                // lora_A; lora_A saves that input, lora_B saves lora_A's rank-r output.
+                var xin = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
+                if c.options.loraDropout > 0 {
+                    if xin.rg { tape.save(Extent.q(m.inFeatures), c.maskBytes == 0 ? 4 : c.maskBytes) }
+                    xin = tape.new(x.extent, 4, rg: x.rg)
+                }
+                tape.save(xin)
+                let u = tape.new(.q(c.options.loraR), 4, rg: true)
+                tape.save(u)
+                return tape.new(out, ob, rg: true)
+            case .ia3:
+                if w.feedforward {
+                    // interm = (x.to(fp32) * ia3_l).to(dtype): the fp32 input is saved.
+                    let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
+                    tape.save(x32)
+                    return tape.new(out, ob, rg: true)
+                }
+                // result = (base(x) * ia3_l).to(dtype): base's output is saved.
+                let y = tape.new(out, ob, rg: x.rg || c.baseTrainable)
+                tape.save(y)
+                return tape.new(out, ob, rg: true)
+            default: break
+            }
+        }
+        return tape.new(out, ob, rg: x.rg || c.baseTrainable)
+    }
+
+    /// Hugging Face RMSNorm (Llama, Mistral, Mixtral, Qwen, Phi-3): fp32 input, rsqrt, the
+    /// cast normalised tensor (saved only for a trainable weight).
+    func rmsNorm(_ x: Tape.T, width: Int, heads: Int = 1) -> Tape.T {
+        let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
+        if x.rg {
+            tape.save(x32)
+            tape.save(.q(heads), 4)
+        }
+        let normed = tape.new(x.extent, c.stream == 4 ? 4 : c.a, rg: x.rg)
+        if c.baseTrainable { tape.save(normed) }
+        return tape.new(x.extent, c.stream, rg: x.rg || c.baseTrainable)
+    }
+
+    /// Gemma's RMSNorm: computes in fp32 and multiplies by (1 + weight) in fp32.
+    func gemmaNorm(_ x: Tape.T, width: Int) -> Tape.T {
+        let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
+        if x.rg {
+            tape.save(x32)
+            tape.save(.q(1), 4)
+        }
+        let normed = tape.new(x.extent, 4, rg: x.rg)
+        if c.baseTrainable { tape.save(normed) }
+        if x.rg { tape.save(Extent(fixed: width), 4) }   // (1 + weight.float())
+        return tape.new(x.extent, c.stream, rg: x.rg || c.baseTrainable)
+    }
+
+    /// `torch.layer_norm`: saves input, mean and rstd when anything needs a gradient.
+    func layerNorm(_ x: Tape.T) -> Tape.T {
+        let rg = x.rg || c.baseTrainable
+        if rg {
+            tape.save(x)
+            tape.save(.q(1), 4)
+            tape.save(.q(1), 4)
+        }
+        return tape.new(x.extent, x.bytes, rg: rg)
+    }
+
+    /// Rotary embedding: `q * cos + rotate_half(q) * sin` saves cos and sin (shared by all
+    /// layers) when q needs a gradient.
+    func rope(_ x: Tape.T, _ cosSin: (Tape.T, Tape.T)) -> Tape.T {
+        if x.rg { tape.save(cosSin.0); tape.save(cosSin.1) }
+        return tape.new(x.extent, x.bytes, rg: x.rg)
+    }
+
+    func dropout(_ x: Tape.T, _ p: Double) -> Tape.T {
+        guard p > 0 else { return x }
+        if x.rg { tape.save(x.extent, maskBytes(x)) }
+        return tape.new(x.extent, x.bytes, rg: x.rg)
+    }
+
+    /// Elementwise product: each operand is saved for the other's gradient.
+    func mul(_ x: Tape.T, _ y: Tape.T, out: Extent? = nil) -> Tape.T {
+        if y.rg { tape.save(x) }
+        if x.rg { tape.save(y) }
+        return tape.new(out ?? x.extent, max(x.bytes, y.bytes) == 4 && c.a == 4 ? 4 : c.a, rg: x.rg || y.rg)
+    }
+
+    /// An activation that keeps its input (SiLU, exact/tanh GELU).
+    func act(_ x: Tape.T, width: Int) -> Tape.T {
+        if x.rg { tape.save(x) }
+        return tape.new(.q(width), c.a, rg: x.rg)
+    }
+
+    /// ReLU keeps its output.
+    func relu(_ x: Tape.T, width: Int) -> Tape.T {
+        let y = tape.new(.q(width), c.a, rg: x.rg)
+        if x.rg { tape.save(y) }
+        return y
+    }
+
+    /// GPT-2's `NewGELUActivation`, written in Python ops: it keeps four tensors.
+    func geluNew(_ x: Tape.T, width: Int) -> Tape.T {
+        if x.rg {
+            tape.save(x)
+            for _ in 0..<3 { tape.save(.q(width), c.a) }
+        }
+        return tape.new(.q(width), c.a, rg: x.rg)
+    }
+
+    /// Attention over q (Sq tokens) and k, v (Skv tokens); `softcap` is Gemma 2's tanh on
+    /// the scores; `expandKV` is whether eager code repeats KV heads (`repeat_kv`).
+    func attention(q: Tape.T, k: Tape.T, v: Tape.T, dropoutP: Double, softcap: Bool = false,
+                   softmaxFP32: Bool = true, bloomStyle: Bool = false) -> Tape.T {
+        let arch = c.arch
+        let qd = arch.qDim, nh = arch.numHeads
+        let anyRG = q.rg || k.rg || v.rg
+        switch c.kernel {
+        case .flash?:
+            if anyRG {
+                tape.save(q); tape.save(k); tape.save(v)
+                let out = tape.new(.q(qd), c.a, rg: true)
+                tape.save(out)
+                tape.save(.q(nh), 4)   // log-sum-exp
+                return out             // (b, s, nh, hd) memory: the o_proj input is a view
+            }
+            return tape.new(.q(qd), c.a, rg: false)
+        case .math?:
+            // aten::_scaled_dot_product_attention_math upcasts to fp32 and expands GQA.
+            let q32 = tape.new(.q(qd), 4, rg: q.rg)
+            let k32 = tape.new(.kv(qd), 4, rg: k.rg)
+            let v32 = tape.new(.kv(qd), 4, rg: v.rg)
+            if k.rg { tape.save(q32) }
+            if q.rg { tape.save(k32) }
+            if anyRG { tape.save(.pair(nh), 4) }
+            if q.rg || k.rg { tape.save(v32) }
+            if dropoutP > 0 && anyRG { tape.save(.pair(nh), 4); tape.save(.pair(nh), 4) }
+            // the fp32 output is cast back and transposed into a new contiguous tensor
+            return tape.new(.q(qd), c.a, rg: anyRG)
+        case nil:
+            // Transformers' eager attention.
+            let expand = !bloomStyle && arch.nKVHeads < nh
+            let kx = expand ? tape.new(.kv(qd), c.a, rg: k.rg) : (bloomStyle ? tape.new(.kv(qd), c.a, rg: k.rg) : k)
+            let vx = expand ? tape.new(.kv(qd), c.a, rg: v.rg) : (bloomStyle ? tape.new(.kv(qd), c.a, rg: v.rg) : v)
+            let qx = bloomStyle ? tape.new(.q(qd), c.a, rg: q.rg) : q
+            if kx.rg {
+                tape.save(qx)
+                // BLOOM's reshape of q to (batch·heads, s, hd) is a view of the fused qkv
+                // output at batch 1, which then stays alive whole (3 × hidden, not 1 ×).
+                if bloomStyle { tape.save(Extent(q1: 2 * qd), c.a) }
+            }
+            if qx.rg { tape.save(kx) }
+            let scoresRG = qx.rg || kx.rg
+            if softcap && scoresRG { tape.save(.pair(nh), c.a) }       // tanh output
+            if scoresRG {
+                if softmaxFP32 { tape.save(.pair(nh), 4) } else { tape.save(.pair(nh), c.a) }
+            }
+            var probs = tape.new(.pair(nh), c.a, rg: scoresRG)
+            probs = dropout(probs, dropoutP)
+            if vx.rg { tape.save(probs) }
+            if probs.rg { tape.save(vx) }
+            // attn_output.transpose(1, 2).contiguous(): a new tensor
+            return tape.new(.q(qd), c.a, rg: probs.rg || vx.rg)
+        }
+    }
+
+    /// Prefix tuning concatenates the learned keys/values in front: new tensors that
+    /// need gradients, of Skv tokens.
+    func withPrefix(_ x: Tape.T) -> Tape.T {
+        c.prefix ? tape.new(.kv(x.extent.q), x.bytes, rg: true) : tape.new(.kv(x.extent.q), x.bytes, rg: x.rg)
+    }
+    /// k and v as attention sees them (Skv tokens): the tensor itself unless prefixed.
+    func kvSide(_ x: Tape.T) -> Tape.T {
+        c.prefix ? withPrefix(x) : Tape.T(id: x.id, extent: .kv(x.extent.q), bytes: x.bytes, rg: x.rg)
+    }
+
+    /// The bottleneck adapter (AdapterHub): down projection, ReLU, up projection, residual.
+    func bottleneck(_ x: Tape.T) -> Tape.T {
+        let m = c.arch.hiddenSize / max(1, c.options.adapterReduction)
+        let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
+        tape.save(x32)                                  // down's weight gradient
+        let d = tape.new(.q(m), 4, rg: true)
+        tape.save(d)                                    // ReLU output, also up's input
+        return tape.new(x.extent, x.bytes, rg: true)
+    }
+}
+
+// MARK: - Per-family forward passes
+
+extension ForwardGraph {
+    /// Plays embedding, every decoder layer and the head; returns the saved bytes of the
+    /// parts before, inside and after the blocks, with the per-layer part for layers ≥ 2
+    /// (where the requires-grad state has settled) separated from layers 0 and 1.
+    func run(layers: Int) -> (pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logits: ByteBill, checkpointInput: Int) {
+        var marks: [ByteBill] = []
+        var x = embed()
+        marks.append(tape.total)
+        let cosSin = (tape.new(Extent(pos: ropeWidth()), c.a, rg: false), tape.new(Extent(pos: ropeWidth()), c.a, rg: false))
+        let count = min(layers, 3)
+        for i in 0..<count {
+            x = layer(x, cosSin, index: i)
+            marks.append(tape.total)
+        }
+        let checkpointInput = x.bytes * c.arch.hiddenSize
+        head(x)
+        let end = tape.total
+        let layerBills = (0..<count).map { marks[$0 + 1] - marks[$0] }
+        let pre = marks[0]
+        let headBill = end - marks[count] - tape.logits
+        return (pre, layerBills[0], count > 1 ? layerBills[1] : ByteBill(), count > 2 ? layerBills[2] : ByteBill(),
+                headBill, tape.logits, checkpointInput)
+    }
+
+    func ropeWidth() -> Int {
+        switch c.arch.family {
+        case .gptNeoX: return max(2, c.arch.headDim / 4)   // rotary_pct 0.25
+        case .gpt2, .opt, .bloom: return 0
+        default: return c.arch.headDim
+        }
+    }
+
+    func embed() -> Tape.T {
+        let a = c.arch
+        let trainable = c.baseTrainable || c.wrapped["model.embed_tokens"] != nil
+        if trainable { tape.save(.q(1), 8) }                                  // input ids
+        // QLoRA: prepare_model_for_kbit_training makes the input embeddings require grad.
+        let inputRG = trainable || c.method == .qlora
+        var x = tape.new(.q(a.embedDim), c.stream, rg: inputRG)
+        if c.virtualQ > 0 {
+            tape.save(Extent(fixed: c.virtualQ), 8)                            // prompt indices (1, T)
+            x = tape.new(.q(a.embedDim), c.stream, rg: true)                    // cat(prompt, embeds)
+        }
+        if c.prefix { tape.save(Extent(fixed: c.options.prefixTokens), 8) }
+        switch a.family {
+        case .gpt2:
+            if c.baseTrainable { tape.save(Extent(pos: 1), 8) }                 // position ids
+            x = dropout(x, a.hiddenDropout)
+        case .opt:
+            if c.baseTrainable { tape.save(Extent(pos: 1), 8) }
+            if a.embedDim != a.hiddenSize { x = linear(x, "model.decoder.project_in") }
+        case .bloom:
+            x = layerNorm(x)
+        default: break
+        }
+        return x
+    }
+
+    func layer(_ input: Tape.T, _ cosSin: (Tape.T, Tape.T), index: Int) -> Tape.T {
+        switch c.arch.family {
+        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .gemma, .gemma2, .phi3: return llamaLayer(input, cosSin)
+        case .gpt2: return gpt2Layer(input)
+        case .gptNeoX: return neoxLayer(input, cosSin)
+        case .opt: return optLayer(input)
+        case .falcon: return falconLayer(input, cosSin)
+        case .bloom: return bloomLayer(input)
+        }
+    }
+
+    func head(_ x: Tape.T) {
+        let a = c.arch
+        var h: Tape.T
+        switch a.family {
+        case .gemma, .gemma2: h = gemmaNorm(x, width: a.hiddenSize)
+        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .phi3: h = rmsNorm(x, width: a.hiddenSize)
+        case .opt:
+            h = layerNorm(x)
+            if a.embedDim != a.hiddenSize { h = linear(h, "model.decoder.project_out") }
+        default: h = layerNorm(x)
+        }
+        // lm_head: trainable in full fine-tuning (tied or not), never for the adapters.
+        let headTrainable = c.baseTrainable || c.wrapped["lm_head"] != nil
+        if headTrainable { tape.save(h) }
+        var logits = tape.new(.q(a.vocabSize), c.method == .qlora ? 4 : c.a, rg: true, logits: true)
+        if a.finalLogitSoftcapping {
+            logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
+            tape.save(logits)                                                    // tanh output
+            logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
+        }
+        // ForCausalLMLoss: logits.float(), then cross_entropy = log_softmax + nll_loss.
+        tape.save(tape.new(.q(a.vocabSize), 4, rg: true, logits: true))         // log_softmax output
+        tape.save(.q(1), 8)                                                     // targets
+        tape.save(Extent(fixed: 1), 4)                                          // total weight
+    }
+
+    func llamaLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T)) -> Tape.T {
+        let a = c.arch
+        let gemmaStyle = a.family == .gemma || a.family == .gemma2
+        let norm: (Tape.T) -> Tape.T = { gemmaStyle ? self.gemmaNorm($0, width: a.hiddenSize) : self.rmsNorm($0, width: a.hiddenSize) }
+        var x = x0
+        let h1 = norm(x)
+        var q: Tape.T, k: Tape.T, v: Tape.T
+        if a.family == .phi3 {
+            let qkv = linear(h1, "self_attn.qkv_proj")
+            q = qkv; k = qkv; v = qkv                  // views of one storage
+            q = Tape.T(id: qkv.id, extent: .q(a.qDim + 2 * a.kvDim), bytes: qkv.bytes, rg: qkv.rg)
+        } else {
+            q = linear(h1, "self_attn.q_proj")
+            k = linear(h1, "self_attn.k_proj")
+            v = linear(h1, "self_attn.v_proj")
+        }
+        if a.family == .qwen3 {
+            q = rmsNorm(q, width: a.qDim, heads: a.numHeads)
+            k = rmsNorm(k, width: a.kvDim, heads: a.nKVHeads)
+            q = Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg)
+            k = Tape.T(id: k.id, extent: k.extent, bytes: c.a, rg: k.rg)
+        }
+        if a.family == .phi3 {
+            let qkv = q
+            q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
+            k = rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin)
+            v = qkv   // a view: saving it keeps the whole qkv storage
+        } else {
+            q = rope(q, cosSin)
+            k = rope(k, cosSin)
+        }
+        let kk = kvSide(k)
+        let vv = a.family == .phi3 && !c.prefix ? Tape.T(id: v.id, extent: v.extent, bytes: v.bytes, rg: v.rg) : kvSide(v)
+        let attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: a.family == .gemma2)
+        var o = linear(attn, "self_attn.o_proj")
+        if a.family == .gemma2 { o = norm(o) }
+        x = Tape.T(id: tape.new(x.extent, c.stream, rg: false).id, extent: x.extent, bytes: c.stream, rg: x.rg || o.rg)
+        let h2 = norm(x)
+        var d: Tape.T
+        if a.family == .mixtral {
+            d = moe(h2)
+        } else if a.family == .phi3 {
+            let gu = linear(h2, "mlp.gate_up_proj")
+            let g = act(gu, width: a.intermediateSize)               // saves the gate_up storage
+            let p = mul(g, gu, out: .q(a.intermediateSize))
+            d = linear(p, "mlp.down_proj")
+        } else {
+            let g = linear(h2, "mlp.gate_proj")
+            let u = linear(h2, "mlp.up_proj")
+            let p = mul(act(g, width: a.intermediateSize), u)
+            d = linear(p, "mlp.down_proj")
+        }
+        if a.family == .gemma2 { d = norm(d) }
+        if c.method == .adapter { d = bottleneck(d) }
+        return tape.new(x.extent, c.stream, rg: x.rg || d.rg)
+    }
+
+    /// Transformers v5 MoE (`integrations/moe.py`): router softmax and top-k, tokens
+    /// sorted by expert, grouped matmuls over the fused expert weights, weighted sum.
+    func moe(_ h: Tape.T) -> Tape.T {
+        let a = c.arch
+        let k = a.expertsPerToken, e = a.numExperts, inter = a.intermediateSize
+        let routerTrainable = c.baseTrainable || c.wrapped["mlp.gate"] != nil
+        if routerTrainable { tape.save(h) }
+        let logitsRG = h.rg || routerTrainable
+        if logitsRG {
+            tape.save(.q(e), 4)          // softmax output
+            tape.save(.q(k), 8)          // top-k indices
+            tape.save(.q(1), 4)          // sum for renormalisation
+            tape.save(.q(k), 4)          // renormalised weights
+        }
+        let expertsTrainable = c.baseTrainable || c.wrapped["mlp.experts"] != nil
+        if h.rg { tape.save(.q(k), 8) }                        // gather indices
+        if logitsRG { tape.save(.q(k), 8) }                    // weight permutation
+        let gathered = tape.new(.q(k * a.hiddenSize), c.a, rg: h.rg)
+        if expertsTrainable { tape.save(gathered) }
+        let gu = tape.new(.q(k * 2 * inter), c.a, rg: h.rg || expertsTrainable)
+        let g = act(gu, width: k * inter)
+        let p = mul(g, gu, out: .q(k * inter))
+        if expertsTrainable { tape.save(p) }
+        let proj = tape.new(.q(k * a.hiddenSize), c.a, rg: p.rg || expertsTrainable)
+        let weights = tape.new(.q(k), 4, rg: logitsRG)
+        _ = mul(proj, weights, out: .q(k * a.hiddenSize))
+        if proj.rg || weights.rg { tape.save(.q(k), 8) }       // inverse permutation
+        return tape.new(.q(a.hiddenSize), c.a, rg: proj.rg || weights.rg)
+    }
+
+    func gpt2Layer(_ x0: Tape.T) -> Tape.T {
+        let a = c.arch
+        let h1 = layerNorm(x0)
+        let qkv = linear(h1, "attn.c_attn")
+        let q = Tape.T(id: qkv.id, extent: .q(3 * a.hiddenSize), bytes: qkv.bytes, rg: qkv.rg)
+        let kv = c.prefix ? withPrefix(Tape.T(id: -1, extent: .q(a.hiddenSize), bytes: c.a, rg: true))
+                          : Tape.T(id: qkv.id, extent: q.extent, bytes: qkv.bytes, rg: qkv.rg)
+        let attn = attention(q: q, k: kv, v: kv, dropoutP: a.attentionDropout, softmaxFP32: false)
+        var o = linear(attn, "attn.c_proj")
+        o = dropout(o, a.hiddenDropout)
+        let x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
+        let h2 = layerNorm(x1)
+        let f = linear(h2, "mlp.c_fc")
+        var d = linear(geluNew(f, width: a.intermediateSize), "mlp.c_proj")
+        d = dropout(d, a.hiddenDropout)
+        if c.method == .adapter { d = bottleneck(d) }
+        return tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
+    }
+
+    func neoxLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T)) -> Tape.T {
+        let a = c.arch
+        let h1 = layerNorm(x0)
+        let qkv = linear(h1, "attention.query_key_value")
+        let q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
+        let k = kvSide(rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin))
+        let v = c.prefix ? withPrefix(qkv) : Tape.T(id: qkv.id, extent: .kv(3 * a.hiddenSize), bytes: c.a, rg: qkv.rg)
+        let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
+        var o = linear(attn, "attention.dense")
+        o = dropout(o, a.hiddenDropout)
+        // use_parallel_residual: the MLP reads the same block input through its own norm.
+        let h2 = layerNorm(x0)
+        let f = linear(h2, "mlp.dense_h_to_4h")
+        var d = linear(act(f, width: a.intermediateSize), "mlp.dense_4h_to_h")
+        d = dropout(d, a.hiddenDropout)
+        if c.method == .adapter { d = bottleneck(d) }
+        return tape.new(x0.extent, c.a, rg: x0.rg || o.rg || d.rg)
+    }
+
+    func optLayer(_ x0: Tape.T) -> Tape.T {
+        let a = c.arch
+        let before = c.module("model.decoder.final_layer_norm") != nil || a.embedDim == a.hiddenSize
+        let h1 = before ? layerNorm(x0) : x0
+        let q = linear(h1, "self_attn.q_proj")
+        let k = kvSide(linear(h1, "self_attn.k_proj"))
+        let v = kvSide(linear(h1, "self_attn.v_proj"))
+        let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
+        var o = linear(attn, "self_attn.out_proj")
+        o = dropout(o, a.hiddenDropout)
+        var x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
+        if !before { x1 = layerNorm(x1) }
+        let h2 = before ? layerNorm(x1) : x1
+        let f = linear(h2, "fc1")
+        var d = linear(relu(f, width: a.intermediateSize), "fc2")
+        d = dropout(d, a.hiddenDropout)
+        if c.method == .adapter { d = bottleneck(d) }
+        var x2 = tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
+        if !before { x2 = layerNorm(x2) }
+        return x2
+    }
+
+    func falconLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T)) -> Tape.T {
+        let a = c.arch
+        let twoNorms = c.module("ln_attn") != nil
+        let h1 = layerNorm(x0)
+        let qkv = linear(h1, "self_attention.query_key_value")
+        let q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
+        let k = kvSide(rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin))
+        let v = c.prefix ? withPrefix(qkv) : Tape.T(id: qkv.id, extent: .kv(a.qDim + 2 * a.kvDim), bytes: c.a, rg: qkv.rg)
+        let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
+        let o = linear(attn, "self_attention.dense")
+        let parallel = c.module("post_attention_layernorm") == nil
+        var mlpIn = h1
+        var x1 = x0
+        if twoNorms { mlpIn = layerNorm(x0) }        // ln_mlp reads the same block input
+        if !parallel {
+            x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
+            mlpIn = layerNorm(x1)
+        }
+        let f = linear(mlpIn, "mlp.dense_h_to_4h")
+        var d = linear(act(f, width: a.intermediateSize), "mlp.dense_4h_to_h")
+        if c.method == .adapter { d = bottleneck(d) }
+        return tape.new(x0.extent, c.a, rg: x1.rg || o.rg || d.rg)
+    }
+
+    func bloomLayer(_ x0: Tape.T) -> Tape.T {
+        let a = c.arch
+        let h1 = layerNorm(x0)
+        let qkv = linear(h1, "self_attention.query_key_value")
+        let q = Tape.T(id: qkv.id, extent: .q(a.hiddenSize), bytes: c.a, rg: qkv.rg)
+        let kv = c.prefix ? withPrefix(Tape.T(id: -2, extent: .q(a.hiddenSize), bytes: c.a, rg: true))
+                          : Tape.T(id: qkv.id, extent: .kv(a.hiddenSize), bytes: c.a, rg: qkv.rg)
+        let attn = attention(q: q, k: kv, v: kv, dropoutP: a.attentionDropout, bloomStyle: true)
+        var o = linear(attn, "self_attention.dense")
+        o = dropout(o, a.hiddenDropout)
+        let x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
+        let h2 = layerNorm(x1)
+        let f = linear(h2, "mlp.dense_h_to_4h")
+        var d = linear(act(f, width: 4 * a.hiddenSize), "mlp.dense_4h_to_h")
+        d = dropout(d, a.hiddenDropout)
+        if c.method == .adapter { d = bottleneck(d) }
+        return tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
+    }
+}

@@ -1,0 +1,330 @@
+import Foundation
+
+/// The phases of a training step; the peak is the largest of their live sets.
+public enum Phase: String, Sendable, Codable, CaseIterable {
+    case forward, backward, optimizer
+}
+
+/// Bytes of one plan, by component, with the phase that sets the peak.
+///
+/// Component fields are each component's full size. `live` lists which of them are
+/// allocated at the peak; `allocatedPeak` is exactly their sum plus `transient`.
+public struct MemoryBreakdown: Equatable, Sendable {
+    public var frozenWeights = 0
+    public var trainableWeights = 0
+    public var masterWeights = 0
+    public var gradients = 0
+    public var optimizerStates = 0
+    public var activations = 0
+    public var logits = 0
+    public var transient = 0
+    public var allocatedPeak = 0
+    public var reservedPeak = 0
+    public var runtimeOverhead = 0
+    public var deviceTotal = 0
+    public var peakPhase: Phase = .forward
+    /// Allocated bytes at the peak of each phase.
+    public var phasePeaks: [Phase: Int] = [:]
+    /// Components allocated at the peak (JSON keys).
+    public var live: [String] = []
+    /// Bytes that live in host memory instead (paged optimizer states spill there).
+    public var pageableBytes = 0
+}
+
+/// Everything about one (model, method, options) that does not depend on batch or
+/// sequence length, computed once so that sweeps over shapes cost a few multiplications.
+public struct PlanContext: Sendable {
+    public let arch: Architecture
+    public let account: ParameterAccount
+    public let methodOptions: MethodOptions
+    public let training: TrainingOptions
+    public let runtime: RuntimeProfile
+
+    // Persistent components (bytes).
+    public let frozenWeights: Int
+    public let trainableWeights: Int
+    public let masterWeights: Int
+    public let gradients: Int
+    public let optimizerStates: Int
+    public let pageableOptimizerBytes: Int
+    /// Gradient bytes of the output head, allocated first in backward (full fine-tuning).
+    let headGradients: Int
+    /// QLoRA: the largest block weight dequantised to the compute dtype for its matmul.
+    let dequantTransient: Int
+
+    // Activation coefficients from the symbolic forward.
+    let pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logitsBill: ByteBill
+    let checkpointInputPerToken: Int
+    /// Whether gradient checkpointing is on (QLoRA always: prepare_model_for_kbit_training).
+    public let checkpointing: Bool
+
+    public init(arch: Architecture, method: Method, methodOptions: MethodOptions, training: TrainingOptions,
+                runtime: RuntimeProfile = .hfCUDA) throws {
+        try self.init(arch: arch, account: ParameterAccounting.account(arch, method: method, options: methodOptions),
+                      methodOptions: methodOptions, training: training, runtime: runtime)
+    }
+
+    public init(arch: Architecture, account: ParameterAccount, methodOptions: MethodOptions, training: TrainingOptions,
+                runtime: RuntimeProfile = .hfCUDA) throws {
+        self.arch = arch
+        self.account = account
+        self.methodOptions = methodOptions
+        self.training = training
+        self.runtime = runtime
+        let method = account.method
+        let p = training.precision
+        if method == .prefix && training.gradCheckpointing {
+            throw PlanError.contradictoryOptions("prefix tuning cannot be combined with --grad-checkpointing: PEFT refuses gradient checkpointing for prefix tuning")
+        }
+        checkpointing = training.gradCheckpointing || method == .qlora
+
+        // Weights: MemoryComponents documents each formula.
+        frozenWeights = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions)
+        trainableWeights = MemoryComponents.trainableWeights(account, precision: p)
+        masterWeights = MemoryComponents.masterWeights(account, precision: p)
+        gradients = MemoryComponents.gradients(account, precision: p)
+        let shapes = MemoryComponents.trainableShapes(arch, account: account)
+        let stateBytes = method == .full ? (p.hasMasterWeights ? 4 : p.bytes) : 4
+        optimizerStates = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer, stateBytes: stateBytes)
+        pageableOptimizerBytes = training.optimizer == .pagedAdamw8bit
+            ? MemoryComponents.optimizerStates(shapes.filter { $0.numel >= 100_000 }, optimizer: .adamw8bit, stateBytes: stateBytes) : 0
+        let headParams = arch.modules.first { $0.name == "lm_head" }.map { $0.inFeatures * $0.outFeatures } ?? 0
+        headGradients = method == .full ? headParams * p.bytes : 0
+        let largest = arch.modules.filter(\.perLayer).map(\.weightElements).max() ?? 0
+        dequantTransient = method == .qlora ? largest * p.bytes : 0
+
+        let graph = ForwardGraph(c: GraphContext(arch: arch, account: account, options: methodOptions, training: training, runtime: runtime))
+        let r = graph.run(layers: arch.numLayers)
+        pre = r.pre; layer0 = r.layer0; layer1 = r.layer1; steady = r.steady; head = r.head; logitsBill = r.logits
+        checkpointInputPerToken = r.checkpointInput
+    }
+
+    /// Query and attended lengths for a sequence of `seq` tokens: prompt tuning adds its
+    /// virtual tokens to the sequence, prefix tuning to the attended keys only.
+    public func lengths(seq: Int) -> (sq: Int, skv: Int) {
+        switch account.method {
+        case .prompt, .ptuning: return (seq + methodOptions.promptTokens, seq + methodOptions.promptTokens)
+        case .prefix: return (seq, seq + methodOptions.prefixTokens)
+        default: return (seq, seq)
+        }
+    }
+
+    /// Saved activations of all blocks (no checkpointing), excluding logits.
+    func blockActivations(batch: Int, sq: Int, skv: Int) -> Double {
+        let l = arch.numLayers
+        var total = layer0.bytes(batch: batch, sq: sq, skv: skv)
+        if l >= 2 { total += layer1.bytes(batch: batch, sq: sq, skv: skv) }
+        if l >= 3 { total += Double(l - 2) * steady.bytes(batch: batch, sq: sq, skv: skv) }
+        return total
+    }
+
+    /// One block's activations (the steady-state block), as recomputed under checkpointing.
+    func oneBlock(batch: Int, sq: Int, skv: Int) -> Double {
+        let l = arch.numLayers
+        let bill = l >= 3 ? steady : (l == 2 ? layer1 : layer0)
+        return bill.bytes(batch: batch, sq: sq, skv: skv)
+    }
+
+    /// The memory of one step at `batch` × `seq`.
+    public func memory(batch: Int, seq: Int) -> MemoryBreakdown {
+        let (sq, skv) = lengths(seq: seq)
+        let tokens = Double(batch) * Double(sq)
+        let a = Double(training.precision.bytes)
+        let v = Double(arch.vocabSize)
+
+        let outer = pre.bytes(batch: batch, sq: sq, skv: skv) + head.bytes(batch: batch, sq: sq, skv: skv)
+        let blocks: Double
+        var recompute = 0.0
+        if checkpointing {
+            // Each block keeps only its input; backward recomputes one block at a time.
+            blocks = Double(arch.numLayers) * tokens * Double(checkpointInputPerToken)
+            recompute = oneBlock(batch: batch, sq: sq, skv: skv)
+        } else {
+            blocks = blockActivations(batch: batch, sq: sq, skv: skv)
+        }
+        let activations = outer + blocks
+        let logits = logitsBill.bytes(batch: batch, sq: sq, skv: skv)
+
+        // Transients, each named (MemoryComponents documents the sources).
+        let logitsDtype = account.method == .qlora ? 4.0 : a
+        let forwardLogits = tokens * v * (logitsDtype + (logitsDtype == 4 ? 0 : 4))
+        let backwardLogits = tokens * v * 8
+        let workspace = MemoryComponents.blockGradientWorkspace(arch, tokens: tokens, actBytes: a)
+        let dequant = Double(dequantTransient)
+
+        let persistent = Double(frozenWeights + trainableWeights + masterWeights + optimizerStates - pageableOptimizerBytes)
+        let g = Double(gradients)
+        let accumulated = training.gradAccum > 1 ? g : 0
+
+        let forward = persistent + accumulated + activations + logits + forwardLogits + dequant
+        let backwardStart = persistent + max(accumulated, Double(headGradients)) + activations + logits + backwardLogits
+        let backwardEnd = persistent + g + pre.bytes(batch: batch, sq: sq, skv: skv) + recompute + workspace + dequant
+        let backward = max(backwardStart, backwardEnd)
+        let optimizer = persistent + g
+
+        var m = MemoryBreakdown()
+        m.frozenWeights = frozenWeights
+        m.trainableWeights = trainableWeights
+        m.masterWeights = masterWeights
+        m.gradients = gradients
+        m.optimizerStates = optimizerStates
+        m.pageableBytes = pageableOptimizerBytes
+        m.activations = Int(activations.rounded())
+        m.logits = Int(logits.rounded())
+        m.phasePeaks = [.forward: Int(forward.rounded()), .backward: Int(backward.rounded()), .optimizer: Int(optimizer.rounded())]
+        let peak = max(forward, backward, optimizer)
+        var liveSum: Int
+        var live = ["frozen_weights", "trainable_weights", "master_weights", "optimizer_states"]
+        liveSum = frozenWeights + trainableWeights + masterWeights + optimizerStates - pageableOptimizerBytes
+        if peak == forward {
+            m.peakPhase = .forward
+            if training.gradAccum > 1 { live.append("gradients"); liveSum += gradients }
+            live += ["activations", "logits"]; liveSum += m.activations + m.logits
+        } else if peak == backward {
+            m.peakPhase = .backward
+            if backwardStart >= backwardEnd {
+                live += ["activations", "logits"]; liveSum += m.activations + m.logits
+                if training.gradAccum > 1 { live.append("gradients"); liveSum += gradients }
+            } else {
+                live.append("gradients"); liveSum += gradients
+            }
+        } else {
+            m.peakPhase = .optimizer
+            live.append("gradients"); liveSum += gradients
+        }
+        m.live = live
+        m.allocatedPeak = Int(peak.rounded())
+        m.transient = max(0, m.allocatedPeak - liveSum)
+        m.allocatedPeak = liveSum + m.transient
+        m.reservedPeak = Int((Double(m.allocatedPeak) * runtime.reservedOverAllocated).rounded(.up))
+        m.runtimeOverhead = runtime.outsideAllocatorBytes
+        m.deviceTotal = m.reservedPeak + m.runtimeOverhead
+        return m
+    }
+}
+
+/// One small function per memory component, each with its formula's source.
+public enum MemoryComponents {
+    /// Base weights that do not train.
+    /// - bf16/fp16/mixed: 2 bytes; fp32: 4 bytes per parameter.
+    /// - QLoRA: Linear weights inside the blocks in bitsandbytes 4-bit (``nf4Bytes``);
+    ///   everything else (embeddings, norms, lm_head, biases) is upcast to fp32 by
+    ///   `prepare_model_for_kbit_training` (peft/utils/other.py).
+    public static func frozenWeights(_ arch: Architecture, account: ParameterAccount, precision: Precision, options: MethodOptions) -> Int {
+        switch account.method {
+        case .full: return 0
+        case .qlora:
+            var quantised = 0
+            for m in arch.modules where m.perLayer && m.weightElements > 0 {
+                quantised += nf4Bytes(elements: m.weightElements, doubleQuant: options.doubleQuant) * arch.numLayers
+            }
+            for m in arch.modules where m.perLayer && m.kind == .experts {
+                // fused experts: two 3-D tensors, quantised like Linear weights
+                quantised += nf4Bytes(elements: m.ownParams, doubleQuant: options.doubleQuant) * arch.numLayers
+            }
+            let expertParams = arch.modules.filter { $0.perLayer && $0.kind == .experts }.reduce(0) { $0 + $1.ownParams } * arch.numLayers
+            let rest = arch.totalParams - arch.blockLinearWeightParams - expertParams
+            return quantised + rest * 4
+        default:
+            return arch.totalParams * precision.bytes
+        }
+    }
+
+    /// bitsandbytes 4-bit storage of one tensor (NF4 and FP4 alike): two values per byte,
+    /// one absmax per block of 64 — fp32, or with double quantisation uint8 plus an fp32
+    /// scale per 256 absmax values and an fp32 offset (bitsandbytes `quantize_4bit`,
+    /// `compress_statistics=True`).
+    public static func nf4Bytes(elements n: Int, doubleQuant: Bool) -> Int {
+        let blocks = (n + 63) / 64
+        let packed = (n + 1) / 2
+        return doubleQuant ? packed + blocks + 4 * ((blocks + 255) / 256) + 4 : packed + 4 * blocks
+    }
+
+    /// Trainable weights: the model's own in full fine-tuning (its precision), else the
+    /// adapter's, which PEFT keeps in fp32 (`autocast_adapter_dtype=True`).
+    public static func trainableWeights(_ account: ParameterAccount, precision: Precision) -> Int {
+        account.method == .full ? account.trainableParams * precision.bytes : account.trainableParams * 4
+    }
+
+    /// Mixed precision keeps an fp32 master copy of 16-bit trainable weights (ZeRO §3).
+    public static func masterWeights(_ account: ParameterAccount, precision: Precision) -> Int {
+        account.method == .full && precision.hasMasterWeights ? account.trainableParams * 4 : 0
+    }
+
+    /// Gradients: one per trainable parameter, in the parameter's dtype.
+    public static func gradients(_ account: ParameterAccount, precision: Precision) -> Int {
+        trainableWeights(account, precision: precision)
+    }
+
+    /// A trainable tensor's shape and how many of it there are.
+    public struct Shape: Sendable {
+        public var dims: [Int]
+        public var count: Int
+        public var numel: Int { dims.reduce(1, *) }
+    }
+
+    static func trainableShapes(_ arch: Architecture, account: ParameterAccount) -> [Shape] {
+        guard account.method == .full else { return account.adapterTensors.map { Shape(dims: $0.shape, count: 1) } }
+        var out: [Shape] = []
+        for m in arch.modules where !m.tied {
+            let n = m.perLayer ? arch.numLayers : 1
+            switch m.kind {
+            case .linear, .conv1d:
+                out.append(Shape(dims: [m.outFeatures, m.inFeatures], count: n))
+                if m.bias { out.append(Shape(dims: [m.outFeatures], count: n)) }
+            case .embedding, .positionEmbedding: out.append(Shape(dims: [m.inFeatures, m.outFeatures], count: n))
+            case .router: out.append(Shape(dims: [m.outFeatures, m.inFeatures], count: n))
+            case .experts:
+                out.append(Shape(dims: [arch.numExperts, 2 * m.outFeatures, m.inFeatures], count: n))
+                out.append(Shape(dims: [arch.numExperts, m.inFeatures, m.outFeatures], count: n))
+            case .norm: out.append(Shape(dims: [m.ownParams], count: n))
+            }
+        }
+        return out
+    }
+
+    /// Optimizer state bytes.
+    /// - adamw: two states in the parameter's dtype (torch.optim.AdamW), fp32 with master weights.
+    /// - adamw-8bit / paged: bitsandbytes blockwise 8-bit: 1 byte per state per element plus
+    ///   an fp32 absmax per block of 256; tensors under 4096 elements keep fp32 states
+    ///   (`min_8bit_size`). Paged states live in CUDA unified memory (≥ 1e5 elements).
+    /// - sgd: none; sgd-momentum: one buffer; lion: one (exp_avg).
+    /// - adafactor (Transformers, no first moment by default): factored second moment,
+    ///   rows + columns for tensors of 2+ dimensions, full for vectors.
+    public static func optimizerStates(_ shapes: [Shape], optimizer: Optimizer, stateBytes: Int) -> Int {
+        var total = 0
+        for s in shapes {
+            let n = s.numel
+            let bytes: Int
+            switch optimizer {
+            case .adamw: bytes = 2 * n * stateBytes
+            case .adamw8bit, .pagedAdamw8bit:
+                bytes = n < 4096 ? 2 * n * 4 : 2 * n + 2 * 4 * ((n + 255) / 256)
+            case .sgd: bytes = 0
+            case .sgdMomentum, .lion: bytes = n * stateBytes
+            case .adafactor:
+                if s.dims.count >= 2 {
+                    let cols = s.dims.last!
+                    let rows = n / cols
+                    let lead = rows / s.dims[s.dims.count - 2]
+                    bytes = (rows + lead * cols) * stateBytes
+                } else {
+                    bytes = n * stateBytes
+                }
+            }
+            total += bytes * s.count
+        }
+        return total
+    }
+
+    /// Activation gradients alive while one block runs backward: the feed-forward's
+    /// (gradients of its intermediate, gate and up: 3 × intermediate, plus 2 × hidden)
+    /// or attention's (dq, dk, dv, and flash's fp32 dq accumulator), whichever is larger.
+    /// An estimate from the autograd graph, to be refined by calibration.
+    public static func blockGradientWorkspace(_ arch: Architecture, tokens: Double, actBytes a: Double) -> Double {
+        let inter = Double(arch.intermediateSize * max(1, arch.expertsPerToken))
+        let mlp = a * tokens * (3 * inter + 2 * Double(arch.hiddenSize))
+        let attn = a * tokens * Double(arch.qDim + 2 * arch.kvDim) + 4 * tokens * Double(arch.qDim)
+        return max(mlp, attn)
+    }
+}

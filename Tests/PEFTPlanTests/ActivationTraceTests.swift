@@ -1,0 +1,74 @@
+import Foundation
+import Testing
+@testable import PEFTPlan
+
+/// One row of Fixtures/trace-cases.json.
+struct TraceCase: CustomTestStringConvertible, Sendable {
+    let id: String
+    let model: String
+    let method: Method
+    let batch: Int
+    let seq: Int
+    let raw: [String: String]
+    var testDescription: String { id }
+
+    nonisolated(unsafe) static let rows: [[String: Any]] = Fixtures.json("trace-cases.json") as! [[String: Any]]
+    static let all: [TraceCase] = rows.map { d in
+        TraceCase(id: d["id"] as! String, model: d["model"] as! String, method: Method(rawValue: d["method"] as! String)!,
+                  batch: d["batch"] as! Int, seq: d["seq"] as! Int, raw: d.mapValues { "\($0)" })
+    }
+
+    var training: TrainingOptions {
+        var t = TrainingOptions()
+        t.batch = batch
+        t.seq = seq
+        t.precision = raw["dtype"].flatMap(Precision.init(rawValue:)) ?? .bf16
+        t.attention = raw["attention"].flatMap(AttentionChoice.init(rawValue:)) ?? .sdpa
+        t.gradCheckpointing = raw["grad_checkpointing"] == "1" || raw["grad_checkpointing"] == "true"
+        return t
+    }
+
+    var options: MethodOptions {
+        var o = MethodOptions()
+        if let t = raw["targets"] { o.loraTargets = .parse(t) }
+        return o
+    }
+
+    var pythonInput: [String: Any] {
+        var d = TraceCase.rows.first { $0["id"] as? String == id }!
+        d["config_path"] = Presets.directory.appendingPathComponent("\(model).json").path
+        return d
+    }
+}
+
+nonisolated(unsafe) let traceReference: Result<[String: Any], PythonReference.ReferenceError> =
+    PythonReference.run(script: "saved_tensors_trace.py", input: TraceCase.all.map(\.pythonInput))
+
+/// The activation and logits terms against what Transformers really saves for backward,
+/// measured on the meta device (scripts/saved_tensors_trace.py). The model is evaluated
+/// with the `hf-meta` runtime profile, which differs from `hf-cuda` only where the
+/// kernels differ (math SDPA and dtype-sized dropout masks on meta; see RuntimeProfile).
+/// Falcon-7B is traced at batch 2: its multi-query keys are a broadcast view inside the
+/// math kernel at batch 1 only, an artefact of that kernel that CUDA's flash kernel lacks.
+@Suite("Activations and logits against the real saved-tensor trace")
+struct ActivationTraceTests {
+    /// Aim stated in the issue: within 3% per case.
+    static let tolerance = 0.03
+
+    @Test("saved bytes within 3%", arguments: TraceCase.all)
+    func savedBytes(_ c: TraceCase) throws {
+        let reference = try traceReference.get()
+        let expected = try #require(reference[c.id] as? [String: Any], "no trace result for \(c.id)")
+        if let error = expected["error"] as? String { Issue.record("the trace failed: \(error)"); return }
+        let arch = try Presets.resolve(c.model)
+        let ctx = try PlanContext(arch: arch, method: c.method, methodOptions: c.options, training: c.training, runtime: .hfMeta)
+        let m = ctx.memory(batch: c.batch, seq: c.seq)
+        let measured = Double(try #require(expected.int("saved_bytes")))
+        let predicted = Double(m.activations + m.logits)
+        let error = abs(predicted - measured) / measured
+        #expect(error <= Self.tolerance, "predicted \(Int(predicted)) vs traced \(Int(measured)) bytes: \(String(format: "%.2f", error * 100))%")
+        let logitsMeasured = Double(try #require(expected.int("logits_bytes")))
+        #expect(abs(Double(m.logits) - logitsMeasured) <= Self.tolerance * logitsMeasured,
+                "logits \(m.logits) vs traced \(Int(logitsMeasured))")
+    }
+}
