@@ -1,0 +1,46 @@
+import Foundation
+
+/// `peft-plan models` and `peft-plan gpus`.
+public enum Listings {
+    public static func models(json: Bool) throws -> String {
+        var rows: [(Presets.Entry, Architecture)] = []
+        for e in Presets.all { rows.append((e, try Presets.architecture(named: e.name)!)) }
+        if json {
+            return JSONValue.array(rows.map { e, a in
+                .object([("name", .string(e.name)), ("aliases", .array(e.aliases.map(JSONValue.string))),
+                         ("model_type", .string(a.family.rawValue)), ("total_params", .int(a.totalParams)), ("source", .string(e.source))])
+            }).render() + "\n"
+        }
+        var out = PlanOutput.pad("preset", 16) + PlanOutput.pad("aliases", 30) + PlanOutput.pad("type", 10) + PlanOutput.pad("params", 10) + "config of\n"
+        for (e, a) in rows {
+            out += PlanOutput.pad(e.name, 16) + PlanOutput.pad(e.aliases.joined(separator: ", "), 30) + PlanOutput.pad(a.family.rawValue, 10)
+                + PlanOutput.pad(PlanOutput.params(a.totalParams), 10) + (e.name == "tiny" ? "engine-sized Llama" : e.source) + "\n"
+        }
+        out += "\n--model also takes a Hugging Face config.json (or a folder holding one) of type: "
+        out += ModelFamily.allCases.map(\.rawValue).joined(separator: ", ") + ".\n"
+        return out
+    }
+
+    public static func gpus(json: Bool) throws -> String {
+        let profiles = try HardwareCatalog.bundled()
+        if json {
+            return JSONValue.array(profiles.map { p in
+                .object([("name", .string(p.name)), ("memory_bytes", .int(p.memoryBytes)), ("nominal_memory_gb", .int(p.nominalMemoryGB)),
+                         ("bf16_tflops", p.denseTflops["bf16"].map(JSONValue.double) ?? .null),
+                         ("fp16_tflops", p.denseTflops["fp16"].map(JSONValue.double) ?? .null),
+                         ("bandwidth_bytes_per_second", .double(p.memoryBandwidthBytesPerSecond)),
+                         ("usd_per_hour", .double(p.price.usdPerHour)), ("price_date", .string(p.price.date)), ("source", .string(p.source))])
+            }).render() + "\n"
+        }
+        var out = PlanOutput.pad("GPU", 18) + PlanOutput.pad("memory", 10) + PlanOutput.pad("bf16 TFLOP/s", 14) + PlanOutput.pad("bandwidth", 12) + "$/hour (date)\n"
+        for p in profiles {
+            let tf = p.denseTflops["bf16"].map { String(format: "%.1f", $0) } ?? (p.denseTflops["fp16"].map { String(format: "%.1f (fp16)", $0) } ?? "–")
+            out += PlanOutput.pad(p.name, 18) + PlanOutput.pad(PlanOutput.gib(p.memoryBytes), 10) + PlanOutput.pad(tf, 14)
+                + PlanOutput.pad(String(format: "%.0f GB/s", p.memoryBandwidthBytesPerSecond / 1e9), 12)
+                + String(format: "%.2f (%@)", p.price.usdPerHour, p.price.date) + "\n"
+        }
+        out += "\nDense (non-sparse) peaks from vendor datasheets; each profile's JSON names its source.\n"
+        out += "Prices are typical on-demand figures at their date; --price overrides.\n"
+        return out
+    }
+}

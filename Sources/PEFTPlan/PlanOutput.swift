@@ -1,0 +1,218 @@
+import Foundation
+
+public enum OutputFormat: String, CaseIterable, Sendable { case table, json, csv, markdown }
+
+/// Renders a ``PlanResult`` for people (table, markdown) and for scripts (json, csv).
+public enum PlanOutput {
+    public static func render(_ r: PlanResult, as format: OutputFormat) -> String {
+        switch format {
+        case .table: return table(r)
+        case .json: return json(r).render() + "\n"
+        case .csv: return csv(r)
+        case .markdown: return markdown(r)
+        }
+    }
+
+    // MARK: JSON (DESIGN.md §2)
+
+    static func memoryKeys(_ m: MemoryBreakdown) -> [(String, Int)] {
+        [("frozen_weights", m.frozenWeights), ("trainable_weights", m.trainableWeights), ("master_weights", m.masterWeights),
+         ("gradients", m.gradients), ("optimizer_states", m.optimizerStates), ("activations", m.activations),
+         ("logits", m.logits), ("transient", m.transient), ("allocated_peak", m.allocatedPeak),
+         ("reserved_peak", m.reservedPeak), ("runtime_overhead", m.runtimeOverhead), ("device_total", m.deviceTotal)]
+    }
+
+    public static func json(_ r: PlanResult) -> JSONValue {
+        let a = r.request.arch, t = r.request.training, o = r.request.methodOptions
+        let model: JSONValue = .object([
+            ("name", .string(a.name)), ("model_type", .string(a.family.rawValue)), ("total_params", .int(a.totalParams)),
+            ("hidden_size", .int(a.hiddenSize)), ("num_layers", .int(a.numLayers)), ("num_heads", .int(a.numHeads)),
+            ("num_kv_heads", .int(a.nKVHeads)), ("head_dim", .int(a.headDim)), ("intermediate_size", .int(a.intermediateSize)),
+            ("vocab_size", .int(a.vocabSize)), ("tied_embeddings", .bool(a.tiedEmbeddings)),
+            ("num_experts", .int(a.numExperts)), ("experts_per_token", .int(a.expertsPerToken)),
+        ])
+        let assumptions: JSONValue = .object([
+            ("batch", .int(t.batch)), ("seq", .int(t.seq)), ("grad_accum", .int(t.gradAccum)),
+            ("precision", .string(t.precision.rawValue)), ("optimizer", .string(t.optimizer.rawValue)),
+            ("runtime", .string(r.request.runtime.name)), ("attention", .string(t.attention.rawValue)),
+            ("grad_checkpointing", .bool(t.gradCheckpointing)),
+            ("lora_r", .int(o.loraR)), ("lora_alpha", .int(o.loraAlpha)), ("lora_targets", .string(o.loraTargets.text)),
+            ("lora_dropout", .double(o.loraDropout)), ("dora", .bool(o.dora)),
+            ("quant", .string(o.quant.rawValue)), ("double_quant", .bool(o.doubleQuant)),
+            ("adapter", .string(o.adapter.rawValue)), ("adapter_reduction", .int(o.adapterReduction)),
+            ("prefix_tokens", .int(o.prefixTokens)), ("prefix_projection", .int(o.prefixProjection)),
+            ("prompt_tokens", .int(o.promptTokens)), ("ia3_targets", .string(o.ia3Targets.text)),
+            ("notes", .array(r.notes.map(JSONValue.string))),
+            ("skipped_methods", .array(r.skipped.map { .object([("method", .string($0.0.rawValue)), ("reason", .string($0.1))]) })),
+        ])
+        let plans: [JSONValue] = r.plans.map { p in
+            .object([
+                ("method", .string(p.method.rawValue)),
+                ("trainable_params", .int(p.account.trainableParams)),
+                ("total_params", .int(p.account.totalParams)),
+                ("trainable_percent", .double(Double(p.account.trainableParams) / Double(max(1, p.account.totalParams)) * 100)),
+                ("adapter_file_bytes", .int(p.method == .full ? p.account.totalParams * t.precision.bytes : p.account.adapterFileBytes)),
+                ("grad_checkpointing", .bool(p.checkpointing)),
+                ("memory", .object(memoryKeys(p.memory).map { ($0.0, .int($0.1)) })),
+                ("peak_phase", .string(p.memory.peakPhase.rawValue)),
+                ("live_at_peak", .array(p.memory.live.map(JSONValue.string))),
+                ("phase_peaks", .object(Phase.allCases.map { ($0.rawValue, .int(p.memory.phasePeaks[$0] ?? 0)) })),
+                ("gpus", .array(p.verdicts.map { v in
+                    .object([
+                        ("name", .string(v.gpu.name)), ("memory_bytes", .int(v.gpu.memoryBytes)), ("count", .int(1)),
+                        ("fits", .bool(v.fits)), ("headroom_bytes", .int(v.headroomBytes)), ("shortfall_bytes", .int(v.shortfallBytes)),
+                        ("max_micro_batch", .int(v.maxMicroBatch)), ("max_seq", .int(v.maxSeq)),
+                        ("tokens_per_second", .null), ("hours", .null), ("cost_usd", .null),
+                    ])
+                })),
+            ])
+        }
+        return .object([("model", model), ("assumptions", assumptions), ("plans", .array(plans))])
+    }
+
+    // MARK: units
+
+    /// Bytes in GiB, labelled GiB (binary), never "GB".
+    public static func gib(_ bytes: Int) -> String {
+        let g = Double(bytes) / Double(1 << 30)
+        if bytes == 0 { return "0" }
+        if g < 0.1 { return String(format: "%.0f MiB", Double(bytes) / Double(1 << 20)) }
+        return g < 10 ? String(format: "%.2f GiB", g) : String(format: "%.1f GiB", g)
+    }
+
+    static func gibNumber(_ bytes: Int) -> String {
+        let g = Double(bytes) / Double(1 << 30)
+        if bytes == 0 { return "0" }
+        return g < 0.01 ? "<0.01" : (g < 100 ? String(format: "%.2f", g) : String(format: "%.1f", g))
+    }
+
+    /// Parameter counts as people say them: 6.74 B, 4.19 M, 286.7 K.
+    public static func params(_ n: Int) -> String {
+        let d = Double(n)
+        if d >= 1e9 { return String(format: "%.2f B", d / 1e9) }
+        if d >= 1e6 { return String(format: "%.2f M", d / 1e6) }
+        if d >= 1e3 { return String(format: "%.1f K", d / 1e3) }
+        return "\(n)"
+    }
+
+    static func percent(_ p: MethodPlan) -> String {
+        let pc = Double(p.account.trainableParams) / Double(max(1, p.account.totalParams)) * 100
+        return pc >= 99.95 ? "100%" : (pc >= 0.1 ? String(format: "%.2f%%", pc) : String(format: "%.3f%%", pc))
+    }
+
+    static func pad(_ s: String, _ w: Int, right: Bool = false) -> String {
+        let n = s.count
+        guard n < w else { return s }
+        let fill = String(repeating: " ", count: w - n)
+        return right ? fill + s : s + fill
+    }
+
+    // MARK: table
+
+    /// GPUs grouped by capacity: every profile of one size gets the same verdict.
+    static func capacityGroups(_ r: PlanResult) -> [(Int, [String])] {
+        var groups: [(Int, [String])] = []
+        for g in r.request.gpus {
+            if let i = groups.firstIndex(where: { $0.0 == g.memoryBytes }) { groups[i].1.append(g.name) } else { groups.append((g.memoryBytes, [g.name])) }
+        }
+        return groups
+    }
+
+    public static func table(_ r: PlanResult) -> String {
+        let a = r.request.arch, t = r.request.training
+        var out = ""
+        out += "\(a.name) (\(a.family.rawValue)): \(params(a.totalParams)) parameters, \(a.numLayers) layers, hidden \(a.hiddenSize), "
+        out += "heads \(a.numHeads)/\(a.nKVHeads) KV, vocab \(a.vocabSize)\(a.numExperts > 0 ? ", \(a.numExperts) experts (\(a.expertsPerToken) active)" : "")\n"
+        out += "One micro-batch of \(t.batch) × \(t.seq) tokens, \(t.precision.rawValue), \(t.optimizer.rawValue), runtime \(r.request.runtime.name). Memory in GiB.\n\n"
+        let head = [("method", 9), ("trainable", 17), ("weights", 8), ("grads", 7), ("optim", 7), ("activ", 7), ("logits", 7), ("transnt", 8), ("device", 8), ("peak at", 9)]
+        out += head.enumerated().map { pad($0.element.0, $0.element.1, right: $0.offset > 0 && $0.offset < 9) }.joined(separator: " ") + "\n"
+        for p in r.plans {
+            let m = p.memory
+            let cells = [
+                p.method.rawValue,
+                "\(params(p.account.trainableParams)) \(percent(p))",
+                gibNumber(m.frozenWeights + m.trainableWeights + m.masterWeights),
+                gibNumber(m.gradients), gibNumber(m.optimizerStates), gibNumber(m.activations), gibNumber(m.logits),
+                gibNumber(m.transient), gibNumber(m.deviceTotal), m.peakPhase.rawValue,
+            ]
+            out += cells.enumerated().map { pad($0.element, head[$0.offset].1, right: $0.offset > 0 && $0.offset < 9) }.joined(separator: " ") + "\n"
+        }
+        for (cap, names) in capacityGroups(r) {
+            out += "\nOn \(gib(cap)): \(names.joined(separator: ", "))\n"
+            out += "  " + pad("method", 9) + " " + pad("fits", 5) + " " + pad("headroom", 17) + " " + pad("max micro-batch", 16) + " max seq\n"
+            for p in r.plans {
+                guard let v = p.verdicts.first(where: { $0.gpu.memoryBytes == cap }) else { continue }
+                let room = v.fits ? "\(gib(v.headroomBytes)) free" : "\(gib(v.shortfallBytes)) short"
+                let mb = v.maxMicroBatch == 0 ? "none" : "\(v.maxMicroBatch) at seq \(t.seq)"
+                let ms = v.maxSeq == 0 ? "none" : "\(v.maxSeq) at batch \(t.batch)"
+                out += "  " + pad(p.method.rawValue, 9) + " " + pad(v.fits ? "yes" : "no", 5) + " " + pad(room, 17) + " " + pad(mb, 16) + " " + ms + "\n"
+            }
+        }
+        for (m, reason) in r.skipped { out += "\nskipped \(m.rawValue): \(reason)\n" }
+        out += "\nColumns: weights = frozen + trainable + fp32 master; device = reserved peak + memory outside the\n"
+        out += "allocator (the figure fit verdicts use); transnt = the peak phase's temporaries. `--format json` has\nevery byte.\n"
+        out += "\nAssumptions:\n"
+        for n in r.notes { out += wrap("- " + n, width: 100, indent: "  ") }
+        return out
+    }
+
+    static func wrap(_ text: String, width: Int, indent: String) -> String {
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ") {
+            if !line.isEmpty && line.count + 1 + word.count > width {
+                lines.append(line)
+                line = indent + word
+            } else {
+                line += line.isEmpty ? String(word) : " " + word
+            }
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    // MARK: csv and markdown
+
+    static let flatColumns = ["method", "gpu", "memory_bytes", "fits", "headroom_bytes", "shortfall_bytes", "max_micro_batch", "max_seq",
+                              "trainable_params", "total_params", "adapter_file_bytes", "peak_phase"]
+
+    static func flatRows(_ r: PlanResult) -> [[String]] {
+        var rows: [[String]] = []
+        for p in r.plans {
+            let mem = memoryKeys(p.memory).map { String($0.1) }
+            let file = p.method == .full ? p.account.totalParams * r.request.training.precision.bytes : p.account.adapterFileBytes
+            for v in p.verdicts {
+                rows.append([p.method.rawValue, v.gpu.name, String(v.gpu.memoryBytes), v.fits ? "true" : "false",
+                             String(v.headroomBytes), String(v.shortfallBytes), String(v.maxMicroBatch), String(v.maxSeq),
+                             String(p.account.trainableParams), String(p.account.totalParams), String(file),
+                             p.memory.peakPhase.rawValue] + mem)
+            }
+        }
+        return rows
+    }
+
+    public static func csv(_ r: PlanResult) -> String {
+        let header = flatColumns + memoryKeys(MemoryBreakdown()).map(\.0)
+        func field(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
+        return ([header] + flatRows(r)).map { $0.map(field).joined(separator: ",") }.joined(separator: "\n") + "\n"
+    }
+
+    public static func markdown(_ r: PlanResult) -> String {
+        let a = r.request.arch, t = r.request.training
+        var out = "## \(a.name): \(params(a.totalParams)) parameters, micro-batch \(t.batch) × \(t.seq), \(t.precision.rawValue), \(t.optimizer.rawValue)\n\n"
+        out += "| method | trainable | weights (GiB) | gradients | optimizer | activations | logits | device total | peak phase |\n"
+        out += "|---|---:|---:|---:|---:|---:|---:|---:|---|\n"
+        for p in r.plans {
+            let m = p.memory
+            out += "| \(p.method.rawValue) | \(params(p.account.trainableParams)) (\(percent(p))) | \(gibNumber(m.frozenWeights + m.trainableWeights + m.masterWeights)) | \(gibNumber(m.gradients)) | \(gibNumber(m.optimizerStates)) | \(gibNumber(m.activations)) | \(gibNumber(m.logits)) | \(gibNumber(m.deviceTotal)) | \(m.peakPhase.rawValue) |\n"
+        }
+        out += "\n| method | GPU | fits | headroom | max micro-batch | max seq |\n|---|---|---|---:|---:|---:|\n"
+        for p in r.plans {
+            for v in p.verdicts {
+                out += "| \(p.method.rawValue) | \(v.gpu.name) | \(v.fits ? "yes" : "no") | \(v.fits ? gib(v.headroomBytes) : "−" + gib(v.shortfallBytes)) | \(v.maxMicroBatch) | \(v.maxSeq) |\n"
+            }
+        }
+        out += "\nAssumptions:\n\n" + r.notes.map { "- " + $0 }.joined(separator: "\n") + "\n"
+        return out
+    }
+}

@@ -1,0 +1,185 @@
+import Foundation
+
+/// Everything a planning command asks.
+public struct PlanRequest: Sendable {
+    public var arch: Architecture
+    public var methods: [Method]
+    /// True when the methods came from `all`: a method PEFT would refuse for this model is
+    /// then skipped with a note instead of failing the whole plan.
+    public var methodsFromAll: Bool
+    public var methodOptions: MethodOptions
+    public var training: TrainingOptions
+    public var gpus: [GPUProfile]
+    public var runtime: RuntimeProfile
+
+    public init(arch: Architecture, methods: [Method], methodsFromAll: Bool = false, methodOptions: MethodOptions = MethodOptions(),
+                training: TrainingOptions = TrainingOptions(), gpus: [GPUProfile], runtime: RuntimeProfile = .hfCUDA) {
+        self.arch = arch
+        self.methods = methods
+        self.methodsFromAll = methodsFromAll
+        self.methodOptions = methodOptions
+        self.training = training
+        self.gpus = gpus
+        self.runtime = runtime
+    }
+}
+
+/// One method on one GPU.
+public struct GPUVerdict: Sendable {
+    public var gpu: GPUProfile
+    public var fits: Bool
+    /// Capacity left (fits) or missing (does not fit); both non-negative.
+    public var headroomBytes: Int
+    public var shortfallBytes: Int
+    /// Largest micro-batch that fits at the requested sequence length (0: not even 1).
+    public var maxMicroBatch: Int
+    /// Longest sequence that fits at the requested micro-batch (0: not even 1 token),
+    /// searched up to ``Planner/seqSearchLimit(_:)``.
+    public var maxSeq: Int
+}
+
+public struct MethodPlan: Sendable {
+    public var method: Method
+    public var account: ParameterAccount
+    public var memory: MemoryBreakdown
+    public var checkpointing: Bool
+    public var verdicts: [GPUVerdict]
+}
+
+public struct PlanResult: Sendable {
+    public var request: PlanRequest
+    public var plans: [MethodPlan]
+    /// Methods left out of `all`, with PEFT's reason.
+    public var skipped: [(Method, String)]
+    /// Human-readable assumptions, in order.
+    public var notes: [String]
+}
+
+public enum Planner {
+    /// Upper bound of the micro-batch search.
+    public static let batchSearchLimit = 1 << 16
+
+    /// Upper bound of the sequence search: the model's position limit where it has one
+    /// (training past it needs RoPE scaling), else 1,048,576.
+    public static func seqSearchLimit(_ arch: Architecture) -> Int {
+        arch.maxPositions > 0 ? min(arch.maxPositions, 1 << 20) : 1 << 20
+    }
+
+    public static func plan(_ request: PlanRequest) throws -> PlanResult {
+        try validate(request)
+        var plans: [MethodPlan] = []
+        var skipped: [(Method, String)] = []
+        for method in request.methods {
+            let account: ParameterAccount
+            do {
+                account = try ParameterAccounting.account(request.arch, method: method, options: request.methodOptions)
+            } catch let e as PlanError {
+                if request.methodsFromAll, case .invalidTargets = e { skipped.append((method, e.description)); continue }
+                throw e
+            }
+            if method == .prefix && request.training.gradCheckpointing && request.methodsFromAll {
+                skipped.append((method, "prefix tuning cannot use gradient checkpointing (PEFT refuses it)"))
+                continue
+            }
+            let ctx = try PlanContext(arch: request.arch, account: account, methodOptions: request.methodOptions,
+                                      training: request.training, runtime: request.runtime)
+            let memory = ctx.memory(batch: request.training.batch, seq: request.training.seq)
+            let verdicts = request.gpus.map { verdict(ctx, memory: memory, gpu: $0) }
+            plans.append(MethodPlan(method: method, account: account, memory: memory, checkpointing: ctx.checkpointing, verdicts: verdicts))
+        }
+        return PlanResult(request: request, plans: plans, skipped: skipped, notes: notes(request))
+    }
+
+    /// The verdict for one GPU: fit on `device_total`, and the searched limits.
+    public static func verdict(_ ctx: PlanContext, memory: MemoryBreakdown, gpu: GPUProfile) -> GPUVerdict {
+        let cap = gpu.memoryBytes
+        let fits = memory.deviceTotal <= cap
+        let b = ctx.training.batch, s = ctx.training.seq
+        let maxBatch = largest(upTo: batchSearchLimit) { ctx.memory(batch: $0, seq: s).deviceTotal <= cap }
+        let maxSeq = largest(upTo: seqSearchLimit(ctx.arch)) { ctx.memory(batch: b, seq: $0).deviceTotal <= cap }
+        return GPUVerdict(gpu: gpu, fits: fits, headroomBytes: max(0, cap - memory.deviceTotal),
+                          shortfallBytes: max(0, memory.deviceTotal - cap), maxMicroBatch: maxBatch, maxSeq: maxSeq)
+    }
+
+    /// The largest n in 1...limit with `ok(n)`, for a monotone predicate (memory never
+    /// shrinks as batch or sequence grow); 0 when `ok(1)` is false.
+    static func largest(upTo limit: Int, _ ok: (Int) -> Bool) -> Int {
+        guard ok(1) else { return 0 }
+        var lo = 1, hi = 2
+        while hi <= limit && ok(hi) { lo = hi; hi *= 2 }
+        hi = min(hi, limit + 1)
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2
+            if ok(mid) { lo = mid } else { hi = mid }
+        }
+        return lo
+    }
+
+    static func validate(_ r: PlanRequest) throws {
+        let t = r.training
+        let o = r.methodOptions
+        func check(_ flag: String, _ v: Int, _ range: ClosedRange<Int>) throws {
+            guard range.contains(v) else {
+                throw PlanError.invalidOption(option: flag, value: "\(v)", accepted: "an integer from \(range.lowerBound) to \(range.upperBound)")
+            }
+        }
+        try check("--batch", t.batch, 1...batchSearchLimit)
+        try check("--seq", t.seq, 1...(1 << 22))
+        try check("--grad-accum", t.gradAccum, 1...65536)
+        try check("--lora-r", o.loraR, 1...65536)
+        try check("--adapter-reduction", o.adapterReduction, 1...65536)
+        try check("--prefix-tokens", o.prefixTokens, 1...65536)
+        try check("--prompt-tokens", o.promptTokens, 1...65536)
+        try check("--prefix-projection", o.prefixProjection, 0...(1 << 20))
+        guard o.loraDropout >= 0 && o.loraDropout < 1 else {
+            throw PlanError.invalidOption(option: "--lora-dropout", value: "\(o.loraDropout)", accepted: "a probability in [0, 1)")
+        }
+        if r.methods.contains(.prefix) && t.gradCheckpointing && !r.methodsFromAll {
+            throw PlanError.contradictoryOptions("prefix tuning cannot be combined with --grad-checkpointing: PEFT refuses gradient checkpointing for prefix tuning")
+        }
+        if t.precision == .bf16 || t.precision == .mixedBF16 {
+            let old = r.gpus.filter { !$0.supportsBF16 }.map(\.name)
+            if !old.isEmpty && r.gpus.count == old.count {
+                throw PlanError.contradictoryOptions("\(old.joined(separator: ", ")) cannot train in bf16 (no bf16 support); use --precision fp16 or mixed-fp16")
+            }
+        }
+    }
+
+    /// The assumptions that shaped the numbers, stated for people.
+    static func notes(_ r: PlanRequest) -> [String] {
+        let t = r.training, o = r.methodOptions
+        var n: [String] = []
+        n.append("runtime \(r.runtime.name): \(r.runtime.description)")
+        n.append("memory per GPU for one micro-batch of \(t.batch) × \(t.seq) tokens; fit verdicts compare device_total (reserved + outside the allocator) with the card's capacity")
+        n.append("precision \(t.precision.rawValue): \(precisionNote(t.precision)); optimizer \(t.optimizer.rawValue)")
+        if !r.arch.supportsSDPA && t.attention == .sdpa {
+            n.append("\(r.arch.family.rawValue) has no sdpa in Transformers v5: eager attention (s² scores kept) is used")
+        }
+        n.append("attention \(t.attention.rawValue)\(t.attention == .sdpa && r.arch.supportsSDPA ? " (→ \(r.runtime.sdpaKernel.rawValue) kernel)" : "")")
+        n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(r.methods.contains(.qlora) ? "; QLoRA always on (prepare_model_for_kbit_training)" : "")")
+        if t.gradAccum > 1 { n.append("gradient accumulation \(t.gradAccum): gradients stay allocated during forward") }
+        if r.methods.contains(.lora) || r.methods.contains(.qlora) {
+            n.append("LoRA r=\(o.loraR) alpha=\(o.loraAlpha) targets=\(o.loraTargets.text) dropout=\(o.loraDropout)\(o.dora ? " DoRA" : ""); adapters kept in fp32 (PEFT autocast_adapter_dtype)")
+        }
+        if r.methods.contains(.qlora) {
+            n.append("QLoRA \(o.quant.rawValue)\(o.doubleQuant ? " with double quantisation" : ""): block Linear weights 4-bit, embeddings/norms/lm_head upcast to fp32 by prepare_model_for_kbit_training")
+        }
+        if r.methods.contains(.adapter) {
+            n.append("bottleneck adapters: \(o.adapter.rawValue), reduction factor \(o.adapterReduction) (AdapterHub seq_bn / double_seq_bn counts)")
+        }
+        if r.methods.contains(.prefix) { n.append("prefix tuning: \(o.prefixTokens) virtual tokens\(o.prefixProjection > 0 ? ", projection \(o.prefixProjection)" : "")") }
+        if r.methods.contains(.prompt) || r.methods.contains(.ptuning) { n.append("prompt tuning: \(o.promptTokens) virtual tokens added to every sequence") }
+        if r.methods.contains(.ia3) { n.append("IA³ targets=\(o.ia3Targets.text)") }
+        n.append("GPU memory is the nominal capacity in GiB (a \"24 GB\" card has 24 GiB); 1 GiB = 2^30 bytes")
+        n.append("time and cost are not modelled yet: their JSON fields are null")
+        return n
+    }
+
+    static func precisionNote(_ p: Precision) -> String {
+        switch p {
+        case .bf16, .fp16: return "weights, gradients and AdamW states in 16 bits"
+        case .fp32: return "everything in fp32"
+        case .mixedBF16, .mixedFP16: return "16-bit weights and gradients, fp32 master weights and optimizer states"
+        }
+    }
+}

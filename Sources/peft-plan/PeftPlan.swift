@@ -1,0 +1,42 @@
+import ArgumentParser
+import Foundation
+import PEFTPlan
+
+@main
+struct PeftPlan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peft-plan",
+        abstract: "Will a fine-tuning job fit, and with which method? Exact parameter counts and a phase-aware memory model for full fine-tuning, LoRA, QLoRA, adapters, prefix/prompt tuning and IA³.",
+        discussion: """
+            Examples:
+              peft-plan --model 7b --gpu 24GB
+              peft-plan plan --model ./config.json --method qlora --seq 4096 --format json
+              peft-plan models        (presets and their aliases)
+              peft-plan gpus          (hardware profiles)
+            """,
+        subcommands: [Plan.self, Models.self, GPUs.self],
+        defaultSubcommand: Plan.self)
+
+    /// Errors become one line on stderr and a non-zero status; help goes to stdout.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch let error as PlanError {
+            fail(error.description, code: 2)
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
+            fail(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message, code: code.rawValue == 0 ? 1 : code.rawValue)
+        }
+    }
+
+    static func fail(_ message: String, code: Int32) -> Never {
+        FileHandle.standardError.write(Data("peft-plan: error: \(message)\n".utf8))
+        Foundation.exit(code)
+    }
+}

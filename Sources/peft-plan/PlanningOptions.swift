@@ -1,0 +1,147 @@
+import ArgumentParser
+import Foundation
+import PEFTPlan
+
+/// The options every planning command understands (DESIGN.md §2).
+struct PlanningOptions: ParsableArguments {
+    @Option(help: "A preset (7b, 13b, 70b, 8b, llama-3.1-8b, mistral-7b, qwen2.5-7b, …; see `peft-plan models`) or a Hugging Face config.json or a folder holding one.")
+    var model: String
+
+    @Option(name: .long, help: "full|lora|qlora|adapter|prefix|prompt|ia3|p-tuning|all; repeatable or comma-separated. Default: all (the first seven).")
+    var method: [String] = []
+
+    @Option(help: "GPU: a name (\"RTX 4090\", h100-sxm), a size (24GB: every profile of that size) or a profile JSON file; repeatable. Default: 16GB, 24GB, 48GB and 80GB.")
+    var gpu: [String] = []
+
+    @Option(help: "Runtime profile: hf-cuda (Transformers + PEFT on CUDA) or hf-meta (what the meta-device trace sees).")
+    var runtime: String = "hf-cuda"
+
+    // Training
+    @Option(help: "Micro-batch size per GPU.") var batch: Int = 1
+    @Option(help: "Sequence length in tokens.") var seq: Int = 2048
+    @Option(help: "Gradient accumulation steps (gradients then stay allocated during forward).") var gradAccum: Int = 1
+    @Option(help: "bf16|fp16|fp32|mixed-bf16|mixed-fp16.") var precision: String = "bf16"
+    @Option(help: "adamw|adamw-8bit|paged-adamw-8bit|sgd|sgd-momentum|adafactor|lion.") var optimizer: String = "adamw"
+    @Flag(help: "Gradient checkpointing (QLoRA always has it, as prepare_model_for_kbit_training turns it on).") var gradCheckpointing = false
+    @Option(help: "sdpa|flash|eager.") var attention: String = "sdpa"
+
+    // LoRA / QLoRA
+    @Option(help: "LoRA rank.") var loraR: Int?
+    @Option(help: "LoRA alpha (does not change memory).") var loraAlpha: Int?
+    @Option(help: "default|all-linear|q_proj,v_proj,… (PEFT's matching).") var loraTargets: String?
+    @Option(help: "LoRA dropout probability (PEFT default 0; above 0 each wrapped module keeps a mask).") var loraDropout: Double?
+    @Flag(help: "DoRA: one magnitude vector per wrapped module.") var dora = false
+    @Option(help: "QLoRA storage: nf4|fp4.") var quant: String?
+    @Flag(inversion: .prefixedNo, help: "QLoRA double quantisation of the absmax values (default on).") var doubleQuant = true
+
+    // Adapters, prefix/prompt, IA³
+    @Option(help: "Bottleneck adapter: pfeiffer|houlsby.") var adapter: String?
+    @Option(help: "Bottleneck reduction factor (bottleneck = hidden / factor).") var adapterReduction: Int?
+    @Option(help: "Prefix tuning: virtual tokens.") var prefixTokens: Int?
+    @Option(help: "Prefix tuning: reparameterisation MLP width (0 = none).") var prefixProjection: Int?
+    @Option(help: "Prompt tuning / P-tuning: virtual tokens.") var promptTokens: Int?
+    @Option(help: "IA³ targets: default|all-linear|k_proj,v_proj,down_proj,…") var ia3Targets: String?
+    @Option(help: "IA³ feed-forward modules (scaled at their input), comma-separated.") var ia3Feedforward: String?
+
+    @Option(help: "table|json|csv|markdown.") var format: String = "table"
+
+    static let defaultGPUs = ["16GB", "24GB", "48GB", "80GB"]
+
+    func choice<E: RawRepresentable & CaseIterable>(_ value: String, _ flag: String, as: E.Type) throws -> E where E.RawValue == String {
+        if let e = E(rawValue: value.lowercased()) { return e }
+        let names = E.allCases.map(\.rawValue)
+        let near = names.min { levenshteinCount($0, value) < levenshteinCount($1, value) }
+        throw PlanError.invalidOption(option: flag, value: value, accepted: "one of \(names.joined(separator: ", "))\(near.map { "; did you mean '\($0)'?" } ?? "")")
+    }
+
+    func levenshteinCount(_ a: String, _ b: String) -> Int {
+        let x = Array(a.lowercased()), y = Array(b.lowercased())
+        var prev = Array(0...y.count)
+        for i in 1...max(1, x.count) where !x.isEmpty {
+            var cur = [i] + Array(repeating: 0, count: y.count)
+            for j in 1...max(1, y.count) where !y.isEmpty {
+                cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (x[i - 1] == y[j - 1] ? 0 : 1))
+            }
+            prev = cur
+        }
+        return prev[y.count]
+    }
+
+    /// Builds the library's request, refusing contradictory flags.
+    func request() throws -> PlanRequest {
+        let arch = try Presets.resolve(model)
+        var methods: [Method] = []
+        let words = method.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } }
+        let fromAll = words.isEmpty || words.contains("all")
+        if fromAll {
+            methods = Method.standard
+        } else {
+            for w in words {
+                guard let m = Method(rawValue: w) else {
+                    throw PlanError.invalidOption(option: "--method", value: w, accepted: "full, lora, qlora, adapter, prefix, prompt, ia3, p-tuning or all")
+                }
+                if !methods.contains(m) { methods.append(m) }
+            }
+        }
+        func uses(_ set: [Method]) -> Bool { methods.contains { set.contains($0) } }
+        func refuse(_ flag: String, _ given: Bool, for set: [Method]) throws {
+            if given && !fromAll && !uses(set) {
+                throw PlanError.contradictoryOptions("\(flag) applies to \(set.map(\.rawValue).joined(separator: "/")), not to --method \(methods.map(\.rawValue).joined(separator: ","))")
+            }
+        }
+        try refuse("--lora-r", loraR != nil, for: [.lora, .qlora])
+        try refuse("--lora-alpha", loraAlpha != nil, for: [.lora, .qlora])
+        try refuse("--lora-targets", loraTargets != nil, for: [.lora, .qlora])
+        try refuse("--lora-dropout", loraDropout != nil, for: [.lora, .qlora])
+        try refuse("--dora", dora, for: [.lora, .qlora])
+        try refuse("--quant", quant != nil, for: [.qlora])
+        try refuse("--no-double-quant", !doubleQuant, for: [.qlora])
+        try refuse("--adapter", adapter != nil, for: [.adapter])
+        try refuse("--adapter-reduction", adapterReduction != nil, for: [.adapter])
+        try refuse("--prefix-tokens", prefixTokens != nil, for: [.prefix])
+        try refuse("--prefix-projection", prefixProjection != nil, for: [.prefix])
+        try refuse("--prompt-tokens", promptTokens != nil, for: [.prompt, .ptuning])
+        try refuse("--ia3-targets", ia3Targets != nil, for: [.ia3])
+        try refuse("--ia3-feedforward", ia3Feedforward != nil, for: [.ia3])
+
+        var o = MethodOptions()
+        if let v = loraR { o.loraR = v }
+        if let v = loraAlpha { o.loraAlpha = v }
+        if let v = loraTargets { o.loraTargets = .parse(v) }
+        if let v = loraDropout {
+            guard v.isFinite else { throw PlanError.invalidOption(option: "--lora-dropout", value: "\(v)", accepted: "a probability in [0, 1)") }
+            o.loraDropout = v
+        }
+        o.dora = dora
+        if let v = quant { o.quant = try choice(v, "--quant", as: QuantType.self) }
+        o.doubleQuant = doubleQuant
+        if let v = adapter { o.adapter = try choice(v, "--adapter", as: AdapterKind.self) }
+        if let v = adapterReduction { o.adapterReduction = v }
+        if let v = prefixTokens { o.prefixTokens = v }
+        if let v = prefixProjection { o.prefixProjection = v }
+        if let v = promptTokens { o.promptTokens = v }
+        if let v = ia3Targets { o.ia3Targets = .parse(v) }
+        if let v = ia3Feedforward { o.ia3Feedforward = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+
+        var t = TrainingOptions()
+        t.batch = batch
+        t.seq = seq
+        t.gradAccum = gradAccum
+        t.precision = try choice(precision, "--precision", as: Precision.self)
+        t.optimizer = try choice(optimizer, "--optimizer", as: Optimizer.self)
+        t.gradCheckpointing = gradCheckpointing
+        t.attention = try choice(attention, "--attention", as: AttentionChoice.self)
+
+        guard let rt = RuntimeProfile.named(runtime) else {
+            throw PlanError.invalidOption(option: "--runtime", value: runtime, accepted: RuntimeProfile.builtIn.map(\.name).joined(separator: " or "))
+        }
+        let catalog = try HardwareCatalog.bundled()
+        var gpus: [GPUProfile] = []
+        for q in (gpu.isEmpty ? Self.defaultGPUs : gpu) {
+            for p in try HardwareCatalog.select(q, from: catalog) where !gpus.contains(p) { gpus.append(p) }
+        }
+        return PlanRequest(arch: arch, methods: methods, methodsFromAll: fromAll, methodOptions: o, training: t, gpus: gpus, runtime: rt)
+    }
+
+    func outputFormat() throws -> OutputFormat { try choice(format, "--format", as: OutputFormat.self) }
+}
