@@ -1,0 +1,208 @@
+import Foundation
+import Testing
+@testable import PEFTPlan
+
+/// Runs the built `peft-plan` binary.
+enum CLI {
+    static var binary: URL {
+        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        for dir in [beside, beside.deletingLastPathComponent(), repoRoot.appendingPathComponent(".build/debug")] {
+            let candidate = dir.appendingPathComponent("peft-plan")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        }
+        return repoRoot.appendingPathComponent(".build/debug/peft-plan")
+    }
+
+    struct Output { var status: Int32; var stdout: String; var stderr: String; var signalled: Bool }
+
+    static func run(_ args: [String], cwd: URL? = nil) throws -> Output {
+        let p = Process()
+        p.executableURL = binary
+        p.arguments = args
+        if let cwd { p.currentDirectoryURL = cwd }
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        p.standardInput = FileHandle.nullDevice
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+                      stderr: String(decoding: e, as: UTF8.self), signalled: p.terminationReason == .uncaughtSignal)
+    }
+}
+
+/// Writes a config.json into a fresh temporary folder and returns the file's path.
+func writeConfig(_ text: String, name: String = "config.json") -> String {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-test-\(UUID().uuidString)")
+    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let file = dir.appendingPathComponent(name)
+    try! Data(text.utf8).write(to: file)
+    return file.path
+}
+
+@Suite("The command line")
+struct CommandLineTests {
+    @Test("`peft-plan --model 7b --gpu 24GB` answers for all seven methods and every 24 GB card")
+    func headline() throws {
+        let r = try CLI.run(["--model", "7b", "--gpu", "24GB"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        for m in Method.standard { #expect(r.stdout.contains("\n\(m.rawValue) ") || r.stdout.contains("  \(m.rawValue) "), "\(m.rawValue) missing") }
+        let profiles = try HardwareCatalog.bundled().filter { $0.nominalMemoryGB == 24 }
+        #expect(profiles.count >= 4)
+        for p in profiles { #expect(r.stdout.contains(p.name)) }
+        #expect(r.stdout.contains("Assumptions:"))
+        #expect(!r.stdout.contains("nan") && !r.stdout.contains("-0"))
+        // fits a 100-column terminal
+        for line in r.stdout.split(separator: "\n") { #expect(line.count <= 100, "too wide: \(line)") }
+    }
+
+    @Test("json output follows the contract and agrees with the library")
+    func json() throws {
+        let r = try CLI.run(["plan", "--model", "llama-3.1-8b", "--method", "lora,qlora", "--gpu", "RTX 4090", "--format", "json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let plans = try #require(obj["plans"] as? [[String: Any]])
+        #expect(plans.count == 2)
+        let lora = plans[0]
+        #expect(lora["trainable_params"] as? Int == 3_407_872)   // PEFT, checked in ParameterCountTests
+        let memory = try #require(lora["memory"] as? [String: Any])
+        for key in ["frozen_weights", "trainable_weights", "master_weights", "gradients", "optimizer_states", "activations",
+                    "logits", "transient", "allocated_peak", "reserved_peak", "runtime_overhead", "device_total"] {
+            let v = try #require(memory[key] as? Int, "memory.\(key)")
+            #expect(v >= 0)
+        }
+        let gpus = try #require(lora["gpus"] as? [[String: Any]])
+        #expect(gpus.first?["name"] as? String == "RTX 4090")
+        #expect(["forward", "backward", "optimizer"].contains(lora["peak_phase"] as? String ?? ""))
+        let again = try CLI.run(["plan", "--model", "llama-3.1-8b", "--method", "lora,qlora", "--gpu", "RTX 4090", "--format", "json"])
+        #expect(again.stdout == r.stdout, "same input, byte-identical output")
+    }
+
+    @Test("csv and markdown", arguments: ["csv", "markdown"])
+    func otherFormats(_ format: String) throws {
+        let r = try CLI.run(["--model", "gpt2", "--gpu", "T4", "--format", format, "--precision", "fp16"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        #expect(r.stdout.contains("lora"))
+        if format == "csv" {
+            let lines = r.stdout.split(separator: "\n")
+            #expect(lines.count == 1 + Method.standard.count)
+            #expect(Set(lines.map { $0.split(separator: ",").count }).count == 1, "every row has every column")
+        }
+    }
+
+    @Test("models and gpus list everything, from any directory")
+    func listings() throws {
+        let elsewhere = FileManager.default.temporaryDirectory
+        let m = try CLI.run(["models"], cwd: elsewhere)
+        #expect(m.status == 0)
+        for e in Presets.all { #expect(m.stdout.contains(e.name)) }
+        let g = try CLI.run(["gpus"], cwd: elsewhere)
+        #expect(g.status == 0)
+        #expect(g.stdout.contains("H100 SXM") && g.stdout.contains("RTX 4090") && g.stdout.contains("MI300X"))
+        let p = try CLI.run(["--model", "tiny", "--gpu", "24GB"], cwd: elsewhere)
+        #expect(p.status == 0, "stderr: \(p.stderr)")
+    }
+
+    @Test("a config.json path and its folder plan like the preset")
+    func configPath() throws {
+        let src = Presets.directory.appendingPathComponent("qwen2.5-0.5b.json").path
+        let text = try String(contentsOfFile: src, encoding: .utf8)
+        let file = writeConfig(text)
+        let viaFile = try CLI.run(["--model", file, "--method", "lora", "--gpu", "T4", "--format", "csv", "--precision", "fp16"])
+        let viaDir = try CLI.run(["--model", (file as NSString).deletingLastPathComponent, "--method", "lora", "--gpu", "T4", "--format", "csv", "--precision", "fp16"])
+        let viaPreset = try CLI.run(["--model", "qwen2.5-0.5b", "--method", "lora", "--gpu", "T4", "--format", "csv", "--precision", "fp16"])
+        #expect(viaFile.status == 0 && viaFile.stdout == viaPreset.stdout)
+        #expect(viaDir.status == 0 && viaDir.stdout == viaPreset.stdout)
+    }
+
+    /// Bad input: each gets one line on stderr naming the problem and a non-zero status,
+    /// never a crash or a signal (DESIGN.md §2, Errors).
+    struct Bad: Sendable, CustomTestStringConvertible {
+        let args: [String]
+        let mentions: String
+        var testDescription: String { args.joined(separator: " ") }
+    }
+
+    static let malformed = writeConfig(#"{"model_type": "llama", "hidden_size": 4096, "num_hid"#)
+    static let notObject = writeConfig("[1, 2, 3]")
+    static let t5 = writeConfig(#"{"model_type": "t5", "d_model": 512}"#)
+    static let noType = writeConfig(#"{"hidden_size": 512}"#)
+    static func llama(_ patch: String) -> String {
+        writeConfig(#"{"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 8, "intermediate_size": 1024, "vocab_size": 1000, "#
+                    + patch + "}")
+    }
+    static let missingHidden = llama(#""num_key_value_heads": 8"#)
+    static let zeroHidden = llama(#""hidden_size": 0"#)
+    static let negativeHidden = llama(#""hidden_size": -512"#)
+    static let stringHidden = llama(#""hidden_size": "512""#)
+    static let fractionalHidden = llama(#""hidden_size": 512.5"#)
+    static let hugeHidden = llama(#""hidden_size": 1e300"#)
+    static let headsNotDividing = llama(#""hidden_size": 500"#)
+    static let kvNotDividing = llama(#""hidden_size": 512, "num_key_value_heads": 3"#)
+    static let boolTie = llama(#""hidden_size": 512, "tie_word_embeddings": "yes""#)
+    static let emptyDir: String = {
+        let d = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-empty-\(UUID().uuidString)")
+        try! FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        return d.path
+    }()
+
+    static let bad: [Bad] = [
+        Bad(args: ["--model", "llama-2-7bb"], mentions: "did you mean 'llama-2-7b'"),
+        Bad(args: ["--model", "./no/such/config.json"], mentions: "unknown model"),
+        Bad(args: ["--model", emptyDir], mentions: "no readable config.json"),
+        Bad(args: ["--model", malformed], mentions: "not valid JSON"),
+        Bad(args: ["--model", notObject], mentions: "not a JSON object"),
+        Bad(args: ["--model", t5], mentions: "unsupported model_type 't5'"),
+        Bad(args: ["--model", noType], mentions: "model_type"),
+        Bad(args: ["--model", missingHidden], mentions: "hidden_size"),
+        Bad(args: ["--model", zeroHidden], mentions: "hidden_size"),
+        Bad(args: ["--model", negativeHidden], mentions: "hidden_size"),
+        Bad(args: ["--model", stringHidden], mentions: "hidden_size"),
+        Bad(args: ["--model", fractionalHidden], mentions: "hidden_size"),
+        Bad(args: ["--model", hugeHidden], mentions: "larger than any real model"),
+        Bad(args: ["--model", headsNotDividing], mentions: "does not divide hidden_size"),
+        Bad(args: ["--model", kvNotDividing], mentions: "num_key_value_heads"),
+        Bad(args: ["--model", boolTie], mentions: "tie_word_embeddings"),
+        Bad(args: ["--model", "7b", "--batch", "0"], mentions: "--batch"),
+        Bad(args: ["--model", "7b", "--batch", "-3"], mentions: "batch"),
+        Bad(args: ["--model", "7b", "--batch", "99999999999999999999999"], mentions: "batch"),
+        Bad(args: ["--model", "7b", "--seq", "0"], mentions: "--seq"),
+        Bad(args: ["--model", "7b", "--seq", "1000000000000"], mentions: "--seq"),
+        Bad(args: ["--model", "7b", "--lora-r", "0"], mentions: "--lora-r"),
+        Bad(args: ["--model", "7b", "--lora-dropout", "1.5"], mentions: "--lora-dropout"),
+        Bad(args: ["--model", "7b", "--lora-dropout", "nan"], mentions: "--lora-dropout"),
+        Bad(args: ["--model", "7b", "--adapter-reduction", "100000"], mentions: "--adapter-reduction"),
+        Bad(args: ["--model", "7b", "--gpu", "RTX 9090"], mentions: "unknown GPU"),
+        Bad(args: ["--model", "7b", "--gpu", "7GB"], mentions: "sizes:"),
+        Bad(args: ["--model", "7b", "--gpu", "RTX"], mentions: "ambiguous"),
+        Bad(args: ["--model", "7b", "--gpu", "/no/such/profile.json"], mentions: "no such file"),
+        Bad(args: ["--model", "7b", "--method", "prefix", "--grad-checkpointing"], mentions: "PEFT refuses gradient checkpointing"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--quant", "nf4"], mentions: "--quant applies to qlora"),
+        Bad(args: ["--model", "7b", "--method", "full", "--lora-r", "16"], mentions: "--lora-r applies to"),
+        Bad(args: ["--model", "7b", "--method", "lorra"], mentions: "--method"),
+        Bad(args: ["--model", "7b", "--precision", "bf8"], mentions: "--precision"),
+        Bad(args: ["--model", "7b", "--optimizer", "adam"], mentions: "did you mean 'adamw'"),
+        Bad(args: ["--model", "7b", "--format", "yaml"], mentions: "--format"),
+        Bad(args: ["--model", "7b", "--runtime", "vllm"], mentions: "--runtime"),
+        Bad(args: ["--model", "phi-3-mini", "--method", "lora"], mentions: "no default target modules"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "foo_proj"], mentions: "not found"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "input_layernorm"], mentions: "cannot wrap"),
+        Bad(args: ["--model", "7b", "--gpu", "V100 16GB"], mentions: "bf16"),
+        Bad(args: ["--model"], mentions: "model"),
+        Bad(args: ["--model", "7b", "--no-such-flag"], mentions: "no-such-flag"),
+    ]
+
+    @Test("bad input: one clear line on stderr, non-zero status, no signal", arguments: bad)
+    func badInput(_ b: Bad) throws {
+        let r = try CLI.run(b.args)
+        #expect(!r.signalled, "crashed: \(r.stderr)")
+        #expect(r.status != 0)
+        #expect(r.stdout.isEmpty, "printed to stdout: \(r.stdout.prefix(200))")
+        let lines = r.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+        #expect(lines.count == 1, "stderr: \(r.stderr)")
+        #expect(r.stderr.hasPrefix("peft-plan: error: "))
+        #expect(r.stderr.contains(b.mentions), "stderr: \(r.stderr)")
+    }
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what peft-plan needs on a Debian machine that has the Swift toolchain.
+#   bash scripts/setup.sh          what building and running needs
+#   bash scripts/setup.sh --test   also the Python side the tests compare against:
+#                                  PyTorch (CPU), Transformers and PEFT at the versions
+#                                  the reference counts were checked with
+set -euo pipefail
+
+TRANSFORMERS_VERSION=5.23.0
+PEFT_VERSION=0.21.2
+
+need_apt=()
+command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+if [ "${1:-}" = "--test" ] && ! python3 -m pip --version >/dev/null 2>&1; then need_apt+=(python3-pip); fi
+if [ ${#need_apt[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+
+if [ "${1:-}" = "--test" ]; then
+    if ! python3 -c "import torch" >/dev/null 2>&1; then
+        # Prefer a local CPU build of torch where the machine ships one (no CUDA libraries).
+        cpu_wheel=$(ls /opt/wheels/torch-*+cpu-*.whl 2>/dev/null | sort -V | tail -n 1 || true)
+        if [ -n "$cpu_wheel" ]; then
+            python3 -m pip install --quiet --root-user-action=ignore "$cpu_wheel"
+        else
+            python3 -m pip install --quiet --root-user-action=ignore torch
+        fi
+    fi
+    python3 -m pip install --quiet --root-user-action=ignore "transformers==${TRANSFORMERS_VERSION}" "peft==${PEFT_VERSION}"
+    python3 -c "import torch, transformers, peft; print('python reference: torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
+fi
