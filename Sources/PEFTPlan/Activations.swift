@@ -159,11 +159,13 @@ struct ForwardGraph {
                     // interm = (x.to(fp32) * ia3_l).to(dtype): the fp32 input is saved.
                     let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
                     tape.save(x32)
+                    if x.rg { tape.save(Extent(fixed: m.inFeatures), 4) }    // the flattened ia3_l
                     return tape.new(out, ob, rg: true)
                 }
                 // result = (base(x) * ia3_l).to(dtype): base's output is saved.
                 let y = tape.new(out, ob, rg: x.rg || c.baseTrainable)
                 tape.save(y)
+                if y.rg { tape.save(Extent(fixed: m.outFeatures), 4) }       // the flattened ia3_l
                 return tape.new(out, ob, rg: true)
             default: break
             }

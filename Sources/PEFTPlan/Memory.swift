@@ -125,14 +125,19 @@ public struct PlanContext: Sendable {
         return bill.bytes(batch: batch, sq: sq, skv: skv)
     }
 
-    /// The memory of one step at `batch` × `seq`.
-    public func memory(batch: Int, seq: Int) -> MemoryBreakdown {
+    /// The phase totals of one step, as plain numbers (the planner's hot path).
+    struct Phases {
+        var activations, logits, forward, backwardStart, backwardEnd, optimizer: Double
+        var peak: Double { max(forward, backwardStart, backwardEnd, optimizer) }
+    }
+
+    func phases(batch: Int, seq: Int) -> Phases {
         let (sq, skv) = lengths(seq: seq)
         let tokens = Double(batch) * Double(sq)
         let a = Double(training.precision.bytes)
         let v = Double(arch.vocabSize)
-
-        let outer = pre.bytes(batch: batch, sq: sq, skv: skv) + head.bytes(batch: batch, sq: sq, skv: skv)
+        let preBytes = pre.bytes(batch: batch, sq: sq, skv: skv)
+        let outer = preBytes + head.bytes(batch: batch, sq: sq, skv: skv)
         let blocks: Double
         var recompute = 0.0
         if checkpointing {
@@ -145,7 +150,9 @@ public struct PlanContext: Sendable {
         let activations = outer + blocks
         let logits = logitsBill.bytes(batch: batch, sq: sq, skv: skv)
 
-        // Transients, each named (MemoryComponents documents the sources).
+        // Transients (MemoryComponents documents the sources):
+        // forward: the logits in the model dtype and their fp32 copy for the loss;
+        // backward: log_softmax's gradient and its input's gradient, both fp32.
         let logitsDtype = account.method == .qlora ? 4.0 : a
         let forwardLogits = tokens * v * (logitsDtype + (logitsDtype == 4 ? 0 : 4))
         let backwardLogits = tokens * v * 8
@@ -155,12 +162,26 @@ public struct PlanContext: Sendable {
         let persistent = Double(frozenWeights + trainableWeights + masterWeights + optimizerStates - pageableOptimizerBytes)
         let g = Double(gradients)
         let accumulated = training.gradAccum > 1 ? g : 0
+        return Phases(
+            activations: activations, logits: logits,
+            forward: persistent + accumulated + activations + logits + forwardLogits + dequant,
+            backwardStart: persistent + max(accumulated, Double(headGradients)) + activations + logits + backwardLogits,
+            backwardEnd: persistent + g + preBytes + recompute + workspace + dequant,
+            optimizer: persistent + g)
+    }
 
-        let forward = persistent + accumulated + activations + logits + forwardLogits + dequant
-        let backwardStart = persistent + max(accumulated, Double(headGradients)) + activations + logits + backwardLogits
-        let backwardEnd = persistent + g + pre.bytes(batch: batch, sq: sq, skv: skv) + recompute + workspace + dequant
+    /// `device_total` alone, for searches and sweeps.
+    public func deviceTotal(batch: Int, seq: Int) -> Int {
+        let allocated = phases(batch: batch, seq: seq).peak.rounded()
+        return Int((allocated * runtime.reservedOverAllocated).rounded(.up)) + runtime.outsideAllocatorBytes
+    }
+
+    /// The memory of one step at `batch` × `seq`.
+    public func memory(batch: Int, seq: Int) -> MemoryBreakdown {
+        let p = phases(batch: batch, seq: seq)
+        let forward = p.forward, backwardStart = p.backwardStart, backwardEnd = p.backwardEnd, optimizer = p.optimizer
         let backward = max(backwardStart, backwardEnd)
-        let optimizer = persistent + g
+        let activations = p.activations, logits = p.logits
 
         var m = MemoryBreakdown()
         m.frozenWeights = frozenWeights
@@ -169,8 +190,8 @@ public struct PlanContext: Sendable {
         m.gradients = gradients
         m.optimizerStates = optimizerStates
         m.pageableBytes = pageableOptimizerBytes
-        m.activations = Int(activations.rounded())
-        m.logits = Int(logits.rounded())
+        m.activations = Int(activations.rounded(.down))
+        m.logits = Int(logits.rounded(.down))
         m.phasePeaks = [.forward: Int(forward.rounded()), .backward: Int(backward.rounded()), .optimizer: Int(optimizer.rounded())]
         let peak = max(forward, backward, optimizer)
         var liveSum: Int
@@ -197,6 +218,7 @@ public struct PlanContext: Sendable {
         m.transient = max(0, m.allocatedPeak - liveSum)
         m.allocatedPeak = liveSum + m.transient
         m.reservedPeak = Int((Double(m.allocatedPeak) * runtime.reservedOverAllocated).rounded(.up))
+        assert(m.reservedPeak + runtime.outsideAllocatorBytes == deviceTotal(batch: batch, seq: seq))
         m.runtimeOverhead = runtime.outsideAllocatorBytes
         m.deviceTotal = m.reservedPeak + m.runtimeOverhead
         return m

@@ -95,8 +95,8 @@ public enum Planner {
         let cap = gpu.memoryBytes
         let fits = memory.deviceTotal <= cap
         let b = ctx.training.batch, s = ctx.training.seq
-        let maxBatch = largest(upTo: batchSearchLimit) { ctx.memory(batch: $0, seq: s).deviceTotal <= cap }
-        let maxSeq = largest(upTo: seqSearchLimit(ctx.arch)) { ctx.memory(batch: b, seq: $0).deviceTotal <= cap }
+        let maxBatch = largest(upTo: batchSearchLimit) { ctx.deviceTotal(batch: $0, seq: s) <= cap }
+        let maxSeq = largest(upTo: seqSearchLimit(ctx.arch)) { ctx.deviceTotal(batch: b, seq: $0) <= cap }
         return GPUVerdict(gpu: gpu, fits: fits, headroomBytes: max(0, cap - memory.deviceTotal),
                           shortfallBytes: max(0, memory.deviceTotal - cap), maxMicroBatch: maxBatch, maxSeq: maxSeq)
     }

@@ -1,0 +1,23 @@
+import ArgumentParser
+import Foundation
+import PEFTPlan
+
+struct BenchPlanner: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-planner",
+        abstract: "Time the memory model: full plans evaluated per second in a sweep, on one thread.")
+
+    @Option(help: "Model preset or config.json.") var model: String = "llama-3.1-8b"
+    @Option(help: "Timed rounds; the median is reported.") var rounds: Int = 7
+
+    func run() throws {
+        guard (1...1000).contains(rounds) else {
+            throw PlanError.invalidOption(option: "--rounds", value: "\(rounds)", accepted: "an integer from 1 to 1000")
+        }
+        let r = try PlannerBenchmark.run(model: model, rounds: rounds)
+        print("model \(r.model): \(r.plansPerRound) plans per round (methods × \(PlannerBenchmark.batches.count) micro-batches × \(PlannerBenchmark.seqs.count) sequence lengths × GPU profiles), \(r.rounds) rounds, 1 thread")
+        print(String(format: "full plans per second: median %.0f (min %.0f, max %.0f)", r.median, r.rates.min() ?? 0, r.rates.max() ?? 0))
+        print(String(format: "plan contexts (parameter accounting + symbolic forward) per second: %.0f", r.contextsPerSecond))
+        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores visible; fits counted: \(r.fits)")
+    }
+}
