@@ -125,7 +125,7 @@ public enum PlanOutput {
         out += "heads \(a.numHeads)/\(a.nKVHeads) KV, vocab \(a.vocabSize)\(a.numExperts > 0 ? ", \(a.numExperts) experts (\(a.expertsPerToken) active)" : "")\n"
         out += "One micro-batch of \(t.batch) × \(t.seq) tokens, \(t.precision.rawValue), \(t.optimizer.rawValue), runtime \(r.request.runtime.name). Memory in GiB.\n\n"
         let head = [("method", 9), ("trainable", 17), ("weights", 8), ("grads", 7), ("optim", 7), ("activ", 7), ("logits", 7), ("transnt", 8), ("device", 8), ("peak at", 9)]
-        out += head.enumerated().map { pad($0.element.0, $0.element.1, right: $0.offset > 0 && $0.offset < 9) }.joined(separator: " ") + "\n"
+        out += trimmed(head.enumerated().map { pad($0.element.0, $0.element.1, right: $0.offset > 0 && $0.offset < 9) }.joined(separator: " ")) + "\n"
         for p in r.plans {
             let m = p.memory
             let cells = [
@@ -135,7 +135,7 @@ public enum PlanOutput {
                 gibNumber(m.gradients), gibNumber(m.optimizerStates), gibNumber(m.activations), gibNumber(m.logits),
                 gibNumber(m.transient), gibNumber(m.deviceTotal), m.peakPhase.rawValue,
             ]
-            out += cells.enumerated().map { pad($0.element, head[$0.offset].1, right: $0.offset > 0 && $0.offset < 9) }.joined(separator: " ") + "\n"
+            out += trimmed(cells.enumerated().map { pad($0.element, head[$0.offset].1, right: $0.offset > 0 && $0.offset < 9) }.joined(separator: " ")) + "\n"
         }
         for (cap, names) in capacityGroups(r) {
             out += "\nOn \(gib(cap)): \(names.joined(separator: ", "))\n"
@@ -144,7 +144,8 @@ public enum PlanOutput {
                 guard let v = p.verdicts.first(where: { $0.gpu.memoryBytes == cap }) else { continue }
                 let room = v.fits ? "\(gib(v.headroomBytes)) free" : "\(gib(v.shortfallBytes)) short"
                 let mb = v.maxMicroBatch == 0 ? "none" : "\(v.maxMicroBatch) at seq \(t.seq)"
-                let ms = v.maxSeq == 0 ? "none" : "\(v.maxSeq) at batch \(t.batch)"
+                let limit = Planner.seqSearchLimit(a)
+                let ms = v.maxSeq == 0 ? "none" : (v.maxSeq == limit ? "\(v.maxSeq) (the model's limit)" : "\(v.maxSeq) at batch \(t.batch)")
                 out += "  " + pad(p.method.rawValue, 9) + " " + pad(v.fits ? "yes" : "no", 5) + " " + pad(room, 17) + " " + pad(mb, 16) + " " + ms + "\n"
             }
         }
@@ -154,6 +155,12 @@ public enum PlanOutput {
         out += "\nAssumptions:\n"
         for n in r.notes { out += wrap("- " + n, width: 100, indent: "  ") }
         return out
+    }
+
+    static func trimmed(_ s: String) -> String {
+        var t = s
+        while t.last == " " { t.removeLast() }
+        return t
     }
 
     static func wrap(_ text: String, width: Int, indent: String) -> String {
