@@ -9,6 +9,7 @@ peft-plan's tests compare its activation and logits terms with these figures.
 Input (stdin): a JSON list of cases
   {"id": str, "config": {config.json dict} or "config_path": str, "batch": int, "seq": int,
    "dtype": "bf16"|"fp16"|"fp32", "attention": "sdpa"|"eager", "grad_checkpointing": bool,
+   "device": "meta" (default) or "cpu" (real weights: needed for gradient checkpointing),
    "method": ..., and the method's options as scripts/peft_reference.py reads them}
 Output (stdout): a JSON object id -> {"saved_bytes", "logits_bytes", "by_dtype", ...}
 or {"error": str}.
@@ -45,7 +46,10 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     model_type = cfg_dict.pop("model_type")
     cfg = AutoConfig.for_model(model_type, **cfg_dict)
     dtype = dtypes[case.get("dtype", "bf16")]
-    with torch.device("meta"):
+    # PyTorch's checkpoint cannot run on the meta device: checkpointed cases run on the CPU
+    # with real (random) weights, so they must be small.
+    device = case.get("device", "meta")
+    with torch.device(device):
         try:
             model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation=case.get("attention", "sdpa"))
         except ValueError:
@@ -60,7 +64,7 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
         if method != "full":
             model.enable_input_require_grads()
     b, s = case["batch"], case["seq"]
-    ids = torch.zeros((b, s), dtype=torch.long, device="meta")
+    ids = torch.zeros((b, s), dtype=torch.long, device=device)
 
     param_storages = {p.untyped_storage()._cdata for p in model.parameters()}
     seen = {}

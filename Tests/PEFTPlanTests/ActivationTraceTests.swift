@@ -50,6 +50,8 @@ nonisolated(unsafe) let traceReference: Result<[String: Any], PythonReference.Re
 /// kernels differ (math SDPA and dtype-sized dropout masks on meta; see RuntimeProfile).
 /// Falcon-7B is traced at batch 2: its multi-query keys are a broadcast view inside the
 /// math kernel at batch 1 only, an artefact of that kernel that CUDA's flash kernel lacks.
+/// Gradient-checkpointing cases run on the CPU with real weights (checkpoint cannot run on
+/// meta), so they use small models.
 @Suite("Activations and logits against the real saved-tensor trace")
 struct ActivationTraceTests {
     /// Aim stated in the issue: within 3% per case.
