@@ -124,6 +124,28 @@ public struct Architecture: Sendable, Equatable {
         modules.reduce(0) { $0 + $1.params * ($1.perLayer ? numLayers : 1) }
     }
 
+    /// Total parameters with every product and sum checked; nil past `limit`.
+    func checkedTotalParams(limit: Int) -> Int? {
+        var total = 0
+        for m in modules {
+            let own: (Int, Bool)
+            switch m.kind {
+            case .linear, .conv1d:
+                let w = m.inFeatures.multipliedReportingOverflow(by: m.outFeatures)
+                own = w.overflow ? (0, true) : w.partialValue.addingReportingOverflow(m.bias ? m.outFeatures : 0)
+            case .embedding, .positionEmbedding: own = m.inFeatures.multipliedReportingOverflow(by: m.outFeatures)
+            case .norm, .router, .experts: own = (m.ownParams, false)
+            }
+            if own.1 { return nil }
+            let n = (m.tied ? 0 : own.0).multipliedReportingOverflow(by: m.perLayer ? numLayers : 1)
+            if n.overflow { return nil }
+            let s = total.addingReportingOverflow(n.partialValue)
+            if s.overflow || s.partialValue > limit { return nil }
+            total = s.partialValue
+        }
+        return total
+    }
+
     /// Parameters in block Linear weights: the part bitsandbytes quantises for QLoRA.
     public var blockLinearWeightParams: Int {
         modules.reduce(0) { $0 + ($1.perLayer ? $1.weightElements * numLayers : 0) }

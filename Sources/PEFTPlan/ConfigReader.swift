@@ -115,16 +115,25 @@ public enum ConfigReader {
         guard let family = ModelFamily(rawValue: type) else {
             throw PlanError.unsupportedModelType(type, supported: ModelFamily.allCases.map(\.rawValue))
         }
+        let arch: Architecture
         switch family {
         case .llama, .mistral, .mixtral, .qwen2, .qwen3, .gemma, .gemma2, .phi3:
-            return try llamaStyle(f, family: family, name: name)
-        case .gpt2: return try gpt2(f, name: name)
-        case .gptNeoX: return try gptNeoX(f, name: name)
-        case .opt: return try opt(f, name: name)
-        case .falcon: return try falcon(f, name: name)
-        case .bloom: return try bloom(f, name: name)
+            arch = try llamaStyle(f, family: family, name: name)
+        case .gpt2: arch = try gpt2(f, name: name)
+        case .gptNeoX: arch = try gptNeoX(f, name: name)
+        case .opt: arch = try opt(f, name: name)
+        case .falcon: arch = try falcon(f, name: name)
+        case .bloom: arch = try bloom(f, name: name)
         }
+        guard arch.checkedTotalParams(limit: parameterLimit) != nil else {
+            throw PlanError.invalidDimension(field: "model", value: "\(arch.numLayers) layers × hidden \(arch.hiddenSize)",
+                                             reason: "over 10^15 parameters, far beyond any real model")
+        }
+        return arch
     }
+
+    /// Largest total parameter count accepted (a thousand times the largest real model).
+    static let parameterLimit = 1_000_000_000_000_000
 
     /// JSON's true/false arrive as NSNumber; on Linux only the ObjC type code tells them
     /// from numbers ("c" or "B" for a boolean; JSON integers come as "q", reals as "d").
@@ -210,6 +219,10 @@ public enum ConfigReader {
                 }
                 a.numExperts = experts
                 a.expertsPerToken = perToken
+                let perExpertRow = experts.multipliedReportingOverflow(by: 3 * h)
+                guard !perExpertRow.overflow, !perExpertRow.partialValue.multipliedReportingOverflow(by: inter).overflow else {
+                    throw PlanError.invalidDimension(field: "num_local_experts", value: "\(experts)", reason: "the experts are too large to count")
+                }
                 // Transformers v5 fuses the experts into 3-D tensors (gate_up_proj, down_proj):
                 // they are parameters, not Linear modules, so LoRA's module targets miss them.
                 m += [ModuleSpec("mlp.gate", .router, in: h, out: experts, ownParams: experts * h),

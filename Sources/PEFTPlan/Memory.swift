@@ -170,10 +170,23 @@ public struct PlanContext: Sendable {
             optimizer: persistent + g)
     }
 
+    /// Largest byte count the model reports (1 EiB); anything above saturates here, far
+    /// beyond every GPU, so searches stay monotone and conversions never trap.
+    public static let byteLimit = 1 << 60
+
+    static func bytes(_ d: Double) -> Int {
+        d >= Double(byteLimit) ? byteLimit : Int(max(0, d))
+    }
+
+    /// Whether the plan at `batch` × `seq` stays below ``byteLimit``.
+    public func representable(batch: Int, seq: Int) -> Bool {
+        phases(batch: batch, seq: seq).peak * runtime.reservedOverAllocated < Double(Self.byteLimit / 2)
+    }
+
     /// `device_total` alone, for searches and sweeps.
     public func deviceTotal(batch: Int, seq: Int) -> Int {
         let allocated = phases(batch: batch, seq: seq).peak.rounded()
-        return Int((allocated * runtime.reservedOverAllocated).rounded(.up)) + runtime.outsideAllocatorBytes
+        return Self.bytes((allocated * runtime.reservedOverAllocated).rounded(.up)) + runtime.outsideAllocatorBytes
     }
 
     /// The memory of one step at `batch` × `seq`.
@@ -190,9 +203,9 @@ public struct PlanContext: Sendable {
         m.gradients = gradients
         m.optimizerStates = optimizerStates
         m.pageableBytes = pageableOptimizerBytes
-        m.activations = Int(activations.rounded(.down))
-        m.logits = Int(logits.rounded(.down))
-        m.phasePeaks = [.forward: Int(forward.rounded()), .backward: Int(backward.rounded()), .optimizer: Int(optimizer.rounded())]
+        m.activations = Self.bytes(activations.rounded(.down))
+        m.logits = Self.bytes(logits.rounded(.down))
+        m.phasePeaks = [.forward: Self.bytes(forward.rounded()), .backward: Self.bytes(backward.rounded()), .optimizer: Self.bytes(optimizer.rounded())]
         let peak = max(forward, backward, optimizer)
         var liveSum: Int
         var live = ["frozen_weights", "trainable_weights", "master_weights", "optimizer_states"]
@@ -214,10 +227,10 @@ public struct PlanContext: Sendable {
             live.append("gradients"); liveSum += gradients
         }
         m.live = live
-        m.allocatedPeak = Int(peak.rounded())
+        m.allocatedPeak = Self.bytes(peak.rounded())
         m.transient = max(0, m.allocatedPeak - liveSum)
         m.allocatedPeak = liveSum + m.transient
-        m.reservedPeak = Int((Double(m.allocatedPeak) * runtime.reservedOverAllocated).rounded(.up))
+        m.reservedPeak = Self.bytes((Double(m.allocatedPeak) * runtime.reservedOverAllocated).rounded(.up))
         assert(m.reservedPeak + runtime.outsideAllocatorBytes == deviceTotal(batch: batch, seq: seq))
         m.runtimeOverhead = runtime.outsideAllocatorBytes
         m.deviceTotal = m.reservedPeak + m.runtimeOverhead

@@ -83,6 +83,9 @@ public enum Planner {
             }
             let ctx = try PlanContext(arch: request.arch, account: account, methodOptions: request.methodOptions,
                                       training: request.training, runtime: request.runtime)
+            guard ctx.representable(batch: request.training.batch, seq: request.training.seq) else {
+                throw PlanError.overflow("the memory of \(method.rawValue) at micro-batch \(request.training.batch) × \(request.training.seq) tokens (over an exbibyte)")
+            }
             let memory = ctx.memory(batch: request.training.batch, seq: request.training.seq)
             let verdicts = request.gpus.map { verdict(ctx, memory: memory, gpu: $0) }
             plans.append(MethodPlan(method: method, account: account, memory: memory, checkpointing: ctx.checkpointing, verdicts: verdicts))
