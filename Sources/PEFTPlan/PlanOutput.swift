@@ -19,7 +19,8 @@ public enum PlanOutput {
         [("frozen_weights", m.frozenWeights), ("trainable_weights", m.trainableWeights), ("master_weights", m.masterWeights),
          ("gradients", m.gradients), ("optimizer_states", m.optimizerStates), ("activations", m.activations),
          ("logits", m.logits), ("transient", m.transient), ("allocated_peak", m.allocatedPeak),
-         ("reserved_peak", m.reservedPeak), ("runtime_overhead", m.runtimeOverhead), ("device_total", m.deviceTotal)]
+         ("reserved_peak", m.reservedPeak), ("runtime_overhead", m.runtimeOverhead), ("device_total", m.deviceTotal),
+         ("pageable_bytes", m.pageableBytes)]
     }
 
     public static func json(_ r: PlanResult) -> JSONValue {
@@ -62,6 +63,7 @@ public enum PlanOutput {
                         ("name", .string(v.gpu.name)), ("memory_bytes", .int(v.gpu.memoryBytes)), ("count", .int(1)),
                         ("fits", .bool(v.fits)), ("headroom_bytes", .int(v.headroomBytes)), ("shortfall_bytes", .int(v.shortfallBytes)),
                         ("max_micro_batch", .int(v.maxMicroBatch)), ("max_seq", .int(v.maxSeq)),
+                        ("blocker", v.blocker.map(JSONValue.string) ?? .null),
                         ("tokens_per_second", .null), ("hours", .null), ("cost_usd", .null),
                     ])
                 })),
@@ -109,11 +111,18 @@ public enum PlanOutput {
 
     // MARK: table
 
-    /// GPUs grouped by capacity: every profile of one size gets the same verdict.
-    static func capacityGroups(_ r: PlanResult) -> [(Int, [String])] {
-        var groups: [(Int, [String])] = []
+    /// GPUs grouped by capacity and by whether they can run the precision: every profile
+    /// of a group gets the same verdict.
+    static func capacityGroups(_ r: PlanResult) -> [(cap: Int, blocked: Bool, names: [String])] {
+        let blocked = Set(r.plans.flatMap { $0.verdicts.filter { $0.blocker != nil }.map(\.gpu.name) })
+        var groups: [(cap: Int, blocked: Bool, names: [String])] = []
         for g in r.request.gpus {
-            if let i = groups.firstIndex(where: { $0.0 == g.memoryBytes }) { groups[i].1.append(g.name) } else { groups.append((g.memoryBytes, [g.name])) }
+            let b = blocked.contains(g.name)
+            if let i = groups.firstIndex(where: { $0.cap == g.memoryBytes && $0.blocked == b }) {
+                groups[i].names.append(g.name)
+            } else {
+                groups.append((g.memoryBytes, b, [g.name]))
+            }
         }
         return groups
     }
@@ -137,12 +146,12 @@ public enum PlanOutput {
             ]
             out += trimmed(cells.enumerated().map { pad($0.element, head[$0.offset].1, right: $0.offset > 0 && $0.offset < 9) }.joined(separator: " ")) + "\n"
         }
-        for (cap, names) in capacityGroups(r) {
-            out += "\nOn \(gib(cap)): \(names.joined(separator: ", "))\n"
+        for (cap, blocked, names) in capacityGroups(r) {
+            out += wrap("\nOn \(gib(cap)): \(names.joined(separator: ", "))", width: 100, indent: "  ")
             out += "  " + pad("method", 9) + " " + pad("fits", 5) + " " + pad("headroom", 17) + " " + pad("max micro-batch", 16) + " max seq\n"
             for p in r.plans {
-                guard let v = p.verdicts.first(where: { $0.gpu.memoryBytes == cap }) else { continue }
-                let room = v.fits ? "\(gib(v.headroomBytes)) free" : "\(gib(v.shortfallBytes)) short"
+                guard let v = p.verdicts.first(where: { $0.gpu.memoryBytes == cap && ($0.blocker != nil) == blocked }) else { continue }
+                let room = v.blocker != nil ? "(no bf16 support)" : (v.fits ? "\(gib(v.headroomBytes)) free" : "\(gib(v.shortfallBytes)) short")
                 let mb = v.maxMicroBatch == 0 ? "none" : "\(v.maxMicroBatch) at seq \(t.seq)"
                 let limit = Planner.seqSearchLimit(a)
                 let ms = v.maxSeq == 0 ? "none" : (v.maxSeq == limit ? "\(v.maxSeq) (the model's limit)" : "\(v.maxSeq) at batch \(t.batch)")

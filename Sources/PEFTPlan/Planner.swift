@@ -36,6 +36,8 @@ public struct GPUVerdict: Sendable {
     /// Longest sequence that fits at the requested micro-batch (0: not even 1 token),
     /// searched up to ``Planner/seqSearchLimit(_:)``.
     public var maxSeq: Int
+    /// Why the plan cannot run on this GPU whatever its memory (a precision it lacks).
+    public var blocker: String?
 }
 
 public struct MethodPlan: Sendable {
@@ -96,12 +98,16 @@ public enum Planner {
     /// The verdict for one GPU: fit on `device_total`, and the searched limits.
     public static func verdict(_ ctx: PlanContext, memory: MemoryBreakdown, gpu: GPUProfile) -> GPUVerdict {
         let cap = gpu.memoryBytes
-        let fits = memory.deviceTotal <= cap
+        let p = ctx.training.precision
+        let blocker: String? = (p == .bf16 || p == .mixedBF16) && !gpu.supportsBF16
+            ? "\(gpu.name) has no bf16 support: plan with --precision fp16 or mixed-fp16" : nil
+        let fits = memory.deviceTotal <= cap && blocker == nil
         let b = ctx.training.batch, s = ctx.training.seq
         let maxBatch = largest(upTo: batchSearchLimit) { ctx.deviceTotal(batch: $0, seq: s) <= cap }
         let maxSeq = largest(upTo: seqSearchLimit(ctx.arch)) { ctx.deviceTotal(batch: b, seq: $0) <= cap }
         return GPUVerdict(gpu: gpu, fits: fits, headroomBytes: max(0, cap - memory.deviceTotal),
-                          shortfallBytes: max(0, memory.deviceTotal - cap), maxMicroBatch: maxBatch, maxSeq: maxSeq)
+                          shortfallBytes: max(0, memory.deviceTotal - cap), maxMicroBatch: maxBatch, maxSeq: maxSeq,
+                          blocker: blocker)
     }
 
     /// The largest n in 1...limit with `ok(n)`, for a monotone predicate (memory never
@@ -159,7 +165,10 @@ public enum Planner {
             n.append("\(r.arch.family.rawValue) has no sdpa in Transformers v5: eager attention (s² scores kept) is used")
         }
         n.append("attention \(t.attention.rawValue)\(t.attention == .sdpa && r.arch.supportsSDPA ? " (→ \(r.runtime.sdpaKernel.rawValue) kernel)" : "")")
-        n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(r.methods.contains(.qlora) ? "; QLoRA always on (prepare_model_for_kbit_training)" : "")")
+        n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(r.methods.contains(.qlora) && !t.gradCheckpointing ? " (QLoRA: on, as prepare_model_for_kbit_training turns it on)" : "")")
+        if t.optimizer == .pagedAdamw8bit {
+            n.append("paged-adamw-8bit: states of tensors of 100,000 elements or more live in CUDA unified memory, which can page to the host; they are left out of device_total (JSON: pageable_bytes)")
+        }
         if t.gradAccum > 1 { n.append("gradient accumulation \(t.gradAccum): gradients stay allocated during forward") }
         if r.methods.contains(.lora) || r.methods.contains(.qlora) {
             n.append("LoRA r=\(o.loraR) alpha=\(o.loraAlpha) targets=\(o.loraTargets.text) dropout=\(o.loraDropout)\(o.dora ? " DoRA" : ""); adapters kept in fp32 (PEFT autocast_adapter_dtype)")

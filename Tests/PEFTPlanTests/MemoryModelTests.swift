@@ -121,7 +121,8 @@ struct MemoryLawTests {
                 for gpu in profiles where [16, 24, 80].contains(gpu.nominalMemoryGB) {
                     let m = ctx.memory(batch: 1, seq: 2048)
                     let v = Planner.verdict(ctx, memory: m, gpu: gpu)
-                    #expect(v.fits == (m.deviceTotal <= gpu.memoryBytes))
+                    #expect(v.fits == (m.deviceTotal <= gpu.memoryBytes && v.blocker == nil))
+                    #expect((v.blocker != nil) == !gpu.supportsBF16)
                     if v.maxMicroBatch > 0 {
                         #expect(ctx.memory(batch: v.maxMicroBatch, seq: 2048).deviceTotal <= gpu.memoryBytes)
                     }
