@@ -139,6 +139,12 @@ struct ForwardGraph {
         guard let m = c.module(name) else { return x }
         let ob = outBytes ?? c.a
         if c.baseTrainable { tape.save(x) }
+        if c.method == .qlora && m.perLayer && m.weightElements > 0 && x.rg {
+            // bitsandbytes' MatMul4Bit keeps its input (cast to the compute dtype by
+            // Linear4bit) in ctx.tensors whenever the input needs a gradient, although only
+            // the weight is used in backward (bitsandbytes/autograd/_functions.py).
+            tape.save(x.bytes == c.a ? x : tape.new(x.extent, c.a, rg: x.rg))
+        }
         let out = Extent.q(m.outFeatures)
         if let w = c.wrapped[name] {
             switch c.method {
