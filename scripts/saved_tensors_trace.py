@@ -17,6 +17,7 @@ or {"error": str}.
 import json
 import sys
 import warnings
+import weakref
 
 from peft_reference import config_of, peft_config  # same case format as the parameter counts
 
@@ -67,17 +68,27 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     ids = torch.zeros((b, s), dtype=torch.long, device=device)
 
     param_storages = {p.untyped_storage()._cdata for p in model.parameters()}
-    seen = {}
+    packed = []
 
     def pack(t):
+        # Keep only a weak reference: what autograd drops (a detached branch, such as
+        # DoRA's weight norm) is freed, and its storage address may then be reused.
+        packed.append(weakref.ref(t))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        output = model(input_ids=ids, labels=ids)
+    # What the graph still holds at the end of forward, each storage once.
+    seen = {}
+    for ref in packed:
+        t = ref()
+        if t is None:
+            continue
         st = t.untyped_storage()
         key = st._cdata
         if key not in param_storages and key not in seen:
             seen[key] = (st.nbytes(), str(t.dtype), tuple(t.shape))
-        return t
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(input_ids=ids, labels=ids)
+    del output
     total = sum(v[0] for v in seen.values())
     vocab = model.get_output_embeddings().weight.shape[0]
     # Storages shaped like the logits (b, s, V) or flattened (b*s, V): the logits/loss part.

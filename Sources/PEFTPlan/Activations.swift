@@ -159,6 +159,16 @@ struct ForwardGraph {
                 tape.save(xin)
                 let u = tape.new(.q(c.options.loraR), 4, rg: true)
                 tape.save(u)
+                if c.options.dora {
+                    // DoRA (peft/tuners/lora/dora.py): the weight norm is computed on a detached
+                    // branch (freed after forward; see PlanContext's DoRA transient); kept are
+                    // the magnitude scales and both results that
+                    // `(mag_norm_scale - 1) * base_result + mag_norm_scale * lora_result` multiplies.
+                    tape.save(Extent(fixed: m.outFeatures), 4)          // mag_norm_scale
+                    tape.save(Extent(fixed: m.outFeatures), 4)          // mag_norm_scale - 1
+                    tape.save(out, ob)                                  // base result
+                    tape.save(out, 4)                                   // LoRA result
+                }
                 return tape.new(out, ob, rg: true)
             case .ia3:
                 if w.feedforward {

@@ -49,7 +49,8 @@ public struct PlanContext: Sendable {
     public let pageableOptimizerBytes: Int
     /// Gradient bytes of the output head, allocated first in backward (full fine-tuning).
     let headGradients: Int
-    /// QLoRA: the largest block weight dequantised to the compute dtype for its matmul.
+    /// Weight-sized temporaries of one module's forward and backward: QLoRA's largest
+    /// block weight dequantised to the compute dtype; DoRA's weight-norm computation.
     let dequantTransient: Int
 
     // Activation coefficients from the symbolic forward.
@@ -91,7 +92,14 @@ public struct PlanContext: Sendable {
         let headParams = arch.modules.first { $0.name == "lm_head" }.map { $0.inFeatures * $0.outFeatures } ?? 0
         headGradients = method == .full ? headParams * p.bytes : 0
         let largest = arch.modules.filter(\.perLayer).map(\.weightElements).max() ?? 0
-        dequantTransient = method == .qlora ? largest * p.bytes : 0
+        var transient = method == .qlora ? largest * p.bytes : 0
+        if methodOptions.dora && (method == .lora || method == .qlora) {
+            // DoRA materialises, per wrapped module in forward, an fp32 identity (in × in)
+            // pushed through lora_A and lora_B and the combined weight (out × in) for its norm.
+            let dora = account.wrapped.map { 4 * ($0.module.inFeatures * $0.module.inFeatures + 2 * $0.module.weightElements) }.max() ?? 0
+            transient += dora
+        }
+        dequantTransient = transient
 
         let graph = ForwardGraph(c: GraphContext(arch: arch, account: account, options: methodOptions, training: training, runtime: runtime))
         let r = graph.run(layers: arch.numLayers)

@@ -31,6 +31,8 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
     var options: MethodOptions {
         var o = MethodOptions()
         if let t = raw["targets"] { o.loraTargets = .parse(t) }
+        if raw["dora"] == "1" || raw["dora"] == "true" { o.dora = true }
+        if let d = raw["dropout"] { o.loraDropout = Double(d)! }
         return o
     }
 
