@@ -163,6 +163,9 @@ public struct Architecture: Sendable, Equatable {
         m.perLayer ? "\(layerPrefix).\(layer).\(m.name)" : m.name
     }
 
+    /// GPT-2 and OPT learn a table of positions: no sequence can be longer than it.
+    public var hasLearnedPositions: Bool { modules.contains { $0.kind == .positionEmbedding } }
+
     /// Width of the keys and values of one token in one layer.
     public var kvDim: Int { nKVHeads * headDim }
     /// Width of the queries (and of the attention output) of one token in one layer.

@@ -125,12 +125,19 @@ public enum ConfigReader {
         case .falcon: arch = try falcon(f, name: name)
         case .bloom: arch = try bloom(f, name: name)
         }
+        guard arch.numLayers <= layerLimit else {
+            throw PlanError.invalidDimension(field: "num_hidden_layers", value: "\(arch.numLayers)",
+                                             reason: "more than \(layerLimit) layers, far beyond any real model")
+        }
         guard arch.checkedTotalParams(limit: parameterLimit) != nil else {
             throw PlanError.invalidDimension(field: "model", value: "\(arch.numLayers) layers × hidden \(arch.hiddenSize)",
                                              reason: "over 10^15 parameters, far beyond any real model")
         }
         return arch
     }
+
+    /// Largest layer count accepted (the deepest released models have about 130).
+    static let layerLimit = 10_000
 
     /// Largest total parameter count accepted (a thousand times the largest real model).
     static let parameterLimit = 1_000_000_000_000_000
@@ -239,6 +246,11 @@ public enum ConfigReader {
             m += [ModuleSpec("pre_feedforward_layernorm", .norm, ownParams: h),
                   ModuleSpec("post_feedforward_layernorm", .norm, ownParams: h)]
             // Gemma2Config's default is 30.0; only an explicit null turns it off.
+            if let v = f.dict["final_logit_softcapping"], !(v is NSNull) {
+                guard let n = v as? NSNumber, !isBoolean(n), n.doubleValue.isFinite, n.doubleValue > 0 else {
+                    throw PlanError.invalidDimension(field: "final_logit_softcapping", value: "\(v)", reason: "must be a positive number or null")
+                }
+            }
             a.finalLogitSoftcapping = !(f.dict["final_logit_softcapping"] is NSNull)
             a.supportsSDPA = false   // Gemma2ForCausalLM refuses sdpa in Transformers v5 (soft-capping)
         }

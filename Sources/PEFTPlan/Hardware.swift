@@ -76,8 +76,16 @@ public enum HardwareCatalog {
         } catch {
             throw PlanError.invalidHardwareProfile(path: path, reason: "not a valid profile JSON")
         }
-        guard p.memoryBytes > 0, p.memoryBytes < 1 << 50 else {
-            throw PlanError.invalidHardwareProfile(path: path, reason: "memoryBytes must be positive and plausible")
+        guard !p.name.trimmingCharacters(in: .whitespaces).isEmpty,
+              !p.name.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }),
+              p.name.count <= 64 else {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "name must be 1 to 64 printable characters")
+        }
+        guard p.memoryBytes >= 1 << 20, p.memoryBytes < 1 << 50 else {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "memoryBytes must be between 1 MiB and 1 PiB")
+        }
+        guard p.nominalMemoryGB >= 1, p.nominalMemoryGB < 1 << 20, p.tdpWatts >= 0 else {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "nominalMemoryGB must be positive and tdpWatts not negative")
         }
         guard p.denseTflops.values.allSatisfy({ $0.isFinite && $0 > 0 }), p.denseTflops["fp32"] != nil || p.denseTflops["bf16"] != nil || p.denseTflops["fp16"] != nil else {
             throw PlanError.invalidHardwareProfile(path: path, reason: "denseTflops needs positive figures for fp32, fp16 or bf16")

@@ -11,11 +11,12 @@ public enum Listings {
                          ("model_type", .string(a.family.rawValue)), ("total_params", .int(a.totalParams)), ("source", .string(e.source))])
             }).render() + "\n"
         }
-        var out = PlanOutput.pad("preset", 16) + PlanOutput.pad("aliases", 30) + PlanOutput.pad("type", 10) + PlanOutput.pad("params", 10) + "config of\n"
+        var out = PlanOutput.pad("preset", 16) + PlanOutput.pad("type", 10) + PlanOutput.pad("params", 10) + "aliases\n"
         for (e, a) in rows {
-            out += PlanOutput.pad(e.name, 16) + PlanOutput.pad(e.aliases.joined(separator: ", "), 30) + PlanOutput.pad(a.family.rawValue, 10)
-                + PlanOutput.pad(PlanOutput.params(a.totalParams), 10) + (e.name == "tiny" ? "engine-sized Llama" : e.source) + "\n"
+            out += PlanOutput.pad(e.name, 16) + PlanOutput.pad(a.family.rawValue, 10)
+                + PlanOutput.pad(PlanOutput.params(a.totalParams), 10) + e.aliases.joined(separator: ", ") + "\n"
         }
+        out += "\nEach preset is the public config.json of its checkpoint (`peft-plan models --format json` names it).\n"
         out += "\n--model also takes a Hugging Face config.json (or a folder holding one) of type: "
         out += ModelFamily.allCases.map(\.rawValue).joined(separator: ", ") + ".\n"
         return out
@@ -40,7 +41,7 @@ public enum Listings {
                 + String(format: "%.2f (%@)", p.price.usdPerHour, p.price.date) + "\n"
         }
         out += "\nDense (non-sparse) peaks from vendor datasheets; each profile's JSON names its source.\n"
-        out += "Prices are typical on-demand figures at their date; --price overrides.\n"
+        out += "Prices are typical on-demand figures at their date, as each profile states.\n"
         return out
     }
 }

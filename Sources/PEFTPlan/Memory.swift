@@ -147,13 +147,17 @@ public struct PlanContext: Sendable {
         let preBytes = pre.bytes(batch: batch, sq: sq, skv: skv)
         let outer = preBytes + head.bytes(batch: batch, sq: sq, skv: skv)
         let blocks: Double
-        var recompute = 0.0
+        // At the end of backward the first block is still being worked on: its saved
+        // activations (recomputed from its checkpointed input under checkpointing) are alive.
+        let lastBlock: Double
         if checkpointing {
             // Each block keeps only its input; backward recomputes one block at a time.
-            blocks = Double(arch.numLayers) * tokens * Double(checkpointInputPerToken)
-            recompute = oneBlock(batch: batch, sq: sq, skv: skv)
+            let input = tokens * Double(checkpointInputPerToken)
+            blocks = Double(arch.numLayers) * input
+            lastBlock = input + oneBlock(batch: batch, sq: sq, skv: skv)
         } else {
             blocks = blockActivations(batch: batch, sq: sq, skv: skv)
+            lastBlock = layer0.bytes(batch: batch, sq: sq, skv: skv)
         }
         let activations = outer + blocks
         let logits = logitsBill.bytes(batch: batch, sq: sq, skv: skv)
@@ -174,7 +178,7 @@ public struct PlanContext: Sendable {
             activations: activations, logits: logits,
             forward: persistent + accumulated + activations + logits + forwardLogits + dequant,
             backwardStart: persistent + max(accumulated, Double(headGradients)) + activations + logits + backwardLogits,
-            backwardEnd: persistent + g + preBytes + recompute + workspace + dequant,
+            backwardEnd: persistent + g + preBytes + lastBlock + workspace + dequant,
             optimizer: persistent + g)
     }
 

@@ -38,10 +38,22 @@ public enum TargetSpec: Equatable, Sendable {
     case list([String])
 
     public static func parse(_ text: String) -> TargetSpec {
-        switch text.lowercased() {
-        case "default", "": return .default
+        (try? parse(text, flag: "--lora-targets")) ?? .default
+    }
+
+    /// Parses a command-line value, refusing an empty list and `all-linear` mixed with names.
+    public static func parse(_ text: String, flag: String) throws -> TargetSpec {
+        let accepted = "default, all-linear, or module names separated by commas (such as q_proj,v_proj)"
+        switch text.lowercased().trimmingCharacters(in: .whitespaces) {
+        case "default": return .default
         case "all-linear", "all_linear": return .allLinear
-        default: return .list(text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty })
+        default:
+            let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            guard !names.isEmpty else { throw PlanError.invalidOption(option: flag, value: text, accepted: accepted) }
+            if names.contains(where: { ["all-linear", "all_linear", "default"].contains($0.lowercased()) }) {
+                throw PlanError.invalidOption(option: flag, value: text, accepted: "all-linear and default stand alone, not in a list of module names")
+            }
+            return .list(names)
         }
     }
 

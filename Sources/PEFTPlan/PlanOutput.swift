@@ -43,6 +43,7 @@ public enum PlanOutput {
             ("adapter", .string(o.adapter.rawValue)), ("adapter_reduction", .int(o.adapterReduction)),
             ("prefix_tokens", .int(o.prefixTokens)), ("prefix_projection", .int(o.prefixProjection)),
             ("prompt_tokens", .int(o.promptTokens)), ("ia3_targets", .string(o.ia3Targets.text)),
+            ("ia3_feedforward", o.ia3Feedforward.map { .string($0.joined(separator: ",")) } ?? .string("default")),
             ("notes", .array(r.notes.map(JSONValue.string))),
             ("skipped_methods", .array(r.skipped.map { .object([("method", .string($0.0.rawValue)), ("reason", .string($0.1))]) })),
         ])
@@ -99,7 +100,9 @@ public enum PlanOutput {
 
     static func percent(_ p: MethodPlan) -> String {
         let pc = Double(p.account.trainableParams) / Double(max(1, p.account.totalParams)) * 100
-        return pc >= 99.95 ? "100%" : (pc >= 0.1 ? String(format: "%.2f%%", pc) : String(format: "%.3f%%", pc))
+        if pc >= 99.95 { return "100%" }
+        if pc >= 0.1 { return String(format: "%.2f%%", pc) }
+        return pc >= 0.001 ? String(format: "%.3f%%", pc) : "<0.001%"
     }
 
     static func pad(_ s: String, _ w: Int, right: Bool = false) -> String {
@@ -213,6 +216,8 @@ public enum PlanOutput {
         return ([header] + flatRows(r)).map { $0.map(field).joined(separator: ",") }.joined(separator: "\n") + "\n"
     }
 
+    static func md(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
+
     public static func markdown(_ r: PlanResult) -> String {
         let a = r.request.arch, t = r.request.training
         var out = "## \(a.name): \(params(a.totalParams)) parameters, micro-batch \(t.batch) × \(t.seq), \(t.precision.rawValue), \(t.optimizer.rawValue)\n\n"
@@ -225,10 +230,11 @@ public enum PlanOutput {
         out += "\n| method | GPU | fits | headroom | max micro-batch | max seq |\n|---|---|---|---:|---:|---:|\n"
         for p in r.plans {
             for v in p.verdicts {
-                out += "| \(p.method.rawValue) | \(v.gpu.name) | \(v.fits ? "yes" : "no") | \(v.fits ? gib(v.headroomBytes) : "−" + gib(v.shortfallBytes)) | \(v.maxMicroBatch) | \(v.maxSeq) |\n"
+                out += "| \(p.method.rawValue) | \(md(v.gpu.name)) | \(v.fits ? "yes" : (v.blocker != nil ? "no (no bf16)" : "no")) | \(v.fits ? gib(v.headroomBytes) : "−" + gib(v.shortfallBytes)) | \(v.maxMicroBatch) | \(v.maxSeq) |\n"
             }
         }
-        out += "\nAssumptions:\n\n" + r.notes.map { "- " + $0 }.joined(separator: "\n") + "\n"
+        for (m, reason) in r.skipped { out += "\nSkipped \(m.rawValue): \(md(reason))\n" }
+        out += "\nAssumptions:\n\n" + r.notes.map { "- " + md($0) }.joined(separator: "\n") + "\n"
         return out
     }
 }

@@ -63,6 +63,12 @@ public enum Planner {
 
     /// Upper bound of the sequence search: the model's position limit where it has one
     /// (training past it needs RoPE scaling), else 1,048,576.
+    /// The sequence length a plan uses when none is given: 2048, or fewer where the model
+    /// has fewer learned positions.
+    public static func defaultSeq(_ arch: Architecture) -> Int {
+        arch.hasLearnedPositions ? min(2048, arch.maxPositions) : 2048
+    }
+
     public static func seqSearchLimit(_ arch: Architecture) -> Int {
         arch.maxPositions > 0 ? min(arch.maxPositions, 1 << 20) : 1 << 20
     }
@@ -78,6 +84,11 @@ public enum Planner {
             } catch let e as PlanError {
                 if request.methodsFromAll, case .invalidTargets = e { skipped.append((method, e.description)); continue }
                 throw e
+            }
+            if method.virtualTokens && method != .prefix && request.arch.hasLearnedPositions
+                && request.training.seq + request.methodOptions.promptTokens > request.arch.maxPositions {
+                skipped.append((method, "\(request.training.seq) tokens plus \(request.methodOptions.promptTokens) prompt-tuning tokens exceed the model's \(request.arch.maxPositions) learned positions"))
+                continue
             }
             if method == .prefix && request.training.gradCheckpointing && request.methodsFromAll {
                 skipped.append((method, "prefix tuning cannot use gradient checkpointing (PEFT refuses it)"))
@@ -136,6 +147,7 @@ public enum Planner {
         try check("--seq", t.seq, 1...(1 << 22))
         try check("--grad-accum", t.gradAccum, 1...65536)
         try check("--lora-r", o.loraR, 1...65536)
+        try check("--lora-alpha", o.loraAlpha, 1...1_000_000)
         try check("--adapter-reduction", o.adapterReduction, 1...65536)
         try check("--prefix-tokens", o.prefixTokens, 1...65536)
         try check("--prompt-tokens", o.promptTokens, 1...65536)
@@ -146,10 +158,11 @@ public enum Planner {
         if r.methods.contains(.prefix) && t.gradCheckpointing && !r.methodsFromAll {
             throw PlanError.contradictoryOptions("prefix tuning cannot be combined with --grad-checkpointing: PEFT refuses gradient checkpointing for prefix tuning")
         }
-        if t.precision == .bf16 || t.precision == .mixedBF16 {
-            let old = r.gpus.filter { !$0.supportsBF16 }.map(\.name)
-            if !old.isEmpty && r.gpus.count == old.count {
-                throw PlanError.contradictoryOptions("\(old.joined(separator: ", ")) cannot train in bf16 (no bf16 support); use --precision fp16 or mixed-fp16")
+        if r.arch.hasLearnedPositions {
+            let explicitPrompt = !r.methodsFromAll && r.methods.contains(where: { $0 == .prompt || $0 == .ptuning })
+            if t.seq + (explicitPrompt ? o.promptTokens : 0) > r.arch.maxPositions {
+                throw PlanError.invalidOption(option: "--seq", value: "\(t.seq)", accepted:
+                    "\(r.arch.name) has \(r.arch.maxPositions) learned positions, so a sequence\(explicitPrompt ? " with its \(o.promptTokens) prompt-tuning tokens" : "") cannot exceed them")
             }
         }
     }
@@ -159,6 +172,9 @@ public enum Planner {
         let t = r.training, o = r.methodOptions
         var n: [String] = []
         n.append("runtime \(r.runtime.name): \(r.runtime.description)")
+        if !r.arch.hasLearnedPositions && r.arch.maxPositions > 0 && t.seq > r.arch.maxPositions {
+            n.append("--seq \(t.seq) is beyond the model's max_position_embeddings (\(r.arch.maxPositions)): training there needs RoPE scaling")
+        }
         n.append("memory per GPU for one micro-batch of \(t.batch) × \(t.seq) tokens; fit verdicts compare device_total (reserved + outside the allocator) with the card's capacity")
         n.append("precision \(t.precision.rawValue): \(precisionNote(t.precision)); optimizer \(t.optimizer.rawValue)")
         if !r.arch.supportsSDPA && t.attention == .sdpa {
@@ -181,7 +197,9 @@ public enum Planner {
         }
         if r.methods.contains(.prefix) { n.append("prefix tuning: \(o.prefixTokens) virtual tokens\(o.prefixProjection > 0 ? ", projection \(o.prefixProjection)" : "")") }
         if r.methods.contains(.prompt) || r.methods.contains(.ptuning) { n.append("prompt tuning: \(o.promptTokens) virtual tokens added to every sequence") }
-        if r.methods.contains(.ia3) { n.append("IA³ targets=\(o.ia3Targets.text)") }
+        if r.methods.contains(.ia3) {
+            n.append("IA³ targets=\(o.ia3Targets.text)\(o.ia3Feedforward.map { " feed-forward=" + $0.joined(separator: ",") } ?? "")")
+        }
         n.append("GPU memory is the nominal capacity in GiB (a \"24 GB\" card has 24 GiB); 1 GiB = 2^30 bytes")
         n.append("time and cost are not modelled yet: their JSON fields are null")
         return n

@@ -15,9 +15,11 @@ struct BenchPlanner: ParsableCommand {
             throw PlanError.invalidOption(option: "--rounds", value: "\(rounds)", accepted: "an integer from 1 to 1000")
         }
         let r = try PlannerBenchmark.run(model: model, rounds: rounds)
-        print("model \(r.model): \(r.plansPerRound) plans per round (methods × \(PlannerBenchmark.batches.count) micro-batches × \(PlannerBenchmark.seqs.count) sequence lengths × GPU profiles), \(r.rounds) rounds, 1 thread")
-        print(String(format: "full plans per second: median %.0f (min %.0f, max %.0f)", r.median, r.rates.min() ?? 0, r.rates.max() ?? 0))
-        print(String(format: "plan contexts (parameter accounting + symbolic forward) per second: %.0f", r.contextsPerSecond))
-        print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores visible; fits counted: \(r.fits)")
+        var out = ""
+        out += ("model \(r.model): \(r.plansPerRound) plans per round (methods × \(PlannerBenchmark.batches.count) micro-batches × \(PlannerBenchmark.seqs.count) sequence lengths × GPU profiles), \(r.rounds) rounds, 1 thread\n")
+        out += String(format: "full plans per second: median %.0f (min %.0f, max %.0f)\n", r.median, r.rates.min() ?? 0, r.rates.max() ?? 0)
+        out += String(format: "plan contexts (parameter accounting + symbolic forward) per second: %.0f\n", r.contextsPerSecond)
+        out += "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores visible; fits counted: \(r.fits)\n"
+        PeftPlan.emit(out)
     }
 }

@@ -6,7 +6,7 @@ struct Models: ParsableCommand {
     @Option(help: "table|json.") var format: String = "table"
 
     func run() throws {
-        print(try Listings.models(json: format.lowercased() == "json"), terminator: "")
+        PeftPlan.emit(try Listings.models(json: format.lowercased() == "json"))
     }
 }
 
@@ -15,6 +15,6 @@ struct GPUs: ParsableCommand {
     @Option(help: "table|json.") var format: String = "table"
 
     func run() throws {
-        print(try Listings.gpus(json: format.lowercased() == "json"), terminator: "")
+        PeftPlan.emit(try Listings.gpus(json: format.lowercased() == "json"))
     }
 }

@@ -19,6 +19,15 @@ struct PeftPlan: ParsableCommand {
 
     /// Errors become one line on stderr and a non-zero status; help goes to stdout.
     static func main() {
+        signal(SIGPIPE, SIG_IGN)   // a closed pipe becomes a write error, handled in `emit`
+        let args = Array(CommandLine.arguments.dropFirst())
+        let commands = configuration.subcommands.map { $0._commandName }
+        if args.isEmpty {
+            fail("missing --model: give a preset such as 7b (see `peft-plan models`) or a config.json; `peft-plan --help` shows every option", code: 2)
+        }
+        if let first = args.first, !first.hasPrefix("-"), !commands.contains(first), first != "help" {
+            fail("unknown command '\(first)'; commands: \(commands.joined(separator: ", ")) (plan is the default)", code: 2)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()
@@ -32,6 +41,21 @@ struct PeftPlan: ParsableCommand {
             }
             let message = self.message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
             fail(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message, code: code.rawValue == 0 ? 1 : code.rawValue)
+        }
+    }
+
+    /// Writes the command's output to stdout; a failed write is an error, not a silent loss.
+    static func emit(_ text: String) {
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes[offset...].withUnsafeBufferPointer { write(1, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE { Foundation.exit(1) }   // the reader went away (`| head`): stop quietly
+                fail("cannot write the output: \(String(cString: strerror(errno)))", code: 1)
+            }
+            offset += n
         }
     }
 

@@ -10,6 +10,6 @@ struct Plan: ParsableCommand {
     func run() throws {
         let format = try options.outputFormat()
         let result = try Planner.plan(options.request())
-        print(PlanOutput.render(result, as: format), terminator: "")
+        PeftPlan.emit(PlanOutput.render(result, as: format))
     }
 }

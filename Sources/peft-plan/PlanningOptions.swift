@@ -16,30 +16,33 @@ struct PlanningOptions: ParsableArguments {
     @Option(help: "Runtime profile: hf-cuda (Transformers + PEFT on CUDA) or hf-meta (what the meta-device trace sees).")
     var runtime: String = "hf-cuda"
 
+    // Numbers are read as text and checked here, so that "-3" or "abc" get a message
+    // naming the value and the accepted range (the parser would take "-3" for a flag).
+
     // Training
-    @Option(help: "Micro-batch size per GPU.") var batch: Int = 1
-    @Option(help: "Sequence length in tokens.") var seq: Int = 2048
-    @Option(help: "Gradient accumulation steps (gradients then stay allocated during forward).") var gradAccum: Int = 1
+    @Option(parsing: .unconditional, help: "Micro-batch size per GPU (default 1).") var batch: String?
+    @Option(parsing: .unconditional, help: "Sequence length in tokens (default 2048, or the model's learned positions if fewer).") var seq: String?
+    @Option(parsing: .unconditional, help: "Gradient accumulation steps (default 1; gradients then stay allocated during forward).") var gradAccum: String?
     @Option(help: "bf16|fp16|fp32|mixed-bf16|mixed-fp16.") var precision: String = "bf16"
     @Option(help: "adamw|adamw-8bit|paged-adamw-8bit|sgd|sgd-momentum|adafactor|lion.") var optimizer: String = "adamw"
     @Flag(help: "Gradient checkpointing (QLoRA always has it, as prepare_model_for_kbit_training turns it on).") var gradCheckpointing = false
     @Option(help: "sdpa|flash|eager.") var attention: String = "sdpa"
 
     // LoRA / QLoRA
-    @Option(help: "LoRA rank.") var loraR: Int?
-    @Option(help: "LoRA alpha (does not change memory).") var loraAlpha: Int?
+    @Option(parsing: .unconditional, help: "LoRA rank (default 8).") var loraR: String?
+    @Option(parsing: .unconditional, help: "LoRA alpha (default 16; does not change memory).") var loraAlpha: String?
     @Option(help: "default|all-linear|q_proj,v_proj,… (PEFT's matching).") var loraTargets: String?
-    @Option(help: "LoRA dropout probability (PEFT default 0; above 0 each wrapped module keeps a mask).") var loraDropout: Double?
+    @Option(parsing: .unconditional, help: "LoRA dropout probability (PEFT default 0; above 0 each wrapped module keeps a mask).") var loraDropout: String?
     @Flag(help: "DoRA: one magnitude vector per wrapped module.") var dora = false
     @Option(help: "QLoRA storage: nf4|fp4.") var quant: String?
     @Flag(inversion: .prefixedNo, help: "QLoRA double quantisation of the absmax values (default on).") var doubleQuant = true
 
     // Adapters, prefix/prompt, IA³
     @Option(help: "Bottleneck adapter: pfeiffer|houlsby.") var adapter: String?
-    @Option(help: "Bottleneck reduction factor (bottleneck = hidden / factor).") var adapterReduction: Int?
-    @Option(help: "Prefix tuning: virtual tokens.") var prefixTokens: Int?
-    @Option(help: "Prefix tuning: reparameterisation MLP width (0 = none).") var prefixProjection: Int?
-    @Option(help: "Prompt tuning / P-tuning: virtual tokens.") var promptTokens: Int?
+    @Option(parsing: .unconditional, help: "Bottleneck reduction factor (default 16; bottleneck = hidden / factor).") var adapterReduction: String?
+    @Option(parsing: .unconditional, help: "Prefix tuning: virtual tokens (default 20).") var prefixTokens: String?
+    @Option(parsing: .unconditional, help: "Prefix tuning: reparameterisation MLP width (default 0 = none).") var prefixProjection: String?
+    @Option(parsing: .unconditional, help: "Prompt tuning / P-tuning: virtual tokens (default 20).") var promptTokens: String?
     @Option(help: "IA³ targets: default|all-linear|k_proj,v_proj,down_proj,…") var ia3Targets: String?
     @Option(help: "IA³ feed-forward modules (scaled at their input), comma-separated.") var ia3Feedforward: String?
 
@@ -67,11 +70,23 @@ struct PlanningOptions: ParsableArguments {
         return prev[y.count]
     }
 
+    /// An integer option: its text, or the default; refused with the accepted range.
+    static func integer(_ text: String?, _ flag: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text else { return value }
+        guard let n = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(n) else {
+            throw PlanError.invalidOption(option: flag, value: text, accepted: "an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        return n
+    }
+
     /// Builds the library's request, refusing contradictory flags.
     func request() throws -> PlanRequest {
         let arch = try Presets.resolve(model)
         var methods: [Method] = []
         let words = method.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } }
+        if !method.isEmpty && words.isEmpty {
+            throw PlanError.invalidOption(option: "--method", value: method.joined(separator: ","), accepted: "full, lora, qlora, adapter, prefix, prompt, ia3, p-tuning or all")
+        }
         let fromAll = words.isEmpty || words.contains("all")
         if fromAll {
             methods = Method.standard
@@ -105,28 +120,35 @@ struct PlanningOptions: ParsableArguments {
         try refuse("--ia3-feedforward", ia3Feedforward != nil, for: [.ia3])
 
         var o = MethodOptions()
-        if let v = loraR { o.loraR = v }
-        if let v = loraAlpha { o.loraAlpha = v }
-        if let v = loraTargets { o.loraTargets = .parse(v) }
-        if let v = loraDropout {
-            guard v.isFinite else { throw PlanError.invalidOption(option: "--lora-dropout", value: "\(v)", accepted: "a probability in [0, 1)") }
-            o.loraDropout = v
+        o.loraR = try Self.integer(loraR, "--lora-r", default: o.loraR, range: 1...65536)
+        o.loraAlpha = try Self.integer(loraAlpha, "--lora-alpha", default: o.loraAlpha, range: 1...1_000_000)
+        if let v = loraTargets { o.loraTargets = try TargetSpec.parse(v, flag: "--lora-targets") }
+        if let text = loraDropout {
+            guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v < 1 else {
+                throw PlanError.invalidOption(option: "--lora-dropout", value: text, accepted: "a probability in [0, 1)")
+            }
+            o.loraDropout = v == 0 ? 0 : v
         }
         o.dora = dora
         if let v = quant { o.quant = try choice(v, "--quant", as: QuantType.self) }
         o.doubleQuant = doubleQuant
         if let v = adapter { o.adapter = try choice(v, "--adapter", as: AdapterKind.self) }
-        if let v = adapterReduction { o.adapterReduction = v }
-        if let v = prefixTokens { o.prefixTokens = v }
-        if let v = prefixProjection { o.prefixProjection = v }
-        if let v = promptTokens { o.promptTokens = v }
-        if let v = ia3Targets { o.ia3Targets = .parse(v) }
-        if let v = ia3Feedforward { o.ia3Feedforward = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        o.adapterReduction = try Self.integer(adapterReduction, "--adapter-reduction", default: o.adapterReduction, range: 1...65536)
+        o.prefixTokens = try Self.integer(prefixTokens, "--prefix-tokens", default: o.prefixTokens, range: 1...65536)
+        o.prefixProjection = try Self.integer(prefixProjection, "--prefix-projection", default: o.prefixProjection, range: 0...(1 << 20))
+        o.promptTokens = try Self.integer(promptTokens, "--prompt-tokens", default: o.promptTokens, range: 1...65536)
+        if let v = ia3Targets { o.ia3Targets = try TargetSpec.parse(v, flag: "--ia3-targets") }
+        if let v = ia3Feedforward {
+            guard case let .list(names) = try TargetSpec.parse(v, flag: "--ia3-feedforward") else {
+                throw PlanError.invalidOption(option: "--ia3-feedforward", value: v, accepted: "module names separated by commas (such as down_proj)")
+            }
+            o.ia3Feedforward = names
+        }
 
         var t = TrainingOptions()
-        t.batch = batch
-        t.seq = seq
-        t.gradAccum = gradAccum
+        t.batch = try Self.integer(batch, "--batch", default: 1, range: 1...Planner.batchSearchLimit)
+        t.seq = try Self.integer(seq, "--seq", default: Planner.defaultSeq(arch), range: 1...(1 << 22))
+        t.gradAccum = try Self.integer(gradAccum, "--grad-accum", default: 1, range: 1...65536)
         t.precision = try choice(precision, "--precision", as: Precision.self)
         t.optimizer = try choice(optimizer, "--optimizer", as: Optimizer.self)
         t.gradCheckpointing = gradCheckpointing

@@ -82,7 +82,7 @@ struct CommandLineTests {
 
     @Test("csv and markdown", arguments: ["csv", "markdown"])
     func otherFormats(_ format: String) throws {
-        let r = try CLI.run(["--model", "gpt2", "--gpu", "T4", "--format", format, "--precision", "fp16"])
+        let r = try CLI.run(["--model", "gpt2", "--gpu", "T4", "--format", format, "--precision", "fp16", "--seq", "512"])
         #expect(r.status == 0, "stderr: \(r.stderr)")
         #expect(r.stdout.contains("lora"))
         if format == "csv" {
@@ -103,6 +103,33 @@ struct CommandLineTests {
         #expect(g.stdout.contains("H100 SXM") && g.stdout.contains("RTX 4090") && g.stdout.contains("MI300X"))
         let p = try CLI.run(["--model", "tiny", "--gpu", "24GB"], cwd: elsewhere)
         #expect(p.status == 0, "stderr: \(p.stderr)")
+    }
+
+    @Test("a GPU without bf16 gets a blocker in its verdict, not a crash or a silent fit")
+    func bf16Blocker() throws {
+        let r = try CLI.run(["--model", "7b", "--method", "qlora", "--gpu", "V100 16GB", "--gpu", "RTX 4090", "--format", "json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let gpus = try #require((obj["plans"] as? [[String: Any]])?.first?["gpus"] as? [[String: Any]])
+        let v100 = try #require(gpus.first { $0["name"] as? String == "V100 16GB SXM2" })
+        let rtx = try #require(gpus.first { $0["name"] as? String == "RTX 4090" })
+        #expect(v100["fits"] as? Bool == false && (v100["blocker"] as? String)?.contains("bf16") == true)
+        #expect(rtx["fits"] as? Bool == true && rtx["blocker"] is NSNull)
+    }
+
+    @Test("output that cannot be written is an error")
+    func unwritableOutput() throws {
+        guard FileManager.default.fileExists(atPath: "/dev/full") else { return }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "exec \"\(CLI.binary.path)\" --model tiny --gpu 24GB > /dev/full"]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        let e = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus != 0)
+        #expect(e.contains("cannot write the output"))
     }
 
     @Test("a config.json path and its folder plan like the preset")
@@ -142,6 +169,13 @@ struct CommandLineTests {
     static let headsNotDividing = llama(#""hidden_size": 500"#)
     static let kvNotDividing = llama(#""hidden_size": 512, "num_key_value_heads": 3"#)
     static let boolTie = llama(#""hidden_size": 512, "tie_word_embeddings": "yes""#)
+    static let softcapText = writeConfig(#"{"model_type": "gemma2", "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "head_dim": 64, "intermediate_size": 512, "vocab_size": 1000, "final_logit_softcapping": "x"}"#)
+    static let tooDeep = llama(#""hidden_size": 512, "num_hidden_layers": 4194304"#)
+    static let namelessGPU: String = {
+        let src = HardwareCatalog.directory.appendingPathComponent("l4.json").path
+        let text = (try? String(contentsOfFile: src, encoding: .utf8)) ?? ""
+        return writeConfig(text.replacingOccurrences(of: "\"name\": \"L4\"", with: "\"name\": \"\""), name: "nameless.json")
+    }()
     static let emptyDir: String = {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-empty-\(UUID().uuidString)")
         try! FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
@@ -189,7 +223,20 @@ struct CommandLineTests {
         Bad(args: ["--model", "phi-3-mini", "--method", "lora"], mentions: "no default target modules"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "foo_proj"], mentions: "not found"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "input_layernorm"], mentions: "cannot wrap"),
-        Bad(args: ["--model", "7b", "--gpu", "V100 16GB"], mentions: "bf16"),
+        Bad(args: [], mentions: "missing --model"),
+        Bad(args: ["frobnicate"], mentions: "unknown command 'frobnicate'"),
+        Bad(args: ["--model", "7b", "--method", ","], mentions: "--method"),
+        Bad(args: ["--model", "7b", "--method", ""], mentions: "--method"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", ","], mentions: "--lora-targets"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "all-linear,q_proj"], mentions: "stand alone"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--lora-alpha", "-5"], mentions: "--lora-alpha"),
+        Bad(args: ["--model", "7b", "--batch", "abc"], mentions: "invalid value 'abc' for --batch"),
+        Bad(args: ["--model", "7b", "--method", "ia3", "--ia3-feedforward", ","], mentions: "--ia3-feedforward"),
+        Bad(args: ["--model", "gpt2", "--seq", "2048"], mentions: "1024 learned positions"),
+        Bad(args: ["--model", "gpt2", "--method", "prompt", "--seq", "1024"], mentions: "prompt-tuning tokens"),
+        Bad(args: ["--model", softcapText], mentions: "final_logit_softcapping"),
+        Bad(args: ["--model", tooDeep], mentions: "layers"),
+        Bad(args: ["--model", "7b", "--gpu", namelessGPU], mentions: "name must be"),
         Bad(args: ["--model"], mentions: "model"),
         Bad(args: ["--model", "7b", "--no-such-flag"], mentions: "no-such-flag"),
     ]
