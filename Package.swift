@@ -19,6 +19,7 @@ let package = Package(
         /// the files it is given.
         .target(
             name: "PEFTPlan",
+            exclude: ["README.md"],
             resources: [.copy("Resources/hardware-profiles"), .copy("Resources/models")]
         ),
 

@@ -38,9 +38,6 @@ public struct ByteBill: Equatable, Sendable {
     static func - (a: ByteBill, b: ByteBill) -> ByteBill {
         ByteBill(q: a.q - b.q, kv: a.kv - b.kv, pair: a.pair - b.pair, pos: a.pos - b.pos, fixed: a.fixed - b.fixed, q1: a.q1 - b.q1)
     }
-    static func * (a: ByteBill, k: Double) -> ByteBill {
-        ByteBill(q: a.q * k, kv: a.kv * k, pair: a.pair * k, pos: a.pos * k, fixed: a.fixed * k, q1: a.q1 * k)
-    }
 }
 
 // MARK: - The symbolic tape
@@ -115,7 +112,7 @@ struct GraphContext {
         }
         maskBytes = runtime.dropoutMaskBytes
         baseTrainable = account.method == .full
-        virtualQ = (account.method == .prompt || account.method == .ptuning) ? options.promptTokens : 0
+        virtualQ = account.method.addsPromptTokens ? options.promptTokens : 0
         prefix = account.method == .prefix
     }
 

@@ -109,8 +109,9 @@ public struct Architecture: Sendable, Equatable {
     public var embedDim: Int
     /// Modules, block ones once (`perLayer`), in `named_modules()` order.
     public var modules: [ModuleSpec]
-    /// Keys present in the raw config that change PEFT's behaviour (prefix tuning under GQA).
-    public var configHasKVHeads: Bool
+    /// Whether Transformers' config for this family carries `num_key_value_heads`, which
+    /// makes PEFT size prefix tuning by the KV heads (the Llama-style families do).
+    public var configHasKVHeads: Bool { family.isLlamaStyle }
     /// Final-logit soft-capping (Gemma 2) adds logits-sized tensors to the loss.
     public var finalLogitSoftcapping: Bool
     /// The attention implementation Transformers can use (Gemma 2 supports only eager).

@@ -165,7 +165,7 @@ public enum ConfigReader {
         Architecture(name: name, family: family, hiddenSize: h, numLayers: layers, numHeads: heads, nKVHeads: kv,
                      headDim: headDim, intermediateSize: inter, vocabSize: vocab, maxPositions: positions,
                      tiedEmbeddings: tied, numExperts: 0, expertsPerToken: 0, feedForward: .plain, norm: .layer,
-                     hiddenDropout: 0, attentionDropout: 0, embedDim: h, modules: [], configHasKVHeads: false,
+                     hiddenDropout: 0, attentionDropout: 0, embedDim: h, modules: [],
                      finalLogitSoftcapping: false, supportsSDPA: true, layerPrefix: "")
     }
 
@@ -189,9 +189,6 @@ public enum ConfigReader {
         a.norm = .rms
         a.layerPrefix = "model.layers"
         a.attentionDropout = try f.probability("attention_dropout", default: 0)
-        // Transformers' config classes always carry num_key_value_heads for these families,
-        // which is what makes PEFT size prefix tuning by the KV heads.
-        a.configHasKVHeads = true
 
         let qkvBias: Bool
         let oBias: Bool

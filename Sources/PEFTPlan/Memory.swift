@@ -110,11 +110,8 @@ public struct PlanContext: Sendable {
     /// Query and attended lengths for a sequence of `seq` tokens: prompt tuning adds its
     /// virtual tokens to the sequence, prefix tuning to the attended keys only.
     public func lengths(seq: Int) -> (sq: Int, skv: Int) {
-        switch account.method {
-        case .prompt, .ptuning: return (seq + methodOptions.promptTokens, seq + methodOptions.promptTokens)
-        case .prefix: return (seq, seq + methodOptions.prefixTokens)
-        default: return (seq, seq)
-        }
+        if account.method.addsPromptTokens { return (seq + methodOptions.promptTokens, seq + methodOptions.promptTokens) }
+        return account.method == .prefix ? (seq, seq + methodOptions.prefixTokens) : (seq, seq)
     }
 
     /// Saved activations of all blocks (no checkpointing), excluding logits.

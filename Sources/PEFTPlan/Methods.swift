@@ -22,10 +22,8 @@ public enum Method: String, CaseIterable, Sendable, Codable {
         }
     }
 
-    /// Methods whose trainable parameters are PEFT adapter tensors kept in fp32.
-    var isAdapterMethod: Bool { self != .full }
-    /// Methods that add virtual tokens to every sequence.
-    var virtualTokens: Bool { self == .prefix || self == .prompt || self == .ptuning }
+    /// Methods that add virtual tokens to every sequence (prefix tuning to the keys only).
+    var addsPromptTokens: Bool { self == .prompt || self == .ptuning }
 }
 
 /// Which modules a LoRA or IA³ configuration wraps.

@@ -156,8 +156,12 @@ public enum PlanOutput {
                 guard let v = p.verdicts.first(where: { $0.gpu.memoryBytes == cap && ($0.blocker != nil) == blocked }) else { continue }
                 let room = v.blocker != nil ? "(no bf16 support)" : (v.fits ? "\(gib(v.headroomBytes)) free" : "\(gib(v.shortfallBytes)) short")
                 let mb = v.maxMicroBatch == 0 ? "none" : "\(v.maxMicroBatch) at seq \(t.seq)"
-                let limit = Planner.seqSearchLimit(a)
-                let ms = v.maxSeq == 0 ? "none" : (v.maxSeq == limit ? "\(v.maxSeq) (the model's limit)" : "\(v.maxSeq) at batch \(t.batch)")
+                let limit = Planner.seqSearchLimit(a, requested: t.seq)
+                let ms: String
+                if v.maxSeq == 0 { ms = "none" }
+                else if v.maxSeq < limit { ms = "\(v.maxSeq) at batch \(t.batch)" }
+                else if limit == a.maxPositions { ms = "\(v.maxSeq) (the model's limit)" }
+                else { ms = "\(v.maxSeq) or more (searched up to --seq)" }
                 out += "  " + pad(p.method.rawValue, 9) + " " + pad(v.fits ? "yes" : "no", 5) + " " + pad(room, 17) + " " + pad(mb, 16) + " " + ms + "\n"
             }
         }

@@ -61,16 +61,19 @@ public enum Planner {
     /// Upper bound of the micro-batch search.
     public static let batchSearchLimit = 1 << 16
 
-    /// Upper bound of the sequence search: the model's position limit where it has one
-    /// (training past it needs RoPE scaling), else 1,048,576.
     /// The sequence length a plan uses when none is given: 2048, or fewer where the model
     /// has fewer learned positions.
     public static func defaultSeq(_ arch: Architecture) -> Int {
         arch.hasLearnedPositions ? min(2048, arch.maxPositions) : 2048
     }
 
-    public static func seqSearchLimit(_ arch: Architecture) -> Int {
-        arch.maxPositions > 0 ? min(arch.maxPositions, 1 << 20) : 1 << 20
+    /// Upper bound of the sequence search: the model's position limit where it has one
+    /// (learned positions cannot go past it; rotary ones need RoPE scaling, so the search
+    /// goes past it only up to a longer sequence the user asked for), else 1,048,576.
+    public static func seqSearchLimit(_ arch: Architecture, requested: Int = 0) -> Int {
+        guard arch.maxPositions > 0 else { return 1 << 20 }
+        let limit = min(arch.maxPositions, 1 << 20)
+        return arch.hasLearnedPositions ? limit : max(limit, requested)
     }
 
     public static func plan(_ request: PlanRequest) throws -> PlanResult {
@@ -85,7 +88,7 @@ public enum Planner {
                 if request.methodsFromAll, case .invalidTargets = e { skipped.append((method, e.description)); continue }
                 throw e
             }
-            if method.virtualTokens && method != .prefix && request.arch.hasLearnedPositions
+            if method.addsPromptTokens && request.arch.hasLearnedPositions
                 && request.training.seq + request.methodOptions.promptTokens > request.arch.maxPositions {
                 skipped.append((method, "\(request.training.seq) tokens plus \(request.methodOptions.promptTokens) prompt-tuning tokens exceed the model's \(request.arch.maxPositions) learned positions"))
                 continue
@@ -115,7 +118,7 @@ public enum Planner {
         let fits = memory.deviceTotal <= cap && blocker == nil
         let b = ctx.training.batch, s = ctx.training.seq
         let maxBatch = largest(upTo: batchSearchLimit) { ctx.deviceTotal(batch: $0, seq: s) <= cap }
-        let maxSeq = largest(upTo: seqSearchLimit(ctx.arch)) { ctx.deviceTotal(batch: b, seq: $0) <= cap }
+        let maxSeq = largest(upTo: seqSearchLimit(ctx.arch, requested: s)) { ctx.deviceTotal(batch: b, seq: $0) <= cap }
         return GPUVerdict(gpu: gpu, fits: fits, headroomBytes: max(0, cap - memory.deviceTotal),
                           shortfallBytes: max(0, memory.deviceTotal - cap), maxMicroBatch: maxBatch, maxSeq: maxSeq,
                           blocker: blocker)
@@ -159,7 +162,7 @@ public enum Planner {
             throw PlanError.contradictoryOptions("prefix tuning cannot be combined with --grad-checkpointing: PEFT refuses gradient checkpointing for prefix tuning")
         }
         if r.arch.hasLearnedPositions {
-            let explicitPrompt = !r.methodsFromAll && r.methods.contains(where: { $0 == .prompt || $0 == .ptuning })
+            let explicitPrompt = !r.methodsFromAll && r.methods.contains(where: \.addsPromptTokens)
             if t.seq + (explicitPrompt ? o.promptTokens : 0) > r.arch.maxPositions {
                 throw PlanError.invalidOption(option: "--seq", value: "\(t.seq)", accepted:
                     "\(r.arch.name) has \(r.arch.maxPositions) learned positions, so a sequence\(explicitPrompt ? " with its \(o.promptTokens) prompt-tuning tokens" : "") cannot exceed them")

@@ -130,7 +130,7 @@ struct MemoryLawTests {
                         #expect(ctx.memory(batch: v.maxMicroBatch + 1, seq: 2048).deviceTotal > gpu.memoryBytes)
                     }
                     if v.maxSeq > 0 { #expect(ctx.memory(batch: 1, seq: v.maxSeq).deviceTotal <= gpu.memoryBytes) }
-                    if v.maxSeq < Planner.seqSearchLimit(ctx.arch) {
+                    if v.maxSeq < Planner.seqSearchLimit(ctx.arch, requested: 2048) {
                         #expect(ctx.memory(batch: 1, seq: v.maxSeq + 1).deviceTotal > gpu.memoryBytes)
                     }
                 }
