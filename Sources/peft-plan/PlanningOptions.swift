@@ -23,10 +23,10 @@ struct PlanningOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Micro-batch size per GPU (default 1).") var batch: String?
     @Option(parsing: .unconditional, help: "Sequence length in tokens (default 2048, or the model's learned positions if fewer).") var seq: String?
     @Option(parsing: .unconditional, help: "Gradient accumulation steps (default 1; gradients then stay allocated during forward).") var gradAccum: String?
-    @Option(help: "bf16|fp16|fp32|mixed-bf16|mixed-fp16.") var precision: String = "bf16"
-    @Option(help: "adamw|adamw-8bit|paged-adamw-8bit|sgd|sgd-momentum|adafactor|lion.") var optimizer: String = "adamw"
+    @Option(help: "bf16|fp16|fp32|mixed-bf16|mixed-fp16") var precision: String = "bf16"
+    @Option(help: "adamw|adamw-8bit|paged-adamw-8bit|sgd|sgd-momentum|adafactor|lion") var optimizer: String = "adamw"
     @Flag(help: "Gradient checkpointing (QLoRA always has it, as prepare_model_for_kbit_training turns it on).") var gradCheckpointing = false
-    @Option(help: "sdpa|flash|eager.") var attention: String = "sdpa"
+    @Option(help: "sdpa|flash|eager") var attention: String = "sdpa"
 
     // LoRA / QLoRA
     @Option(parsing: .unconditional, help: "LoRA rank (default 8).") var loraR: String?
@@ -46,7 +46,7 @@ struct PlanningOptions: ParsableArguments {
     @Option(help: "IA³ targets: default|all-linear|k_proj,v_proj,down_proj,…") var ia3Targets: String?
     @Option(help: "IA³ feed-forward modules (scaled at their input), comma-separated.") var ia3Feedforward: String?
 
-    @Option(help: "table|json|csv|markdown.") var format: String = "table"
+    @Option(help: "table|json|csv|markdown") var format: String = "table"
 
     static let defaultGPUs = ["16GB", "24GB", "48GB", "80GB"]
 

@@ -224,6 +224,7 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "foo_proj"], mentions: "not found"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "input_layernorm"], mentions: "cannot wrap"),
         Bad(args: [], mentions: "missing --model"),
+        Bad(args: ["gpus", "--format", "yaml"], mentions: "--format"),
         Bad(args: ["frobnicate"], mentions: "unknown command 'frobnicate'"),
         Bad(args: ["--model", "7b", "--method", ","], mentions: "--method"),
         Bad(args: ["--model", "7b", "--method", ""], mentions: "--method"),
