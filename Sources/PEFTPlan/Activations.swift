@@ -75,6 +75,23 @@ final class Tape {
     func save(_ e: Extent, _ bytes: Int) { save(new(e, bytes, rg: false)) }
 
     var total: ByteBill { activations + logits }
+
+    /// Tensors alive until the end of forward without being saved (the KV cache that
+    /// Transformers fills in training unless checkpointing turns `use_cache` off), by stage.
+    private var cached: [(id: Int, extent: Extent, bytes: Int, stage: Int)] = []
+    var stage = 0
+
+    func keepAlive(_ t: T) {
+        guard !cached.contains(where: { $0.id == t.id }) else { return }
+        cached.append((t.id, t.extent, t.bytes, stage))
+    }
+
+    /// The kept-alive bytes of one stage that no saved tensor already holds.
+    func forwardOnly(stage: Int) -> ByteBill {
+        var bill = ByteBill()
+        for c in cached where c.stage == stage && !savedIDs.contains(c.id) { bill.add(c.extent, bytes: c.bytes) }
+        return bill
+    }
 }
 
 // MARK: - What the methods change
@@ -95,6 +112,9 @@ struct GraphContext {
     let baseTrainable: Bool
     let virtualQ: Int               // prompt-tuning tokens added to the query length
     let prefix: Bool
+    /// Transformers fills a DynamicCache in training (config `use_cache`) unless gradient
+    /// checkpointing turns it off; PEFT's prefix tuning always passes one.
+    let useCache: Bool
 
     init(arch: Architecture, account: ParameterAccount, options: MethodOptions, training: TrainingOptions, runtime: RuntimeProfile) {
         self.arch = arch
@@ -114,6 +134,7 @@ struct GraphContext {
         baseTrainable = account.method == .full
         virtualQ = account.method.addsPromptTokens ? options.promptTokens : 0
         prefix = account.method == .prefix
+        useCache = prefix || !(training.gradCheckpointing || account.method == .qlora)
     }
 
     func module(_ name: String) -> ModuleSpec? { arch.modules.first { $0.name == name } }
@@ -328,7 +349,16 @@ struct ForwardGraph {
     }
     /// k and v as attention sees them (Skv tokens): the tensor itself unless prefixed.
     func kvSide(_ x: Tape.T) -> Tape.T {
-        c.prefix ? withPrefix(x) : Tape.T(id: x.id, extent: .kv(x.extent.q), bytes: x.bytes, rg: x.rg)
+        let t = c.prefix ? withPrefix(x) : Tape.T(id: x.id, extent: .kv(x.extent.q), bytes: x.bytes, rg: x.rg)
+        if c.useCache { tape.keepAlive(t) }    // DynamicCache.update keeps the layer's keys and values
+        return t
+    }
+
+    /// A key or value that is a view of a fused projection's output: the cache keeps the
+    /// whole storage alive.
+    func cachedView(_ t: Tape.T) -> Tape.T {
+        if c.useCache { tape.keepAlive(t) }
+        return t
     }
 
     /// The bottleneck adapter (AdapterHub): down projection, ReLU, up projection, residual.
@@ -348,13 +378,15 @@ extension ForwardGraph {
     /// Plays embedding, every decoder layer and the head; returns the saved bytes of the
     /// parts before, inside and after the blocks, with the per-layer part for layers ≥ 2
     /// (where the requires-grad state has settled) separated from layers 0 and 1.
-    func run(layers: Int) -> (pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logits: ByteBill, checkpointInput: Int) {
+    func run(layers: Int) -> (pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logits: ByteBill,
+                              checkpointInput: Int, cache: [ByteBill]) {
         var marks: [ByteBill] = []
         var x = embed()
         marks.append(tape.total)
         let cosSin = (tape.new(Extent(pos: ropeWidth()), c.a, rg: false), tape.new(Extent(pos: ropeWidth()), c.a, rg: false))
         let count = min(layers, 3)
         for i in 0..<count {
+            tape.stage = i + 1
             x = layer(x, cosSin, index: i)
             marks.append(tape.total)
         }
@@ -364,8 +396,9 @@ extension ForwardGraph {
         let layerBills = (0..<count).map { marks[$0 + 1] - marks[$0] }
         let pre = marks[0]
         let headBill = end - marks[count] - tape.logits
+        let cache = (0..<3).map { $0 < count ? tape.forwardOnly(stage: $0 + 1) : ByteBill() }
         return (pre, layerBills[0], count > 1 ? layerBills[1] : ByteBill(), count > 2 ? layerBills[2] : ByteBill(),
-                headBill, tape.logits, checkpointInput)
+                headBill, tape.logits, checkpointInput, cache)
     }
 
     func ropeWidth() -> Int {
@@ -471,7 +504,7 @@ extension ForwardGraph {
             k = rope(k, cosSin)
         }
         let kk = kvSide(k)
-        let vv = a.family == .phi3 && !c.prefix ? Tape.T(id: v.id, extent: v.extent, bytes: v.bytes, rg: v.rg) : kvSide(v)
+        let vv = a.family == .phi3 && !c.prefix ? cachedView(v) : kvSide(v)
         let attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: a.family == .gemma2)
         var o = linear(attn, "self_attn.o_proj")
         if a.family == .gemma2 { o = norm(o) }
@@ -531,8 +564,8 @@ extension ForwardGraph {
         let h1 = layerNorm(x0)
         let qkv = linear(h1, "attn.c_attn")
         let q = Tape.T(id: qkv.id, extent: .q(3 * a.hiddenSize), bytes: qkv.bytes, rg: qkv.rg)
-        let kv = c.prefix ? withPrefix(Tape.T(id: -1, extent: .q(a.hiddenSize), bytes: c.a, rg: true))
-                          : Tape.T(id: qkv.id, extent: q.extent, bytes: qkv.bytes, rg: qkv.rg)
+        let kv = c.prefix ? kvSide(Tape.T(id: -1, extent: .q(a.hiddenSize), bytes: c.a, rg: true))
+                          : cachedView(Tape.T(id: qkv.id, extent: q.extent, bytes: qkv.bytes, rg: qkv.rg))
         let attn = attention(q: q, k: kv, v: kv, dropoutP: a.attentionDropout, softmaxFP32: false)
         var o = linear(attn, "attn.c_proj")
         o = dropout(o, a.hiddenDropout)
@@ -551,7 +584,7 @@ extension ForwardGraph {
         let qkv = linear(h1, "attention.query_key_value")
         let q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
         let k = kvSide(rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin))
-        let v = c.prefix ? withPrefix(qkv) : Tape.T(id: qkv.id, extent: .kv(3 * a.hiddenSize), bytes: c.a, rg: qkv.rg)
+        let v = c.prefix ? kvSide(qkv) : cachedView(Tape.T(id: qkv.id, extent: .kv(3 * a.hiddenSize), bytes: c.a, rg: qkv.rg))
         let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
         var o = linear(attn, "attention.dense")
         o = dropout(o, a.hiddenDropout)
@@ -593,7 +626,7 @@ extension ForwardGraph {
         let qkv = linear(h1, "self_attention.query_key_value")
         let q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
         let k = kvSide(rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin))
-        let v = c.prefix ? withPrefix(qkv) : Tape.T(id: qkv.id, extent: .kv(a.qDim + 2 * a.kvDim), bytes: c.a, rg: qkv.rg)
+        let v = c.prefix ? kvSide(qkv) : cachedView(Tape.T(id: qkv.id, extent: .kv(a.qDim + 2 * a.kvDim), bytes: c.a, rg: qkv.rg))
         let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
         let o = linear(attn, "self_attention.dense")
         let parallel = c.module("post_attention_layernorm") == nil
@@ -615,8 +648,8 @@ extension ForwardGraph {
         let h1 = layerNorm(x0)
         let qkv = linear(h1, "self_attention.query_key_value")
         let q = Tape.T(id: qkv.id, extent: .q(a.hiddenSize), bytes: c.a, rg: qkv.rg)
-        let kv = c.prefix ? withPrefix(Tape.T(id: -2, extent: .q(a.hiddenSize), bytes: c.a, rg: true))
-                          : Tape.T(id: qkv.id, extent: .kv(a.hiddenSize), bytes: c.a, rg: qkv.rg)
+        let kv = c.prefix ? kvSide(Tape.T(id: -2, extent: .q(a.hiddenSize), bytes: c.a, rg: true))
+                          : cachedView(Tape.T(id: qkv.id, extent: .kv(a.hiddenSize), bytes: c.a, rg: qkv.rg))
         let attn = attention(q: q, k: kv, v: kv, dropoutP: a.attentionDropout, bloomStyle: true)
         var o = linear(attn, "self_attention.dense")
         o = dropout(o, a.hiddenDropout)

@@ -56,6 +56,8 @@ public struct PlanContext: Sendable {
     // Activation coefficients from the symbolic forward.
     let pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logitsBill: ByteBill
     let checkpointInputPerToken: Int
+    /// Per-layer bytes of the KV cache that no saved tensor holds (layers 0, 1, steady).
+    let cache: [ByteBill]
     /// Whether gradient checkpointing is on (QLoRA always: prepare_model_for_kbit_training).
     public let checkpointing: Bool
 
@@ -105,6 +107,7 @@ public struct PlanContext: Sendable {
         let r = graph.run(layers: arch.numLayers)
         pre = r.pre; layer0 = r.layer0; layer1 = r.layer1; steady = r.steady; head = r.head; logitsBill = r.logits
         checkpointInputPerToken = r.checkpointInput
+        cache = r.cache
     }
 
     /// Query and attended lengths for a sequence of `seq` tokens: prompt tuning adds its
@@ -158,6 +161,12 @@ public struct PlanContext: Sendable {
         }
         let activations = outer + blocks
         let logits = logitsBill.bytes(batch: batch, sq: sq, skv: skv)
+        // The KV cache Transformers fills during a training forward: alive until the
+        // outputs are dropped (before backward), where not already saved for backward.
+        let l = Double(arch.numLayers)
+        let kvCache = cache[0].bytes(batch: batch, sq: sq, skv: skv)
+            + (l >= 2 ? cache[1].bytes(batch: batch, sq: sq, skv: skv) : 0)
+            + (l >= 3 ? (l - 2) * cache[2].bytes(batch: batch, sq: sq, skv: skv) : 0)
 
         // Transients (MemoryComponents documents the sources):
         // forward: the logits in the model dtype and their fp32 copy for the loss;
@@ -173,7 +182,7 @@ public struct PlanContext: Sendable {
         let accumulated = training.gradAccum > 1 ? g : 0
         return Phases(
             activations: activations, logits: logits,
-            forward: persistent + accumulated + activations + logits + forwardLogits + dequant,
+            forward: persistent + accumulated + activations + logits + forwardLogits + dequant + kvCache,
             backwardStart: persistent + max(accumulated, Double(headGradients)) + activations + logits + backwardLogits,
             backwardEnd: persistent + g + preBytes + lastBlock + workspace + dequant,
             optimizer: persistent + g)
