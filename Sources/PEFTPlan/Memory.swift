@@ -24,11 +24,36 @@ public struct MemoryBreakdown: Equatable, Sendable {
     public var deviceTotal = 0
     public var peakPhase: Phase = .forward
     /// Allocated bytes at the peak of each phase.
-    public var phasePeaks: [Phase: Int] = [:]
-    /// Components allocated at the peak (JSON keys).
-    public var live: [String] = []
+    public var forwardPeak = 0, backwardPeak = 0, optimizerPeak = 0
+    public func phasePeak(_ p: Phase) -> Int {
+        switch p {
+        case .forward: return forwardPeak
+        case .backward: return backwardPeak
+        case .optimizer: return optimizerPeak
+        }
+    }
+    /// Components allocated at the peak.
+    public var live: LiveComponents = []
     /// Bytes that live in host memory instead (paged optimizer states spill there).
     public var pageableBytes = 0
+}
+
+/// Which components are allocated at the peak (a set, cheap to build in sweeps).
+public struct LiveComponents: OptionSet, Sendable, Equatable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let persistent = LiveComponents(rawValue: 1)   // weights, master weights, optimizer states
+    public static let gradients = LiveComponents(rawValue: 2)
+    public static let saved = LiveComponents(rawValue: 4)        // activations and logits
+
+    /// The JSON keys of the live components.
+    public var keys: [String] {
+        var k: [String] = []
+        if contains(.persistent) { k += ["frozen_weights", "trainable_weights", "master_weights", "optimizer_states"] }
+        if contains(.gradients) { k.append("gradients") }
+        if contains(.saved) { k += ["activations", "logits"] }
+        return k
+    }
 }
 
 /// Everything about one (model, method, options) that does not depend on batch or
@@ -223,27 +248,30 @@ public struct PlanContext: Sendable {
         m.pageableBytes = pageableOptimizerBytes
         m.activations = Self.bytes(activations.rounded(.down))
         m.logits = Self.bytes(logits.rounded(.down))
-        m.phasePeaks = [.forward: Self.bytes(forward.rounded()), .backward: Self.bytes(backward.rounded()), .optimizer: Self.bytes(optimizer.rounded())]
+        m.forwardPeak = Self.bytes(forward.rounded())
+        m.backwardPeak = Self.bytes(backward.rounded())
+        m.optimizerPeak = Self.bytes(optimizer.rounded())
         let peak = max(forward, backward, optimizer)
-        var liveSum: Int
-        var live = ["frozen_weights", "trainable_weights", "master_weights", "optimizer_states"]
-        liveSum = frozenWeights + trainableWeights + masterWeights + optimizerStates - pageableOptimizerBytes
+        var live: LiveComponents = .persistent
         if peak == forward {
             m.peakPhase = .forward
-            if training.gradAccum > 1 { live.append("gradients"); liveSum += gradients }
-            live += ["activations", "logits"]; liveSum += m.activations + m.logits
+            live.insert(.saved)
+            if training.gradAccum > 1 { live.insert(.gradients) }
         } else if peak == backward {
             m.peakPhase = .backward
             if backwardStart >= backwardEnd {
-                live += ["activations", "logits"]; liveSum += m.activations + m.logits
-                if training.gradAccum > 1 { live.append("gradients"); liveSum += gradients }
+                live.insert(.saved)
+                if training.gradAccum > 1 { live.insert(.gradients) }
             } else {
-                live.append("gradients"); liveSum += gradients
+                live.insert(.gradients)
             }
         } else {
             m.peakPhase = .optimizer
-            live.append("gradients"); liveSum += gradients
+            live.insert(.gradients)
         }
+        var liveSum = frozenWeights + trainableWeights + masterWeights + optimizerStates - pageableOptimizerBytes
+        if live.contains(.gradients) { liveSum += gradients }
+        if live.contains(.saved) { liveSum += m.activations + m.logits }
         m.live = live
         m.allocatedPeak = Self.bytes(peak.rounded())
         m.transient = max(0, m.allocatedPeak - liveSum)

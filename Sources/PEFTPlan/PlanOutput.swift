@@ -57,8 +57,8 @@ public enum PlanOutput {
                 ("grad_checkpointing", .bool(p.checkpointing)),
                 ("memory", .object(memoryKeys(p.memory).map { ($0.0, .int($0.1)) })),
                 ("peak_phase", .string(p.memory.peakPhase.rawValue)),
-                ("live_at_peak", .array(p.memory.live.map(JSONValue.string))),
-                ("phase_peaks", .object(Phase.allCases.map { ($0.rawValue, .int(p.memory.phasePeaks[$0] ?? 0)) })),
+                ("live_at_peak", .array(p.memory.live.keys.map(JSONValue.string))),
+                ("phase_peaks", .object(Phase.allCases.map { ($0.rawValue, .int(p.memory.phasePeak($0))) })),
                 ("gpus", .array(p.verdicts.map { v in
                     .object([
                         ("name", .string(v.gpu.name)), ("memory_bytes", .int(v.gpu.memoryBytes)), ("count", .int(1)),

@@ -81,10 +81,10 @@ struct MemoryLawTests {
                 let parts = [m.frozenWeights, m.trainableWeights, m.masterWeights, m.gradients, m.optimizerStates, m.activations, m.logits, m.transient]
                 #expect(parts.allSatisfy { $0 >= 0 })
                 let byKey = Dictionary(uniqueKeysWithValues: PlanOutput.memoryKeys(m))
-                let live = m.live.reduce(0) { $0 + (byKey[$1] ?? 0) } - m.pageableBytes
+                let live = m.live.keys.reduce(0) { $0 + (byKey[$1] ?? 0) } - m.pageableBytes
                 #expect(live + m.transient == m.allocatedPeak, "\(model) \(ctx.account.method)")
                 #expect(m.reservedPeak >= m.allocatedPeak && m.deviceTotal >= m.reservedPeak)
-                #expect(m.phasePeaks.values.max() == m.allocatedPeak)
+                #expect(Phase.allCases.map(m.phasePeak).max() == m.allocatedPeak)
                 if let l = last {
                     #expect(m.allocatedPeak >= l.allocatedPeak, "\(model) \(ctx.account.method) shrank at \(b)×\(s)")
                     #expect(m.activations >= l.activations)
