@@ -26,10 +26,6 @@ public struct RuntimeProfile: Sendable, Equatable {
     public var reservedOverAllocated: Double
     /// Memory the process holds outside the allocator (CUDA context, cuBLAS/cuDNN handles).
     public var outsideAllocatorBytes: Int
-    /// Model FLOP utilisation assumed for time estimates until calibrated.
-    public var mfu: Double
-    /// Whether the optimizer step is fused (no per-parameter temporaries).
-    public var fusedOptimizer: Bool
 
     /// Transformers + PEFT + PyTorch on CUDA: the planner's default.
     ///
@@ -40,12 +36,13 @@ public struct RuntimeProfile: Sendable, Equatable {
     ///   2 MiB segments and fragmentation; `peft-plan calibrate` replaces it.
     /// - 0.5 GiB outside the allocator: the CUDA 12 context plus cuBLAS workspace as
     ///   nvidia-smi shows for an idle PyTorch process on Ampere/Hopper; uncalibrated.
-    /// - Fused AdamW: Transformers' default optimizer on CUDA is `adamw_torch_fused`.
+    /// - Fused AdamW: Transformers' default optimizer on CUDA is `adamw_torch_fused`, so the
+    ///   optimizer step adds no per-parameter temporaries to its phase.
     public static let hfCUDA = RuntimeProfile(
         name: "hf-cuda",
         description: "Transformers + PEFT + PyTorch on CUDA (flash SDPA, fused AdamW; allocator and context terms uncalibrated)",
         sdpaKernel: .flash, dropoutMaskBytes: 1, reservedOverAllocated: 1.05,
-        outsideAllocatorBytes: 512 << 20, mfu: 0.40, fusedOptimizer: true)
+        outsideAllocatorBytes: 512 << 20)
 
     /// What the meta-device trace of saved tensors sees (PyTorch's math SDPA, dropout
     /// masks in the activation dtype, no allocator): used to check the activation model
@@ -54,7 +51,7 @@ public struct RuntimeProfile: Sendable, Equatable {
         name: "hf-meta",
         description: "Transformers on PyTorch's meta device (math SDPA, masks in the tensor dtype, no allocator)",
         sdpaKernel: .math, dropoutMaskBytes: 0, reservedOverAllocated: 1.0,
-        outsideAllocatorBytes: 0, mfu: 0.40, fusedOptimizer: true)
+        outsideAllocatorBytes: 0)
 
     public static let builtIn: [RuntimeProfile] = [.hfCUDA, .hfMeta]
 
