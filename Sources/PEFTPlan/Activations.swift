@@ -209,7 +209,7 @@ struct ForwardGraph {
 
     /// Hugging Face RMSNorm (Llama, Mistral, Mixtral, Qwen, Phi-3): fp32 input, rsqrt, the
     /// cast normalised tensor (saved only for a trainable weight).
-    func rmsNorm(_ x: Tape.T, width: Int, heads: Int = 1) -> Tape.T {
+    func rmsNorm(_ x: Tape.T, heads: Int = 1) -> Tape.T {
         let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
         if x.rg {
             tape.save(x32)
@@ -451,7 +451,7 @@ extension ForwardGraph {
         var h: Tape.T
         switch a.family {
         case .gemma, .gemma2: h = gemmaNorm(x, width: a.hiddenSize)
-        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .phi3: h = rmsNorm(x, width: a.hiddenSize)
+        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .phi3: h = rmsNorm(x)
         case .opt:
             h = layerNorm(x)
             if a.embedDim != a.hiddenSize { h = linear(h, "model.decoder.project_out") }
@@ -475,22 +475,21 @@ extension ForwardGraph {
     func llamaLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T)) -> Tape.T {
         let a = c.arch
         let gemmaStyle = a.family == .gemma || a.family == .gemma2
-        let norm: (Tape.T) -> Tape.T = { gemmaStyle ? self.gemmaNorm($0, width: a.hiddenSize) : self.rmsNorm($0, width: a.hiddenSize) }
+        let norm: (Tape.T) -> Tape.T = { gemmaStyle ? self.gemmaNorm($0, width: a.hiddenSize) : self.rmsNorm($0) }
         var x = x0
         let h1 = norm(x)
         var q: Tape.T, k: Tape.T, v: Tape.T
         if a.family == .phi3 {
             let qkv = linear(h1, "self_attn.qkv_proj")
             q = qkv; k = qkv; v = qkv                  // views of one storage
-            q = Tape.T(id: qkv.id, extent: .q(a.qDim + 2 * a.kvDim), bytes: qkv.bytes, rg: qkv.rg)
         } else {
             q = linear(h1, "self_attn.q_proj")
             k = linear(h1, "self_attn.k_proj")
             v = linear(h1, "self_attn.v_proj")
         }
         if a.family == .qwen3 {
-            q = rmsNorm(q, width: a.qDim, heads: a.numHeads)
-            k = rmsNorm(k, width: a.kvDim, heads: a.nKVHeads)
+            q = rmsNorm(q, heads: a.numHeads)
+            k = rmsNorm(k, heads: a.nKVHeads)
             q = Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg)
             k = Tape.T(id: k.id, extent: k.extent, bytes: c.a, rg: k.rg)
         }
