@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What a Transformers causal LM really saves for backward, measured without memory.
+"""What a Transformers causal LM really saves for backward, and its FLOPs, without memory.
 
 Builds the model from a config.json on PyTorch's meta device, runs one training forward
 (with labels, so the loss is included) inside `torch.autograd.graph.saved_tensors_hooks`
@@ -11,7 +11,8 @@ Input (stdin): a JSON list of cases
    "dtype": "bf16"|"fp16"|"fp32", "attention": "sdpa"|"eager", "grad_checkpointing": bool,
    "device": "meta" (default) or "cpu" (real weights: needed for gradient checkpointing),
    "method": ..., and the method's options as scripts/peft_reference.py reads them}
-Output (stdout): a JSON object id -> {"saved_bytes", "logits_bytes", "by_dtype", ...}
+Output (stdout): a JSON object id -> {"saved_bytes", "logits_bytes", "by_dtype",
+"forward_flops", "backward_flops" (PyTorch's FlopCounterMode over forward and backward), ...}
 or {"error": str}.
 """
 import json
@@ -76,7 +77,9 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
         packed.append(weakref.ref(t))
         return t
 
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    from torch.utils.flop_counter import FlopCounterMode
+    forward_flops = FlopCounterMode(display=False)
+    with forward_flops, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         output = model(input_ids=ids, labels=ids)
     # What the graph still holds at the end of forward, each storage once.
     seen = {}
@@ -88,6 +91,9 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
         key = st._cdata
         if key not in param_storages and key not in seen:
             seen[key] = (st.nbytes(), str(t.dtype), tuple(t.shape))
+    backward_flops = FlopCounterMode(display=False)
+    with backward_flops:
+        output.loss.backward()
     del output
     total = sum(v[0] for v in seen.values())
     vocab = model.get_output_embeddings().weight.shape[0]
@@ -96,7 +102,8 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     by_dtype = {}
     for nbytes, dt, _ in seen.values():
         by_dtype[dt] = by_dtype.get(dt, 0) + nbytes
-    return {"saved_bytes": total, "logits_bytes": logits, "by_dtype": by_dtype, "tensors": len(seen)}
+    return {"saved_bytes": total, "logits_bytes": logits, "by_dtype": by_dtype, "tensors": len(seen),
+            "forward_flops": forward_flops.get_total_flops(), "backward_flops": backward_flops.get_total_flops()}
 
 
 def apply_peft(model, case, method):

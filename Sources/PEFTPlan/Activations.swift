@@ -69,12 +69,31 @@ final class Tape {
     func save(_ t: T) {
         guard !savedIDs.contains(t.id) else { return }
         savedIDs.insert(t.id)
+        recomputedFlops[stage] = recomputedFlops[stage] + sinceLastSave[stage]
+        sinceLastSave[stage] = ByteBill()
         if t.logits { logits.add(t.extent, bytes: t.bytes) } else { activations.add(t.extent, bytes: t.bytes) }
     }
 
     func save(_ e: Extent, _ bytes: Int) { save(new(e, bytes, rg: false)) }
 
     var total: ByteBill { activations + logits }
+
+    /// Matmul FLOPs of forward and backward by stage (0: embedding, 1–3: blocks, 4: head),
+    /// counted as PyTorch's FlopCounterMode counts them (2 per multiply-add of mm/bmm).
+    private(set) var forwardFlops = [ByteBill](repeating: ByteBill(), count: 5)
+    private(set) var backwardFlops = [ByteBill](repeating: ByteBill(), count: 5)
+
+    /// Forward FLOPs that non-reentrant checkpointing recomputes: PyTorch stops recomputing
+    /// a block once its last saved tensor is back ("early stop"), so matmuls after the
+    /// block's last save are not rerun.
+    private(set) var recomputedFlops = [ByteBill](repeating: ByteBill(), count: 5)
+    private var sinceLastSave = [ByteBill](repeating: ByteBill(), count: 5)
+
+    func flops(_ e: Extent, forward: Int, backward: Int) {
+        forwardFlops[stage].add(e, bytes: forward)
+        backwardFlops[stage].add(e, bytes: backward)
+        sinceLastSave[stage].add(e, bytes: forward)
+    }
 
     /// Tensors alive until the end of forward without being saved (the KV cache that
     /// Transformers fills in training unless checkpointing turns `use_cache` off), by stage.
@@ -115,6 +134,7 @@ struct GraphContext {
     /// Transformers fills a DynamicCache in training (config `use_cache`) unless gradient
     /// checkpointing turns it off; PEFT's prefix tuning always passes one.
     let useCache: Bool
+    let checkpointing: Bool
 
     init(arch: Architecture, account: ParameterAccount, options: MethodOptions, training: TrainingOptions, runtime: RuntimeProfile) {
         self.arch = arch
@@ -134,7 +154,8 @@ struct GraphContext {
         baseTrainable = account.method == .full
         virtualQ = account.method.addsPromptTokens ? options.promptTokens : 0
         prefix = account.method == .prefix
-        useCache = prefix || !(training.gradCheckpointing || account.method == .qlora)
+        checkpointing = training.gradCheckpointing || account.method == .qlora
+        useCache = prefix || !checkpointing
     }
 
     func module(_ name: String) -> ModuleSpec? { arch.modules.first { $0.name == name } }
@@ -164,9 +185,18 @@ struct ForwardGraph {
             tape.save(x.bytes == c.a ? x : tape.new(x.extent, c.a, rg: x.rg))
         }
         let out = Extent.q(m.outFeatures)
+        // y = x Wᵀ: 2·in·out per token; backward needs the input's gradient where the
+        // input needs one, and the weight's where the weight trains.
+        let mm = 2 * m.inFeatures * m.outFeatures
+        tape.flops(.q(1), forward: mm, backward: (x.rg ? mm : 0) + (c.baseTrainable ? mm : 0))
         if let w = c.wrapped[name] {
             switch c.method {
             case .lora, .qlora:
+                let r = c.options.loraR
+                let a = 2 * m.inFeatures * r, b = 2 * r * m.outFeatures
+                // forward lora_A and lora_B; backward both weights, lora_B's input, and
+                // lora_A's input where x needs a gradient
+                tape.flops(.q(1), forward: a + b, backward: a + 2 * b + (x.rg ? a : 0))
                 // PEFT casts the input to the adapter's dtype (fp32) before lora_dropout and
                 // lora_A; lora_A saves that input, lora_B saves lora_A's rank-r output.
                 var xin = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
@@ -178,6 +208,8 @@ struct ForwardGraph {
                 let u = tape.new(.q(c.options.loraR), 4, rg: true)
                 tape.save(u)
                 if c.options.dora {
+                    // the LoRA weight for the norm: an (in × in) identity through lora_A and lora_B
+                    tape.flops(Extent(fixed: 1), forward: 2 * m.inFeatures * r * (m.inFeatures + m.outFeatures), backward: 0)
                     // DoRA (peft/tuners/lora/dora.py): the weight norm is computed on a detached
                     // branch (freed after forward; see PlanContext's DoRA transient); kept are
                     // the magnitude scales and both results that
@@ -293,6 +325,16 @@ struct ForwardGraph {
         let arch = c.arch
         let qd = arch.qDim, nh = arch.numHeads
         let anyRG = q.rg || k.rg || v.rg
+        // QKᵀ and PV: 2·head_dim per (query, key) pair and head, each. Backward: the flash
+        // kernel recomputes QKᵀ and computes dQ, dK, dV and dP whenever anything needs a
+        // gradient (five products, torch.utils.flop_counter's sdpa backward); the math and
+        // eager paths compute only the gradients autograd asks for.
+        let pairFlops = 2 * qd
+        let backwardPairs: Int
+        if c.kernel == .flash { backwardPairs = anyRG ? 5 : 0 } else {
+            backwardPairs = (q.rg ? 1 : 0) + (k.rg ? 1 : 0) + ((q.rg || k.rg) ? 1 : 0) + (v.rg ? 1 : 0)
+        }
+        tape.flops(.pair(1), forward: 2 * pairFlops, backward: backwardPairs * pairFlops)
         switch c.kernel {
         case .flash?:
             if anyRG {
@@ -364,6 +406,8 @@ struct ForwardGraph {
     /// The bottleneck adapter (AdapterHub): down projection, ReLU, up projection, residual.
     func bottleneck(_ x: Tape.T) -> Tape.T {
         let m = c.arch.hiddenSize / max(1, c.options.adapterReduction)
+        let mm = 2 * c.arch.hiddenSize * m
+        tape.flops(.q(1), forward: 2 * mm, backward: 2 * mm + mm + (x.rg ? mm : 0))
         let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
         tape.save(x32)                                  // down's weight gradient
         let d = tape.new(.q(m), 4, rg: true)
@@ -379,7 +423,8 @@ extension ForwardGraph {
     /// parts before, inside and after the blocks, with the per-layer part for layers ≥ 2
     /// (where the requires-grad state has settled) separated from layers 0 and 1.
     func run(layers: Int) -> (pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logits: ByteBill,
-                              checkpointInput: Int, cache: [ByteBill]) {
+                              checkpointInput: Int, cache: [ByteBill], forwardFlops: [ByteBill], backwardFlops: [ByteBill],
+                              recomputedFlops: [ByteBill]) {
         var marks: [ByteBill] = []
         var x = embed()
         marks.append(tape.total)
@@ -391,6 +436,7 @@ extension ForwardGraph {
             marks.append(tape.total)
         }
         let checkpointInput = x.bytes * c.arch.hiddenSize
+        tape.stage = 4
         head(x)
         let end = tape.total
         let layerBills = (0..<count).map { marks[$0 + 1] - marks[$0] }
@@ -398,7 +444,7 @@ extension ForwardGraph {
         let headBill = end - marks[count] - tape.logits
         let cache = (0..<3).map { $0 < count ? tape.forwardOnly(stage: $0 + 1) : ByteBill() }
         return (pre, layerBills[0], count > 1 ? layerBills[1] : ByteBill(), count > 2 ? layerBills[2] : ByteBill(),
-                headBill, tape.logits, checkpointInput, cache)
+                headBill, tape.logits, checkpointInput, cache, tape.forwardFlops, tape.backwardFlops, tape.recomputedFlops)
     }
 
     func ropeWidth() -> Int {
@@ -413,14 +459,28 @@ extension ForwardGraph {
         let a = c.arch
         let trainable = c.baseTrainable || c.wrapped["model.embed_tokens"] != nil
         if trainable { tape.save(.q(1), 8) }                                  // input ids
-        // QLoRA: prepare_model_for_kbit_training makes the input embeddings require grad.
-        let inputRG = trainable || c.method == .qlora
+        // With gradient checkpointing PEFT makes the input embeddings require grad
+        // (`enable_input_require_grads`, also done by prepare_model_for_kbit_training).
+        let inputRG = trainable || c.method == .qlora || (c.checkpointing && c.method != .full)
         var x = tape.new(.q(a.embedDim), c.stream, rg: inputRG)
         if c.virtualQ > 0 {
             tape.save(Extent(fixed: c.virtualQ), 8)                            // prompt indices (1, T)
             x = tape.new(.q(a.embedDim), c.stream, rg: true)                    // cat(prompt, embeds)
         }
-        if c.prefix { tape.save(Extent(fixed: c.options.prefixTokens), 8) }
+        if c.prefix {
+            tape.save(Extent(fixed: c.options.prefixTokens), 8)
+            if c.options.prefixProjection > 0 {
+                // the reparameterisation MLP runs once per step over the virtual tokens
+                let td = ParameterAccounting.prefixTokenDim(c.arch), p = c.options.prefixProjection
+                let mm = 2 * c.options.prefixTokens * p * (td + c.arch.numLayers * 2 * td)
+                tape.flops(Extent(fixed: 1), forward: mm, backward: 2 * mm)
+            }
+        }
+        if c.method == .ptuning {
+            let d = c.arch.hiddenSize, hdn = c.options.ptuningHidden > 0 ? c.options.ptuningHidden : d
+            let mm = 2 * c.options.promptTokens * (d * hdn + hdn * hdn + hdn * d)
+            tape.flops(Extent(fixed: 1), forward: mm, backward: 2 * mm)
+        }
         switch a.family {
         case .gpt2:
             if c.baseTrainable { tape.save(Extent(pos: 1), 8) }                 // position ids
@@ -460,6 +520,8 @@ extension ForwardGraph {
         // lm_head: trainable in full fine-tuning (tied or not), never for the adapters.
         let headTrainable = c.baseTrainable || c.wrapped["lm_head"] != nil
         if headTrainable { tape.save(h) }
+        let headMM = 2 * (c.module("lm_head")?.inFeatures ?? a.hiddenSize) * a.vocabSize
+        tape.flops(.q(1), forward: headMM, backward: (h.rg ? headMM : 0) + (headTrainable ? headMM : 0))
         var logits = tape.new(.q(a.vocabSize), c.method == .qlora ? 4 : c.a, rg: true, logits: true)
         if a.finalLogitSoftcapping {
             logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
@@ -545,6 +607,10 @@ extension ForwardGraph {
         let expertsTrainable = c.baseTrainable || c.wrapped["mlp.experts"] != nil
         if h.rg { tape.save(.q(k), 8) }                        // gather indices
         if logitsRG { tape.save(.q(k), 8) }                    // weight permutation
+        // router h → E, then per visited expert gate_up (h → 2I) and down (I → h)
+        let router = 2 * a.hiddenSize * e, expert = 2 * k * 3 * a.hiddenSize * inter
+        tape.flops(.q(1), forward: router + expert,
+                   backward: (h.rg ? router : 0) + (routerTrainable ? router : 0) + expert + (expertsTrainable ? expert : 0))
         let gathered = tape.new(.q(k * a.hiddenSize), c.a, rg: h.rg)
         if expertsTrainable { tape.save(gathered) }
         let gu = tape.new(.q(k * 2 * inter), c.a, rg: h.rg || expertsTrainable)

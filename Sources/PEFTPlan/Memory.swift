@@ -83,6 +83,8 @@ public struct PlanContext: Sendable {
     let checkpointInputPerToken: Int
     /// Per-layer bytes of the KV cache that no saved tensor holds (layers 0, 1, steady).
     let cache: [ByteBill]
+    /// Matmul FLOPs by stage (embedding, blocks 0, 1, steady, head), forward and backward.
+    let forwardFlops: [ByteBill], backwardFlops: [ByteBill], recomputedFlops: [ByteBill]
     /// Whether gradient checkpointing is on (QLoRA always: prepare_model_for_kbit_training).
     public let checkpointing: Bool
 
@@ -133,6 +135,34 @@ public struct PlanContext: Sendable {
         pre = r.pre; layer0 = r.layer0; layer1 = r.layer1; steady = r.steady; head = r.head; logitsBill = r.logits
         checkpointInputPerToken = r.checkpointInput
         cache = r.cache
+        forwardFlops = r.forwardFlops
+        backwardFlops = r.backwardFlops
+        recomputedFlops = r.recomputedFlops
+    }
+
+    /// Sums per-stage bills over the whole model: embedding, every block, head.
+    func overModel(_ stages: [ByteBill], batch: Int, sq: Int, skv: Int) -> Double {
+        let l = Double(arch.numLayers)
+        func at(_ i: Int) -> Double { stages[i].bytes(batch: batch, sq: sq, skv: skv) }
+        return at(0) + at(1) + (l >= 2 ? at(2) : 0) + (l >= 3 ? (l - 2) * at(3) : 0) + at(4)
+    }
+
+    /// Matmul FLOPs of one training step of one micro-batch: forward, backward (activation
+    /// gradients where needed, weight gradients for trainable weights only), and the
+    /// forward recomputed by gradient checkpointing, counted as PyTorch's FlopCounterMode
+    /// counts (2 per multiply-add of every mm/bmm; the flash kernel's backward as dQ, dK,
+    /// dV and dP).
+    public func flops(batch: Int, seq: Int) -> (forward: Double, backward: Double, recompute: Double) {
+        let (sq, skv) = lengths(seq: seq)
+        let forward = overModel(forwardFlops, batch: batch, sq: sq, skv: skv)
+        let backward = overModel(backwardFlops, batch: batch, sq: sq, skv: skv)
+        var recompute = 0.0
+        if checkpointing {
+            var blocksOnly = recomputedFlops
+            blocksOnly[0] = ByteBill(); blocksOnly[4] = ByteBill()
+            recompute = overModel(blocksOnly, batch: batch, sq: sq, skv: skv)
+        }
+        return (forward, backward, recompute)
     }
 
     /// Query and attended lengths for a sequence of `seq` tokens: prompt tuning adds its

@@ -76,3 +76,33 @@ struct ActivationTraceTests {
                 "logits \(m.logits) vs traced \(Int(logitsMeasured))")
     }
 }
+
+/// Matmul FLOPs of forward and backward against PyTorch's FlopCounterMode over the same
+/// runs (scripts/saved_tensors_trace.py). Checkpointed cases count the recompute in backward.
+@Suite("FLOPs against PyTorch's FlopCounterMode")
+struct FlopTests {
+    static let tolerance = 0.001
+
+    @Test("forward and backward FLOPs within 0.1%", arguments: TraceCase.all)
+    func flops(_ c: TraceCase) throws {
+        let reference = try traceReference.get()
+        let expected = try #require(reference[c.id] as? [String: Any], "no trace result for \(c.id)")
+        if let error = expected["error"] as? String { Issue.record("the trace failed: \(error)"); return }
+        let arch = try Presets.resolve(c.model)
+        if arch.numExperts > 0 {
+            // FlopCounterMode has no formula for torch._grouped_mm, which the Transformers v5
+            // MoE uses for its experts: its count leaves the experts out.
+            return
+        }
+        // Cases run on the CPU with real tensors get PyTorch's CPU flash kernel for sdpa
+        // (the math kernel where attention has dropout, which the CPU flash kernel lacks).
+        var runtime = RuntimeProfile.hfMeta
+        if c.raw["device"] == "cpu" && arch.attentionDropout == 0 { runtime.sdpaKernel = .flash }
+        let ctx = try PlanContext(arch: arch, method: c.method, methodOptions: c.options, training: c.training, runtime: runtime)
+        let f = ctx.flops(batch: c.batch, seq: c.seq)
+        let fwd = Double(try #require(expected.int("forward_flops")))
+        let bwd = Double(try #require(expected.int("backward_flops")))
+        #expect(abs(f.forward - fwd) <= Self.tolerance * fwd, "forward \(Int(f.forward)) vs \(Int(fwd))")
+        #expect(abs(f.backward + f.recompute - bwd) <= Self.tolerance * bwd, "backward \(Int(f.backward + f.recompute)) vs \(Int(bwd))")
+    }
+}
