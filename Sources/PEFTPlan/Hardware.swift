@@ -44,12 +44,12 @@ public enum HardwareCatalog {
     /// The bundled profiles' folder: the top-level `hardware-profiles/` of the repository,
     /// shipped as a resource of this library so the binary finds it from any directory.
     public static var directory: URL {
-        Bundle.module.resourceURL!.appendingPathComponent("hardware-profiles")
+        get throws { try BundledFiles.folder("hardware-profiles") }
     }
 
     /// Every bundled profile, sorted by memory then name.
     public static func bundled() throws -> [GPUProfile] {
-        let dir = directory
+        let dir = try directory
         let files = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
         var profiles: [GPUProfile] = []
         for file in files.sorted() where file.hasSuffix(".json") {

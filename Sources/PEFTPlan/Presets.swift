@@ -51,7 +51,7 @@ public enum Presets {
 
     /// Folder holding the bundled config.json files.
     public static var directory: URL {
-        Bundle.module.resourceURL!.appendingPathComponent("models")
+        get throws { try BundledFiles.folder("models") }
     }
 
     public static func entry(named name: String) -> Entry? {
@@ -62,7 +62,7 @@ public enum Presets {
     /// The architecture of a preset, or nil when `name` is no preset.
     public static func architecture(named name: String) throws -> Architecture? {
         guard let e = entry(named: name) else { return nil }
-        let url = directory.appendingPathComponent("\(e.name).json")
+        let url = try directory.appendingPathComponent("\(e.name).json")
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw PlanError.unreadableConfig(path: url.path, reason: "the bundled preset file is missing (reinstall)")
         }

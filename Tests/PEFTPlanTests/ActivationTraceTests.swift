@@ -38,7 +38,7 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
 
     var pythonInput: [String: Any] {
         var d = TraceCase.rows.first { $0["id"] as? String == id }!
-        d["config_path"] = Presets.directory.appendingPathComponent("\(model).json").path
+        d["config_path"] = (try! Presets.directory).appendingPathComponent("\(model).json").path
         return d
     }
 }

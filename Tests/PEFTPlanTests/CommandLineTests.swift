@@ -134,7 +134,7 @@ struct CommandLineTests {
 
     @Test("a config.json path and its folder plan like the preset")
     func configPath() throws {
-        let src = Presets.directory.appendingPathComponent("qwen2.5-0.5b.json").path
+        let src = try Presets.directory.appendingPathComponent("qwen2.5-0.5b.json").path
         let text = try String(contentsOfFile: src, encoding: .utf8)
         let file = writeConfig(text)
         let viaFile = try CLI.run(["--model", file, "--method", "lora", "--gpu", "T4", "--format", "csv", "--precision", "fp16"])
@@ -172,7 +172,7 @@ struct CommandLineTests {
     static let softcapText = writeConfig(#"{"model_type": "gemma2", "hidden_size": 256, "num_hidden_layers": 2, "num_attention_heads": 4, "head_dim": 64, "intermediate_size": 512, "vocab_size": 1000, "final_logit_softcapping": "x"}"#)
     static let tooDeep = llama(#""hidden_size": 512, "num_hidden_layers": 4194304"#)
     static let namelessGPU: String = {
-        let src = HardwareCatalog.directory.appendingPathComponent("l4.json").path
+        let src = (try! HardwareCatalog.directory).appendingPathComponent("l4.json").path
         let text = (try? String(contentsOfFile: src, encoding: .utf8)) ?? ""
         return writeConfig(text.replacingOccurrences(of: "\"name\": \"L4\"", with: "\"name\": \"\""), name: "nameless.json")
     }()

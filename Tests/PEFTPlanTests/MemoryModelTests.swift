@@ -183,7 +183,7 @@ struct HardwareTests {
     }
 
     @Test func userProfileFile() throws {
-        let src = HardwareCatalog.directory.appendingPathComponent("l4.json").path
+        let src = try HardwareCatalog.directory.appendingPathComponent("l4.json").path
         var text = try String(contentsOfFile: src, encoding: .utf8)
         text = text.replacingOccurrences(of: "\"name\": \"L4\"", with: "\"name\": \"My L4\"")
         let file = writeConfig(text, name: "mine.json")

@@ -32,7 +32,7 @@ struct CountCase: CustomTestStringConvertible, Sendable {
     /// The input line for scripts/peft_reference.py: the same config.json the preset reads.
     var pythonInput: [String: Any] {
         var d = (Fixtures.json("peft-cases.json") as! [[String: Any]]).first { $0["id"] as? String == id }!
-        d["config_path"] = Presets.directory.appendingPathComponent("\(model).json").path
+        d["config_path"] = (try! Presets.directory).appendingPathComponent("\(model).json").path
         return d
     }
 }
