@@ -498,11 +498,14 @@ extension ForwardGraph {
     func layer(_ input: Tape.T, _ cosSin: (Tape.T, Tape.T), index: Int) -> Tape.T {
         switch c.arch.family {
         case .llama, .mistral, .mixtral, .qwen2, .qwen3, .gemma, .gemma2, .phi3: return llamaLayer(input, cosSin)
-        case .gpt2: return gpt2Layer(input)
+        case .gpt2:
+            return sequentialLayer(input, qkv: "attn.c_attn", dense: "attn.c_proj", up: "mlp.c_fc", down: "mlp.c_proj", bloom: false)
         case .gptNeoX: return neoxLayer(input, cosSin)
         case .opt: return optLayer(input)
         case .falcon: return falconLayer(input, cosSin)
-        case .bloom: return bloomLayer(input)
+        case .bloom:
+            return sequentialLayer(input, qkv: "self_attention.query_key_value", dense: "self_attention.dense",
+                                   up: "mlp.dense_h_to_4h", down: "mlp.dense_4h_to_h", bloom: true)
         }
     }
 
@@ -624,20 +627,20 @@ extension ForwardGraph {
         return tape.new(.q(a.hiddenSize), c.a, rg: proj.rg || weights.rg)
     }
 
-    func gpt2Layer(_ x0: Tape.T) -> Tape.T {
+    /// GPT-2 and BLOOM blocks: layer norm, fused qkv (q, k and v are views of one
+    /// storage), attention, dense, dropout, residual; layer norm, MLP, dropout, residual.
+    /// BLOOM's eager attention copies q, k, v per head and keeps an fp32 softmax; GPT-2's
+    /// GELU is written in Python ops (four saved tensors).
+    func sequentialLayer(_ x0: Tape.T, qkv qkvName: String, dense: String, up: String, down: String, bloom: Bool) -> Tape.T {
         let a = c.arch
-        let h1 = layerNorm(x0)
-        let qkv = linear(h1, "attn.c_attn")
-        let q = Tape.T(id: qkv.id, extent: .q(3 * a.hiddenSize), bytes: qkv.bytes, rg: qkv.rg)
-        let kv = c.prefix ? kvSide(Tape.T(id: -1, extent: .q(a.hiddenSize), bytes: c.a, rg: true))
-                          : cachedView(Tape.T(id: qkv.id, extent: q.extent, bytes: qkv.bytes, rg: qkv.rg))
-        let attn = attention(q: q, k: kv, v: kv, dropoutP: a.attentionDropout, softmaxFP32: false)
-        var o = linear(attn, "attn.c_proj")
-        o = dropout(o, a.hiddenDropout)
+        let qkv = linear(layerNorm(x0), qkvName)
+        let view = Tape.T(id: qkv.id, extent: .q(3 * a.hiddenSize), bytes: qkv.bytes, rg: qkv.rg)
+        let kv = c.prefix ? kvSide(tape.new(.q(a.hiddenSize), c.a, rg: true)) : cachedView(view)
+        let attn = attention(q: view, k: kv, v: kv, dropoutP: a.attentionDropout, softmaxFP32: bloom, bloomStyle: bloom)
+        let o = dropout(linear(attn, dense), a.hiddenDropout)
         let x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
-        let h2 = layerNorm(x1)
-        let f = linear(h2, "mlp.c_fc")
-        var d = linear(geluNew(f, width: a.intermediateSize), "mlp.c_proj")
+        let f = linear(layerNorm(x1), up)
+        var d = linear(bloom ? act(f, width: a.intermediateSize) : geluNew(f, width: a.intermediateSize), down)
         d = dropout(d, a.hiddenDropout)
         if c.method == .adapter { d = bottleneck(d) }
         return tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
@@ -706,24 +709,5 @@ extension ForwardGraph {
         var d = linear(act(f, width: a.intermediateSize), "mlp.dense_4h_to_h")
         if c.method == .adapter { d = bottleneck(d) }
         return tape.new(x0.extent, c.a, rg: x1.rg || o.rg || d.rg)
-    }
-
-    func bloomLayer(_ x0: Tape.T) -> Tape.T {
-        let a = c.arch
-        let h1 = layerNorm(x0)
-        let qkv = linear(h1, "self_attention.query_key_value")
-        let q = Tape.T(id: qkv.id, extent: .q(a.hiddenSize), bytes: c.a, rg: qkv.rg)
-        let kv = c.prefix ? kvSide(Tape.T(id: -2, extent: .q(a.hiddenSize), bytes: c.a, rg: true))
-                          : cachedView(Tape.T(id: qkv.id, extent: .kv(a.hiddenSize), bytes: c.a, rg: qkv.rg))
-        let attn = attention(q: q, k: kv, v: kv, dropoutP: a.attentionDropout, bloomStyle: true)
-        var o = linear(attn, "self_attention.dense")
-        o = dropout(o, a.hiddenDropout)
-        let x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
-        let h2 = layerNorm(x1)
-        let f = linear(h2, "mlp.dense_h_to_4h")
-        var d = linear(act(f, width: 4 * a.hiddenSize), "mlp.dense_4h_to_h")
-        d = dropout(d, a.hiddenDropout)
-        if c.method == .adapter { d = bottleneck(d) }
-        return tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
     }
 }

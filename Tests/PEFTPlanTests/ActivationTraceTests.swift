@@ -36,6 +36,14 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
         return o
     }
 
+    /// The trace of this case; nil (with the failure recorded) when the trace failed.
+    func traced() throws -> [String: Any]? {
+        let reference = try traceReference.get()
+        let expected = try #require(reference[id] as? [String: Any], "no trace result for \(id)")
+        if let error = expected["error"] as? String { Issue.record("the trace failed: \(error)"); return nil }
+        return expected
+    }
+
     var pythonInput: [String: Any] {
         var d = TraceCase.rows.first { $0["id"] as? String == id }!
         d["config_path"] = (try! Presets.directory).appendingPathComponent("\(model).json").path
@@ -61,9 +69,7 @@ struct ActivationTraceTests {
 
     @Test("saved bytes within 3%", arguments: TraceCase.all)
     func savedBytes(_ c: TraceCase) throws {
-        let reference = try traceReference.get()
-        let expected = try #require(reference[c.id] as? [String: Any], "no trace result for \(c.id)")
-        if let error = expected["error"] as? String { Issue.record("the trace failed: \(error)"); return }
+        guard let expected = try c.traced() else { return }
         let arch = try Presets.resolve(c.model)
         let ctx = try PlanContext(arch: arch, method: c.method, methodOptions: c.options, training: c.training, runtime: .hfMeta)
         let m = ctx.memory(batch: c.batch, seq: c.seq)
@@ -85,9 +91,7 @@ struct FlopTests {
 
     @Test("forward and backward FLOPs within 0.1%", arguments: TraceCase.all)
     func flops(_ c: TraceCase) throws {
-        let reference = try traceReference.get()
-        let expected = try #require(reference[c.id] as? [String: Any], "no trace result for \(c.id)")
-        if let error = expected["error"] as? String { Issue.record("the trace failed: \(error)"); return }
+        guard let expected = try c.traced() else { return }
         let arch = try Presets.resolve(c.model)
         if arch.numExperts > 0 {
             // FlopCounterMode has no formula for torch._grouped_mm, which the Transformers v5
