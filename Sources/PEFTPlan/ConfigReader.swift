@@ -18,14 +18,37 @@ public enum ConfigReader {
             throw PlanError.unreadableConfig(path: path, reason: "no such file or folder")
         }
         let file = isDir.boolValue ? (path as NSString).appendingPathComponent("config.json") : path
-        guard let data = FileManager.default.contents(atPath: file) else {
-            let reason = isDir.boolValue ? "the folder holds no readable config.json" : "the file cannot be read"
-            throw PlanError.unreadableConfig(path: path, reason: reason)
+        let data: Data
+        do {
+            data = try smallFile(file)
+        } catch let PlanError.unreadableConfig(_, reason) {
+            throw PlanError.unreadableConfig(path: path, reason: isDir.boolValue ? "the folder holds no readable config.json (\(reason))" : reason)
         }
         let name = isDir.boolValue
             ? (path as NSString).lastPathComponent
             : ((file as NSString).deletingLastPathComponent as NSString).lastPathComponent
         return try parse(data: data, name: name.isEmpty ? "config" : name, source: path)
+    }
+
+    /// Largest file read as a config or a profile (real config.json files are a few KiB).
+    static let fileSizeLimit = 16 << 20
+
+    /// Reads a regular file of at most ``fileSizeLimit`` bytes: a device, a pipe or a huge
+    /// file would otherwise be read without end.
+    static func smallFile(_ path: String) throws -> Data {
+        let url = URL(fileURLWithPath: path).resolvingSymlinksInPath()
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
+              attributes[.type] as? FileAttributeType == .typeRegular else {
+            throw PlanError.unreadableConfig(path: path, reason: "not a regular file")
+        }
+        let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+        guard size <= fileSizeLimit else {
+            throw PlanError.unreadableConfig(path: path, reason: "\(size) bytes, more than any config.json (limit \(fileSizeLimit >> 20) MiB)")
+        }
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw PlanError.unreadableConfig(path: path, reason: "the file cannot be read")
+        }
+        return data
     }
 
     /// Parses config.json bytes; `source` names the file in errors.

@@ -63,8 +63,8 @@ public enum HardwareCatalog {
 
     /// Reads and checks one profile file.
     public static func load(path: String) throws -> GPUProfile {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw PlanError.invalidHardwareProfile(path: path, reason: "the file cannot be read")
+        guard let data = try? ConfigReader.smallFile(path) else {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "not a readable JSON file of at most \(ConfigReader.fileSizeLimit >> 20) MiB")
         }
         let p: GPUProfile
         do {
@@ -111,7 +111,8 @@ public enum HardwareCatalog {
             let hits = profiles.filter { $0.nominalMemoryGB == n }
             guard !hits.isEmpty else {
                 let sizes = Set(profiles.map(\.nominalMemoryGB)).sorted().map { "\($0)GB" }
-                throw PlanError.unknownGPU(query, suggestion: nil).withSizes(sizes)
+                throw PlanError.invalidOption(option: "--gpu", value: query,
+                                              accepted: "no bundled profile has that memory size; sizes: \(sizes.joined(separator: ", "))")
             }
             return hits
         }
@@ -128,13 +129,5 @@ public enum HardwareCatalog {
         if partial.count > 1 { throw PlanError.ambiguousGPU(query, candidates: partial.map(\.name)) }
         let names = profiles.flatMap { [$0.name] + $0.aliases }
         throw PlanError.unknownGPU(query, suggestion: closest(to: q, among: names))
-    }
-}
-
-extension PlanError {
-    /// An unknown "NNGB" size lists the sizes there are.
-    func withSizes(_ sizes: [String]) -> PlanError {
-        guard case let .unknownGPU(q, _) = self else { return self }
-        return .invalidOption(option: "--gpu", value: q, accepted: "no bundled profile has that memory size; sizes: \(sizes.joined(separator: ", "))")
     }
 }

@@ -8,7 +8,8 @@ public enum Phase: String, Sendable, Codable, CaseIterable {
 /// Bytes of one plan, by component, with the phase that sets the peak.
 ///
 /// Component fields are each component's full size. `live` lists which of them are
-/// allocated at the peak; `allocatedPeak` is exactly their sum plus `transient`.
+/// allocated at the peak; `allocatedPeak` is exactly their sum, less `pageableBytes`
+/// (paged optimizer states in unified memory), plus `transient`.
 public struct MemoryBreakdown: Equatable, Sendable {
     public var frozenWeights = 0
     public var trainableWeights = 0
@@ -256,10 +257,15 @@ public struct PlanContext: Sendable {
         phases(batch: batch, seq: seq).peak * runtime.reservedOverAllocated < Double(Self.byteLimit / 2)
     }
 
+    /// What `max_memory_reserved` would show for an allocated peak (the runtime's
+    /// allocator factor), the one place reserved bytes are derived.
+    func reserved(allocated: Int) -> Int {
+        Self.bytes((Double(allocated) * runtime.reservedOverAllocated).rounded(.up))
+    }
+
     /// `device_total` alone, for searches and sweeps.
     public func deviceTotal(batch: Int, seq: Int) -> Int {
-        let allocated = phases(batch: batch, seq: seq).peak.rounded()
-        return Self.bytes((allocated * runtime.reservedOverAllocated).rounded(.up)) + runtime.outsideAllocatorBytes
+        reserved(allocated: Self.bytes(phases(batch: batch, seq: seq).peak.rounded())) + runtime.outsideAllocatorBytes
     }
 
     /// The memory of one step at `batch` × `seq`.
@@ -306,8 +312,7 @@ public struct PlanContext: Sendable {
         m.allocatedPeak = Self.bytes(peak.rounded())
         m.transient = max(0, m.allocatedPeak - liveSum)
         m.allocatedPeak = liveSum + m.transient
-        m.reservedPeak = Self.bytes((Double(m.allocatedPeak) * runtime.reservedOverAllocated).rounded(.up))
-        assert(m.reservedPeak + runtime.outsideAllocatorBytes == deviceTotal(batch: batch, seq: seq))
+        m.reservedPeak = reserved(allocated: m.allocatedPeak)
         m.runtimeOverhead = runtime.outsideAllocatorBytes
         m.deviceTotal = m.reservedPeak + m.runtimeOverhead
         return m

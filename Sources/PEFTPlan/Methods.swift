@@ -35,10 +35,6 @@ public enum TargetSpec: Equatable, Sendable {
     /// Module names, matched as PEFT does: the full name equals one or ends with ".name".
     case list([String])
 
-    public static func parse(_ text: String) -> TargetSpec {
-        (try? parse(text, flag: "--lora-targets")) ?? .default
-    }
-
     /// Parses a command-line value, refusing an empty list and `all-linear` mixed with names.
     public static func parse(_ text: String, flag: String) throws -> TargetSpec {
         let accepted = "default, all-linear, or module names separated by commas (such as q_proj,v_proj)"

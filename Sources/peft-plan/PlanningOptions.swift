@@ -70,11 +70,12 @@ struct PlanningOptions: ParsableArguments {
         return prev[y.count]
     }
 
-    /// An integer option: its text, or the default; refused with the accepted range.
-    static func integer(_ text: String?, _ flag: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+    /// An integer option: its text, or the default. Only the parse is checked here; the
+    /// ranges are the library's (`Planner.validate`), so they are stated once.
+    static func integer(_ text: String?, _ flag: String, default value: Int) throws -> Int {
         guard let text else { return value }
-        guard let n = Int(text.trimmingCharacters(in: .whitespaces)), range.contains(n) else {
-            throw PlanError.invalidOption(option: flag, value: text, accepted: "an integer from \(range.lowerBound) to \(range.upperBound)")
+        guard let n = Int(text.trimmingCharacters(in: .whitespaces)) else {
+            throw PlanError.invalidOption(option: flag, value: text, accepted: "an integer")
         }
         return n
     }
@@ -120,8 +121,8 @@ struct PlanningOptions: ParsableArguments {
         try refuse("--ia3-feedforward", ia3Feedforward != nil, for: [.ia3])
 
         var o = MethodOptions()
-        o.loraR = try Self.integer(loraR, "--lora-r", default: o.loraR, range: 1...65536)
-        o.loraAlpha = try Self.integer(loraAlpha, "--lora-alpha", default: o.loraAlpha, range: 1...1_000_000)
+        o.loraR = try Self.integer(loraR, "--lora-r", default: o.loraR)
+        o.loraAlpha = try Self.integer(loraAlpha, "--lora-alpha", default: o.loraAlpha)
         if let v = loraTargets { o.loraTargets = try TargetSpec.parse(v, flag: "--lora-targets") }
         if let text = loraDropout {
             guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v < 1 else {
@@ -133,10 +134,10 @@ struct PlanningOptions: ParsableArguments {
         if let v = quant { o.quant = try choice(v, "--quant", as: QuantType.self) }
         o.doubleQuant = doubleQuant
         if let v = adapter { o.adapter = try choice(v, "--adapter", as: AdapterKind.self) }
-        o.adapterReduction = try Self.integer(adapterReduction, "--adapter-reduction", default: o.adapterReduction, range: 1...65536)
-        o.prefixTokens = try Self.integer(prefixTokens, "--prefix-tokens", default: o.prefixTokens, range: 1...65536)
-        o.prefixProjection = try Self.integer(prefixProjection, "--prefix-projection", default: o.prefixProjection, range: 0...(1 << 20))
-        o.promptTokens = try Self.integer(promptTokens, "--prompt-tokens", default: o.promptTokens, range: 1...65536)
+        o.adapterReduction = try Self.integer(adapterReduction, "--adapter-reduction", default: o.adapterReduction)
+        o.prefixTokens = try Self.integer(prefixTokens, "--prefix-tokens", default: o.prefixTokens)
+        o.prefixProjection = try Self.integer(prefixProjection, "--prefix-projection", default: o.prefixProjection)
+        o.promptTokens = try Self.integer(promptTokens, "--prompt-tokens", default: o.promptTokens)
         if let v = ia3Targets { o.ia3Targets = try TargetSpec.parse(v, flag: "--ia3-targets") }
         if let v = ia3Feedforward {
             guard case let .list(names) = try TargetSpec.parse(v, flag: "--ia3-feedforward") else {
@@ -146,9 +147,9 @@ struct PlanningOptions: ParsableArguments {
         }
 
         var t = TrainingOptions()
-        t.batch = try Self.integer(batch, "--batch", default: 1, range: 1...Planner.batchSearchLimit)
-        t.seq = try Self.integer(seq, "--seq", default: Planner.defaultSeq(arch), range: 1...(1 << 22))
-        t.gradAccum = try Self.integer(gradAccum, "--grad-accum", default: 1, range: 1...65536)
+        t.batch = try Self.integer(batch, "--batch", default: 1)
+        t.seq = try Self.integer(seq, "--seq", default: Planner.defaultSeq(arch))
+        t.gradAccum = try Self.integer(gradAccum, "--grad-accum", default: 1)
         t.precision = try choice(precision, "--precision", as: Precision.self)
         t.optimizer = try choice(optimizer, "--optimizer", as: Optimizer.self)
         t.gradCheckpointing = gradCheckpointing

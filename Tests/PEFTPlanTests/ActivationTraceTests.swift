@@ -30,7 +30,7 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
 
     var options: MethodOptions {
         var o = MethodOptions()
-        if let t = raw["targets"] { o.loraTargets = .parse(t) }
+        if let t = raw["targets"] { o.loraTargets = try! .parse(t, flag: "--lora-targets") }
         if raw["dora"] == "1" || raw["dora"] == "true" { o.dora = true }
         if let d = raw["dropout"] { o.loraDropout = Double(d)! }
         return o
@@ -44,10 +44,11 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
         return expected
     }
 
-    var pythonInput: [String: Any] {
-        var d = TraceCase.rows.first { $0["id"] as? String == id }!
-        d["config_path"] = (try! Presets.directory).appendingPathComponent("\(model).json").path
-        return d
+    var pythonInput: [String: Any] { Fixtures.pythonInput(TraceCase.rows, id: id, model: model) }
+
+    /// The plan context of this case under `runtime`.
+    func context(runtime: RuntimeProfile) throws -> PlanContext {
+        try PlanContext(arch: Presets.resolve(model), method: method, methodOptions: options, training: training, runtime: runtime)
     }
 }
 
@@ -70,9 +71,7 @@ struct ActivationTraceTests {
     @Test("saved bytes within 3%", arguments: TraceCase.all)
     func savedBytes(_ c: TraceCase) throws {
         guard let expected = try c.traced() else { return }
-        let arch = try Presets.resolve(c.model)
-        let ctx = try PlanContext(arch: arch, method: c.method, methodOptions: c.options, training: c.training, runtime: .hfMeta)
-        let m = ctx.memory(batch: c.batch, seq: c.seq)
+        let m = try c.context(runtime: .hfMeta).memory(batch: c.batch, seq: c.seq)
         let measured = Double(try #require(expected.int("saved_bytes")))
         let predicted = Double(m.activations + m.logits)
         let error = abs(predicted - measured) / measured
@@ -102,8 +101,7 @@ struct FlopTests {
         // (the math kernel where attention has dropout, which the CPU flash kernel lacks).
         var runtime = RuntimeProfile.hfMeta
         if c.raw["device"] == "cpu" && arch.attentionDropout == 0 { runtime.sdpaKernel = .flash }
-        let ctx = try PlanContext(arch: arch, method: c.method, methodOptions: c.options, training: c.training, runtime: runtime)
-        let f = ctx.flops(batch: c.batch, seq: c.seq)
+        let f = try c.context(runtime: runtime).flops(batch: c.batch, seq: c.seq)
         let fwd = Double(try #require(expected.int("forward_flops")))
         let bwd = Double(try #require(expected.int("backward_flops")))
         #expect(abs(f.forward - fwd) <= Self.tolerance * fwd, "forward \(Int(f.forward)) vs \(Int(fwd))")

@@ -225,6 +225,8 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "input_layernorm"], mentions: "cannot wrap"),
         Bad(args: [], mentions: "missing --model"),
         Bad(args: ["gpus", "--format", "yaml"], mentions: "--format"),
+        Bad(args: ["--model", "/dev/zero"], mentions: "not a regular file"),
+        Bad(args: ["--model", "7b", "--gpu", "/dev/zero"], mentions: "invalid hardware profile"),
         Bad(args: ["frobnicate"], mentions: "unknown command 'frobnicate'"),
         Bad(args: ["--model", "7b", "--method", ","], mentions: "--method"),
         Bad(args: ["--model", "7b", "--method", ""], mentions: "--method"),

@@ -19,21 +19,19 @@ struct CountCase: CustomTestStringConvertible, Sendable {
     var options: MethodOptions {
         var o = MethodOptions()
         if let r = raw["r"] { o.loraR = Int(r)! }
-        if let t = raw["targets"] { o.loraTargets = .parse(t) }
+        if let t = raw["targets"] { o.loraTargets = try! .parse(t, flag: "--lora-targets") }
         if raw["dora"] == "1" || raw["dora"] == "true" { o.dora = true }
         if let t = raw["tokens"] { o.prefixTokens = Int(t)!; o.promptTokens = Int(t)! }
         if let p = raw["projection"] { o.prefixProjection = Int(p)! }
         if let h = raw["encoder_hidden"] { o.ptuningHidden = Int(h)! }
-        if let t = raw["ia3_targets"] { o.ia3Targets = .parse(t) }
+        if let t = raw["ia3_targets"] { o.ia3Targets = try! .parse(t, flag: "--ia3-targets") }
         if let f = raw["ia3_feedforward"] { o.ia3Feedforward = f.split(separator: ",").map(String.init) }
         return o
     }
 
     /// The input line for scripts/peft_reference.py: the same config.json the preset reads.
     var pythonInput: [String: Any] {
-        var d = (Fixtures.json("peft-cases.json") as! [[String: Any]]).first { $0["id"] as? String == id }!
-        d["config_path"] = (try! Presets.directory).appendingPathComponent("\(model).json").path
-        return d
+        Fixtures.pythonInput(Fixtures.json("peft-cases.json") as! [[String: Any]], id: id, model: model)
     }
 }
 

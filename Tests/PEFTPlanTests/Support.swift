@@ -12,6 +12,14 @@ enum Fixtures {
     static func json(_ name: String) -> Any {
         try! JSONSerialization.jsonObject(with: Data(contentsOf: url(name)))
     }
+
+    /// One case of a fixture list as a Python reference script reads it: the fixture row
+    /// plus `config_path`, the same bundled config.json the preset is read from.
+    static func pythonInput(_ rows: [[String: Any]], id: String, model: String) -> [String: Any] {
+        var d = rows.first { $0["id"] as? String == id }!
+        d["config_path"] = (try! Presets.directory).appendingPathComponent("\(model).json").path
+        return d
+    }
 }
 
 /// Runs one of the repository's Python reference scripts (the real PyTorch, Transformers
