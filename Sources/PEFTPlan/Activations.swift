@@ -71,6 +71,8 @@ final class Tape {
         savedIDs.insert(t.id)
         recomputedFlops[stage] = recomputedFlops[stage] + sinceLastSave[stage]
         sinceLastSave[stage] = ByteBill()
+        fp32RecomputedFlops[stage] = fp32RecomputedFlops[stage] + fp32SinceLastSave[stage]
+        fp32SinceLastSave[stage] = ByteBill()
         if t.logits { logits.add(t.extent, bytes: t.bytes) } else { activations.add(t.extent, bytes: t.bytes) }
     }
 
@@ -88,11 +90,22 @@ final class Tape {
     /// block's last save are not rerun.
     private(set) var recomputedFlops = [ByteBill](repeating: ByteBill(), count: 5)
     private var sinceLastSave = [ByteBill](repeating: ByteBill(), count: 5)
+    /// The part of the above that runs in fp32 (no 16-bit tensor-core rate): LoRA's fp32
+    /// adapters, and under QLoRA the attention and lm_head, whose inputs are fp32.
+    private(set) var fp32ForwardFlops = [ByteBill](repeating: ByteBill(), count: 5)
+    private(set) var fp32BackwardFlops = [ByteBill](repeating: ByteBill(), count: 5)
+    private(set) var fp32RecomputedFlops = [ByteBill](repeating: ByteBill(), count: 5)
+    private var fp32SinceLastSave = [ByteBill](repeating: ByteBill(), count: 5)
 
-    func flops(_ e: Extent, forward: Int, backward: Int) {
+    func flops(_ e: Extent, forward: Int, backward: Int, fp32: Bool = false) {
         forwardFlops[stage].add(e, bytes: forward)
         backwardFlops[stage].add(e, bytes: backward)
         sinceLastSave[stage].add(e, bytes: forward)
+        if fp32 {
+            fp32ForwardFlops[stage].add(e, bytes: forward)
+            fp32BackwardFlops[stage].add(e, bytes: backward)
+            fp32SinceLastSave[stage].add(e, bytes: forward)
+        }
     }
 
     /// Tensors alive until the end of forward without being saved (the KV cache that
@@ -196,7 +209,7 @@ struct ForwardGraph {
                 let a = 2 * m.inFeatures * r, b = 2 * r * m.outFeatures
                 // forward lora_A and lora_B; backward both weights, lora_B's input, and
                 // lora_A's input where x needs a gradient
-                tape.flops(.q(1), forward: a + b, backward: a + 2 * b + (x.rg ? a : 0))
+                tape.flops(.q(1), forward: a + b, backward: a + 2 * b + (x.rg ? a : 0), fp32: true)
                 // PEFT casts the input to the adapter's dtype (fp32) before lora_dropout and
                 // lora_A; lora_A saves that input, lora_B saves lora_A's rank-r output.
                 var xin = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
@@ -334,7 +347,10 @@ struct ForwardGraph {
         if c.kernel == .flash { backwardPairs = anyRG ? 5 : 0 } else {
             backwardPairs = (q.rg ? 1 : 0) + (k.rg ? 1 : 0) + ((q.rg || k.rg) ? 1 : 0) + (v.rg ? 1 : 0)
         }
-        tape.flops(.pair(1), forward: 2 * pairFlops, backward: backwardPairs * pairFlops)
+        // Under QLoRA, Linear4bit returns its input's dtype: q, k and v are fp32 (the
+        // residual stream is fp32 after prepare_model_for_kbit_training), so attention runs
+        // in fp32, where PyTorch has no flash kernel.
+        tape.flops(.pair(1), forward: 2 * pairFlops, backward: backwardPairs * pairFlops, fp32: c.method == .qlora)
         switch c.kernel {
         case .flash?:
             if anyRG {
@@ -424,7 +440,7 @@ extension ForwardGraph {
     /// (where the requires-grad state has settled) separated from layers 0 and 1.
     func run(layers: Int) -> (pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logits: ByteBill,
                               checkpointInput: Int, cache: [ByteBill], forwardFlops: [ByteBill], backwardFlops: [ByteBill],
-                              recomputedFlops: [ByteBill]) {
+                              recomputedFlops: [ByteBill], fp32Flops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])) {
         var marks: [ByteBill] = []
         var x = embed()
         marks.append(tape.total)
@@ -444,7 +460,8 @@ extension ForwardGraph {
         let headBill = end - marks[count] - tape.logits
         let cache = (0..<3).map { $0 < count ? tape.forwardOnly(stage: $0 + 1) : ByteBill() }
         return (pre, layerBills[0], count > 1 ? layerBills[1] : ByteBill(), count > 2 ? layerBills[2] : ByteBill(),
-                headBill, tape.logits, checkpointInput, cache, tape.forwardFlops, tape.backwardFlops, tape.recomputedFlops)
+                headBill, tape.logits, checkpointInput, cache, tape.forwardFlops, tape.backwardFlops, tape.recomputedFlops,
+                (tape.fp32ForwardFlops, tape.fp32BackwardFlops, tape.fp32RecomputedFlops))
     }
 
     func ropeWidth() -> Int {
@@ -524,7 +541,8 @@ extension ForwardGraph {
         let headTrainable = c.baseTrainable || c.wrapped["lm_head"] != nil
         if headTrainable { tape.save(h) }
         let headMM = 2 * (c.module("lm_head")?.inFeatures ?? a.hiddenSize) * a.vocabSize
-        tape.flops(.q(1), forward: headMM, backward: (h.rg ? headMM : 0) + (headTrainable ? headMM : 0))
+        tape.flops(.q(1), forward: headMM, backward: (h.rg ? headMM : 0) + (headTrainable ? headMM : 0),
+                   fp32: c.method == .qlora)   // lm_head upcast to fp32 by prepare_model_for_kbit_training
         var logits = tape.new(.q(a.vocabSize), c.method == .qlora ? 4 : c.a, rg: true, logits: true)
         if a.finalLogitSoftcapping {
             logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)

@@ -125,6 +125,11 @@ public struct Architecture: Sendable, Equatable {
         modules.reduce(0) { $0 + $1.params * ($1.perLayer ? numLayers : 1) }
     }
 
+    /// Parameters outside the decoder blocks (embeddings, final norm, untied lm_head).
+    public var nonBlockParams: Int {
+        modules.reduce(0) { $0 + ($1.perLayer ? 0 : $1.params) }
+    }
+
     /// Total parameters with every product and sum checked; nil past `limit`.
     func checkedTotalParams(limit: Int) -> Int? {
         var total = 0

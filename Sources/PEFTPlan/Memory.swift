@@ -63,16 +63,16 @@ public struct PlanContext: Sendable {
     public let arch: Architecture
     public let account: ParameterAccount
     public let methodOptions: MethodOptions
-    public let training: TrainingOptions
+    public internal(set) var training: TrainingOptions
     public let runtime: RuntimeProfile
 
     // Persistent components (bytes).
-    public let frozenWeights: Int
-    public let trainableWeights: Int
-    public let masterWeights: Int
-    public let gradients: Int
-    public let optimizerStates: Int
-    public let pageableOptimizerBytes: Int
+    public private(set) var frozenWeights: Int
+    public private(set) var trainableWeights: Int
+    public private(set) var masterWeights: Int
+    public private(set) var gradients: Int
+    public private(set) var optimizerStates: Int
+    public private(set) var pageableOptimizerBytes: Int
     /// Gradient bytes of the output head, allocated first in backward (full fine-tuning).
     let headGradients: Int
     /// Weight-sized temporaries of one module's forward and backward: QLoRA's largest
@@ -86,17 +86,31 @@ public struct PlanContext: Sendable {
     let cache: [ByteBill]
     /// Matmul FLOPs by stage (embedding, blocks 0, 1, steady, head), forward and backward.
     let forwardFlops: [ByteBill], backwardFlops: [ByteBill], recomputedFlops: [ByteBill]
+    /// The fp32 part of the above (see ``Tape``).
+    let fp32Flops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])
     /// Whether gradient checkpointing is on (QLoRA always: prepare_model_for_kbit_training).
     public let checkpointing: Bool
 
+    /// GPUs, sharding and offload: the persistent components above are per GPU.
+    public private(set) var scale: ScaleOptions
+    /// The same components on one unsharded GPU (what collectives and checkpoints move).
+    public let unsharded: (weights: Int, trainableWeights: Int, gradients: Int, optimizerStates: Int, masterWeights: Int)
+    /// Bytes held in host RAM by offload, over all GPUs of the run.
+    public private(set) var hostBytes: Int
+    /// Sharded runs: the weights gathered while a layer runs (forward and backward) and
+    /// the full gradient of the block being reduce-scattered (backward).
+    private(set) var gatherBytes: Int, gradientBucketBytes: Int
+    /// Unsharded pageable optimizer bytes (paged 8-bit AdamW).
+    private var unshardedPageable = 0
+
     public init(arch: Architecture, method: Method, methodOptions: MethodOptions, training: TrainingOptions,
-                runtime: RuntimeProfile = .hfCUDA) throws {
+                runtime: RuntimeProfile = .hfCUDA, scale: ScaleOptions = ScaleOptions()) throws {
         try self.init(arch: arch, account: ParameterAccounting.account(arch, method: method, options: methodOptions),
-                      methodOptions: methodOptions, training: training, runtime: runtime)
+                      methodOptions: methodOptions, training: training, runtime: runtime, scale: scale)
     }
 
     public init(arch: Architecture, account: ParameterAccount, methodOptions: MethodOptions, training: TrainingOptions,
-                runtime: RuntimeProfile = .hfCUDA) throws {
+                runtime: RuntimeProfile = .hfCUDA, scale: ScaleOptions = ScaleOptions()) throws {
         self.arch = arch
         self.account = account
         self.methodOptions = methodOptions
@@ -110,15 +124,21 @@ public struct PlanContext: Sendable {
         checkpointing = training.gradCheckpointing || method == .qlora
 
         // Weights: MemoryComponents documents each formula.
-        frozenWeights = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions)
-        trainableWeights = MemoryComponents.trainableWeights(account, precision: p)
-        masterWeights = MemoryComponents.masterWeights(account, precision: p)
-        gradients = MemoryComponents.gradients(account, precision: p)
+        let frozen = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions)
+        let trainable = MemoryComponents.trainableWeights(account, precision: p)
+        let master = MemoryComponents.masterWeights(account, precision: p)
+        let grads = MemoryComponents.gradients(account, precision: p)
         let shapes = MemoryComponents.trainableShapes(arch, account: account)
         let stateBytes = method == .full ? (p.hasMasterWeights ? 4 : p.bytes) : 4
-        optimizerStates = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer, stateBytes: stateBytes)
-        pageableOptimizerBytes = training.optimizer == .pagedAdamw8bit
+        let states = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer, stateBytes: stateBytes)
+        let pageable = training.optimizer == .pagedAdamw8bit
             ? MemoryComponents.optimizerStates(shapes.filter { $0.numel >= 100_000 }, optimizer: .adamw8bit, stateBytes: stateBytes) : 0
+        self.scale = scale
+        unsharded = (frozen + trainable, trainable, grads, states, master)
+        unshardedFrozen = frozen
+        unshardedPageable = pageable
+        (frozenWeights, trainableWeights, masterWeights, gradients, optimizerStates, pageableOptimizerBytes) = (0, 0, 0, 0, 0, 0)
+        (hostBytes, gatherBytes, gradientBucketBytes) = (0, 0, 0)
         let headParams = arch.modules.first { $0.name == "lm_head" }.map { $0.inFeatures * $0.outFeatures } ?? 0
         headGradients = method == .full ? headParams * p.bytes : 0
         let largest = arch.modules.filter(\.perLayer).map(\.weightElements).max() ?? 0
@@ -139,6 +159,37 @@ public struct PlanContext: Sendable {
         forwardFlops = r.forwardFlops
         backwardFlops = r.backwardFlops
         recomputedFlops = r.recomputedFlops
+        fp32Flops = r.fp32Flops
+        applyScale(scale)
+    }
+
+    private var unshardedFrozen = 0
+
+    /// Sets the per-GPU persistent components for `scale` from the unsharded ones.
+    private mutating func applyScale(_ scale: ScaleOptions) {
+        self.scale = scale
+        let sh = MemoryComponents.sharded(arch, frozen: unshardedFrozen, trainable: unsharded.trainableWeights,
+                                          master: unsharded.masterWeights, gradients: unsharded.gradients,
+                                          optimizerStates: unsharded.optimizerStates, trainableParams: account.trainableParams,
+                                          scale: scale)
+        frozenWeights = sh.frozen
+        trainableWeights = sh.trainable
+        masterWeights = sh.master
+        gradients = sh.gradients
+        optimizerStates = sh.optimizerStates
+        pageableOptimizerBytes = scale.offload == .none
+            ? MemoryComponents.shard(unshardedPageable, over: scale.sharding.shardsOptimizer ? scale.gpus : 1) : 0
+        hostBytes = sh.host
+        gatherBytes = sh.gather
+        gradientBucketBytes = sh.bucket
+    }
+
+    /// The same plan spread over GPUs as `scale` says: only the persistent components and
+    /// the sharding buffers change, so searches over GPU counts stay cheap.
+    public func scaled(_ scale: ScaleOptions) -> PlanContext {
+        var copy = self
+        copy.applyScale(scale)
+        return copy
     }
 
     /// Sums per-stage bills over the whole model: embedding, every block, head.
@@ -154,12 +205,23 @@ public struct PlanContext: Sendable {
     /// counts (2 per multiply-add of every mm/bmm; the flash kernel's backward as dQ, dK,
     /// dV and dP).
     public func flops(batch: Int, seq: Int) -> (forward: Double, backward: Double, recompute: Double) {
+        stepFlops(batch: batch, seq: seq, forwardFlops, backwardFlops, recomputedFlops)
+    }
+
+    /// The part of ``flops(batch:seq:)`` that runs in fp32 (see ``Tape``): charged at the
+    /// GPU's fp32 rate by the time model.
+    public func fp32Flops(batch: Int, seq: Int) -> (forward: Double, backward: Double, recompute: Double) {
+        stepFlops(batch: batch, seq: seq, fp32Flops.forward, fp32Flops.backward, fp32Flops.recomputed)
+    }
+
+    private func stepFlops(batch: Int, seq: Int, _ f: [ByteBill], _ b: [ByteBill], _ r: [ByteBill])
+        -> (forward: Double, backward: Double, recompute: Double) {
         let (sq, skv) = lengths(seq: seq)
-        let forward = overModel(forwardFlops, batch: batch, sq: sq, skv: skv)
-        let backward = overModel(backwardFlops, batch: batch, sq: sq, skv: skv)
+        let forward = overModel(f, batch: batch, sq: sq, skv: skv)
+        let backward = overModel(b, batch: batch, sq: sq, skv: skv)
         var recompute = 0.0
         if checkpointing {
-            var blocksOnly = recomputedFlops
+            var blocksOnly = r
             blocksOnly[0] = ByteBill(); blocksOnly[4] = ByteBill()
             recompute = overModel(blocksOnly, batch: batch, sq: sq, skv: skv)
         }
@@ -236,11 +298,12 @@ public struct PlanContext: Sendable {
         let persistent = Double(frozenWeights + trainableWeights + masterWeights + optimizerStates - pageableOptimizerBytes)
         let g = Double(gradients)
         let accumulated = training.gradAccum > 1 ? g : 0
+        let gather = Double(gatherBytes), bucket = Double(gradientBucketBytes)
         return Phases(
             activations: activations, logits: logits,
-            forward: persistent + accumulated + activations + logits + forwardLogits + dequant + kvCache,
-            backwardStart: persistent + max(accumulated, Double(headGradients)) + activations + logits + backwardLogits,
-            backwardEnd: persistent + g + preBytes + lastBlock + workspace + dequant,
+            forward: persistent + accumulated + activations + logits + forwardLogits + dequant + kvCache + gather,
+            backwardStart: persistent + max(accumulated, Double(headGradients)) + activations + logits + backwardLogits + gather + bucket,
+            backwardEnd: persistent + g + preBytes + lastBlock + workspace + dequant + gather + bucket,
             optimizer: persistent + g)
     }
 
@@ -321,6 +384,59 @@ public struct PlanContext: Sendable {
 
 /// One small function per memory component, each with its formula's source.
 public enum MemoryComponents {
+    /// `bytes` split over `n` GPUs, rounded up (each rank holds an equal padded shard).
+    public static func shard(_ bytes: Int, over n: Int) -> Int { n <= 1 ? bytes : (bytes + n - 1) / n }
+
+    /// Per-GPU persistent components under ZeRO/FSDP and offload, the host RAM offload
+    /// takes, and the buffers sharding adds while layers run.
+    /// - ZeRO (Rajbhandari et al., SC'20, §5): stage 1 partitions optimizer states (with
+    ///   the fp32 master weights), stage 2 also gradients, stage 3 also parameters; FSDP
+    ///   FULL_SHARD like stage 3, frozen weights included (QLoRA's 4-bit weights shard
+    ///   too once stored as bf16 via `bnb_4bit_quant_storage`; same bytes).
+    /// - Parameter sharding gathers, while a unit runs, its full weights: with Transformers'
+    ///   TRANSFORMER_BASED_WRAP each decoder block is a unit and the root unit (embeddings,
+    ///   final norm, lm_head) stays gathered through forward and backward; with prefetching
+    ///   two blocks are gathered at once (FSDP's BACKWARD_PRE / forward_prefetch).
+    /// - Gradient sharding reduce-scatters a unit's full gradient after its backward: one
+    ///   block's gradients are alive unsharded.
+    /// - Offload (ZeRO-Offload, Ren et al. 2021; FSDP cpu_offload): optimizer states and
+    ///   master weights live in host RAM with an fp32 copy of the gradients; `params` also
+    ///   moves the 16-bit weights there.
+    public static func sharded(_ arch: Architecture, frozen: Int, trainable: Int, master: Int, gradients: Int,
+                               optimizerStates: Int, trainableParams: Int, scale: ScaleOptions)
+        -> (frozen: Int, trainable: Int, master: Int, gradients: Int, optimizerStates: Int, host: Int, gather: Int, bucket: Int) {
+        let n = scale.gpus
+        let sharding = scale.sharding
+        let optN = sharding.shardsOptimizer ? n : 1
+        let gradN = sharding.shardsGradients ? n : 1
+        let paramN = sharding.shardsParameters ? n : 1
+        var out = (frozen: shard(frozen, over: paramN), trainable: shard(trainable, over: paramN),
+                   master: shard(master, over: optN), gradients: shard(gradients, over: gradN),
+                   optimizerStates: shard(optimizerStates, over: optN), host: 0, gather: 0, bucket: 0)
+        let total = Double(max(1, arch.totalParams))
+        let blockShare = Double(arch.totalParams - arch.nonBlockParams) / total / Double(max(1, arch.numLayers))
+        let rootShare = Double(arch.nonBlockParams) / total
+        if sharding.shardsParameters && n > 1 || scale.offload == .params {
+            let weights = Double(frozen + trainable)
+            out.gather = Int((weights * (rootShare + 2 * blockShare)).rounded(.up))
+        }
+        if sharding.shardsGradients && n > 1 {
+            out.bucket = Int((Double(gradients) * blockShare).rounded(.up))
+        }
+        if scale.offload != .none {
+            // with an fp32 copy of the gradients on the host: 4 bytes per trainable parameter
+            out.host = optimizerStates + master + 4 * trainableParams
+            out.optimizerStates = 0
+            out.master = 0
+        }
+        if scale.offload == .params {
+            out.host += frozen + trainable
+            out.frozen = 0
+            out.trainable = 0
+        }
+        return out
+    }
+
     /// Base weights that do not train.
     /// - bf16/fp16/mixed: 2 bytes; fp32: 4 bytes per parameter.
     /// - QLoRA: Linear weights inside the blocks in bitsandbytes 4-bit (``nf4Bytes``);

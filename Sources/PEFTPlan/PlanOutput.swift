@@ -59,18 +59,76 @@ public enum PlanOutput {
                 ("peak_phase", .string(p.memory.peakPhase.rawValue)),
                 ("live_at_peak", .array(p.memory.live.keys.map(JSONValue.string))),
                 ("phase_peaks", .object(Phase.allCases.map { ($0.rawValue, .int(p.memory.phasePeak($0))) })),
+                ("host_bytes", .int(p.hostBytes)),
+                ("advice", p.advice.map { a in .object([("gpu", .string(a.gpu)), ("changes", .array(a.changes.map { c in
+                    .object([("change", .string(c.change)), ("saved_bytes", .int(c.savedBytes)), ("device_total", .int(c.deviceBytes))])
+                }))]) } ?? .null),
+                ("flops_per_step", .object([("forward", .double(p.flops.forward)), ("backward", .double(p.flops.backward)),
+                                            ("recompute", .double(p.flops.recompute))])),
                 ("gpus", .array(p.verdicts.map { v in
                     .object([
-                        ("name", .string(v.gpu.name)), ("memory_bytes", .int(v.gpu.memoryBytes)), ("count", .int(1)),
+                        ("name", .string(v.gpu.name)), ("memory_bytes", .int(v.gpu.memoryBytes)), ("count", .int(r.request.scale.gpus)),
                         ("fits", .bool(v.fits)), ("headroom_bytes", .int(v.headroomBytes)), ("shortfall_bytes", .int(v.shortfallBytes)),
                         ("max_micro_batch", .int(v.maxMicroBatch)), ("max_seq", .int(v.maxSeq)),
                         ("blocker", v.blocker.map(JSONValue.string) ?? .null),
-                        ("tokens_per_second", .null), ("hours", .null), ("cost_usd", .null),
+                        ("tokens_per_second", .double(v.time.tokensPerSecond)), ("hours", .double(v.time.hours)),
+                        ("cost_usd", .double(v.time.costUSD)),
+                        ("time", timeJSON(v.time)),
                     ])
                 })),
             ])
         }
         return .object([("model", model), ("assumptions", assumptions), ("plans", .array(plans))])
+    }
+
+    static func timeJSON(_ e: TimeEstimate) -> JSONValue {
+        .object([
+            ("flops_per_micro_batch", .double(e.flopsPerMicroBatch)), ("fp32_flops_per_micro_batch", .double(e.fp32FlopsPerMicroBatch)),
+            ("mfu", .double(e.mfuUsed)), ("compute_seconds_per_micro_batch", .double(e.computeSeconds)),
+            ("optimizer_seconds", .double(e.optimizerSeconds)), ("communication_seconds", .double(e.communicationSeconds)),
+            ("step_seconds", .double(e.stepSeconds)), ("optimizer_steps", .double(e.optimizerSteps)),
+            ("train_hours", .double(e.trainHours)), ("overhead_hours", .double(e.overheadHours)),
+            ("gpu_hours", .double(e.gpuHours)), ("price_usd_per_gpu_hour", .double(e.pricePerGPUHour)),
+            ("cost_per_epoch_usd", .double(e.costPerEpochUSD)), ("cost_per_million_tokens_usd", .double(e.costPerMillionTokensUSD)),
+        ])
+    }
+
+    /// Hours as people read them: 0.4h, 12.3h, 1234h.
+    public static func hours(_ h: Double) -> String {
+        if h < 100 { return String(format: "%.1fh", h) }
+        return String(format: "%.0fh", h)
+    }
+
+    /// Dollars: $0.42, $12, $1234, $12k, $1.2M.
+    public static func dollars(_ d: Double) -> String {
+        if d < 1 { return String(format: "$%.2f", d) }
+        if d < 10_000 { return String(format: "$%.0f", d) }
+        if d < 10_000_000 { return String(format: "$%.0fk", d / 1000) }
+        return String(format: "$%.1fM", d / 1e6)
+    }
+
+    static func timeTable(_ r: PlanResult) -> String {
+        guard !r.plans.isEmpty else { return "" }
+        let n = r.request.scale.gpus
+        var head = "Time and cost, \(r.request.dataset.description)"
+        head += n > 1 ? ", on \(n) GPUs" : ""
+        head += ": hours and USD at the price per GPU-hour shown (— = does not fit)"
+        var out = "\n" + wrap(head, width: 100, indent: "  ")
+        let w = 10
+        out += "  " + pad("GPU", 13) + " " + pad("$/h", 5, right: true)
+        for p in r.plans { out += " " + pad(p.method.rawValue, w, right: true) }
+        out += "\n"
+        for (i, g) in r.request.gpus.enumerated() {
+            let price = r.request.budget.pricePerGPUHour ?? g.price.usdPerHour
+            var line = "  " + pad(String(g.name.prefix(13)), 13) + " " + pad(String(format: "%.2f", price), 5, right: true)
+            for p in r.plans {
+                let v = p.verdicts[i]
+                let cell = v.fits ? "\(hours(v.time.hours)) \(dollars(v.time.costUSD))" : "—"
+                line += " " + pad(cell, w, right: true)
+            }
+            out += trimmed(line) + "\n"
+        }
+        return out
     }
 
     // MARK: units
@@ -87,6 +145,18 @@ public enum PlanOutput {
         let g = Double(bytes) / Double(1 << 30)
         if bytes == 0 { return "0" }
         return g < 0.01 ? "<0.01" : (g < 100 ? String(format: "%.2f", g) : String(format: "%.1f", g))
+    }
+
+    /// A number for a message: integers without a fraction, others as given.
+    public static func plain(_ v: Double) -> String {
+        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
+    }
+
+    /// Large counts as people say them: 100 million, 1.5 billion, 52,000.
+    public static func count(_ d: Double) -> String {
+        if d >= 1e9 { return String(format: "%g billion", (d / 1e7).rounded() / 100) }
+        if d >= 1e6 { return String(format: "%g million", (d / 1e4).rounded() / 100) }
+        return String(format: "%.0f", d)
     }
 
     /// Parameter counts as people say them: 6.74 B, 4.19 M, 286.7 K.
@@ -165,6 +235,15 @@ public enum PlanOutput {
                 out += "  " + pad(p.method.rawValue, 9) + " " + pad(v.fits ? "yes" : "no", 5) + " " + pad(room, 17) + " " + pad(mb, 16) + " " + ms + "\n"
             }
         }
+        for p in r.plans {
+            guard let a = p.advice else { continue }
+            out += "\n" + wrap("\(p.method.rawValue) fits none of these GPUs. On \(a.gpu), each of these makes it fit:", width: 100, indent: "  ")
+            if a.changes.isEmpty { out += "  (no change tried here does; try `--cheapest`)\n" }
+            for c in a.changes.sorted(by: { $0.savedBytes < $1.savedBytes }) {
+                out += "  " + wrap("- \(c.change): −\(gib(c.savedBytes)) → \(gib(c.deviceBytes))", width: 98, indent: "    ")
+            }
+        }
+        out += timeTable(r)
         for (m, reason) in r.skipped { out += "\nskipped \(m.rawValue): \(reason)\n" }
         out += "\nColumns: weights = frozen + trainable + fp32 master; device = reserved peak + memory outside the\n"
         out += "allocator (the figure fit verdicts use); transnt = the peak phase's temporaries. `--format json` has\nevery byte.\n"
@@ -197,7 +276,8 @@ public enum PlanOutput {
     // MARK: csv and markdown
 
     static let flatColumns = ["method", "gpu", "memory_bytes", "fits", "headroom_bytes", "shortfall_bytes", "max_micro_batch", "max_seq",
-                              "trainable_params", "total_params", "adapter_file_bytes", "peak_phase"]
+                              "trainable_params", "total_params", "adapter_file_bytes", "peak_phase",
+                              "gpus", "tokens_per_second", "hours", "cost_usd"]
 
     static func flatRows(_ r: PlanResult) -> [[String]] {
         var rows: [[String]] = []
@@ -208,7 +288,8 @@ public enum PlanOutput {
                 rows.append([p.method.rawValue, v.gpu.name, String(v.gpu.memoryBytes), v.fits ? "true" : "false",
                              String(v.headroomBytes), String(v.shortfallBytes), String(v.maxMicroBatch), String(v.maxSeq),
                              String(p.account.trainableParams), String(p.account.totalParams), String(file),
-                             p.memory.peakPhase.rawValue] + mem)
+                             p.memory.peakPhase.rawValue, String(r.request.scale.gpus), String(format: "%.1f", v.time.tokensPerSecond),
+                             String(format: "%.4f", v.time.hours), String(format: "%.2f", v.time.costUSD)] + mem)
             }
         }
         return rows
@@ -231,10 +312,10 @@ public enum PlanOutput {
             let m = p.memory
             out += "| \(p.method.rawValue) | \(params(p.account.trainableParams)) (\(percent(p))) | \(gibNumber(m.frozenWeights + m.trainableWeights + m.masterWeights)) | \(gibNumber(m.gradients)) | \(gibNumber(m.optimizerStates)) | \(gibNumber(m.activations)) | \(gibNumber(m.logits)) | \(gibNumber(m.deviceTotal)) | \(m.peakPhase.rawValue) |\n"
         }
-        out += "\n| method | GPU | fits | headroom | max micro-batch | max seq |\n|---|---|---|---:|---:|---:|\n"
+        out += "\n| method | GPU | fits | headroom | max micro-batch | max seq | tokens/s | hours | cost |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n"
         for p in r.plans {
             for v in p.verdicts {
-                out += "| \(p.method.rawValue) | \(md(v.gpu.name)) | \(v.fits ? "yes" : (v.blocker != nil ? "no (no bf16)" : "no")) | \(v.fits ? gib(v.headroomBytes) : "−" + gib(v.shortfallBytes)) | \(v.maxMicroBatch) | \(v.maxSeq) |\n"
+                out += "| \(p.method.rawValue) | \(md(v.gpu.name)) | \(v.fits ? "yes" : (v.blocker != nil ? "no (no bf16)" : "no")) | \(v.fits ? gib(v.headroomBytes) : "−" + gib(v.shortfallBytes)) | \(v.maxMicroBatch) | \(v.maxSeq) | \(String(format: "%.0f", v.time.tokensPerSecond)) | \(hours(v.time.hours)) | \(dollars(v.time.costUSD)) |\n"
             }
         }
         for (m, reason) in r.skipped { out += "\nSkipped \(m.rawValue): \(md(reason))\n" }

@@ -11,6 +11,11 @@ public struct PlanRequest: Sendable {
     public var training: TrainingOptions
     public var gpus: [GPUProfile]
     public var runtime: RuntimeProfile
+    /// GPUs per run, sharding and offload (`--gpus`, `--sharding`, `--offload`).
+    public var scale = ScaleOptions()
+    /// What is trained on, and what it costs (`--tokens`, `--price`, `--mfu`, …).
+    public var dataset = Dataset()
+    public var budget = BudgetOptions()
 
     public init(arch: Architecture, methods: [Method], methodsFromAll: Bool = false, methodOptions: MethodOptions = MethodOptions(),
                 training: TrainingOptions = TrainingOptions(), gpus: [GPUProfile], runtime: RuntimeProfile = .hfCUDA) {
@@ -38,6 +43,8 @@ public struct GPUVerdict: Sendable {
     public var maxSeq: Int
     /// Why the plan cannot run on this GPU whatever its memory (a precision it lacks).
     public var blocker: String?
+    /// Time and cost of the run on this GPU type (× the request's GPU count).
+    public var time = TimeEstimate()
 }
 
 public struct MethodPlan: Sendable {
@@ -46,6 +53,12 @@ public struct MethodPlan: Sendable {
     public var memory: MemoryBreakdown
     public var checkpointing: Bool
     public var verdicts: [GPUVerdict]
+    /// Host RAM taken by offload over the whole run.
+    public var hostBytes = 0
+    /// When it fits none of the GPUs: single changes that make it fit the largest one.
+    public var advice: (gpu: String, changes: [Advice])?
+    /// Matmul FLOPs of one micro-batch step: forward, backward, checkpointing's recompute.
+    public var flops: (forward: Double, backward: Double, recompute: Double) = (0, 0, 0)
 }
 
 public struct PlanResult: Sendable {
@@ -98,13 +111,23 @@ public enum Planner {
                 continue
             }
             let ctx = try PlanContext(arch: request.arch, account: account, methodOptions: request.methodOptions,
-                                      training: request.training, runtime: request.runtime)
+                                      training: request.training, runtime: request.runtime, scale: request.scale)
             guard ctx.representable(batch: request.training.batch, seq: request.training.seq) else {
                 throw PlanError.overflow("the memory of \(method.rawValue) at micro-batch \(request.training.batch) × \(request.training.seq) tokens (over an exbibyte)")
             }
             let memory = ctx.memory(batch: request.training.batch, seq: request.training.seq)
-            let verdicts = request.gpus.map { verdict(ctx, memory: memory, gpu: $0) }
-            plans.append(MethodPlan(method: method, account: account, memory: memory, checkpointing: ctx.checkpointing, verdicts: verdicts))
+            let verdicts = request.gpus.map { gpu in
+                var v = verdict(ctx, memory: memory, gpu: gpu)
+                v.time = TimeModel.estimate(ctx, gpu: gpu, scale: request.scale, dataset: request.dataset, budget: request.budget)
+                return v
+            }
+            var plan = MethodPlan(method: method, account: account, memory: memory, checkpointing: ctx.checkpointing, verdicts: verdicts)
+            plan.flops = ctx.flops(batch: request.training.batch, seq: request.training.seq)
+            plan.hostBytes = ctx.hostBytes
+            if !verdicts.contains(where: \.fits), let big = verdicts.filter({ $0.blocker == nil }).max(by: { $0.gpu.memoryBytes < $1.gpu.memoryBytes }) {
+                plan.advice = (big.gpu.name, Advisor.advise(request, method: method, gpu: big.gpu))
+            }
+            plans.append(plan)
         }
         return PlanResult(request: request, plans: plans, skipped: skipped, notes: notes(request))
     }
@@ -155,6 +178,28 @@ public enum Planner {
         try check("--prefix-tokens", o.prefixTokens, 1...65536)
         try check("--prompt-tokens", o.promptTokens, 1...65536)
         try check("--prefix-projection", o.prefixProjection, 0...(1 << 20))
+        try check("--gpus", r.scale.gpus, 1...65536)
+        if r.scale.offload == .params && !r.scale.sharding.shardsParameters {
+            throw PlanError.contradictoryOptions("--offload params needs --sharding zero3 or fsdp (ZeRO-1/2 and plain data parallelism keep every weight on each GPU)")
+        }
+        if r.scale.gpus == 1 && r.scale.sharding != .none && r.scale.offload == .none {
+            // One GPU shards nothing; allowed (ZeRO-Offload on one GPU is common), stated in notes.
+        }
+        let d = r.dataset
+        func positive(_ flag: String, _ v: Double?, max: Double) throws {
+            if let v, !(v > 0 && v <= max) {
+                throw PlanError.invalidOption(option: flag, value: PlanOutput.plain(v), accepted: "a number above 0 and at most \(PlanOutput.plain(max))")
+            }
+        }
+        try positive("--tokens", d.tokens, max: 1e15)
+        try positive("--epochs", d.epochs, max: 10_000)
+        if let e = d.examples { try check("--examples", e, 1...1_000_000_000_000) }
+        if let a = d.avgTokens { try check("--avg-tokens", a, 1...(1 << 22)) }
+        try positive("--price", r.budget.pricePerGPUHour, max: 10_000)
+        try positive("--mfu", r.budget.mfu, max: 1)
+        if !(r.budget.setupMinutes >= 0 && r.budget.setupMinutes <= 100_000) {
+            throw PlanError.invalidOption(option: "--setup-minutes", value: PlanOutput.plain(r.budget.setupMinutes), accepted: "a number from 0 to 100000")
+        }
         guard o.loraDropout >= 0 && o.loraDropout < 1 else {
             throw PlanError.invalidOption(option: "--lora-dropout", value: "\(o.loraDropout)", accepted: "a probability in [0, 1)")
         }
@@ -204,7 +249,32 @@ public enum Planner {
             n.append("IA³ targets=\(o.ia3Targets.text)\(o.ia3Feedforward.map { " feed-forward=" + $0.joined(separator: ",") } ?? "")")
         }
         n.append("GPU memory is the nominal capacity in GiB (a \"24 GB\" card has 24 GiB); 1 GiB = 2^30 bytes")
-        n.append("time and cost are not modelled yet: their JSON fields are null")
+        if let sn = scaleNote(r) { n.append(sn) }
+        n.append(timeNote(r))
+        return n
+    }
+
+    /// How time and cost were reckoned, for the notes.
+    static func timeNote(_ r: PlanRequest) -> String {
+        let mfu = r.budget.mfu.map { String(format: "%.0f%% (--mfu)", $0 * 100) }
+            ?? String(format: "%.0f%% (runtime %@)", r.runtime.mfu * 100, r.runtime.name)
+        var n = "time: matmul FLOPs (recompute included) at \(mfu) of the GPU's dense 16-bit peak, fp32 parts at "
+        n += String(format: "%.0f%% of its fp32 peak", r.runtime.fp32Efficiency * 100)
+        n += ", optimizer step and LoRA/QLoRA elementwise work at "
+        n += String(format: "%.0f%% of memory bandwidth", r.runtime.bandwidthEfficiency * 100)
+        n += "; \(r.dataset.description); cost = hours × GPUs × price (profile's typical on-demand price unless --price)"
+        n += String(format: ", plus %g min set-up, model load and checkpoint saves at 1 GB/s", r.budget.setupMinutes)
+        return n
+    }
+
+    static func scaleNote(_ r: PlanRequest) -> String? {
+        let s = r.scale
+        guard s.gpus > 1 || s.sharding != .none || s.offload != .none else { return nil }
+        var n = "\(s.gpus) GPU\(s.gpus == 1 ? "" : "s"), sharding \(s.sharding.rawValue), offload \(s.offload.rawValue): memory is per GPU"
+        if s.sharding.shardsParameters { n += "; sharded weights add the gathered root unit (embeddings, lm_head) and two blocks" }
+        if s.offload != .none { n += "; offloaded states live in host RAM (host_bytes)" }
+        n += "; collectives at half the interconnect's quoted bandwidth × \(Int(r.runtime.collectiveEfficiency * 100))%, \(Int(r.runtime.communicationOverlap * 100))% hidden behind compute"
+        if s.gpus > r.runtime.gpusPerNode { n += ", past \(r.runtime.gpusPerNode) GPUs over a \(Int(r.runtime.networkBytesPerSecondPerGPU / 1e9)) GB/s-per-GPU network" }
         return n
     }
 

@@ -46,6 +46,21 @@ struct PlanningOptions: ParsableArguments {
     @Option(help: "IA³ targets: default|all-linear|k_proj,v_proj,down_proj,…") var ia3Targets: String?
     @Option(help: "IA³ feed-forward modules (scaled at their input), comma-separated.") var ia3Feedforward: String?
 
+    // Scale
+    @Option(parsing: .unconditional, help: "Data-parallel GPUs (default 1).") var gpus: String?
+    @Option(help: "none|zero1|zero2|zero3|fsdp: what is split over the GPUs (ZeRO stages; fsdp = FULL_SHARD). Default none.") var sharding: String = "none"
+    @Option(help: "none|optimizer|params: what lives in host RAM (params needs zero3 or fsdp). Default none.") var offload: String = "none"
+
+    // Budget
+    @Option(parsing: .unconditional, help: "Training tokens per epoch (default 100 million if no --examples).") var tokens: String?
+    @Option(parsing: .unconditional, help: "Number of training examples (with --avg-tokens).") var examples: String?
+    @Option(parsing: .unconditional, help: "Average tokens per example (with --examples).") var avgTokens: String?
+    @Option(parsing: .unconditional, help: "Epochs (default 1; fractions allowed).") var epochs: String?
+    @Flag(help: "Examples are packed into full sequences (otherwise each is padded to --seq).") var packing = false
+    @Option(parsing: .unconditional, help: "USD per GPU-hour (default: the profile's dated typical price).") var price: String?
+    @Option(parsing: .unconditional, help: "Fraction of the 16-bit peak the matmuls reach, 0–1 (default: the runtime profile's).") var mfu: String?
+    @Option(parsing: .unconditional, help: "Fixed minutes per run for start-up, installs and tokenising (default 10).") var setupMinutes: String?
+
     @Option(help: "table|json|csv|markdown") var format: String = "table"
 
     static let defaultGPUs = ["16GB", "24GB", "48GB", "80GB"]
@@ -78,6 +93,15 @@ struct PlanningOptions: ParsableArguments {
             throw PlanError.invalidOption(option: flag, value: text, accepted: "an integer")
         }
         return n
+    }
+
+    /// A real-number option: its text, or nil. Ranges are the library's.
+    static func real(_ text: String?, _ flag: String) throws -> Double? {
+        guard let text else { return nil }
+        guard let v = Double(text.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")), v.isFinite else {
+            throw PlanError.invalidOption(option: flag, value: text, accepted: "a number")
+        }
+        return v
     }
 
     /// Builds the library's request, refusing contradictory flags.
@@ -163,7 +187,33 @@ struct PlanningOptions: ParsableArguments {
         for q in (gpu.isEmpty ? Self.defaultGPUs : gpu) {
             for p in try HardwareCatalog.select(q, from: catalog) where !gpus.contains(p) { gpus.append(p) }
         }
-        return PlanRequest(arch: arch, methods: methods, methodsFromAll: fromAll, methodOptions: o, training: t, gpus: gpus, runtime: rt)
+        var request = PlanRequest(arch: arch, methods: methods, methodsFromAll: fromAll, methodOptions: o, training: t, gpus: gpus, runtime: rt)
+        request.scale = ScaleOptions(gpus: try Self.integer(self.gpus, "--gpus", default: 1),
+                                     sharding: try choice(sharding, "--sharding", as: Sharding.self),
+                                     offload: try choice(offload, "--offload", as: Offload.self))
+        var d = Dataset(packing: packing)
+        d.tokens = try Self.real(tokens, "--tokens")
+        if examples != nil || avgTokens != nil {
+            guard examples != nil, avgTokens != nil else {
+                throw PlanError.contradictoryOptions("--examples and --avg-tokens go together: give both (or --tokens instead)")
+            }
+            guard d.tokens == nil else {
+                throw PlanError.contradictoryOptions("give either --tokens or --examples with --avg-tokens, not both")
+            }
+            d.examples = try Self.integer(examples, "--examples", default: 0)
+            d.avgTokens = try Self.integer(avgTokens, "--avg-tokens", default: 0)
+        }
+        if packing && d.examples == nil {
+            throw PlanError.contradictoryOptions("--packing applies to --examples with --avg-tokens (--tokens already counts packed tokens)")
+        }
+        d.epochs = try Self.real(epochs, "--epochs") ?? 1
+        request.dataset = d
+        var budget = BudgetOptions()
+        budget.pricePerGPUHour = try Self.real(price, "--price")
+        budget.mfu = try Self.real(mfu, "--mfu")
+        budget.setupMinutes = try Self.real(setupMinutes, "--setup-minutes") ?? budget.setupMinutes
+        request.budget = budget
+        return request
     }
 
     func outputFormat() throws -> OutputFormat { try choice(format, "--format", as: OutputFormat.self) }

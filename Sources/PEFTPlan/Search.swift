@@ -1,0 +1,223 @@
+import Foundation
+
+/// One configuration the search tried and found to fit.
+public struct Candidate: Sendable {
+    public var method: Method
+    public var gpu: GPUProfile
+    public var scale: ScaleOptions
+    public var batch: Int
+    public var gradAccum: Int
+    public var checkpointing: Bool
+    /// Per-GPU device total, and host RAM for offload.
+    public var deviceBytes: Int
+    public var hostBytes: Int
+    public var time: TimeEstimate
+}
+
+/// What the search covered and found.
+public struct SearchResult: Sendable {
+    public var request: PlanRequest
+    /// Configurations evaluated (fitting or not) and how many fit.
+    public var evaluated = 0
+    public var fitting = 0
+    public var cheapest: [Candidate] = []
+    public var fastest: [Candidate] = []
+    /// Per method: the fewest GPUs of any listed type that hold it, with that plan.
+    public var fewestGPUs: [Candidate] = []
+    public var seconds = 0.0
+    public var globalBatch = 16
+}
+
+/// The space the search walks; every axis is stated in the output.
+public struct SearchSpace: Sendable {
+    public var gpuCounts = [1, 2, 4, 8, 16, 32, 64]
+    public var shardings: [Sharding] = [.none, .zero1, .zero2, .zero3, .fsdp]
+    public var offloads: [Offload] = [.none, .optimizer, .params]
+    /// Micro-batches tried: powers of two up to this.
+    public var maxMicroBatch = 64
+    public var top = 10
+    /// Sequences per optimizer step every candidate trains with (micro-batch × accumulation
+    /// × GPUs, rounded up to whole micro-batches per GPU).
+    public var globalBatch = 16
+
+    public init() {}
+}
+
+/// Cheapest and fastest plans that fit, over methods × GPU types × GPU counts × sharding ×
+/// offload × micro-batch × checkpointing (DESIGN.md §3–4).
+///
+/// Every candidate processes the same global batch (``SearchSpace/globalBatch`` sequences
+/// per optimizer step, at least one per GPU): a smaller micro-batch is made up by gradient
+/// accumulation, so candidates differ in memory and speed, not in what they train.
+public enum Search {
+    public static func run(_ request: PlanRequest, space: SearchSpace = SearchSpace()) throws -> SearchResult {
+        let clock = ContinuousClock.now
+        try Planner.validate(request)
+        var result = SearchResult(request: request)
+        result.globalBatch = space.globalBatch
+        let t0 = request.training
+        let globalBatch = max(1, space.globalBatch)
+        var all: [Candidate] = []
+        for method in request.methods {
+            guard let account = try? ParameterAccounting.account(request.arch, method: method, options: request.methodOptions) else { continue }
+            for ckpt in method == .prefix ? [false] : (method == .qlora ? [true] : [false, true]) {
+                var t = t0
+                t.gradCheckpointing = ckpt
+                t.gradAccum = 1
+                let base = try PlanContext(arch: request.arch, account: account, methodOptions: request.methodOptions,
+                                           training: t, runtime: request.runtime)
+                for count in space.gpuCounts {
+                    for sharding in space.shardings where count > 1 || sharding == .none {
+                        for offload in space.offloads {
+                            if offload == .params && !sharding.shardsParameters { continue }
+                            if offload != .none && account.method != .full && account.trainableParams < 1_000_000_000 { continue }
+                            let ctx0 = base.scaled(ScaleOptions(gpus: count, sharding: sharding, offload: offload))
+                            var mb = 1
+                            while mb <= space.maxMicroBatch {
+                                // Global batch kept: micro-batches per GPU and step, rounded up.
+                                let perGPU = max(1, (globalBatch + count - 1) / count)
+                                if mb > perGPU && mb > 1 { break }
+                                var tt = t
+                                tt.batch = mb
+                                tt.gradAccum = max(1, (perGPU + mb - 1) / mb)
+                                for gpu in request.gpus {
+                                    result.evaluated += 1
+                                    if (t.precision == .bf16 || t.precision == .mixedBF16) && !gpu.supportsBF16 { continue }
+                                    let ctx = ctx0.withTraining(tt)
+                                    let device = ctx.deviceTotal(batch: mb, seq: tt.seq)
+                                    guard device <= gpu.memoryBytes else { continue }
+                                    result.fitting += 1
+                                    let time = TimeModel.estimate(ctx, gpu: gpu, scale: ctx.scale, dataset: request.dataset, budget: request.budget)
+                                    all.append(Candidate(method: method, gpu: gpu, scale: ctx.scale, batch: mb, gradAccum: tt.gradAccum,
+                                                         checkpointing: ckpt || method == .qlora, deviceBytes: device,
+                                                         hostBytes: ctx.hostBytes, time: time))
+                                }
+                                mb *= 2
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        func order(_ a: Candidate, _ b: Candidate, cost: Bool) -> Bool {
+            let ka = cost ? a.time.costUSD : a.time.hours, kb = cost ? b.time.costUSD : b.time.hours
+            if abs(ka - kb) > 1e-9 * max(ka, kb) { return ka < kb }
+            if a.scale.gpus != b.scale.gpus { return a.scale.gpus < b.scale.gpus }
+            let sa = Sharding.allCases.firstIndex(of: a.scale.sharding)!, sb = Sharding.allCases.firstIndex(of: b.scale.sharding)!
+            if sa != sb { return sa < sb }
+            return a.deviceBytes < b.deviceBytes
+        }
+        /// The ranked list without near-duplicates: the same method, GPU type and count
+        /// within 1% of the cost and time is one line (the simplest sharding).
+        func distinct(_ ranked: [Candidate], top: Int) -> [Candidate] {
+            var kept: [Candidate] = []
+            for c in ranked {
+                if kept.contains(where: { k in k.method == c.method && k.gpu.name == c.gpu.name && k.scale.gpus == c.scale.gpus
+                    && abs(k.time.costUSD - c.time.costUSD) <= 0.01 * k.time.costUSD && abs(k.time.hours - c.time.hours) <= 0.01 * k.time.hours }) { continue }
+                kept.append(c)
+                if kept.count == top { break }
+            }
+            return kept
+        }
+        result.cheapest = distinct(all.sorted { order($0, $1, cost: true) }, top: space.top)
+        result.fastest = distinct(all.sorted { order($0, $1, cost: false) }, top: space.top)
+        for method in request.methods {
+            let mine = all.filter { $0.method == method }
+            guard let fewest = mine.map(\.scale.gpus).min() else { continue }
+            if let best = mine.filter({ $0.scale.gpus == fewest }).min(by: { order($0, $1, cost: true) }) {
+                result.fewestGPUs.append(best)
+            }
+        }
+        let d = ContinuousClock.now - clock
+        result.seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
+        return result
+    }
+}
+
+/// One change that makes a plan that does not fit, fit.
+public struct Advice: Sendable, Equatable {
+    public var change: String
+    /// Device bytes saved per GPU (positive = smaller).
+    public var savedBytes: Int
+    public var deviceBytes: Int
+}
+
+public enum Advisor {
+    /// The changes that bring `plan` under `gpu`'s capacity: checkpointing, a smaller
+    /// micro-batch with accumulation, an 8-bit optimizer, QLoRA instead of LoRA, LoRA
+    /// instead of full fine-tuning, offload, and the fewest GPUs with parameter sharding
+    /// (with checkpointing too where sharding alone is not enough).
+    public static func advise(_ request: PlanRequest, method: Method, gpu: GPUProfile) -> [Advice] {
+        let cap = gpu.memoryBytes
+        let t = request.training
+        guard let account = try? ParameterAccounting.account(request.arch, method: method, options: request.methodOptions),
+              let ctx = try? PlanContext(arch: request.arch, account: account, methodOptions: request.methodOptions,
+                                         training: t, runtime: request.runtime, scale: request.scale) else { return [] }
+        let now = ctx.deviceTotal(batch: t.batch, seq: t.seq)
+        guard now > cap else { return [] }
+        var out: [Advice] = []
+        func consider(_ change: String, _ device: Int?) {
+            guard let device, device <= cap else { return }
+            out.append(Advice(change: change, savedBytes: now - device, deviceBytes: device))
+        }
+        func context(_ tt: TrainingOptions, _ m: Method = method, _ scale: ScaleOptions? = nil) -> PlanContext? {
+            guard let acc = try? ParameterAccounting.account(request.arch, method: m, options: request.methodOptions) else { return nil }
+            return try? PlanContext(arch: request.arch, account: acc, methodOptions: request.methodOptions, training: tt,
+                                    runtime: request.runtime, scale: scale ?? request.scale)
+        }
+        if !ctx.checkpointing && method != .prefix {
+            var tt = t; tt.gradCheckpointing = true
+            consider("enable gradient checkpointing (--grad-checkpointing)", context(tt)?.deviceTotal(batch: t.batch, seq: t.seq))
+        }
+        if t.batch > 1 {
+            var b = t.batch / 2
+            while b >= 1 {
+                var tt = t; tt.batch = b; tt.gradAccum = t.gradAccum * ((t.batch + b - 1) / b)
+                if let d = context(tt)?.deviceTotal(batch: b, seq: t.seq), d <= cap {
+                    consider("micro-batch \(t.batch) → \(b) with --grad-accum \(tt.gradAccum) (same global batch)", d)
+                    break
+                }
+                b /= 2
+            }
+        }
+        if t.optimizer == .adamw && account.trainableParams > 0 {
+            var tt = t; tt.optimizer = .adamw8bit
+            consider("8-bit AdamW (--optimizer adamw-8bit)", context(tt)?.deviceTotal(batch: t.batch, seq: t.seq))
+        }
+        if method == .lora {
+            consider("QLoRA instead of LoRA (--method qlora)", context(t, .qlora)?.deviceTotal(batch: t.batch, seq: t.seq))
+        }
+        if method == .full {
+            consider("LoRA instead of full fine-tuning (--method lora)", context(t, .lora)?.deviceTotal(batch: t.batch, seq: t.seq))
+        }
+        // More GPUs with parameter sharding; with checkpointing too if that alone is not enough.
+        var ckptOptions = [t.gradCheckpointing]
+        if !t.gradCheckpointing && method != .prefix { ckptOptions.append(true) }
+        sharding: for ck in ckptOptions {
+            for n in [2, 4, 8, 16, 32, 64] where n > request.scale.gpus {
+                let scale = ScaleOptions(gpus: n, sharding: method == .qlora || method == .full ? .fsdp : .zero3, offload: request.scale.offload)
+                var tt = t; tt.gradCheckpointing = ck
+                if let d = context(tt, method, scale)?.deviceTotal(batch: t.batch, seq: t.seq), d <= cap {
+                    consider("\(n) GPUs with --sharding \(scale.sharding.rawValue)\(ck && !t.gradCheckpointing ? " and --grad-checkpointing" : "")", d)
+                    break sharding
+                }
+            }
+        }
+        if request.scale.offload == .none && account.trainableParams > 0 {
+            let scale = ScaleOptions(gpus: request.scale.gpus, sharding: request.scale.sharding, offload: .optimizer)
+            consider("optimizer states in host RAM (--offload optimizer)", context(t, method, scale)?.deviceTotal(batch: t.batch, seq: t.seq))
+        }
+        return out
+    }
+}
+
+extension PlanContext {
+    /// The same plan with another micro-batch and accumulation (nothing else of the
+    /// symbolic forward depends on them).
+    func withTraining(_ t: TrainingOptions) -> PlanContext {
+        var copy = self
+        copy.training.batch = t.batch
+        copy.training.gradAccum = t.gradAccum
+        return copy
+    }
+}

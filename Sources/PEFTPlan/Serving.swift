@@ -1,0 +1,124 @@
+import Foundation
+
+/// Serving many LoRA adapters on one base model, as multi-adapter servers hold them
+/// (vLLM's `enable_lora`, S-LoRA, LoRAX): one copy of the base weights, every adapter's
+/// A and B matrices in the model dtype, and a KV cache for the requests in flight.
+public struct ServeRequest: Sendable {
+    public var arch: Architecture
+    public var adapters: Int
+    /// Tokens of context per request (prompt + generated).
+    public var context: Int
+    /// Requests served at once.
+    public var concurrency: Int
+    public var methodOptions: MethodOptions
+    /// Base weights in 4-bit (a QLoRA-trained adapter served on the quantised base).
+    public var quantisedBase: Bool
+    public var gpus: [GPUProfile]
+    public var runtime: RuntimeProfile
+
+    public init(arch: Architecture, adapters: Int, context: Int, concurrency: Int, methodOptions: MethodOptions,
+                quantisedBase: Bool, gpus: [GPUProfile], runtime: RuntimeProfile = .hfCUDA) {
+        self.arch = arch
+        self.adapters = adapters
+        self.context = context
+        self.concurrency = concurrency
+        self.methodOptions = methodOptions
+        self.quantisedBase = quantisedBase
+        self.gpus = gpus
+        self.runtime = runtime
+    }
+}
+
+public struct ServeMemory: Equatable, Sendable {
+    public var baseWeights = 0
+    public var adapterWeights = 0
+    public var kvCache = 0
+    /// One prefill chunk's activations and the sampled tokens' logits.
+    public var workspace = 0
+    public var runtimeOverhead = 0
+    public var total = 0
+    /// KV-cache bytes of one token of one request (every layer, K and V).
+    public var kvBytesPerToken = 0
+}
+
+public struct ServeVerdict: Sendable {
+    public var gpu: GPUProfile
+    public var fits: Bool
+    /// Requests of `context` tokens that fit at once (0: not even one).
+    public var maxConcurrency: Int
+}
+
+public enum Serving {
+    /// Tokens one prefill step processes (vLLM's default `max_num_batched_tokens` with
+    /// chunked prefill is 2048 on large GPUs).
+    public static let prefillChunk = 2048
+
+    /// Memory of a server at `concurrency` requests.
+    /// - Base weights: 16-bit, or bitsandbytes 4-bit block Linears (the rest 16-bit here:
+    ///   inference does not upcast).
+    /// - Adapters: LoRA A and B of every targeted module, in the model dtype (servers load
+    ///   adapters in the base dtype), `adapters` of them resident.
+    /// - KV cache: 2 (K, V) × layers × KV heads × head_dim × 2 bytes per token
+    ///   (grouped-query attention caches only the KV heads), × context × concurrency.
+    /// - Workspace: one prefill chunk through the widest layer (hidden states, q/k/v,
+    ///   gate/up products) and fp32 logits for one sampled token per request.
+    public static func memory(_ r: ServeRequest, concurrency: Int) throws -> ServeMemory {
+        let a = r.arch
+        var m = ServeMemory()
+        let account = try ParameterAccounting.account(a, method: .lora, options: r.methodOptions)
+        if r.quantisedBase {
+            let block = a.blockLinearWeightParams
+            m.baseWeights = MemoryComponents.nf4Bytes(elements: block, doubleQuant: r.methodOptions.doubleQuant)
+                + (a.totalParams - block) * 2
+        } else {
+            m.baseWeights = a.totalParams * 2
+        }
+        m.adapterWeights = account.trainableParams * 2 * r.adapters
+        m.kvBytesPerToken = 2 * a.numLayers * a.nKVHeads * a.headDim * 2
+        let cache = Double(m.kvBytesPerToken) * Double(r.context) * Double(concurrency)
+        let chunk = Double(min(prefillChunk, r.context * concurrency))
+        let widest = Double(4 * a.hiddenSize + 2 * a.qDim + 3 * max(a.intermediateSize, a.hiddenSize)) * 2
+        let work = chunk * widest + Double(concurrency) * Double(a.vocabSize) * 4
+        m.kvCache = PlanContext.bytes(cache)
+        m.workspace = PlanContext.bytes(work)
+        m.runtimeOverhead = r.runtime.outsideAllocatorBytes
+        let sum = Double(m.baseWeights) + Double(m.adapterWeights) + cache + work + Double(m.runtimeOverhead)
+        m.total = PlanContext.bytes(sum)
+        return m
+    }
+
+    public static func verdicts(_ r: ServeRequest) throws -> [ServeVerdict] {
+        try r.gpus.map { gpu in
+            let total = try memory(r, concurrency: r.concurrency).total
+            let most = Planner.largest(upTo: 1 << 20) { (try? memory(r, concurrency: $0).total <= gpu.memoryBytes) ?? false }
+            return ServeVerdict(gpu: gpu, fits: total <= gpu.memoryBytes, maxConcurrency: most)
+        }
+    }
+
+    public static func render(_ r: ServeRequest, as format: OutputFormat) throws -> String {
+        let m = try memory(r, concurrency: r.concurrency)
+        let v = try verdicts(r)
+        if format == .json {
+            return JSONValue.object([
+                ("model", .string(r.arch.name)), ("adapters", .int(r.adapters)), ("context", .int(r.context)),
+                ("concurrency", .int(r.concurrency)), ("quantised_base", .bool(r.quantisedBase)),
+                ("memory", .object([("base_weights", .int(m.baseWeights)), ("adapter_weights", .int(m.adapterWeights)),
+                                    ("kv_cache", .int(m.kvCache)), ("workspace", .int(m.workspace)),
+                                    ("runtime_overhead", .int(m.runtimeOverhead)), ("device_total", .int(m.total)),
+                                    ("kv_bytes_per_token", .int(m.kvBytesPerToken))])),
+                ("gpus", .array(v.map { .object([("name", .string($0.gpu.name)), ("memory_bytes", .int($0.gpu.memoryBytes)),
+                                                 ("fits", .bool($0.fits)), ("max_concurrency", .int($0.maxConcurrency))]) })),
+            ]).render() + "\n"
+        }
+        var out = "Serving \(r.arch.name) (\(r.quantisedBase ? "4-bit" : "16-bit") base) with \(r.adapters) LoRA adapter\(r.adapters == 1 ? "" : "s") "
+        out += "(r=\(r.methodOptions.loraR), targets \(r.methodOptions.loraTargets.text)), \(r.concurrency) request\(r.concurrency == 1 ? "" : "s") of \(r.context) tokens:\n"
+        let rows: [(String, Int)] = [("base weights", m.baseWeights), ("adapters", m.adapterWeights), ("KV cache", m.kvCache),
+                                     ("workspace", m.workspace), ("runtime", m.runtimeOverhead), ("device total", m.total)]
+        for (k, b) in rows { out += "  " + PlanOutput.pad(k, 14) + PlanOutput.pad(PlanOutput.gib(b), 11, right: true) + "\n" }
+        out += "  (KV cache: \(m.kvBytesPerToken / 1024) KiB per token)\n\n"
+        out += "  " + PlanOutput.pad("GPU", 22) + PlanOutput.pad("fits", 6) + "most requests of \(r.context) tokens at once\n"
+        for x in v { out += "  " + PlanOutput.pad(x.gpu.name, 22) + PlanOutput.pad(x.fits ? "yes" : "no", 6) + "\(x.maxConcurrency)\n" }
+        out += "\n" + PlanOutput.wrap("Assumptions: one base copy; every adapter resident in the model dtype (servers that page adapters to the host need fewer); KV cache in 16 bits for the full context of every request (paged caches allocate as tokens arrive, so this is the worst case); prefill in chunks of \(prefillChunk) tokens.", width: 100, indent: "")
+        return out
+    }
+}

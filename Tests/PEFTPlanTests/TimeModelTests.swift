@@ -1,0 +1,248 @@
+import Foundation
+import Testing
+@testable import PEFTPlan
+
+/// Tokens per second peft-plan predicts for one configuration on one GPU.
+func predictedTokensPerSecond(model: String, method: Method, gpu: String, batch: Int, seq: Int, accum: Int = 1,
+                              checkpointing: Bool, options: (inout MethodOptions) -> Void = { _ in }) throws -> Double {
+    let arch = try Presets.resolve(model)
+    var o = MethodOptions()
+    options(&o)
+    var t = TrainingOptions()
+    t.batch = batch; t.seq = seq; t.gradAccum = accum; t.gradCheckpointing = checkpointing
+    let profile = try HardwareCatalog.select(gpu, from: HardwareCatalog.bundled())[0]
+    let ctx = try PlanContext(arch: arch, method: method, methodOptions: o, training: t)
+    return TimeModel.estimate(ctx, gpu: profile, scale: ScaleOptions(), dataset: Dataset(), budget: BudgetOptions()).tokensPerSecond
+}
+
+/// Published training throughputs of the Hugging Face stack (Transformers + PEFT, eager
+/// PyTorch, no torch.compile), each with its source and configuration.
+///
+/// Tolerance ±40%: these runs used other software than the hf-cuda profile was measured
+/// on (Qwen's own modelling code with fused flash-attn kernels on PyTorch 2.0; A100s, whose
+/// achieved fraction of peak differs from the H100 the profile's MFU comes from). Against
+/// our own H100 measurements the same model is within ±15% (`MeasuredOnH100`).
+@Suite("Time against published throughput")
+struct PublishedThroughputTests {
+    static let tolerance = 0.40
+
+    struct Figure: CustomTestStringConvertible, Sendable {
+        var name: String
+        var model: String
+        var method: Method
+        var gpu: String
+        var batch: Int, seq: Int, accum: Int
+        var checkpointing: Bool
+        var loraR: Int, loraTargets: TargetSpec
+        var tokensPerSecond: Double
+        var testDescription: String { name }
+    }
+
+    static let qwen = Fixtures.url("published/qwen-7b.json").path
+    static let figures: [Figure] = [
+        // QwenLM/Qwen README.md @ 712d922e, "Profiling of Memory and Speed": "we experiment on a
+        // single A100-SXM4-80G GPU ... Flash attention 2 is applied. We uniformly use a batch size
+        // of 1 and gradient accumulation of 8." Qwen-7B LoRA (finetune.py: lora_r 64, targets
+        // c_attn, c_proj, w1, w2 = every Linear but the head; --gradient_checkpointing; bf16):
+        // "23.8G / 5.2s/it" at 2048, "29.7G / 10.1s/it" at 4096, "36.6G / 21.3s/it" at 8192 tokens;
+        // one iteration = 8 micro-batches of one padded sequence.
+        Figure(name: "Qwen-7B LoRA r64, A100-80G, 1×2048 ×8", model: qwen, method: .lora, gpu: "A100 SXM4 80GB", batch: 1, seq: 2048,
+               accum: 8, checkpointing: true, loraR: 64, loraTargets: .allLinear, tokensPerSecond: 8 * 2048 / 5.2),
+        Figure(name: "Qwen-7B LoRA r64, A100-80G, 1×4096 ×8", model: qwen, method: .lora, gpu: "A100 SXM4 80GB", batch: 1, seq: 4096,
+               accum: 8, checkpointing: true, loraR: 64, loraTargets: .allLinear, tokensPerSecond: 8 * 4096 / 10.1),
+        Figure(name: "Qwen-7B LoRA r64, A100-80G, 1×8192 ×8", model: qwen, method: .lora, gpu: "A100 SXM4 80GB", batch: 1, seq: 8192,
+               accum: 8, checkpointing: true, loraR: 64, loraTargets: .allLinear, tokensPerSecond: 8 * 8192 / 21.3),
+        // LLaMA-Factory's benchmark as quoted in unslothai/unsloth README.md @ bb66faaa: "TGS:
+        // tokens per GPU per second. Model: LLaMA2-7B. GPU: NVIDIA A100 * 1. Batch size: 4.
+        // Gradient accumulation: 2. LoRA rank: 8. Max length: 1024." Row "HF+FA2 | 16 | 2954".
+        // LLaMA-Factory then defaulted to q_proj,v_proj and gradient checkpointing on.
+        Figure(name: "Llama-2-7B LoRA r8 q,v, A100, 4×1024 ×2 (LLaMA-Factory HF+FA2)", model: "llama-2-7b", method: .lora,
+               gpu: "A100 SXM4 80GB", batch: 4, seq: 1024, accum: 2, checkpointing: true, loraR: 8, loraTargets: .default,
+               tokensPerSecond: 2954),
+    ]
+
+    @Test(arguments: figures)
+    func figure(_ f: Figure) throws {
+        let predicted = try predictedTokensPerSecond(model: f.model, method: f.method, gpu: f.gpu, batch: f.batch, seq: f.seq,
+                                                     accum: f.accum, checkpointing: f.checkpointing) {
+            $0.loraR = f.loraR; $0.loraTargets = f.loraTargets
+        }
+        let error = predicted / f.tokensPerSecond - 1
+        #expect(abs(error) <= Self.tolerance, "predicted \(Int(predicted)) tokens/s, published \(Int(f.tokensPerSecond)) (\(Int(error * 100))%)")
+    }
+}
+
+/// The hf-cuda profile against bursts measured on one H100 SXM with Transformers 5.23,
+/// PEFT 0.21.2, PyTorch 2.11, bitsandbytes 0.50.2 (scripts/torch_bursts.py; results in
+/// reports/calibration/). Step time: ±15% for every Llama-3.1-8B burst run as the Trainer
+/// runs them (autocast), ±30% for QLoRA, whose bitsandbytes per-call overhead the model
+/// fits at micro-batch 4 and underestimates at 1. Peak allocated memory: ±4%, prefix
+/// tuning ±8% (on CUDA its prefix mask sends SDPA to another kernel, not modelled yet).
+@Suite("Time and memory against H100 measurements")
+struct MeasuredOnH100Tests {
+    struct Burst { var id: String; var measured: [String: Any]; var config: [String: Any] }
+
+    static func bursts(_ file: String) -> [Burst] {
+        let root = repoRoot.appendingPathComponent("reports/calibration")
+        guard let data = try? Data(contentsOf: root.appendingPathComponent(file + ".json")),
+              let job = try? Data(contentsOf: root.appendingPathComponent(file + ".job.json")),
+              let d = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let j = try? JSONSerialization.jsonObject(with: job) as? [String: Any] else { return [] }
+        let defaults = j["defaults"] as? [String: Any] ?? [:]
+        var configs: [String: [String: Any]] = [:]
+        for b in j["bursts"] as? [[String: Any]] ?? [] { configs[b["id"] as! String] = defaults.merging(b) { $1 } }
+        return (d["bursts"] as? [[String: Any]] ?? []).compactMap { r in
+            guard let id = r["id"] as? String, r["error"] == nil, let c = configs[id] else { return nil }
+            return Burst(id: id, measured: r, config: c)
+        }
+    }
+
+    static func context(_ b: Burst) throws -> PlanContext {
+        let path = b.config["config_path"] as! String
+        let model = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        var o = MethodOptions()
+        if let r = b.config["r"] as? Int { o.loraR = r }
+        if let a = b.config["alpha"] as? Int { o.loraAlpha = a }
+        if (b.config["targets"] as? String) == "all-linear" { o.loraTargets = .allLinear }
+        var t = TrainingOptions()
+        t.batch = b.config["batch"] as! Int
+        t.seq = b.config["seq"] as! Int
+        t.gradCheckpointing = b.config["grad_checkpointing"] as? Bool ?? false
+        let method = Method(rawValue: b.config["method"] as! String)!
+        return try PlanContext(arch: Presets.resolve(model), method: method, methodOptions: o, training: t)
+    }
+
+    @Test func stepTime() throws {
+        let h100 = try HardwareCatalog.select("H100 SXM", from: HardwareCatalog.bundled())[0]
+        let bursts = Self.bursts("cuda-llama-3.1-8b-autocast")
+        #expect(bursts.count == 9)
+        for b in bursts {
+            let ctx = try Self.context(b)
+            let predicted = TimeModel.estimate(ctx, gpu: h100, scale: ScaleOptions(), dataset: Dataset(), budget: BudgetOptions()).stepSeconds
+            let measured = (b.measured["step_ms"] as! Double) / 1000
+            let tolerance = ctx.account.method == .qlora ? 0.30 : 0.15
+            #expect(abs(predicted / measured - 1) <= tolerance, "\(b.id): predicted \(predicted), measured \(measured)")
+        }
+    }
+
+    @Test func peakMemory() throws {
+        var checked = 0
+        for file in ["cuda-llama-3.2-1b", "cuda-llama-3.1-8b"] {
+            for b in Self.bursts(file) {
+                let ctx = try Self.context(b)
+                // The planner turns checkpointing on for QLoRA (prepare_model_for_kbit_training
+                // does by default); these bursts turned it off explicitly.
+                if ctx.account.method == .qlora && !(b.config["grad_checkpointing"] as? Bool ?? false) { continue }
+                // Measured in the same process right after an out-of-memory burst.
+                if b.id == "1b-qlora-b2-s4096-ckpt" { continue }
+                let predicted = Double(ctx.memory(batch: ctx.training.batch, seq: ctx.training.seq).allocatedPeak)
+                let measured = Double(b.measured["allocated_peak"] as! Int)
+                let tolerance = ctx.account.method == .prefix ? 0.08 : 0.04
+                #expect(abs(predicted / measured - 1) <= tolerance, "\(b.id): predicted \(predicted), measured \(measured)")
+                checked += 1
+            }
+        }
+        #expect(checked >= 40)
+    }
+}
+
+@Suite("Scale: sharding and offload")
+struct ScaleTests {
+    static func ctx(_ model: String = "70b", _ method: Method = .full, gpus: Int, sharding: Sharding, offload: Offload = .none,
+                    checkpointing: Bool = true) throws -> PlanContext {
+        var t = TrainingOptions()
+        t.gradCheckpointing = checkpointing
+        return try PlanContext(arch: Presets.resolve(model), method: method, methodOptions: MethodOptions(), training: t,
+                               scale: ScaleOptions(gpus: gpus, sharding: sharding, offload: offload))
+    }
+
+    /// ZeRO paper §5: with stage 3 each of N GPUs holds 1/N of the weights, gradients and
+    /// optimizer states (the model states); ZeRO-1 only 1/N of the optimizer states.
+    @Test func zero3DividesModelStates() throws {
+        let one = try Self.ctx(gpus: 1, sharding: .none)
+        let full = one.trainableWeights + one.gradients + one.optimizerStates
+        var previous = Int.max
+        for n in [2, 4, 8, 16, 32, 64] {
+            let c = try Self.ctx(gpus: n, sharding: .zero3)
+            let states = c.trainableWeights + c.gradients + c.optimizerStates
+            #expect(abs(states * n - full) <= 3 * n, "N=\(n)")
+            let device = c.deviceTotal(batch: 1, seq: 2048)
+            #expect(device < previous, "per-GPU memory must fall with N (N=\(n))")
+            previous = device
+        }
+        let z1 = try Self.ctx(gpus: 8, sharding: .zero1)
+        #expect(z1.trainableWeights == one.trainableWeights && z1.gradients == one.gradients)
+        #expect(z1.optimizerStates == (one.optimizerStates + 7) / 8)
+        let z2 = try Self.ctx(gpus: 8, sharding: .zero2)
+        #expect(z2.trainableWeights == one.trainableWeights && z2.gradients == (one.gradients + 7) / 8)
+    }
+
+    /// Offload moves optimizer states to the host (with an fp32 gradient copy); `params`
+    /// moves the weights too, and the GPU keeps only the gathered layers.
+    @Test func offloadGoesToHost() throws {
+        let one = try Self.ctx(gpus: 1, sharding: .none)
+        let off = try Self.ctx(gpus: 8, sharding: .zero3, offload: .optimizer)
+        #expect(off.optimizerStates == 0)
+        #expect(off.hostBytes == one.optimizerStates + 4 * one.account.trainableParams)
+        let params = try Self.ctx(gpus: 8, sharding: .zero3, offload: .params)
+        #expect(params.trainableWeights == 0 && params.frozenWeights == 0)
+        #expect(params.hostBytes == off.hostBytes + one.trainableWeights)
+        #expect(params.deviceTotal(batch: 1, seq: 2048) < off.deviceTotal(batch: 1, seq: 2048))
+    }
+
+    /// 70B full fine-tuning on 80 GB cards: the plan names the GPUs and sharding it needs.
+    @Test func seventyBFullOn80GB() throws {
+        let r = try CLI.run(["--model", "70b", "--method", "full", "--gpu", "H100 SXM"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("fits none of these GPUs"))
+        #expect(r.stdout.contains("GPUs with --sharding fsdp"), "\(r.stdout)")
+        let s = try CLI.run(["--model", "70b", "--method", "full", "--gpu", "80GB", "--cheapest", "--format", "json"])
+        #expect(s.status == 0, "\(s.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(s.stdout.utf8)) as! [String: Any]
+        let fewest = (j["fewest_gpus"] as! [[String: Any]]).first!
+        #expect((fewest["count"] as! Int) > 1)
+        #expect((fewest["device_total"] as! Int) <= 80 << 30)
+        #expect((j["evaluated"] as! Int) > 100)
+    }
+}
+
+@Suite("Time and cost")
+struct CostTests {
+    static func plan(_ args: [String]) throws -> [String: Any] {
+        let r = try CLI.run(["--model", "7b", "--method", "qlora", "--gpu", "RTX 4090", "--format", "json"] + args)
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        return ((j["plans"] as! [[String: Any]])[0]["gpus"] as! [[String: Any]])[0]
+    }
+
+    @Test func costIsHoursTimesGPUsTimesPrice() throws {
+        let g = try Self.plan(["--price", "2", "--gpus", "2"])
+        let hours = g["hours"] as! Double, cost = g["cost_usd"] as! Double
+        #expect(hours > 0 && (g["tokens_per_second"] as! Double) > 0)
+        #expect(abs(cost - hours * 2 * 2) < 1e-9 * cost)
+    }
+
+    @Test func moreTokensTakeLonger() throws {
+        let a = try Self.plan(["--tokens", "1e8", "--setup-minutes", "0"])
+        let b = try Self.plan(["--tokens", "2e8", "--setup-minutes", "0"])
+        let ta = (a["time"] as! [String: Any])["train_hours"] as! Double
+        let tb = (b["time"] as! [String: Any])["train_hours"] as! Double
+        #expect(abs(tb / ta - 2) < 1e-3)
+    }
+
+    /// Padding to --seq costs the padded tokens; packing does not.
+    @Test func packingSavesPadding() throws {
+        let padded = try Self.plan(["--examples", "10000", "--avg-tokens", "512", "--seq", "2048"])
+        let packed = try Self.plan(["--examples", "10000", "--avg-tokens", "512", "--seq", "2048", "--packing"])
+        let tp = (padded["time"] as! [String: Any])["train_hours"] as! Double
+        let tk = (packed["time"] as! [String: Any])["train_hours"] as! Double
+        #expect(abs(tp / tk - 4) < 0.01)
+    }
+
+    @Test func headlineShowsHoursAndDollars() throws {
+        let r = try CLI.run(["--model", "7b", "--gpu", "24GB"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("Time and cost, default dataset: 100 million tokens"))
+        #expect(r.stdout.contains("h $"))
+    }
+}
