@@ -62,3 +62,52 @@ public enum PlannerBenchmark {
         Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
     }
 }
+
+/// How fast the cheapest-plan search sweeps configurations: every bundled GPU profile ×
+/// methods × 1–64 GPUs × sharding × offload × micro-batch × checkpointing, each fitting
+/// candidate with its time and cost, on one thread. Plan contexts are built inside the
+/// timed search, as a user's `--cheapest` builds them.
+public enum SearchBenchmark {
+    public struct Result: Sendable {
+        public var model: String
+        public var configurations: Int
+        public var fitting: Int
+        public var seconds: [Double]
+        public var medianSeconds: Double { seconds.sorted()[seconds.count / 2] }
+        public var perSecond: Double { Double(configurations) / medianSeconds }
+    }
+
+    public static func run(model: String, rounds: Int, globalBatch: Int = 256) throws -> Result {
+        let arch = try Presets.resolve(model)
+        var o = MethodOptions()
+        if PEFTDefaults.loraTargets(arch.family) == nil { o.loraTargets = .allLinear }
+        let methods = Method.standard.filter { (try? ParameterAccounting.account(arch, method: $0, options: o)) != nil }
+        let request = PlanRequest(arch: arch, methods: methods, methodsFromAll: true, methodOptions: o,
+                                  gpus: try HardwareCatalog.bundled())
+        var space = SearchSpace()
+        space.globalBatch = globalBatch
+        space.maxMicroBatch = 256
+        var times: [Double] = []
+        var evaluated = 0, fitting = 0
+        for _ in 0..<rounds {
+            evaluated = 0; fitting = 0
+            let clock = ContinuousClock()
+            let t0 = clock.now
+            // Two sequence lengths: the model's default and half of it.
+            for seq in seqs(arch) {
+                var r = request
+                r.training.seq = seq
+                let found = try Search.run(r, space: space)
+                evaluated += found.evaluated
+                fitting += found.fitting
+            }
+            times.append(PlannerBenchmark.seconds(clock.now - t0))
+        }
+        return Result(model: arch.name, configurations: evaluated, fitting: fitting, seconds: times)
+    }
+
+    public static func seqs(_ arch: Architecture) -> [Int] {
+        let s = Planner.defaultSeq(arch)
+        return [s / 2, s]
+    }
+}

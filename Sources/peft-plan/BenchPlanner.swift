@@ -23,3 +23,24 @@ struct BenchPlanner: ParsableCommand {
         PeftPlan.emit(out)
     }
 }
+
+struct BenchSearch: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-search",
+        abstract: "Time the cheapest-plan search: configurations swept per second, on one thread.")
+
+    @Option(help: "Model preset or config.json.") var model: String = "llama-3.1-70b"
+    @Option(help: "Timed rounds; the median is reported.") var rounds: Int = 5
+
+    func run() throws {
+        guard (1...1000).contains(rounds) else {
+            throw PlanError.invalidOption(option: "--rounds", value: "\(rounds)", accepted: "an integer from 1 to 1000")
+        }
+        let r = try SearchBenchmark.run(model: model, rounds: rounds)
+        var out = "model \(r.model): \(r.configurations) configurations per search (every GPU profile × methods × 1–64 GPUs × sharding × offload × micro-batch × checkpointing × sequences of \(SearchBenchmark.seqs(try Presets.resolve(model)).map(String.init).joined(separator: " and ")) tokens; global batch 256), \(r.fitting) fit; \(rounds) rounds, 1 thread\n"
+        out += String(format: "search time: median %.3f s (min %.3f, max %.3f); %.0f configurations per second\n",
+                      r.medianSeconds, r.seconds.min() ?? 0, r.seconds.max() ?? 0, r.perSecond)
+        out += "machine: \(ProcessInfo.processInfo.activeProcessorCount) cores visible\n"
+        PeftPlan.emit(out)
+    }
+}

@@ -246,3 +246,43 @@ struct CostTests {
         #expect(r.stdout.contains("h $"))
     }
 }
+
+@Suite("Serving memory")
+struct ServingTests {
+    /// vLLM paper (Kwon et al., SOSP'23, §2.2): "for the 13B parameter OPT model, the KV cache
+    /// of a single token demands 800 KB of space, calculated as 2 (key and value vectors) ×
+    /// 5120 (hidden state size) × 40 (number of layers) × 2 (bytes per FP16)".
+    @Test func opt13bKVCachePerToken() throws {
+        let path = writeConfig(#"{"model_type": "opt", "hidden_size": 5120, "num_hidden_layers": 40, "num_attention_heads": 40, "ffn_dim": 20480, "vocab_size": 50272, "max_position_embeddings": 2048, "word_embed_proj_dim": 5120}"#)
+        let arch = try Presets.resolve(path)
+        let r = ServeRequest(arch: arch, adapters: 1, context: 2048, concurrency: 1, methodOptions: MethodOptions(),
+                             quantisedBase: false, gpus: [])
+        #expect(try Serving.memory(r, concurrency: 1).kvBytesPerToken == 800 * 1024)
+    }
+
+    /// The parts: one base copy at 2 bytes per parameter, adapters at 2 bytes per LoRA
+    /// parameter each (4,194,304 for Llama-2-7B r8 q,v, REFERENCES.md), the cache growing
+    /// linearly with requests, and a verdict that matches the total.
+    @Test func partsAndVerdicts() throws {
+        let arch = try Presets.resolve("7b")
+        let gpus = try HardwareCatalog.select("24GB", from: HardwareCatalog.bundled())
+        let r = ServeRequest(arch: arch, adapters: 10, context: 4096, concurrency: 8, methodOptions: MethodOptions(),
+                             quantisedBase: false, gpus: gpus)
+        let m = try Serving.memory(r, concurrency: 8)
+        #expect(m.baseWeights == arch.totalParams * 2)
+        #expect(m.adapterWeights == 4_194_304 * 2 * 10)
+        let m16 = try Serving.memory(r, concurrency: 16)
+        #expect(m16.kvCache == 2 * m.kvCache)
+        #expect(m.total == m.baseWeights + m.adapterWeights + m.kvCache + m.workspace + m.runtimeOverhead)
+        for v in try Serving.verdicts(r) {
+            #expect(v.fits == (m.total <= v.gpu.memoryBytes))
+            if v.maxConcurrency > 0 {
+                #expect(try Serving.memory(r, concurrency: v.maxConcurrency).total <= v.gpu.memoryBytes)
+                #expect(try Serving.memory(r, concurrency: v.maxConcurrency + 1).total > v.gpu.memoryBytes)
+            }
+        }
+        let q = ServeRequest(arch: arch, adapters: 10, context: 4096, concurrency: 8, methodOptions: MethodOptions(),
+                             quantisedBase: true, gpus: gpus)
+        #expect(try Serving.memory(q, concurrency: 8).baseWeights < m.baseWeights / 3)
+    }
+}
