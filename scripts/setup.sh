@@ -3,11 +3,17 @@
 #   bash scripts/setup.sh          what building and running needs
 #   bash scripts/setup.sh --test   also the Python side the tests compare against:
 #                                  PyTorch (CPU), Transformers and PEFT at the versions
-#                                  the reference counts were checked with
+#                                  the reference counts were checked with, and the engines
+#                                  whose configs peft-plan emits (DeepSpeed, Accelerate, TRL,
+#                                  bitsandbytes), which load them in EmitTests
 set -euo pipefail
 
 TRANSFORMERS_VERSION=5.23.0
 PEFT_VERSION=0.21.2
+DEEPSPEED_VERSION=0.19.8
+ACCELERATE_VERSION=1.15.0
+TRL_VERSION=1.16.0
+BITSANDBYTES_VERSION=0.50.2
 
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
@@ -30,4 +36,8 @@ if [ "${1:-}" = "--test" ]; then
     fi
     python3 -m pip install --quiet --root-user-action=ignore "transformers==${TRANSFORMERS_VERSION}" "peft==${PEFT_VERSION}"
     python3 -c "import torch, transformers, peft; print('python reference: torch', torch.__version__, 'transformers', transformers.__version__, 'peft', peft.__version__)"
+    # DeepSpeed builds no C++/CUDA ops at install (DS_BUILD_OPS=0): the tests only read configs.
+    DS_BUILD_OPS=0 python3 -m pip install --quiet --root-user-action=ignore "deepspeed==${DEEPSPEED_VERSION}" \
+        "accelerate==${ACCELERATE_VERSION}" "trl==${TRL_VERSION}" "bitsandbytes==${BITSANDBYTES_VERSION}"
+    python3 -c "import deepspeed, accelerate, trl, bitsandbytes; print('emitted-config engines: deepspeed', deepspeed.__version__, 'accelerate', accelerate.__version__, 'trl', trl.__version__, 'bitsandbytes', bitsandbytes.__version__)"
 fi

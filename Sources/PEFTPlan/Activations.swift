@@ -73,6 +73,8 @@ final class Tape {
         sinceLastSave[stage] = ByteBill()
         fp32RecomputedFlops[stage] = fp32RecomputedFlops[stage] + fp32SinceLastSave[stage]
         fp32SinceLastSave[stage] = ByteBill()
+        flashRecomputedFlops[stage] = flashRecomputedFlops[stage] + flashSinceLastSave[stage]
+        flashSinceLastSave[stage] = ByteBill()
         if t.logits { logits.add(t.extent, bytes: t.bytes) } else { activations.add(t.extent, bytes: t.bytes) }
     }
 
@@ -97,7 +99,14 @@ final class Tape {
     private(set) var fp32RecomputedFlops = [ByteBill](repeating: ByteBill(), count: 5)
     private var fp32SinceLastSave = [ByteBill](repeating: ByteBill(), count: 5)
 
-    func flops(_ e: Extent, forward: Int, backward: Int, fp32: Bool = false) {
+    /// Attention FLOPs of the flash kernel, which PyTorch's counter counts over the full
+    /// s × s square although a causal kernel skips the masked upper half.
+    private(set) var flashForwardFlops = [ByteBill](repeating: ByteBill(), count: 5)
+    private(set) var flashBackwardFlops = [ByteBill](repeating: ByteBill(), count: 5)
+    private(set) var flashRecomputedFlops = [ByteBill](repeating: ByteBill(), count: 5)
+    private var flashSinceLastSave = [ByteBill](repeating: ByteBill(), count: 5)
+
+    func flops(_ e: Extent, forward: Int, backward: Int, fp32: Bool = false, causalFlash: Bool = false) {
         forwardFlops[stage].add(e, bytes: forward)
         backwardFlops[stage].add(e, bytes: backward)
         sinceLastSave[stage].add(e, bytes: forward)
@@ -105,6 +114,11 @@ final class Tape {
             fp32ForwardFlops[stage].add(e, bytes: forward)
             fp32BackwardFlops[stage].add(e, bytes: backward)
             fp32SinceLastSave[stage].add(e, bytes: forward)
+        }
+        if causalFlash {
+            flashForwardFlops[stage].add(e, bytes: forward)
+            flashBackwardFlops[stage].add(e, bytes: backward)
+            flashSinceLastSave[stage].add(e, bytes: forward)
         }
     }
 
@@ -350,7 +364,8 @@ struct ForwardGraph {
         // Under QLoRA, Linear4bit returns its input's dtype: q, k and v are fp32 (the
         // residual stream is fp32 after prepare_model_for_kbit_training), so attention runs
         // in fp32, where PyTorch has no flash kernel.
-        tape.flops(.pair(1), forward: 2 * pairFlops, backward: backwardPairs * pairFlops, fp32: c.method == .qlora)
+        tape.flops(.pair(1), forward: 2 * pairFlops, backward: backwardPairs * pairFlops, fp32: c.method == .qlora,
+                   causalFlash: c.kernel == .flash)
         switch c.kernel {
         case .flash?:
             if anyRG {
@@ -440,7 +455,8 @@ extension ForwardGraph {
     /// (where the requires-grad state has settled) separated from layers 0 and 1.
     func run(layers: Int) -> (pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logits: ByteBill,
                               checkpointInput: Int, cache: [ByteBill], forwardFlops: [ByteBill], backwardFlops: [ByteBill],
-                              recomputedFlops: [ByteBill], fp32Flops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])) {
+                              recomputedFlops: [ByteBill], fp32Flops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill]),
+                              flashFlops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])) {
         var marks: [ByteBill] = []
         var x = embed()
         marks.append(tape.total)
@@ -461,7 +477,8 @@ extension ForwardGraph {
         let cache = (0..<3).map { $0 < count ? tape.forwardOnly(stage: $0 + 1) : ByteBill() }
         return (pre, layerBills[0], count > 1 ? layerBills[1] : ByteBill(), count > 2 ? layerBills[2] : ByteBill(),
                 headBill, tape.logits, checkpointInput, cache, tape.forwardFlops, tape.backwardFlops, tape.recomputedFlops,
-                (tape.fp32ForwardFlops, tape.fp32BackwardFlops, tape.fp32RecomputedFlops))
+                (tape.fp32ForwardFlops, tape.fp32BackwardFlops, tape.fp32RecomputedFlops),
+                (tape.flashForwardFlops, tape.flashBackwardFlops, tape.flashRecomputedFlops))
     }
 
     func ropeWidth() -> Int {

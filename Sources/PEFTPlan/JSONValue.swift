@@ -24,7 +24,7 @@ public indirect enum JSONValue: Equatable, Sendable {
         case let .double(d):
             guard d.isFinite else { return "null" }
             if d == d.rounded() && abs(d) < 1e15 { return String(format: "%.1f", d) }
-            return String(format: "%.6g", d)
+            return d.description   // the shortest text that reads back as the same Double
         case let .string(s): return JSONValue.quote(s)
         case let .array(items):
             if items.isEmpty { return "[]" }

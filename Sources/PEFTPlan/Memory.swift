@@ -86,15 +86,20 @@ public struct PlanContext: Sendable {
     let cache: [ByteBill]
     /// Matmul FLOPs by stage (embedding, blocks 0, 1, steady, head), forward and backward.
     let forwardFlops: [ByteBill], backwardFlops: [ByteBill], recomputedFlops: [ByteBill]
-    /// The fp32 part of the above (see ``Tape``).
+    /// The fp32 part of the above, and the flash-attention part (see ``Tape``).
     let fp32Flops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])
+    let flashFlops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])
     /// Whether gradient checkpointing is on (QLoRA always: prepare_model_for_kbit_training).
     public let checkpointing: Bool
 
     /// GPUs, sharding and offload: the persistent components above are per GPU.
     public private(set) var scale: ScaleOptions
     /// The same components on one unsharded GPU (what collectives and checkpoints move).
-    public let unsharded: (weights: Int, trainableWeights: Int, gradients: Int, optimizerStates: Int, masterWeights: Int)
+    public private(set) var unsharded: (weights: Int, trainableWeights: Int, gradients: Int, optimizerStates: Int, masterWeights: Int)
+    /// Master weights and optimizer states without and with DeepSpeed's ZeRO, which keeps an
+    /// fp32 master copy and fp32 Adam states even for pure bf16/fp16 training (its bf16 and
+    /// fp16 optimizers: `runtime/bf16_optimizer.py`, `runtime/zero/stage_1_and_2.py`).
+    private var optimizerPlain = (master: 0, states: 0), optimizerZeRO = (master: 0, states: 0)
     /// Bytes held in host RAM by offload, over all GPUs of the run.
     public private(set) var hostBytes: Int
     /// Sharded runs: the weights gathered while a layer runs (forward and backward) and
@@ -133,6 +138,11 @@ public struct PlanContext: Sendable {
         let states = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer, stateBytes: stateBytes)
         let pageable = training.optimizer == .pagedAdamw8bit
             ? MemoryComponents.optimizerStates(shapes.filter { $0.numel >= 100_000 }, optimizer: .adamw8bit, stateBytes: stateBytes) : 0
+        let pZeRO: Precision = p == .bf16 ? .mixedBF16 : (p == .fp16 ? .mixedFP16 : p)
+        let statesZeRO = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer,
+                                                          stateBytes: method == .full ? (pZeRO.hasMasterWeights ? 4 : pZeRO.bytes) : 4)
+        optimizerPlain = (master, states)
+        optimizerZeRO = (MemoryComponents.masterWeights(account, precision: pZeRO), statesZeRO)
         self.scale = scale
         unsharded = (frozen + trainable, trainable, grads, states, master)
         unshardedFrozen = frozen
@@ -160,6 +170,7 @@ public struct PlanContext: Sendable {
         backwardFlops = r.backwardFlops
         recomputedFlops = r.recomputedFlops
         fp32Flops = r.fp32Flops
+        flashFlops = r.flashFlops
         applyScale(scale)
     }
 
@@ -168,6 +179,8 @@ public struct PlanContext: Sendable {
     /// Sets the per-GPU persistent components for `scale` from the unsharded ones.
     private mutating func applyScale(_ scale: ScaleOptions) {
         self.scale = scale
+        let zero = (scale.sharding.zeroStage ?? 0) > 0
+        (unsharded.masterWeights, unsharded.optimizerStates) = zero ? optimizerZeRO : optimizerPlain
         let sh = MemoryComponents.sharded(arch, frozen: unshardedFrozen, trainable: unsharded.trainableWeights,
                                           master: unsharded.masterWeights, gradients: unsharded.gradients,
                                           optimizerStates: unsharded.optimizerStates, trainableParams: account.trainableParams,
@@ -212,6 +225,12 @@ public struct PlanContext: Sendable {
     /// GPU's fp32 rate by the time model.
     public func fp32Flops(batch: Int, seq: Int) -> (forward: Double, backward: Double, recompute: Double) {
         stepFlops(batch: batch, seq: seq, fp32Flops.forward, fp32Flops.backward, fp32Flops.recomputed)
+    }
+
+    /// The flash-attention part of ``flops(batch:seq:)``: counted over the full square as
+    /// PyTorch counts it, of which a causal kernel executes about half.
+    public func flashAttentionFlops(batch: Int, seq: Int) -> (forward: Double, backward: Double, recompute: Double) {
+        stepFlops(batch: batch, seq: seq, flashFlops.forward, flashFlops.backward, flashFlops.recomputed)
     }
 
     private func stepFlops(batch: Int, seq: Int, _ f: [ByteBill], _ b: [ByteBill], _ r: [ByteBill])

@@ -243,6 +243,10 @@ public enum PlanOutput {
                 out += "  " + wrap("- \(c.change): −\(gib(c.savedBytes)) → \(gib(c.deviceBytes))", width: 98, indent: "    ")
             }
         }
+        if r.request.scale.offload != .none {
+            let host = r.plans.map { "\($0.method.rawValue) \(gib($0.hostBytes))" }.joined(separator: ", ")
+            out += "\n" + wrap("Host RAM for offload (all \(r.request.scale.gpus) GPUs' shards together): \(host).", width: 100, indent: "  ")
+        }
         out += timeTable(r)
         for (m, reason) in r.skipped { out += "\nskipped \(m.rawValue): \(reason)\n" }
         out += "\nColumns: weights = frozen + trainable + fp32 master; device = reserved peak + memory outside the\n"

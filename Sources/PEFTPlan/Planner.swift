@@ -182,8 +182,11 @@ public enum Planner {
         if r.scale.offload == .params && !r.scale.sharding.shardsParameters {
             throw PlanError.contradictoryOptions("--offload params needs --sharding zero3 or fsdp (ZeRO-1/2 and plain data parallelism keep every weight on each GPU)")
         }
-        if r.scale.gpus == 1 && r.scale.sharding != .none && r.scale.offload == .none {
-            // One GPU shards nothing; allowed (ZeRO-Offload on one GPU is common), stated in notes.
+        if r.scale.offload != .none && r.scale.sharding == .none {
+            throw PlanError.contradictoryOptions("--offload needs a ZeRO stage or FSDP (--sharding zero1|zero2|zero3|fsdp; on one GPU, ZeRO-Offload is --sharding zero2 --offload optimizer)")
+        }
+        if r.scale.offload == .optimizer && r.scale.sharding == .fsdp {
+            throw PlanError.contradictoryOptions("FSDP offloads parameters, gradients and optimizer states together: use --offload params, or a ZeRO stage for --offload optimizer")
         }
         let d = r.dataset
         func positive(_ flag: String, _ v: Double?, max: Double) throws {
@@ -273,6 +276,9 @@ public enum Planner {
         var n = "\(s.gpus) GPU\(s.gpus == 1 ? "" : "s"), sharding \(s.sharding.rawValue), offload \(s.offload.rawValue): memory is per GPU"
         if s.sharding.shardsParameters { n += "; sharded weights add the gathered root unit (embeddings, lm_head) and two blocks" }
         if s.offload != .none { n += "; offloaded states live in host RAM (host_bytes)" }
+        if (s.sharding.zeroStage ?? 0) > 0 && (r.training.precision == .bf16 || r.training.precision == .fp16) {
+            n += "; DeepSpeed ZeRO keeps fp32 master weights and optimizer states even for \(r.training.precision.rawValue)"
+        }
         n += "; collectives at half the interconnect's quoted bandwidth × \(Int(r.runtime.collectiveEfficiency * 100))%, \(Int(r.runtime.communicationOverlap * 100))% hidden behind compute"
         if s.gpus > r.runtime.gpusPerNode { n += ", past \(r.runtime.gpusPerNode) GPUs over a \(Int(r.runtime.networkBytesPerSecondPerGPU / 1e9)) GB/s-per-GPU network" }
         return n

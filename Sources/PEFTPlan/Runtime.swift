@@ -50,9 +50,10 @@ public struct RuntimeProfile: Sendable, Equatable {
     public var dequantBytesPerWeight = 2.5
     /// Fixed seconds per 4-bit matmul call (forward, backward and recompute each call
     /// one): bitsandbytes' dequantise-then-matmul launches several small kernels per call.
-    /// 0.2 ms fits Llama-3.1-8B QLoRA at micro-batch 4 × 2048 on an H100 (measured
-    /// 1053 ms per step); it underestimates smaller batches (8B at micro-batch 1: −29%).
-    public var quantisedCallSeconds = 2e-4
+    /// 0.25 ms fits Llama-3.1-8B QLoRA on an H100 at micro-batch 4 × 2048 and 1 × 8192
+    /// (measured 1053 and 1157 ms per step; predicted −1% and +2%); it underestimates
+    /// micro-batch 1 × 2048 (−25%), where the GPU waits on the host.
+    public var quantisedCallSeconds = 2.5e-4
     /// Fraction of the memory bandwidth reached by memory-bound work (optimizer step,
     /// elementwise extras).
     public var bandwidthEfficiency = 0.8

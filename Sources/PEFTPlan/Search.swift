@@ -67,8 +67,13 @@ public enum Search {
                 let base = try PlanContext(arch: request.arch, account: account, methodOptions: request.methodOptions,
                                            training: t, runtime: request.runtime)
                 for count in space.gpuCounts {
-                    for sharding in space.shardings where count > 1 || sharding == .none {
+                    for sharding in space.shardings where count > 1 || sharding == .none || sharding == .zero2 || sharding == .zero3 {
                         for offload in space.offloads {
+                            // One GPU: ZeRO only to offload (ZeRO-Offload). Offload needs ZeRO or
+                            // FSDP; FSDP offloads everything or nothing; params need stage 3/FSDP.
+                            if count == 1 && sharding != .none && offload == .none { continue }
+                            if offload != .none && sharding == .none { continue }
+                            if offload == .optimizer && sharding == .fsdp { continue }
                             if offload == .params && !sharding.shardsParameters { continue }
                             if offload != .none && account.method != .full && account.trainableParams < 1_000_000_000 { continue }
                             let ctx0 = base.scaled(ScaleOptions(gpus: count, sharding: sharding, offload: offload))
@@ -204,8 +209,10 @@ public enum Advisor {
             }
         }
         if request.scale.offload == .none && account.trainableParams > 0 {
-            let scale = ScaleOptions(gpus: request.scale.gpus, sharding: request.scale.sharding, offload: .optimizer)
-            consider("optimizer states in host RAM (--offload optimizer)", context(t, method, scale)?.deviceTotal(batch: t.batch, seq: t.seq))
+            let sharding: Sharding = request.scale.sharding == .none || request.scale.sharding == .fsdp ? .zero2 : request.scale.sharding
+            let scale = ScaleOptions(gpus: request.scale.gpus, sharding: sharding, offload: .optimizer)
+            let flags = sharding == request.scale.sharding ? "--offload optimizer" : "--sharding \(sharding.rawValue) --offload optimizer"
+            consider("optimizer states in host RAM (ZeRO-Offload: \(flags))", context(t, method, scale)?.deviceTotal(batch: t.batch, seq: t.seq))
         }
         return out
     }

@@ -116,8 +116,12 @@ public enum TimeModel {
         let peak16 = (gpu.denseTflops[t.precision.tflopsKey] ?? gpu.denseTflops["fp16"] ?? gpu.denseTflops["fp32"] ?? 1) * 1e12
         let peak32 = (gpu.denseTflops["fp32"] ?? 1) * 1e12
         let bandwidth = gpu.memoryBandwidthBytesPerSecond * rt.bandwidthEfficiency
-        let f16 = t.precision == .fp32 ? 0 : (rt.autocast ? e.flopsPerMicroBatch : e.flopsPerMicroBatch - e.fp32FlopsPerMicroBatch)
-        let fp32 = e.flopsPerMicroBatch - f16
+        // Causal flash attention executes about half of the s × s square the counter counts
+        // (FlashAttention-2, Dao 2023, §3.1: blocks above the diagonal are skipped).
+        let flash = ctx.flashAttentionFlops(batch: b, seq: s)
+        let executed = e.flopsPerMicroBatch - 0.5 * (flash.forward + flash.backward + flash.recompute)
+        let f16 = t.precision == .fp32 ? 0 : (rt.autocast ? executed : executed - e.fp32FlopsPerMicroBatch)
+        let fp32 = executed - f16
         // fp32 training runs its matmuls at the fp32 rate with the same efficiency.
         let fp32Efficiency = t.precision == .fp32 ? mfu : rt.fp32Efficiency
         e.computeSeconds = f16 / (peak16 * mfu) + fp32 / (peak32 * fp32Efficiency)

@@ -18,9 +18,31 @@ struct Plan: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --serve: tokens of context per request (default --seq).") var context: String?
     @Option(parsing: .unconditional, help: "With --serve: requests served at once (default 16).") var concurrency: String?
 
+    @Option(help: "Instead of the plan, print the config that runs it: deepspeed (ds_config.json), accelerate (accelerate.yaml) or trl (train.py). Needs one --method.")
+    var emit: String?
+    @Option(parsing: .unconditional, help: "With --emit: peak learning rate (default 2e-5 for full fine-tuning, 2e-4 for PEFT methods).")
+    var learningRate: String?
+    @Option(parsing: .unconditional, help: "With --emit: gradient clipping norm (default 1.0).")
+    var maxGradNorm: String?
+
     func run() throws {
         let format = try options.outputFormat()
         let request = try options.request()
+        if let emit {
+            if cheapest || serve != nil { throw PlanError.contradictoryOptions("--emit writes one plan's config; it cannot be combined with --cheapest or --serve") }
+            let kind = try options.choice(emit, "--emit", as: EmitFormat.self)
+            guard request.methods.count == 1, !request.methodsFromAll else {
+                throw PlanError.contradictoryOptions("--emit needs exactly one --method (the config is for one run)")
+            }
+            let spec = RunSpec(modelName: options.model, family: request.arch.family, method: request.methods[0],
+                               methodOptions: request.methodOptions, training: request.training, scale: request.scale,
+                               packing: request.dataset.packing, epochs: request.dataset.epochs,
+                               learningRate: try PlanningOptions.real(learningRate, "--learning-rate"),
+                               maxGradNorm: try PlanningOptions.real(maxGradNorm, "--max-grad-norm") ?? 1.0)
+            PeftPlan.emit(try Emitter.emit(spec, as: kind))
+            return
+        }
+        if learningRate != nil || maxGradNorm != nil { throw PlanError.contradictoryOptions("--learning-rate and --max-grad-norm apply to --emit") }
         if let serve {
             if cheapest || globalBatch != nil { throw PlanError.contradictoryOptions("--serve plans serving; --cheapest and --global-batch plan training") }
             let n = try PlanningOptions.integer(serve, "--serve", default: 1)

@@ -203,7 +203,7 @@ struct PlanningOptions: ParsableArguments {
             d.examples = try Self.integer(examples, "--examples", default: 0)
             d.avgTokens = try Self.integer(avgTokens, "--avg-tokens", default: 0)
         }
-        if packing && d.examples == nil {
+        if packing && d.examples == nil && d.tokens != nil {
             throw PlanError.contradictoryOptions("--packing applies to --examples with --avg-tokens (--tokens already counts packed tokens)")
         }
         d.epochs = try Self.real(epochs, "--epochs") ?? 1

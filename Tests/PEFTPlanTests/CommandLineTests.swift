@@ -255,7 +255,7 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--examples", "100"], mentions: "--avg-tokens"),
         Bad(args: ["--model", "7b", "--examples", "100", "--avg-tokens", "50", "--tokens", "1e6"], mentions: "not both"),
         Bad(args: ["--model", "7b", "--examples", "0", "--avg-tokens", "50"], mentions: "--examples"),
-        Bad(args: ["--model", "7b", "--packing"], mentions: "--packing"),
+        Bad(args: ["--model", "7b", "--tokens", "1e6", "--packing"], mentions: "--packing"),
         Bad(args: ["--model", "7b", "--epochs", "0"], mentions: "--epochs"),
         Bad(args: ["--model", "7b", "--price", "-1"], mentions: "--price"),
         Bad(args: ["--model", "7b", "--price", "nan"], mentions: "--price"),
@@ -269,7 +269,27 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--serve", "4", "--context", "0"], mentions: "--context"),
         Bad(args: ["--model", "7b", "--concurrency", "4"], mentions: "apply to --serve"),
         Bad(args: ["--model", "7b", "--serve", "4", "--cheapest"], mentions: "--serve plans serving"),
+        Bad(args: ["--model", "7b", "--offload", "optimizer"], mentions: "ZeRO stage or FSDP"),
+        Bad(args: ["--model", "7b", "--gpus", "4", "--sharding", "fsdp", "--offload", "optimizer"], mentions: "FSDP offloads"),
+        Bad(args: ["--model", "7b", "--emit", "yaml", "--method", "lora"], mentions: "--emit"),
+        Bad(args: ["--model", "7b", "--emit", "trl"], mentions: "exactly one --method"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--learning-rate", "1e-4"], mentions: "apply to --emit"),
+        Bad(args: ["--model", "7b", "--method", "full", "--gpus", "2", "--sharding", "fsdp", "--emit", "deepspeed"], mentions: "fsdp"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--emit", "trl", "--learning-rate", "-1"], mentions: "--learning-rate"),
     ]
+
+    /// `--emit` prints the engine's config for the planned run, with the plan's numbers.
+    @Test func emitDeepSpeed() throws {
+        let r = try CLI.run(["--model", "70b", "--method", "full", "--gpus", "16", "--sharding", "zero3", "--offload", "optimizer",
+                             "--batch", "2", "--grad-accum", "4", "--grad-checkpointing", "--emit", "deepspeed"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(j["train_batch_size"] as? Int == 2 * 4 * 16)
+        #expect(j["train_micro_batch_size_per_gpu"] as? Int == 2)
+        let zero = j["zero_optimization"] as! [String: Any]
+        #expect(zero["stage"] as? Int == 3)
+        #expect((zero["offload_optimizer"] as? [String: Any])?["device"] as? String == "cpu")
+    }
 
     @Test("bad input: one clear line on stderr, non-zero status, no signal", arguments: bad)
     func badInput(_ b: Bad) throws {

