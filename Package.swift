@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "PEFTPlan", targets: ["PEFTPlan"]),
+        .library(name: "PEFTEngine", targets: ["PEFTEngine"]),
         .executable(name: "peft-plan", targets: ["peft-plan"]),
     ],
     dependencies: [
@@ -23,6 +24,24 @@ let package = Package(
             resources: [.copy("Resources/hardware-profiles"), .copy("Resources/models")]
         ),
 
+        // MARK: - The training engine
+
+        /// OpenBLAS through a one-line shim; pkg-config supplies the include path.
+        .systemLibrary(
+            name: "COpenBLAS",
+            pkgConfig: "openblas",
+            providers: [.apt(["libopenblas-dev"])]
+        ),
+
+        /// glibc's malloc accounting (`mallinfo2`), to cross-check the engine's ledger.
+        .systemLibrary(name: "CMalloc"),
+
+        /// A real CPU trainer whose every buffer is counted by memory category.
+        .target(
+            name: "PEFTEngine",
+            dependencies: ["COpenBLAS", "CMalloc"]
+        ),
+
         // MARK: - The executable (thin: parsing and printing only)
 
         .executableTarget(
@@ -37,7 +56,7 @@ let package = Package(
 
         .testTarget(
             name: "PEFTPlanTests",
-            dependencies: ["PEFTPlan"],
+            dependencies: ["PEFTPlan", "PEFTEngine"],
             resources: [.copy("Fixtures")]
         ),
     ]

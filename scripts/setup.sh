@@ -17,6 +17,9 @@ BITSANDBYTES_VERSION=0.50.2
 
 need_apt=()
 command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
+# The training engine links OpenBLAS, found through pkg-config.
+command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
+pkg-config --exists openblas 2>/dev/null || need_apt+=(libopenblas-dev)
 if [ "${1:-}" = "--test" ] && ! python3 -m pip --version >/dev/null 2>&1; then need_apt+=(python3-pip); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive

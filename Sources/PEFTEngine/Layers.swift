@@ -1,0 +1,259 @@
+import Foundation
+
+// Paired forward/backward functions of the engine's Llama-style decoder, in fp32, on raw
+// row-major arrays. Shapes use N = batch × seq tokens. Every backward *accumulates* into
+// its gradient outputs (`+=`); gradients are zeroed once per step by the caller.
+// Conventions follow Hugging Face's Llama so the engine can be checked against PyTorch on
+// the same weights: `nn.Linear` keeps its weight as (out, in) and computes x·Wᵀ; RMSNorm
+// multiplies the normalised input by its weight; RoPE rotates halves (`rotate_half`);
+// SwiGLU is down(silu(gate(x)) · up(x)).
+
+public typealias FloatPointer = UnsafeMutablePointer<Float>
+public typealias ConstFloatPointer = UnsafePointer<Float>
+
+// MARK: - Linear
+
+/// out[N×O] = inp[N×I] · w[O×I]ᵀ
+public func linearForward(_ out: FloatPointer, _ inp: ConstFloatPointer, _ w: ConstFloatPointer, n: Int, inFeatures: Int, outFeatures: Int) {
+    sgemm(transA: false, transB: true, m: n, n: outFeatures, k: inFeatures, a: inp, lda: inFeatures, b: w, ldb: inFeatures,
+          beta: 0, c: out, ldc: outFeatures)
+}
+
+/// dinp[N×I] += dout[N×O] · w[O×I] (when `dinp` is given); dw[O×I] += dout[N×O]ᵀ · inp[N×I]
+/// (when `dw` is given: only trainable weights get a gradient).
+public func linearBackward(dinp: FloatPointer?, dw: FloatPointer?, _ dout: ConstFloatPointer, _ inp: ConstFloatPointer,
+                           _ w: ConstFloatPointer, n: Int, inFeatures: Int, outFeatures: Int) {
+    if let dinp {
+        sgemm(transA: false, transB: false, m: n, n: inFeatures, k: outFeatures, a: dout, lda: outFeatures, b: w, ldb: inFeatures,
+              beta: 1, c: dinp, ldc: inFeatures)
+    }
+    if let dw {
+        sgemm(transA: true, transB: false, m: outFeatures, n: inFeatures, k: n, a: dout, lda: outFeatures, b: inp, ldb: inFeatures,
+              beta: 1, c: dw, ldc: inFeatures)
+    }
+}
+
+// MARK: - RMSNorm
+
+/// out[N×C] = x / sqrt(mean(x²) + eps) · w[C]; rstd[N] saved for backward.
+public func rmsnormForward(_ out: FloatPointer, rstd: FloatPointer, _ x: ConstFloatPointer, _ w: ConstFloatPointer,
+                           n: Int, c: Int, eps: Float) {
+    for i in 0..<n {
+        let row = x + i * c
+        var ss: Float = 0
+        for j in 0..<c { ss += row[j] * row[j] }
+        let r = 1 / (ss / Float(c) + eps).squareRoot()
+        rstd[i] = r
+        for j in 0..<c { out[i * c + j] = row[j] * r * w[j] }
+    }
+}
+
+/// dx[N×C] += …, dw[C] += Σ_rows dout · x · rstd (when trainable).
+/// With x̂ = x · r: dx = r · (g − x̂ · mean(g · x̂)), where g = dout · w.
+public func rmsnormBackward(dx: FloatPointer?, dw: FloatPointer?, _ dout: ConstFloatPointer, _ x: ConstFloatPointer,
+                            _ w: ConstFloatPointer, rstd: ConstFloatPointer, n: Int, c: Int) {
+    for i in 0..<n {
+        let row = x + i * c, d = dout + i * c
+        let r = rstd[i]
+        if let dw { for j in 0..<c { dw[j] += d[j] * row[j] * r } }
+        guard let dx else { continue }
+        var dot: Float = 0
+        for j in 0..<c { dot += d[j] * w[j] * row[j] * r }
+        let mean = dot / Float(c)
+        for j in 0..<c { dx[i * c + j] += r * (d[j] * w[j] - row[j] * r * mean) }
+    }
+}
+
+// MARK: - Embedding
+
+/// out[N×C] = table[tokens[i]]
+public func embeddingForward(_ out: FloatPointer, _ tokens: UnsafePointer<Int32>, _ table: ConstFloatPointer, n: Int, c: Int) {
+    for i in 0..<n { (out + i * c).update(from: table + Int(tokens[i]) * c, count: c) }
+}
+
+/// dtable[V×C] += scatter of dout rows.
+public func embeddingBackward(_ dtable: FloatPointer, _ dout: ConstFloatPointer, _ tokens: UnsafePointer<Int32>, n: Int, c: Int) {
+    for i in 0..<n {
+        let row = dtable + Int(tokens[i]) * c
+        for j in 0..<c { row[j] += dout[i * c + j] }
+    }
+}
+
+// MARK: - SwiGLU
+
+/// h[N×F] = silu(g) · u, silu(g) = g · σ(g).
+public func swigluForward(_ h: FloatPointer, _ g: ConstFloatPointer, _ u: ConstFloatPointer, count: Int) {
+    for i in 0..<count {
+        let s = 1 / (1 + exp(-g[i]))
+        h[i] = g[i] * s * u[i]
+    }
+}
+
+/// dg += dh · u · σ(g)(1 + g(1 − σ(g))); du += dh · silu(g).
+public func swigluBackward(dg: FloatPointer, du: FloatPointer, _ dh: ConstFloatPointer, _ g: ConstFloatPointer, _ u: ConstFloatPointer,
+                           count: Int) {
+    for i in 0..<count {
+        let s = 1 / (1 + exp(-g[i]))
+        du[i] += dh[i] * g[i] * s
+        dg[i] += dh[i] * u[i] * s * (1 + g[i] * (1 - s))
+    }
+}
+
+// MARK: - RoPE
+
+/// The cos/sin tables of rotary embeddings: (seq × headDim/2) each, θ_j = base^(−2j/d).
+public func ropeTables(seq: Int, headDim: Int, base: Float) -> (cos: [Float], sin: [Float]) {
+    let half = headDim / 2
+    var c = [Float](repeating: 0, count: seq * half), s = c
+    for p in 0..<seq {
+        for j in 0..<half {
+            let freq = pow(Double(base), -2 * Double(j) / Double(headDim))
+            let angle = Double(p) * freq
+            c[p * half + j] = Float(cos(angle))
+            s[p * half + j] = Float(sin(angle))
+        }
+    }
+    return (c, s)
+}
+
+/// In place on x[B×S×H×D]: the halves (x1, x2) become (x1·cos − x2·sin, x2·cos + x1·sin),
+/// as Transformers' `apply_rotary_pos_emb` with `rotate_half`.
+public func ropeForward(_ x: FloatPointer, cos: ConstFloatPointer, sin: ConstFloatPointer, batch: Int, seq: Int, heads: Int, headDim: Int) {
+    rotate(x, cos: cos, sin: sin, batch: batch, seq: seq, heads: heads, headDim: headDim, sign: 1)
+}
+
+/// In place on the gradient: the transpose of the rotation, a rotation by −θ.
+public func ropeBackward(_ dx: FloatPointer, cos: ConstFloatPointer, sin: ConstFloatPointer, batch: Int, seq: Int, heads: Int, headDim: Int) {
+    rotate(dx, cos: cos, sin: sin, batch: batch, seq: seq, heads: heads, headDim: headDim, sign: -1)
+}
+
+private func rotate(_ x: FloatPointer, cos: ConstFloatPointer, sin: ConstFloatPointer, batch: Int, seq: Int, heads: Int, headDim: Int,
+                    sign: Float) {
+    let half = headDim / 2
+    for b in 0..<batch {
+        for p in 0..<seq {
+            for h in 0..<heads {
+                let v = x + ((b * seq + p) * heads + h) * headDim
+                for j in 0..<half {
+                    let c = cos[p * half + j], s = sign * sin[p * half + j]
+                    let x1 = v[j], x2 = v[j + half]
+                    v[j] = x1 * c - x2 * s
+                    v[j + half] = x2 * c + x1 * s
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Causal grouped-query attention
+
+/// out[B×S×H×D] from q[B×S×H×D], k, v[B×Skv×KV×D]: per head, softmax(q·kᵀ/√D + causal
+/// mask)·v, query head h reading KV head h / (H/KV). `probs`[B×H×S×Skv] is saved for
+/// backward. The first `prefix` keys (prefix tuning) are visible to every query; query
+/// position p sees keys 0..<prefix+p+1.
+public func attentionForward(_ out: FloatPointer, probs: FloatPointer, _ q: ConstFloatPointer, _ k: ConstFloatPointer, _ v: ConstFloatPointer,
+                             batch: Int, seq: Int, kvSeq: Int, heads: Int, kvHeads: Int, headDim: Int) {
+    let group = heads / kvHeads, prefix = kvSeq - seq
+    let scale = 1 / Float(headDim).squareRoot()
+    for b in 0..<batch {
+        for h in 0..<heads {
+            let kh = h / group
+            for p in 0..<seq {
+                let qv = q + ((b * seq + p) * heads + h) * headDim
+                let row = probs + ((b * heads + h) * seq + p) * kvSeq
+                let visible = prefix + p + 1
+                var maxScore = -Float.infinity
+                for t in 0..<visible {
+                    let kv = k + ((b * kvSeq + t) * kvHeads + kh) * headDim
+                    var dot: Float = 0
+                    for d in 0..<headDim { dot += qv[d] * kv[d] }
+                    row[t] = dot * scale
+                    maxScore = max(maxScore, row[t])
+                }
+                var sum: Float = 0
+                for t in 0..<visible { row[t] = exp(row[t] - maxScore); sum += row[t] }
+                for t in 0..<visible { row[t] /= sum }
+                for t in visible..<kvSeq { row[t] = 0 }
+                let o = out + ((b * seq + p) * heads + h) * headDim
+                for d in 0..<headDim { o[d] = 0 }
+                for t in 0..<visible {
+                    let vv = v + ((b * kvSeq + t) * kvHeads + kh) * headDim
+                    let w = row[t]
+                    for d in 0..<headDim { o[d] += w * vv[d] }
+                }
+            }
+        }
+    }
+}
+
+/// dq += …, dk += …, dv += … from dout and the saved probabilities. `dq` may be nil when q
+/// needs no gradient (never in practice: kept for symmetry with the planner's model).
+public func attentionBackward(dq: FloatPointer, dk: FloatPointer, dv: FloatPointer, _ dout: ConstFloatPointer, probs: ConstFloatPointer,
+                              _ q: ConstFloatPointer, _ k: ConstFloatPointer, _ v: ConstFloatPointer,
+                              batch: Int, seq: Int, kvSeq: Int, heads: Int, kvHeads: Int, headDim: Int) {
+    let group = heads / kvHeads, prefix = kvSeq - seq
+    let scale = 1 / Float(headDim).squareRoot()
+    var dp = [Float](repeating: 0, count: kvSeq)
+    for b in 0..<batch {
+        for h in 0..<heads {
+            let kh = h / group
+            for p in 0..<seq {
+                let row = probs + ((b * heads + h) * seq + p) * kvSeq
+                let dO = dout + ((b * seq + p) * heads + h) * headDim
+                let visible = prefix + p + 1
+                // dP = dO · vᵀ; dV += Pᵀ · dO
+                var dot: Float = 0
+                for t in 0..<visible {
+                    let vv = v + ((b * kvSeq + t) * kvHeads + kh) * headDim
+                    let dvv = dv + ((b * kvSeq + t) * kvHeads + kh) * headDim
+                    var s: Float = 0
+                    for d in 0..<headDim { s += dO[d] * vv[d]; dvv[d] += row[t] * dO[d] }
+                    dp[t] = s
+                    dot += s * row[t]
+                }
+                // softmax backward: dS = P · (dP − Σ P·dP), then scaled
+                let qv = q + ((b * seq + p) * heads + h) * headDim
+                let dqv = dq + ((b * seq + p) * heads + h) * headDim
+                for t in 0..<visible {
+                    let ds = row[t] * (dp[t] - dot) * scale
+                    let kv = k + ((b * kvSeq + t) * kvHeads + kh) * headDim
+                    let dkv = dk + ((b * kvSeq + t) * kvHeads + kh) * headDim
+                    for d in 0..<headDim { dqv[d] += ds * kv[d]; dkv[d] += ds * qv[d] }
+                }
+            }
+        }
+    }
+}
+
+// MARK: - Cross-entropy
+
+/// Mean next-token cross-entropy over N rows of logits[N×V] against targets[N] (−1 =
+/// ignored, as Transformers' −100); writes the softmax into `probs` for backward and
+/// returns the loss.
+public func crossEntropyForward(probs: FloatPointer, _ logits: ConstFloatPointer, _ targets: UnsafePointer<Int32>, n: Int, vocab: Int) -> Float {
+    var loss = 0.0, counted = 0
+    for i in 0..<n {
+        let row = logits + i * vocab, p = probs + i * vocab
+        var m = -Float.infinity
+        for j in 0..<vocab { m = max(m, row[j]) }
+        var sum: Float = 0
+        for j in 0..<vocab { p[j] = exp(row[j] - m); sum += p[j] }
+        for j in 0..<vocab { p[j] /= sum }
+        let t = Int(targets[i])
+        if t >= 0 { loss -= log(Double(max(p[t], .leastNormalMagnitude))); counted += 1 }
+    }
+    return counted == 0 ? 0 : Float(loss / Double(counted))
+}
+
+/// dlogits[N×V] = (softmax − onehot) / (rows counted), ignored rows zero.
+public func crossEntropyBackward(dlogits: FloatPointer, probs: ConstFloatPointer, _ targets: UnsafePointer<Int32>, n: Int, vocab: Int) {
+    var counted = 0
+    for i in 0..<n where targets[i] >= 0 { counted += 1 }
+    let scale = counted == 0 ? 0 : 1 / Float(counted)
+    for i in 0..<n {
+        let t = Int(targets[i])
+        for j in 0..<vocab {
+            dlogits[i * vocab + j] = t < 0 ? 0 : (probs[i * vocab + j] - (j == t ? 1 : 0)) * scale
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+
+/// The engine's Llama-style decoder, sized like a Hugging Face `LlamaConfig`.
+public struct EngineConfig: Equatable, Sendable {
+    public var dim: Int
+    public var layers: Int
+    public var heads: Int
+    public var kvHeads: Int
+    /// SwiGLU width (`intermediate_size`).
+    public var hidden: Int
+    public var vocab: Int
+    public var tied: Bool
+    public var normEps: Float = 1e-5
+    public var ropeTheta: Float = 10000
+
+    public var headDim: Int { dim / heads }
+    public var kvDim: Int { kvHeads * headDim }
+
+    public init(dim: Int, layers: Int, heads: Int, kvHeads: Int, hidden: Int, vocab: Int, tied: Bool) {
+        self.dim = dim; self.layers = layers; self.heads = heads; self.kvHeads = kvHeads
+        self.hidden = hidden; self.vocab = vocab; self.tied = tied
+    }
+
+    /// The `tiny` preset (hidden 256, 4 layers, 4 heads, 4 KV heads, intermediate 688,
+    /// vocab 1000, untied), as `Sources/PEFTPlan/Resources/models/tiny.json`.
+    public static let tiny = EngineConfig(dim: 256, layers: 4, heads: 4, kvHeads: 4, hidden: 688, vocab: 1000, tied: false)
+}
+
+/// The Linear layers of a block, with Llama's names.
+public enum BlockLinear: String, CaseIterable, Sendable {
+    case wq, wk, wv, wo, w1, w2, w3
+
+    /// (out, in) of the weight.
+    func shape(_ c: EngineConfig) -> (out: Int, in: Int) {
+        switch self {
+        case .wq: return (c.dim, c.dim)
+        case .wk, .wv: return (c.kvDim, c.dim)
+        case .wo: return (c.dim, c.dim)
+        case .w1, .w3: return (c.hidden, c.dim)
+        case .w2: return (c.dim, c.hidden)
+        }
+    }
+}
+
+/// How the engine trains (DESIGN.md §5). More methods join as they are built.
+public enum EngineMethod: Equatable, Sendable {
+    case full
+    /// LoRA on the named block Linears: W x + (alpha / r) · B A x, B zero-initialised.
+    case lora(rank: Int, alpha: Float, targets: Set<BlockLinear>)
+
+    public var name: String {
+        switch self {
+        case .full: return "full"
+        case .lora: return "lora"
+        }
+    }
+}
+
+/// A named slice of a category's single allocation (llm.c's layout: one buffer per
+/// category, tensors pointed into it).
+public struct TensorView: Sendable {
+    public let offset: Int
+    public let count: Int
+}
+
+/// Parameters laid out from a size table: one frozen and one trainable allocation, with a
+/// view per tensor.
+public final class ParameterStore: @unchecked Sendable {
+    public let frozen: Buffer<Float>
+    public let trainable: Buffer<Float>
+    public private(set) var views: [String: (trainable: Bool, view: TensorView)] = [:]
+
+    init(sizes: [(name: String, count: Int, trainable: Bool)], ledger: Ledger) {
+        var f = 0, t = 0
+        var views: [String: (Bool, TensorView)] = [:]
+        for s in sizes {
+            if s.trainable { views[s.name] = (true, TensorView(offset: t, count: s.count)); t += s.count }
+            else { views[s.name] = (false, TensorView(offset: f, count: s.count)); f += s.count }
+        }
+        self.views = views
+        frozen = ledger.allocate(Float.self, count: f, category: .frozenWeights)
+        trainable = ledger.allocate(Float.self, count: t, category: .trainableWeights)
+    }
+
+    public func pointer(_ name: String) -> FloatPointer {
+        guard let v = views[name] else { preconditionFailure("no parameter \(name)") }
+        return (v.trainable ? trainable.pointer : frozen.pointer) + v.view.offset
+    }
+
+    public func isTrainable(_ name: String) -> Bool { views[name]?.trainable ?? false }
+    public var trainableCount: Int { trainable.count }
+    public var frozenCount: Int { frozen.count }
+}

@@ -1,0 +1,281 @@
+import Foundation
+
+/// Optimizers of the engine (torch.optim semantics, weight decay 0).
+public enum EngineOptimizer: Equatable, Sendable {
+    /// torch.optim.AdamW: two fp32 states per trainable parameter.
+    case adamw(lr: Float, beta1: Float = 0.9, beta2: Float = 0.999, eps: Float = 1e-8)
+    /// torch.optim.SGD with momentum: one state per trainable parameter (none at momentum 0).
+    case sgd(lr: Float, momentum: Float)
+}
+
+/// A real trainer: the decoder's forward and backward on OpenBLAS with the method applied,
+/// the optimizer step, and every buffer counted by category in ``ledger``.
+public final class Trainer: @unchecked Sendable {
+    public let config: EngineConfig
+    public let method: EngineMethod
+    public let optimizer: EngineOptimizer
+    public let ledger = Ledger()
+    public let params: ParameterStore
+    public private(set) var gradients: Buffer<Float>?
+    private var moment1: Buffer<Float>?, moment2: Buffer<Float>?
+    private var stepCount = 0
+    private let ropeCos: [Float], ropeSin: [Float]
+    private let maxSeq: Int
+
+    /// Parameter names: "embed", "lm_head" (untied), "norm", and per layer "L.attn_norm",
+    /// "L.ffn_norm", "L.wq" … "L.w3", and for LoRA "L.wq.lora_A" / "L.wq.lora_B".
+    public init(config c: EngineConfig, method: EngineMethod, optimizer: EngineOptimizer, maxSeq: Int, seed: UInt64 = 1) {
+        config = c
+        self.method = method
+        self.optimizer = optimizer
+        self.maxSeq = maxSeq
+        let full = method == .full
+        var sizes: [(String, Int, Bool)] = [("embed", c.vocab * c.dim, full)]
+        for l in 0..<c.layers {
+            sizes.append(("\(l).attn_norm", c.dim, full))
+            sizes.append(("\(l).ffn_norm", c.dim, full))
+            for lin in BlockLinear.allCases {
+                let (o, i) = lin.shape(c)
+                sizes.append(("\(l).\(lin.rawValue)", o * i, full))
+                if case let .lora(r, _, targets) = method, targets.contains(lin) {
+                    sizes.append(("\(l).\(lin.rawValue).lora_A", r * i, true))
+                    sizes.append(("\(l).\(lin.rawValue).lora_B", o * r, true))
+                }
+            }
+        }
+        sizes.append(("norm", c.dim, full))
+        if !c.tied { sizes.append(("lm_head", c.vocab * c.dim, full)) }
+        params = ParameterStore(sizes: sizes.map { (name: $0.0, count: $0.1, trainable: $0.2) }, ledger: ledger)
+        (ropeCos, ropeSin) = ropeTables(seq: maxSeq, headDim: c.headDim, base: c.ropeTheta)
+        initialise(seed: seed)
+    }
+
+    /// Deterministic initialisation: Linear and embedding weights uniform with std 0.02
+    /// (Llama's initializer_range), norms 1, LoRA A uniform ±1/√in, LoRA B zero (PEFT's
+    /// default: the adapted model starts equal to the base).
+    private func initialise(seed: UInt64) {
+        var state = seed
+        func uniform() -> Float {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            return Float(Double(z >> 11) / Double(1 << 53) * 2 - 1)
+        }
+        let std = Float(0.02 * 3.0.squareRoot())   // uniform(−a, a) has std a/√3
+        for (name, entry) in params.views.sorted(by: { $0.key < $1.key }) {
+            let p = params.pointer(name)
+            if name.hasSuffix("norm") {
+                for i in 0..<entry.view.count { p[i] = 1 }
+            } else if name.hasSuffix("lora_B") {
+                for i in 0..<entry.view.count { p[i] = 0 }
+            } else if name.hasSuffix("lora_A") {
+                let inF = entry.view.count / loraRank
+                let a = 1 / Float(inF).squareRoot()
+                for i in 0..<entry.view.count { p[i] = uniform() * a }
+            } else {
+                for i in 0..<entry.view.count { p[i] = uniform() * std }
+            }
+        }
+    }
+
+    var loraRank: Int { if case let .lora(r, _, _) = method { return r }; return 0 }
+    var loraScale: Float { if case let .lora(r, a, _) = method { return a / Float(r) }; return 0 }
+    func isLoRA(_ lin: BlockLinear) -> Bool { if case let .lora(_, _, t) = method { return t.contains(lin) }; return false }
+
+    /// The gradient of a trainable parameter (nil when it is frozen or no backward ran).
+    public func gradient(_ name: String) -> FloatPointer? {
+        guard let g = gradients, let v = params.views[name], v.trainable else { return nil }
+        return g.pointer + v.view.offset
+    }
+
+    // MARK: - One layer's saved tensors
+
+    final class Saved {
+        var x, n1, r1, q, k, v, probs, att, mid, n2, r2, g, u, h: Buffer<Float>
+        var lora: [BlockLinear: Buffer<Float>] = [:]
+        init(_ l: Ledger, _ c: EngineConfig, batch b: Int, seq s: Int, x: Buffer<Float>) {
+            let n = b * s
+            func a(_ count: Int) -> Buffer<Float> { l.allocate(Float.self, count: count, category: .activations) }
+            self.x = x
+            n1 = a(n * c.dim); r1 = a(n); q = a(n * c.dim); k = a(n * c.kvDim); v = a(n * c.kvDim)
+            probs = a(b * c.heads * s * s); att = a(n * c.dim); mid = a(n * c.dim)
+            n2 = a(n * c.dim); r2 = a(n); g = a(n * c.hidden); u = a(n * c.hidden); h = a(n * c.hidden)
+        }
+    }
+
+    /// out = in · Wᵀ (+ scale · (in · Aᵀ) · Bᵀ for a LoRA target, saving in · Aᵀ).
+    private func linear(_ lin: BlockLinear, layer l: Int, _ out: FloatPointer, _ inp: FloatPointer, n: Int, saved: Saved) {
+        let (o, i) = lin.shape(config)
+        let name = "\(l).\(lin.rawValue)"
+        linearForward(out, inp, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
+        if isLoRA(lin) {
+            let r = loraRank
+            let t = ledger.allocate(Float.self, count: n * r, category: .activations)
+            linearForward(t.pointer, inp, params.pointer(name + ".lora_A"), n: n, inFeatures: i, outFeatures: r)
+            sgemm(transA: false, transB: true, m: n, n: o, k: r, alpha: loraScale, a: t.pointer, lda: r,
+                  b: params.pointer(name + ".lora_B"), ldb: r, beta: 1, c: out, ldc: o)
+            saved.lora[lin] = t
+        }
+    }
+
+    /// Backward of ``linear``: dinp += dout·W (+ LoRA path); weight gradients where trainable.
+    private func linearBack(_ lin: BlockLinear, layer l: Int, dinp: FloatPointer?, _ dout: FloatPointer, _ inp: FloatPointer, n: Int, saved: Saved) {
+        let (o, i) = lin.shape(config)
+        let name = "\(l).\(lin.rawValue)"
+        linearBackward(dinp: dinp, dw: gradient(name), dout, inp, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
+        if isLoRA(lin), let t = saved.lora[lin] {
+            let r = loraRank
+            // dB[o×r] += scale · doutᵀ · t ; dt[n×r] = scale · dout · B
+            sgemm(transA: true, transB: false, m: o, n: r, k: n, alpha: loraScale, a: dout, lda: o, b: t.pointer, ldb: r,
+                  beta: 1, c: gradient(name + ".lora_B")!, ldc: r)
+            let dt = ledger.allocate(Float.self, count: n * r, category: .activationGradients)
+            sgemm(transA: false, transB: false, m: n, n: r, k: o, alpha: loraScale, a: dout, lda: o,
+                  b: params.pointer(name + ".lora_B"), ldb: r, beta: 0, c: dt.pointer, ldc: r)
+            linearBackward(dinp: dinp, dw: gradient(name + ".lora_A"), dt.pointer, inp, params.pointer(name + ".lora_A"),
+                           n: n, inFeatures: i, outFeatures: r)
+        }
+    }
+
+    // MARK: - A training step
+
+    /// One step on `tokens` (batch × seq, row-major) predicting `targets` (−1 = ignored):
+    /// forward, backward, optimizer step; returns the loss before the update.
+    @discardableResult
+    public func step(tokens: [Int32], targets: [Int32], batch b: Int, seq s: Int) -> Float {
+        let loss = forwardBackward(tokens: tokens, targets: targets, batch: b, seq: s)
+        ledger.enter(.optimizer)
+        optimizerStep()
+        ledger.enter(.setup)
+        return loss
+    }
+
+    /// Forward and backward only: gradients accumulate into ``gradients``.
+    @discardableResult
+    public func forwardBackward(tokens: [Int32], targets: [Int32], batch b: Int, seq s: Int) -> Float {
+        precondition(tokens.count == b * s && targets.count == b * s && s <= maxSeq, "tokens must be batch × seq, seq ≤ maxSeq")
+        let c = config, n = b * s
+        ledger.enter(.forward)
+        if gradients == nil { gradients = ledger.allocate(Float.self, count: params.trainableCount, category: .gradients) }
+
+        // embedding
+        var x = ledger.allocate(Float.self, count: n * c.dim, category: .activations)
+        tokens.withUnsafeBufferPointer { embeddingForward(x.pointer, $0.baseAddress!, params.pointer("embed"), n: n, c: c.dim) }
+        var saved: [Saved?] = []
+        for l in 0..<c.layers {
+            let sv = Saved(ledger, c, batch: b, seq: s, x: x)
+            rmsnormForward(sv.n1.pointer, rstd: sv.r1.pointer, sv.x.pointer, params.pointer("\(l).attn_norm"), n: n, c: c.dim, eps: c.normEps)
+            linear(.wq, layer: l, sv.q.pointer, sv.n1.pointer, n: n, saved: sv)
+            linear(.wk, layer: l, sv.k.pointer, sv.n1.pointer, n: n, saved: sv)
+            linear(.wv, layer: l, sv.v.pointer, sv.n1.pointer, n: n, saved: sv)
+            ropeForward(sv.q.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.heads, headDim: c.headDim)
+            ropeForward(sv.k.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim)
+            attentionForward(sv.att.pointer, probs: sv.probs.pointer, sv.q.pointer, sv.k.pointer, sv.v.pointer,
+                             batch: b, seq: s, kvSeq: s, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+            linear(.wo, layer: l, sv.mid.pointer, sv.att.pointer, n: n, saved: sv)
+            for i in 0..<n * c.dim { sv.mid[i] += sv.x[i] }
+            rmsnormForward(sv.n2.pointer, rstd: sv.r2.pointer, sv.mid.pointer, params.pointer("\(l).ffn_norm"), n: n, c: c.dim, eps: c.normEps)
+            linear(.w1, layer: l, sv.g.pointer, sv.n2.pointer, n: n, saved: sv)
+            linear(.w3, layer: l, sv.u.pointer, sv.n2.pointer, n: n, saved: sv)
+            swigluForward(sv.h.pointer, sv.g.pointer, sv.u.pointer, count: n * c.hidden)
+            let out = ledger.allocate(Float.self, count: n * c.dim, category: .activations)
+            linear(.w2, layer: l, out.pointer, sv.h.pointer, n: n, saved: sv)
+            for i in 0..<n * c.dim { out[i] += sv.mid[i] }
+            saved.append(sv)
+            x = out
+        }
+        let nf = ledger.allocate(Float.self, count: n * c.dim, category: .activations)
+        let rf = ledger.allocate(Float.self, count: n, category: .activations)
+        rmsnormForward(nf.pointer, rstd: rf.pointer, x.pointer, params.pointer("norm"), n: n, c: c.dim, eps: c.normEps)
+        let head = c.tied ? "embed" : "lm_head"
+        var logits: Buffer<Float>? = ledger.allocate(Float.self, count: n * c.vocab, category: .logits)
+        linearForward(logits!.pointer, nf.pointer, params.pointer(head), n: n, inFeatures: c.dim, outFeatures: c.vocab)
+        let probs = ledger.allocate(Float.self, count: n * c.vocab, category: .logits)
+        let loss = targets.withUnsafeBufferPointer {
+            crossEntropyForward(probs: probs.pointer, logits!.pointer, $0.baseAddress!, n: n, vocab: c.vocab)
+        }
+        logits = nil   // the loss keeps only its softmax
+
+        // backward
+        ledger.enter(.backward)
+        var dlogits: Buffer<Float>? = ledger.allocate(Float.self, count: n * c.vocab, category: .activationGradients)
+        targets.withUnsafeBufferPointer { crossEntropyBackward(dlogits: dlogits!.pointer, probs: probs.pointer, $0.baseAddress!, n: n, vocab: c.vocab) }
+        let dnf = ledger.allocate(Float.self, count: n * c.dim, category: .activationGradients)
+        linearBackward(dinp: dnf.pointer, dw: gradient(head), dlogits!.pointer, nf.pointer, params.pointer(head),
+                       n: n, inFeatures: c.dim, outFeatures: c.vocab)
+        dlogits = nil
+        var dx = ledger.allocate(Float.self, count: n * c.dim, category: .activationGradients)
+        rmsnormBackward(dx: dx.pointer, dw: gradient("norm"), dnf.pointer, x.pointer, params.pointer("norm"), rstd: rf.pointer, n: n, c: c.dim)
+        for l in stride(from: c.layers - 1, through: 0, by: -1) {
+            let sv = saved[l]!
+            func ag(_ count: Int) -> Buffer<Float> { ledger.allocate(Float.self, count: count, category: .activationGradients) }
+            // out = mid + w2(h): dmid = dx; dh = dx · w2
+            let dh = ag(n * c.hidden)
+            linearBack(.w2, layer: l, dinp: dh.pointer, dx.pointer, sv.h.pointer, n: n, saved: sv)
+            let dg = ag(n * c.hidden), du = ag(n * c.hidden)
+            swigluBackward(dg: dg.pointer, du: du.pointer, dh.pointer, sv.g.pointer, sv.u.pointer, count: n * c.hidden)
+            let dn2 = ag(n * c.dim)
+            linearBack(.w1, layer: l, dinp: dn2.pointer, dg.pointer, sv.n2.pointer, n: n, saved: sv)
+            linearBack(.w3, layer: l, dinp: dn2.pointer, du.pointer, sv.n2.pointer, n: n, saved: sv)
+            let dmid = dx   // the residual gradient flows through
+            rmsnormBackward(dx: dmid.pointer, dw: gradient("\(l).ffn_norm"), dn2.pointer, sv.mid.pointer, params.pointer("\(l).ffn_norm"),
+                            rstd: sv.r2.pointer, n: n, c: c.dim)
+            // mid = x + wo(att)
+            let datt = ag(n * c.dim)
+            linearBack(.wo, layer: l, dinp: datt.pointer, dmid.pointer, sv.att.pointer, n: n, saved: sv)
+            let dq = ag(n * c.dim), dk = ag(n * c.kvDim), dv = ag(n * c.kvDim)
+            attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, datt.pointer, probs: sv.probs.pointer,
+                              sv.q.pointer, sv.k.pointer, sv.v.pointer, batch: b, seq: s, kvSeq: s, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+            ropeBackward(dq.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.heads, headDim: c.headDim)
+            ropeBackward(dk.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim)
+            let dn1 = ag(n * c.dim)
+            linearBack(.wq, layer: l, dinp: dn1.pointer, dq.pointer, sv.n1.pointer, n: n, saved: sv)
+            linearBack(.wk, layer: l, dinp: dn1.pointer, dk.pointer, sv.n1.pointer, n: n, saved: sv)
+            linearBack(.wv, layer: l, dinp: dn1.pointer, dv.pointer, sv.n1.pointer, n: n, saved: sv)
+            rmsnormBackward(dx: dmid.pointer, dw: gradient("\(l).attn_norm"), dn1.pointer, sv.x.pointer, params.pointer("\(l).attn_norm"),
+                            rstd: sv.r1.pointer, n: n, c: c.dim)
+            dx = dmid
+            saved[l] = nil   // this layer's saved tensors are freed, as autograd frees them
+        }
+        if let dEmbed = gradient("embed") {
+            tokens.withUnsafeBufferPointer { embeddingBackward(dEmbed, dx.pointer, $0.baseAddress!, n: n, c: c.dim) }
+        }
+        return loss
+    }
+
+    private func optimizerStep() {
+        guard let g = gradients else { return }
+        let n = params.trainableCount
+        let p = params.trainable.pointer
+        stepCount += 1
+        switch optimizer {
+        case let .adamw(lr, b1, b2, eps):
+            if moment1 == nil {
+                moment1 = ledger.allocate(Float.self, count: n, category: .optimizerStates)
+                moment2 = ledger.allocate(Float.self, count: n, category: .optimizerStates)
+            }
+            let m = moment1!.pointer, v = moment2!.pointer
+            let c1 = 1 - pow(b1, Float(stepCount)), c2 = 1 - pow(b2, Float(stepCount))
+            for i in 0..<n {
+                m[i] = b1 * m[i] + (1 - b1) * g[i]
+                v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
+                p[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+            }
+        case let .sgd(lr, momentum):
+            if momentum == 0 {
+                for i in 0..<n { p[i] -= lr * g[i] }
+            } else {
+                if moment1 == nil { moment1 = ledger.allocate(Float.self, count: n, category: .optimizerStates) }
+                let m = moment1!.pointer
+                // torch.optim.SGD: the first step's buffer is the gradient itself
+                for i in 0..<n {
+                    m[i] = stepCount == 1 ? g[i] : momentum * m[i] + g[i]
+                    p[i] -= lr * m[i]
+                }
+            }
+        }
+        for i in 0..<n { g[i] = 0 }
+    }
+}
+
