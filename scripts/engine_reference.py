@@ -1,0 +1,96 @@
+#!/usr/bin/env python3
+"""A small random Llama in real PyTorch + Transformers (+ PEFT), for the engine's tests.
+
+Builds `LlamaForCausalLM` in fp32 on the CPU from the given sizes with seeded random
+weights, applies LoRA with PEFT when asked (lora_B made non-zero so every gradient is
+informative), runs one forward and backward on the given tokens and targets, and prints the
+weights (under the engine's names) and the loss and gradients PyTorch computed. The engine
+loads the same weights and must reproduce the loss and every gradient.
+
+Input (stdin): {"dim", "layers", "heads", "kv_heads", "hidden", "vocab", "tied", "seed",
+"batch", "seq", "tokens": [...], "targets": [...] (-1 ignored), "lora": null or
+{"r", "alpha", "targets": ["wq", ...]}}.
+Output (stdout): {"loss", "weights": {name: [...]}, "grads": {name: [...]}, "versions"}.
+"""
+import json
+import sys
+import warnings
+
+warnings.filterwarnings("ignore")
+
+HF = {"wq": "self_attn.q_proj", "wk": "self_attn.k_proj", "wv": "self_attn.v_proj", "wo": "self_attn.o_proj",
+      "w1": "mlp.gate_proj", "w3": "mlp.up_proj", "w2": "mlp.down_proj",
+      "attn_norm": "input_layernorm", "ffn_norm": "post_attention_layernorm"}
+
+
+def engine_name(hf_name):
+    """Maps a Hugging Face / PEFT parameter name to the engine's."""
+    n = hf_name.replace("base_model.model.", "").replace(".default", "").replace(".base_layer", "")
+    if n == "model.embed_tokens.weight":
+        return "embed"
+    if n == "model.norm.weight":
+        return "norm"
+    if n == "lm_head.weight":
+        return "lm_head"
+    parts = n.split(".")  # model.layers.L.<module...>.weight
+    layer = parts[2]
+    rest = ".".join(parts[3:])
+    for ours, theirs in HF.items():
+        if rest == theirs + ".weight":
+            return f"{layer}.{ours}"
+        for ab in ("lora_A", "lora_B"):
+            if rest == f"{theirs}.{ab}.weight":
+                return f"{layer}.{ours}.{ab}"
+    raise ValueError(f"unmapped parameter {hf_name}")
+
+
+def main():
+    import torch
+    import transformers
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    job = json.load(sys.stdin)
+    torch.manual_seed(job.get("seed", 0))
+    cfg = LlamaConfig(hidden_size=job["dim"], num_hidden_layers=job["layers"], num_attention_heads=job["heads"],
+                      num_key_value_heads=job["kv_heads"], intermediate_size=job["hidden"], vocab_size=job["vocab"],
+                      tie_word_embeddings=job["tied"], rms_norm_eps=1e-5, rope_theta=10000.0,
+                      max_position_embeddings=max(64, job["seq"]), attention_bias=False, mlp_bias=False)
+    model = LlamaForCausalLM(cfg).float()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.uniform_(0.5, 1.5)  # not all ones, so the norm weights' gradients matter
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    lora = job.get("lora")
+    if lora:
+        import peft
+        versions["peft"] = peft.__version__
+        targets = sorted({HF[t].split(".")[-1] for t in lora["targets"]})
+        model = peft.get_peft_model(model, peft.LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], target_modules=targets,
+                                                           lora_dropout=0.0))
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_B" in name:
+                    p.uniform_(-0.3, 0.3)
+    model.train()
+    b, s = job["batch"], job["seq"]
+    ids = torch.tensor(job["tokens"], dtype=torch.long).view(b, s)
+    targets = torch.tensor(job["targets"], dtype=torch.long).view(-1)
+    logits = model(input_ids=ids).logits
+    loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets, ignore_index=-1)
+    loss.backward()
+    weights, grads = {}, {}
+    seen = set()
+    for name, p in model.named_parameters():
+        if p.data_ptr() in seen:  # tied lm_head: the embedding once
+            continue
+        seen.add(p.data_ptr())
+        ours = engine_name(name)
+        weights[ours] = p.detach().reshape(-1).tolist()
+        if p.grad is not None:
+            grads[ours] = p.grad.reshape(-1).tolist()
+    json.dump({"loss": loss.item(), "weights": weights, "grads": grads, "versions": versions}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()
