@@ -48,6 +48,7 @@ let package = Package(
             name: "peft-plan",
             dependencies: [
                 "PEFTPlan",
+                "PEFTEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -11,6 +11,46 @@ import Foundation
 public typealias FloatPointer = UnsafeMutablePointer<Float>
 public typealias ConstFloatPointer = UnsafePointer<Float>
 
+/// y[i] += x[i] (the residual connections), eight lanes at a time (unaligned loads: views
+/// into a category's allocation start anywhere).
+public func addInPlace(_ y: FloatPointer, _ x: ConstFloatPointer, count: Int) {
+    let lanes = count / 8 * 8
+    let yr = UnsafeMutableRawPointer(y), xr = UnsafeRawPointer(x)
+    for o in stride(from: 0, to: lanes * 4, by: 32) {
+        let sum = yr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) + xr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        yr.storeBytes(of: sum, toByteOffset: o, as: SIMD8<Float>.self)
+    }
+    for i in lanes..<count { y[i] += x[i] }
+}
+
+/// torch.optim.AdamW's update (weight decay 0) at step `step` (from 1):
+/// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p − lr · (m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε),
+/// eight lanes at a time.
+public func adamWUpdate(p: FloatPointer, g: ConstFloatPointer, m: FloatPointer, v: FloatPointer, count: Int,
+                        lr: Float, beta1: Float, beta2: Float, eps: Float, step: Int) {
+    let c1 = 1 - pow(beta1, Float(step)), c2 = 1 - pow(beta2, Float(step))
+    let lanes = count / 8 * 8
+    let pr = UnsafeMutableRawPointer(p), gr = UnsafeRawPointer(g), mr = UnsafeMutableRawPointer(m), vr = UnsafeMutableRawPointer(v)
+    let b1 = SIMD8<Float>(repeating: beta1), b2 = SIMD8<Float>(repeating: beta2)
+    let ob1 = SIMD8<Float>(repeating: 1 - beta1), ob2 = SIMD8<Float>(repeating: 1 - beta2)
+    let ic1 = SIMD8<Float>(repeating: 1 / c1), ic2 = SIMD8<Float>(repeating: 1 / c2)
+    let lrv = SIMD8<Float>(repeating: lr), epsv = SIMD8<Float>(repeating: eps)
+    for o in stride(from: 0, to: lanes * 4, by: 32) {
+        let gi = gr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
+        let mi = b1 * mr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) + ob1 * gi
+        let vi = b2 * vr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) + ob2 * gi * gi
+        mr.storeBytes(of: mi, toByteOffset: o, as: SIMD8<Float>.self)
+        vr.storeBytes(of: vi, toByteOffset: o, as: SIMD8<Float>.self)
+        let pi = pr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - lrv * (mi * ic1) / ((vi * ic2).squareRoot() + epsv)
+        pr.storeBytes(of: pi, toByteOffset: o, as: SIMD8<Float>.self)
+    }
+    for i in lanes..<count {
+        m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+        p[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+    }
+}
+
 // MARK: - Linear
 
 /// out[N×O] = inp[N×I] · w[O×I]ᵀ
@@ -147,11 +187,12 @@ private func rotate(_ x: FloatPointer, cos: ConstFloatPointer, sin: ConstFloatPo
 
 // MARK: - Causal grouped-query attention
 
+/// The reference for ``attentionForward``, in plain loops.
 /// out[B×S×H×D] from q[B×S×H×D], k, v[B×Skv×KV×D]: per head, softmax(q·kᵀ/√D + causal
 /// mask)·v, query head h reading KV head h / (H/KV). `probs`[B×H×S×Skv] is saved for
 /// backward. The first `prefix` keys (prefix tuning) are visible to every query; query
 /// position p sees keys 0..<prefix+p+1.
-public func attentionForward(_ out: FloatPointer, probs: FloatPointer, _ q: ConstFloatPointer, _ k: ConstFloatPointer, _ v: ConstFloatPointer,
+public func attentionForwardNaive(_ out: FloatPointer, probs: FloatPointer, _ q: ConstFloatPointer, _ k: ConstFloatPointer, _ v: ConstFloatPointer,
                              batch: Int, seq: Int, kvSeq: Int, heads: Int, kvHeads: Int, headDim: Int) {
     let group = heads / kvHeads, prefix = kvSeq - seq
     let scale = 1 / Float(headDim).squareRoot()
@@ -186,9 +227,9 @@ public func attentionForward(_ out: FloatPointer, probs: FloatPointer, _ q: Cons
     }
 }
 
-/// dq += …, dk += …, dv += … from dout and the saved probabilities. `dq` may be nil when q
-/// needs no gradient (never in practice: kept for symmetry with the planner's model).
-public func attentionBackward(dq: FloatPointer, dk: FloatPointer, dv: FloatPointer, _ dout: ConstFloatPointer, probs: ConstFloatPointer,
+/// dq += …, dk += …, dv += … from dout and the saved probabilities (the reference for
+/// ``attentionBackward``).
+public func attentionBackwardNaive(dq: FloatPointer, dk: FloatPointer, dv: FloatPointer, _ dout: ConstFloatPointer, probs: ConstFloatPointer,
                               _ q: ConstFloatPointer, _ k: ConstFloatPointer, _ v: ConstFloatPointer,
                               batch: Int, seq: Int, kvSeq: Int, heads: Int, kvHeads: Int, headDim: Int) {
     let group = heads / kvHeads, prefix = kvSeq - seq
@@ -221,6 +262,74 @@ public func attentionBackward(dq: FloatPointer, dk: FloatPointer, dv: FloatPoint
                     for d in 0..<headDim { dqv[d] += ds * kv[d]; dkv[d] += ds * qv[d] }
                 }
             }
+        }
+    }
+}
+
+/// ``attentionForwardNaive`` with its two products per head in `sgemm`: scores =
+/// q_h · k_hᵀ (rows strided by H·D and KV·D in place, no copies), the causal mask and
+/// softmax per row, then out_h = P · v_h.
+public func attentionForward(_ out: FloatPointer, probs: FloatPointer, _ q: ConstFloatPointer, _ k: ConstFloatPointer, _ v: ConstFloatPointer,
+                             batch: Int, seq: Int, kvSeq: Int, heads: Int, kvHeads: Int, headDim: Int) {
+    let group = heads / kvHeads, prefix = kvSeq - seq
+    let scale = 1 / Float(headDim).squareRoot()
+    let qs = heads * headDim, ks = kvHeads * headDim
+    for b in 0..<batch {
+        for h in 0..<heads {
+            let kh = h / group
+            let qh = q + (b * seq * heads + h) * headDim
+            let kb = k + (b * kvSeq * kvHeads + kh) * headDim
+            let vb = v + (b * kvSeq * kvHeads + kh) * headDim
+            let p = probs + (b * heads + h) * seq * kvSeq
+            sgemm(transA: false, transB: true, m: seq, n: kvSeq, k: headDim, alpha: scale, a: qh, lda: qs, b: kb, ldb: ks,
+                  beta: 0, c: p, ldc: kvSeq)
+            for i in 0..<seq {
+                let row = p + i * kvSeq
+                let visible = prefix + i + 1
+                var m = -Float.infinity
+                for t in 0..<visible { m = max(m, row[t]) }
+                var sum: Float = 0
+                for t in 0..<visible { let e = exp(row[t] - m); row[t] = e; sum += e }
+                let inv = 1 / sum
+                for t in 0..<visible { row[t] *= inv }
+                for t in visible..<kvSeq { row[t] = 0 }
+            }
+            sgemm(transA: false, transB: false, m: seq, n: headDim, k: kvSeq, a: p, lda: kvSeq, b: vb, ldb: ks,
+                  beta: 0, c: out + (b * seq * heads + h) * headDim, ldc: qs)
+        }
+    }
+}
+
+/// ``attentionBackwardNaive`` with its four products per head in `sgemm`; `workspace`
+/// holds seq × kvSeq floats (dP, then dS in place).
+public func attentionBackward(dq: FloatPointer, dk: FloatPointer, dv: FloatPointer, _ dout: ConstFloatPointer, probs: ConstFloatPointer,
+                              _ q: ConstFloatPointer, _ k: ConstFloatPointer, _ v: ConstFloatPointer, workspace: FloatPointer,
+                              batch: Int, seq: Int, kvSeq: Int, heads: Int, kvHeads: Int, headDim: Int) {
+    let group = heads / kvHeads
+    let scale = 1 / Float(headDim).squareRoot()
+    let qs = heads * headDim, ks = kvHeads * headDim
+    for b in 0..<batch {
+        for h in 0..<heads {
+            let kh = h / group
+            let off = (b * seq * heads + h) * headDim, koff = (b * kvSeq * kvHeads + kh) * headDim
+            let p = probs + (b * heads + h) * seq * kvSeq
+            // dP = dO · vᵀ ; dV += Pᵀ · dO
+            sgemm(transA: false, transB: true, m: seq, n: kvSeq, k: headDim, a: dout + off, lda: qs, b: v + koff, ldb: ks,
+                  beta: 0, c: workspace, ldc: kvSeq)
+            sgemm(transA: true, transB: false, m: kvSeq, n: headDim, k: seq, a: p, lda: kvSeq, b: dout + off, ldb: qs,
+                  beta: 1, c: dv + koff, ldc: ks)
+            // dS = P ⊙ (dP − Σ_t P·dP) · scale  (masked entries have P = 0)
+            for i in 0..<seq {
+                let pr = p + i * kvSeq, dr = workspace + i * kvSeq
+                var dot: Float = 0
+                for t in 0..<kvSeq { dot += pr[t] * dr[t] }
+                for t in 0..<kvSeq { dr[t] = pr[t] * (dr[t] - dot) * scale }
+            }
+            // dQ += dS · k ; dK += dSᵀ · q
+            sgemm(transA: false, transB: false, m: seq, n: headDim, k: kvSeq, a: workspace, lda: kvSeq, b: k + koff, ldb: ks,
+                  beta: 1, c: dq + off, ldc: qs)
+            sgemm(transA: true, transB: false, m: kvSeq, n: headDim, k: seq, a: workspace, lda: kvSeq, b: q + off, ldb: qs,
+                  beta: 1, c: dk + koff, ldc: ks)
         }
     }
 }

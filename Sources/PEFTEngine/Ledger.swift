@@ -51,8 +51,10 @@ public final class Ledger: @unchecked Sendable {
         note()
     }
 
-    public func allocate<T>(_ type: T.Type, count: Int, category: MemoryCategory) -> Buffer<T> {
-        Buffer(count: count, category: category, ledger: self)
+    /// A counted buffer of `count` elements, zero-filled unless `zeroed` is false (for
+    /// buffers the caller overwrites whole before reading).
+    public func allocate<T>(_ type: T.Type, count: Int, category: MemoryCategory, zeroed: Bool = true) -> Buffer<T> {
+        Buffer(count: count, category: category, ledger: self, zeroed: zeroed)
     }
 
     func add(_ bytes: Int, _ category: MemoryCategory) {
@@ -85,14 +87,16 @@ public final class Buffer<Element>: @unchecked Sendable {
     public var bytes: Int { count * MemoryLayout<Element>.stride }
     private let ledger: Ledger
 
-    init(count: Int, category: MemoryCategory, ledger: Ledger) {
+    init(count: Int, category: MemoryCategory, ledger: Ledger, zeroed: Bool = true) {
         precondition(count >= 0, "a buffer cannot have a negative size")
         self.count = count
         self.category = category
         self.ledger = ledger
         pointer = UnsafeMutablePointer<Element>.allocate(capacity: max(count, 1))
-        let raw = UnsafeMutableRawPointer(pointer)
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1) * MemoryLayout<Element>.stride)
+        if zeroed {
+            let raw = UnsafeMutableRawPointer(pointer)
+            raw.initializeMemory(as: UInt8.self, repeating: 0, count: max(count, 1) * MemoryLayout<Element>.stride)
+        }
         ledger.add(count * MemoryLayout<Element>.stride, category)
     }
 
@@ -115,6 +119,29 @@ import CMalloc
 
 /// The process's own view of its memory, to check the ledger against.
 public enum ProcessMemory {
+    /// The process's peak resident set (getrusage's ru_maxrss, KiB on Linux), in bytes.
+    public static var peakResidentBytes: Int {
+        var usage = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Int(usage.ru_maxrss) * 1024
+        #else
+        getrusage(RUSAGE_SELF, &usage)
+        return Int(usage.ru_maxrss)   // bytes on Darwin
+        #endif
+    }
+
+    /// Asks glibc to keep freed blocks for reuse instead of returning each large one to
+    /// the kernel (mmap threshold and trim threshold raised): a training step frees and
+    /// re-allocates the same sizes every time, and the page faults would otherwise cost
+    /// more than the arithmetic. Bytes in use are unchanged; only what malloc caches.
+    public static func keepFreedMemory() {
+        #if canImport(CMalloc) && os(Linux)
+        _ = mallopt(M_MMAP_THRESHOLD, 1 << 30)
+        _ = mallopt(M_TRIM_THRESHOLD, Int32.max)
+        #endif
+    }
+
     /// Bytes malloc has handed out and not had back (glibc `mallinfo2`: `uordblks`, the
     /// heap's allocated bytes, plus `hblkhd`, the bytes of mmap'ed blocks); nil elsewhere.
     public static var mallocInUse: Int? {

@@ -19,6 +19,18 @@ public final class Trainer: @unchecked Sendable {
     public private(set) var gradients: Buffer<Float>?
     private var moment1: Buffer<Float>?, moment2: Buffer<Float>?
     private var stepCount = 0
+    /// Seconds spent in each phase so far (for `bench`'s breakdown).
+    public private(set) var phaseSeconds: [EnginePhase: Double] = [:]
+    private var phaseStart: UInt64 = 0
+    private var currentPhase: EnginePhase = .setup
+
+    private func enter(_ p: EnginePhase) {
+        let now = DispatchTime.now().uptimeNanoseconds
+        if phaseStart > 0 { phaseSeconds[currentPhase, default: 0] += Double(now - phaseStart) / 1e9 }
+        phaseStart = now
+        currentPhase = p
+        ledger.enter(p)
+    }
     private let ropeCos: [Float], ropeSin: [Float]
     private let maxSeq: Int
 
@@ -48,6 +60,7 @@ public final class Trainer: @unchecked Sendable {
         params = ParameterStore(sizes: sizes.map { (name: $0.0, count: $0.1, trainable: $0.2) }, ledger: ledger)
         (ropeCos, ropeSin) = ropeTables(seq: maxSeq, headDim: c.headDim, base: c.ropeTheta)
         initialise(seed: seed)
+        ProcessMemory.keepFreedMemory()
     }
 
     /// Deterministic initialisation: Linear and embedding weights uniform with std 0.02
@@ -97,7 +110,8 @@ public final class Trainer: @unchecked Sendable {
         var lora: [BlockLinear: Buffer<Float>] = [:]
         init(_ l: Ledger, _ c: EngineConfig, batch b: Int, seq s: Int, x: Buffer<Float>) {
             let n = b * s
-            func a(_ count: Int) -> Buffer<Float> { l.allocate(Float.self, count: count, category: .activations) }
+            // written whole by forward before anything reads them
+            func a(_ count: Int) -> Buffer<Float> { l.allocate(Float.self, count: count, category: .activations, zeroed: false) }
             self.x = x
             n1 = a(n * c.dim); r1 = a(n); q = a(n * c.dim); k = a(n * c.kvDim); v = a(n * c.kvDim)
             probs = a(b * c.heads * s * s); att = a(n * c.dim); mid = a(n * c.dim)
@@ -112,7 +126,7 @@ public final class Trainer: @unchecked Sendable {
         linearForward(out, inp, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
         if isLoRA(lin) {
             let r = loraRank
-            let t = ledger.allocate(Float.self, count: n * r, category: .activations)
+            let t = ledger.allocate(Float.self, count: n * r, category: .activations, zeroed: false)
             linearForward(t.pointer, inp, params.pointer(name + ".lora_A"), n: n, inFeatures: i, outFeatures: r)
             sgemm(transA: false, transB: true, m: n, n: o, k: r, alpha: loraScale, a: t.pointer, lda: r,
                   b: params.pointer(name + ".lora_B"), ldb: r, beta: 1, c: out, ldc: o)
@@ -145,9 +159,9 @@ public final class Trainer: @unchecked Sendable {
     @discardableResult
     public func step(tokens: [Int32], targets: [Int32], batch b: Int, seq s: Int) -> Float {
         let loss = forwardBackward(tokens: tokens, targets: targets, batch: b, seq: s)
-        ledger.enter(.optimizer)
+        enter(.optimizer)
         optimizerStep()
-        ledger.enter(.setup)
+        enter(.setup)
         return loss
     }
 
@@ -156,11 +170,11 @@ public final class Trainer: @unchecked Sendable {
     public func forwardBackward(tokens: [Int32], targets: [Int32], batch b: Int, seq s: Int) -> Float {
         precondition(tokens.count == b * s && targets.count == b * s && s <= maxSeq, "tokens must be batch × seq, seq ≤ maxSeq")
         let c = config, n = b * s
-        ledger.enter(.forward)
+        enter(.forward)
         if gradients == nil { gradients = ledger.allocate(Float.self, count: params.trainableCount, category: .gradients) }
 
         // embedding
-        var x = ledger.allocate(Float.self, count: n * c.dim, category: .activations)
+        var x = ledger.allocate(Float.self, count: n * c.dim, category: .activations, zeroed: false)
         tokens.withUnsafeBufferPointer { embeddingForward(x.pointer, $0.baseAddress!, params.pointer("embed"), n: n, c: c.dim) }
         var saved: [Saved?] = []
         for l in 0..<c.layers {
@@ -174,32 +188,32 @@ public final class Trainer: @unchecked Sendable {
             attentionForward(sv.att.pointer, probs: sv.probs.pointer, sv.q.pointer, sv.k.pointer, sv.v.pointer,
                              batch: b, seq: s, kvSeq: s, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
             linear(.wo, layer: l, sv.mid.pointer, sv.att.pointer, n: n, saved: sv)
-            for i in 0..<n * c.dim { sv.mid[i] += sv.x[i] }
+            addInPlace(sv.mid.pointer, sv.x.pointer, count: n * c.dim)
             rmsnormForward(sv.n2.pointer, rstd: sv.r2.pointer, sv.mid.pointer, params.pointer("\(l).ffn_norm"), n: n, c: c.dim, eps: c.normEps)
             linear(.w1, layer: l, sv.g.pointer, sv.n2.pointer, n: n, saved: sv)
             linear(.w3, layer: l, sv.u.pointer, sv.n2.pointer, n: n, saved: sv)
             swigluForward(sv.h.pointer, sv.g.pointer, sv.u.pointer, count: n * c.hidden)
-            let out = ledger.allocate(Float.self, count: n * c.dim, category: .activations)
+            let out = ledger.allocate(Float.self, count: n * c.dim, category: .activations, zeroed: false)
             linear(.w2, layer: l, out.pointer, sv.h.pointer, n: n, saved: sv)
-            for i in 0..<n * c.dim { out[i] += sv.mid[i] }
+            addInPlace(out.pointer, sv.mid.pointer, count: n * c.dim)
             saved.append(sv)
             x = out
         }
-        let nf = ledger.allocate(Float.self, count: n * c.dim, category: .activations)
-        let rf = ledger.allocate(Float.self, count: n, category: .activations)
+        let nf = ledger.allocate(Float.self, count: n * c.dim, category: .activations, zeroed: false)
+        let rf = ledger.allocate(Float.self, count: n, category: .activations, zeroed: false)
         rmsnormForward(nf.pointer, rstd: rf.pointer, x.pointer, params.pointer("norm"), n: n, c: c.dim, eps: c.normEps)
         let head = c.tied ? "embed" : "lm_head"
-        var logits: Buffer<Float>? = ledger.allocate(Float.self, count: n * c.vocab, category: .logits)
+        var logits: Buffer<Float>? = ledger.allocate(Float.self, count: n * c.vocab, category: .logits, zeroed: false)
         linearForward(logits!.pointer, nf.pointer, params.pointer(head), n: n, inFeatures: c.dim, outFeatures: c.vocab)
-        let probs = ledger.allocate(Float.self, count: n * c.vocab, category: .logits)
+        let probs = ledger.allocate(Float.self, count: n * c.vocab, category: .logits, zeroed: false)
         let loss = targets.withUnsafeBufferPointer {
             crossEntropyForward(probs: probs.pointer, logits!.pointer, $0.baseAddress!, n: n, vocab: c.vocab)
         }
         logits = nil   // the loss keeps only its softmax
 
         // backward
-        ledger.enter(.backward)
-        var dlogits: Buffer<Float>? = ledger.allocate(Float.self, count: n * c.vocab, category: .activationGradients)
+        enter(.backward)
+        var dlogits: Buffer<Float>? = ledger.allocate(Float.self, count: n * c.vocab, category: .activationGradients, zeroed: false)
         targets.withUnsafeBufferPointer { crossEntropyBackward(dlogits: dlogits!.pointer, probs: probs.pointer, $0.baseAddress!, n: n, vocab: c.vocab) }
         let dnf = ledger.allocate(Float.self, count: n * c.dim, category: .activationGradients)
         linearBackward(dinp: dnf.pointer, dw: gradient(head), dlogits!.pointer, nf.pointer, params.pointer(head),
@@ -225,8 +239,10 @@ public final class Trainer: @unchecked Sendable {
             let datt = ag(n * c.dim)
             linearBack(.wo, layer: l, dinp: datt.pointer, dmid.pointer, sv.att.pointer, n: n, saved: sv)
             let dq = ag(n * c.dim), dk = ag(n * c.kvDim), dv = ag(n * c.kvDim)
+            let work = ledger.allocate(Float.self, count: s * s, category: .transient, zeroed: false)
             attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, datt.pointer, probs: sv.probs.pointer,
-                              sv.q.pointer, sv.k.pointer, sv.v.pointer, batch: b, seq: s, kvSeq: s, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+                              sv.q.pointer, sv.k.pointer, sv.v.pointer, workspace: work.pointer,
+                              batch: b, seq: s, kvSeq: s, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
             ropeBackward(dq.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.heads, headDim: c.headDim)
             ropeBackward(dk.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim)
             let dn1 = ag(n * c.dim)
@@ -245,7 +261,8 @@ public final class Trainer: @unchecked Sendable {
     }
 
     private func optimizerStep() {
-        guard let g = gradients else { return }
+        guard let gradients else { return }
+        let g = gradients.pointer
         let n = params.trainableCount
         let p = params.trainable.pointer
         stepCount += 1
@@ -255,13 +272,7 @@ public final class Trainer: @unchecked Sendable {
                 moment1 = ledger.allocate(Float.self, count: n, category: .optimizerStates)
                 moment2 = ledger.allocate(Float.self, count: n, category: .optimizerStates)
             }
-            let m = moment1!.pointer, v = moment2!.pointer
-            let c1 = 1 - pow(b1, Float(stepCount)), c2 = 1 - pow(b2, Float(stepCount))
-            for i in 0..<n {
-                m[i] = b1 * m[i] + (1 - b1) * g[i]
-                v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i]
-                p[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
-            }
+            adamWUpdate(p: p, g: UnsafePointer(g), m: moment1!.pointer, v: moment2!.pointer, count: n, lr: lr, beta1: b1, beta2: b2, eps: eps, step: stepCount)
         case let .sgd(lr, momentum):
             if momentum == 0 {
                 for i in 0..<n { p[i] -= lr * g[i] }
@@ -275,7 +286,7 @@ public final class Trainer: @unchecked Sendable {
                 }
             }
         }
-        for i in 0..<n { g[i] = 0 }
+        g.update(repeating: 0, count: n)
     }
 }
 

@@ -14,7 +14,7 @@ struct PeftPlan: ParsableCommand {
               peft-plan models        (presets and their aliases)
               peft-plan gpus          (hardware profiles)
             """,
-        subcommands: [Plan.self, Models.self, GPUs.self, BenchPlanner.self, BenchSearch.self],
+        subcommands: [Plan.self, Models.self, GPUs.self, Bench.self, BenchPlanner.self, BenchSearch.self],
         defaultSubcommand: Plan.self)
 
     /// Errors become one line on stderr and a non-zero status; help goes to stdout.

@@ -276,7 +276,28 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--method", "lora", "--learning-rate", "1e-4"], mentions: "apply to --emit"),
         Bad(args: ["--model", "7b", "--method", "full", "--gpus", "2", "--sharding", "fsdp", "--emit", "deepspeed"], mentions: "fsdp"),
         Bad(args: ["--model", "7b", "--method", "lora", "--emit", "trl", "--learning-rate", "-1"], mentions: "--learning-rate"),
+        Bad(args: ["bench", "--method", "qlora"], mentions: "--method"),
+        Bad(args: ["bench", "--batch", "0"], mentions: "--batch"),
+        Bad(args: ["bench", "--steps", "-1"], mentions: "--steps"),
+        Bad(args: ["bench", "--model", "gpt2"], mentions: "Llama-type"),
+        Bad(args: ["bench", "--model", "70b"], mentions: "2 billion"),
+        Bad(args: ["bench", "--format", "csv"], mentions: "--format"),
+        Bad(args: ["bench", "--method", "full", "--lora-r", "4"], mentions: "--lora-r applies"),
     ]
+
+    /// `peft-plan bench` trains for real and reports the DESIGN.md §2 fields.
+    @Test func bench() throws {
+        let r = try CLI.run(["bench", "--method", "lora", "--batch", "2", "--seq", "32", "--steps", "3", "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        for key in ["tokens_per_second", "step_ms_median", "gemm_share", "gemm_gflops", "peak_bytes", "blas_core", "threads"] {
+            #expect(j[key] != nil, "missing \(key)")
+        }
+        #expect((j["tokens_per_second"] as! Double) > 0 && (j["peak_bytes"] as! Int) > 0)
+        let share = j["gemm_share"] as! Double
+        #expect(share > 0 && share < 1)
+        #expect((j["step_ms"] as! [Double]).count == 3)
+    }
 
     /// `--emit` prints the engine's config for the planned run, with the plan's numbers.
     @Test func emitDeepSpeed() throws {

@@ -169,7 +169,16 @@ struct EngineGradientTests {
         var out = [Float](repeating: 0, count: b * s * h * d), probs = [Float](repeating: 0, count: b * h * s * skv)
         attentionForward(&out, probs: &probs, q, k, v, batch: b, seq: s, kvSeq: skv, heads: h, kvHeads: kvh, headDim: d)
         var dq = [Float](repeating: 0, count: q.count), dk = [Float](repeating: 0, count: k.count), dv = [Float](repeating: 0, count: v.count)
-        attentionBackward(dq: &dq, dk: &dk, dv: &dv, r, probs: probs, q, k, v, batch: b, seq: s, kvSeq: skv, heads: h, kvHeads: kvh, headDim: d)
+        var work = [Float](repeating: 0, count: s * skv)
+        attentionBackward(dq: &dq, dk: &dk, dv: &dv, r, probs: probs, q, k, v, workspace: &work,
+                          batch: b, seq: s, kvSeq: skv, heads: h, kvHeads: kvh, headDim: d)
+        // the BLAS kernels against their plain-loop references
+        var out2 = [Float](repeating: 0, count: out.count), probs2 = [Float](repeating: 0, count: probs.count)
+        attentionForwardNaive(&out2, probs: &probs2, q, k, v, batch: b, seq: s, kvSeq: skv, heads: h, kvHeads: kvh, headDim: d)
+        #expect(zip(out, out2).allSatisfy { abs($0 - $1) < 1e-5 } && zip(probs, probs2).allSatisfy { abs($0 - $1) < 1e-6 })
+        var dq2 = [Float](repeating: 0, count: q.count), dk2 = [Float](repeating: 0, count: k.count), dv2 = [Float](repeating: 0, count: v.count)
+        attentionBackwardNaive(dq: &dq2, dk: &dk2, dv: &dv2, r, probs: probs, q, k, v, batch: b, seq: s, kvSeq: skv, heads: h, kvHeads: kvh, headDim: d)
+        for (x, y) in [(dq, dq2), (dk, dk2), (dv, dv2)] { #expect(zip(x, y).allSatisfy { abs($0 - $1) < 1e-5 }) }
         let q0 = q, k0 = k, v0 = v
         Self.check("attention.q", x: &q, analytic: dq, loss: { Self.dot(f($0, k0, v0), r) }, rng: &rng)
         Self.check("attention.k", x: &k, analytic: dk, loss: { Self.dot(f(q0, $0, v0), r) }, rng: &rng)

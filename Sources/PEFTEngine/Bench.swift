@@ -1,0 +1,71 @@
+import Foundation
+
+/// What `peft-plan bench` measures: a few real training steps of one configuration, timed
+/// step by step, with the share of time spent in GEMM, the GEMM rate, and the ledger's
+/// peak bytes (DESIGN.md §2, "bench --format json").
+public struct BenchResult: Sendable {
+    public var config: EngineConfig
+    public var method: String
+    public var batch: Int, seq: Int, steps: Int
+    public var stepMilliseconds: [Double]
+    public var gemmShare: Double
+    public var gemmGFLOPs: Double
+    public var peakBytes: Int
+    public var peakByCategory: [MemoryCategory: Int]
+    public var phasePeaks: [EnginePhase: Int]
+    public var losses: [Float]
+    public var blasCore: String
+    public var threads: Int
+    /// Seconds per timed step spent in forward, backward and the optimizer step.
+    public var phaseSeconds: [EnginePhase: Double] = [:]
+    /// The whole process's peak resident set (libraries, code and the ledger's bytes).
+    public var peakResidentBytes = 0
+
+    public var stepMillisecondsMedian: Double { stepMilliseconds.sorted()[stepMilliseconds.count / 2] }
+    public var tokensPerSecond: Double { Double(batch * seq) / (stepMillisecondsMedian / 1000) }
+}
+
+public enum EngineBench {
+    /// Runs `steps` training steps after one warm-up step (not timed: it allocates the
+    /// gradients and optimizer states). Tokens are seeded random ids.
+    public static func run(config: EngineConfig, method: EngineMethod, batch: Int, seq: Int, steps: Int,
+                           optimizer: EngineOptimizer = .adamw(lr: 1e-3)) -> BenchResult {
+        let t = Trainer(config: config, method: method, optimizer: optimizer, maxSeq: seq, seed: 1)
+        var state: UInt64 = 42
+        func token() -> Int32 {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int32((state >> 33) % UInt64(config.vocab))
+        }
+        func data() -> ([Int32], [Int32]) {
+            let tokens = (0..<batch * seq).map { _ in token() }
+            let targets = (0..<batch * seq).map { _ in token() }
+            return (tokens, targets)
+        }
+        var losses: [Float] = []
+        let (w0, w1) = data()
+        losses.append(t.step(tokens: w0, targets: w1, batch: batch, seq: seq))
+        t.ledger.resetPeaks()
+        GEMMStats.reset()
+        let before = t.phaseSeconds
+        var times: [Double] = []
+        var total = 0.0
+        for _ in 0..<steps {
+            let (x, y) = data()
+            let start = DispatchTime.now().uptimeNanoseconds
+            losses.append(t.step(tokens: x, targets: y, batch: batch, seq: seq))
+            let ms = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+            times.append(ms)
+            total += ms / 1000
+        }
+        var perStep: [EnginePhase: Double] = [:]
+        for (p, v) in t.phaseSeconds { perStep[p] = (v - (before[p] ?? 0)) / Double(max(1, steps)) }
+        var result = BenchResult(config: config, method: method.name, batch: batch, seq: seq, steps: steps, stepMilliseconds: times,
+                           gemmShare: total > 0 ? GEMMStats.seconds / total : 0,
+                           gemmGFLOPs: GEMMStats.seconds > 0 ? GEMMStats.flops / GEMMStats.seconds / 1e9 : 0,
+                           peakBytes: t.ledger.peakTotal, peakByCategory: t.ledger.peak, phasePeaks: t.ledger.phasePeak,
+                           losses: losses, blasCore: BLASInfo.coreName, threads: BLASInfo.threads)
+        result.phaseSeconds = perStep
+        result.peakResidentBytes = ProcessMemory.peakResidentBytes
+        return result
+    }
+}

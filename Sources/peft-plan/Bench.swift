@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import PEFTEngine
+import PEFTPlan
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Engine throughput on one configuration: tokens/s, GEMM share and GFLOP/s, peak bytes, BLAS core and threads.")
+
+    @Option(help: "Model: tiny (hidden 256, 4 layers, 4 heads, intermediate 688, vocab 1000), or a Llama-type config.json.")
+    var model: String = "tiny"
+    @Option(help: "full|lora") var method: String = "full"
+    @Option(parsing: .unconditional, help: "Micro-batch (default 4).") var batch: String?
+    @Option(parsing: .unconditional, help: "Sequence length (default 128).") var seq: String?
+    @Option(parsing: .unconditional, help: "Timed steps after one warm-up step (default 30).") var steps: String?
+    @Option(parsing: .unconditional, help: "LoRA rank (default 8; targets wq, wv as PEFT's default for Llama).") var loraR: String?
+    @Option(help: "table|json") var format: String = "table"
+
+    func run() throws {
+        let b = try PlanningOptions.integer(batch, "--batch", default: 4)
+        let s = try PlanningOptions.integer(seq, "--seq", default: 128)
+        let n = try PlanningOptions.integer(steps, "--steps", default: 30)
+        let r = try PlanningOptions.integer(loraR, "--lora-r", default: 8)
+        for (flag, v, range) in [("--batch", b, 1...4096), ("--seq", s, 1...65536), ("--steps", n, 1...100_000), ("--lora-r", r, 1...4096)]
+            where !range.contains(v) {
+            throw PlanError.invalidOption(option: flag, value: "\(v)", accepted: "an integer from \(range.lowerBound) to \(range.upperBound)")
+        }
+        guard ["table", "json"].contains(format) else { throw PlanError.invalidOption(option: "--format", value: format, accepted: "table or json") }
+        let config = try EngineModels.config(model)
+        let m: EngineMethod
+        switch method.lowercased() {
+        case "full": m = .full
+        case "lora": m = .lora(rank: r, alpha: Float(2 * r), targets: [.wq, .wv])
+        default: throw PlanError.invalidOption(option: "--method", value: method, accepted: "full or lora (the engine's methods so far)")
+        }
+        if method.lowercased() == "full" && loraR != nil { throw PlanError.contradictoryOptions("--lora-r applies to --method lora") }
+        guard Double(b) * Double(s) * Double(config.vocab) * 4 * 3 < 16e9 else {
+            throw PlanError.invalidOption(option: "--batch", value: "\(b)", accepted: "a batch × seq whose logits fit in memory (batch × seq × vocab × 12 bytes under 16 GB)")
+        }
+        let r0 = EngineBench.run(config: config, method: m, batch: b, seq: s, steps: n)
+        PeftPlan.emit(format == "json" ? EngineModels.json(r0) : EngineModels.table(r0))
+    }
+}
+
+/// Bridges the planner's model presets to the engine, and prints bench results.
+enum EngineModels {
+    static func config(_ model: String) throws -> EngineConfig {
+        let a = try Presets.resolve(model)
+        guard a.family == .llama else {
+            throw PlanError.invalidOption(option: "--model", value: model, accepted: "a Llama-type model (the engine's architecture), such as tiny")
+        }
+        guard a.hiddenSize == a.numHeads * a.headDim, a.headDim % 2 == 0 else {
+            throw PlanError.invalidOption(option: "--model", value: model, accepted: "a model whose head_dim × heads equals hidden_size, with an even head_dim")
+        }
+        guard a.totalParams <= 2_000_000_000 else {
+            throw PlanError.invalidOption(option: "--model", value: model, accepted: "a model of at most 2 billion parameters (the engine trains in fp32 on the CPU)")
+        }
+        return EngineConfig(dim: a.hiddenSize, layers: a.numLayers, heads: a.numHeads, kvHeads: a.nKVHeads, hidden: a.intermediateSize,
+                            vocab: a.vocabSize, tied: a.tiedEmbeddings)
+    }
+
+    static func json(_ r: BenchResult) -> String {
+        let c = r.config
+        var cats: [(String, JSONValue)] = MemoryCategory.allCases.map { ($0.rawValue, .int(r.peakByCategory[$0] ?? 0)) }
+        cats.sort { $0.0 < $1.0 }
+        return JSONValue.object([
+            ("tokens_per_second", .double(r.tokensPerSecond)), ("step_ms_median", .double(r.stepMillisecondsMedian)),
+            ("step_ms", .array(r.stepMilliseconds.map(JSONValue.double))),
+            ("gemm_share", .double(r.gemmShare)), ("gemm_gflops", .double(r.gemmGFLOPs)),
+            ("peak_bytes", .int(r.peakBytes)), ("peak_rss_bytes", .int(r.peakResidentBytes)), ("peak_bytes_by_category", .object(cats)),
+            ("phase_peaks", .object(EnginePhase.allCases.map { ($0.rawValue, .int(r.phasePeaks[$0] ?? 0)) })),
+            ("phase_ms", .object([EnginePhase.forward, .backward, .optimizer].map { ($0.rawValue, .double((r.phaseSeconds[$0] ?? 0) * 1000)) })),
+            ("blas_core", .string(r.blasCore)), ("threads", .int(r.threads)),
+            ("losses", .array(r.losses.map { .double(Double($0)) })),
+            ("config", .object([("dim", .int(c.dim)), ("layers", .int(c.layers)), ("heads", .int(c.heads)), ("kv_heads", .int(c.kvHeads)),
+                                ("hidden", .int(c.hidden)), ("vocab", .int(c.vocab)), ("tied", .bool(c.tied)),
+                                ("method", .string(r.method)), ("batch", .int(r.batch)), ("seq", .int(r.seq)), ("steps", .int(r.steps)),
+                                ("precision", .string("fp32")), ("optimizer", .string("adamw"))])),
+        ]).render() + "\n"
+    }
+
+    static func table(_ r: BenchResult) -> String {
+        let c = r.config
+        var out = "engine: \(r.method), dim \(c.dim), \(c.layers) layers, \(c.heads) heads (\(c.kvHeads) KV), intermediate \(c.hidden), vocab \(c.vocab); "
+        out += "batch \(r.batch) × seq \(r.seq), fp32, AdamW; \(r.steps) timed steps after 1 warm-up\n"
+        out += String(format: "tokens/s: %.0f (median step %.1f ms; min %.1f, max %.1f)\n", r.tokensPerSecond, r.stepMillisecondsMedian,
+                      r.stepMilliseconds.min() ?? 0, r.stepMilliseconds.max() ?? 0)
+        out += String(format: "GEMM: %.0f%% of the time, %.1f GFLOP/s\n", r.gemmShare * 100, r.gemmGFLOPs)
+        out += "time per step: " + [EnginePhase.forward, .backward, .optimizer].map { String(format: "%@ %.1f ms", $0.rawValue, (r.phaseSeconds[$0] ?? 0) * 1000) }.joined(separator: ", ") + "\n"
+        out += "peak bytes (ledger): \(r.peakBytes) (\(PlanOutput.gib(r.peakBytes))); process peak RSS \(PlanOutput.gib(r.peakResidentBytes)); by phase: "
+        out += EnginePhase.allCases.compactMap { p in r.phasePeaks[p].map { "\(p.rawValue) \(PlanOutput.gib($0))" } }.joined(separator: ", ") + "\n"
+        out += "peak by category: " + MemoryCategory.allCases.compactMap { k in
+            (r.peakByCategory[k] ?? 0) > 0 ? "\(k.rawValue) \(PlanOutput.gib(r.peakByCategory[k]!))" : nil
+        }.joined(separator: ", ") + "\n"
+        out += String(format: "loss: %.3f → %.3f\n", r.losses.first ?? 0, r.losses.last ?? 0)
+        out += "BLAS: OpenBLAS, core \(r.blasCore), \(r.threads) thread\(r.threads == 1 ? "" : "s")\n"
+        return out
+    }
+}
