@@ -69,3 +69,52 @@ public enum EngineBench {
         return result
     }
 }
+
+/// One burst as calibration consumes it (DESIGN.md §6): the configuration, the measured
+/// bytes of each memory category at their peaks, the peak of the total and the phase that
+/// set it, every phase's peak, the speed, and the environment it ran in.
+public struct BurstRecord: Codable, Equatable, Sendable {
+    public struct Environment: Codable, Equatable, Sendable {
+        public var backend = "engine"
+        public var device = "cpu"
+        public var blasCore: String
+        public var threads: Int
+        public var cores: Int
+    }
+    public var method: String
+    public var batch: Int
+    public var seq: Int
+    public var steps: Int
+    /// Peak bytes per category (``MemoryCategory`` raw values) and "allocated_peak".
+    public var measured: [String: Int]
+    public var peakPhase: String
+    public var phasePeaks: [String: Int]
+    public var tokensPerSecond: Double
+    public var stepMillisecondsMedian: Double
+    public var environment: Environment
+
+    public init(_ r: BenchResult) {
+        method = r.method
+        batch = r.batch
+        seq = r.seq
+        steps = r.steps
+        var m: [String: Int] = [:]
+        for c in MemoryCategory.allCases { m[c.rawValue] = r.peakByCategory[c] ?? 0 }
+        m["allocated_peak"] = r.peakBytes
+        measured = m
+        let top = EnginePhase.allCases.max { (r.phasePeaks[$0] ?? 0) < (r.phasePeaks[$1] ?? 0) } ?? .forward
+        peakPhase = top.rawValue
+        phasePeaks = Dictionary(uniqueKeysWithValues: r.phasePeaks.map { ($0.key.rawValue, $0.value) })
+        tokensPerSecond = r.tokensPerSecond
+        stepMillisecondsMedian = r.stepMillisecondsMedian
+        environment = Environment(blasCore: r.blasCore, threads: r.threads, cores: ProcessInfo.processInfo.activeProcessorCount)
+    }
+
+    /// The record as JSON with sorted keys and snake_case names, as calibration reads it.
+    public func json() throws -> String {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .prettyPrinted]
+        e.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
+}

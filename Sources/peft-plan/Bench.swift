@@ -38,7 +38,11 @@ struct Bench: ParsableCommand {
             throw PlanError.invalidOption(option: "--batch", value: "\(b)", accepted: "a batch × seq whose logits fit in memory (batch × seq × vocab × 12 bytes under 16 GB)")
         }
         let r0 = EngineBench.run(config: config, method: m, batch: b, seq: s, steps: n)
-        PeftPlan.emit(format == "json" ? EngineModels.json(r0) : EngineModels.table(r0))
+        if format == "json" {
+            PeftPlan.emit(EngineModels.json(r0, burst: try BurstRecord(r0).json()))
+        } else {
+            PeftPlan.emit(EngineModels.table(r0))
+        }
     }
 }
 
@@ -59,7 +63,7 @@ enum EngineModels {
                             vocab: a.vocabSize, tied: a.tiedEmbeddings)
     }
 
-    static func json(_ r: BenchResult) -> String {
+    static func json(_ r: BenchResult, burst: String) -> String {
         let c = r.config
         var cats: [(String, JSONValue)] = MemoryCategory.allCases.map { ($0.rawValue, .int(r.peakByCategory[$0] ?? 0)) }
         cats.sort { $0.0 < $1.0 }
@@ -76,7 +80,8 @@ enum EngineModels {
                                 ("hidden", .int(c.hidden)), ("vocab", .int(c.vocab)), ("tied", .bool(c.tied)),
                                 ("method", .string(r.method)), ("batch", .int(r.batch)), ("seq", .int(r.seq)), ("steps", .int(r.steps)),
                                 ("precision", .string("fp32")), ("optimizer", .string("adamw"))])),
-        ]).render() + "\n"
+            ("burst", .string("@BURST@")),
+        ]).render().replacingOccurrences(of: "\"@BURST@\"", with: burst.replacingOccurrences(of: "\n", with: "\n  ")) + "\n"
     }
 
     static func table(_ r: BenchResult) -> String {

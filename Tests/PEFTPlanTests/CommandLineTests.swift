@@ -297,6 +297,14 @@ struct CommandLineTests {
         let share = j["gemm_share"] as! Double
         #expect(share > 0 && share < 1)
         #expect((j["step_ms"] as! [Double]).count == 3)
+        // the burst record calibration reads: LoRA r8 on wq, wv of the tiny model trains
+        // r·(in+out) per module (REFERENCES.md): 4 layers × 2 × 8 × 512 parameters, fp32
+        let burst = try #require(j["burst"] as? [String: Any])
+        let measured = try #require(burst["measured"] as? [String: Int])
+        #expect(measured["trainable_weights"] == 4 * 2 * 8 * 512 * 4)
+        #expect(measured["allocated_peak"] == j["peak_bytes"] as? Int)
+        #expect(burst["peak_phase"] as? String == "backward")
+        #expect((burst["environment"] as? [String: Any])?["blas_core"] as? String == j["blas_core"] as? String)
     }
 
     /// `--emit` prints the engine's config for the planned run, with the plan's numbers.
