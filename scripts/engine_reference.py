@@ -9,7 +9,9 @@ loads the same weights and must reproduce the loss and every gradient.
 
 Input (stdin): {"dim", "layers", "heads", "kv_heads", "hidden", "vocab", "tied", "seed",
 "batch", "seq", "tokens": [...], "targets": [...] (-1 ignored), "lora": null or
-{"r", "alpha", "targets": ["wq", ...]}}.
+{"r", "alpha", "targets": ["wq", ...]}, "ia3": null or {"targets": [...], "feedforward": [...]},
+"prompt": null or {"tokens": T}}. IA³ vectors are drawn in [0.5, 1.5) and prompt embeddings
+are PEFT's own (random) so every gradient is informative.
 Output (stdout): {"loss", "weights": {name: [...]}, "grads": {name: [...]}, "versions"}.
 """
 import json
@@ -25,8 +27,18 @@ HF = {"wq": "self_attn.q_proj", "wk": "self_attn.k_proj", "wv": "self_attn.v_pro
 
 def engine_name(hf_name):
     """Maps a Hugging Face / PEFT parameter name to the engine's."""
-    n = hf_name.replace("base_model.model.", "").replace(".default", "").replace(".base_layer", "")
-    if n == "model.embed_tokens.weight":
+    n = hf_name.replace(".default", "").replace(".base_layer", "")
+    # LoRA/IA³ wrap the model twice (base_model.model.model.…), prompt tuning once
+    # (base_model.model.… for the decoder, base_model.lm_head): back to Transformers' names.
+    for prefix in ("base_model.model.", "base_model."):
+        if n.startswith(prefix):
+            n = n[len(prefix):]
+            break
+    if n.startswith(("layers.", "embed_tokens.", "norm.")):
+        n = "model." + n
+    if n == "prompt_encoder.embedding.weight":
+        return "prompt"
+    if n in ("model.embed_tokens.weight", "word_embeddings.weight"):  # PEFT's prompt tuning names it both
         return "embed"
     if n == "model.norm.weight":
         return "norm"
@@ -41,6 +53,8 @@ def engine_name(hf_name):
         for ab in ("lora_A", "lora_B"):
             if rest == f"{theirs}.{ab}.weight":
                 return f"{layer}.{ours}.{ab}"
+        if rest == f"{theirs}.ia3_l":
+            return f"{layer}.{ours}.ia3"
     raise ValueError(f"unmapped parameter {hf_name}")
 
 
@@ -72,10 +86,29 @@ def main():
             for name, p in model.named_parameters():
                 if "lora_B" in name:
                     p.uniform_(-0.3, 0.3)
+    ia3 = job.get("ia3")
+    if ia3:
+        import peft
+        versions["peft"] = peft.__version__
+        names = lambda ts: sorted({HF[t].split(".")[-1] for t in ts})
+        model = peft.get_peft_model(model, peft.IA3Config(target_modules=names(ia3["targets"]),
+                                                          feedforward_modules=names(ia3["feedforward"])))
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "ia3_l" in name:
+                    p.uniform_(0.5, 1.5)
+    prompt = job.get("prompt")
+    if prompt:
+        import peft
+        versions["peft"] = peft.__version__
+        model = peft.get_peft_model(model, peft.PromptTuningConfig(num_virtual_tokens=prompt["tokens"], task_type="CAUSAL_LM"))
     model.train()
     b, s = job["batch"], job["seq"]
     ids = torch.tensor(job["tokens"], dtype=torch.long).view(b, s)
-    targets = torch.tensor(job["targets"], dtype=torch.long).view(-1)
+    targets = torch.tensor(job["targets"], dtype=torch.long).view(b, s)
+    if prompt:  # the virtual tokens predict nothing
+        targets = torch.cat([torch.full((b, prompt["tokens"]), -1, dtype=torch.long), targets], dim=1)
+    targets = targets.reshape(-1)
     logits = model(input_ids=ids).logits
     loss = torch.nn.functional.cross_entropy(logits.view(-1, logits.shape[-1]).float(), targets, ignore_index=-1)
     loss.backward()

@@ -47,13 +47,25 @@ public enum EngineMethod: Equatable, Sendable {
     case full
     /// LoRA on the named block Linears: W x + (alpha / r) · B A x, B zero-initialised.
     case lora(rank: Int, alpha: Float, targets: Set<BlockLinear>)
+    /// IA³: a learned vector scales each target's output, or, for a feed-forward target,
+    /// its input (PEFT's IA3Config; Llama's default: wk, wv, w2 with w2 feed-forward).
+    case ia3(targets: Set<BlockLinear>, feedforward: Set<BlockLinear>)
+    /// Prompt tuning: `tokens` learned embeddings in front of every sequence.
+    case prompt(tokens: Int)
+
+    public static let ia3Default = EngineMethod.ia3(targets: [.wk, .wv, .w2], feedforward: [.w2])
 
     public var name: String {
         switch self {
         case .full: return "full"
         case .lora: return "lora"
+        case .ia3: return "ia3"
+        case .prompt: return "prompt"
         }
     }
+
+    /// Virtual tokens added in front of the sequence.
+    public var virtualTokens: Int { if case let .prompt(t) = self { return t }; return 0 }
 }
 
 /// A named slice of a category's single allocation (llm.c's layout: one buffer per

@@ -53,12 +53,16 @@ public final class Trainer: @unchecked Sendable {
                     sizes.append(("\(l).\(lin.rawValue).lora_A", r * i, true))
                     sizes.append(("\(l).\(lin.rawValue).lora_B", o * r, true))
                 }
+                if case let .ia3(targets, ff) = method, targets.contains(lin) {
+                    sizes.append(("\(l).\(lin.rawValue).ia3", ff.contains(lin) ? i : o, true))
+                }
             }
         }
+        if case let .prompt(t) = method { sizes.append(("prompt", t * c.dim, true)) }
         sizes.append(("norm", c.dim, full))
         if !c.tied { sizes.append(("lm_head", c.vocab * c.dim, full)) }
         params = ParameterStore(sizes: sizes.map { (name: $0.0, count: $0.1, trainable: $0.2) }, ledger: ledger)
-        (ropeCos, ropeSin) = ropeTables(seq: maxSeq, headDim: c.headDim, base: c.ropeTheta)
+        (ropeCos, ropeSin) = ropeTables(seq: maxSeq + method.virtualTokens, headDim: c.headDim, base: c.ropeTheta)
         initialise(seed: seed)
         ProcessMemory.keepFreedMemory()
     }
@@ -79,7 +83,7 @@ public final class Trainer: @unchecked Sendable {
         let std = Float(0.02 * 3.0.squareRoot())   // uniform(−a, a) has std a/√3
         for (name, entry) in params.views.sorted(by: { $0.key < $1.key }) {
             let p = params.pointer(name)
-            if name.hasSuffix("norm") {
+            if name.hasSuffix("norm") || name.hasSuffix(".ia3") {   // IA³ starts as the identity (PEFT's init_ia3_weights)
                 for i in 0..<entry.view.count { p[i] = 1 }
             } else if name.hasSuffix("lora_B") {
                 for i in 0..<entry.view.count { p[i] = 0 }
@@ -96,6 +100,11 @@ public final class Trainer: @unchecked Sendable {
     var loraRank: Int { if case let .lora(r, _, _) = method { return r }; return 0 }
     var loraScale: Float { if case let .lora(r, a, _) = method { return a / Float(r) }; return 0 }
     func isLoRA(_ lin: BlockLinear) -> Bool { if case let .lora(_, _, t) = method { return t.contains(lin) }; return false }
+    /// nil: not an IA³ target; true: scales its input (feed-forward); false: its output.
+    func ia3Input(_ lin: BlockLinear) -> Bool? {
+        if case let .ia3(t, ff) = method, t.contains(lin) { return ff.contains(lin) }
+        return nil
+    }
 
     /// The gradient of a trainable parameter (nil when it is frozen or no backward ran).
     public func gradient(_ name: String) -> FloatPointer? {
@@ -108,6 +117,8 @@ public final class Trainer: @unchecked Sendable {
     final class Saved {
         var x, n1, r1, q, k, v, probs, att, mid, n2, r2, g, u, h: Buffer<Float>
         var lora: [BlockLinear: Buffer<Float>] = [:]
+        /// IA³: the scaled input (feed-forward targets) or the unscaled output (others).
+        var ia3: [BlockLinear: Buffer<Float>] = [:]
         init(_ l: Ledger, _ c: EngineConfig, batch b: Int, seq s: Int, x: Buffer<Float>) {
             let n = b * s
             // written whole by forward before anything reads them
@@ -123,6 +134,21 @@ public final class Trainer: @unchecked Sendable {
     private func linear(_ lin: BlockLinear, layer l: Int, _ out: FloatPointer, _ inp: FloatPointer, n: Int, saved: Saved) {
         let (o, i) = lin.shape(config)
         let name = "\(l).\(lin.rawValue)"
+        if let scalesInput = ia3Input(lin) {
+            let scale = params.pointer(name + ".ia3")
+            let keep = ledger.allocate(Float.self, count: n * (scalesInput ? i : o), category: .activations, zeroed: false)
+            if scalesInput {
+                // y = W (x ⊙ l): the scaled input is what the matmul saw
+                for r in 0..<n { for j in 0..<i { keep[r * i + j] = inp[r * i + j] * scale[j] } }
+                linearForward(out, keep.pointer, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
+            } else {
+                // y = (W x) ⊙ l: the unscaled output is kept for l's gradient
+                linearForward(keep.pointer, inp, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
+                for r in 0..<n { for j in 0..<o { out[r * o + j] = keep[r * o + j] * scale[j] } }
+            }
+            saved.ia3[lin] = keep
+            return
+        }
         linearForward(out, inp, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
         if isLoRA(lin) {
             let r = loraRank
@@ -138,6 +164,31 @@ public final class Trainer: @unchecked Sendable {
     private func linearBack(_ lin: BlockLinear, layer l: Int, dinp: FloatPointer?, _ dout: FloatPointer, _ inp: FloatPointer, n: Int, saved: Saved) {
         let (o, i) = lin.shape(config)
         let name = "\(l).\(lin.rawValue)"
+        if let scalesInput = ia3Input(lin), let keep = saved.ia3[lin] {
+            let scale = params.pointer(name + ".ia3"), dl = gradient(name + ".ia3")!
+            if scalesInput {
+                // dxs = dy · W ; dl += Σ_rows dxs ⊙ x ; dx += dxs ⊙ l
+                let dxs = ledger.allocate(Float.self, count: n * i, category: .activationGradients)
+                linearBackward(dinp: dxs.pointer, dw: gradient(name), dout, keep.pointer, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
+                for r in 0..<n {
+                    for j in 0..<i {
+                        dl[j] += dxs[r * i + j] * inp[r * i + j]
+                        if let dinp { dinp[r * i + j] += dxs[r * i + j] * scale[j] }
+                    }
+                }
+            } else {
+                // dl += Σ_rows dy ⊙ (W x) ; d(W x) = dy ⊙ l
+                let dyb = ledger.allocate(Float.self, count: n * o, category: .activationGradients, zeroed: false)
+                for r in 0..<n {
+                    for j in 0..<o {
+                        dl[j] += dout[r * o + j] * keep[r * o + j]
+                        dyb[r * o + j] = dout[r * o + j] * scale[j]
+                    }
+                }
+                linearBackward(dinp: dinp, dw: gradient(name), dyb.pointer, inp, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
+            }
+            return
+        }
         linearBackward(dinp: dinp, dw: gradient(name), dout, inp, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
         if isLoRA(lin), let t = saved.lora[lin] {
             let r = loraRank
@@ -167,15 +218,28 @@ public final class Trainer: @unchecked Sendable {
 
     /// Forward and backward only: gradients accumulate into ``gradients``.
     @discardableResult
-    public func forwardBackward(tokens: [Int32], targets: [Int32], batch b: Int, seq s: Int) -> Float {
-        precondition(tokens.count == b * s && targets.count == b * s && s <= maxSeq, "tokens must be batch × seq, seq ≤ maxSeq")
+    public func forwardBackward(tokens: [Int32], targets realTargets: [Int32], batch b: Int, seq sIn: Int) -> Float {
+        precondition(tokens.count == b * sIn && realTargets.count == b * sIn && sIn <= maxSeq, "tokens must be batch × seq, seq ≤ maxSeq")
+        // Prompt tuning puts its virtual tokens in front of every row; they predict nothing.
+        let vt = method.virtualTokens
+        let s = sIn + vt
         let c = config, n = b * s
+        var targets = realTargets
+        if vt > 0 {
+            targets = []
+            for row in 0..<b { targets += [Int32](repeating: -1, count: vt) + realTargets[row * sIn..<(row + 1) * sIn] }
+        }
         enter(.forward)
         if gradients == nil { gradients = ledger.allocate(Float.self, count: params.trainableCount, category: .gradients) }
 
-        // embedding
+        // embedding (and the prompt's rows)
         var x = ledger.allocate(Float.self, count: n * c.dim, category: .activations, zeroed: false)
-        tokens.withUnsafeBufferPointer { embeddingForward(x.pointer, $0.baseAddress!, params.pointer("embed"), n: n, c: c.dim) }
+        for row in 0..<b {
+            if vt > 0 { (x.pointer + row * s * c.dim).update(from: params.pointer("prompt"), count: vt * c.dim) }
+            tokens.withUnsafeBufferPointer {
+                embeddingForward(x.pointer + (row * s + vt) * c.dim, $0.baseAddress! + row * sIn, params.pointer("embed"), n: sIn, c: c.dim)
+            }
+        }
         var saved: [Saved?] = []
         for l in 0..<c.layers {
             let sv = Saved(ledger, c, batch: b, seq: s, x: x)
@@ -254,8 +318,13 @@ public final class Trainer: @unchecked Sendable {
             dx = dmid
             saved[l] = nil   // this layer's saved tensors are freed, as autograd frees them
         }
-        if let dEmbed = gradient("embed") {
-            tokens.withUnsafeBufferPointer { embeddingBackward(dEmbed, dx.pointer, $0.baseAddress!, n: n, c: c.dim) }
+        for row in 0..<b {
+            if let dEmbed = gradient("embed") {
+                tokens.withUnsafeBufferPointer {
+                    embeddingBackward(dEmbed, dx.pointer + (row * s + vt) * c.dim, $0.baseAddress! + row * sIn, n: sIn, c: c.dim)
+                }
+            }
+            if vt > 0, let dPrompt = gradient("prompt") { addInPlace(dPrompt, dx.pointer + row * s * c.dim, count: vt * c.dim) }
         }
         return loss
     }

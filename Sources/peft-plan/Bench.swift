@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
 
     @Option(help: "Model: tiny (hidden 256, 4 layers, 4 heads, intermediate 688, vocab 1000), or a Llama-type config.json.")
     var model: String = "tiny"
-    @Option(help: "full|lora") var method: String = "full"
+    @Option(help: "full|lora|ia3|prompt") var method: String = "full"
     @Option(parsing: .unconditional, help: "Micro-batch (default 4).") var batch: String?
     @Option(parsing: .unconditional, help: "Sequence length (default 128).") var seq: String?
     @Option(parsing: .unconditional, help: "Timed steps after one warm-up step (default 30).") var steps: String?
@@ -31,9 +31,11 @@ struct Bench: ParsableCommand {
         switch method.lowercased() {
         case "full": m = .full
         case "lora": m = .lora(rank: r, alpha: Float(2 * r), targets: [.wq, .wv])
-        default: throw PlanError.invalidOption(option: "--method", value: method, accepted: "full or lora (the engine's methods so far)")
+        case "ia3": m = .ia3Default
+        case "prompt": m = .prompt(tokens: 20)
+        default: throw PlanError.invalidOption(option: "--method", value: method, accepted: "full, lora, ia3 or prompt (the engine's methods so far)")
         }
-        if method.lowercased() == "full" && loraR != nil { throw PlanError.contradictoryOptions("--lora-r applies to --method lora") }
+        if method.lowercased() != "lora" && loraR != nil { throw PlanError.contradictoryOptions("--lora-r applies to --method lora") }
         guard Double(b) * Double(s) * Double(config.vocab) * 4 * 3 < 16e9 else {
             throw PlanError.invalidOption(option: "--batch", value: "\(b)", accepted: "a batch × seq whose logits fit in memory (batch × seq × vocab × 12 bytes under 16 GB)")
         }

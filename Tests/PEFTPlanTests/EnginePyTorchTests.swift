@@ -12,6 +12,8 @@ struct EnginePyTorchTests {
         var name: String
         var tied: Bool
         var lora: [String]?
+        var ia3: (targets: [String], feedforward: [String])? = nil
+        var prompt: Int? = nil
         var testDescription: String { name }
     }
 
@@ -20,6 +22,11 @@ struct EnginePyTorchTests {
         Case(name: "full, tied", tied: true, lora: nil),
         Case(name: "LoRA r4 on wq, wv", tied: false, lora: ["wq", "wv"]),
         Case(name: "LoRA r4 on every Linear", tied: false, lora: ["wq", "wk", "wv", "wo", "w1", "w2", "w3"]),
+        Case(name: "IA³ (PEFT's Llama default: k, v, down; down feed-forward)", tied: false, lora: nil,
+             ia3: (["wk", "wv", "w2"], ["w2"])),
+        Case(name: "IA³ on every Linear, w1 and w3 feed-forward", tied: true, lora: nil,
+             ia3: (["wq", "wk", "wv", "wo", "w1", "w2", "w3"], ["w1", "w3"])),
+        Case(name: "prompt tuning, 3 virtual tokens", tied: false, lora: nil, prompt: 3),
     ]
 
     @Test(arguments: cases)
@@ -34,9 +41,18 @@ struct EnginePyTorchTests {
                                   "vocab": c.vocab, "tied": c.tied, "seed": 1, "batch": b, "seq": s,
                                   "tokens": tokens.map(Int.init), "targets": targets.map(Int.init)]
         var method = EngineMethod.full
+        func linears(_ names: [String]) -> Set<BlockLinear> { Set(names.compactMap(BlockLinear.init(rawValue:))) }
         if let targetsNames = k.lora {
             job["lora"] = ["r": 4, "alpha": 8, "targets": targetsNames]
-            method = .lora(rank: 4, alpha: 8, targets: Set(targetsNames.compactMap(BlockLinear.init(rawValue:))))
+            method = .lora(rank: 4, alpha: 8, targets: linears(targetsNames))
+        }
+        if let ia3 = k.ia3 {
+            job["ia3"] = ["targets": ia3.targets, "feedforward": ia3.feedforward]
+            method = .ia3(targets: linears(ia3.targets), feedforward: linears(ia3.feedforward))
+        }
+        if let t = k.prompt {
+            job["prompt"] = ["tokens": t]
+            method = .prompt(tokens: t)
         }
         let ref = try PythonReference.run(script: "engine_reference.py", input: job).get()
         let weights = ref["weights"] as! [String: [Double]]

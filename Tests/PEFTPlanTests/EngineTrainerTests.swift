@@ -64,13 +64,19 @@ struct EngineTrainerTests {
 
     /// Byte-level tokens of a text the repository ships (its README): training lowers the
     /// loss with each method.
-    @Test(arguments: ["full", "lora"])
+    @Test(arguments: ["full", "lora", "ia3", "prompt"])
     func lossFallsOnText(_ variant: String) throws {
         let text = try Data(contentsOf: repoRoot.appendingPathComponent("README.md"))
         let bytes = Array(text.prefix(4096)).map { Int32($0) }
         let c = EngineConfig(dim: 64, layers: 2, heads: 4, kvHeads: 2, hidden: 128, vocab: 256, tied: false)
-        let method: EngineMethod = variant == "lora" ? .lora(rank: 8, alpha: 16, targets: Set(BlockLinear.allCases)) : .full
-        let t = Trainer(config: c, method: method, optimizer: .adamw(lr: variant == "lora" ? 1e-2 : 3e-3), maxSeq: 32, seed: 7)
+        let method: EngineMethod
+        switch variant {
+        case "lora": method = .lora(rank: 8, alpha: 16, targets: Set(BlockLinear.allCases))
+        case "ia3": method = .ia3(targets: Set(BlockLinear.allCases), feedforward: [.w2])
+        case "prompt": method = .prompt(tokens: 8)
+        default: method = .full
+        }
+        let t = Trainer(config: c, method: method, optimizer: .adamw(lr: variant == "full" ? 3e-3 : 1e-2), maxSeq: 32, seed: 7)
         let (b, s) = (4, 32)
         var losses: [Float] = []
         for step in 0..<40 {
@@ -84,9 +90,10 @@ struct EngineTrainerTests {
         }
         let first = losses.prefix(3).reduce(0, +) / 3, last = losses.suffix(5).reduce(0, +) / 5
         #expect(abs(first - log(256)) < 0.3, "an untrained model predicts about uniformly: \(first)")
-        // LoRA adapts a random base through rank-8 updates only (embeddings and lm_head
-        // frozen), so it learns far less in 40 steps than full fine-tuning.
-        #expect(last < first - (variant == "lora" ? 0.15 : 1.0), "\(variant): loss \(first) → \(last)")
+        // The PEFT methods adapt a random base through few parameters (embeddings and
+        // lm_head frozen), so they learn far less in 40 steps than full fine-tuning.
+        print("engine loss on README bytes, \(variant): \(first) → \(last)")
+        #expect(last < first - (variant == "full" ? 1.0 : 0.05), "\(variant): loss \(first) → \(last)")
         #expect(losses.allSatisfy { $0.isFinite })
     }
 
