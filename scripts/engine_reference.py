@@ -10,7 +10,7 @@ loads the same weights and must reproduce the loss and every gradient.
 Input (stdin): {"dim", "layers", "heads", "kv_heads", "hidden", "vocab", "tied", "seed",
 "batch", "seq", "tokens": [...], "targets": [...] (-1 ignored), "lora": null or
 {"r", "alpha", "targets": ["wq", ...]}, "ia3": null or {"targets": [...], "feedforward": [...]},
-"prompt": null or {"tokens": T}}. IA³ vectors are drawn in [0.5, 1.5) and prompt embeddings
+"prompt": null or {"tokens": T}, "prefix": null or {"tokens": T}}. IA³ vectors are drawn in [0.5, 1.5) and prompt embeddings
 are PEFT's own (random) so every gradient is informative.
 Output (stdout): {"loss", "weights": {name: [...]}, "grads": {name: [...]}, "versions"}.
 """
@@ -102,6 +102,11 @@ def main():
         import peft
         versions["peft"] = peft.__version__
         model = peft.get_peft_model(model, peft.PromptTuningConfig(num_virtual_tokens=prompt["tokens"], task_type="CAUSAL_LM"))
+    prefix = job.get("prefix")
+    if prefix:
+        import peft
+        versions["peft"] = peft.__version__
+        model = peft.get_peft_model(model, peft.PrefixTuningConfig(num_virtual_tokens=prefix["tokens"], task_type="CAUSAL_LM"))
     model.train()
     b, s = job["batch"], job["seq"]
     ids = torch.tensor(job["tokens"], dtype=torch.long).view(b, s)
@@ -119,6 +124,8 @@ def main():
             continue
         seen.add(p.data_ptr())
         ours = engine_name(name)
+        if prefix and ours == "prompt":  # PEFT keeps the prefix encoder under prompt_encoder too
+            ours = "prefix"
         weights[ours] = p.detach().reshape(-1).tolist()
         if p.grad is not None:
             grads[ours] = p.grad.reshape(-1).tolist()

@@ -158,13 +158,19 @@ public func ropeTables(seq: Int, headDim: Int, base: Float) -> (cos: [Float], si
 
 /// In place on x[B×S×H×D]: the halves (x1, x2) become (x1·cos − x2·sin, x2·cos + x1·sin),
 /// as Transformers' `apply_rotary_pos_emb` with `rotate_half`.
-public func ropeForward(_ x: FloatPointer, cos: ConstFloatPointer, sin: ConstFloatPointer, batch: Int, seq: Int, heads: Int, headDim: Int) {
-    rotate(x, cos: cos, sin: sin, batch: batch, seq: seq, heads: heads, headDim: headDim, sign: 1)
+/// `offset` is the position of the first token (after a prefix of cached keys, Transformers
+/// numbers the new tokens from the cache's length).
+public func ropeForward(_ x: FloatPointer, cos: ConstFloatPointer, sin: ConstFloatPointer, batch: Int, seq: Int, heads: Int, headDim: Int,
+                        offset: Int = 0) {
+    let half = headDim / 2
+    rotate(x, cos: cos + offset * half, sin: sin + offset * half, batch: batch, seq: seq, heads: heads, headDim: headDim, sign: 1)
 }
 
 /// In place on the gradient: the transpose of the rotation, a rotation by −θ.
-public func ropeBackward(_ dx: FloatPointer, cos: ConstFloatPointer, sin: ConstFloatPointer, batch: Int, seq: Int, heads: Int, headDim: Int) {
-    rotate(dx, cos: cos, sin: sin, batch: batch, seq: seq, heads: heads, headDim: headDim, sign: -1)
+public func ropeBackward(_ dx: FloatPointer, cos: ConstFloatPointer, sin: ConstFloatPointer, batch: Int, seq: Int, heads: Int, headDim: Int,
+                         offset: Int = 0) {
+    let half = headDim / 2
+    rotate(dx, cos: cos + offset * half, sin: sin + offset * half, batch: batch, seq: seq, heads: heads, headDim: headDim, sign: -1)
 }
 
 private func rotate(_ x: FloatPointer, cos: ConstFloatPointer, sin: ConstFloatPointer, batch: Int, seq: Int, heads: Int, headDim: Int,

@@ -52,6 +52,9 @@ public enum EngineMethod: Equatable, Sendable {
     case ia3(targets: Set<BlockLinear>, feedforward: Set<BlockLinear>)
     /// Prompt tuning: `tokens` learned embeddings in front of every sequence.
     case prompt(tokens: Int)
+    /// Prefix tuning (no reparameterisation): per layer `tokens` learned keys and values in
+    /// front of every sequence's, as PEFT's PrefixTuningConfig passes them as a KV cache.
+    case prefix(tokens: Int)
 
     public static let ia3Default = EngineMethod.ia3(targets: [.wk, .wv, .w2], feedforward: [.w2])
 
@@ -61,11 +64,14 @@ public enum EngineMethod: Equatable, Sendable {
         case .lora: return "lora"
         case .ia3: return "ia3"
         case .prompt: return "prompt"
+        case .prefix: return "prefix"
         }
     }
 
     /// Virtual tokens added in front of the sequence.
     public var virtualTokens: Int { if case let .prompt(t) = self { return t }; return 0 }
+    /// Learned keys and values in front of the attended sequence.
+    public var prefixTokens: Int { if case let .prefix(t) = self { return t }; return 0 }
 }
 
 /// A named slice of a category's single allocation (llm.c's layout: one buffer per

@@ -59,10 +59,13 @@ public final class Trainer: @unchecked Sendable {
             }
         }
         if case let .prompt(t) = method { sizes.append(("prompt", t * c.dim, true)) }
+        // PEFT's prefix embedding: per virtual token, layer l's key at columns 2l·kvDim and
+        // its value at (2l+1)·kvDim (the (L·2, KV, D) split of peft_model.get_prompt).
+        if case let .prefix(t) = method { sizes.append(("prefix", t * c.layers * 2 * c.kvDim, true)) }
         sizes.append(("norm", c.dim, full))
         if !c.tied { sizes.append(("lm_head", c.vocab * c.dim, full)) }
         params = ParameterStore(sizes: sizes.map { (name: $0.0, count: $0.1, trainable: $0.2) }, ledger: ledger)
-        (ropeCos, ropeSin) = ropeTables(seq: maxSeq + method.virtualTokens, headDim: c.headDim, base: c.ropeTheta)
+        (ropeCos, ropeSin) = ropeTables(seq: maxSeq + method.virtualTokens + method.prefixTokens, headDim: c.headDim, base: c.ropeTheta)
         initialise(seed: seed)
         ProcessMemory.keepFreedMemory()
     }
@@ -119,13 +122,14 @@ public final class Trainer: @unchecked Sendable {
         var lora: [BlockLinear: Buffer<Float>] = [:]
         /// IA³: the scaled input (feed-forward targets) or the unscaled output (others).
         var ia3: [BlockLinear: Buffer<Float>] = [:]
-        init(_ l: Ledger, _ c: EngineConfig, batch b: Int, seq s: Int, x: Buffer<Float>) {
+        /// `kvSeq`: attended keys per row (the sequence plus any prefix).
+        init(_ l: Ledger, _ c: EngineConfig, batch b: Int, seq s: Int, kvSeq: Int, x: Buffer<Float>) {
             let n = b * s
             // written whole by forward before anything reads them
             func a(_ count: Int) -> Buffer<Float> { l.allocate(Float.self, count: count, category: .activations, zeroed: false) }
             self.x = x
-            n1 = a(n * c.dim); r1 = a(n); q = a(n * c.dim); k = a(n * c.kvDim); v = a(n * c.kvDim)
-            probs = a(b * c.heads * s * s); att = a(n * c.dim); mid = a(n * c.dim)
+            n1 = a(n * c.dim); r1 = a(n); q = a(n * c.dim); k = a(b * kvSeq * c.kvDim); v = a(b * kvSeq * c.kvDim)
+            probs = a(b * c.heads * s * kvSeq); att = a(n * c.dim); mid = a(n * c.dim)
             n2 = a(n * c.dim); r2 = a(n); g = a(n * c.hidden); u = a(n * c.hidden); h = a(n * c.hidden)
         }
     }
@@ -221,7 +225,7 @@ public final class Trainer: @unchecked Sendable {
     public func forwardBackward(tokens: [Int32], targets realTargets: [Int32], batch b: Int, seq sIn: Int) -> Float {
         precondition(tokens.count == b * sIn && realTargets.count == b * sIn && sIn <= maxSeq, "tokens must be batch × seq, seq ≤ maxSeq")
         // Prompt tuning puts its virtual tokens in front of every row; they predict nothing.
-        let vt = method.virtualTokens
+        let vt = method.virtualTokens, pt = method.prefixTokens
         let s = sIn + vt
         let c = config, n = b * s
         var targets = realTargets
@@ -242,15 +246,35 @@ public final class Trainer: @unchecked Sendable {
         }
         var saved: [Saved?] = []
         for l in 0..<c.layers {
-            let sv = Saved(ledger, c, batch: b, seq: s, x: x)
+            let sv = Saved(ledger, c, batch: b, seq: s, kvSeq: s + pt, x: x)
             rmsnormForward(sv.n1.pointer, rstd: sv.r1.pointer, sv.x.pointer, params.pointer("\(l).attn_norm"), n: n, c: c.dim, eps: c.normEps)
             linear(.wq, layer: l, sv.q.pointer, sv.n1.pointer, n: n, saved: sv)
-            linear(.wk, layer: l, sv.k.pointer, sv.n1.pointer, n: n, saved: sv)
-            linear(.wv, layer: l, sv.v.pointer, sv.n1.pointer, n: n, saved: sv)
-            ropeForward(sv.q.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.heads, headDim: c.headDim)
-            ropeForward(sv.k.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim)
+            // Real tokens' positions start after the prefix (Transformers numbers new tokens
+            // from the cache's length); prefix keys are used as given, without RoPE.
+            ropeForward(sv.q.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.heads, headDim: c.headDim, offset: pt)
+            if pt == 0 {
+                linear(.wk, layer: l, sv.k.pointer, sv.n1.pointer, n: n, saved: sv)
+                linear(.wv, layer: l, sv.v.pointer, sv.n1.pointer, n: n, saved: sv)
+                ropeForward(sv.k.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim)
+            } else {
+                let kr = ledger.allocate(Float.self, count: n * c.kvDim, category: .transient, zeroed: false)
+                let vr = ledger.allocate(Float.self, count: n * c.kvDim, category: .transient, zeroed: false)
+                linear(.wk, layer: l, kr.pointer, sv.n1.pointer, n: n, saved: sv)
+                linear(.wv, layer: l, vr.pointer, sv.n1.pointer, n: n, saved: sv)
+                ropeForward(kr.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim, offset: pt)
+                let pre = params.pointer("prefix"), width = c.layers * 2 * c.kvDim, kv = c.kvDim
+                for row in 0..<b {
+                    let kRow = sv.k.pointer + row * (s + pt) * kv, vRow = sv.v.pointer + row * (s + pt) * kv
+                    for t in 0..<pt {
+                        (kRow + t * kv).update(from: pre + t * width + 2 * l * kv, count: kv)
+                        (vRow + t * kv).update(from: pre + t * width + (2 * l + 1) * kv, count: kv)
+                    }
+                    (kRow + pt * kv).update(from: kr.pointer + row * s * kv, count: s * kv)
+                    (vRow + pt * kv).update(from: vr.pointer + row * s * kv, count: s * kv)
+                }
+            }
             attentionForward(sv.att.pointer, probs: sv.probs.pointer, sv.q.pointer, sv.k.pointer, sv.v.pointer,
-                             batch: b, seq: s, kvSeq: s, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+                             batch: b, seq: s, kvSeq: s + pt, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
             linear(.wo, layer: l, sv.mid.pointer, sv.att.pointer, n: n, saved: sv)
             addInPlace(sv.mid.pointer, sv.x.pointer, count: n * c.dim)
             rmsnormForward(sv.n2.pointer, rstd: sv.r2.pointer, sv.mid.pointer, params.pointer("\(l).ffn_norm"), n: n, c: c.dim, eps: c.normEps)
@@ -302,13 +326,31 @@ public final class Trainer: @unchecked Sendable {
             // mid = x + wo(att)
             let datt = ag(n * c.dim)
             linearBack(.wo, layer: l, dinp: datt.pointer, dmid.pointer, sv.att.pointer, n: n, saved: sv)
-            let dq = ag(n * c.dim), dk = ag(n * c.kvDim), dv = ag(n * c.kvDim)
-            let work = ledger.allocate(Float.self, count: s * s, category: .transient, zeroed: false)
+            let kvs = s + pt
+            let dq = ag(n * c.dim)
+            var dk = ag(b * kvs * c.kvDim), dv = ag(b * kvs * c.kvDim)
+            let work = ledger.allocate(Float.self, count: s * kvs, category: .transient, zeroed: false)
             attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, datt.pointer, probs: sv.probs.pointer,
                               sv.q.pointer, sv.k.pointer, sv.v.pointer, workspace: work.pointer,
-                              batch: b, seq: s, kvSeq: s, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
-            ropeBackward(dq.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.heads, headDim: c.headDim)
-            ropeBackward(dk.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim)
+                              batch: b, seq: s, kvSeq: kvs, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+            if pt > 0 {
+                // the prefix rows' gradients go to the prefix embedding, summed over the batch
+                let dpre = gradient("prefix")!, width = c.layers * 2 * c.kvDim, kv = c.kvDim
+                let dkr = ag(n * kv), dvr = ag(n * kv)
+                for row in 0..<b {
+                    let kRow = dk.pointer + row * kvs * kv, vRow = dv.pointer + row * kvs * kv
+                    for t in 0..<pt {
+                        addInPlace(dpre + t * width + 2 * l * kv, kRow + t * kv, count: kv)
+                        addInPlace(dpre + t * width + (2 * l + 1) * kv, vRow + t * kv, count: kv)
+                    }
+                    (dkr.pointer + row * s * kv).update(from: kRow + pt * kv, count: s * kv)
+                    (dvr.pointer + row * s * kv).update(from: vRow + pt * kv, count: s * kv)
+                }
+                dk = dkr
+                dv = dvr
+            }
+            ropeBackward(dq.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.heads, headDim: c.headDim, offset: pt)
+            ropeBackward(dk.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim, offset: pt)
             let dn1 = ag(n * c.dim)
             linearBack(.wq, layer: l, dinp: dn1.pointer, dq.pointer, sv.n1.pointer, n: n, saved: sv)
             linearBack(.wk, layer: l, dinp: dn1.pointer, dk.pointer, sv.n1.pointer, n: n, saved: sv)

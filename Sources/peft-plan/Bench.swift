@@ -9,7 +9,7 @@ struct Bench: ParsableCommand {
 
     @Option(help: "Model: tiny (hidden 256, 4 layers, 4 heads, intermediate 688, vocab 1000), or a Llama-type config.json.")
     var model: String = "tiny"
-    @Option(help: "full|lora|ia3|prompt") var method: String = "full"
+    @Option(help: "full|lora|ia3|prompt|prefix (LoRA r8 on wq, wv; IA³ on wk, wv, w2; 20 prompt or prefix tokens)") var method: String = "full"
     @Option(parsing: .unconditional, help: "Micro-batch (default 4).") var batch: String?
     @Option(parsing: .unconditional, help: "Sequence length (default 128).") var seq: String?
     @Option(parsing: .unconditional, help: "Timed steps after one warm-up step (default 30).") var steps: String?
@@ -33,7 +33,8 @@ struct Bench: ParsableCommand {
         case "lora": m = .lora(rank: r, alpha: Float(2 * r), targets: [.wq, .wv])
         case "ia3": m = .ia3Default
         case "prompt": m = .prompt(tokens: 20)
-        default: throw PlanError.invalidOption(option: "--method", value: method, accepted: "full, lora, ia3 or prompt (the engine's methods so far)")
+        case "prefix": m = .prefix(tokens: 20)
+        default: throw PlanError.invalidOption(option: "--method", value: method, accepted: "full, lora, ia3, prompt or prefix (the engine's methods so far)")
         }
         if method.lowercased() != "lora" && loraR != nil { throw PlanError.contradictoryOptions("--lora-r applies to --method lora") }
         guard Double(b) * Double(s) * Double(config.vocab) * 4 * 3 < 16e9 else {

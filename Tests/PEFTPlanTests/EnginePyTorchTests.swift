@@ -14,6 +14,7 @@ struct EnginePyTorchTests {
         var lora: [String]?
         var ia3: (targets: [String], feedforward: [String])? = nil
         var prompt: Int? = nil
+        var prefix: Int? = nil
         var testDescription: String { name }
     }
 
@@ -27,6 +28,7 @@ struct EnginePyTorchTests {
         Case(name: "IA³ on every Linear, w1 and w3 feed-forward", tied: true, lora: nil,
              ia3: (["wq", "wk", "wv", "wo", "w1", "w2", "w3"], ["w1", "w3"])),
         Case(name: "prompt tuning, 3 virtual tokens", tied: false, lora: nil, prompt: 3),
+        Case(name: "prefix tuning, 3 virtual tokens (grouped-query KV)", tied: false, lora: nil, prefix: 3),
     ]
 
     @Test(arguments: cases)
@@ -53,6 +55,10 @@ struct EnginePyTorchTests {
         if let t = k.prompt {
             job["prompt"] = ["tokens": t]
             method = .prompt(tokens: t)
+        }
+        if let t = k.prefix {
+            job["prefix"] = ["tokens": t]
+            method = .prefix(tokens: t)
         }
         let ref = try PythonReference.run(script: "engine_reference.py", input: job).get()
         let weights = ref["weights"] as! [String: [Double]]

@@ -64,7 +64,7 @@ struct EngineTrainerTests {
 
     /// Byte-level tokens of a text the repository ships (its README): training lowers the
     /// loss with each method.
-    @Test(arguments: ["full", "lora", "ia3", "prompt"])
+    @Test(arguments: ["full", "lora", "ia3", "prompt", "prefix"])
     func lossFallsOnText(_ variant: String) throws {
         let text = try Data(contentsOf: repoRoot.appendingPathComponent("README.md"))
         let bytes = Array(text.prefix(4096)).map { Int32($0) }
@@ -74,6 +74,7 @@ struct EngineTrainerTests {
         case "lora": method = .lora(rank: 8, alpha: 16, targets: Set(BlockLinear.allCases))
         case "ia3": method = .ia3(targets: Set(BlockLinear.allCases), feedforward: [.w2])
         case "prompt": method = .prompt(tokens: 8)
+        case "prefix": method = .prefix(tokens: 8)
         default: method = .full
         }
         let t = Trainer(config: c, method: method, optimizer: .adamw(lr: variant == "full" ? 3e-3 : 1e-2), maxSeq: 32, seed: 7)
