@@ -7,6 +7,7 @@ public struct BenchResult: Sendable {
     public var config: EngineConfig
     public var method: String
     public var batch: Int, seq: Int, steps: Int
+    public var checkpointing = false
     public var stepMilliseconds: [Double]
     public var gemmShare: Double
     public var gemmGFLOPs: Double
@@ -29,8 +30,8 @@ public enum EngineBench {
     /// Runs `steps` training steps after one warm-up step (not timed: it allocates the
     /// gradients and optimizer states). Tokens are seeded random ids.
     public static func run(config: EngineConfig, method: EngineMethod, batch: Int, seq: Int, steps: Int,
-                           optimizer: EngineOptimizer = .adamw(lr: 1e-3)) -> BenchResult {
-        let t = Trainer(config: config, method: method, optimizer: optimizer, maxSeq: seq, seed: 1)
+                           optimizer: EngineOptimizer = .adamw(lr: 1e-3), checkpointing: Bool = false) -> BenchResult {
+        let t = Trainer(config: config, method: method, optimizer: optimizer, maxSeq: seq, seed: 1, checkpointing: checkpointing)
         var state: UInt64 = 42
         func token() -> Int32 {
             state = state &* 6364136223846793005 &+ 1442695040888963407
@@ -65,6 +66,7 @@ public enum EngineBench {
                            peakBytes: t.ledger.peakTotal, peakByCategory: t.ledger.peak, phasePeaks: t.ledger.phasePeak,
                            losses: losses, blasCore: BLASInfo.coreName, threads: BLASInfo.threads)
         result.phaseSeconds = perStep
+        result.checkpointing = checkpointing
         result.peakResidentBytes = ProcessMemory.peakResidentBytes
         return result
     }
@@ -85,6 +87,7 @@ public struct BurstRecord: Codable, Equatable, Sendable {
     public var batch: Int
     public var seq: Int
     public var steps: Int
+    public var gradCheckpointing: Bool
     /// Peak bytes per category (``MemoryCategory`` raw values) and "allocated_peak".
     public var measured: [String: Int]
     public var peakPhase: String
@@ -95,6 +98,7 @@ public struct BurstRecord: Codable, Equatable, Sendable {
 
     public init(_ r: BenchResult) {
         method = r.method
+        gradCheckpointing = r.checkpointing
         batch = r.batch
         seq = r.seq
         steps = r.steps

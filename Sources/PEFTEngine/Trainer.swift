@@ -14,6 +14,9 @@ public final class Trainer: @unchecked Sendable {
     public let config: EngineConfig
     public let method: EngineMethod
     public let optimizer: EngineOptimizer
+    /// Gradient checkpointing per block (Transformers' non-reentrant checkpointing keeps the
+    /// same: block inputs, one block recomputed at a time).
+    public let checkpointing: Bool
     public let ledger = Ledger()
     public let params: ParameterStore
     public private(set) var gradients: Buffer<Float>?
@@ -36,8 +39,10 @@ public final class Trainer: @unchecked Sendable {
 
     /// Parameter names: "embed", "lm_head" (untied), "norm", and per layer "L.attn_norm",
     /// "L.ffn_norm", "L.wq" … "L.w3", and for LoRA "L.wq.lora_A" / "L.wq.lora_B".
-    public init(config c: EngineConfig, method: EngineMethod, optimizer: EngineOptimizer, maxSeq: Int, seed: UInt64 = 1) {
+    public init(config c: EngineConfig, method: EngineMethod, optimizer: EngineOptimizer, maxSeq: Int, seed: UInt64 = 1,
+                checkpointing: Bool = false) {
         config = c
+        self.checkpointing = checkpointing
         self.method = method
         self.optimizer = optimizer
         self.maxSeq = maxSeq
@@ -207,6 +212,51 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
+    /// One decoder block's forward from its input `x` (batch × seq rows): the tensors it
+    /// saves for backward and its output.
+    private func layerForward(_ l: Int, x: Buffer<Float>, batch b: Int, seq s: Int, prefix pt: Int) -> (Saved, Buffer<Float>) {
+        let c = config, n = b * s
+        let sv = Saved(ledger, c, batch: b, seq: s, kvSeq: s + pt, x: x)
+        rmsnormForward(sv.n1.pointer, rstd: sv.r1.pointer, sv.x.pointer, params.pointer("\(l).attn_norm"), n: n, c: c.dim, eps: c.normEps)
+        linear(.wq, layer: l, sv.q.pointer, sv.n1.pointer, n: n, saved: sv)
+        // Real tokens' positions start after the prefix (Transformers numbers new tokens
+        // from the cache's length); prefix keys are used as given, without RoPE.
+        ropeForward(sv.q.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.heads, headDim: c.headDim, offset: pt)
+        if pt == 0 {
+            linear(.wk, layer: l, sv.k.pointer, sv.n1.pointer, n: n, saved: sv)
+            linear(.wv, layer: l, sv.v.pointer, sv.n1.pointer, n: n, saved: sv)
+            ropeForward(sv.k.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim)
+        } else {
+            let kr = ledger.allocate(Float.self, count: n * c.kvDim, category: .transient, zeroed: false)
+            let vr = ledger.allocate(Float.self, count: n * c.kvDim, category: .transient, zeroed: false)
+            linear(.wk, layer: l, kr.pointer, sv.n1.pointer, n: n, saved: sv)
+            linear(.wv, layer: l, vr.pointer, sv.n1.pointer, n: n, saved: sv)
+            ropeForward(kr.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim, offset: pt)
+            let pre = params.pointer("prefix"), width = c.layers * 2 * c.kvDim, kv = c.kvDim
+            for row in 0..<b {
+                let kRow = sv.k.pointer + row * (s + pt) * kv, vRow = sv.v.pointer + row * (s + pt) * kv
+                for t in 0..<pt {
+                    (kRow + t * kv).update(from: pre + t * width + 2 * l * kv, count: kv)
+                    (vRow + t * kv).update(from: pre + t * width + (2 * l + 1) * kv, count: kv)
+                }
+                (kRow + pt * kv).update(from: kr.pointer + row * s * kv, count: s * kv)
+                (vRow + pt * kv).update(from: vr.pointer + row * s * kv, count: s * kv)
+            }
+        }
+        attentionForward(sv.att.pointer, probs: sv.probs.pointer, sv.q.pointer, sv.k.pointer, sv.v.pointer,
+                         batch: b, seq: s, kvSeq: s + pt, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+        linear(.wo, layer: l, sv.mid.pointer, sv.att.pointer, n: n, saved: sv)
+        addInPlace(sv.mid.pointer, sv.x.pointer, count: n * c.dim)
+        rmsnormForward(sv.n2.pointer, rstd: sv.r2.pointer, sv.mid.pointer, params.pointer("\(l).ffn_norm"), n: n, c: c.dim, eps: c.normEps)
+        linear(.w1, layer: l, sv.g.pointer, sv.n2.pointer, n: n, saved: sv)
+        linear(.w3, layer: l, sv.u.pointer, sv.n2.pointer, n: n, saved: sv)
+        swigluForward(sv.h.pointer, sv.g.pointer, sv.u.pointer, count: n * c.hidden)
+        let out = ledger.allocate(Float.self, count: n * c.dim, category: .activations, zeroed: false)
+        linear(.w2, layer: l, out.pointer, sv.h.pointer, n: n, saved: sv)
+        addInPlace(out.pointer, sv.mid.pointer, count: n * c.dim)
+        return (sv, out)
+    }
+
     // MARK: - A training step
 
     /// One step on `tokens` (batch × seq, row-major) predicting `targets` (−1 = ignored):
@@ -244,47 +294,18 @@ public final class Trainer: @unchecked Sendable {
                 embeddingForward(x.pointer + (row * s + vt) * c.dim, $0.baseAddress! + row * sIn, params.pointer("embed"), n: sIn, c: c.dim)
             }
         }
+        // Gradient checkpointing keeps only each block's input; backward recomputes the
+        // block's forward (its saved tensors for one block at a time) before its backward.
         var saved: [Saved?] = []
+        var inputs: [Buffer<Float>?] = []
         for l in 0..<c.layers {
-            let sv = Saved(ledger, c, batch: b, seq: s, kvSeq: s + pt, x: x)
-            rmsnormForward(sv.n1.pointer, rstd: sv.r1.pointer, sv.x.pointer, params.pointer("\(l).attn_norm"), n: n, c: c.dim, eps: c.normEps)
-            linear(.wq, layer: l, sv.q.pointer, sv.n1.pointer, n: n, saved: sv)
-            // Real tokens' positions start after the prefix (Transformers numbers new tokens
-            // from the cache's length); prefix keys are used as given, without RoPE.
-            ropeForward(sv.q.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.heads, headDim: c.headDim, offset: pt)
-            if pt == 0 {
-                linear(.wk, layer: l, sv.k.pointer, sv.n1.pointer, n: n, saved: sv)
-                linear(.wv, layer: l, sv.v.pointer, sv.n1.pointer, n: n, saved: sv)
-                ropeForward(sv.k.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim)
+            let (sv, out) = layerForward(l, x: x, batch: b, seq: s, prefix: pt)
+            if checkpointing {
+                inputs.append(x)
+                saved.append(nil)
             } else {
-                let kr = ledger.allocate(Float.self, count: n * c.kvDim, category: .transient, zeroed: false)
-                let vr = ledger.allocate(Float.self, count: n * c.kvDim, category: .transient, zeroed: false)
-                linear(.wk, layer: l, kr.pointer, sv.n1.pointer, n: n, saved: sv)
-                linear(.wv, layer: l, vr.pointer, sv.n1.pointer, n: n, saved: sv)
-                ropeForward(kr.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim, offset: pt)
-                let pre = params.pointer("prefix"), width = c.layers * 2 * c.kvDim, kv = c.kvDim
-                for row in 0..<b {
-                    let kRow = sv.k.pointer + row * (s + pt) * kv, vRow = sv.v.pointer + row * (s + pt) * kv
-                    for t in 0..<pt {
-                        (kRow + t * kv).update(from: pre + t * width + 2 * l * kv, count: kv)
-                        (vRow + t * kv).update(from: pre + t * width + (2 * l + 1) * kv, count: kv)
-                    }
-                    (kRow + pt * kv).update(from: kr.pointer + row * s * kv, count: s * kv)
-                    (vRow + pt * kv).update(from: vr.pointer + row * s * kv, count: s * kv)
-                }
+                saved.append(sv)
             }
-            attentionForward(sv.att.pointer, probs: sv.probs.pointer, sv.q.pointer, sv.k.pointer, sv.v.pointer,
-                             batch: b, seq: s, kvSeq: s + pt, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
-            linear(.wo, layer: l, sv.mid.pointer, sv.att.pointer, n: n, saved: sv)
-            addInPlace(sv.mid.pointer, sv.x.pointer, count: n * c.dim)
-            rmsnormForward(sv.n2.pointer, rstd: sv.r2.pointer, sv.mid.pointer, params.pointer("\(l).ffn_norm"), n: n, c: c.dim, eps: c.normEps)
-            linear(.w1, layer: l, sv.g.pointer, sv.n2.pointer, n: n, saved: sv)
-            linear(.w3, layer: l, sv.u.pointer, sv.n2.pointer, n: n, saved: sv)
-            swigluForward(sv.h.pointer, sv.g.pointer, sv.u.pointer, count: n * c.hidden)
-            let out = ledger.allocate(Float.self, count: n * c.dim, category: .activations, zeroed: false)
-            linear(.w2, layer: l, out.pointer, sv.h.pointer, n: n, saved: sv)
-            addInPlace(out.pointer, sv.mid.pointer, count: n * c.dim)
-            saved.append(sv)
             x = out
         }
         let nf = ledger.allocate(Float.self, count: n * c.dim, category: .activations, zeroed: false)
@@ -310,7 +331,7 @@ public final class Trainer: @unchecked Sendable {
         var dx = ledger.allocate(Float.self, count: n * c.dim, category: .activationGradients)
         rmsnormBackward(dx: dx.pointer, dw: gradient("norm"), dnf.pointer, x.pointer, params.pointer("norm"), rstd: rf.pointer, n: n, c: c.dim)
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            let sv = saved[l]!
+            let sv = saved[l] ?? layerForward(l, x: inputs[l]!, batch: b, seq: s, prefix: pt).0   // recompute under checkpointing
             func ag(_ count: Int) -> Buffer<Float> { ledger.allocate(Float.self, count: count, category: .activationGradients) }
             // out = mid + w2(h): dmid = dx; dh = dx · w2
             let dh = ag(n * c.hidden)
@@ -359,6 +380,7 @@ public final class Trainer: @unchecked Sendable {
                             rstd: sv.r1.pointer, n: n, c: c.dim)
             dx = dmid
             saved[l] = nil   // this layer's saved tensors are freed, as autograd frees them
+            if checkpointing { inputs[l] = nil }
         }
         for row in 0..<b {
             if let dEmbed = gradient("embed") {

@@ -14,6 +14,7 @@ struct Bench: ParsableCommand {
     @Option(parsing: .unconditional, help: "Sequence length (default 128).") var seq: String?
     @Option(parsing: .unconditional, help: "Timed steps after one warm-up step (default 30).") var steps: String?
     @Option(parsing: .unconditional, help: "LoRA rank (default 8; targets wq, wv as PEFT's default for Llama).") var loraR: String?
+    @Flag(help: "Gradient checkpointing per block.") var gradCheckpointing = false
     @Option(help: "table|json") var format: String = "table"
 
     func run() throws {
@@ -40,7 +41,7 @@ struct Bench: ParsableCommand {
         guard Double(b) * Double(s) * Double(config.vocab) * 4 * 3 < 16e9 else {
             throw PlanError.invalidOption(option: "--batch", value: "\(b)", accepted: "a batch × seq whose logits fit in memory (batch × seq × vocab × 12 bytes under 16 GB)")
         }
-        let r0 = EngineBench.run(config: config, method: m, batch: b, seq: s, steps: n)
+        let r0 = EngineBench.run(config: config, method: m, batch: b, seq: s, steps: n, checkpointing: gradCheckpointing)
         if format == "json" {
             PeftPlan.emit(EngineModels.json(r0, burst: try BurstRecord(r0).json()))
         } else {
@@ -82,7 +83,7 @@ enum EngineModels {
             ("config", .object([("dim", .int(c.dim)), ("layers", .int(c.layers)), ("heads", .int(c.heads)), ("kv_heads", .int(c.kvHeads)),
                                 ("hidden", .int(c.hidden)), ("vocab", .int(c.vocab)), ("tied", .bool(c.tied)),
                                 ("method", .string(r.method)), ("batch", .int(r.batch)), ("seq", .int(r.seq)), ("steps", .int(r.steps)),
-                                ("precision", .string("fp32")), ("optimizer", .string("adamw"))])),
+                                ("precision", .string("fp32")), ("optimizer", .string("adamw")), ("grad_checkpointing", .bool(r.checkpointing))])),
             ("burst", .string("@BURST@")),
         ]).render().replacingOccurrences(of: "\"@BURST@\"", with: burst.replacingOccurrences(of: "\n", with: "\n  ")) + "\n"
     }
