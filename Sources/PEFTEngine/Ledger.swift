@@ -153,3 +153,21 @@ public enum ProcessMemory {
         #endif
     }
 }
+
+/// The ledger against the process's own accounting, in a quiet process: allocates
+/// `buffers` counted buffers of about `elements` floats each, and reports the ledger's live
+/// bytes, how much malloc's bytes in use grew, and how far they are from the start once
+/// the buffers are freed. nil where mallinfo2 is unavailable.
+public enum LedgerCheck {
+    public static func run(buffers: Int = 16, elements: Int = 1 << 22) -> (ledger: Int, mallocGrown: Int, mallocAfterFree: Int)? {
+        guard let before = ProcessMemory.mallocInUse else { return nil }
+        let ledger = Ledger()
+        var held: [Buffer<Float>] = []
+        for i in 0..<buffers { held.append(ledger.allocate(Float.self, count: elements + i * 1000, category: .activations)) }
+        let grown = (ProcessMemory.mallocInUse ?? 0) - before
+        let live = ledger.liveTotal
+        held.removeAll()
+        let after = (ProcessMemory.mallocInUse ?? 0) - before
+        return (live, grown, after)
+    }
+}

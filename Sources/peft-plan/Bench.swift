@@ -106,3 +106,15 @@ enum EngineModels {
         return out
     }
 }
+
+/// Not for users: the ledger against glibc's accounting in a process of its own (the tests
+/// run many things in parallel in theirs).
+struct LedgerCheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ledger-check", abstract: "Check the engine's ledger against malloc's own accounting.",
+                                                    shouldDisplay: false)
+    func run() throws {
+        guard let r = LedgerCheck.run() else { throw PlanError.contradictoryOptions("mallinfo2 is not available on this system") }
+        PeftPlan.emit(JSONValue.object([("ledger_bytes", .int(r.ledger)), ("malloc_grown", .int(r.mallocGrown)),
+                                        ("malloc_after_free", .int(r.mallocAfterFree))]).render() + "\n")
+    }
+}

@@ -6,15 +6,17 @@ import PEFTPlan
 struct PeftPlan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peft-plan",
-        abstract: "Will a fine-tuning job fit, and with which method? Exact parameter counts and a phase-aware memory model for full fine-tuning, LoRA, QLoRA, adapters, prefix/prompt tuning and IA³.",
+        abstract: "Will a fine-tuning job fit, how long will it take, what will it cost, and with which method? Exact parameter counts, a phase-aware memory model and a FLOPs-based time model for full fine-tuning, LoRA, QLoRA, adapters, prefix/prompt tuning and IA³.",
         discussion: """
             Examples:
               peft-plan --model 7b --gpu 24GB
               peft-plan plan --model ./config.json --method qlora --seq 4096 --format json
               peft-plan models        (presets and their aliases)
               peft-plan gpus          (hardware profiles)
+              peft-plan plan --model 70b --gpu 80GB --cheapest
+              peft-plan bench --model tiny --method lora
             """,
-        subcommands: [Plan.self, Models.self, GPUs.self, Bench.self, BenchPlanner.self, BenchSearch.self],
+        subcommands: [Plan.self, Models.self, GPUs.self, Bench.self, BenchPlanner.self, BenchSearch.self, LedgerCheckCommand.self],
         defaultSubcommand: Plan.self)
 
     /// Errors become one line on stderr and a non-zero status; help goes to stdout.
@@ -26,7 +28,8 @@ struct PeftPlan: ParsableCommand {
             fail("missing --model: give a preset such as 7b (see `peft-plan models`) or a config.json; `peft-plan --help` shows every option", code: 2)
         }
         if let first = args.first, !first.hasPrefix("-"), !commands.contains(first), first != "help" {
-            fail("unknown command '\(first)'; commands: \(commands.joined(separator: ", ")) (plan is the default)", code: 2)
+            let shown = configuration.subcommands.filter { $0.configuration.shouldDisplay }.map { $0._commandName }
+            fail("unknown command '\(first)'; commands: \(shown.joined(separator: ", ")) (plan is the default)", code: 2)
         }
         do {
             var command = try parseAsRoot()

@@ -3,7 +3,7 @@ import PEFTPlan
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Parameters, memory by component and phase, and fit verdicts for methods × GPUs (the default command).")
+        abstract: "Parameters, memory by component and phase, fit verdicts, hours and dollars for methods × GPUs (the default command); --cheapest searches, --emit writes engine configs, --serve sizes a server.")
 
     @OptionGroup var options: PlanningOptions
 
