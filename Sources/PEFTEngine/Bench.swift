@@ -122,3 +122,20 @@ public struct BurstRecord: Codable, Equatable, Sendable {
         return String(decoding: try e.encode(self), as: UTF8.self)
     }
 }
+
+extension EngineBench {
+    /// An upper estimate of what a step allocates (weights, gradients and AdamW states in
+    /// fp32, every layer's saved tensors including the s² attention probabilities, the
+    /// logits, their softmax and gradient), so `bench` can refuse a configuration the machine
+    /// cannot hold instead of dying in the allocator.
+    public static func estimatedPeakBytes(config c: EngineConfig, method: EngineMethod, batch b: Int, seq s0: Int) -> Double {
+        let s = Double(s0 + method.virtualTokens), kv = s + Double(method.prefixTokens)
+        let n = Double(b) * s
+        let perLayerParams = Double(2 * c.dim + 2 * c.dim * c.dim + 2 * c.dim * c.kvDim + 3 * c.dim * c.hidden)
+        let params = Double(c.layers) * perLayerParams + Double(c.vocab * c.dim * (c.tied ? 1 : 2) + c.dim)
+        let trainableFactor = method == .full ? 3.0 : 0.1   // gradients + two AdamW states
+        let perLayer = n * Double(6 * c.dim + 2 * c.kvDim + 3 * c.hidden + 2) + Double(b * c.heads) * s * kv
+        let logits = n * Double(c.vocab) * 3
+        return 4 * (params * (1 + trainableFactor) + Double(c.layers) * perLayer + logits + n * Double(4 * c.hidden))
+    }
+}

@@ -87,12 +87,15 @@ public enum HardwareCatalog {
         guard p.nominalMemoryGB >= 1, p.nominalMemoryGB < 1 << 20, p.tdpWatts >= 0 else {
             throw PlanError.invalidHardwareProfile(path: path, reason: "nominalMemoryGB must be positive and tdpWatts not negative")
         }
-        guard p.denseTflops.values.allSatisfy({ $0.isFinite && $0 > 0 }), p.denseTflops["fp32"] != nil || p.denseTflops["bf16"] != nil || p.denseTflops["fp16"] != nil else {
-            throw PlanError.invalidHardwareProfile(path: path, reason: "denseTflops needs positive figures for fp32, fp16 or bf16")
+        guard p.denseTflops.values.allSatisfy({ $0.isFinite && $0 >= 0.01 && $0 <= 1e6 }),
+              p.denseTflops["fp32"] != nil || p.denseTflops["bf16"] != nil || p.denseTflops["fp16"] != nil else {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "denseTflops needs figures from 0.01 to 1,000,000 for fp32, fp16 or bf16")
         }
-        guard p.price.usdPerHour.isFinite, p.price.usdPerHour >= 0, p.memoryBandwidthBytesPerSecond.isFinite,
-              p.memoryBandwidthBytesPerSecond > 0, p.interconnect.bytesPerSecond.isFinite, p.interconnect.bytesPerSecond > 0 else {
-            throw PlanError.invalidHardwareProfile(path: path, reason: "price, bandwidth and interconnect must be finite and positive")
+        // Bounds a real device keeps, so that no figure divides time into infinity.
+        guard p.price.usdPerHour.isFinite, p.price.usdPerHour >= 0, p.price.usdPerHour <= 10_000,
+              p.memoryBandwidthBytesPerSecond >= 1e9, p.memoryBandwidthBytesPerSecond <= 1e15,
+              p.interconnect.bytesPerSecond >= 1e6, p.interconnect.bytesPerSecond <= 1e15 else {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "price must be 0 to 10,000 USD/h, memory bandwidth 1e9 to 1e15 and interconnect 1e6 to 1e15 bytes/s")
         }
         return p
     }

@@ -95,12 +95,16 @@ public enum PlanOutput {
 
     /// Hours as people read them: 0.4h, 12.3h, 1234h.
     public static func hours(_ h: Double) -> String {
+        guard h.isFinite else { return "—" }
         if h < 100 { return String(format: "%.1fh", h) }
-        return String(format: "%.0fh", h)
+        if h < 100_000 { return String(format: "%.0fh", h) }
+        return String(format: "%.1eh", h)
     }
 
     /// Dollars: $0.42, $12, $1234, $12k, $1.2M.
     public static func dollars(_ d: Double) -> String {
+        guard d.isFinite else { return "—" }
+        if d >= 1e9 { return String(format: "$%.1e", d) }
         if d < 1 { return String(format: "$%.2f", d) }
         if d < 10_000 { return String(format: "$%.0f", d) }
         if d < 10_000_000 { return String(format: "$%.0fk", d / 1000) }
@@ -114,13 +118,13 @@ public enum PlanOutput {
         head += n > 1 ? ", on \(n) GPUs" : ""
         head += ": hours and USD at the price per GPU-hour shown (— = does not fit)"
         var out = "\n" + wrap(head, width: 100, indent: "  ")
-        let w = 10
-        out += "  " + pad("GPU", 13) + " " + pad("$/h", 5, right: true)
+        let w = 9
+        out += "  " + pad("GPU", 13) + " " + pad("$/h", 7, right: true)
         for p in r.plans { out += " " + pad(p.method.rawValue, w, right: true) }
         out += "\n"
         for (i, g) in r.request.gpus.enumerated() {
             let price = r.request.budget.pricePerGPUHour ?? g.price.usdPerHour
-            var line = "  " + pad(String(g.name.prefix(13)), 13) + " " + pad(String(format: "%.2f", price), 5, right: true)
+            var line = "  " + pad(String(g.name.prefix(13)), 13) + " " + pad(String(format: price < 100 ? "%.2f" : "%.0f", price), 7, right: true)
             for p in r.plans {
                 let v = p.verdicts[i]
                 let cell = v.fits ? "\(hours(v.time.hours)) \(dollars(v.time.costUSD))" : "—"
@@ -154,6 +158,7 @@ public enum PlanOutput {
 
     /// Large counts as people say them: 100 million, 1.5 billion, 52,000.
     public static func count(_ d: Double) -> String {
+        if d >= 1e12 { return String(format: "%.3g", d) }
         if d >= 1e9 { return String(format: "%g billion", (d / 1e7).rounded() / 100) }
         if d >= 1e6 { return String(format: "%g million", (d / 1e4).rounded() / 100) }
         return String(format: "%.0f", d)
@@ -248,7 +253,10 @@ public enum PlanOutput {
             out += "\n" + wrap("Host RAM for offload (all \(r.request.scale.gpus) GPUs' shards together): \(host).", width: 100, indent: "  ")
         }
         out += timeTable(r)
-        for (m, reason) in r.skipped { out += "\nskipped \(m.rawValue): \(reason)\n" }
+        for (m, reason) in r.skipped {
+            let why = reason.hasPrefix(m.rawValue + ": ") ? String(reason.dropFirst(m.rawValue.count + 2)) : reason
+            out += "\n" + wrap("skipped \(m.rawValue): \(why)", width: 100, indent: "  ")
+        }
         out += "\nColumns: weights = frozen + trainable + fp32 master; device = reserved peak + memory outside the\n"
         out += "allocator (the figure fit verdicts use); transnt = the peak phase's temporaries. `--format json` has\nevery byte.\n"
         out += "\nAssumptions:\n"

@@ -59,7 +59,13 @@ public enum Search {
         let globalBatch = max(1, space.globalBatch)
         var all: [Candidate] = []
         for method in request.methods {
-            guard let account = try? ParameterAccounting.account(request.arch, method: method, options: request.methodOptions) else { continue }
+            let account: ParameterAccount
+            do {
+                account = try ParameterAccounting.account(request.arch, method: method, options: request.methodOptions)
+            } catch {
+                if request.methodsFromAll { continue }   // as `plan` skips it from `all`
+                throw error
+            }
             for ckpt in method == .prefix ? [false] : (method == .qlora ? [true] : [false, true]) {
                 var t = t0
                 t.gradCheckpointing = ckpt

@@ -110,8 +110,7 @@ public enum Serving {
                                                  ("fits", .bool($0.fits)), ("max_concurrency", .int($0.maxConcurrency))]) })),
             ]).render() + "\n"
         }
-        var out = "Serving \(r.arch.name) (\(r.quantisedBase ? "4-bit" : "16-bit") base) with \(r.adapters) LoRA adapter\(r.adapters == 1 ? "" : "s") "
-        out += "(r=\(r.methodOptions.loraR), targets \(r.methodOptions.loraTargets.text)), \(r.concurrency) request\(r.concurrency == 1 ? "" : "s") of \(r.context) tokens:\n"
+        var out = PlanOutput.wrap("Serving \(r.arch.name) (\(r.quantisedBase ? "4-bit" : "16-bit") base) with \(r.adapters) LoRA adapter\(r.adapters == 1 ? "" : "s") (r=\(r.methodOptions.loraR), targets \(r.methodOptions.loraTargets.text)), \(r.concurrency) request\(r.concurrency == 1 ? "" : "s") of \(r.context) tokens:", width: 100, indent: "  ")
         let rows: [(String, Int)] = [("base weights", m.baseWeights), ("adapters", m.adapterWeights), ("KV cache", m.kvCache),
                                      ("workspace", m.workspace), ("runtime", m.runtimeOverhead), ("device total", m.total)]
         for (k, b) in rows { out += "  " + PlanOutput.pad(k, 14) + PlanOutput.pad(PlanOutput.gib(b), 11, right: true) + "\n" }

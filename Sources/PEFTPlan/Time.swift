@@ -40,7 +40,7 @@ public struct Dataset: Equatable, Sendable {
     public var description: String {
         let ep = epochs == 1 ? "1 epoch" : String(format: "%g epochs", epochs)
         if let e = examples, let avg = avgTokens {
-            return "\(e) examples × \(avg) tokens, \(ep), \(packing ? "packed" : "each padded to --seq")"
+            return "\(e) example\(e == 1 ? "" : "s") × \(avg) tokens, \(ep), \(packing ? "packed" : "each padded to --seq")"
         }
         if let t = tokens { return "\(PlanOutput.count(t)) tokens, \(ep)" }
         return "default dataset: \(PlanOutput.count(Self.defaultTokens)) tokens, \(ep) (set --tokens or --examples/--avg-tokens)"

@@ -38,8 +38,11 @@ struct Bench: ParsableCommand {
         default: throw PlanError.invalidOption(option: "--method", value: method, accepted: "full, lora, ia3, prompt or prefix (the engine's methods so far)")
         }
         if method.lowercased() != "lora" && loraR != nil { throw PlanError.contradictoryOptions("--lora-r applies to --method lora") }
-        guard Double(b) * Double(s) * Double(config.vocab) * 4 * 3 < 16e9 else {
-            throw PlanError.invalidOption(option: "--batch", value: "\(b)", accepted: "a batch × seq whose logits fit in memory (batch × seq × vocab × 12 bytes under 16 GB)")
+        let need = EngineBench.estimatedPeakBytes(config: config, method: m, batch: b, seq: s)
+        let have = Double(ProcessInfo.processInfo.physicalMemory) * 0.7
+        guard need <= have else {
+            throw PlanError.invalidOption(option: "--batch", value: "\(b) with --seq \(s)",
+                                          accepted: String(format: "a configuration this machine can hold: it needs about %.1f GiB, 70%% of memory is %.1f GiB", need / 1073741824, have / 1073741824))
         }
         let r0 = EngineBench.run(config: config, method: m, batch: b, seq: s, steps: n, checkpointing: gradCheckpointing)
         if format == "json" {

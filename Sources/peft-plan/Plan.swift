@@ -1,5 +1,13 @@
+import Foundation
 import ArgumentParser
 import PEFTPlan
+
+/// A note on stderr that is not an error (the command still succeeds).
+enum FileHandleOutput {
+    static func note(_ text: String) {
+        FileHandle.standardError.write(Data("peft-plan: note: \(text)\n".utf8))
+    }
+}
 
 struct Plan: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,6 +42,11 @@ struct Plan: ParsableCommand {
             guard request.methods.count == 1, !request.methodsFromAll else {
                 throw PlanError.contradictoryOptions("--emit needs exactly one --method (the config is for one run)")
             }
+            // The same checks as a plan (ranges, targets, learned positions), then the config.
+            let planned = try Planner.plan(request)
+            if !planned.plans.contains(where: { $0.verdicts.contains(where: \.fits) }) {
+                FileHandleOutput.note("this plan fits none of the GPUs named (see `peft-plan` without --emit); the config is written as planned")
+            }
             let spec = RunSpec(modelName: options.model, family: request.arch.family, method: request.methods[0],
                                methodOptions: request.methodOptions, training: request.training, scale: request.scale,
                                packing: request.dataset.packing, epochs: request.dataset.epochs,
@@ -43,13 +56,21 @@ struct Plan: ParsableCommand {
             return
         }
         if learningRate != nil || maxGradNorm != nil { throw PlanError.contradictoryOptions("--learning-rate and --max-grad-norm apply to --emit") }
+        let scaled = options.gpus != nil || options.sharding != "none" || options.offload != "none"
+        if (cheapest || serve != nil) && (format == .csv || format == .markdown) {
+            throw PlanError.invalidOption(option: "--format", value: format.rawValue, accepted: "table or json with \(cheapest ? "--cheapest" : "--serve")")
+        }
         if let serve {
             if cheapest || globalBatch != nil { throw PlanError.contradictoryOptions("--serve plans serving; --cheapest and --global-batch plan training") }
+            if scaled { throw PlanError.contradictoryOptions("--serve sizes one GPU's memory: --gpus, --sharding and --offload plan training") }
             let n = try PlanningOptions.integer(serve, "--serve", default: 1)
             let ctx = try PlanningOptions.integer(context, "--context", default: request.training.seq)
             let conc = try PlanningOptions.integer(concurrency, "--concurrency", default: 16)
             for (flag, v, r) in [("--serve", n, 0...100_000), ("--context", ctx, 1...(1 << 22)), ("--concurrency", conc, 1...(1 << 20))] where !r.contains(v) {
                 throw PlanError.invalidOption(option: flag, value: "\(v)", accepted: "an integer from \(r.lowerBound) to \(r.upperBound)")
+            }
+            if request.arch.hasLearnedPositions && ctx > request.arch.maxPositions {
+                throw PlanError.invalidOption(option: "--context", value: "\(ctx)", accepted: "at most \(request.arch.maxPositions): \(request.arch.name) has \(request.arch.maxPositions) learned positions")
             }
             let quantised = request.methods == [.qlora]
             guard quantised || request.methodsFromAll || request.methods == [.lora] else {
@@ -62,6 +83,9 @@ struct Plan: ParsableCommand {
         }
         if context != nil || concurrency != nil { throw PlanError.contradictoryOptions("--context and --concurrency apply to --serve") }
         if cheapest {
+            if scaled || options.gradCheckpointing || options.batch != nil || options.gradAccum != nil {
+                throw PlanError.contradictoryOptions("--cheapest searches GPU counts, sharding, offload, micro-batch, accumulation and checkpointing itself: drop --gpus/--sharding/--offload/--batch/--grad-accum/--grad-checkpointing and set --global-batch")
+            }
             var space = SearchSpace()
             space.globalBatch = try PlanningOptions.integer(globalBatch, "--global-batch", default: 16)
             guard (1...65536).contains(space.globalBatch) else {

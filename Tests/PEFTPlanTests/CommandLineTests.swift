@@ -283,6 +283,17 @@ struct CommandLineTests {
         Bad(args: ["bench", "--model", "70b"], mentions: "2 billion"),
         Bad(args: ["bench", "--format", "csv"], mentions: "--format"),
         Bad(args: ["bench", "--method", "full", "--lora-r", "4"], mentions: "--lora-r applies"),
+        // found by review: each of these once exited 0 with nonsense or crashed
+        Bad(args: ["bench", "--batch", "1", "--seq", "65536", "--steps", "1"], mentions: "this machine can hold"),
+        Bad(args: ["--model", "7b", "--mfu", "1e-300"], mentions: "--mfu"),
+        Bad(args: ["--model", "7b", "--epochs", "1e-300"], mentions: "--epochs"),
+        Bad(args: ["--model", "phi-3-mini", "--method", "lora", "--cheapest"], mentions: "no default target modules"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--emit", "trl", "--lora-alpha", "-3"], mentions: "--lora-alpha"),
+        Bad(args: ["--model", "7b", "--method", "ia3", "--emit", "trl", "--ia3-targets", "bogus_proj"], mentions: "bogus_proj"),
+        Bad(args: ["--model", "gpt2", "--serve", "2", "--context", "100000"], mentions: "learned positions"),
+        Bad(args: ["--model", "7b", "--cheapest", "--gpus", "8"], mentions: "--cheapest searches"),
+        Bad(args: ["--model", "7b", "--cheapest", "--format", "csv"], mentions: "--format"),
+        Bad(args: ["--model", "7b", "--serve", "2", "--gpus", "4"], mentions: "--serve sizes"),
     ]
 
     /// `peft-plan bench` trains for real and reports the DESIGN.md §2 fields.
