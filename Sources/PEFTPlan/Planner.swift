@@ -118,7 +118,7 @@ public enum Planner {
             let memory = ctx.memory(batch: request.training.batch, seq: request.training.seq)
             let verdicts = request.gpus.map { gpu in
                 var v = verdict(ctx, memory: memory, gpu: gpu)
-                v.time = TimeModel.estimate(ctx, gpu: gpu, scale: request.scale, dataset: request.dataset, budget: request.budget)
+                v.time = TimeModel.estimate(ctx, gpu: gpu, dataset: request.dataset, budget: request.budget)
                 return v
             }
             var plan = MethodPlan(method: method, account: account, memory: memory, checkpointing: ctx.checkpointing, verdicts: verdicts)

@@ -98,7 +98,7 @@ public enum Search {
                                     let device = ctx.deviceTotal(batch: mb, seq: tt.seq)
                                     guard device <= gpu.memoryBytes else { continue }
                                     result.fitting += 1
-                                    let time = TimeModel.estimate(ctx, gpu: gpu, scale: ctx.scale, dataset: request.dataset, budget: request.budget)
+                                    let time = TimeModel.estimate(ctx, gpu: gpu, dataset: request.dataset, budget: request.budget)
                                     all.append(Candidate(method: method, gpu: gpu, scale: ctx.scale, batch: mb, gradAccum: tt.gradAccum,
                                                          checkpointing: ckpt || method == .qlora, deviceBytes: device,
                                                          hostBytes: ctx.hostBytes, time: time))

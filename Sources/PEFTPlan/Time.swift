@@ -101,9 +101,9 @@ public struct TimeEstimate: Equatable, Sendable {
 /// dense 16-bit peak that the matmuls reach, counting every FLOP actually executed
 /// (checkpointing's recompute included), so recompute costs time as it does on a GPU.
 public enum TimeModel {
-    /// Estimates one plan on `gpu` × `scale.gpus`.
-    public static func estimate(_ ctx: PlanContext, gpu: GPUProfile, scale: ScaleOptions, dataset: Dataset,
-                                budget: BudgetOptions) -> TimeEstimate {
+    /// Estimates one plan on `gpu` × the context's GPU count, sharding and offload.
+    public static func estimate(_ ctx: PlanContext, gpu: GPUProfile, dataset: Dataset, budget: BudgetOptions) -> TimeEstimate {
+        let scale = ctx.scale
         var e = TimeEstimate()
         let t = ctx.training
         let rt = ctx.runtime
@@ -127,16 +127,17 @@ public enum TimeModel {
         e.computeSeconds = f16 / (peak16 * mfu) + fp32 / (peak32 * fp32Efficiency)
             + ctx.memoryBoundBytes(batch: b, seq: s) / bandwidth + Double(ctx.quantisedCalls) * rt.quantisedCallSeconds
 
-        // Optimizer step: memory-bound on the GPU, on the host when offloaded.
+        // Optimizer step: memory-bound on the GPU over this GPU's shard (the context's
+        // components are already per GPU); on the host when offloaded.
         let shards = Double(max(1, scale.gpus))
-        let stateShare = scale.sharding.shardsOptimizer ? 1 / shards : 1
         if scale.offload == .none {
-            e.optimizerSeconds = Double(ctx.optimizerTrafficBytes) * stateShare / bandwidth
+            e.optimizerSeconds = Double(ctx.optimizerTrafficBytes) / bandwidth
         } else {
-            // ZeRO-Offload: gradients to the host, the step on the CPU, 16-bit weights back.
-            let moved = Double(ctx.gradients + ctx.trainableWeights) * stateShare
-            e.optimizerSeconds = moved / rt.hostLinkBytesPerSecond
-                + Double(ctx.optimizerTrafficBytes) * stateShare / rt.hostMemoryBytesPerSecond
+            // ZeRO-Offload: this GPU's gradient shard to the host, the step over its share of
+            // the host's states, the updated 16-bit weights back.
+            let share = scale.sharding.shardsOptimizer ? 1 / shards : 1
+            let moved = Double(ctx.unsharded.gradients + ctx.unsharded.trainableWeights) * share
+            e.optimizerSeconds = moved / rt.hostLinkBytesPerSecond + 2 * Double(ctx.hostBytes) / shards / rt.hostMemoryBytesPerSecond
         }
         let comm = communicationSeconds(ctx, gpu: gpu, scale: scale)
         let micro = e.computeSeconds + comm.perMicroBatchExtra
@@ -179,7 +180,7 @@ public enum TimeModel {
         -> (perStep: Double, perMicroBatchExtra: Double) {
         let n = Double(scale.gpus)
         let accum = Double(ctx.training.gradAccum)
-        let weights16 = Double(ctx.unshardedWeightBytes)
+        let weights16 = Double(ctx.account.baseParams * ctx.training.precision.bytes)
         var extra = 0.0
         if scale.offload == .params {
             // Offloaded parameters cross PCIe for forward, backward (and recompute).
@@ -187,14 +188,14 @@ public enum TimeModel {
             extra = passes * weights16 / ctx.runtime.hostLinkBytesPerSecond
         }
         guard n > 1 else { return (0, extra) }
-        let g = Double(ctx.unshardedGradientBytes)
+        let g = Double(ctx.unsharded.gradients)
         let frac = (n - 1) / n
         var bytes = 0.0
         switch scale.sharding {
         case .none, .zero1:
             bytes = 2 * frac * g
         case .zero2:
-            bytes = accum * frac * g + frac * Double(ctx.unshardedTrainableBytes)
+            bytes = accum * frac * g + frac * Double(ctx.unsharded.trainableWeights)
         case .zero3, .fsdp:
             let gathers = ctx.checkpointing ? 3.0 : 2.0
             bytes = accum * (gathers * frac * weights16 + frac * g)
@@ -254,16 +255,11 @@ extension PlanContext {
         return perLayer * arch.numLayers * (checkpointing ? 3 : 2)
     }
 
-    /// 16-bit weights of the whole model as collectives move them (ZeRO-3/FSDP gathers).
-    var unshardedWeightBytes: Int { account.baseParams * training.precision.bytes }
-    var unshardedGradientBytes: Int { gradients }
-    var unshardedTrainableBytes: Int { trainableWeights }
-
     /// Bytes read when the run starts: the base model as stored (16-bit checkpoint files).
     var checkpointLoadBytes: Int { account.baseParams * 2 }
     /// Bytes written per checkpoint: the adapter file for PEFT methods; for full
     /// fine-tuning the weights plus optimizer states (Trainer saves both to resume).
     var checkpointSaveBytes: Int {
-        account.method == .full ? trainableWeights + optimizerStates + masterWeights : account.adapterFileBytes
+        account.method == .full ? unsharded.trainableWeights + unsharded.optimizerStates + unsharded.masterWeights : account.adapterFileBytes
     }
 }

@@ -12,7 +12,7 @@ func predictedTokensPerSecond(model: String, method: Method, gpu: String, batch:
     t.batch = batch; t.seq = seq; t.gradAccum = accum; t.gradCheckpointing = checkpointing
     let profile = try HardwareCatalog.select(gpu, from: HardwareCatalog.bundled())[0]
     let ctx = try PlanContext(arch: arch, method: method, methodOptions: o, training: t)
-    return TimeModel.estimate(ctx, gpu: profile, scale: ScaleOptions(), dataset: Dataset(), budget: BudgetOptions()).tokensPerSecond
+    return TimeModel.estimate(ctx, gpu: profile, dataset: Dataset(), budget: BudgetOptions()).tokensPerSecond
 }
 
 /// Published training throughputs of the Hugging Face stack (Transformers + PEFT, eager
@@ -118,7 +118,7 @@ struct MeasuredOnH100Tests {
         #expect(bursts.count == 16)
         for b in bursts {
             let ctx = try Self.context(b)
-            let predicted = TimeModel.estimate(ctx, gpu: h100, scale: ScaleOptions(), dataset: Dataset(), budget: BudgetOptions()).stepSeconds
+            let predicted = TimeModel.estimate(ctx, gpu: h100, dataset: Dataset(), budget: BudgetOptions()).stepSeconds
             let measured = (b.measured["step_ms"] as! Double) / 1000
             let tolerance = ctx.account.method == .qlora ? 0.30 : 0.20
             #expect(abs(predicted / measured - 1) <= tolerance, "\(b.id): predicted \(predicted), measured \(measured)")
@@ -192,6 +192,31 @@ struct ScaleTests {
         #expect(params.trainableWeights == 0 && params.frozenWeights == 0)
         #expect(params.hostBytes == 18 * psi)
         #expect(params.deviceTotal(batch: 1, seq: 2048) < off.deviceTotal(batch: 1, seq: 2048))
+    }
+
+    /// ZeRO paper §7: data parallelism (and ZeRO-1/2) moves 2Ψ per GPU and step, ZeRO-3 3Ψ
+    /// (1.5×), each ring collective carrying (N−1)/N of its buffer.
+    @Test func communicationVolumesFollowZeRO() throws {
+        let h100 = try HardwareCatalog.select("H100 SXM", from: HardwareCatalog.bundled())[0]
+        let ddp = try Self.ctx(gpus: 8, sharding: .none, checkpointing: false)
+        let z3 = try Self.ctx(gpus: 8, sharding: .zero3, checkpointing: false)
+        let link = TimeModel.linkBytesPerSecond(gpu: h100, gpus: 8, runtime: ddp.runtime)
+        let psi = Double(try Presets.resolve("70b").totalParams)
+        let d = TimeModel.communicationSeconds(ddp, gpu: h100, scale: ddp.scale).perStep
+        #expect(abs(d * link - 2 * psi * 2 * 7 / 8) < 1e-6 * d * link)   // 2Ψ elements of 2 bytes
+        let z = TimeModel.communicationSeconds(z3, gpu: h100, scale: z3.scale).perStep
+        #expect(abs(z / d - 1.5) < 1e-9)
+    }
+
+    /// The optimizer step of a ZeRO-sharded run touches only this GPU's shard: 8 GPUs take
+    /// an eighth of one GPU's time over the same (fp32) states.
+    @Test func shardedOptimizerStepIsAShare() throws {
+        let h100 = try HardwareCatalog.select("H100 SXM", from: HardwareCatalog.bundled())[0]
+        let one = try Self.ctx(gpus: 1, sharding: .zero1)
+        let eight = try Self.ctx(gpus: 8, sharding: .zero3)
+        let t1 = TimeModel.estimate(one, gpu: h100, dataset: Dataset(), budget: BudgetOptions()).optimizerSeconds
+        let t8 = TimeModel.estimate(eight, gpu: h100, dataset: Dataset(), budget: BudgetOptions()).optimizerSeconds
+        #expect(abs(t8 * 8 / t1 - 1) < 1e-3, "1 GPU \(t1) s, 8 GPUs \(t8) s")
     }
 
     /// 70B full fine-tuning on 80 GB cards: the plan names the GPUs and sharding it needs.
