@@ -10,9 +10,20 @@ loads the same weights and must reproduce the loss and every gradient.
 Input (stdin): {"dim", "layers", "heads", "kv_heads", "hidden", "vocab", "tied", "seed",
 "batch", "seq", "tokens": [...], "targets": [...] (-1 ignored), "lora": null or
 {"r", "alpha", "targets": ["wq", ...]}, "ia3": null or {"targets": [...], "feedforward": [...]},
-"prompt": null or {"tokens": T}, "prefix": null or {"tokens": T}}. IA³ vectors are drawn in [0.5, 1.5) and prompt embeddings
-are PEFT's own (random) so every gradient is informative.
+"prompt": null or {"tokens": T}, "prefix": null or {"tokens": T, "projection": P (0: none)},
+"qlora": null or {"r", "alpha", "targets", "double_quant"}, "adapter": null or {"houlsby": bool,
+"reduction": R}}. IA³ vectors are drawn in [0.5, 1.5) and prompt embeddings are PEFT's own
+(random) so every gradient is informative.
+
+QLoRA: every block Linear becomes a bitsandbytes `Linear4bit` (NF4, blocks of 64, fp32
+compute) holding the model's fp32 weight, with PEFT's LoRA on top; the weights printed are the
+fp32 ones before quantisation (the engine quantises them itself).
+Bottleneck adapters: the AdapterHub placement written out in PyTorch (no AdapterHub release
+installs beside Transformers 5): on each block's feed-forward output (and, for Houlsby, the
+attention output) before the residual addition, h + up(relu(down(h))), down and up with
+bias, everything else frozen; weights drawn so every gradient is informative.
 Output (stdout): {"loss", "weights": {name: [...]}, "grads": {name: [...]}, "versions"}.
+A list of such inputs gives {"results": [one output per input]} (one Python start for all).
 """
 import json
 import sys
@@ -38,6 +49,9 @@ def engine_name(hf_name):
         n = "model." + n
     if n == "prompt_encoder.embedding.weight":
         return "prompt"
+    if n.startswith("prompt_encoder.transform."):  # the prefix reparameterisation MLP
+        _, _, index, kind = n.split(".")
+        return f"prefix_mlp.{index}" + ("_bias" if kind == "bias" else "")
     if n in ("model.embed_tokens.weight", "word_embeddings.weight"):  # PEFT's prompt tuning names it both
         return "embed"
     if n == "model.norm.weight":
@@ -55,15 +69,42 @@ def engine_name(hf_name):
                 return f"{layer}.{ours}.{ab}"
         if rest == f"{theirs}.ia3_l":
             return f"{layer}.{ours}.ia3"
+    for site in ("adapter_attn", "adapter_ffn"):
+        for proj in ("down", "up"):
+            if rest == f"{site}.{proj}.weight":
+                return f"{layer}.{site}.{proj}"
+            if rest == f"{site}.{proj}.bias":
+                return f"{layer}.{site}.{proj}_bias"
     raise ValueError(f"unmapped parameter {hf_name}")
 
 
+def with_lora(model, spec, versions):
+    """PEFT's LoRA on the named targets, lora_B drawn non-zero so every gradient is informative."""
+    import peft
+    import torch
+    versions["peft"] = peft.__version__
+    targets = sorted({HF[t].split(".")[-1] for t in spec["targets"]})
+    model = peft.get_peft_model(model, peft.LoraConfig(r=spec["r"], lora_alpha=spec["alpha"], target_modules=targets, lora_dropout=0.0))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.uniform_(-0.3, 0.3)
+    return model
+
+
 def main():
+    jobs = json.load(sys.stdin)
+    if isinstance(jobs, list):
+        json.dump({"results": [run(job) for job in jobs]}, sys.stdout)
+    else:
+        json.dump(run(jobs), sys.stdout)
+
+
+def run(job):
     import torch
     import transformers
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    job = json.load(sys.stdin)
     torch.manual_seed(job.get("seed", 0))
     cfg = LlamaConfig(hidden_size=job["dim"], num_hidden_layers=job["layers"], num_attention_heads=job["heads"],
                       num_key_value_heads=job["kv_heads"], intermediate_size=job["hidden"], vocab_size=job["vocab"],
@@ -75,17 +116,50 @@ def main():
             if "norm" in name:
                 p.uniform_(0.5, 1.5)  # not all ones, so the norm weights' gradients matter
     versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    fp32_weights = {}
+    qlora = job.get("qlora")
+    if qlora:
+        import bitsandbytes as bnb
+        versions["bitsandbytes"] = bnb.__version__
+        for li, layer in enumerate(model.model.layers):
+            for parent in (layer.self_attn, layer.mlp):
+                for name, child in list(parent.named_children()):
+                    if not isinstance(child, torch.nn.Linear):
+                        continue
+                    ours = next(k for k, v in HF.items() if v.endswith("." + name))
+                    fp32_weights[f"{li}.{ours}"] = child.weight.detach().reshape(-1).tolist()
+                    q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=False, compute_dtype=torch.float32,
+                                          compress_statistics=qlora["double_quant"], quant_type="nf4")
+                    q.weight = bnb.nn.Params4bit(child.weight.data.clone(), requires_grad=False, quant_type="nf4",
+                                                 compress_statistics=qlora["double_quant"], blocksize=64)
+                    setattr(parent, name, q.to("cpu"))  # quantised on the move to a device
+        model = with_lora(model, qlora, versions)
+    adapter = job.get("adapter")
+    if adapter:
+        for p in model.parameters():
+            p.requires_grad_(False)
+        width = job["dim"] // adapter["reduction"]
+
+        class Bottleneck(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.down = torch.nn.Linear(job["dim"], width)
+                self.up = torch.nn.Linear(width, job["dim"])
+                for p in self.parameters():
+                    torch.nn.init.uniform_(p, -0.3, 0.3)
+
+            def forward(self, h):
+                return h + self.up(torch.relu(self.down(h)))
+
+        for layer in model.model.layers:
+            layer.adapter_ffn = Bottleneck()
+            layer.mlp.register_forward_hook(lambda m, i, out, a=layer.adapter_ffn: a(out))
+            if adapter["houlsby"]:
+                layer.adapter_attn = Bottleneck()
+                layer.self_attn.register_forward_hook(lambda m, i, out, a=layer.adapter_attn: (a(out[0]),) + tuple(out[1:]))
     lora = job.get("lora")
     if lora:
-        import peft
-        versions["peft"] = peft.__version__
-        targets = sorted({HF[t].split(".")[-1] for t in lora["targets"]})
-        model = peft.get_peft_model(model, peft.LoraConfig(r=lora["r"], lora_alpha=lora["alpha"], target_modules=targets,
-                                                           lora_dropout=0.0))
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                if "lora_B" in name:
-                    p.uniform_(-0.3, 0.3)
+        model = with_lora(model, lora, versions)
     ia3 = job.get("ia3")
     if ia3:
         import peft
@@ -106,7 +180,10 @@ def main():
     if prefix:
         import peft
         versions["peft"] = peft.__version__
-        model = peft.get_peft_model(model, peft.PrefixTuningConfig(num_virtual_tokens=prefix["tokens"], task_type="CAUSAL_LM"))
+        projection = prefix.get("projection", 0)
+        model = peft.get_peft_model(model, peft.PrefixTuningConfig(num_virtual_tokens=prefix["tokens"], task_type="CAUSAL_LM",
+                                                                   prefix_projection=projection > 0,
+                                                                   encoder_hidden_size=projection or job["dim"]))
     model.train()
     b, s = job["batch"], job["seq"]
     ids = torch.tensor(job["tokens"], dtype=torch.long).view(b, s)
@@ -124,12 +201,15 @@ def main():
             continue
         seen.add(p.data_ptr())
         ours = engine_name(name)
+        if ours in fp32_weights:  # a 4-bit weight: the fp32 values it was quantised from
+            weights[ours] = fp32_weights[ours]
+            continue
         if prefix and ours == "prompt":  # PEFT keeps the prefix encoder under prompt_encoder too
             ours = "prefix"
         weights[ours] = p.detach().reshape(-1).tolist()
         if p.grad is not None:
             grads[ours] = p.grad.reshape(-1).tolist()
-    json.dump({"loss": loss.item(), "weights": weights, "grads": grads, "versions": versions}, sys.stdout)
+    return {"loss": loss.item(), "weights": weights, "grads": grads, "versions": versions}
 
 
 if __name__ == "__main__":

@@ -47,14 +47,25 @@ public enum EngineMethod: Equatable, Sendable {
     case full
     /// LoRA on the named block Linears: W x + (alpha / r) · B A x, B zero-initialised.
     case lora(rank: Int, alpha: Float, targets: Set<BlockLinear>)
+    /// QLoRA: every block Linear's frozen weight stored in NF4 (``NF4Tensor``, optionally
+    /// with double quantisation) and dequantised per matmul into a transient buffer, LoRA on
+    /// the named targets. Embeddings, norms and the output head stay fp32, as bitsandbytes
+    /// quantises only the Linear layers inside the blocks.
+    case qlora(rank: Int, alpha: Float, targets: Set<BlockLinear>, doubleQuant: Bool)
+    /// Bottleneck adapters (AdapterHub): h + up(ReLU(down(h) + b_down)) + b_up on a sublayer's
+    /// output before its residual addition, with down dim → dim / reduction. Pfeiffer
+    /// (`seq_bn`): after the feed-forward block; Houlsby (`double_seq_bn`): also after attention.
+    case adapter(houlsby: Bool, reduction: Int)
     /// IA³: a learned vector scales each target's output, or, for a feed-forward target,
     /// its input (PEFT's IA3Config; Llama's default: wk, wv, w2 with w2 feed-forward).
     case ia3(targets: Set<BlockLinear>, feedforward: Set<BlockLinear>)
     /// Prompt tuning: `tokens` learned embeddings in front of every sequence.
     case prompt(tokens: Int)
-    /// Prefix tuning (no reparameterisation): per layer `tokens` learned keys and values in
-    /// front of every sequence's, as PEFT's PrefixTuningConfig passes them as a KV cache.
-    case prefix(tokens: Int)
+    /// Prefix tuning: per layer `tokens` learned keys and values in front of every sequence's,
+    /// as PEFT's PrefixTuningConfig passes them as a KV cache. With `projection` > 0 they are
+    /// reparameterised as PEFT's `prefix_projection`: an embedding of `tokens` × kvDim through
+    /// Linear(kvDim → projection), tanh, Linear(projection → layers · 2 · kvDim), both with bias.
+    case prefix(tokens: Int, projection: Int = 0)
 
     public static let ia3Default = EngineMethod.ia3(targets: [.wk, .wv, .w2], feedforward: [.w2])
 
@@ -62,6 +73,8 @@ public enum EngineMethod: Equatable, Sendable {
         switch self {
         case .full: return "full"
         case .lora: return "lora"
+        case .qlora: return "qlora"
+        case .adapter: return "adapter"
         case .ia3: return "ia3"
         case .prompt: return "prompt"
         case .prefix: return "prefix"
@@ -71,7 +84,7 @@ public enum EngineMethod: Equatable, Sendable {
     /// Virtual tokens added in front of the sequence.
     public var virtualTokens: Int { if case let .prompt(t) = self { return t }; return 0 }
     /// Learned keys and values in front of the attended sequence.
-    public var prefixTokens: Int { if case let .prefix(t) = self { return t }; return 0 }
+    public var prefixTokens: Int { if case let .prefix(t, _) = self { return t }; return 0 }
 }
 
 /// A named slice of a category's single allocation (llm.c's layout: one buffer per
@@ -82,18 +95,25 @@ public struct TensorView: Sendable {
 }
 
 /// Parameters laid out from a size table: one frozen and one trainable allocation, with a
-/// view per tensor.
+/// view per tensor, and the frozen weights QLoRA keeps in NF4, one ``NF4Tensor`` each.
 public final class ParameterStore: @unchecked Sendable {
+    public enum Kind: Sendable { case frozen, trainable, nf4 }
     public let frozen: Buffer<Float>
     public let trainable: Buffer<Float>
     public private(set) var views: [String: (trainable: Bool, view: TensorView)] = [:]
+    /// NF4 tensors by name with their element counts (the tensor is made at initialisation).
+    public private(set) var quantized: [String: NF4Tensor] = [:]
+    public private(set) var quantizedCounts: [String: Int] = [:]
 
-    init(sizes: [(name: String, count: Int, trainable: Bool)], ledger: Ledger) {
+    init(sizes: [(name: String, count: Int, kind: Kind)], ledger: Ledger) {
         var f = 0, t = 0
         var views: [String: (Bool, TensorView)] = [:]
         for s in sizes {
-            if s.trainable { views[s.name] = (true, TensorView(offset: t, count: s.count)); t += s.count }
-            else { views[s.name] = (false, TensorView(offset: f, count: s.count)); f += s.count }
+            switch s.kind {
+            case .trainable: views[s.name] = (true, TensorView(offset: t, count: s.count)); t += s.count
+            case .frozen: views[s.name] = (false, TensorView(offset: f, count: s.count)); f += s.count
+            case .nf4: quantizedCounts[s.name] = s.count
+            }
         }
         self.views = views
         frozen = ledger.allocate(Float.self, count: f, category: .frozenWeights)
@@ -101,11 +121,17 @@ public final class ParameterStore: @unchecked Sendable {
     }
 
     public func pointer(_ name: String) -> FloatPointer {
-        guard let v = views[name] else { preconditionFailure("no parameter \(name)") }
+        guard let v = views[name] else { preconditionFailure("no fp32 parameter \(name)") }
         return (v.trainable ? trainable.pointer : frozen.pointer) + v.view.offset
     }
 
+    func setQuantized(_ name: String, _ t: NF4Tensor) { quantized[name] = t }
+
+    /// Every parameter's name, fp32 or NF4.
+    public var names: Set<String> { Set(views.keys).union(quantizedCounts.keys) }
+    /// Elements of a parameter, fp32 or NF4.
+    public func count(_ name: String) -> Int? { views[name]?.view.count ?? quantizedCounts[name] }
     public func isTrainable(_ name: String) -> Bool { views[name]?.trainable ?? false }
     public var trainableCount: Int { trainable.count }
-    public var frozenCount: Int { frozen.count }
+    public var frozenCount: Int { frozen.count + quantizedCounts.values.reduce(0, +) }
 }

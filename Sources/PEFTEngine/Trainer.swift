@@ -46,30 +46,54 @@ public final class Trainer: @unchecked Sendable {
         self.method = method
         self.optimizer = optimizer
         self.maxSeq = maxSeq
-        let full = method == .full
-        var sizes: [(String, Int, Bool)] = [("embed", c.vocab * c.dim, full)]
+        let base: ParameterStore.Kind = method == .full ? .trainable : .frozen
+        var sizes: [(String, Int, ParameterStore.Kind)] = [("embed", c.vocab * c.dim, base)]
+        var quantised = false
+        if case .qlora = method { quantised = true }
+        let lora: (rank: Int, alpha: Float, targets: Set<BlockLinear>)?
+        switch method {
+        case let .lora(r, a, t), let .qlora(r, a, t, _): lora = (r, a, t)
+        default: lora = nil
+        }
         for l in 0..<c.layers {
-            sizes.append(("\(l).attn_norm", c.dim, full))
-            sizes.append(("\(l).ffn_norm", c.dim, full))
+            sizes.append(("\(l).attn_norm", c.dim, base))
+            sizes.append(("\(l).ffn_norm", c.dim, base))
             for lin in BlockLinear.allCases {
                 let (o, i) = lin.shape(c)
-                sizes.append(("\(l).\(lin.rawValue)", o * i, full))
-                if case let .lora(r, _, targets) = method, targets.contains(lin) {
-                    sizes.append(("\(l).\(lin.rawValue).lora_A", r * i, true))
-                    sizes.append(("\(l).\(lin.rawValue).lora_B", o * r, true))
+                sizes.append(("\(l).\(lin.rawValue)", o * i, quantised ? .nf4 : base))
+                if let lora, lora.targets.contains(lin) {
+                    sizes.append(("\(l).\(lin.rawValue).lora_A", lora.rank * i, .trainable))
+                    sizes.append(("\(l).\(lin.rawValue).lora_B", o * lora.rank, .trainable))
                 }
                 if case let .ia3(targets, ff) = method, targets.contains(lin) {
-                    sizes.append(("\(l).\(lin.rawValue).ia3", ff.contains(lin) ? i : o, true))
+                    sizes.append(("\(l).\(lin.rawValue).ia3", ff.contains(lin) ? i : o, .trainable))
+                }
+            }
+            if case let .adapter(houlsby, reduction) = method {
+                let m = c.dim / reduction
+                for site in houlsby ? ["adapter_attn", "adapter_ffn"] : ["adapter_ffn"] {
+                    sizes += [("\(l).\(site).down", m * c.dim, .trainable), ("\(l).\(site).down_bias", m, .trainable),
+                              ("\(l).\(site).up", c.dim * m, .trainable), ("\(l).\(site).up_bias", c.dim, .trainable)]
                 }
             }
         }
-        if case let .prompt(t) = method { sizes.append(("prompt", t * c.dim, true)) }
-        // PEFT's prefix embedding: per virtual token, layer l's key at columns 2l·kvDim and
-        // its value at (2l+1)·kvDim (the (L·2, KV, D) split of peft_model.get_prompt).
-        if case let .prefix(t) = method { sizes.append(("prefix", t * c.layers * 2 * c.kvDim, true)) }
-        sizes.append(("norm", c.dim, full))
-        if !c.tied { sizes.append(("lm_head", c.vocab * c.dim, full)) }
-        params = ParameterStore(sizes: sizes.map { (name: $0.0, count: $0.1, trainable: $0.2) }, ledger: ledger)
+        if case let .prompt(t) = method { sizes.append(("prompt", t * c.dim, .trainable)) }
+        // PEFT's prefix: per virtual token, layer l's key at columns 2l·kvDim and its value at
+        // (2l+1)·kvDim (the (L·2, KV, D) split of peft_model.get_prompt), learned directly or
+        // as the output of the reparameterisation MLP.
+        if case let .prefix(t, p) = method {
+            let width = c.layers * 2 * c.kvDim
+            if p > 0 {
+                sizes += [("prefix", t * c.kvDim, .trainable), ("prefix_mlp.0", p * c.kvDim, .trainable), ("prefix_mlp.0_bias", p, .trainable),
+                          ("prefix_mlp.2", width * p, .trainable), ("prefix_mlp.2_bias", width, .trainable)]
+            } else {
+                sizes.append(("prefix", t * width, .trainable))
+            }
+        }
+        sizes.append(("norm", c.dim, base))
+        if !c.tied { sizes.append(("lm_head", c.vocab * c.dim, base)) }
+        loraSpec = lora
+        params = ParameterStore(sizes: sizes.map { (name: $0.0, count: $0.1, kind: $0.2) }, ledger: ledger)
         (ropeCos, ropeSin) = ropeTables(seq: maxSeq + method.virtualTokens + method.prefixTokens, headDim: c.headDim, base: c.ropeTheta)
         initialise(seed: seed)
         ProcessMemory.keepFreedMemory()
@@ -89,9 +113,19 @@ public final class Trainer: @unchecked Sendable {
             return Float(Double(z >> 11) / Double(1 << 53) * 2 - 1)
         }
         let std = Float(0.02 * 3.0.squareRoot())   // uniform(−a, a) has std a/√3
-        for (name, entry) in params.views.sorted(by: { $0.key < $1.key }) {
+        for name in params.names.sorted() {
+            if let count = params.quantizedCounts[name] {
+                // QLoRA: the weight is drawn in fp32 and stored only in NF4
+                let w = ledger.allocate(Float.self, count: count, category: .transient, zeroed: false)
+                for i in 0..<count { w[i] = uniform() * std }
+                params.setQuantized(name, NF4Tensor(w.pointer, count: count, doubleQuant: doubleQuant, ledger: ledger))
+                continue
+            }
+            let entry = params.views[name]!
             let p = params.pointer(name)
-            if name.hasSuffix("norm") || name.hasSuffix(".ia3") {   // IA³ starts as the identity (PEFT's init_ia3_weights)
+            if name.hasSuffix("_bias") {   // adapters' and the prefix MLP's biases start at zero (AdapterHub's "bert" init)
+                for i in 0..<entry.view.count { p[i] = 0 }
+            } else if name.hasSuffix("norm") || name.hasSuffix(".ia3") {   // IA³ starts as the identity (PEFT's init_ia3_weights)
                 for i in 0..<entry.view.count { p[i] = 1 }
             } else if name.hasSuffix("lora_B") {
                 for i in 0..<entry.view.count { p[i] = 0 }
@@ -105,9 +139,38 @@ public final class Trainer: @unchecked Sendable {
         }
     }
 
-    var loraRank: Int { if case let .lora(r, _, _) = method { return r }; return 0 }
-    var loraScale: Float { if case let .lora(r, a, _) = method { return a / Float(r) }; return 0 }
-    func isLoRA(_ lin: BlockLinear) -> Bool { if case let .lora(_, _, t) = method { return t.contains(lin) }; return false }
+    /// LoRA's rank, alpha and targets (LoRA and QLoRA).
+    private let loraSpec: (rank: Int, alpha: Float, targets: Set<BlockLinear>)?
+    var loraRank: Int { loraSpec?.rank ?? 0 }
+    var loraScale: Float { loraSpec.map { $0.alpha / Float($0.rank) } ?? 0 }
+    func isLoRA(_ lin: BlockLinear) -> Bool { loraSpec?.targets.contains(lin) ?? false }
+    var doubleQuant: Bool { if case let .qlora(_, _, _, dq) = method { return dq }; return false }
+    /// The bottleneck adapters' sites ("adapter_attn" for Houlsby, "adapter_ffn") and width.
+    func hasAdapter(_ site: String) -> Bool {
+        if case let .adapter(houlsby, _) = method { return site == "adapter_ffn" || houlsby }
+        return false
+    }
+    var adapterWidth: Int { if case let .adapter(_, r) = method { return config.dim / r }; return 0 }
+    var prefixProjection: Int { if case let .prefix(_, p) = method { return p }; return 0 }
+
+    /// Sets a parameter from fp32 values (a QLoRA weight is quantised to NF4 again).
+    public func setParameter(_ name: String, _ values: [Float]) {
+        precondition(params.count(name) == values.count, "\(name): \(values.count) values for \(params.count(name) ?? 0)")
+        if params.quantizedCounts[name] != nil {
+            params.setQuantized(name, values.withUnsafeBufferPointer { NF4Tensor($0.baseAddress!, count: values.count, doubleQuant: doubleQuant, ledger: ledger) })
+        } else {
+            params.pointer(name).update(from: values, count: values.count)
+        }
+    }
+
+    /// A block Linear's fp32 weight for one matmul: its own storage, or under QLoRA a
+    /// transient dequantised copy, kept alive by the returned buffer.
+    private func weight(_ name: String) -> (FloatPointer, Buffer<Float>?) {
+        guard let q = params.quantized[name] else { return (params.pointer(name), nil) }
+        let w = ledger.allocate(Float.self, count: q.count, category: .transient, zeroed: false)
+        q.dequantize(into: w.pointer)
+        return (w.pointer, w)
+    }
     /// nil: not an IA³ target; true: scales its input (feed-forward); false: its output.
     func ia3Input(_ lin: BlockLinear) -> Bool? {
         if case let .ia3(t, ff) = method, t.contains(lin) { return ff.contains(lin) }
@@ -127,6 +190,8 @@ public final class Trainer: @unchecked Sendable {
         var lora: [BlockLinear: Buffer<Float>] = [:]
         /// IA³: the scaled input (feed-forward targets) or the unscaled output (others).
         var ia3: [BlockLinear: Buffer<Float>] = [:]
+        /// Bottleneck adapters, per site: the adapter's input and its ReLU output.
+        var adapter: [String: (input: Buffer<Float>, relu: Buffer<Float>)] = [:]
         /// `kvSeq`: attended keys per row (the sequence plus any prefix).
         init(_ l: Ledger, _ c: EngineConfig, batch b: Int, seq s: Int, kvSeq: Int, x: Buffer<Float>) {
             let n = b * s
@@ -158,7 +223,9 @@ public final class Trainer: @unchecked Sendable {
             saved.ia3[lin] = keep
             return
         }
-        linearForward(out, inp, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
+        let (w, hold) = weight(name)
+        linearForward(out, inp, w, n: n, inFeatures: i, outFeatures: o)
+        withExtendedLifetime(hold) {}
         if isLoRA(lin) {
             let r = loraRank
             let t = ledger.allocate(Float.self, count: n * r, category: .activations, zeroed: false)
@@ -198,7 +265,11 @@ public final class Trainer: @unchecked Sendable {
             }
             return
         }
-        linearBackward(dinp: dinp, dw: gradient(name), dout, inp, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
+        if dinp != nil || gradient(name) != nil {
+            let (w, hold) = weight(name)
+            linearBackward(dinp: dinp, dw: gradient(name), dout, inp, w, n: n, inFeatures: i, outFeatures: o)
+            withExtendedLifetime(hold) {}
+        }
         if isLoRA(lin), let t = saved.lora[lin] {
             let r = loraRank
             // dB[o×r] += scale · doutᵀ · t ; dt[n×r] = scale · dout · B
@@ -210,6 +281,46 @@ public final class Trainer: @unchecked Sendable {
             linearBackward(dinp: dinp, dw: gradient(name + ".lora_A"), dt.pointer, inp, params.pointer(name + ".lora_A"),
                            n: n, inFeatures: i, outFeatures: r)
         }
+    }
+
+    /// The bottleneck adapter at `site` in place on a sublayer's output h[N×C]:
+    /// h ← h + up(ReLU(h · downᵀ + b_down)) + b_up, saving h and the ReLU output.
+    private func adapterForward(_ site: String, layer l: Int, _ h: FloatPointer, n: Int, saved: Saved) {
+        let c = config.dim, m = adapterWidth, name = "\(l).\(site)"
+        let input = ledger.allocate(Float.self, count: n * c, category: .activations, zeroed: false)
+        input.pointer.update(from: h, count: n * c)
+        let z = ledger.allocate(Float.self, count: n * m, category: .activations, zeroed: false)
+        linearForward(z.pointer, input.pointer, params.pointer(name + ".down"), n: n, inFeatures: c, outFeatures: m)
+        let bd = params.pointer(name + ".down_bias"), bu = params.pointer(name + ".up_bias")
+        for r in 0..<n { for j in 0..<m { z[r * m + j] = max(0, z[r * m + j] + bd[j]) } }
+        sgemm(transA: false, transB: true, m: n, n: c, k: m, a: z.pointer, lda: m, b: params.pointer(name + ".up"), ldb: m,
+              beta: 1, c: h, ldc: c)
+        for r in 0..<n { addInPlace(h + r * c, bu, count: c) }
+        saved.adapter[site] = (input, z)
+    }
+
+    /// Backward of ``adapterForward``: from the gradient `dout` of the adapter's output, the
+    /// parameter gradients and the gradient of its input (dout + the bottleneck's path).
+    private func adapterBackward(_ site: String, layer l: Int, _ dout: FloatPointer, n: Int, saved: Saved) -> Buffer<Float> {
+        let c = config.dim, m = adapterWidth, name = "\(l).\(site)"
+        let (input, z) = saved.adapter[site]!
+        let dup = gradient(name + ".up")!, dbu = gradient(name + ".up_bias")!, dbd = gradient(name + ".down_bias")!
+        // dup[C×M] += doutᵀ · z ; db_up += Σ rows dout ; dz = (dout · up) ⊙ [z > 0]
+        sgemm(transA: true, transB: false, m: c, n: m, k: n, a: dout, lda: c, b: z.pointer, ldb: m, beta: 1, c: dup, ldc: m)
+        for r in 0..<n { addInPlace(dbu, dout + r * c, count: c) }
+        let dz = ledger.allocate(Float.self, count: n * m, category: .activationGradients, zeroed: false)
+        sgemm(transA: false, transB: false, m: n, n: m, k: c, a: dout, lda: c, b: params.pointer(name + ".up"), ldb: m,
+              beta: 0, c: dz.pointer, ldc: m)
+        for r in 0..<n {
+            for j in 0..<m where z[r * m + j] <= 0 { dz[r * m + j] = 0 }
+            addInPlace(dbd, dz.pointer + r * m, count: m)
+        }
+        // the input's gradient: dout (the adapter's residual) + dz · down; down's gradient
+        let din = ledger.allocate(Float.self, count: n * c, category: .activationGradients, zeroed: false)
+        din.pointer.update(from: dout, count: n * c)
+        linearBackward(dinp: din.pointer, dw: gradient(name + ".down"), dz.pointer, input.pointer, params.pointer(name + ".down"),
+                       n: n, inFeatures: c, outFeatures: m)
+        return din
     }
 
     /// One decoder block's forward from its input `x` (batch × seq rows): the tensors it
@@ -232,7 +343,7 @@ public final class Trainer: @unchecked Sendable {
             linear(.wk, layer: l, kr.pointer, sv.n1.pointer, n: n, saved: sv)
             linear(.wv, layer: l, vr.pointer, sv.n1.pointer, n: n, saved: sv)
             ropeForward(kr.pointer, cos: ropeCos, sin: ropeSin, batch: b, seq: s, heads: c.kvHeads, headDim: c.headDim, offset: pt)
-            let pre = params.pointer("prefix"), width = c.layers * 2 * c.kvDim, kv = c.kvDim
+            let pre = prefixKV?.pointer ?? params.pointer("prefix"), width = c.layers * 2 * c.kvDim, kv = c.kvDim
             for row in 0..<b {
                 let kRow = sv.k.pointer + row * (s + pt) * kv, vRow = sv.v.pointer + row * (s + pt) * kv
                 for t in 0..<pt {
@@ -246,6 +357,7 @@ public final class Trainer: @unchecked Sendable {
         attentionForward(sv.att.pointer, probs: sv.probs.pointer, sv.q.pointer, sv.k.pointer, sv.v.pointer,
                          batch: b, seq: s, kvSeq: s + pt, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
         linear(.wo, layer: l, sv.mid.pointer, sv.att.pointer, n: n, saved: sv)
+        if hasAdapter("adapter_attn") { adapterForward("adapter_attn", layer: l, sv.mid.pointer, n: n, saved: sv) }
         addInPlace(sv.mid.pointer, sv.x.pointer, count: n * c.dim)
         rmsnormForward(sv.n2.pointer, rstd: sv.r2.pointer, sv.mid.pointer, params.pointer("\(l).ffn_norm"), n: n, c: c.dim, eps: c.normEps)
         linear(.w1, layer: l, sv.g.pointer, sv.n2.pointer, n: n, saved: sv)
@@ -253,6 +365,7 @@ public final class Trainer: @unchecked Sendable {
         swigluForward(sv.h.pointer, sv.g.pointer, sv.u.pointer, count: n * c.hidden)
         let out = ledger.allocate(Float.self, count: n * c.dim, category: .activations, zeroed: false)
         linear(.w2, layer: l, out.pointer, sv.h.pointer, n: n, saved: sv)
+        if hasAdapter("adapter_ffn") { adapterForward("adapter_ffn", layer: l, out.pointer, n: n, saved: sv) }
         addInPlace(out.pointer, sv.mid.pointer, count: n * c.dim)
         return (sv, out)
     }
@@ -294,6 +407,8 @@ public final class Trainer: @unchecked Sendable {
                 embeddingForward(x.pointer + (row * s + vt) * c.dim, $0.baseAddress! + row * sIn, params.pointer("embed"), n: sIn, c: c.dim)
             }
         }
+        if prefixProjection > 0 { projectPrefix() }
+        defer { prefixKV = nil; prefixKVGrad = nil; prefixHidden = nil }
         // Gradient checkpointing keeps only each block's input; backward recomputes the
         // block's forward (its saved tensors for one block at a time) before its backward.
         var saved: [Saved?] = []
@@ -335,7 +450,8 @@ public final class Trainer: @unchecked Sendable {
             func ag(_ count: Int) -> Buffer<Float> { ledger.allocate(Float.self, count: count, category: .activationGradients) }
             // out = mid + w2(h): dmid = dx; dh = dx · w2
             let dh = ag(n * c.hidden)
-            linearBack(.w2, layer: l, dinp: dh.pointer, dx.pointer, sv.h.pointer, n: n, saved: sv)
+            let dffn = hasAdapter("adapter_ffn") ? adapterBackward("adapter_ffn", layer: l, dx.pointer, n: n, saved: sv) : dx
+            linearBack(.w2, layer: l, dinp: dh.pointer, dffn.pointer, sv.h.pointer, n: n, saved: sv)
             let dg = ag(n * c.hidden), du = ag(n * c.hidden)
             swigluBackward(dg: dg.pointer, du: du.pointer, dh.pointer, sv.g.pointer, sv.u.pointer, count: n * c.hidden)
             let dn2 = ag(n * c.dim)
@@ -346,7 +462,8 @@ public final class Trainer: @unchecked Sendable {
                             rstd: sv.r2.pointer, n: n, c: c.dim)
             // mid = x + wo(att)
             let datt = ag(n * c.dim)
-            linearBack(.wo, layer: l, dinp: datt.pointer, dmid.pointer, sv.att.pointer, n: n, saved: sv)
+            let dattn = hasAdapter("adapter_attn") ? adapterBackward("adapter_attn", layer: l, dmid.pointer, n: n, saved: sv) : dmid
+            linearBack(.wo, layer: l, dinp: datt.pointer, dattn.pointer, sv.att.pointer, n: n, saved: sv)
             let kvs = s + pt
             let dq = ag(n * c.dim)
             var dk = ag(b * kvs * c.kvDim), dv = ag(b * kvs * c.kvDim)
@@ -356,7 +473,7 @@ public final class Trainer: @unchecked Sendable {
                               batch: b, seq: s, kvSeq: kvs, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
             if pt > 0 {
                 // the prefix rows' gradients go to the prefix embedding, summed over the batch
-                let dpre = gradient("prefix")!, width = c.layers * 2 * c.kvDim, kv = c.kvDim
+                let dpre = prefixKVGrad?.pointer ?? gradient("prefix")!, width = c.layers * 2 * c.kvDim, kv = c.kvDim
                 let dkr = ag(n * kv), dvr = ag(n * kv)
                 for row in 0..<b {
                     let kRow = dk.pointer + row * kvs * kv, vRow = dv.pointer + row * kvs * kv
@@ -382,6 +499,7 @@ public final class Trainer: @unchecked Sendable {
             saved[l] = nil   // this layer's saved tensors are freed, as autograd frees them
             if checkpointing { inputs[l] = nil }
         }
+        if prefixProjection > 0 { projectPrefixBackward() }
         for row in 0..<b {
             if let dEmbed = gradient("embed") {
                 tokens.withUnsafeBufferPointer {
@@ -391,6 +509,42 @@ public final class Trainer: @unchecked Sendable {
             if vt > 0, let dPrompt = gradient("prompt") { addInPlace(dPrompt, dx.pointer + row * s * c.dim, count: vt * c.dim) }
         }
         return loss
+    }
+
+    // MARK: - Prefix reparameterisation
+
+    /// Under `prefix_projection`: the keys and values all layers read (T × L·2·kvDim), the
+    /// MLP's tanh output, and the keys' and values' gradient, for one step.
+    private var prefixKV: Buffer<Float>?, prefixHidden: Buffer<Float>?, prefixKVGrad: Buffer<Float>?
+
+    /// P = tanh(E · W0ᵀ + b0) · W2ᵀ + b2 from the prefix embedding E (T × kvDim), once per step
+    /// (PEFT computes it per sequence; every row of the batch gets the same).
+    private func projectPrefix() {
+        let c = config, t = method.prefixTokens, p = prefixProjection, width = c.layers * 2 * c.kvDim
+        let hidden = ledger.allocate(Float.self, count: t * p, category: .activations, zeroed: false)
+        linearForward(hidden.pointer, params.pointer("prefix"), params.pointer("prefix_mlp.0"), n: t, inFeatures: c.kvDim, outFeatures: p)
+        let b0 = params.pointer("prefix_mlp.0_bias")
+        for r in 0..<t { for j in 0..<p { hidden[r * p + j] = tanh(hidden[r * p + j] + b0[j]) } }
+        let kv = ledger.allocate(Float.self, count: t * width, category: .activations, zeroed: false)
+        linearForward(kv.pointer, hidden.pointer, params.pointer("prefix_mlp.2"), n: t, inFeatures: p, outFeatures: width)
+        for r in 0..<t { addInPlace(kv.pointer + r * width, params.pointer("prefix_mlp.2_bias"), count: width) }
+        prefixHidden = hidden
+        prefixKV = kv
+        prefixKVGrad = ledger.allocate(Float.self, count: t * width, category: .activationGradients)
+    }
+
+    /// Backward of ``projectPrefix`` from the keys' and values' gradient the layers summed.
+    private func projectPrefixBackward() {
+        let c = config, t = method.prefixTokens, p = prefixProjection, width = c.layers * 2 * c.kvDim
+        let dkv = prefixKVGrad!.pointer, hidden = prefixHidden!
+        for r in 0..<t { addInPlace(gradient("prefix_mlp.2_bias")!, dkv + r * width, count: width) }
+        let dh = ledger.allocate(Float.self, count: t * p, category: .activationGradients)
+        linearBackward(dinp: dh.pointer, dw: gradient("prefix_mlp.2"), dkv, hidden.pointer, params.pointer("prefix_mlp.2"),
+                       n: t, inFeatures: p, outFeatures: width)
+        for i in 0..<t * p { dh[i] *= 1 - hidden[i] * hidden[i] }   // tanh′ = 1 − tanh²
+        for r in 0..<t { addInPlace(gradient("prefix_mlp.0_bias")!, dh.pointer + r * p, count: p) }
+        linearBackward(dinp: gradient("prefix"), dw: gradient("prefix_mlp.0"), dh.pointer, params.pointer("prefix"), params.pointer("prefix_mlp.0"),
+                       n: t, inFeatures: c.kvDim, outFeatures: p)
     }
 
     private func optimizerStep() {

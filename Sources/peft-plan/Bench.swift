@@ -9,11 +9,17 @@ struct Bench: ParsableCommand {
 
     @Option(help: "Model: tiny (hidden 256, 4 layers, 4 heads, intermediate 688, vocab 1000), or a Llama-type config.json.")
     var model: String = "tiny"
-    @Option(help: "full|lora|ia3|prompt|prefix (LoRA r8 on wq, wv; IA³ on wk, wv, w2; 20 prompt or prefix tokens)") var method: String = "full"
+    @Option(help: "full|lora|qlora|adapter|prefix|prompt|ia3 (LoRA/QLoRA r8 on wq, wv; IA³ on wk, wv, w2; 20 prompt or prefix tokens; Pfeiffer adapters, reduction 16)") var method: String = "full"
     @Option(parsing: .unconditional, help: "Micro-batch (default 4).") var batch: String?
     @Option(parsing: .unconditional, help: "Sequence length (default 128).") var seq: String?
     @Option(parsing: .unconditional, help: "Timed steps after one warm-up step (default 30).") var steps: String?
-    @Option(parsing: .unconditional, help: "LoRA rank (default 8; targets wq, wv as PEFT's default for Llama).") var loraR: String?
+    @Option(parsing: .unconditional, help: "LoRA/QLoRA rank (default 8; targets wq, wv as PEFT's default for Llama; alpha = 2 × rank).") var loraR: String?
+    @Flag(inversion: .prefixedNo, help: "QLoRA double quantisation of the absmax values (default on).") var doubleQuant = true
+    @Option(help: "Bottleneck adapter: pfeiffer|houlsby (default pfeiffer).") var adapter: String?
+    @Option(parsing: .unconditional, help: "Bottleneck reduction factor (default 16; it must divide the hidden size).") var adapterReduction: String?
+    @Option(parsing: .unconditional, help: "Prefix tuning: virtual tokens (default 20).") var prefixTokens: String?
+    @Option(parsing: .unconditional, help: "Prefix tuning: reparameterisation MLP width (default 0 = none).") var prefixProjection: String?
+    @Option(parsing: .unconditional, help: "Prompt tuning: virtual tokens (default 20).") var promptTokens: String?
     @Flag(help: "Gradient checkpointing per block.") var gradCheckpointing = false
     @Option(help: "table|json") var format: String = "table"
 
@@ -22,22 +28,43 @@ struct Bench: ParsableCommand {
         let s = try PlanningOptions.integer(seq, "--seq", default: 128)
         let n = try PlanningOptions.integer(steps, "--steps", default: 30)
         let r = try PlanningOptions.integer(loraR, "--lora-r", default: 8)
-        for (flag, v, range) in [("--batch", b, 1...4096), ("--seq", s, 1...65536), ("--steps", n, 1...100_000), ("--lora-r", r, 1...4096)]
+        let reduction = try PlanningOptions.integer(adapterReduction, "--adapter-reduction", default: 16)
+        let prefixT = try PlanningOptions.integer(prefixTokens, "--prefix-tokens", default: 20)
+        let projection = try PlanningOptions.integer(prefixProjection, "--prefix-projection", default: 0)
+        let promptT = try PlanningOptions.integer(promptTokens, "--prompt-tokens", default: 20)
+        for (flag, v, range) in [("--batch", b, 1...4096), ("--seq", s, 1...65536), ("--steps", n, 1...100_000), ("--lora-r", r, 1...4096),
+                                 ("--adapter-reduction", reduction, 1...65536), ("--prefix-tokens", prefixT, 1...65536),
+                                 ("--prefix-projection", projection, 0...65536), ("--prompt-tokens", promptT, 1...65536)]
             where !range.contains(v) {
             throw PlanError.invalidOption(option: flag, value: "\(v)", accepted: "an integer from \(range.lowerBound) to \(range.upperBound)")
         }
         guard ["table", "json"].contains(format) else { throw PlanError.invalidOption(option: "--format", value: format, accepted: "table or json") }
         let config = try EngineModels.config(model)
         let m: EngineMethod
-        switch method.lowercased() {
+        let name = method.lowercased()
+        switch name {
         case "full": m = .full
         case "lora": m = .lora(rank: r, alpha: Float(2 * r), targets: [.wq, .wv])
+        case "qlora": m = .qlora(rank: r, alpha: Float(2 * r), targets: [.wq, .wv], doubleQuant: doubleQuant)
+        case "adapter":
+            guard ["pfeiffer", "houlsby"].contains(adapter?.lowercased() ?? "pfeiffer") else {
+                throw PlanError.invalidOption(option: "--adapter", value: adapter ?? "", accepted: "pfeiffer or houlsby")
+            }
+            guard config.dim % reduction == 0, config.dim / reduction >= 1 else {
+                throw PlanError.invalidOption(option: "--adapter-reduction", value: "\(reduction)", accepted: "a divisor of the hidden size \(config.dim)")
+            }
+            m = .adapter(houlsby: adapter?.lowercased() == "houlsby", reduction: reduction)
         case "ia3": m = .ia3Default
-        case "prompt": m = .prompt(tokens: 20)
-        case "prefix": m = .prefix(tokens: 20)
-        default: throw PlanError.invalidOption(option: "--method", value: method, accepted: "full, lora, ia3, prompt or prefix (the engine's methods so far)")
+        case "prompt": m = .prompt(tokens: promptT)
+        case "prefix": m = .prefix(tokens: prefixT, projection: projection)
+        default: throw PlanError.invalidOption(option: "--method", value: method, accepted: "full, lora, qlora, adapter, prefix, prompt or ia3")
         }
-        if method.lowercased() != "lora" && loraR != nil { throw PlanError.contradictoryOptions("--lora-r applies to --method lora") }
+        for (flag, given, applies) in [("--lora-r", loraR != nil, ["lora", "qlora"]), ("--no-double-quant", !doubleQuant, ["qlora"]),
+                                       ("--adapter", adapter != nil, ["adapter"]), ("--adapter-reduction", adapterReduction != nil, ["adapter"]),
+                                       ("--prefix-tokens", prefixTokens != nil, ["prefix"]), ("--prefix-projection", prefixProjection != nil, ["prefix"]),
+                                       ("--prompt-tokens", promptTokens != nil, ["prompt"])] where given && !applies.contains(name) {
+            throw PlanError.contradictoryOptions("\(flag) applies to --method \(applies.joined(separator: " or "))")
+        }
         let need = EngineBench.estimatedPeakBytes(config: config, method: m, batch: b, seq: s)
         let have = Double(ProcessInfo.processInfo.physicalMemory) * 0.7
         guard need <= have else {

@@ -276,7 +276,12 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--method", "lora", "--learning-rate", "1e-4"], mentions: "apply to --emit"),
         Bad(args: ["--model", "7b", "--method", "full", "--gpus", "2", "--sharding", "fsdp", "--emit", "deepspeed"], mentions: "fsdp"),
         Bad(args: ["--model", "7b", "--method", "lora", "--emit", "trl", "--learning-rate", "-1"], mentions: "--learning-rate"),
-        Bad(args: ["bench", "--method", "qlora"], mentions: "--method"),
+        Bad(args: ["bench", "--method", "dora"], mentions: "--method"),
+        Bad(args: ["bench", "--method", "adapter", "--adapter-reduction", "3"], mentions: "divisor of the hidden size"),
+        Bad(args: ["bench", "--method", "adapter", "--adapter", "lora"], mentions: "--adapter"),
+        Bad(args: ["bench", "--method", "lora", "--prefix-tokens", "4"], mentions: "--prefix-tokens applies"),
+        Bad(args: ["bench", "--method", "full", "--no-double-quant"], mentions: "--no-double-quant applies"),
+        Bad(args: ["bench", "--method", "prefix", "--prefix-projection", "-2"], mentions: "--prefix-projection"),
         Bad(args: ["bench", "--batch", "0"], mentions: "--batch"),
         Bad(args: ["bench", "--steps", "-1"], mentions: "--steps"),
         Bad(args: ["bench", "--model", "gpt2"], mentions: "Llama-type"),
@@ -316,6 +321,24 @@ struct CommandLineTests {
         #expect(measured["allocated_peak"] == j["peak_bytes"] as? Int)
         #expect(burst["peak_phase"] as? String == "backward")
         #expect((burst["environment"] as? [String: Any])?["blas_core"] as? String == j["blas_core"] as? String)
+    }
+
+    /// Every engine method runs from the command line; the burst record's trainable bytes
+    /// follow REFERENCES.md's counts for the tiny model (hidden 256, 4 layers, 4 KV heads).
+    @Test(arguments: [
+        (["--method", "full"], 0), (["--method", "qlora"], 4 * 2 * 8 * 512), (["--method", "qlora", "--no-double-quant"], 4 * 2 * 8 * 512),
+        (["--method", "adapter"], 4 * (2 * 256 * 16 + 16 + 256)), (["--method", "adapter", "--adapter", "houlsby", "--adapter-reduction", "8"], 4 * 2 * (2 * 256 * 32 + 32 + 256)),
+        (["--method", "prefix", "--prefix-tokens", "5"], 5 * 4 * 2 * 256), (["--method", "prompt", "--prompt-tokens", "5"], 5 * 256),
+        (["--method", "ia3"], 4 * (256 + 256 + 688)),
+    ] as [([String], Int)])
+    func benchEveryMethod(_ args: [String], trainable: Int) throws {
+        let r = try CLI.run(["bench", "--batch", "1", "--seq", "16", "--steps", "1", "--format", "json"] + args)
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let measured = try #require((j["burst"] as? [String: Any])?["measured"] as? [String: Int])
+        if trainable > 0 { #expect(measured["trainable_weights"] == trainable * 4) }
+        #expect((j["config"] as? [String: Any])?["method"] as? String == args[1])
+        #expect((j["losses"] as? [Double])?.allSatisfy(\.isFinite) == true)
     }
 
     /// `--emit` prints the engine's config for the planned run, with the plan's numbers.

@@ -15,20 +15,30 @@ struct EngineTrainerTests {
     }
 
     /// The whole model's analytic gradients against central differences of the loss, for
-    /// a sample of every trainable tensor: full fine-tuning (tied and untied) and LoRA on
-    /// every Linear (with B made non-zero so that A's gradient is not trivially zero).
-    @Test(arguments: ["full", "full-tied", "lora"])
+    /// a sample of every trainable tensor: full fine-tuning (tied and untied), LoRA and
+    /// QLoRA (double quantisation) on every Linear (with B made non-zero so that A's gradient
+    /// is not trivially zero), Houlsby and Pfeiffer bottleneck adapters, and prefix tuning
+    /// through its reparameterisation MLP.
+    @Test(arguments: ["full", "full-tied", "lora", "qlora", "houlsby", "pfeiffer", "prefix-mlp"])
     func wholeModelGradients(_ variant: String) {
         var c = Self.micro
         c.tied = variant == "full-tied"
-        let method: EngineMethod = variant == "lora" ? .lora(rank: 3, alpha: 6, targets: Set(BlockLinear.allCases)) : .full
+        let method: EngineMethod
+        switch variant {
+        case "lora": method = .lora(rank: 3, alpha: 6, targets: Set(BlockLinear.allCases))
+        case "qlora": method = .qlora(rank: 3, alpha: 6, targets: Set(BlockLinear.allCases), doubleQuant: true)
+        case "houlsby": method = .adapter(houlsby: true, reduction: 4)
+        case "pfeiffer": method = .adapter(houlsby: false, reduction: 2)
+        case "prefix-mlp": method = .prefix(tokens: 3, projection: 12)
+        default: method = .full
+        }
         let t = Trainer(config: c, method: method, optimizer: .sgd(lr: 0, momentum: 0), maxSeq: 8, seed: 3)
         var rng = SeededRandom(state: 11)
-        if variant == "lora" {
-            for (name, v) in t.params.views where name.hasSuffix("lora_B") {
-                let p = t.params.pointer(name)
-                for i in 0..<v.view.count { p[i] = rng.float() * 0.3 }
-            }
+        // LoRA's B starts at zero and adapters at ±0.03: values of order 0.3 make every
+        // gradient informative
+        for (name, v) in t.params.views where name.hasSuffix("lora_B") || name.contains("adapter") {
+            let p = t.params.pointer(name)
+            for i in 0..<v.view.count { p[i] = rng.float() * 0.3 }
         }
         let (b, s) = (2, 5)
         let data = Self.batch(5, b: b, s: s, vocab: c.vocab)
@@ -59,12 +69,12 @@ struct EngineTrainerTests {
                 checked += 1
             }
         }
-        #expect(checked >= (variant == "lora" ? 56 : 20))
+        #expect(checked >= (["lora", "qlora"].contains(variant) ? 56 : 20))
     }
 
     /// Byte-level tokens of a text the repository ships (its README): training lowers the
     /// loss with each method.
-    @Test(arguments: ["full", "lora", "ia3", "prompt", "prefix"])
+    @Test(arguments: ["full", "lora", "qlora", "ia3", "prompt", "prefix", "prefix-mlp", "pfeiffer", "houlsby"])
     func lossFallsOnText(_ variant: String) throws {
         let text = try Data(contentsOf: repoRoot.appendingPathComponent("README.md"))
         let bytes = Array(text.prefix(4096)).map { Int32($0) }
@@ -74,7 +84,11 @@ struct EngineTrainerTests {
         case "lora": method = .lora(rank: 8, alpha: 16, targets: Set(BlockLinear.allCases))
         case "ia3": method = .ia3(targets: Set(BlockLinear.allCases), feedforward: [.w2])
         case "prompt": method = .prompt(tokens: 8)
+        case "qlora": method = .qlora(rank: 8, alpha: 16, targets: Set(BlockLinear.allCases), doubleQuant: true)
         case "prefix": method = .prefix(tokens: 8)
+        case "prefix-mlp": method = .prefix(tokens: 8, projection: 64)
+        case "pfeiffer": method = .adapter(houlsby: false, reduction: 4)
+        case "houlsby": method = .adapter(houlsby: true, reduction: 8)
         default: method = .full
         }
         let t = Trainer(config: c, method: method, optimizer: .adamw(lr: variant == "full" ? 3e-3 : 1e-2), maxSeq: 32, seed: 7)
@@ -100,10 +114,17 @@ struct EngineTrainerTests {
 
     /// Checkpointing recomputes each block's forward in backward: the same gradients, bit for
     /// bit (the same arithmetic in the same order), and a lower activation peak.
-    @Test(arguments: ["full", "lora"])
+    @Test(arguments: ["full", "lora", "qlora", "houlsby", "prefix-mlp"])
     func checkpointingGivesTheSameGradients(_ variant: String) {
         let c = EngineConfig(dim: 32, layers: 3, heads: 4, kvHeads: 2, hidden: 48, vocab: 50, tied: false)
-        let method: EngineMethod = variant == "lora" ? .lora(rank: 4, alpha: 8, targets: [.wq, .wv, .w2]) : .full
+        let method: EngineMethod
+        switch variant {
+        case "lora": method = .lora(rank: 4, alpha: 8, targets: [.wq, .wv, .w2])
+        case "qlora": method = .qlora(rank: 4, alpha: 8, targets: [.wq, .wv, .w2], doubleQuant: false)
+        case "houlsby": method = .adapter(houlsby: true, reduction: 4)
+        case "prefix-mlp": method = .prefix(tokens: 4, projection: 16)
+        default: method = .full
+        }
         let plain = Trainer(config: c, method: method, optimizer: .sgd(lr: 0, momentum: 0), maxSeq: 16, seed: 2)
         let ckpt = Trainer(config: c, method: method, optimizer: .sgd(lr: 0, momentum: 0), maxSeq: 16, seed: 2, checkpointing: true)
         let data = Self.batch(3, b: 2, s: 16, vocab: c.vocab)
@@ -142,5 +163,33 @@ struct EngineTrainerTests {
         #expect(lora.ledger.live[.frozenWeights] == total * 4)
         #expect(lora.ledger.live[.trainableWeights] == adapters * 4)
         #expect(lora.ledger.live[.optimizerStates] == 2 * adapters * 4)
+
+        // QLoRA: the block Linears in NF4 — half a byte per value, an fp32 absmax per 64, or
+        // with double quantisation a byte per 64, an fp32 scale per 256 of those and one fp32
+        // offset (REFERENCES.md, bitsandbytes); embeddings, norms and lm_head stay fp32.
+        let linears = [c.dim * c.dim, c.kvDim * c.dim, c.kvDim * c.dim, c.dim * c.dim, c.hidden * c.dim, c.dim * c.hidden, c.hidden * c.dim]
+        for dq in [false, true] {
+            let q = Trainer(config: c, method: .qlora(rank: 8, alpha: 16, targets: [.wq, .wv], doubleQuant: dq), optimizer: .adamw(lr: 1e-3), maxSeq: 16)
+            q.step(tokens: data.tokens, targets: data.targets, batch: 2, seq: 16)
+            let nf4 = c.layers * linears.map { n in
+                let blocks = (n + 63) / 64
+                return n / 2 + (dq ? blocks + 4 * ((blocks + 255) / 256) + 4 : 4 * blocks)
+            }.reduce(0, +)
+            let fp32 = (c.vocab * c.dim * 2 + c.dim + 2 * c.layers * c.dim) * 4
+            #expect(q.ledger.live[.frozenWeights] == fp32 + nf4, "double quantisation \(dq)")
+            #expect(q.ledger.live[.trainableWeights] == adapters * 4)
+            #expect(q.ledger.live[.transient] ?? 0 == 0, "dequantised copies are freed after each matmul")
+        }
+
+        // Bottleneck adapters: 2·h·m + m + h per adapter with m = h / reduction; Pfeiffer one
+        // per layer, Houlsby two (REFERENCES.md).
+        for houlsby in [false, true] {
+            let a = Trainer(config: c, method: .adapter(houlsby: houlsby, reduction: 16), optimizer: .adamw(lr: 1e-3), maxSeq: 16)
+            a.step(tokens: data.tokens, targets: data.targets, batch: 2, seq: 16)
+            let m = c.dim / 16
+            let count = c.layers * (houlsby ? 2 : 1) * (2 * c.dim * m + m + c.dim)
+            #expect(a.ledger.live[.trainableWeights] == count * 4)
+            #expect(a.ledger.live[.frozenWeights] == total * 4)
+        }
     }
 }
