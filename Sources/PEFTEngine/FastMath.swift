@@ -111,12 +111,14 @@ public enum EngineThreads {
 }
 
 /// out[0..<count] = softmax(x[0..<count]) (in place allowed), in vector lanes with ``vexp``.
+/// (The running maximum uses a compare-and-select: `pointwiseMax` is not lowered to one
+/// instruction for 16 lanes and costs more than the exp.)
 @inline(__always) func softmaxRow(_ out: FloatPointer, _ x: ConstFloatPointer, count: Int) {
     let full = count / vectorLanes * vectorLanes, rest = count - full
     var mv = FloatVector(repeating: -.infinity)
     var i = 0
-    while i < full { mv = pointwiseMax(mv, loadVector(x + i)); i += vectorLanes }
-    if rest > 0 { mv = pointwiseMax(mv, loadPartial(x + full, rest, pad: -.infinity)) }
+    while i < full { let l = loadVector(x + i); mv.replace(with: l, where: l .> mv); i += vectorLanes }
+    if rest > 0 { let l = loadPartial(x + full, rest, pad: -.infinity); mv.replace(with: l, where: l .> mv) }
     let m = FloatVector(repeating: mv.max())
     var sv = FloatVector(repeating: 0)
     i = 0
@@ -135,6 +137,21 @@ public enum EngineThreads {
     i = 0
     while i < full { storeVector(loadVector(out + i) * inv, out + i); i += vectorLanes }
     for j in full..<count { out[j] *= inv[0] }
+}
+
+/// A causal attention row in place: softmax over its first `visible` entries, zeros after
+/// them up to `length`. When the row has room, the entries up to the next whole vector
+/// are set to −∞ first so the softmax runs in whole vectors (e^−∞ = 0 fills them).
+@inline(__always) func softmaxMaskedRow(_ row: FloatPointer, visible: Int, length: Int) {
+    let padded = (visible + vectorLanes - 1) / vectorLanes * vectorLanes
+    if padded <= length {
+        (row + visible).update(repeating: -.infinity, count: padded - visible)
+        softmaxRow(row, row, count: padded)
+        (row + padded).update(repeating: 0, count: length - padded)
+    } else {
+        softmaxRow(row, row, count: visible)
+        (row + visible).update(repeating: 0, count: length - visible)
+    }
 }
 
 /// Hands out task indices 0..<count to workers that ask for the next one.

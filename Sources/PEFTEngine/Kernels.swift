@@ -44,8 +44,13 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, tally: inout GEMMTally) {
     guard m > 0 && n > 0 else { return }
     let start = DispatchTime.now().uptimeNanoseconds
+    // Small or skinny products (LoRA's rank-r factors) lose more to OpenBLAS's thread
+    // hand-off than a second core gives back: those run on one thread.
+    let threads = GEMMThreading.singleThreaded(m: m, n: n, k: k) ? openblas_get_num_threads() : 1
+    if threads > 1 { openblas_set_num_threads(1) }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    if threads > 1 { openblas_set_num_threads(threads) }
     tally.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     tally.flops += 2 * Double(m) * Double(n) * Double(k)
     tally.calls += 1
@@ -76,6 +81,24 @@ func parallelWorkers(_ count: Int, _ body: (Int, inout GEMMTally) -> Void) {
     total.commit(concurrent: count)
     tallies.deinitialize(count: count)
     tallies.deallocate()
+}
+
+/// Which GEMMs run on a single OpenBLAS thread even when OpenBLAS has more.
+public enum GEMMThreading {
+    /// Products with fewer multiply-adds (m·n·k) than this run single-threaded.
+    nonisolated(unsafe) public static var singleThreadBelow: Double = {
+        if let s = ProcessInfo.processInfo.environment["PEFT_GEMM_SINGLE_BELOW"], let v = Double(s) { return v }
+        return 4_194_304
+    }()
+    /// Products with a side at most this long (a LoRA rank) run single-threaded.
+    nonisolated(unsafe) public static var singleThreadSide: Int = {
+        if let s = ProcessInfo.processInfo.environment["PEFT_GEMM_SINGLE_SIDE"], let v = Int(s) { return v }
+        return 32
+    }()
+
+    @inline(__always) static func singleThreaded(m: Int, n: Int, k: Int) -> Bool {
+        min(m, n, k) <= singleThreadSide || Double(m) * Double(n) * Double(k) < singleThreadBelow
+    }
 }
 
 /// The reference for ``sgemm``: the same contract in three plain loops (Double

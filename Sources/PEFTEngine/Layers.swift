@@ -353,8 +353,7 @@ public func attentionForward(_ out: FloatPointer, probs: FloatPointer, _ q: Cons
             for i in 0..<seq {
                 let row = p + i * kvSeq
                 let visible = prefix + i + 1
-                softmaxRow(row, row, count: visible)
-                (row + visible).update(repeating: 0, count: kvSeq - visible)
+                softmaxMaskedRow(row, visible: visible, length: kvSeq)
             }
             sgemm(transA: false, transB: false, m: seq, n: headDim, k: kvSeq, a: p, lda: kvSeq, b: vb, ldb: ks,
                   beta: 0, c: out + (b * seq * heads + h) * headDim, ldc: qs, tally: &tally)
