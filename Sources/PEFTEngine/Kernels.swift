@@ -2,8 +2,8 @@ import COpenBLAS
 import Foundation
 
 /// Time and FLOPs spent in GEMM, for `peft-plan bench`'s "share of time in GEMM" and
-/// achieved GFLOP/s. The engine is single-threaded at the Swift level (OpenBLAS threads
-/// inside each call), so plain counters suffice.
+/// achieved GFLOP/s. Only the calling thread updates these; work spread over the cores
+/// counts into per-worker ``GEMMTally``s first.
 public enum GEMMStats {
     nonisolated(unsafe) public static var seconds = 0.0
     nonisolated(unsafe) public static var flops = 0.0
@@ -17,13 +17,88 @@ public enum GEMMStats {
 public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    var tally = GEMMTally()
+    sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
+          tally: &tally)
+    tally.commit()
+}
+
+/// GEMM time and FLOPs counted by one thread, added to ``GEMMStats`` once its work is done
+/// (``GEMMStats`` itself is only touched from the calling thread).
+struct GEMMTally {
+    var seconds = 0.0, flops = 0.0, calls = 0
+
+    /// Adds this tally to ``GEMMStats``; `concurrent` tallies that ran side by side count
+    /// their seconds divided by their number (the wall-clock time they shared).
+    func commit(concurrent: Int = 1) {
+        GEMMStats.seconds += seconds / Double(max(concurrent, 1))
+        GEMMStats.flops += flops
+        GEMMStats.calls += calls
+    }
+}
+
+/// ``sgemm`` counting into a caller's tally (safe from worker threads).
+@inline(__always)
+func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int, tally: inout GEMMTally) {
     guard m > 0 && n > 0 else { return }
     let start = DispatchTime.now().uptimeNanoseconds
+    // Small or skinny products (LoRA's rank-r factors) lose more to OpenBLAS's thread
+    // hand-off than a second core gives back: those run on one thread.
+    let threads = GEMMThreading.singleThreaded(m: m, n: n, k: k) ? openblas_get_num_threads() : 1
+    if threads > 1 { openblas_set_num_threads(1) }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    GEMMStats.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    GEMMStats.flops += 2 * Double(m) * Double(n) * Double(k)
-    GEMMStats.calls += 1
+    if threads > 1 { openblas_set_num_threads(threads) }
+    tally.seconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    tally.flops += 2 * Double(m) * Double(n) * Double(k)
+    tally.calls += 1
+}
+
+/// Runs `body(worker, tally)` for workers 0..<count on their own threads, each BLAS call
+/// inside single-threaded (OpenBLAS's own threads stay idle: the parallelism is ours),
+/// then restores OpenBLAS's thread count and adds the workers' GEMM tallies to
+/// ``GEMMStats``. With one worker it runs inline, BLAS threading untouched.
+func parallelWorkers(_ count: Int, _ body: (Int, inout GEMMTally) -> Void) {
+    if count <= 1 {
+        var tally = GEMMTally()
+        body(0, &tally)
+        tally.commit()
+        return
+    }
+    let saved = openblas_get_num_threads()
+    openblas_set_num_threads(1)
+    let tallies = UnsafeMutablePointer<GEMMTally>.allocate(capacity: count)
+    tallies.initialize(repeating: GEMMTally(), count: count)
+    withoutActuallyEscaping(body) { body in
+        let shared = UncheckedSendable((body, tallies))
+        DispatchQueue.concurrentPerform(iterations: count) { w in shared.value.0(w, &shared.value.1[w]) }
+    }
+    openblas_set_num_threads(saved)
+    var total = GEMMTally()
+    for w in 0..<count { total.seconds += tallies[w].seconds; total.flops += tallies[w].flops; total.calls += tallies[w].calls }
+    total.commit(concurrent: count)
+    tallies.deinitialize(count: count)
+    tallies.deallocate()
+}
+
+/// Which GEMMs run on a single OpenBLAS thread even when OpenBLAS has more.
+public enum GEMMThreading {
+    /// Products with fewer multiply-adds (m·n·k) than this run single-threaded.
+    nonisolated(unsafe) public static var singleThreadBelow: Double = {
+        if let s = ProcessInfo.processInfo.environment["PEFT_GEMM_SINGLE_BELOW"], let v = Double(s) { return v }
+        return 4_194_304
+    }()
+    /// Products with a side at most this long (a LoRA rank) run single-threaded.
+    nonisolated(unsafe) public static var singleThreadSide: Int = {
+        if let s = ProcessInfo.processInfo.environment["PEFT_GEMM_SINGLE_SIDE"], let v = Int(s) { return v }
+        return 32
+    }()
+
+    @inline(__always) static func singleThreaded(m: Int, n: Int, k: Int) -> Bool {
+        min(m, n, k) <= singleThreadSide || Double(m) * Double(n) * Double(k) < singleThreadBelow
+    }
 }
 
 /// The reference for ``sgemm``: the same contract in three plain loops (Double

@@ -25,29 +25,34 @@ public func addInPlace(_ y: FloatPointer, _ x: ConstFloatPointer, count: Int) {
 
 /// torch.optim.AdamW's update (weight decay 0) at step `step` (from 1):
 /// m ← β₁m + (1−β₁)g, v ← β₂v + (1−β₂)g², p ← p − lr · (m/(1−β₁ᵗ)) / (√(v/(1−β₂ᵗ)) + ε),
-/// eight lanes at a time.
-public func adamWUpdate(p: FloatPointer, g: ConstFloatPointer, m: FloatPointer, v: FloatPointer, count: Int,
-                        lr: Float, beta1: Float, beta2: Float, eps: Float, step: Int) {
+/// in vector lanes, split over the cores. With `zeroGradient` the gradient is cleared in
+/// the same pass (it is read once and written once instead of swept again).
+public func adamWUpdate(p: FloatPointer, g: FloatPointer, m: FloatPointer, v: FloatPointer, count: Int,
+                        lr: Float, beta1: Float, beta2: Float, eps: Float, step: Int, zeroGradient: Bool = false) {
     let c1 = 1 - pow(beta1, Float(step)), c2 = 1 - pow(beta2, Float(step))
-    let lanes = count / 8 * 8
-    let pr = UnsafeMutableRawPointer(p), gr = UnsafeRawPointer(g), mr = UnsafeMutableRawPointer(m), vr = UnsafeMutableRawPointer(v)
-    let b1 = SIMD8<Float>(repeating: beta1), b2 = SIMD8<Float>(repeating: beta2)
-    let ob1 = SIMD8<Float>(repeating: 1 - beta1), ob2 = SIMD8<Float>(repeating: 1 - beta2)
-    let ic1 = SIMD8<Float>(repeating: 1 / c1), ic2 = SIMD8<Float>(repeating: 1 / c2)
-    let lrv = SIMD8<Float>(repeating: lr), epsv = SIMD8<Float>(repeating: eps)
-    for o in stride(from: 0, to: lanes * 4, by: 32) {
-        let gi = gr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self)
-        let mi = b1 * mr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) + ob1 * gi
-        let vi = b2 * vr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) + ob2 * gi * gi
-        mr.storeBytes(of: mi, toByteOffset: o, as: SIMD8<Float>.self)
-        vr.storeBytes(of: vi, toByteOffset: o, as: SIMD8<Float>.self)
-        let pi = pr.loadUnaligned(fromByteOffset: o, as: SIMD8<Float>.self) - lrv * (mi * ic1) / ((vi * ic2).squareRoot() + epsv)
-        pr.storeBytes(of: pi, toByteOffset: o, as: SIMD8<Float>.self)
-    }
-    for i in lanes..<count {
-        m[i] = beta1 * m[i] + (1 - beta1) * g[i]
-        v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
-        p[i] -= lr * (m[i] / c1) / ((v[i] / c2).squareRoot() + eps)
+    let b1 = FloatVector(repeating: beta1), b2 = FloatVector(repeating: beta2)
+    let ob1 = FloatVector(repeating: 1 - beta1), ob2 = FloatVector(repeating: 1 - beta2)
+    let ic1 = FloatVector(repeating: 1 / c1), ic2 = FloatVector(repeating: 1 / c2)
+    let lrv = FloatVector(repeating: lr), epsv = FloatVector(repeating: eps)
+    parallelChunks(count, grain: 1 << 16) { range in
+        var i = range.lowerBound
+        while i + vectorLanes <= range.upperBound {
+            let gi = loadVector(g + i)
+            let mi = b1 * loadVector(m + i) + ob1 * gi
+            let vi = b2 * loadVector(v + i) + ob2 * gi * gi
+            storeVector(mi, m + i)
+            storeVector(vi, v + i)
+            storeVector(loadVector(p + i) - lrv * (mi * ic1) / ((vi * ic2).squareRoot() + epsv), p + i)
+            if zeroGradient { storeVector(FloatVector(repeating: 0), g + i) }
+            i += vectorLanes
+        }
+        while i < range.upperBound {
+            m[i] = beta1 * m[i] + (1 - beta1) * g[i]
+            v[i] = beta2 * v[i] + (1 - beta2) * g[i] * g[i]
+            p[i] -= lr * (m[i] * (1 / c1)) / ((v[i] * (1 / c2)).squareRoot() + eps)
+            if zeroGradient { g[i] = 0 }
+            i += 1
+        }
     }
 }
 
@@ -78,13 +83,20 @@ public func linearBackward(dinp: FloatPointer?, dw: FloatPointer?, _ dout: Const
 /// out[N×C] = x / sqrt(mean(x²) + eps) · w[C]; rstd[N] saved for backward.
 public func rmsnormForward(_ out: FloatPointer, rstd: FloatPointer, _ x: ConstFloatPointer, _ w: ConstFloatPointer,
                            n: Int, c: Int, eps: Float) {
+    let full = c / vectorLanes * vectorLanes
     for i in 0..<n {
-        let row = x + i * c
-        var ss: Float = 0
-        for j in 0..<c { ss += row[j] * row[j] }
+        let row = x + i * c, o = out + i * c
+        var acc = FloatVector(repeating: 0)
+        var j = 0
+        while j < full { let v = loadVector(row + j); acc += v * v; j += vectorLanes }
+        var ss = acc.sum()
+        for t in full..<c { ss += row[t] * row[t] }
         let r = 1 / (ss / Float(c) + eps).squareRoot()
         rstd[i] = r
-        for j in 0..<c { out[i * c + j] = row[j] * r * w[j] }
+        let rv = FloatVector(repeating: r)
+        j = 0
+        while j < full { storeVector(loadVector(row + j) * rv * loadVector(w + j), o + j); j += vectorLanes }
+        for t in full..<c { o[t] = row[t] * r * w[t] }
     }
 }
 
@@ -92,15 +104,29 @@ public func rmsnormForward(_ out: FloatPointer, rstd: FloatPointer, _ x: ConstFl
 /// With x̂ = x · r: dx = r · (g − x̂ · mean(g · x̂)), where g = dout · w.
 public func rmsnormBackward(dx: FloatPointer?, dw: FloatPointer?, _ dout: ConstFloatPointer, _ x: ConstFloatPointer,
                             _ w: ConstFloatPointer, rstd: ConstFloatPointer, n: Int, c: Int) {
+    let full = c / vectorLanes * vectorLanes
     for i in 0..<n {
         let row = x + i * c, d = dout + i * c
-        let r = rstd[i]
-        if let dw { for j in 0..<c { dw[j] += d[j] * row[j] * r } }
+        let r = rstd[i], rv = FloatVector(repeating: r)
+        if let dw {
+            var j = 0
+            while j < full { storeVector(loadVector(dw + j) + loadVector(d + j) * loadVector(row + j) * rv, dw + j); j += vectorLanes }
+            for t in full..<c { dw[t] += d[t] * row[t] * r }
+        }
         guard let dx else { continue }
-        var dot: Float = 0
-        for j in 0..<c { dot += d[j] * w[j] * row[j] * r }
-        let mean = dot / Float(c)
-        for j in 0..<c { dx[i * c + j] += r * (d[j] * w[j] - row[j] * r * mean) }
+        var acc = FloatVector(repeating: 0)
+        var j = 0
+        while j < full { acc += loadVector(d + j) * loadVector(w + j) * loadVector(row + j) * rv; j += vectorLanes }
+        var dot = acc.sum()
+        for t in full..<c { dot += d[t] * w[t] * row[t] * r }
+        let mean = dot / Float(c), mv = FloatVector(repeating: mean)
+        let o = dx + i * c
+        j = 0
+        while j < full {
+            storeVector(loadVector(o + j) + rv * (loadVector(d + j) * loadVector(w + j) - loadVector(row + j) * rv * mv), o + j)
+            j += vectorLanes
+        }
+        for t in full..<c { o[t] += r * (d[t] * w[t] - row[t] * r * mean) }
     }
 }
 
@@ -114,28 +140,50 @@ public func embeddingForward(_ out: FloatPointer, _ tokens: UnsafePointer<Int32>
 /// dtable[V×C] += scatter of dout rows.
 public func embeddingBackward(_ dtable: FloatPointer, _ dout: ConstFloatPointer, _ tokens: UnsafePointer<Int32>, n: Int, c: Int) {
     for i in 0..<n {
-        let row = dtable + Int(tokens[i]) * c
-        for j in 0..<c { row[j] += dout[i * c + j] }
+        addInPlace(dtable + Int(tokens[i]) * c, dout + i * c, count: c)
     }
 }
 
 // MARK: - SwiGLU
 
-/// h[N×F] = silu(g) · u, silu(g) = g · σ(g).
+/// h[N×F] = silu(g) · u, silu(g) = g · σ(g), with ``vexp``, split over the cores.
 public func swigluForward(_ h: FloatPointer, _ g: ConstFloatPointer, _ u: ConstFloatPointer, count: Int) {
-    for i in 0..<count {
-        let s = 1 / (1 + exp(-g[i]))
-        h[i] = g[i] * s * u[i]
+    parallelChunks(count, grain: 1 << 14) { range in
+        var i = range.lowerBound
+        let one = FloatVector(repeating: 1)
+        while i + vectorLanes <= range.upperBound {
+            let gv = loadVector(g + i)
+            let s = one / (one + vexp(-gv))
+            storeVector(gv * s * loadVector(u + i), h + i)
+            i += vectorLanes
+        }
+        while i < range.upperBound {
+            let s = 1 / (1 + sexp(-g[i]))
+            h[i] = g[i] * s * u[i]
+            i += 1
+        }
     }
 }
 
-/// dg += dh · u · σ(g)(1 + g(1 − σ(g))); du += dh · silu(g).
+/// dg += dh · u · σ(g)(1 + g(1 − σ(g))); du += dh · silu(g), with ``vexp``, split over the cores.
 public func swigluBackward(dg: FloatPointer, du: FloatPointer, _ dh: ConstFloatPointer, _ g: ConstFloatPointer, _ u: ConstFloatPointer,
                            count: Int) {
-    for i in 0..<count {
-        let s = 1 / (1 + exp(-g[i]))
-        du[i] += dh[i] * g[i] * s
-        dg[i] += dh[i] * u[i] * s * (1 + g[i] * (1 - s))
+    parallelChunks(count, grain: 1 << 14) { range in
+        var i = range.lowerBound
+        let one = FloatVector(repeating: 1)
+        while i + vectorLanes <= range.upperBound {
+            let gv = loadVector(g + i), dhv = loadVector(dh + i)
+            let s = one / (one + vexp(-gv))
+            storeVector(loadVector(du + i) + dhv * gv * s, du + i)
+            storeVector(loadVector(dg + i) + dhv * loadVector(u + i) * s * (one + gv * (one - s)), dg + i)
+            i += vectorLanes
+        }
+        while i < range.upperBound {
+            let s = 1 / (1 + sexp(-g[i]))
+            du[i] += dh[i] * g[i] * s
+            dg[i] += dh[i] * u[i] * s * (1 + g[i] * (1 - s))
+            i += 1
+        }
     }
 }
 
@@ -175,13 +223,23 @@ public func ropeBackward(_ dx: FloatPointer, cos: ConstFloatPointer, sin: ConstF
 
 private func rotate(_ x: FloatPointer, cos: ConstFloatPointer, sin: ConstFloatPointer, batch: Int, seq: Int, heads: Int, headDim: Int,
                     sign: Float) {
-    let half = headDim / 2
+    let half = headDim / 2, full = half / vectorLanes * vectorLanes
+    let signv = FloatVector(repeating: sign)
     for b in 0..<batch {
         for p in 0..<seq {
+            let cp = cos + p * half, sp = sin + p * half
             for h in 0..<heads {
                 let v = x + ((b * seq + p) * heads + h) * headDim
-                for j in 0..<half {
-                    let c = cos[p * half + j], s = sign * sin[p * half + j]
+                var j = 0
+                while j < full {
+                    let c = loadVector(cp + j), s = signv * loadVector(sp + j)
+                    let x1 = loadVector(v + j), x2 = loadVector(v + j + half)
+                    storeVector(x1 * c - x2 * s, v + j)
+                    storeVector(x2 * c + x1 * s, v + j + half)
+                    j += vectorLanes
+                }
+                for j in full..<half {
+                    let c = cp[j], s = sign * sp[j]
                     let x1 = v[j], x2 = v[j + half]
                     v[j] = x1 * c - x2 * s
                     v[j + half] = x2 * c + x1 * s
@@ -273,69 +331,81 @@ public func attentionBackwardNaive(dq: FloatPointer, dk: FloatPointer, dv: Float
 }
 
 /// ``attentionForwardNaive`` with its two products per head in `sgemm`: scores =
-/// q_h · k_hᵀ (rows strided by H·D and KV·D in place, no copies), the causal mask and
-/// softmax per row, then out_h = P · v_h.
+/// q_h · k_hᵀ (rows strided by H·D and KV·D in place, no copies), the causal mask and a
+/// vectorised softmax per row, then out_h = P · v_h. The (batch, head) pairs are spread
+/// over the cores, each worker's GEMMs single-threaded.
 public func attentionForward(_ out: FloatPointer, probs: FloatPointer, _ q: ConstFloatPointer, _ k: ConstFloatPointer, _ v: ConstFloatPointer,
                              batch: Int, seq: Int, kvSeq: Int, heads: Int, kvHeads: Int, headDim: Int) {
     let group = heads / kvHeads, prefix = kvSeq - seq
     let scale = 1 / Float(headDim).squareRoot()
     let qs = heads * headDim, ks = kvHeads * headDim
-    for b in 0..<batch {
-        for h in 0..<heads {
+    let tasks = TaskCounter(batch * heads)
+    parallelWorkers(min(EngineThreads.count, batch * heads)) { _, tally in
+        while let pair = tasks.next() {
+            let b = pair / heads, h = pair % heads
             let kh = h / group
             let qh = q + (b * seq * heads + h) * headDim
             let kb = k + (b * kvSeq * kvHeads + kh) * headDim
             let vb = v + (b * kvSeq * kvHeads + kh) * headDim
             let p = probs + (b * heads + h) * seq * kvSeq
             sgemm(transA: false, transB: true, m: seq, n: kvSeq, k: headDim, alpha: scale, a: qh, lda: qs, b: kb, ldb: ks,
-                  beta: 0, c: p, ldc: kvSeq)
+                  beta: 0, c: p, ldc: kvSeq, tally: &tally)
             for i in 0..<seq {
                 let row = p + i * kvSeq
                 let visible = prefix + i + 1
-                var m = -Float.infinity
-                for t in 0..<visible { m = max(m, row[t]) }
-                var sum: Float = 0
-                for t in 0..<visible { let e = exp(row[t] - m); row[t] = e; sum += e }
-                let inv = 1 / sum
-                for t in 0..<visible { row[t] *= inv }
-                for t in visible..<kvSeq { row[t] = 0 }
+                softmaxMaskedRow(row, visible: visible, length: kvSeq)
             }
             sgemm(transA: false, transB: false, m: seq, n: headDim, k: kvSeq, a: p, lda: kvSeq, b: vb, ldb: ks,
-                  beta: 0, c: out + (b * seq * heads + h) * headDim, ldc: qs)
+                  beta: 0, c: out + (b * seq * heads + h) * headDim, ldc: qs, tally: &tally)
         }
     }
 }
 
 /// ``attentionBackwardNaive`` with its four products per head in `sgemm`; `workspace`
-/// holds seq × kvSeq floats (dP, then dS in place).
+/// holds `workspaceSlots` × seq × kvSeq floats (dP, then dS in place), one slot per worker:
+/// with more than one slot the (batch, KV head) groups are spread over that many workers
+/// (the query heads sharing a KV head stay on one worker, which owns their dK and dV rows),
+/// each worker's GEMMs single-threaded.
 public func attentionBackward(dq: FloatPointer, dk: FloatPointer, dv: FloatPointer, _ dout: ConstFloatPointer, probs: ConstFloatPointer,
                               _ q: ConstFloatPointer, _ k: ConstFloatPointer, _ v: ConstFloatPointer, workspace: FloatPointer,
+                              workspaceSlots: Int = 1,
                               batch: Int, seq: Int, kvSeq: Int, heads: Int, kvHeads: Int, headDim: Int) {
     let group = heads / kvHeads
-    let scale = 1 / Float(headDim).squareRoot()
+    let scale = 1 / Float(headDim).squareRoot(), scalev = FloatVector(repeating: scale)
     let qs = heads * headDim, ks = kvHeads * headDim
-    for b in 0..<batch {
-        for h in 0..<heads {
-            let kh = h / group
-            let off = (b * seq * heads + h) * headDim, koff = (b * kvSeq * kvHeads + kh) * headDim
-            let p = probs + (b * heads + h) * seq * kvSeq
-            // dP = dO · vᵀ ; dV += Pᵀ · dO
-            sgemm(transA: false, transB: true, m: seq, n: kvSeq, k: headDim, a: dout + off, lda: qs, b: v + koff, ldb: ks,
-                  beta: 0, c: workspace, ldc: kvSeq)
-            sgemm(transA: true, transB: false, m: kvSeq, n: headDim, k: seq, a: p, lda: kvSeq, b: dout + off, ldb: qs,
-                  beta: 1, c: dv + koff, ldc: ks)
-            // dS = P ⊙ (dP − Σ_t P·dP) · scale  (masked entries have P = 0)
-            for i in 0..<seq {
-                let pr = p + i * kvSeq, dr = workspace + i * kvSeq
-                var dot: Float = 0
-                for t in 0..<kvSeq { dot += pr[t] * dr[t] }
-                for t in 0..<kvSeq { dr[t] = pr[t] * (dr[t] - dot) * scale }
+    let full = kvSeq / vectorLanes * vectorLanes
+    let tasks = TaskCounter(batch * kvHeads)
+    parallelWorkers(max(1, min(workspaceSlots, EngineThreads.count, batch * kvHeads))) { w, tally in
+        let work = workspace + w * seq * kvSeq
+        while let task = tasks.next() {
+            let b = task / kvHeads, kh = task % kvHeads
+            for h in kh * group..<(kh + 1) * group {
+                let off = (b * seq * heads + h) * headDim, koff = (b * kvSeq * kvHeads + kh) * headDim
+                let p = probs + (b * heads + h) * seq * kvSeq
+                // dP = dO · vᵀ ; dV += Pᵀ · dO
+                sgemm(transA: false, transB: true, m: seq, n: kvSeq, k: headDim, a: dout + off, lda: qs, b: v + koff, ldb: ks,
+                      beta: 0, c: work, ldc: kvSeq, tally: &tally)
+                sgemm(transA: true, transB: false, m: kvSeq, n: headDim, k: seq, a: p, lda: kvSeq, b: dout + off, ldb: qs,
+                      beta: 1, c: dv + koff, ldc: ks, tally: &tally)
+                // dS = P ⊙ (dP − Σ_t P·dP) · scale  (masked entries have P = 0)
+                for i in 0..<seq {
+                    let pr = p + i * kvSeq, dr = work + i * kvSeq
+                    var acc = FloatVector(repeating: 0)
+                    var t = 0
+                    while t < full { acc += loadVector(pr + t) * loadVector(dr + t); t += vectorLanes }
+                    var dot = acc.sum()
+                    for t in full..<kvSeq { dot += pr[t] * dr[t] }
+                    let dotv = FloatVector(repeating: dot)
+                    t = 0
+                    while t < full { storeVector(loadVector(pr + t) * (loadVector(dr + t) - dotv) * scalev, dr + t); t += vectorLanes }
+                    for t in full..<kvSeq { dr[t] = pr[t] * (dr[t] - dot) * scale }
+                }
+                // dQ += dS · k ; dK += dSᵀ · q
+                sgemm(transA: false, transB: false, m: seq, n: headDim, k: kvSeq, a: work, lda: kvSeq, b: k + koff, ldb: ks,
+                      beta: 1, c: dq + off, ldc: qs, tally: &tally)
+                sgemm(transA: true, transB: false, m: kvSeq, n: headDim, k: seq, a: work, lda: kvSeq, b: q + off, ldb: qs,
+                      beta: 1, c: dk + koff, ldc: ks, tally: &tally)
             }
-            // dQ += dS · k ; dK += dSᵀ · q
-            sgemm(transA: false, transB: false, m: seq, n: headDim, k: kvSeq, a: workspace, lda: kvSeq, b: k + koff, ldb: ks,
-                  beta: 1, c: dq + off, ldc: qs)
-            sgemm(transA: true, transB: false, m: kvSeq, n: headDim, k: seq, a: workspace, lda: kvSeq, b: q + off, ldb: qs,
-                  beta: 1, c: dk + koff, ldc: ks)
         }
     }
 }
@@ -344,19 +414,29 @@ public func attentionBackward(dq: FloatPointer, dk: FloatPointer, dv: FloatPoint
 
 /// Mean next-token cross-entropy over N rows of logits[N×V] against targets[N] (−1 =
 /// ignored, as Transformers' −100); writes the softmax into `probs` for backward and
-/// returns the loss.
+/// returns the loss. Rows are split over the cores, their losses summed in a fixed order.
 public func crossEntropyForward(probs: FloatPointer, _ logits: ConstFloatPointer, _ targets: UnsafePointer<Int32>, n: Int, vocab: Int) -> Float {
-    var loss = 0.0, counted = 0
-    for i in 0..<n {
-        let row = logits + i * vocab, p = probs + i * vocab
-        var m = -Float.infinity
-        for j in 0..<vocab { m = max(m, row[j]) }
-        var sum: Float = 0
-        for j in 0..<vocab { p[j] = exp(row[j] - m); sum += p[j] }
-        for j in 0..<vocab { p[j] /= sum }
-        let t = Int(targets[i])
-        if t >= 0 { loss -= log(Double(max(p[t], .leastNormalMagnitude))); counted += 1 }
+    let workers = max(1, min(EngineThreads.count, n * vocab / (1 << 15)))
+    let chunk = (n + workers - 1) / workers
+    var losses = [Double](repeating: 0, count: workers), counts = [Int](repeating: 0, count: workers)
+    losses.withUnsafeMutableBufferPointer { lossesOut in
+        counts.withUnsafeMutableBufferPointer { countsOut in
+            parallelChunks(workers, grain: 1) { range in
+                for w in range {
+                    var loss = 0.0, counted = 0
+                    for i in w * chunk..<min(n, (w + 1) * chunk) {
+                        let p = probs + i * vocab
+                        softmaxRow(p, logits + i * vocab, count: vocab)
+                        let t = Int(targets[i])
+                        if t >= 0 { loss -= log(Double(max(p[t], .leastNormalMagnitude))); counted += 1 }
+                    }
+                    lossesOut[w] = loss
+                    countsOut[w] = counted
+                }
+            }
+        }
     }
+    let counted = counts.reduce(0, +), loss = losses.reduce(0, +)
     return counted == 0 ? 0 : Float(loss / Double(counted))
 }
 
@@ -365,10 +445,16 @@ public func crossEntropyBackward(dlogits: FloatPointer, probs: ConstFloatPointer
     var counted = 0
     for i in 0..<n where targets[i] >= 0 { counted += 1 }
     let scale = counted == 0 ? 0 : 1 / Float(counted)
-    for i in 0..<n {
-        let t = Int(targets[i])
-        for j in 0..<vocab {
-            dlogits[i * vocab + j] = t < 0 ? 0 : (probs[i * vocab + j] - (j == t ? 1 : 0)) * scale
+    let scalev = FloatVector(repeating: scale), full = vocab / vectorLanes * vectorLanes
+    parallelChunks(n, grain: max(1, (1 << 15) / max(vocab, 1))) { range in
+        for i in range {
+            let t = Int(targets[i])
+            let d = dlogits + i * vocab, p = probs + i * vocab
+            if t < 0 { d.update(repeating: 0, count: vocab); continue }
+            var j = 0
+            while j < full { storeVector(loadVector(p + j) * scalev, d + j); j += vectorLanes }
+            for j in full..<vocab { d[j] = p[j] * scale }
+            d[t] = (p[t] - 1) * scale
         }
     }
 }

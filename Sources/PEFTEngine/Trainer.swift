@@ -467,9 +467,10 @@ public final class Trainer: @unchecked Sendable {
             let kvs = s + pt
             let dq = ag(n * c.dim)
             var dk = ag(b * kvs * c.kvDim), dv = ag(b * kvs * c.kvDim)
-            let work = ledger.allocate(Float.self, count: s * kvs, category: .transient, zeroed: false)
+            let slots = EngineThreads.count   // one dP/dS workspace per attention worker
+            let work = ledger.allocate(Float.self, count: slots * s * kvs, category: .transient, zeroed: false)
             attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, datt.pointer, probs: sv.probs.pointer,
-                              sv.q.pointer, sv.k.pointer, sv.v.pointer, workspace: work.pointer,
+                              sv.q.pointer, sv.k.pointer, sv.v.pointer, workspace: work.pointer, workspaceSlots: slots,
                               batch: b, seq: s, kvSeq: kvs, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
             if pt > 0 {
                 // the prefix rows' gradients go to the prefix embedding, summed over the batch
@@ -559,7 +560,9 @@ public final class Trainer: @unchecked Sendable {
                 moment1 = ledger.allocate(Float.self, count: n, category: .optimizerStates)
                 moment2 = ledger.allocate(Float.self, count: n, category: .optimizerStates)
             }
-            adamWUpdate(p: p, g: UnsafePointer(g), m: moment1!.pointer, v: moment2!.pointer, count: n, lr: lr, beta1: b1, beta2: b2, eps: eps, step: stepCount)
+            adamWUpdate(p: p, g: g, m: moment1!.pointer, v: moment2!.pointer, count: n, lr: lr, beta1: b1, beta2: b2, eps: eps, step: stepCount,
+                        zeroGradient: true)   // clears the gradient in the same pass
+            return
         case let .sgd(lr, momentum):
             if momentum == 0 {
                 for i in 0..<n { p[i] -= lr * g[i] }
