@@ -12,11 +12,19 @@ public enum GEMMStats {
     public static func reset() { seconds = 0; flops = 0; calls = 0 }
 }
 
+/// OpenBLAS's thread count is process-wide, and changing it while another thread's GEMM runs
+/// can corrupt that GEMM; ``GEMMStats`` is process-wide too. Every GEMM entry point and every
+/// parallel region holds this lock, so trainers running side by side (as the tests run them)
+/// take turns at BLAS; a single trainer never waits on it.
+let blasLock = NSLock()
+
 /// C[m×n] = alpha · op(A) · op(B) + beta · C, row-major, through OpenBLAS's `cblas_sgemm`.
 /// op(A) is m×k (A is k×m when `transA`), op(B) is k×n (B is n×k when `transB`).
 public func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    blasLock.lock()
+    defer { blasLock.unlock() }
     var tally = GEMMTally()
     sgemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, beta: beta, c: c, ldc: ldc,
           tally: &tally)
@@ -37,7 +45,8 @@ struct GEMMTally {
     }
 }
 
-/// ``sgemm`` counting into a caller's tally (safe from worker threads).
+/// ``sgemm`` counting into a caller's tally, for the bodies of ``parallelWorkers`` (which
+/// hold ``blasLock`` for them).
 @inline(__always)
 func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -61,6 +70,8 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
 /// then restores OpenBLAS's thread count and adds the workers' GEMM tallies to
 /// ``GEMMStats``. With one worker it runs inline, BLAS threading untouched.
 func parallelWorkers(_ count: Int, _ body: (Int, inout GEMMTally) -> Void) {
+    blasLock.lock()
+    defer { blasLock.unlock() }
     if count <= 1 {
         var tally = GEMMTally()
         body(0, &tally)

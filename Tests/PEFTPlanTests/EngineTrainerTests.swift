@@ -36,7 +36,7 @@ struct EngineTrainerTests {
         var rng = SeededRandom(state: 11)
         // LoRA's B starts at zero and adapters at ±0.03: values of order 0.3 make every
         // gradient informative
-        for (name, v) in t.params.views where name.hasSuffix("lora_B") || name.contains("adapter") {
+        for (name, v) in t.params.views.sorted(by: { $0.key < $1.key }) where name.hasSuffix("lora_B") || name.contains("adapter") {
             let p = t.params.pointer(name)
             for i in 0..<v.view.count { p[i] = rng.float() * 0.3 }
         }
@@ -49,26 +49,37 @@ struct EngineTrainerTests {
             let g = t.gradient(name)!
             grads[name] = (0..<v.view.count).map { g[$0] }
         }
-        var checked = 0
+        var checked = 0, atKinks = 0
+        // The adapters' ReLU has a kink: a central difference whose ±eps straddles one (some
+        // token's pre-activation crossing zero) does not estimate the derivative. Such a
+        // point shows as a central difference that changes with the step; for the adapters it
+        // is counted and skipped, for every other variant (smooth) it fails.
+        let hasKinks = ["houlsby", "pfeiffer"].contains(variant)
         for (name, v) in t.params.views.sorted(by: { $0.key < $1.key }) where v.trainable {
             let analytic = grads[name]!
             let p = t.params.pointer(name)
             for _ in 0..<4 {
                 let i = Int(rng.next() % UInt64(v.view.count))
-                let keep = p[i], eps: Float = 1e-2
-                func loss() -> Double {
+                let keep = p[i]
+                func central(_ eps: Float) -> Double {
                     // forward only matters here; the accumulated gradients are not read again
-                    Double(t.forwardBackward(tokens: data.tokens, targets: data.targets, batch: b, seq: s))
+                    p[i] = keep + eps; let up = Double(t.forwardBackward(tokens: data.tokens, targets: data.targets, batch: b, seq: s))
+                    p[i] = keep - eps; let down = Double(t.forwardBackward(tokens: data.tokens, targets: data.targets, batch: b, seq: s))
+                    p[i] = keep
+                    return (up - down) / Double(2 * eps)
                 }
-                p[i] = keep + eps; let up = loss()
-                p[i] = keep - eps; let down = loss()
-                p[i] = keep
-                let numeric = (up - down) / Double(2 * eps)
+                let numeric = central(1e-2)
                 let a = Double(analytic[i])
-                #expect(abs(numeric - a) <= 2e-2 * abs(a) + 2e-4, "\(variant) \(name)[\(i)]: analytic \(a), numeric \(numeric)")
+                let tolerance = 2e-2 * abs(a) + 2e-4
+                if hasKinks && abs(numeric - a) > tolerance && abs(central(2.5e-3) - numeric) > tolerance {
+                    atKinks += 1
+                    continue
+                }
+                #expect(abs(numeric - a) <= tolerance, "\(variant) \(name)[\(i)]: analytic \(a), numeric \(numeric)")
                 checked += 1
             }
         }
+        #expect(atKinks * 8 <= checked, "\(variant): \(atKinks) points at ReLU kinks of \(checked + atKinks)")
         #expect(checked >= (["lora", "qlora"].contains(variant) ? 56 : 20))
     }
 
