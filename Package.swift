@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .library(name: "PEFTPlan", targets: ["PEFTPlan"]),
         .library(name: "PEFTEngine", targets: ["PEFTEngine"]),
+        .library(name: "PEFTCalibration", targets: ["PEFTCalibration"]),
         .executable(name: "peft-plan", targets: ["peft-plan"]),
     ],
     dependencies: [
@@ -42,6 +43,15 @@ let package = Package(
             dependencies: ["COpenBLAS", "CMalloc"]
         ),
 
+        // MARK: - Calibration
+
+        /// Bursts on the engine (and, through a Python bridge, on PyTorch), measured against
+        /// the planner's predictions per component.
+        .target(
+            name: "PEFTCalibration",
+            dependencies: ["PEFTPlan", "PEFTEngine"]
+        ),
+
         // MARK: - The executable (thin: parsing and printing only)
 
         .executableTarget(
@@ -49,6 +59,7 @@ let package = Package(
             dependencies: [
                 "PEFTPlan",
                 "PEFTEngine",
+                "PEFTCalibration",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -57,7 +68,7 @@ let package = Package(
 
         .testTarget(
             name: "PEFTPlanTests",
-            dependencies: ["PEFTPlan", "PEFTEngine"],
+            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration"],
             resources: [.copy("Fixtures")]
         ),
     ]

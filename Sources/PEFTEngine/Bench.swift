@@ -82,6 +82,8 @@ public struct BurstRecord: Codable, Equatable, Sendable {
         public var blasCore: String
         public var threads: Int
         public var cores: Int
+        /// The engine's own worker threads (attention and elementwise loops).
+        public var engineThreads: Int
     }
     public var method: String
     public var batch: Int
@@ -111,7 +113,8 @@ public struct BurstRecord: Codable, Equatable, Sendable {
         phasePeaks = Dictionary(uniqueKeysWithValues: r.phasePeaks.map { ($0.key.rawValue, $0.value) })
         tokensPerSecond = r.tokensPerSecond
         stepMillisecondsMedian = r.stepMillisecondsMedian
-        environment = Environment(blasCore: r.blasCore, threads: r.threads, cores: ProcessInfo.processInfo.activeProcessorCount)
+        environment = Environment(blasCore: r.blasCore, threads: r.threads, cores: ProcessInfo.processInfo.activeProcessorCount,
+                                  engineThreads: EngineThreads.count)
     }
 
     /// The record as JSON with sorted keys and snake_case names, as calibration reads it.

@@ -100,10 +100,19 @@ public final class Buffer<Element>: @unchecked Sendable {
         ledger.add(count * MemoryLayout<Element>.stride, category)
     }
 
-    deinit {
+    private var released = false
+
+    /// Gives the bytes back now. The engine frees its step buffers at fixed points of its
+    /// schedule (``Trainer``), not whenever the optimizer lets ARC run `deinit`, so the
+    /// ledger's peaks are the same in debug and release builds. The pointer is invalid after.
+    public func release() {
+        guard !released else { return }
+        released = true
         ledger.remove(bytes, category)
         pointer.deallocate()
     }
+
+    deinit { release() }
 
     public subscript(i: Int) -> Element {
         get { pointer[i] }

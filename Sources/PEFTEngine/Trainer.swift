@@ -34,7 +34,11 @@ public final class Trainer: @unchecked Sendable {
         currentPhase = p
         ledger.enter(p)
     }
-    private let ropeCos: [Float], ropeSin: [Float]
+    /// RoPE's cos and sin tables ((maxSeq + virtual + prefix tokens) × headDim/2 each), in
+    /// the ledger as workspace (category transient) for the trainer's life.
+    private let ropeCosTable: Buffer<Float>, ropeSinTable: Buffer<Float>
+    private var ropeCos: ConstFloatPointer { UnsafePointer(ropeCosTable.pointer) }
+    private var ropeSin: ConstFloatPointer { UnsafePointer(ropeSinTable.pointer) }
     private let maxSeq: Int
 
     /// Parameter names: "embed", "lm_head" (untied), "norm", and per layer "L.attn_norm",
@@ -94,7 +98,11 @@ public final class Trainer: @unchecked Sendable {
         if !c.tied { sizes.append(("lm_head", c.vocab * c.dim, base)) }
         loraSpec = lora
         params = ParameterStore(sizes: sizes.map { (name: $0.0, count: $0.1, kind: $0.2) }, ledger: ledger)
-        (ropeCos, ropeSin) = ropeTables(seq: maxSeq + method.virtualTokens + method.prefixTokens, headDim: c.headDim, base: c.ropeTheta)
+        let (cosTable, sinTable) = ropeTables(seq: maxSeq + method.virtualTokens + method.prefixTokens, headDim: c.headDim, base: c.ropeTheta)
+        ropeCosTable = ledger.allocate(Float.self, count: cosTable.count, category: .transient, zeroed: false)
+        ropeSinTable = ledger.allocate(Float.self, count: sinTable.count, category: .transient, zeroed: false)
+        ropeCosTable.pointer.update(from: cosTable, count: cosTable.count)
+        ropeSinTable.pointer.update(from: sinTable, count: sinTable.count)
         initialise(seed: seed)
         ProcessMemory.keepFreedMemory()
     }
@@ -202,6 +210,15 @@ public final class Trainer: @unchecked Sendable {
             probs = a(b * c.heads * s * kvSeq); att = a(n * c.dim); mid = a(n * c.dim)
             n2 = a(n * c.dim); r2 = a(n); g = a(n * c.hidden); u = a(n * c.hidden); h = a(n * c.hidden)
         }
+
+        /// Frees what the layer saved; its input too unless a checkpoint keeps it.
+        func release(input: Bool) {
+            if input { x.release() }
+            for b in [n1, r1, q, k, v, probs, att, mid, n2, r2, g, u, h] { b.release() }
+            for b in lora.values { b.release() }
+            for b in ia3.values { b.release() }
+            for (i, z) in adapter.values { i.release(); z.release() }
+        }
     }
 
     /// out = in · Wᵀ (+ scale · (in · Aᵀ) · Bᵀ for a LoRA target, saving in · Aᵀ).
@@ -223,9 +240,9 @@ public final class Trainer: @unchecked Sendable {
             saved.ia3[lin] = keep
             return
         }
-        let (w, hold) = weight(name)
+        let (w, dequantised) = weight(name)
         linearForward(out, inp, w, n: n, inFeatures: i, outFeatures: o)
-        withExtendedLifetime(hold) {}
+        dequantised?.release()
         if isLoRA(lin) {
             let r = loraRank
             let t = ledger.allocate(Float.self, count: n * r, category: .activations, zeroed: false)
@@ -252,6 +269,7 @@ public final class Trainer: @unchecked Sendable {
                         if let dinp { dinp[r * i + j] += dxs[r * i + j] * scale[j] }
                     }
                 }
+                dxs.release()
             } else {
                 // dl += Σ_rows dy ⊙ (W x) ; d(W x) = dy ⊙ l
                 let dyb = ledger.allocate(Float.self, count: n * o, category: .activationGradients, zeroed: false)
@@ -262,13 +280,14 @@ public final class Trainer: @unchecked Sendable {
                     }
                 }
                 linearBackward(dinp: dinp, dw: gradient(name), dyb.pointer, inp, params.pointer(name), n: n, inFeatures: i, outFeatures: o)
+                dyb.release()
             }
             return
         }
         if dinp != nil || gradient(name) != nil {
-            let (w, hold) = weight(name)
+            let (w, dequantised) = weight(name)
             linearBackward(dinp: dinp, dw: gradient(name), dout, inp, w, n: n, inFeatures: i, outFeatures: o)
-            withExtendedLifetime(hold) {}
+            dequantised?.release()
         }
         if isLoRA(lin), let t = saved.lora[lin] {
             let r = loraRank
@@ -280,6 +299,7 @@ public final class Trainer: @unchecked Sendable {
                   b: params.pointer(name + ".lora_B"), ldb: r, beta: 0, c: dt.pointer, ldc: r)
             linearBackward(dinp: dinp, dw: gradient(name + ".lora_A"), dt.pointer, inp, params.pointer(name + ".lora_A"),
                            n: n, inFeatures: i, outFeatures: r)
+            dt.release()
         }
     }
 
@@ -320,6 +340,7 @@ public final class Trainer: @unchecked Sendable {
         din.pointer.update(from: dout, count: n * c)
         linearBackward(dinp: din.pointer, dw: gradient(name + ".down"), dz.pointer, input.pointer, params.pointer(name + ".down"),
                        n: n, inFeatures: c, outFeatures: m)
+        dz.release()
         return din
     }
 
@@ -353,6 +374,8 @@ public final class Trainer: @unchecked Sendable {
                 (kRow + pt * kv).update(from: kr.pointer + row * s * kv, count: s * kv)
                 (vRow + pt * kv).update(from: vr.pointer + row * s * kv, count: s * kv)
             }
+            kr.release()
+            vr.release()
         }
         attentionForward(sv.att.pointer, probs: sv.probs.pointer, sv.q.pointer, sv.k.pointer, sv.v.pointer,
                          batch: b, seq: s, kvSeq: s + pt, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
@@ -408,7 +431,6 @@ public final class Trainer: @unchecked Sendable {
             }
         }
         if prefixProjection > 0 { projectPrefix() }
-        defer { prefixKV = nil; prefixKVGrad = nil; prefixHidden = nil }
         // Gradient checkpointing keeps only each block's input; backward recomputes the
         // block's forward (its saved tensors for one block at a time) before its backward.
         var saved: [Saved?] = []
@@ -418,6 +440,7 @@ public final class Trainer: @unchecked Sendable {
             if checkpointing {
                 inputs.append(x)
                 saved.append(nil)
+                sv.release(input: false)
             } else {
                 saved.append(sv)
             }
@@ -433,37 +456,55 @@ public final class Trainer: @unchecked Sendable {
         let loss = targets.withUnsafeBufferPointer {
             crossEntropyForward(probs: probs.pointer, logits!.pointer, $0.baseAddress!, n: n, vocab: c.vocab)
         }
-        logits = nil   // the loss keeps only its softmax
+        logits?.release()   // the loss keeps only its softmax
+        logits = nil
 
         // backward
         enter(.backward)
         var dlogits: Buffer<Float>? = ledger.allocate(Float.self, count: n * c.vocab, category: .activationGradients, zeroed: false)
         targets.withUnsafeBufferPointer { crossEntropyBackward(dlogits: dlogits!.pointer, probs: probs.pointer, $0.baseAddress!, n: n, vocab: c.vocab) }
+        probs.release()
         let dnf = ledger.allocate(Float.self, count: n * c.dim, category: .activationGradients)
         linearBackward(dinp: dnf.pointer, dw: gradient(head), dlogits!.pointer, nf.pointer, params.pointer(head),
                        n: n, inFeatures: c.dim, outFeatures: c.vocab)
+        dlogits?.release()
         dlogits = nil
         var dx = ledger.allocate(Float.self, count: n * c.dim, category: .activationGradients)
         rmsnormBackward(dx: dx.pointer, dw: gradient("norm"), dnf.pointer, x.pointer, params.pointer("norm"), rstd: rf.pointer, n: n, c: c.dim)
+        for buffer in [dnf, nf, rf, x] { buffer.release() }   // x: the last block's output
         for l in stride(from: c.layers - 1, through: 0, by: -1) {
-            let sv = saved[l] ?? layerForward(l, x: inputs[l]!, batch: b, seq: s, prefix: pt).0   // recompute under checkpointing
+            let sv: Saved
+            if let kept = saved[l] {
+                sv = kept
+            } else {
+                // recompute under checkpointing; the block's output is not needed again
+                let (recomputed, out) = layerForward(l, x: inputs[l]!, batch: b, seq: s, prefix: pt)
+                out.release()
+                sv = recomputed
+            }
             func ag(_ count: Int) -> Buffer<Float> { ledger.allocate(Float.self, count: count, category: .activationGradients) }
             // out = mid + w2(h): dmid = dx; dh = dx · w2
             let dh = ag(n * c.hidden)
             let dffn = hasAdapter("adapter_ffn") ? adapterBackward("adapter_ffn", layer: l, dx.pointer, n: n, saved: sv) : dx
             linearBack(.w2, layer: l, dinp: dh.pointer, dffn.pointer, sv.h.pointer, n: n, saved: sv)
+            if dffn !== dx { dffn.release() }
             let dg = ag(n * c.hidden), du = ag(n * c.hidden)
             swigluBackward(dg: dg.pointer, du: du.pointer, dh.pointer, sv.g.pointer, sv.u.pointer, count: n * c.hidden)
+            dh.release()
             let dn2 = ag(n * c.dim)
             linearBack(.w1, layer: l, dinp: dn2.pointer, dg.pointer, sv.n2.pointer, n: n, saved: sv)
             linearBack(.w3, layer: l, dinp: dn2.pointer, du.pointer, sv.n2.pointer, n: n, saved: sv)
+            dg.release()
+            du.release()
             let dmid = dx   // the residual gradient flows through
             rmsnormBackward(dx: dmid.pointer, dw: gradient("\(l).ffn_norm"), dn2.pointer, sv.mid.pointer, params.pointer("\(l).ffn_norm"),
                             rstd: sv.r2.pointer, n: n, c: c.dim)
+            dn2.release()
             // mid = x + wo(att)
             let datt = ag(n * c.dim)
             let dattn = hasAdapter("adapter_attn") ? adapterBackward("adapter_attn", layer: l, dmid.pointer, n: n, saved: sv) : dmid
             linearBack(.wo, layer: l, dinp: datt.pointer, dattn.pointer, sv.att.pointer, n: n, saved: sv)
+            if dattn !== dmid { dattn.release() }
             let kvs = s + pt
             let dq = ag(n * c.dim)
             var dk = ag(b * kvs * c.kvDim), dv = ag(b * kvs * c.kvDim)
@@ -472,6 +513,8 @@ public final class Trainer: @unchecked Sendable {
             attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, datt.pointer, probs: sv.probs.pointer,
                               sv.q.pointer, sv.k.pointer, sv.v.pointer, workspace: work.pointer, workspaceSlots: slots,
                               batch: b, seq: s, kvSeq: kvs, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim)
+            work.release()
+            datt.release()
             if pt > 0 {
                 // the prefix rows' gradients go to the prefix embedding, summed over the batch
                 let dpre = prefixKVGrad?.pointer ?? gradient("prefix")!, width = c.layers * 2 * c.kvDim, kv = c.kvDim
@@ -485,6 +528,8 @@ public final class Trainer: @unchecked Sendable {
                     (dkr.pointer + row * s * kv).update(from: kRow + pt * kv, count: s * kv)
                     (dvr.pointer + row * s * kv).update(from: vRow + pt * kv, count: s * kv)
                 }
+                dk.release()
+                dv.release()
                 dk = dkr
                 dv = dvr
             }
@@ -494,13 +539,20 @@ public final class Trainer: @unchecked Sendable {
             linearBack(.wq, layer: l, dinp: dn1.pointer, dq.pointer, sv.n1.pointer, n: n, saved: sv)
             linearBack(.wk, layer: l, dinp: dn1.pointer, dk.pointer, sv.n1.pointer, n: n, saved: sv)
             linearBack(.wv, layer: l, dinp: dn1.pointer, dv.pointer, sv.n1.pointer, n: n, saved: sv)
+            for buffer in [dq, dk, dv] { buffer.release() }
             rmsnormBackward(dx: dmid.pointer, dw: gradient("\(l).attn_norm"), dn1.pointer, sv.x.pointer, params.pointer("\(l).attn_norm"),
                             rstd: sv.r1.pointer, n: n, c: c.dim)
+            dn1.release()
             dx = dmid
-            saved[l] = nil   // this layer's saved tensors are freed, as autograd frees them
+            sv.release(input: true)   // this layer's saved tensors and its input, as autograd frees them
+            saved[l] = nil
             if checkpointing { inputs[l] = nil }
         }
-        if prefixProjection > 0 { projectPrefixBackward() }
+        if prefixProjection > 0 {
+            projectPrefixBackward()
+            for buffer in [prefixHidden, prefixKV, prefixKVGrad] { buffer?.release() }
+            prefixHidden = nil; prefixKV = nil; prefixKVGrad = nil
+        }
         for row in 0..<b {
             if let dEmbed = gradient("embed") {
                 tokens.withUnsafeBufferPointer {
@@ -509,6 +561,7 @@ public final class Trainer: @unchecked Sendable {
             }
             if vt > 0, let dPrompt = gradient("prompt") { addInPlace(dPrompt, dx.pointer + row * s * c.dim, count: vt * c.dim) }
         }
+        dx.release()
         return loss
     }
 
@@ -546,6 +599,7 @@ public final class Trainer: @unchecked Sendable {
         for r in 0..<t { addInPlace(gradient("prefix_mlp.0_bias")!, dh.pointer + r * p, count: p) }
         linearBackward(dinp: gradient("prefix"), dw: gradient("prefix_mlp.0"), dh.pointer, params.pointer("prefix"), params.pointer("prefix_mlp.0"),
                        n: t, inFeatures: c.kvDim, outFeatures: p)
+        dh.release()
     }
 
     private func optimizerStep() {

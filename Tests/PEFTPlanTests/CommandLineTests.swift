@@ -277,6 +277,10 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--method", "full", "--gpus", "2", "--sharding", "fsdp", "--emit", "deepspeed"], mentions: "fsdp"),
         Bad(args: ["--model", "7b", "--method", "lora", "--emit", "trl", "--learning-rate", "-1"], mentions: "--learning-rate"),
         Bad(args: ["bench", "--method", "dora"], mentions: "--method"),
+        Bad(args: ["calibrate", "--backend", "torch"], mentions: "--backend"),
+        Bad(args: ["calibrate", "--steps", "0"], mentions: "--steps"),
+        Bad(args: ["calibrate", "--format", "csv"], mentions: "--format"),
+        Bad(args: ["calibrate", "--model", "gpt2"], mentions: "Llama-type"),
         Bad(args: ["bench", "--method", "adapter", "--adapter-reduction", "3"], mentions: "divisor of the hidden size"),
         Bad(args: ["bench", "--method", "adapter", "--adapter", "lora"], mentions: "--adapter"),
         Bad(args: ["bench", "--method", "lora", "--prefix-tokens", "4"], mentions: "--prefix-tokens applies"),
@@ -319,7 +323,9 @@ struct CommandLineTests {
         let measured = try #require(burst["measured"] as? [String: Int])
         #expect(measured["trainable_weights"] == 4 * 2 * 8 * 512 * 4)
         #expect(measured["allocated_peak"] == j["peak_bytes"] as? Int)
-        #expect(burst["peak_phase"] as? String == "backward")
+        let phases = try #require(burst["phase_peaks"] as? [String: Int])
+        #expect(burst["peak_phase"] as? String == phases.max { $0.value < $1.value }?.key, "the phase with the largest peak")
+        #expect(phases["forward"] != nil && phases["backward"] != nil && phases["optimizer"] != nil)
         #expect((burst["environment"] as? [String: Any])?["blas_core"] as? String == j["blas_core"] as? String)
     }
 
@@ -339,6 +345,25 @@ struct CommandLineTests {
         if trainable > 0 { #expect(measured["trainable_weights"] == trainable * 4) }
         #expect((j["config"] as? [String: Any])?["method"] as? String == args[1])
         #expect((j["losses"] as? [Double])?.allSatisfy(\.isFinite) == true)
+    }
+
+    /// `calibrate --backend engine --quick` runs its bursts and reports them in JSON with the
+    /// DESIGN.md §2 keys; the engine-cpu model's agreement itself is EngineCalibrationTests'.
+    @Test func calibrateEngine() throws {
+        let r = try CLI.run(["calibrate", "--backend", "engine", "--quick", "--steps", "1", "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(j["backend"] as? String == "engine")
+        let runs = try #require(j["runs"] as? [[String: Any]])
+        #expect(runs.count == 18)   // nine methods × checkpointing off and on
+        for run in runs {
+            let predicted = try #require(run["predicted"] as? [String: Int]), measured = try #require(run["measured"] as? [String: Int])
+            #expect(Set(predicted.keys) == Set(measured.keys) && predicted["allocated_peak"] != nil)
+            #expect((measured["allocated_peak"] ?? 0) > 0)
+        }
+        let summary = try #require(j["summary"] as? [String: Any])
+        #expect(summary["bursts"] as? Int == 18)
+        #expect(!r.stderr.isEmpty, "progress lines on stderr")
     }
 
     /// `--emit` prints the engine's config for the planned run, with the plan's numbers.

@@ -36,7 +36,7 @@ enum PythonReference {
         process.arguments = [python, repoRoot.appendingPathComponent("scripts/\(script)").path]
         let stdin = Pipe(), stdout = Pipe()
         let errFile = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-ref-\(UUID().uuidString).err")
-        FileManager.default.createFile(atPath: errFile.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errFile.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: errFile) }
         process.standardInput = stdin
         process.standardOutput = stdout

@@ -1,0 +1,103 @@
+import Foundation
+import PEFTEngine
+import PEFTPlan
+
+/// One burst of the engine calibration matrix: a method with its options, a shape, and
+/// checkpointing on or off (DESIGN.md §6).
+public struct EngineBurst: Sendable, Equatable {
+    public var method: EngineMethod
+    /// A short label of the method and its options ("lora r8", "adapter houlsby/16", …).
+    public var label: String
+    public var batch: Int
+    public var seq: Int
+    public var checkpointing: Bool
+
+    public var name: String { "\(label), \(batch) × \(seq)\(checkpointing ? ", checkpointing" : "")" }
+}
+
+/// The memory components compared per burst: the engine ledger's categories and the peak.
+public let engineComponents: [String] = EngineMemoryModel.Category.allCases.map(\.rawValue) + ["allocated_peak"]
+
+/// A burst's measured and predicted bytes side by side.
+public struct EngineComparison: Sendable {
+    public var burst: EngineBurst
+    public var record: BurstRecord
+    public var predicted: [String: Int]
+    public var measured: [String: Int]
+    public var predictedPeakPhase: String
+    public var measuredPeakPhase: String
+
+    /// (predicted − measured) / measured; 0 when both are 0, nil when only the measurement is 0.
+    public func error(_ component: String) -> Double? {
+        let p = Double(predicted[component] ?? 0), m = Double(measured[component] ?? 0)
+        if m == 0 { return p == 0 ? 0 : nil }
+        return (p - m) / m
+    }
+
+    /// Whether every component is predicted to the byte and the peak phase agrees.
+    public var exact: Bool { engineComponents.allSatisfy { predicted[$0] == measured[$0] } && predictedPeakPhase == measuredPeakPhase }
+}
+
+public enum EngineCalibration {
+    /// The matrix: every method (LoRA and QLoRA r8 on wq, wv; Pfeiffer and Houlsby adapters,
+    /// reduction 16; prefix tuning with 20 tokens, with and without a 128-wide MLP; prompt
+    /// tuning with 20 tokens; IA³ on PEFT's Llama default) × micro-batch × sequence length ×
+    /// checkpointing off and on. `quick` keeps one shape.
+    public static func matrix(config c: EngineConfig, quick: Bool) -> [EngineBurst] {
+        let methods: [(EngineMethod, String)] = [
+            (.full, "full"),
+            (.lora(rank: 8, alpha: 16, targets: [.wq, .wv]), "lora r8"),
+            (.qlora(rank: 8, alpha: 16, targets: [.wq, .wv], doubleQuant: true), "qlora r8 nf4-dq"),
+            (.adapter(houlsby: false, reduction: 16), "adapter pfeiffer/16"),
+            (.adapter(houlsby: true, reduction: 16), "adapter houlsby/16"),
+            (.prefix(tokens: 20), "prefix 20"),
+            (.prefix(tokens: 20, projection: 128), "prefix 20 mlp128"),
+            (.prompt(tokens: 20), "prompt 20"),
+            (.ia3Default, "ia3"),
+        ]
+        let shapes = quick ? [(2, 32)] : [(1, 64), (1, 128), (4, 64), (4, 128)]
+        var bursts: [EngineBurst] = []
+        for (m, label) in methods where c.dim % 16 == 0 || !label.hasPrefix("adapter") {
+            for (b, s) in shapes {
+                for ckpt in [false, true] { bursts.append(EngineBurst(method: m, label: label, batch: b, seq: s, checkpointing: ckpt)) }
+            }
+        }
+        return bursts
+    }
+
+    /// The engine-cpu model's description of an engine method.
+    public static func modelMethod(_ m: EngineMethod) -> EngineMemoryModel.Method {
+        func names(_ s: Set<BlockLinear>) -> Set<String> { Set(s.map(\.rawValue)) }
+        switch m {
+        case .full: return .full
+        case let .lora(r, _, t): return .lora(rank: r, targets: names(t))
+        case let .qlora(r, _, t, dq): return .qlora(rank: r, targets: names(t), doubleQuant: dq)
+        case let .adapter(houlsby, reduction): return .adapter(houlsby: houlsby, reduction: reduction)
+        case let .prefix(t, p): return .prefix(tokens: t, projection: p)
+        case let .prompt(t): return .prompt(tokens: t)
+        case let .ia3(t, ff): return .ia3(targets: names(t), feedforward: names(ff))
+        }
+    }
+
+    /// What the engine-cpu model predicts for a burst.
+    public static func predict(_ burst: EngineBurst, config c: EngineConfig, workers: Int) -> EngineMemoryModel.Prediction {
+        let shape = EngineMemoryModel.Shape(dim: c.dim, layers: c.layers, heads: c.heads, kvHeads: c.kvHeads, hidden: c.hidden,
+                                            vocab: c.vocab, tied: c.tied)
+        return EngineMemoryModel.predict(shape, method: modelMethod(burst.method), batch: burst.batch, seq: burst.seq,
+                                         checkpointing: burst.checkpointing, workers: workers)
+    }
+
+    /// Runs one burst on the engine (one warm-up step, then `steps` measured ones, AdamW)
+    /// and sets the model's prediction beside the ledger's measurement.
+    public static func run(_ burst: EngineBurst, config c: EngineConfig, steps: Int) -> EngineComparison {
+        let result = EngineBench.run(config: c, method: burst.method, batch: burst.batch, seq: burst.seq, steps: steps,
+                                     checkpointing: burst.checkpointing)
+        let record = BurstRecord(result)
+        let p = predict(burst, config: c, workers: record.environment.engineThreads)
+        var predicted: [String: Int] = [:]
+        for (k, v) in p.peak { predicted[k.rawValue] = v }
+        predicted["allocated_peak"] = p.allocatedPeak
+        return EngineComparison(burst: burst, record: record, predicted: predicted, measured: record.measured,
+                                predictedPeakPhase: p.peakPhase.rawValue, measuredPeakPhase: record.peakPhase)
+    }
+}

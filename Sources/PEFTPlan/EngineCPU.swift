@@ -1,0 +1,311 @@
+import Foundation
+
+/// The `engine-cpu` runtime: what peft-plan's own CPU engine (`PEFTEngine`) allocates, by
+/// category and phase, predicted from the architecture and the method alone.
+///
+/// The engine is fp32 throughout and frees every step buffer at a fixed point of its
+/// schedule, so its memory is a sequence of allocations and frees that this model replays
+/// with its own formulas (DESIGN.md §3, §5): persistent state (weights — NF4 under QLoRA —,
+/// gradients, AdamW's two states, RoPE tables), then per step the forward (each block's
+/// saved tensors, the method's additions, QLoRA's dequantised weight per matmul), the
+/// logits and their softmax, and the backward (activation gradients, attention workspace,
+/// one block's saved tensors freed after its backward). `calibrate --backend engine`
+/// compares the replay with the engine's ledger: the goal is every category exact.
+public enum EngineMemoryModel {
+    /// The engine's decoder (a Llama-type architecture).
+    public struct Shape: Equatable, Sendable {
+        public var dim, layers, heads, kvHeads, hidden, vocab: Int
+        public var tied: Bool
+        public var headDim: Int { dim / heads }
+        public var kvDim: Int { kvHeads * headDim }
+
+        public init(dim: Int, layers: Int, heads: Int, kvHeads: Int, hidden: Int, vocab: Int, tied: Bool) {
+            self.dim = dim; self.layers = layers; self.heads = heads; self.kvHeads = kvHeads
+            self.hidden = hidden; self.vocab = vocab; self.tied = tied
+        }
+
+        /// The engine's shape of a Llama-type architecture.
+        public init(_ a: Architecture) {
+            self.init(dim: a.hiddenSize, layers: a.numLayers, heads: a.numHeads, kvHeads: a.nKVHeads, hidden: a.intermediateSize,
+                      vocab: a.vocabSize, tied: a.tiedEmbeddings)
+        }
+
+        /// The block Linears with Llama's engine names and (out, in).
+        var linears: [(name: String, out: Int, in: Int)] {
+            [("wq", dim, dim), ("wk", kvDim, dim), ("wv", kvDim, dim), ("wo", dim, dim),
+             ("w1", hidden, dim), ("w2", dim, hidden), ("w3", hidden, dim)]
+        }
+    }
+
+    /// The engine's methods with their options (target names wq … w3).
+    public enum Method: Equatable, Sendable {
+        case full
+        case lora(rank: Int, targets: Set<String>)
+        case qlora(rank: Int, targets: Set<String>, doubleQuant: Bool)
+        case adapter(houlsby: Bool, reduction: Int)
+        case prefix(tokens: Int, projection: Int)
+        case prompt(tokens: Int)
+        case ia3(targets: Set<String>, feedforward: Set<String>)
+    }
+
+    public enum Category: String, CaseIterable, Sendable {
+        case frozenWeights = "frozen_weights", trainableWeights = "trainable_weights", gradients
+        case optimizerStates = "optimizer_states", activations, activationGradients = "activation_gradients", logits, transient
+    }
+
+    public enum Step: String, CaseIterable, Sendable {
+        case setup, forward, backward, optimizer
+    }
+
+    /// Predicted peak bytes per category, the peak of the total, and each phase's peak.
+    public struct Prediction: Equatable, Sendable {
+        public var peak: [Category: Int] = [:]
+        public var allocatedPeak = 0
+        public var phasePeaks: [Step: Int] = [:]
+        /// The phase whose peak is the largest (as the engine's burst record names it).
+        public var peakPhase: Step {
+            Step.allCases.max { (phasePeaks[$0] ?? 0) < (phasePeaks[$1] ?? 0) } ?? .forward
+        }
+    }
+
+    /// The bytes of one tensor of `n` values in NF4 (bitsandbytes' layout, as the engine
+    /// stores it): half a byte per value, and per block of 64 an fp32 absmax, or with double
+    /// quantisation one byte, plus an fp32 scale per 256 blocks and one fp32 offset.
+    public static func nf4Bytes(_ n: Int, doubleQuant: Bool) -> Int {
+        let blocks = (n + 63) / 64
+        return (n + 1) / 2 + (doubleQuant ? blocks + 4 * ((blocks + 255) / 256) + 4 : 4 * blocks)
+    }
+
+    /// Trainable values and frozen bytes of the engine's parameter store.
+    static func parameters(_ c: Shape, _ m: Method) -> (trainable: Int, frozenBytes: Int) {
+        let full = m == .full
+        var trainable = 0, frozen = 0, nf4 = 0
+        func add(_ n: Int, _ t: Bool) { if t { trainable += n } else { frozen += n } }
+        add(c.vocab * c.dim, full)
+        add(c.dim, full)                                   // final norm
+        if !c.tied { add(c.vocab * c.dim, full) }
+        for _ in 0..<c.layers {
+            add(2 * c.dim, full)                           // the two norms
+            for lin in c.linears {
+                switch m {
+                case let .qlora(_, _, dq): nf4 += nf4Bytes(lin.out * lin.in, doubleQuant: dq)
+                default: add(lin.out * lin.in, full)
+                }
+                switch m {
+                case let .lora(r, t) where t.contains(lin.name), let .qlora(r, t, _) where t.contains(lin.name):
+                    trainable += r * (lin.in + lin.out)
+                case let .ia3(t, ff) where t.contains(lin.name):
+                    trainable += ff.contains(lin.name) ? lin.in : lin.out
+                default: break
+                }
+            }
+            if case let .adapter(houlsby, reduction) = m {
+                let width = c.dim / reduction
+                trainable += (houlsby ? 2 : 1) * (2 * c.dim * width + width + c.dim)
+            }
+        }
+        let width = c.layers * 2 * c.kvDim
+        switch m {
+        case let .prompt(t): trainable += t * c.dim
+        case let .prefix(t, p) where p > 0: trainable += t * c.kvDim + p * c.kvDim + p + width * p + width
+        case let .prefix(t, _): trainable += t * width
+        default: break
+        }
+        return (trainable, frozen * 4 + nf4)
+    }
+
+    /// A replay of allocations and frees with the engine ledger's bookkeeping.
+    struct Replay {
+        var live: [Category: Int] = [:], peak: [Category: Int] = [:]
+        var total = 0, peakTotal = 0
+        var step = Step.setup
+        var phasePeaks: [Step: Int] = [:]
+
+        mutating func enter(_ s: Step) { step = s; note() }
+        mutating func alloc(_ c: Category, _ floats: Int) -> (Category, Int) { allocBytes(c, 4 * floats) }
+        mutating func allocBytes(_ c: Category, _ bytes: Int) -> (Category, Int) {
+            live[c, default: 0] += bytes
+            total += bytes
+            peak[c] = max(peak[c, default: 0], live[c]!)
+            peakTotal = max(peakTotal, total)
+            note()
+            return (c, bytes)
+        }
+        mutating func free(_ b: (Category, Int)) { live[b.0, default: 0] -= b.1; total -= b.1 }
+        mutating func free(_ bs: [(Category, Int)]) { for b in bs { free(b) } }
+        mutating func note() { if total > phasePeaks[step, default: -1] { phasePeaks[step] = total } }
+        /// After the warm-up step the bench forgets every peak: the next step counts alone.
+        mutating func resetPeaks() { peak = live; peakTotal = total; phasePeaks = [:]; note() }
+    }
+
+    /// One measured training step after a warm-up step (what `peft-plan bench` and a
+    /// calibration burst measure), with AdamW, `batch` × `seq` tokens; `workers`: the
+    /// engine's threads (attention's backward keeps one workspace per worker).
+    public static func predict(_ c: Shape, method m: Method, batch b: Int, seq sIn: Int, checkpointing: Bool, workers: Int) -> Prediction {
+        var r = Replay()
+        let (trainable, frozenBytes) = parameters(c, m)
+        var vt = 0, pt = 0, projection = 0
+        if case let .prompt(t) = m { vt = t }
+        if case let .prefix(t, p) = m { pt = t; projection = p }
+        let s = sIn + vt, n = b * s, kvs = s + pt, kv = c.kvDim, d = c.dim, h = c.hidden
+        let prefixWidth = c.layers * 2 * kv
+        // persistent: parameters, RoPE tables (both cos and sin), gradients, AdamW's states
+        _ = r.allocBytes(.frozenWeights, frozenBytes)
+        _ = r.alloc(.trainableWeights, trainable)
+        _ = r.alloc(.transient, 2 * (sIn + vt + pt) * (c.headDim / 2))
+        _ = r.alloc(.gradients, trainable)
+        _ = r.alloc(.optimizerStates, 2 * trainable)
+        r.resetPeaks()
+
+        var loraRank = 0, loraTargets: Set<String> = [], quantised = false, ia3: (Set<String>, Set<String>)?
+        switch m {
+        case let .lora(rank, t): loraRank = rank; loraTargets = t
+        case let .qlora(rank, t, _): loraRank = rank; loraTargets = t; quantised = true
+        case let .ia3(t, ff): ia3 = (t, ff)
+        default: break
+        }
+        var adapterWidth = 0, adapterSites: [String] = []
+        if case let .adapter(houlsby, reduction) = m {
+            adapterWidth = d / reduction
+            adapterSites = houlsby ? ["attn", "ffn"] : ["ffn"]
+        }
+        let shapes = Dictionary(uniqueKeysWithValues: c.linears.map { ($0.name, (out: $0.out, in: $0.in)) })
+
+        /// The engine's `linear`: what one block Linear adds to the layer's saved set.
+        func linear(_ name: String, _ saved: inout [(Category, Int)]) {
+            let (o, i) = shapes[name]!
+            if let (t, ff) = ia3, t.contains(name) {
+                saved.append(r.alloc(.activations, n * (ff.contains(name) ? i : o)))
+                return
+            }
+            if quantised { r.free(r.alloc(.transient, o * i)) }   // dequantised for this matmul
+            if loraTargets.contains(name) { saved.append(r.alloc(.activations, n * loraRank)) }
+        }
+        /// The engine's `layerForward`: the saved set (without its input) and the output.
+        func layerForward() -> (saved: [(Category, Int)], out: (Category, Int)) {
+            var saved: [(Category, Int)] = []
+            for count in [n * d, n, n * d, b * kvs * kv, b * kvs * kv, b * c.heads * s * kvs, n * d, n * d, n * d, n, n * h, n * h, n * h] {
+                saved.append(r.alloc(.activations, count))
+            }
+            linear("wq", &saved)
+            if pt == 0 {
+                linear("wk", &saved)
+                linear("wv", &saved)
+            } else {
+                let kr = r.alloc(.transient, n * kv), vr = r.alloc(.transient, n * kv)
+                linear("wk", &saved)
+                linear("wv", &saved)
+                r.free([kr, vr])
+            }
+            linear("wo", &saved)
+            if adapterSites.contains("attn") { saved += [r.alloc(.activations, n * d), r.alloc(.activations, n * adapterWidth)] }
+            linear("w1", &saved)
+            linear("w3", &saved)
+            let out = r.alloc(.activations, n * d)
+            linear("w2", &saved)
+            if adapterSites.contains("ffn") { saved += [r.alloc(.activations, n * d), r.alloc(.activations, n * adapterWidth)] }
+            return (saved, out)
+        }
+        /// The engine's `linearBack`: the transients of one block Linear's backward.
+        func linearBack(_ name: String) {
+            let (o, i) = shapes[name]!
+            if let (t, ff) = ia3, t.contains(name) {
+                r.free(r.alloc(.activationGradients, n * (ff.contains(name) ? i : o)))
+                return
+            }
+            if quantised { r.free(r.alloc(.transient, o * i)) }
+            if loraTargets.contains(name) { r.free(r.alloc(.activationGradients, n * loraRank)) }
+        }
+        /// The engine's `adapterBackward`: the bottleneck's gradient and the input's, which the
+        /// caller frees after the sublayer's Linear has used it.
+        func adapterBackward() -> (Category, Int) {
+            let dz = r.alloc(.activationGradients, n * adapterWidth)
+            let din = r.alloc(.activationGradients, n * d)
+            r.free(dz)
+            return din
+        }
+
+        // forward
+        r.enter(.forward)
+        let x0 = r.alloc(.activations, n * d)
+        var prefixBuffers: [(Category, Int)] = []
+        if projection > 0 {
+            prefixBuffers = [r.alloc(.activations, pt * projection), r.alloc(.activations, pt * prefixWidth),
+                             r.alloc(.activationGradients, pt * prefixWidth)]
+        }
+        var saved: [[(Category, Int)]] = [], inputs: [(Category, Int)] = []
+        var x = x0
+        for _ in 0..<c.layers {
+            let (sv, out) = layerForward()
+            inputs.append(x)
+            if checkpointing { r.free(sv) }
+            saved.append(checkpointing ? [] : sv)
+            x = out
+        }
+        let nf = r.alloc(.activations, n * d), rf = r.alloc(.activations, n)
+        let logits = r.alloc(.logits, n * c.vocab)
+        let probs = r.alloc(.logits, n * c.vocab)
+        r.free(logits)
+
+        // backward
+        r.enter(.backward)
+        let dlogits = r.alloc(.activationGradients, n * c.vocab)
+        r.free(probs)
+        let dnf = r.alloc(.activationGradients, n * d)
+        r.free(dlogits)
+        let dx = r.alloc(.activationGradients, n * d)
+        r.free([dnf, nf, rf, x])
+        for l in stride(from: c.layers - 1, through: 0, by: -1) {
+            var sv = saved[l]
+            if checkpointing {
+                let (recomputed, out) = layerForward()
+                r.free(out)
+                sv = recomputed
+            }
+            let dh = r.alloc(.activationGradients, n * h)
+            let dffn = adapterSites.contains("ffn") ? adapterBackward() : nil
+            linearBack("w2")
+            if let dffn { r.free(dffn) }
+            let dg = r.alloc(.activationGradients, n * h), du = r.alloc(.activationGradients, n * h)
+            r.free(dh)
+            let dn2 = r.alloc(.activationGradients, n * d)
+            linearBack("w1")
+            linearBack("w3")
+            r.free([dg, du, dn2])
+            let datt = r.alloc(.activationGradients, n * d)
+            let dattn = adapterSites.contains("attn") ? adapterBackward() : nil
+            linearBack("wo")
+            if let dattn { r.free(dattn) }
+            let dq = r.alloc(.activationGradients, n * d)
+            var dk = r.alloc(.activationGradients, b * kvs * kv), dv = r.alloc(.activationGradients, b * kvs * kv)
+            let work = r.alloc(.transient, max(1, workers) * s * kvs)
+            r.free([work, datt])
+            if pt > 0 {
+                let dkr = r.alloc(.activationGradients, n * kv), dvr = r.alloc(.activationGradients, n * kv)
+                r.free([dk, dv])
+                dk = dkr
+                dv = dvr
+            }
+            let dn1 = r.alloc(.activationGradients, n * d)
+            linearBack("wq")
+            linearBack("wk")
+            linearBack("wv")
+            r.free([dq, dk, dv, dn1])
+            r.free(sv)
+            r.free(inputs[l])
+        }
+        if projection > 0 {
+            r.free(r.alloc(.activationGradients, pt * projection))
+            r.free(prefixBuffers)
+        }
+        r.free(dx)
+        r.enter(.optimizer)
+        r.enter(.setup)
+
+        var p = Prediction()
+        for k in Category.allCases { p.peak[k] = r.peak[k] ?? 0 }
+        p.allocatedPeak = r.peakTotal
+        p.phasePeaks = r.phasePeaks
+        return p
+    }
+}
