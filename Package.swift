@@ -22,7 +22,7 @@ let package = Package(
         .target(
             name: "PEFTPlan",
             exclude: ["README.md"],
-            resources: [.copy("Resources/hardware-profiles"), .copy("Resources/models")]
+            resources: [.copy("Resources/hardware-profiles"), .copy("Resources/models"), .copy("Resources/python")]
         ),
 
         // MARK: - The training engine

@@ -25,3 +25,13 @@ enum BundledFiles {
         return root.appendingPathComponent(name)
     }
 }
+
+/// The Python scripts shipped with the package (PyTorch + PEFT bursts and their helpers),
+/// which `calibrate --emit-script` writes out for a machine without Swift.
+public enum BundledScripts {
+    public static let names = ["torch_bursts.py", "peft_reference.py"]
+
+    public static func url(_ name: String) throws -> URL {
+        try BundledFiles.folder("python").appendingPathComponent(name)
+    }
+}

@@ -69,6 +69,22 @@ public enum Presets {
         return try ConfigReader.parse(data: data, name: e.name, source: url.path)
     }
 
+    /// The config.json bytes behind `--model` (a preset's bundled file, or the user's file or
+    /// folder), for tools that hand the same model to another program.
+    public static func configData(_ model: String) throws -> Data {
+        _ = try resolve(model)   // the same validation and messages as planning
+        var url: URL
+        if let e = entry(named: model) { url = try directory.appendingPathComponent("\(e.name).json") } else { url = URL(fileURLWithPath: model) }
+        var isDirectory: ObjCBool = false
+        if FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory), isDirectory.boolValue {
+            url = url.appendingPathComponent("config.json")
+        }
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw PlanError.unreadableConfig(path: url.path, reason: "cannot be read")
+        }
+        return data
+    }
+
     /// Resolves `--model`: a preset name or alias, else a config.json file or folder.
     public static func resolve(_ model: String) throws -> Architecture {
         if let a = try architecture(named: model) { return a }

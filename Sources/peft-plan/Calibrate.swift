@@ -12,19 +12,29 @@ struct Calibrate: ParsableCommand {
             micro-batch 1 and 4 × sequence 64 and 128 × checkpointing off and on; --quick: one \
             small shape) and sets the engine-cpu model's prediction beside the engine ledger's \
             measurement, category by category, with the phase that set each peak.
+
+            --backend torch runs bursts on PyTorch + Transformers + PEFT through the bundled             torch_bursts.py (python3, or $PEFT_PLAN_PYTHON) on --device cpu or cuda, and sets the             plan's prediction beside each (on the CPU: parameter, gradient and optimizer bytes; on             CUDA also activations with logits, the allocated and reserved peaks). --emit-script DIR             writes the script and its job for a machine without Swift; --compare results.json             reads such a run back (its job from --job, or results.job.json or job.json beside it).
             """)
 
-    @Option(help: "engine (the built-in CPU trainer). The PyTorch backend is not built yet.") var backend: String = "engine"
-    @Option(help: "Model: tiny (default), or a Llama-type preset or config.json the engine can hold.") var model: String = "tiny"
+    @Option(help: "engine (the built-in CPU trainer) or torch (PyTorch + Transformers + PEFT).") var backend: String = "engine"
+    @Option(help: "Model: tiny (default), or a preset or config.json (Llama-type for the engine).") var model: String = "tiny"
+    @Option(help: "torch backend: cpu (default) or cuda.") var device: String = "cpu"
+    @Option(help: "torch backend: write torch_bursts.py, its helper and job.json into this folder instead of running.") var emitScript: String?
+    @Option(help: "Read a torch_bursts.py results file and compare it with the plan.") var compare: String?
+    @Option(help: "The job file of --compare (default: <results>.job.json or job.json beside it).") var job: String?
     @Option(parsing: .unconditional, help: "Measured steps per burst, after one warm-up step (default 2).") var steps: String?
     @Flag(help: "One small shape (2 × 32 tokens) instead of four: a check in seconds.") var quick = false
     @Option(help: "table|json") var format: String = "table"
 
     func run() throws {
-        guard backend == "engine" else {
-            throw PlanError.invalidOption(option: "--backend", value: backend, accepted: "engine (the PyTorch backend is not built yet)")
-        }
         guard ["table", "json"].contains(format) else { throw PlanError.invalidOption(option: "--format", value: format, accepted: "table or json") }
+        if let compare { return try compareFile(compare) }
+        if job != nil { throw PlanError.contradictoryOptions("--job goes with --compare") }
+        guard ["engine", "torch"].contains(backend) else {
+            throw PlanError.invalidOption(option: "--backend", value: backend, accepted: "engine or torch")
+        }
+        if backend == "torch" { return try runTorch() }
+        if emitScript != nil || device != "cpu" { throw PlanError.contradictoryOptions("--emit-script and --device go with --backend torch") }
         let n = try PlanningOptions.integer(steps, "--steps", default: 2)
         guard (1...1000).contains(n) else { throw PlanError.invalidOption(option: "--steps", value: "\(n)", accepted: "an integer from 1 to 1000") }
         let config = try EngineModels.config(model)
@@ -43,6 +53,109 @@ struct Calibrate: ParsableCommand {
         }
         progress.done()
         PeftPlan.emit(format == "json" ? Self.json(results, config: config) : Self.table(results, config: config))
+    }
+
+    // MARK: - PyTorch
+
+    func runTorch() throws {
+        guard ["cpu", "cuda"].contains(device) else { throw PlanError.invalidOption(option: "--device", value: device, accepted: "cpu or cuda") }
+        let data = try Presets.configData(model)
+        let jobObject = try TorchCalibration.job(model: model, configData: data, device: device, quick: quick)
+        if let dir = emitScript {
+            let files: [URL]
+            do { files = try TorchCalibration.emitScript(to: URL(fileURLWithPath: dir), job: jobObject) } catch let e as PlanError { throw e } catch {
+                throw PlanError.invalidOption(option: "--emit-script", value: dir, accepted: "a folder that can be written (\(error.localizedDescription))")
+            }
+            PeftPlan.emit("wrote " + files.map(\.lastPathComponent).joined(separator: ", ") + " to \(dir)\n"
+                + "run there:  python3 torch_bursts.py job.json results.partial.json > results.json\n"
+                + "then here:  peft-plan calibrate --compare results.json --job job.json\n")
+            return
+        }
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-calibrate-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        _ = try TorchCalibration.emitScript(to: folder, job: jobObject)
+        let count = (jobObject["bursts"] as? [Any])?.count ?? 0
+        FileHandle.standardError.write(Data("running \(count) PyTorch bursts on \(device) (\(model))…\n".utf8))
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = [ProcessInfo.processInfo.environment["PEFT_PLAN_PYTHON"] ?? "python3", folder.appendingPathComponent("torch_bursts.py").path,
+                             folder.appendingPathComponent("job.json").path]
+        let out = Pipe()
+        process.standardOutput = out
+        do { try process.run() } catch {
+            throw PlanError.invalidOption(option: "--backend", value: "torch", accepted: "a machine with python3 and torch, transformers and peft installed (\(error.localizedDescription))")
+        }
+        let bytes = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let results = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any] else {
+            throw PlanError.invalidOption(option: "--backend", value: "torch", accepted: "a working PyTorch: torch_bursts.py exited with status \(process.terminationStatus) (pip install torch transformers peft)")
+        }
+        try printTorch(TorchCalibration.compare(results: results, job: jobObject), results: results, device: device)
+    }
+
+    func compareFile(_ path: String) throws {
+        func load(_ p: String, _ option: String) throws -> [String: Any] {
+            guard let d = FileManager.default.contents(atPath: p) else {
+                throw PlanError.invalidOption(option: option, value: p, accepted: "a readable JSON file")
+            }
+            guard let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {
+                throw PlanError.invalidOption(option: option, value: p, accepted: "a JSON object as torch_bursts.py writes it")
+            }
+            return o
+        }
+        let results = try load(path, "--compare")
+        let url = URL(fileURLWithPath: path)
+        let candidates = job.map { [$0] } ?? [url.deletingPathExtension().path + ".job.json", url.deletingLastPathComponent().appendingPathComponent("job.json").path]
+        guard let jobPath = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
+            throw PlanError.invalidOption(option: "--job", value: candidates.joined(separator: " or "), accepted: "the job file the results were made from")
+        }
+        let jobObject = try load(jobPath, "--job")
+        try printTorch(TorchCalibration.compare(results: results, job: jobObject), results: results, device: jobObject["device"] as? String ?? "cuda")
+    }
+
+    func printTorch(_ rows: [TorchCalibration.Comparison], results: [String: Any], device: String) throws {
+        let env = results["environment"] as? [String: Any] ?? [:]
+        let runtime = device == "cuda" ? "hf-cuda" : "hf-meta"
+        var worst = 0.0, worstID = ""
+        for r in rows where r.note == nil { if let e = r.error("allocated_peak").map(abs), e >= worst { worst = e; worstID = r.id } }
+        if format == "json" {
+            let runs: [JSONValue] = rows.map { r in
+                .object([("id", .string(r.id)),
+                         ("predicted", .object(TorchCalibration.components.compactMap { k in r.predicted[k].map { (k, .int($0)) } })),
+                         ("measured", .object(TorchCalibration.components.compactMap { k in r.measured[k].map { (k, .int($0)) } })),
+                         ("error", .object(TorchCalibration.components.compactMap { k in r.error(k).map { (k, .double($0)) } })),
+                         ("peak_phase", .object([("predicted", .string(r.predictedPeakPhase)), ("measured", r.measuredPeakPhase.map(JSONValue.string) ?? .null)])),
+                         ("tokens_per_second", r.tokensPerSecond.map(JSONValue.double) ?? .null),
+                         ("note", r.note.map(JSONValue.string) ?? .null)])
+            }
+            let environment: [(String, JSONValue)] = env.keys.sorted().map { k in
+                (k, (env[k] as? String).map(JSONValue.string) ?? (env[k] as? Int).map(JSONValue.int) ?? .string("\(env[k]!)"))
+            }
+            PeftPlan.emit(JSONValue.object([("backend", .string("torch")), ("runtime", .string(runtime)), ("environment", .object(environment)),
+                                            ("runs", .array(runs)),
+                                            ("summary", .object([("bursts", .int(rows.count)),
+                                                                 ("largest_peak_error", device == "cuda" ? .double(worst) : .null)]))]).render() + "\n")
+            return
+        }
+        var out = "calibration: torch backend on \(device), \(runtime) model; " + ["torch", "transformers", "peft", "bitsandbytes", "gpu"].compactMap { k in env[k].map { "\(k) \($0)" } }.joined(separator: ", ") + "\n"
+        for r in rows {
+            out += "\n\(r.id): peak phase predicted \(r.predictedPeakPhase), measured \(r.measuredPeakPhase ?? "n/a")"
+            out += r.tokensPerSecond.map { String(format: "; %.0f tokens/s", $0) } ?? ""
+            out += r.note.map { "\n  (not in the summary: \($0))" } ?? ""
+            out += "\n  component               predicted        measured     error\n"
+            for k in TorchCalibration.components {
+                guard let p = r.predicted[k], let m = r.measured[k] else { continue }
+                let err = r.error(k).map { String(format: "%+.2f%%", $0 * 100) } ?? "n/a"
+                out += "  " + k.padding(toLength: 20, withPad: " ", startingAt: 0)
+                    + String(repeating: " ", count: max(0, 12 - "\(p)".count)) + "\(p)"
+                    + String(repeating: " ", count: max(0, 16 - "\(m)".count)) + "\(m)"
+                    + String(repeating: " ", count: max(0, 10 - err.count)) + err + "\n"
+            }
+        }
+        out += "\nsummary: \(rows.count) bursts compared (\(rows.filter { $0.note != nil }.count) not like for like)"
+        out += device == "cuda" ? String(format: "; largest relative error of the allocated peak %.2f%% (%@)\n", worst * 100, worstID)
+            : "; on the CPU the allocator's peaks are not measured (parameters, gradients and optimizer states are)\n"
+        PeftPlan.emit(out)
     }
 
     /// Progress on stderr: a redrawn line on a terminal, plain lines otherwise.
