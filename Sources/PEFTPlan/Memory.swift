@@ -281,8 +281,11 @@ public struct PlanContext: Sendable {
         let tokens = Double(batch) * Double(sq)
         let a = Double(training.precision.bytes)
         let v = Double(arch.vocabSize)
-        let preBytes = pre.bytes(batch: batch, sq: sq, skv: skv)
-        let outer = preBytes + head.bytes(batch: batch, sq: sq, skv: skv)
+        // A calibration profile's measured correction of the saved tensors for this method
+        // (1 for the built-in runtimes).
+        let k = runtime.activationScale[account.method.rawValue] ?? 1
+        let preBytes = k * pre.bytes(batch: batch, sq: sq, skv: skv)
+        let outer = preBytes + k * head.bytes(batch: batch, sq: sq, skv: skv)
         let blocks: Double
         // At the end of backward the first block is still being worked on: its saved
         // activations (recomputed from its checkpointed input under checkpointing) are alive.
@@ -290,14 +293,14 @@ public struct PlanContext: Sendable {
         if checkpointing {
             // Each block keeps only its input; backward recomputes one block at a time.
             let input = tokens * Double(checkpointInputPerToken)
-            blocks = Double(arch.numLayers) * input
-            lastBlock = input + oneBlock(batch: batch, sq: sq, skv: skv)
+            blocks = k * Double(arch.numLayers) * input
+            lastBlock = k * (input + oneBlock(batch: batch, sq: sq, skv: skv))
         } else {
-            blocks = blockActivations(batch: batch, sq: sq, skv: skv)
-            lastBlock = layer0.bytes(batch: batch, sq: sq, skv: skv)
+            blocks = k * blockActivations(batch: batch, sq: sq, skv: skv)
+            lastBlock = k * layer0.bytes(batch: batch, sq: sq, skv: skv)
         }
         let activations = outer + blocks
-        let logits = logitsBill.bytes(batch: batch, sq: sq, skv: skv)
+        let logits = k * logitsBill.bytes(batch: batch, sq: sq, skv: skv)
         // The KV cache Transformers fills during a training forward: alive until the
         // outputs are dropped (before backward), where not already saved for backward.
         let l = Double(arch.numLayers)

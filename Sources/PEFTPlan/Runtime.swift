@@ -69,6 +69,11 @@ public struct RuntimeProfile: Sendable, Equatable {
     public var hostLinkBytesPerSecond = 25e9
     /// Host memory bandwidth available to one GPU's CPU optimizer step.
     public var hostMemoryBytesPerSecond = 50e9
+    /// Measured correction of the saved activations and logits per method (raw value of
+    /// ``Method``), fitted by `calibrate --fit`; absent means 1.
+    public var activationScale: [String: Double] = [:]
+    /// Where a fitted profile came from (GPU, library versions), for the plan's warnings.
+    public var fittedEnvironment: [String: String] = [:]
 
     /// Transformers + PEFT + PyTorch on CUDA: the planner's default.
     ///

@@ -22,6 +22,8 @@ struct Calibrate: ParsableCommand {
     @Option(help: "torch backend: write torch_bursts.py, its helper and job.json into this folder instead of running.") var emitScript: String?
     @Option(help: "Read a torch_bursts.py results file and compare it with the plan.") var compare: String?
     @Option(help: "The job file of --compare (default: <results>.job.json or job.json beside it).") var job: String?
+    @Option(help: "With --compare: fit the runtime's coefficients to the results and write a calibration profile here (use it with plan --runtime FILE).") var fit: String?
+    @Option(help: "With --fit: the GPU profile the results ran on, for the MFU fit (such as \"H100 SXM\"; without it MFU is not fitted).") var gpu: String?
     @Option(parsing: .unconditional, help: "Measured steps per burst, after one warm-up step (default 2).") var steps: String?
     @Flag(help: "One small shape (2 × 32 tokens) instead of four: a check in seconds.") var quick = false
     @Option(help: "table|json") var format: String = "table"
@@ -29,7 +31,8 @@ struct Calibrate: ParsableCommand {
     func run() throws {
         guard ["table", "json"].contains(format) else { throw PlanError.invalidOption(option: "--format", value: format, accepted: "table or json") }
         if let compare { return try compareFile(compare) }
-        if job != nil { throw PlanError.contradictoryOptions("--job goes with --compare") }
+        if job != nil || fit != nil { throw PlanError.contradictoryOptions("--job and --fit go with --compare") }
+        if gpu != nil { throw PlanError.contradictoryOptions("--gpu goes with --compare and --fit") }
         guard ["engine", "torch"].contains(backend) else {
             throw PlanError.invalidOption(option: "--backend", value: backend, accepted: "engine or torch")
         }
@@ -110,7 +113,47 @@ struct Calibrate: ParsableCommand {
             throw PlanError.invalidOption(option: "--job", value: candidates.joined(separator: " or "), accepted: "the job file the results were made from")
         }
         let jobObject = try load(jobPath, "--job")
+        if let fit { return try fitProfile(results: results, job: jobObject, to: fit) }
+        if gpu != nil { throw PlanError.contradictoryOptions("--gpu goes with --fit") }
         try printTorch(TorchCalibration.compare(results: results, job: jobObject), results: results, device: jobObject["device"] as? String ?? "cuda")
+    }
+
+    func fitProfile(results: [String: Any], job: [String: Any], to path: String) throws {
+        guard (job["device"] as? String ?? "cuda") == "cuda" else {
+            throw PlanError.invalidOption(option: "--fit", value: path, accepted: "CUDA results (the allocator's peaks are what is fitted)")
+        }
+        var gpuProfile: GPUProfile?
+        if let gpu {
+            let found = try HardwareCatalog.select(gpu, from: HardwareCatalog.bundled())
+            guard found.count == 1 else { throw PlanError.invalidOption(option: "--gpu", value: gpu, accepted: "one GPU profile (\(found.map(\.name).joined(separator: ", ")))") }
+            gpuProfile = found[0]
+        }
+        var env: [String: String] = [:]
+        for (k, v) in results["environment"] as? [String: Any] ?? [:] { env[k] = "\(v)" }
+        let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        let result = try RuntimeFit.fit(RuntimeFit.bursts(results: results, job: job), base: .hfCUDA, environment: env, gpu: gpuProfile, name: name)
+        do { try result.profile.encoded().write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw PlanError.invalidOption(option: "--fit", value: path, accepted: "a file that can be written (\(error.localizedDescription))")
+        }
+        if format == "json" { return PeftPlan.emit(String(decoding: try result.profile.encoded(), as: UTF8.self) + "\n") }
+        let p = result.profile, c = p.coefficients, b = result.base
+        var out = "fitted \(p.name) on \(p.fit.fittedOn.count) bursts, \(p.fit.heldOut.count) held out; base \(b.name); wrote \(path)\n"
+        out += String(format: "  reserved/allocated   %.3f (base %.2f)\n", c.reservedOverAllocated, b.reservedOverAllocated)
+        out += "  outside allocator    \(PlanOutput.gib(c.outsideAllocatorBytes)) (base \(PlanOutput.gib(b.outsideAllocatorBytes)))\n"
+        out += c.mfu.map { String(format: "  MFU                  %.3f (base %.2f)\n", $0, b.mfu) } ?? "  MFU                  not fitted (give --gpu)\n"
+        for (m, k) in c.activationScale.sorted(by: { $0.key < $1.key }) { out += String(format: "  activations × %.4f   %@\n", k, m) }
+        out += "\n  burst                              peak error base → fitted     step error base → fitted\n"
+        for r in result.rows {
+            let step = r.stepError.map { String(format: "%+7.2f%% → %+7.2f%%", (r.stepErrorBase ?? 0) * 100, $0 * 100) } ?? "n/a"
+            out += "  " + (r.id + (r.heldOut ? " (held out)" : "")).padding(toLength: 34, withPad: " ", startingAt: 0)
+                + String(format: " %+7.2f%% → %+7.2f%%", r.peakErrorBase * 100, r.peakError * 100) + "     " + step + "\n"
+        }
+        if let h = p.fit.holdoutPeakError, let hb = p.fit.holdoutPeakErrorBase {
+            out += String(format: "\nhold-out: largest error of the allocated peak %.2f%% (base %.2f%%)", h * 100, hb * 100)
+            if let s = p.fit.holdoutStepError, let sb = p.fit.holdoutStepErrorBase { out += String(format: ", of the step time %.1f%% (base %.1f%%)", s * 100, sb * 100) }
+            out += "\n"
+        }
+        PeftPlan.emit(out)
     }
 
     func printTorch(_ rows: [TorchCalibration.Comparison], results: [String: Any], device: String) throws {

@@ -13,7 +13,7 @@ struct PlanningOptions: ParsableArguments {
     @Option(help: "GPU: a name (\"RTX 4090\", h100-sxm), a size (24GB: every profile of that size) or a profile JSON file; repeatable. Default: 16GB, 24GB, 48GB and 80GB.")
     var gpu: [String] = []
 
-    @Option(help: "Runtime profile: hf-cuda (Transformers + PEFT on CUDA) or hf-meta (what the meta-device trace sees).")
+    @Option(help: "Runtime profile: hf-cuda (Transformers + PEFT on CUDA), hf-meta (what the meta-device trace sees), or a calibration profile (.json) from `calibrate --compare … --fit FILE`.")
     var runtime: String = "hf-cuda"
 
     // Numbers are read as text and checked here, so that "-3" or "abc" get a message
@@ -179,14 +179,22 @@ struct PlanningOptions: ParsableArguments {
         t.gradCheckpointing = gradCheckpointing
         t.attention = try choice(attention, "--attention", as: AttentionChoice.self)
 
-        guard let rt = RuntimeProfile.named(runtime) else {
-            throw PlanError.invalidOption(option: "--runtime", value: runtime, accepted: RuntimeProfile.builtIn.map(\.name).joined(separator: " or "))
+        let rt: RuntimeProfile
+        var calibration: CalibrationProfile?
+        if let named = RuntimeProfile.named(runtime) {
+            rt = named
+        } else if runtime.hasSuffix(".json") || runtime.contains("/") {
+            calibration = try CalibrationProfile.load(path: runtime)
+            rt = calibration!.runtime
+        } else {
+            throw PlanError.invalidOption(option: "--runtime", value: runtime, accepted: RuntimeProfile.builtIn.map(\.name).joined(separator: " or ") + " or a calibration profile (.json)")
         }
         let catalog = try HardwareCatalog.bundled()
         var gpus: [GPUProfile] = []
         for q in (gpu.isEmpty ? Self.defaultGPUs : gpu) {
             for p in try HardwareCatalog.select(q, from: catalog) where !gpus.contains(p) { gpus.append(p) }
         }
+        for w in calibration?.warnings(gpus: gpus) ?? [] { FileHandle.standardError.write(Data("peft-plan: warning: \(w)\n".utf8)) }
         var request = PlanRequest(arch: arch, methods: methods, methodsFromAll: fromAll, methodOptions: o, training: t, gpus: gpus, runtime: rt)
         request.scale = ScaleOptions(gpus: try Self.integer(self.gpus, "--gpus", default: 1),
                                      sharding: try choice(sharding, "--sharding", as: Sharding.self),

@@ -280,7 +280,14 @@ struct CommandLineTests {
         Bad(args: ["calibrate", "--backend", "jax"], mentions: "--backend"),
         Bad(args: ["calibrate", "--backend", "torch", "--device", "tpu"], mentions: "--device"),
         Bad(args: ["calibrate", "--compare", "/nonexistent/results.json"], mentions: "--compare"),
-        Bad(args: ["calibrate", "--job", "job.json"], mentions: "--job goes with --compare"),
+        Bad(args: ["calibrate", "--job", "job.json"], mentions: "--job and --fit go with --compare"),
+        Bad(args: ["calibrate", "--fit", "out.json"], mentions: "--job and --fit go with --compare"),
+        Bad(args: ["calibrate", "--gpu", "H100 SXM"], mentions: "--gpu goes with"),
+        Bad(args: ["--model", "7b", "--runtime", "/nonexistent/profile.json"], mentions: "--runtime"),
+        Bad(args: ["--model", "7b", "--runtime", "hf-rocm"], mentions: "calibration profile"),
+        Bad(args: ["--model", "7b", "--runtime", writeConfig(#"{"model_type": "llama"}"#, name: "profile.json")], mentions: "written by `peft-plan calibrate --fit`"),
+        Bad(args: ["--model", "7b", "--runtime", writeConfig(#"{"format": "peft-plan calibration profile", "version": 99, "name": "x", "base": "hf-cuda", "environment": {}, "coefficients": {"reserved_over_allocated": 1.1, "outside_allocator_bytes": 0, "activation_scale": {}}, "fit": {"fitted_on": [], "held_out": [], "fit_peak_error": 0}}"#, name: "old.json")], mentions: "fit it again"),
+        Bad(args: ["--model", "7b", "--runtime", writeConfig(#"{"format": "peft-plan calibration profile", "version": 1, "name": "x", "base": "hf-cuda", "environment": {}, "coefficients": {"reserved_over_allocated": -3, "outside_allocator_bytes": 0, "activation_scale": {}}, "fit": {"fitted_on": [], "held_out": [], "fit_peak_error": 0}}"#, name: "bad.json")], mentions: "in range"),
         Bad(args: ["calibrate", "--emit-script", "/tmp/x"], mentions: "--backend torch"),
         Bad(args: ["calibrate", "--backend", "torch", "--emit-script", "/proc/peft-plan-x"], mentions: "--emit-script"),
         Bad(args: ["calibrate", "--steps", "0"], mentions: "--steps"),
@@ -329,7 +336,8 @@ struct CommandLineTests {
         #expect(measured["trainable_weights"] == 4 * 2 * 8 * 512 * 4)
         #expect(measured["allocated_peak"] == j["peak_bytes"] as? Int)
         let phases = try #require(burst["phase_peaks"] as? [String: Int])
-        #expect(burst["peak_phase"] as? String == phases.max { $0.value < $1.value }?.key, "the phase with the largest peak")
+        let top = phases.values.max() ?? -1
+        #expect(phases[burst["peak_phase"] as? String ?? ""] == top, "the phase with the largest peak (forward and backward may tie)")
         #expect(phases["forward"] != nil && phases["backward"] != nil && phases["optimizer"] != nil)
         #expect((burst["environment"] as? [String: Any])?["blas_core"] as? String == j["blas_core"] as? String)
     }

@@ -1,0 +1,141 @@
+import Foundation
+import PEFTPlan
+
+/// Fits a runtime's free coefficients to measured PyTorch bursts (DESIGN.md §6): the
+/// allocator's reserved/allocated factor (least squares through the origin), the memory
+/// outside the allocator (median), a per-method scale of the saved activations and logits
+/// (least squares on the allocated peak), and the MFU (least squares on relative step-time
+/// error, by golden-section search). Every other burst is held out and the error on those
+/// is reported beside the base profile's.
+public enum RuntimeFit {
+    public struct Burst {
+        public var id: String
+        public var config: [String: Any]
+        public var measured: [String: Any]
+    }
+
+    public struct Row: Sendable {
+        public var id: String
+        public var heldOut: Bool
+        public var peakErrorBase: Double, peakError: Double
+        public var stepErrorBase: Double?, stepError: Double?
+    }
+
+    public struct Result: Sendable {
+        public var profile: CalibrationProfile
+        public var base: RuntimeProfile
+        public var rows: [Row]
+    }
+
+    /// The like-for-like CUDA bursts of a results file and its job.
+    public static func bursts(results: [String: Any], job: [String: Any]) -> [Burst] {
+        let defaults = job["defaults"] as? [String: Any] ?? [:]
+        var configs: [String: [String: Any]] = [:]
+        for b in job["bursts"] as? [[String: Any]] ?? [] { if let id = b["id"] as? String { configs[id] = defaults.merging(b) { $1 } } }
+        return (results["bursts"] as? [[String: Any]] ?? []).compactMap { r in
+            guard let id = r["id"] as? String, r["error"] == nil, r["oom"] == nil, let c = configs[id],
+                  r["allocated_peak"] is Int, r["reserved_peak"] is Int else { return nil }
+            // QLoRA without checkpointing is not the run the planner describes
+            if (c["method"] as? String) == "qlora" && !(c["grad_checkpointing"] as? Bool ?? false) { return nil }
+            return Burst(id: id, config: c, measured: r)
+        }.sorted { $0.id < $1.id }
+    }
+
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.isEmpty ? 0 : (s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2)
+    }
+
+    static func predictedPeak(_ b: Burst, _ rt: RuntimeProfile) throws -> (peak: Double, saved: Double) {
+        let ctx = try TorchCalibration.context(b.config, runtime: rt)
+        let m = ctx.memory(batch: ctx.training.batch, seq: ctx.training.seq)
+        return (Double(m.allocatedPeak), Double(m.activations + m.logits))
+    }
+
+    static func predictedStep(_ b: Burst, _ rt: RuntimeProfile, gpu: GPUProfile) throws -> Double {
+        let ctx = try TorchCalibration.context(b.config, runtime: rt)
+        return TimeModel.estimate(ctx, gpu: gpu, dataset: Dataset(), budget: BudgetOptions()).stepSeconds
+    }
+
+    /// Fits on the even-numbered bursts (in id order) and holds out the odd ones (all are
+    /// fitted when there are fewer than four). `gpu`: the profile the time model uses for the
+    /// MFU fit (none: MFU is not fitted).
+    public static func fit(_ all: [Burst], base: RuntimeProfile, environment: [String: String], gpu: GPUProfile?, name: String) throws -> Result {
+        guard !all.isEmpty else {
+            throw PlanError.invalidOption(option: "--fit", value: name, accepted: "results with at least one like-for-like CUDA burst (allocated and reserved peaks measured)")
+        }
+        let holdOut = all.count >= 4
+        let fitSet = all.enumerated().filter { !holdOut || $0.offset % 2 == 0 }.map(\.element)
+        let heldSet = holdOut ? all.enumerated().filter { $0.offset % 2 == 1 }.map(\.element) : []
+
+        var rt = base
+        // reserved ≈ f · allocated, least squares through the origin
+        let pairs = fitSet.map { (Double($0.measured["allocated_peak"] as! Int), Double($0.measured["reserved_peak"] as! Int)) }
+        let f = pairs.reduce(0) { $0 + $1.0 * $1.1 } / max(1, pairs.reduce(0) { $0 + $1.0 * $1.0 })
+        rt.reservedOverAllocated = max(1, f)
+        let outside = fitSet.compactMap { $0.measured["outside_allocator"] as? Int }.map(Double.init)
+        if !outside.isEmpty { rt.outsideAllocatorBytes = Int(median(outside)) }
+
+        // allocated ≈ (predicted − saved) + k · saved per method
+        var byMethod: [String: [(Double, Double)]] = [:]
+        for b in fitSet {
+            let (p, a) = try predictedPeak(b, base)
+            let m = Double(b.measured["allocated_peak"] as! Int)
+            byMethod[b.config["method"] as? String ?? "", default: []].append((a, m - p + a))
+        }
+        var scales: [String: Double] = [:]
+        for (method, v) in byMethod {
+            let den = v.reduce(0) { $0 + $1.0 * $1.0 }
+            if den > 0 { scales[method] = min(9.9, max(0.11, v.reduce(0) { $0 + $1.0 * $1.1 } / den)) }
+        }
+        rt.activationScale = scales
+
+        // MFU: minimise Σ (predicted / measured − 1)² over the fit set
+        var mfu: Double?
+        let timed = fitSet.filter { $0.measured["step_ms"] is Double }
+        if let gpu, !timed.isEmpty {
+            func loss(_ m: Double) throws -> Double {
+                var r = rt
+                r.mfu = m
+                return try timed.reduce(0) { acc, b in
+                    let e = try predictedStep(b, r, gpu: gpu) / ((b.measured["step_ms"] as! Double) / 1000) - 1
+                    return acc + e * e
+                }
+            }
+            var lo = 0.02, hi = 1.0
+            let g = (5.0.squareRoot() - 1) / 2
+            for _ in 0..<60 {
+                let a = hi - g * (hi - lo), b = lo + g * (hi - lo)
+                if try loss(a) < loss(b) { hi = b } else { lo = a }
+            }
+            mfu = (lo + hi) / 2
+            rt.mfu = mfu!
+        }
+
+        var rows: [Row] = []
+        for b in all {
+            let held = heldSet.contains { $0.id == b.id }
+            let m = Double(b.measured["allocated_peak"] as! Int)
+            var row = Row(id: b.id, heldOut: held, peakErrorBase: try predictedPeak(b, base).peak / m - 1, peakError: try predictedPeak(b, rt).peak / m - 1)
+            if let gpu, let ms = b.measured["step_ms"] as? Double {
+                row.stepErrorBase = try predictedStep(b, base, gpu: gpu) / (ms / 1000) - 1
+                row.stepError = try predictedStep(b, rt, gpu: gpu) / (ms / 1000) - 1
+            }
+            rows.append(row)
+        }
+        func worst(_ rs: [Row], _ key: (Row) -> Double?) -> Double? {
+            let v = rs.compactMap(key).map(abs)
+            return v.max()
+        }
+        let held = rows.filter(\.heldOut)
+        let fitRows = rows.filter { !$0.heldOut }
+        let profile = CalibrationProfile(
+            name: name, base: base.name, environment: environment,
+            coefficients: .init(reservedOverAllocated: rt.reservedOverAllocated, outsideAllocatorBytes: rt.outsideAllocatorBytes, mfu: mfu,
+                                activationScale: scales),
+            fit: .init(fittedOn: fitSet.map(\.id), heldOut: heldSet.map(\.id), fitPeakError: worst(fitRows) { $0.peakError } ?? 0,
+                       holdoutPeakError: worst(held) { $0.peakError }, holdoutPeakErrorBase: worst(held) { $0.peakErrorBase },
+                       holdoutStepError: worst(held) { $0.stepError }, holdoutStepErrorBase: worst(held) { $0.stepErrorBase }))
+        return Result(profile: profile, base: base, rows: rows)
+    }
+}
