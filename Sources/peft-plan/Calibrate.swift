@@ -142,10 +142,11 @@ struct Calibrate: ParsableCommand {
         out += "  outside allocator    \(PlanOutput.gib(c.outsideAllocatorBytes)) (base \(PlanOutput.gib(b.outsideAllocatorBytes)))\n"
         out += c.mfu.map { String(format: "  MFU                  %.3f (base %.2f)\n", $0, b.mfu) } ?? "  MFU                  not fitted (give --gpu)\n"
         for (m, k) in c.activationScale.sorted(by: { $0.key < $1.key }) { out += String(format: "  activations × %.4f   %@\n", k, m) }
-        out += "\n  burst                              peak error base → fitted     step error base → fitted\n"
+        let width = (result.rows.map { $0.id.count + ($0.heldOut ? 11 : 0) }.max() ?? 5) + 1
+        out += "\n  " + "burst".padding(toLength: width, withPad: " ", startingAt: 0) + "peak error base → fitted     step error base → fitted\n"
         for r in result.rows {
             let step = r.stepError.map { String(format: "%+7.2f%% → %+7.2f%%", (r.stepErrorBase ?? 0) * 100, $0 * 100) } ?? "n/a"
-            out += "  " + (r.id + (r.heldOut ? " (held out)" : "")).padding(toLength: 34, withPad: " ", startingAt: 0)
+            out += "  " + (r.id + (r.heldOut ? " (held out)" : "")).padding(toLength: width, withPad: " ", startingAt: 0)
                 + String(format: " %+7.2f%% → %+7.2f%%", r.peakErrorBase * 100, r.peakError * 100) + "     " + step + "\n"
         }
         if let h = p.fit.holdoutPeakError, let hb = p.fit.holdoutPeakErrorBase {
