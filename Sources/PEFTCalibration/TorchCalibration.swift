@@ -16,7 +16,7 @@ public enum TorchCalibration {
         var methods: [[String: Any]] = [["method": "full"], ["method": "lora"], ["method": "lora", "targets": "all-linear", "r": 16],
                                         ["method": "ia3"], ["method": "prefix", "tokens": 20], ["method": "prompt", "tokens": 20]]
         if device == "cuda" { methods.insert(["method": "qlora"], at: 3) }
-        let shapes = quick ? [(1, 256)] : (device == "cuda" ? [(1, 2048), (4, 2048), (1, 4096)] : [(1, 128), (2, 256)])
+        let shapes = quick ? [(1, 256)] : (device == "cuda" ? [(1, 2048), (4, 2048), (1, 4096)] : [(1, 512), (2, 1024)])
         var bursts: [[String: Any]] = []
         for m in methods {
             for (b, s) in shapes {
@@ -111,7 +111,9 @@ public enum TorchCalibration {
             if let id = b["id"] as? String { configs[id] = defaults.merging(b) { $1 } }
         }
         let device = (job["device"] as? String) ?? "cuda"
-        let runtime: RuntimeProfile = device == "cuda" ? .hfCUDA : .hfMeta
+        // CUDA: the allocator and the flash kernel; meta: PyTorch's math SDPA (hf-meta). The CPU
+        // runs SDPA's flash kernel for CPU, whose saved tensors are flash's: hf-cuda's model.
+        let runtime: RuntimeProfile = device == "meta" ? .hfMeta : .hfCUDA
         var out: [Comparison] = []
         for r in results["bursts"] as? [[String: Any]] ?? [] {
             guard let id = r["id"] as? String, r["error"] == nil, r["oom"] == nil, let burst = configs[id] else { continue }
@@ -124,8 +126,8 @@ public enum TorchCalibration {
                              "optimizer_states": m.optimizerStates]
             var measured: [String: Int] = [:]
             for k in components { if let v = r[k] as? Int { measured[k] = v } }
+            predicted["activations"] = m.activations + m.logits
             if device == "cuda" {
-                predicted["activations"] = m.activations + m.logits
                 predicted["allocated_peak"] = m.allocatedPeak
                 predicted["reserved_peak"] = m.reservedPeak
             }

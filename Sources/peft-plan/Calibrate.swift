@@ -18,7 +18,7 @@ struct Calibrate: ParsableCommand {
 
     @Option(help: "engine (the built-in CPU trainer) or torch (PyTorch + Transformers + PEFT).") var backend: String = "engine"
     @Option(help: "Model: tiny (default), or a preset or config.json (Llama-type for the engine).") var model: String = "tiny"
-    @Option(help: "torch backend: cpu (default) or cuda.") var device: String = "cpu"
+    @Option(help: "torch backend: cpu (default), cuda or meta (no data: what autograd saves, instantly).") var device: String = "cpu"
     @Option(help: "torch backend: write torch_bursts.py, its helper and job.json into this folder instead of running.") var emitScript: String?
     @Option(help: "Read a torch_bursts.py results file and compare it with the plan.") var compare: String?
     @Option(help: "The job file of --compare (default: <results>.job.json or job.json beside it).") var job: String?
@@ -61,7 +61,7 @@ struct Calibrate: ParsableCommand {
     // MARK: - PyTorch
 
     func runTorch() throws {
-        guard ["cpu", "cuda"].contains(device) else { throw PlanError.invalidOption(option: "--device", value: device, accepted: "cpu or cuda") }
+        guard ["cpu", "cuda", "meta"].contains(device) else { throw PlanError.invalidOption(option: "--device", value: device, accepted: "cpu, cuda or meta") }
         let data = try Presets.configData(model)
         let jobObject = try TorchCalibration.job(model: model, configData: data, device: device, quick: quick)
         if let dir = emitScript {
@@ -159,7 +159,7 @@ struct Calibrate: ParsableCommand {
 
     func printTorch(_ rows: [TorchCalibration.Comparison], results: [String: Any], device: String) throws {
         let env = results["environment"] as? [String: Any] ?? [:]
-        let runtime = device == "cuda" ? "hf-cuda" : "hf-meta"
+        let runtime = device == "meta" ? "hf-meta" : "hf-cuda"
         var worst = 0.0, worstID = ""
         for r in rows where r.note == nil { if let e = r.error("allocated_peak").map(abs), e >= worst { worst = e; worstID = r.id } }
         if format == "json" {
@@ -198,7 +198,7 @@ struct Calibrate: ParsableCommand {
         }
         out += "\nsummary: \(rows.count) bursts compared (\(rows.filter { $0.note != nil }.count) not like for like)"
         out += device == "cuda" ? String(format: "; largest relative error of the allocated peak %.2f%% (%@)\n", worst * 100, worstID)
-            : "; on the CPU the allocator's peaks are not measured (parameters, gradients and optimizer states are)\n"
+            : "; off CUDA the allocator's peaks are not measured (parameters, gradients, optimizer states and saved activations are)\n"
         PeftPlan.emit(out)
     }
 

@@ -9,7 +9,7 @@ backward, optimizer step), the caching allocator's peak is read. peft-plan compa
 predictions with these records (hf-cuda runtime profile on CUDA).
 
 Usage: torch_bursts.py [JOB.json|-] [PARTIAL.json]
-Input: a JSON object {"device": "cuda"|"cpu", "defaults": {...}, "bursts": [...]}.
+Input: a JSON object {"device": "cuda"|"cpu"|"meta", "defaults": {...}, "bursts": [...]}.
 Each burst: {"id", "config": {config.json} or "config_path", "method": full|lora|qlora|ia3|
 prefix|prompt|p-tuning, the method's options as scripts/peft_reference.py reads them,
 "batch", "seq", "grad_checkpointing": bool, "dtype": "bf16", "steps" (timed, 4),
@@ -22,7 +22,9 @@ Measured per burst (bytes unless stated):
   weights          memory_allocated() after the model is built and the method applied
   frozen_weights / trainable_weights   bytes of frozen / trainable parameters (storages once)
   gradients        bytes of .grad after backward;  optimizer_states  bytes in optimizer.state
-  activations      memory_allocated() after forward − before forward (saved tensors + loss)
+  activations      memory_allocated() after forward − before forward (saved tensors + loss);
+                   on cpu and meta: the bytes of the storages autograd saved in the last
+                   step's forward (saved_tensors_hooks, each storage once, parameters left out)
   forward_peak / backward_peak / optimizer_peak    max_memory_allocated() within each phase
                    of a steady-state step (the last timed step)
   allocated_peak   max_memory_allocated() over the whole burst (first steps included)
@@ -39,6 +41,7 @@ import statistics
 import sys
 import tempfile
 import time
+import weakref
 import warnings
 
 warnings.filterwarnings("ignore")
@@ -166,7 +169,7 @@ def storage_bytes(tensors):
         if t is None:
             continue
         st = t.untyped_storage()
-        seen[st.data_ptr()] = st.nbytes()
+        seen[st._cdata] = st.nbytes()  # the storage object: shared storages count once, also on meta (no addresses)
     return sum(seen.values())
 
 
@@ -222,8 +225,25 @@ def run(burst, torch, device, saved):
             t0 = time.perf_counter()
         # The Trainer keeps only the loss: the logits tensor is dropped after forward.
         # "autocast": true runs forward as Trainer(bf16=True) does (accelerate's autocast).
-        with torch.autocast(device_type=device, dtype=torch.bfloat16, enabled=bool(burst.get("autocast"))):
+        # Off CUDA the last step's forward records what autograd saves (weak references, each
+        # storage once, parameters left out): the saved activations and logits.
+        packed = []
+
+        def pack(t):
+            packed.append(weakref.ref(t))
+            return t
+
+        with torch.autograd.graph.saved_tensors_hooks(pack if (i == last and not cuda) else (lambda t: t), lambda t: t), \
+                torch.autocast(device_type="cpu" if device == "meta" else device, dtype=torch.bfloat16, enabled=bool(burst.get("autocast"))):
             loss = model(input_ids=ids, labels=ids).loss
+        if i == last and not cuda:
+            params = {p.untyped_storage()._cdata for p in model.parameters()}
+            seen = {}
+            for ref in packed:
+                t = ref()
+                if t is not None and t.untyped_storage()._cdata not in params:
+                    seen[t.untyped_storage()._cdata] = t.untyped_storage().nbytes()
+            rec["activations"] = sum(seen.values())
         if i == last:
             mark("forward_peak")
             if cuda:
@@ -248,7 +268,7 @@ def run(burst, torch, device, saved):
             torch.cuda.synchronize()
             if i >= warmup:
                 times.append(start.elapsed_time(end))
-        elif i >= warmup:
+        elif i >= warmup and device == "cpu":
             times.append((time.perf_counter() - t0) * 1000)
         if i == warmup - 1:
             mark()
@@ -263,9 +283,10 @@ def run(burst, torch, device, saved):
         rec["reserved_peak"] = reserved[0]
         free, total = torch.cuda.mem_get_info()
         rec["outside_allocator"] = (total - free) - torch.cuda.memory_reserved()
-    rec["step_ms"] = statistics.median(times)
-    rec["step_ms_all"] = [round(t, 3) for t in times]
-    rec["tokens_per_second"] = b * s / (rec["step_ms"] / 1000)
+    if times:  # the meta device computes nothing: no time to report
+        rec["step_ms"] = statistics.median(times)
+        rec["step_ms_all"] = [round(t, 3) for t in times]
+        rec["tokens_per_second"] = b * s / (rec["step_ms"] / 1000)
     del opt, model, params, trainable, frozen
     return rec
 
