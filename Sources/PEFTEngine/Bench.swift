@@ -60,9 +60,10 @@ public enum EngineBench {
         }
         var perStep: [EnginePhase: Double] = [:]
         for (p, v) in t.phaseSeconds { perStep[p] = (v - (before[p] ?? 0)) / Double(max(1, steps)) }
+        let gemm = GEMMStats.snapshot()
         var result = BenchResult(config: config, method: method.name, batch: batch, seq: seq, steps: steps, stepMilliseconds: times,
-                           gemmShare: total > 0 ? GEMMStats.seconds / total : 0,
-                           gemmGFLOPs: GEMMStats.seconds > 0 ? GEMMStats.flops / GEMMStats.seconds / 1e9 : 0,
+                           gemmShare: total > 0 ? gemm.seconds / total : 0,
+                           gemmGFLOPs: gemm.seconds > 0 ? gemm.flops / gemm.seconds / 1e9 : 0,
                            peakBytes: t.ledger.peakTotal, peakByCategory: t.ledger.peak, phasePeaks: t.ledger.phasePeak,
                            losses: losses, blasCore: BLASInfo.coreName, threads: BLASInfo.threads)
         result.phaseSeconds = perStep

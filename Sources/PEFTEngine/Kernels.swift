@@ -9,7 +9,17 @@ public enum GEMMStats {
     nonisolated(unsafe) public static var flops = 0.0
     nonisolated(unsafe) public static var calls = 0
 
-    public static func reset() { seconds = 0; flops = 0; calls = 0 }
+    /// Both under ``blasLock``: trainers side by side (the tests) commit while another resets.
+    public static func reset() {
+        blasLock.lock()
+        defer { blasLock.unlock() }
+        seconds = 0; flops = 0; calls = 0
+    }
+    public static func snapshot() -> (seconds: Double, flops: Double, calls: Int) {
+        blasLock.lock()
+        defer { blasLock.unlock() }
+        return (seconds, flops, calls)
+    }
 }
 
 /// OpenBLAS's thread count is process-wide, and changing it while another thread's GEMM runs
@@ -46,7 +56,8 @@ struct GEMMTally {
 }
 
 /// ``sgemm`` counting into a caller's tally, for the bodies of ``parallelWorkers`` (which
-/// hold ``blasLock`` for them).
+/// hold ``blasLock`` for them). Inside such a body only this form may be called: the public
+/// one takes ``blasLock`` again and would wait forever.
 @inline(__always)
 func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
            a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,

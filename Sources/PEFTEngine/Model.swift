@@ -52,9 +52,11 @@ public enum EngineMethod: Equatable, Sendable {
     /// the named targets. Embeddings, norms and the output head stay fp32, as bitsandbytes
     /// quantises only the Linear layers inside the blocks.
     case qlora(rank: Int, alpha: Float, targets: Set<BlockLinear>, doubleQuant: Bool)
-    /// Bottleneck adapters (AdapterHub): h + up(ReLU(down(h) + b_down)) + b_up on a sublayer's
-    /// output before its residual addition, with down dim → dim / reduction. Pfeiffer
-    /// (`seq_bn`): after the feed-forward block; Houlsby (`double_seq_bn`): also after attention.
+    /// Bottleneck adapters at AdapterHub's placements: h + up(ReLU(down(h) + b_down)) + b_up on
+    /// a sublayer's output before its residual addition, with down dim → dim / reduction.
+    /// Pfeiffer (`seq_bn`): after the feed-forward block; Houlsby (`double_seq_bn`): also after
+    /// attention. ReLU for both (AdapterHub's `double_seq_bn` defaults to swish; the memory is
+    /// the same: the input and the bottleneck's activation are kept either way).
     case adapter(houlsby: Bool, reduction: Int)
     /// IA³: a learned vector scales each target's output, or, for a feed-forward target,
     /// its input (PEFT's IA3Config; Llama's default: wk, wv, w2 with w2 feed-forward).

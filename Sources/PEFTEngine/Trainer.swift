@@ -127,6 +127,7 @@ public final class Trainer: @unchecked Sendable {
                 let w = ledger.allocate(Float.self, count: count, category: .transient, zeroed: false)
                 for i in 0..<count { w[i] = uniform() * std }
                 params.setQuantized(name, NF4Tensor(w.pointer, count: count, doubleQuant: doubleQuant, ledger: ledger))
+                w.release()
                 continue
             }
             let entry = params.views[name]!

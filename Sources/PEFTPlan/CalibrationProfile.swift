@@ -112,12 +112,14 @@ public struct CalibrationProfile: Codable, Equatable, Sendable {
                 String(s.lowercased().map { $0.isLetter || $0.isNumber ? $0 : " " }).split(separator: " ").map(String.init)
             }
             let measured = Set(tokens(g))
-            for p in gpus {
-                // the model number (H100, 4090, A10G): the first part of the name with a digit
+            // the model number (H100, 4090, A10G): the first part of the name with a digit; it
+            // cannot tell an H100 PCIe from an SXM, which share one
+            let others = gpus.filter { p in
                 let key = tokens(p.name).first { $0.contains(where: \.isNumber) } ?? ""
-                if key.isEmpty || !measured.contains(key) {
-                    w.append("runtime profile \(name) was measured on \(g), not on \(p.name): its allocator and speed coefficients may not carry over")
-                }
+                return key.isEmpty || !measured.contains(key)
+            }
+            if !others.isEmpty {
+                w.append("runtime profile \(name) was measured on \(g), not on \(others.map(\.name).joined(separator: ", ")): its allocator and speed coefficients may not carry over")
             }
         }
         for (k, v) in Self.modelledVersions where environment[k] != nil && environment[k] != v {

@@ -139,8 +139,9 @@ public enum EngineMemoryModel {
     }
 
     /// One measured training step after a warm-up step (what `peft-plan bench` and a
-    /// calibration burst measure), with AdamW, `batch` × `seq` tokens; `workers`: the
-    /// engine's threads (attention's backward keeps one workspace per worker).
+    /// calibration burst measure), with AdamW, `batch` × `seq` tokens, a trainer built for
+    /// sequences of exactly `seq` (its RoPE tables' length); `workers`: the engine's threads
+    /// (attention's backward keeps one workspace per worker).
     public static func predict(_ c: Shape, method m: Method, batch b: Int, seq sIn: Int, checkpointing: Bool, workers: Int) -> Prediction {
         var r = Replay()
         let (trainable, frozenBytes) = parameters(c, m)

@@ -13,7 +13,14 @@ struct Calibrate: ParsableCommand {
             small shape) and sets the engine-cpu model's prediction beside the engine ledger's \
             measurement, category by category, with the phase that set each peak.
 
-            --backend torch runs bursts on PyTorch + Transformers + PEFT through the bundled             torch_bursts.py (python3, or $PEFT_PLAN_PYTHON) on --device cpu or cuda, and sets the             plan's prediction beside each (on the CPU: parameter, gradient and optimizer bytes; on             CUDA also activations with logits, the allocated and reserved peaks). --emit-script DIR             writes the script and its job for a machine without Swift; --compare results.json             reads such a run back (its job from --job, or results.job.json or job.json beside it).
+            --backend torch runs bursts on PyTorch + Transformers + PEFT through the bundled \
+            torch_bursts.py (python3, or $PEFT_PLAN_PYTHON) on --device cpu, meta or cuda, and sets \
+            the plan's prediction beside each: parameter, gradient and optimizer bytes and the \
+            activations with logits everywhere (what autograd saved, off CUDA), and on CUDA the \
+            allocated and reserved peaks. --emit-script DIR writes the script and its job for a \
+            machine without Swift; --compare results.json reads such a run back (its job from \
+            --job, or results.job.json or job.json beside it); --fit FILE then fits a calibration \
+            profile for plan --runtime FILE.
             """)
 
     @Option(help: "engine (the built-in CPU trainer) or torch (PyTorch + Transformers + PEFT).") var backend: String = "engine"
@@ -30,16 +37,21 @@ struct Calibrate: ParsableCommand {
 
     func run() throws {
         guard ["table", "json"].contains(format) else { throw PlanError.invalidOption(option: "--format", value: format, accepted: "table or json") }
-        if let compare { return try compareFile(compare) }
+        if let compare {
+            let ignored = [("--backend", backend != "engine"), ("--device", device != "cpu"), ("--emit-script", emitScript != nil),
+                           ("--model", model != "tiny"), ("--steps", steps != nil), ("--quick", quick)].filter(\.1).map(\.0)
+            if let first = ignored.first { throw PlanError.contradictoryOptions("\(first) does not apply to --compare (the results file says how they were run)") }
+            return try compareFile(compare)
+        }
         if job != nil || fit != nil { throw PlanError.contradictoryOptions("--job and --fit go with --compare") }
         if gpu != nil { throw PlanError.contradictoryOptions("--gpu goes with --compare and --fit") }
         guard ["engine", "torch"].contains(backend) else {
             throw PlanError.invalidOption(option: "--backend", value: backend, accepted: "engine or torch")
         }
-        if backend == "torch" { return try runTorch() }
-        if emitScript != nil || device != "cpu" { throw PlanError.contradictoryOptions("--emit-script and --device go with --backend torch") }
         let n = try PlanningOptions.integer(steps, "--steps", default: 2)
         guard (1...1000).contains(n) else { throw PlanError.invalidOption(option: "--steps", value: "\(n)", accepted: "an integer from 1 to 1000") }
+        if backend == "torch" { return try runTorch(steps: n) }
+        if emitScript != nil || device != "cpu" { throw PlanError.contradictoryOptions("--emit-script and --device go with --backend torch") }
         let config = try EngineModels.config(model)
         let bursts = EngineCalibration.matrix(config: config, quick: quick)
         for b in bursts {
@@ -60,10 +72,14 @@ struct Calibrate: ParsableCommand {
 
     // MARK: - PyTorch
 
-    func runTorch() throws {
+    func runTorch(steps n: Int) throws {
         guard ["cpu", "cuda", "meta"].contains(device) else { throw PlanError.invalidOption(option: "--device", value: device, accepted: "cpu, cuda or meta") }
         let data = try Presets.configData(model)
-        let jobObject = try TorchCalibration.job(model: model, configData: data, device: device, quick: quick)
+        var jobObject = try TorchCalibration.job(model: model, configData: data, device: device, quick: quick)
+        if steps != nil, var defaults = jobObject["defaults"] as? [String: Any] {
+            defaults["steps"] = n
+            jobObject["defaults"] = defaults
+        }
         if let dir = emitScript {
             let files: [URL]
             do { files = try TorchCalibration.emitScript(to: URL(fileURLWithPath: dir), job: jobObject) } catch let e as PlanError { throw e } catch {
@@ -82,7 +98,7 @@ struct Calibrate: ParsableCommand {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = [ProcessInfo.processInfo.environment["PEFT_PLAN_PYTHON"] ?? "python3", folder.appendingPathComponent("torch_bursts.py").path,
-                             folder.appendingPathComponent("job.json").path]
+                             folder.appendingPathComponent("job.json").path, folder.appendingPathComponent("results.partial.json").path]
         let out = Pipe()
         process.standardOutput = out
         do { try process.run() } catch {
@@ -129,7 +145,16 @@ struct Calibrate: ParsableCommand {
             gpuProfile = found[0]
         }
         var env: [String: String] = [:]
-        for (k, v) in results["environment"] as? [String: Any] ?? [:] { env[k] = "\(v)" }
+        for (k, v) in results["environment"] as? [String: Any] ?? [:] where !(v is NSNull) { env[k] = "\(v)" }
+        if let g = gpuProfile, let measuredOn = env["gpu"] {
+            let probe = CalibrationProfile(name: "", base: "hf-cuda", environment: ["gpu": measuredOn],
+                                           coefficients: .init(reservedOverAllocated: 1, outsideAllocatorBytes: 0, mfu: nil, activationScale: [:]),
+                                           fit: .init(fittedOn: [], heldOut: [], fitPeakError: 0, holdoutPeakError: nil, holdoutPeakErrorBase: nil,
+                                                      holdoutStepError: nil, holdoutStepErrorBase: nil))
+            if !probe.warnings(gpus: [g]).isEmpty {
+                FileHandle.standardError.write(Data("peft-plan: warning: the results were measured on \(measuredOn), --gpu names \(g.name): the MFU is fitted against \(g.name)'s peak\n".utf8))
+            }
+        }
         let name = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
         let result = try RuntimeFit.fit(RuntimeFit.bursts(results: results, job: job), base: .hfCUDA, environment: env, gpu: gpuProfile, name: name)
         do { try result.profile.encoded().write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
@@ -142,6 +167,7 @@ struct Calibrate: ParsableCommand {
         out += "  outside allocator    \(PlanOutput.gib(c.outsideAllocatorBytes)) (base \(PlanOutput.gib(b.outsideAllocatorBytes)))\n"
         out += c.mfu.map { String(format: "  MFU                  %.3f (base %.2f)\n", $0, b.mfu) } ?? "  MFU                  not fitted (give --gpu)\n"
         for (m, k) in c.activationScale.sorted(by: { $0.key < $1.key }) { out += String(format: "  activations × %.4f   %@\n", k, m) }
+        for m in result.unfittedScales { out += "  activations × 1      \(m) (the best scale ran to the bound of 0.5–2: its error is not in the activations)\n" }
         let width = (result.rows.map { $0.id.count + ($0.heldOut ? 11 : 0) }.max() ?? 5) + 1
         out += "\n  " + "burst".padding(toLength: width, withPad: " ", startingAt: 0) + "peak error base → fitted     step error base → fitted\n"
         for r in result.rows {

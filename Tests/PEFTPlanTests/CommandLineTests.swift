@@ -283,6 +283,7 @@ struct CommandLineTests {
         Bad(args: ["calibrate", "--job", "job.json"], mentions: "--job and --fit go with --compare"),
         Bad(args: ["calibrate", "--fit", "out.json"], mentions: "--job and --fit go with --compare"),
         Bad(args: ["calibrate", "--gpu", "H100 SXM"], mentions: "--gpu goes with"),
+        Bad(args: ["calibrate", "--compare", "results.json", "--device", "cuda"], mentions: "--device does not apply to --compare"),
         Bad(args: ["--model", "7b", "--runtime", "/nonexistent/profile.json"], mentions: "--runtime"),
         Bad(args: ["--model", "7b", "--runtime", "hf-rocm"], mentions: "calibration profile"),
         Bad(args: ["--model", "7b", "--runtime", writeConfig(#"{"model_type": "llama"}"#, name: "profile.json")], mentions: "written by `peft-plan calibrate --fit`"),
@@ -356,6 +357,16 @@ struct CommandLineTests {
         let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         let measured = try #require((j["burst"] as? [String: Any])?["measured"] as? [String: Int])
         if trainable > 0 { #expect(measured["trainable_weights"] == trainable * 4) }
+        // frozen bytes: the tiny model's 4 × 7 block Linears (4 × (4·256² + 3·256·688) values)
+        // in NF4 — with double quantisation 1 byte per 64 plus a scale per 256 blocks and an
+        // offset, else 4 bytes per 64 — beside embed, lm_head and norms in fp32
+        let linears = [256 * 256, 256 * 256, 256 * 256, 256 * 256, 688 * 256, 256 * 688, 688 * 256]
+        func nf4(_ dq: Bool) -> Int {
+            4 * linears.map { n in n / 2 + (dq ? n / 64 + 4 * ((n / 64 + 255) / 256) + 4 : 4 * (n / 64)) }.reduce(0, +)
+        }
+        let fp32 = 4 * (2 * 1000 * 256 + 256 + 4 * 2 * 256)
+        if args[1] == "qlora" { #expect(measured["frozen_weights"] == fp32 + nf4(!args.contains("--no-double-quant"))) }
+        if args[1] == "full" { #expect(measured["trainable_weights"] == fp32 + 4 * 4 * linears.reduce(0, +) && measured["frozen_weights"] == 0) }
         #expect((j["config"] as? [String: Any])?["method"] as? String == args[1])
         #expect((j["losses"] as? [Double])?.allSatisfy(\.isFinite) == true)
     }

@@ -27,7 +27,6 @@ struct EngineCalibrationTests {
     }
 
     @Test func everyBurstExact() {
-        var worstPeak = 0.0
         var count = 0
         for (i, burst) in Self.bursts {
             let r = EngineCalibration.run(burst, config: Self.configs[i], steps: 1)
@@ -35,10 +34,8 @@ struct EngineCalibrationTests {
                 #expect(r.predicted[k] == r.measured[k], "config \(i) \(burst.name): \(k) predicted \(r.predicted[k] ?? -1), measured \(r.measured[k] ?? -1)")
             }
             #expect(r.predictedPeakPhase == r.measuredPeakPhase, "config \(i) \(burst.name): peak phase")
-            worstPeak = max(worstPeak, abs(r.error("allocated_peak") ?? 1))
             count += 1
         }
         #expect(count >= 60)
-        #expect(worstPeak <= 0.01)
     }
 }

@@ -56,6 +56,7 @@ struct EngineNF4Tests {
                 // engine takes the nearest. Every difference must be that case, and rare.
                 let codes = absmax.map { UInt8($0) }
                 let scales = (r["absmax_scales"] as! [Double]).map(Float.init)
+                try #require(scales.count == t.absmaxScales!.count, "case \(k): \(t.absmaxScales!.count) scales vs \(scales.count)")
                 let offset = Float(r["offset"] as! Double)
                 #expect(abs(offset - t.offset) <= 1e-6 * offset, "case \(k): offset \(t.offset) vs \(offset)")
                 for g in 0..<scales.count {

@@ -31,8 +31,11 @@ struct TorchCalibrationTests {
         process.currentDirectoryURL = dir
         let out = Pipe()
         process.standardOutput = out
-        process.standardError = FileHandle.nullDevice
+        let errors = Pipe()
+        process.standardError = errors
         try process.run()
+        let reader = Thread { _ = errors.fileHandleForReading.readDataToEndOfFile() }   // drain, so the script never blocks
+        reader.start()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         try #require(process.terminationStatus == 0, "torch_bursts.py failed (pip install torch transformers peft)")
