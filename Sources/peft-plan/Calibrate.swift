@@ -297,7 +297,7 @@ struct Calibrate: ParsableCommand {
                                 ("precision", .string("fp32")), ("optimizer", .string("adamw"))])),
             ("runs", .array(runs)),
             ("summary", .object([("bursts", .int(results.count)), ("largest_peak_error", .double(s.worst)),
-                                 ("largest_peak_error_burst", .string(s.worstBurst)), ("exact_bursts", .int(s.exact))])),
+                                 ("largest_peak_error_burst", s.worst == 0 ? .null : .string(s.worstBurst)), ("exact_bursts", .int(s.exact))])),
         ]).render() + "\n"
     }
 }
