@@ -75,6 +75,13 @@ struct Calibrate: ParsableCommand {
     func runTorch(steps n: Int) throws {
         guard ["cpu", "cuda", "meta"].contains(device) else { throw PlanError.invalidOption(option: "--device", value: device, accepted: "cpu, cuda or meta") }
         let data = try Presets.configData(model)
+        if emitScript == nil && device == "cpu" {
+            // full fine-tuning in fp32 with AdamW holds 16 bytes per parameter before activations
+            let need = Double(try Presets.resolve(model).totalParams) * 16
+            guard need <= Double(ProcessInfo.processInfo.physicalMemory) * 0.7 else {
+                throw PlanError.invalidOption(option: "--model", value: model, accepted: "a model this machine can train on its CPU in fp32 (it needs over \(PlanOutput.gib(Int(need))); use --emit-script for a bigger machine, or --device meta)")
+            }
+        }
         var jobObject = try TorchCalibration.job(model: model, configData: data, device: device, quick: quick)
         if steps != nil, var defaults = jobObject["defaults"] as? [String: Any] {
             defaults["steps"] = n
@@ -215,17 +222,21 @@ struct Calibrate: ParsableCommand {
             out += "\n  component               predicted        measured     error\n"
             for k in TorchCalibration.components {
                 guard let p = r.predicted[k], let m = r.measured[k] else { continue }
-                let err = r.error(k).map { String(format: "%+.2f%%", $0 * 100) } ?? "n/a"
-                out += "  " + k.padding(toLength: 20, withPad: " ", startingAt: 0)
-                    + String(repeating: " ", count: max(0, 12 - "\(p)".count)) + "\(p)"
-                    + String(repeating: " ", count: max(0, 16 - "\(m)".count)) + "\(m)"
-                    + String(repeating: " ", count: max(0, 10 - err.count)) + err + "\n"
+                out += Self.componentRow(k, p, m, r.error(k).map { String(format: "%+.2f%%", $0 * 100) } ?? "n/a")
             }
         }
         out += "\nsummary: \(rows.count) bursts compared (\(rows.filter { $0.note != nil }.count) not like for like)"
         out += device == "cuda" ? String(format: "; largest relative error of the allocated peak %.2f%% (%@)\n", worst * 100, worstID)
             : "; off CUDA the allocator's peaks are not measured (parameters, gradients, optimizer states and saved activations are)\n"
         PeftPlan.emit(out)
+    }
+
+    /// One component's line of a side-by-side table.
+    static func componentRow(_ k: String, _ p: Int, _ m: Int, _ err: String) -> String {
+        "  " + k.padding(toLength: 20, withPad: " ", startingAt: 0)
+            + String(repeating: " ", count: max(0, 12 - "\(p)".count)) + "\(p)"
+            + String(repeating: " ", count: max(0, 16 - "\(m)".count)) + "\(m)"
+            + String(repeating: " ", count: max(0, 10 - err.count)) + err + "\n"
     }
 
     /// Progress on stderr: a redrawn line on a terminal, plain lines otherwise.
@@ -260,11 +271,7 @@ struct Calibrate: ParsableCommand {
             for k in engineComponents {
                 let p = r.predicted[k] ?? 0, m = r.measured[k] ?? 0
                 guard p != 0 || m != 0 else { continue }
-                let err = r.error(k).map { String(format: "%+.3f%%", $0 * 100) } ?? "n/a"
-                out += "  " + k.padding(toLength: 20, withPad: " ", startingAt: 0)
-                    + String(repeating: " ", count: max(0, 12 - "\(p)".count)) + "\(p)"
-                    + String(repeating: " ", count: max(0, 16 - "\(m)".count)) + "\(m)"
-                    + String(repeating: " ", count: max(0, 10 - err.count)) + err + "\n"
+                out += componentRow(k, p, m, r.error(k).map { String(format: "%+.3f%%", $0 * 100) } ?? "n/a")
             }
         }
         let s = summary(results)

@@ -284,6 +284,7 @@ struct CommandLineTests {
         Bad(args: ["calibrate", "--fit", "out.json"], mentions: "--job and --fit go with --compare"),
         Bad(args: ["calibrate", "--gpu", "H100 SXM"], mentions: "--gpu goes with"),
         Bad(args: ["calibrate", "--compare", "results.json", "--device", "cuda"], mentions: "--device does not apply to --compare"),
+        Bad(args: ["calibrate", "--backend", "torch", "--model", "70b"], mentions: "can train on its CPU"),
         Bad(args: ["--model", "7b", "--runtime", "/nonexistent/profile.json"], mentions: "--runtime"),
         Bad(args: ["--model", "7b", "--runtime", "hf-rocm"], mentions: "calibration profile"),
         Bad(args: ["--model", "7b", "--runtime", writeConfig(#"{"model_type": "llama"}"#, name: "profile.json")], mentions: "written by `peft-plan calibrate --fit`"),
