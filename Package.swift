@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "PEFTPlan", targets: ["PEFTPlan"]),
         .library(name: "PEFTEngine", targets: ["PEFTEngine"]),
         .library(name: "PEFTCalibration", targets: ["PEFTCalibration"]),
+        .library(name: "PEFTReport", targets: ["PEFTReport"]),
         .executable(name: "peft-plan", targets: ["peft-plan"]),
     ],
     dependencies: [
@@ -52,6 +53,21 @@ let package = Package(
             dependencies: ["PEFTPlan", "PEFTEngine"]
         ),
 
+        // MARK: - Reports
+
+        /// Cairo through a one-header shim; pkg-config supplies the paths.
+        .systemLibrary(
+            name: "CCairo",
+            pkgConfig: "cairo",
+            providers: [.apt(["libcairo2-dev"])]
+        ),
+
+        /// Charts and the budget-review document, drawn with Cairo (PDF, SVG, PNG).
+        .target(
+            name: "PEFTReport",
+            dependencies: ["PEFTPlan", "CCairo"]
+        ),
+
         // MARK: - The executable (thin: parsing and printing only)
 
         .executableTarget(
@@ -60,6 +76,7 @@ let package = Package(
                 "PEFTPlan",
                 "PEFTEngine",
                 "PEFTCalibration",
+                "PEFTReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -68,7 +85,7 @@ let package = Package(
 
         .testTarget(
             name: "PEFTPlanTests",
-            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration"],
+            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTReport"],
             resources: [.copy("Fixtures")]
         ),
     ]

@@ -20,7 +20,12 @@ command -v python3 >/dev/null 2>&1 || need_apt+=(python3)
 # The training engine links OpenBLAS, found through pkg-config.
 command -v pkg-config >/dev/null 2>&1 || need_apt+=(pkg-config)
 pkg-config --exists openblas 2>/dev/null || need_apt+=(libopenblas-dev)
+# Reports are drawn with Cairo (found through pkg-config) in DejaVu Sans.
+pkg-config --exists cairo 2>/dev/null || need_apt+=(libcairo2-dev)
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
 if [ "${1:-}" = "--test" ] && ! python3 -m pip --version >/dev/null 2>&1; then need_apt+=(python3-pip); fi
+# The report tests read PDFs back with poppler (page count, text).
+if [ "${1:-}" = "--test" ] && ! command -v pdfinfo >/dev/null 2>&1; then need_apt+=(poppler-utils); fi
 if [ ${#need_apt[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq

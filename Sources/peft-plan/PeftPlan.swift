@@ -17,7 +17,7 @@ struct PeftPlan: ParsableCommand {
               peft-plan bench --model tiny --method lora
               peft-plan calibrate --backend engine
             """,
-        subcommands: [Plan.self, Models.self, GPUs.self, Bench.self, Calibrate.self, BenchPlanner.self, BenchSearch.self, LedgerCheckCommand.self],
+        subcommands: [Plan.self, Models.self, GPUs.self, Bench.self, Calibrate.self, ReportCommand.self, BenchPlanner.self, BenchSearch.self, LedgerCheckCommand.self],
         defaultSubcommand: Plan.self)
 
     /// Errors become one line on stderr and a non-zero status; help goes to stdout.
