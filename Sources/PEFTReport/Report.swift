@@ -87,7 +87,7 @@ public enum Report {
 
     /// The document: the question and the recommendation, the memory chart, the numbers
     /// behind it, and the assumptions. PDF gets every page; SVG and PNG the chart.
-    public static func write(_ r: PlanResult, modelName: String, to path: String) throws {
+    public static func write(_ r: PlanResult, to path: String) throws {
         guard let format = CanvasFormat(path: path) else {
             throw PlanError.invalidOption(option: "--out", value: path, accepted: "a file ending in .pdf, .svg or .png")
         }

@@ -17,7 +17,7 @@ struct ReportCommand: ParsableCommand {
             throw PlanError.invalidOption(option: "--out", value: out, accepted: "a file ending in .pdf, .svg or .png")
         }
         let result = try Planner.plan(try options.request())
-        try Report.write(result, modelName: options.model, to: out)
+        try Report.write(result, to: out)
         FileHandle.standardError.write(Data("wrote \(out)\n".utf8))
     }
 }
