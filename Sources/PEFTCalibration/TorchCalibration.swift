@@ -94,6 +94,10 @@ public enum TorchCalibration {
         var t = TrainingOptions()
         t.batch = burst["batch"] as? Int ?? 1
         t.seq = burst["seq"] as? Int ?? 2048
+        guard (1...4096).contains(t.batch), (1...1_048_576).contains(t.seq) else {
+            throw PlanError.invalidOption(option: "--job", value: "\(burst["id"] ?? "?"): batch \(t.batch), seq \(t.seq)",
+                                          accepted: "bursts with a batch of 1–4096 and a sequence of 1–1,048,576 tokens")
+        }
         t.gradCheckpointing = burst["grad_checkpointing"] as? Bool ?? false
         if (burst["dtype"] as? String) == "fp32" { t.precision = .fp32 }
         guard let name = burst["method"] as? String, let method = Method(rawValue: name) else {

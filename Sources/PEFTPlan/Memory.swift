@@ -65,6 +65,9 @@ public struct PlanContext: Sendable {
     public let methodOptions: MethodOptions
     public internal(set) var training: TrainingOptions
     public let runtime: RuntimeProfile
+    /// The runtime's correction of saved activations and logits for this method (a fitted
+    /// calibration profile's; 1 otherwise), looked up once: `phases` is the planner's hot path.
+    let activationScale: Double
 
     // Persistent components (bytes).
     public private(set) var frozenWeights: Int
@@ -121,6 +124,7 @@ public struct PlanContext: Sendable {
         self.methodOptions = methodOptions
         self.training = training
         self.runtime = runtime
+        activationScale = runtime.activationScale[account.method.rawValue] ?? 1
         let method = account.method
         let p = training.precision
         if method == .prefix && training.gradCheckpointing {
@@ -281,9 +285,7 @@ public struct PlanContext: Sendable {
         let tokens = Double(batch) * Double(sq)
         let a = Double(training.precision.bytes)
         let v = Double(arch.vocabSize)
-        // A calibration profile's measured correction of the saved tensors for this method
-        // (1 for the built-in runtimes).
-        let k = runtime.activationScale[account.method.rawValue] ?? 1
+        let k = activationScale
         let preBytes = k * pre.bytes(batch: batch, sq: sq, skv: skv)
         let outer = preBytes + k * head.bytes(batch: batch, sq: sq, skv: skv)
         let blocks: Double

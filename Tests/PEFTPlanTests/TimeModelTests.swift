@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PEFTCalibration
 @testable import PEFTPlan
 
 /// Tokens per second peft-plan predicts for one configuration on one GPU.
@@ -97,19 +98,9 @@ struct MeasuredOnH100Tests {
         }
     }
 
+    /// The plan of a burst, read as `calibrate --compare` reads it.
     static func context(_ b: Burst) throws -> PlanContext {
-        let path = b.config["config_path"] as! String
-        let model = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
-        var o = MethodOptions()
-        if let r = b.config["r"] as? Int { o.loraR = r }
-        if let a = b.config["alpha"] as? Int { o.loraAlpha = a }
-        if (b.config["targets"] as? String) == "all-linear" { o.loraTargets = .allLinear }
-        var t = TrainingOptions()
-        t.batch = b.config["batch"] as! Int
-        t.seq = b.config["seq"] as! Int
-        t.gradCheckpointing = b.config["grad_checkpointing"] as? Bool ?? false
-        let method = Method(rawValue: b.config["method"] as! String)!
-        return try PlanContext(arch: Presets.resolve(model), method: method, methodOptions: o, training: t)
+        try TorchCalibration.context(b.config, runtime: .hfCUDA)
     }
 
     @Test func stepTime() throws {
