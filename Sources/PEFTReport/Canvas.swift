@@ -122,6 +122,68 @@ public final class Canvas {
         cairo_set_dash(cr, &pattern, 0, 0)
     }
 
+    /// A stroked outline of a rectangle.
+    public func stroke(_ x: Double, _ y: Double, _ w: Double, _ h: Double, _ c: Color, width: Double = 0.8) {
+        cairo_set_source_rgb(cr, c.r, c.g, c.b)
+        cairo_set_line_width(cr, width)
+        cairo_rectangle(cr, x, y, w, h)
+        cairo_stroke(cr)
+    }
+
+    /// A line through the points, optionally dashed.
+    public func polyline(_ points: [(Double, Double)], _ c: Color, width: Double = 1.4, dash: Bool = false) {
+        guard let first = points.first, points.count > 1 else { return }
+        cairo_set_source_rgb(cr, c.r, c.g, c.b)
+        cairo_set_line_width(cr, width)
+        var pattern: [Double] = [4, 3]
+        cairo_set_dash(cr, &pattern, dash ? 2 : 0, 0)
+        cairo_set_line_join(cr, CAIRO_LINE_JOIN_ROUND)
+        cairo_move_to(cr, first.0, first.1)
+        for p in points.dropFirst() { cairo_line_to(cr, p.0, p.1) }
+        cairo_stroke(cr)
+        cairo_set_dash(cr, &pattern, 0, 0)
+    }
+
+    /// Marker shapes, so that series differ by more than colour.
+    public enum Marker: CaseIterable, Sendable { case circle, square, diamond, triangle, down, cross, plus, ring }
+
+    /// A marker of `size` points centred on (x, y).
+    public func marker(_ m: Marker, _ x: Double, _ y: Double, _ c: Color, size: Double = 5) {
+        let r = size / 2
+        cairo_new_path(cr)   // no line from a text's end point to the marker
+        cairo_set_source_rgb(cr, c.r, c.g, c.b)
+        cairo_set_line_width(cr, 1.2)
+        switch m {
+        case .circle: cairo_arc(cr, x, y, r, 0, 2 * .pi); cairo_fill(cr)
+        case .ring: cairo_arc(cr, x, y, r, 0, 2 * .pi); cairo_stroke(cr)
+        case .square: cairo_rectangle(cr, x - r * 0.9, y - r * 0.9, r * 1.8, r * 1.8); cairo_fill(cr)
+        case .diamond:
+            cairo_move_to(cr, x, y - r * 1.2); cairo_line_to(cr, x + r * 1.2, y); cairo_line_to(cr, x, y + r * 1.2); cairo_line_to(cr, x - r * 1.2, y)
+            cairo_close_path(cr); cairo_fill(cr)
+        case .triangle:
+            cairo_move_to(cr, x, y - r * 1.2); cairo_line_to(cr, x + r * 1.1, y + r * 0.9); cairo_line_to(cr, x - r * 1.1, y + r * 0.9)
+            cairo_close_path(cr); cairo_fill(cr)
+        case .down:
+            cairo_move_to(cr, x, y + r * 1.2); cairo_line_to(cr, x + r * 1.1, y - r * 0.9); cairo_line_to(cr, x - r * 1.1, y - r * 0.9)
+            cairo_close_path(cr); cairo_fill(cr)
+        case .cross:
+            cairo_move_to(cr, x - r, y - r); cairo_line_to(cr, x + r, y + r); cairo_move_to(cr, x - r, y + r); cairo_line_to(cr, x + r, y - r)
+            cairo_stroke(cr)
+        case .plus:
+            cairo_move_to(cr, x - r * 1.2, y); cairo_line_to(cr, x + r * 1.2, y); cairo_move_to(cr, x, y - r * 1.2); cairo_line_to(cr, x, y + r * 1.2)
+            cairo_stroke(cr)
+        }
+    }
+
+    /// Limits drawing to a rectangle until `unclip()`.
+    public func clip(_ x: Double, _ y: Double, _ w: Double, _ h: Double) {
+        cairo_save(cr)
+        cairo_rectangle(cr, x, y, w, h)
+        cairo_clip(cr)
+    }
+
+    public func unclip() { cairo_restore(cr) }
+
     public enum Align { case left, center, right }
 
     /// Text with its baseline at `y`; returns its width.
@@ -135,6 +197,7 @@ public final class Canvas {
         cairo_set_source_rgb(cr, color.r, color.g, color.b)
         cairo_move_to(cr, x + dx, y)
         cairo_show_text(cr, s)
+        cairo_new_path(cr)
         return e.x_advance
     }
 

@@ -1,152 +1,283 @@
 import Foundation
 import PEFTPlan
 
-/// Axis ticks at 1, 2 or 5 × 10ᵏ, about `target` of them up to `maximum`.
-public func niceTicks(maximum: Double, target: Int = 6) -> [Double] {
-    guard maximum.isFinite, maximum > 0 else { return [0, 1] }
-    let raw = maximum / Double(max(target, 1))
-    let magnitude = pow(10, floor(log10(raw)))
-    let step = [1.0, 2.0, 5.0, 10.0].map { $0 * magnitude }.first { $0 >= raw } ?? 10 * magnitude
-    var ticks: [Double] = []
-    var v = 0.0
-    while v < maximum + step * 0.999 {
-        ticks.append(v)
-        v += step
-    }
-    return ticks
-}
+/// Text laid out down A4 pages: paragraphs wrapped to a width, tables, and a new page
+/// whenever the next line would run past the bottom margin.
+final class Pages {
+    let c: Canvas
+    var y: Double
+    let left = 50.0, width = 495.0, bottom = 800.0, top = 60.0
+    var page = 1
+    let footer: String
 
-/// The charts and the document of DESIGN.md §7, drawn from a plan.
-public enum Report {
-    static let gib = Double(1 << 30)
-
-    /// The memory components a bar stacks, in drawing order: only what is allocated at the
-    /// peak (`live_at_peak`), so a bar's height is exactly `device_total`.
-    static let components: [(String, @Sendable (MemoryBreakdown) -> Int)] = [
-        ("weights", { $0.frozenWeights + $0.trainableWeights + $0.masterWeights }),
-        ("gradients", { $0.live.contains(.gradients) ? $0.gradients : 0 }),
-        ("optimizer", { $0.optimizerStates - $0.pageableBytes }),
-        ("activations", { $0.live.contains(.saved) ? $0.activations : 0 }),
-        ("logits", { $0.live.contains(.saved) ? $0.logits : 0 }),
-        ("transient", { $0.transient }),
-        ("runtime", { $0.reservedPeak - $0.allocatedPeak + $0.runtimeOverhead }),
-    ]
-
-    /// Stacked memory bars per method with each GPU size as a dashed line, in the rectangle
-    /// (x, y, w, h) of `c`.
-    public static func memoryChart(_ r: PlanResult, on c: Canvas, x: Double, y: Double, w: Double, h: Double) {
-        let plans = r.plans
-        let capacities = Array(Set(r.request.gpus.map(\.memoryBytes))).sorted()
-        let top = max(plans.map { Double($0.memory.deviceTotal) }.max() ?? 1, Double(capacities.last ?? 1)) / gib * 1.08
-        let ticks = niceTicks(maximum: top)
-        let axisMax = ticks.last ?? top
-        let left = x + 46, bottom = y + h - 48, plotH = h - 82, plotW = w - 46 - 60
-        func yOf(_ g: Double) -> Double { bottom - g / axisMax * plotH }
-        c.text("Memory of one training step per method (GiB, device total)", x, y + 12, size: 11, bold: true)
-        for t in ticks {
-            c.line(left, yOf(t), left + plotW, yOf(t), .light, width: 0.5)
-            c.text(t.truncatingRemainder(dividingBy: 1) == 0 ? String(format: "%.0f", t) : String(format: "%.1f", t), left - 6, yOf(t) + 3, size: 8, align: .right)
-        }
-        c.line(left, bottom, left + plotW, bottom, .black, width: 0.8)
-        let slot = plotW / Double(max(plans.count, 1)), barW = min(46, slot * 0.6)
-        for (i, p) in plans.enumerated() {
-            let cx = left + slot * (Double(i) + 0.5)
-            var acc = 0.0
-            for (k, comp) in components.enumerated() {
-                let v = Double(max(0, comp.1(p.memory))) / gib
-                guard v > 0 else { continue }
-                c.fill(cx - barW / 2, yOf(acc + v), barW, yOf(acc) - yOf(acc + v), Canvas.Color.palette[k % Canvas.Color.palette.count])
-                acc += v
-            }
-            c.text(p.method.rawValue, cx, bottom + 12, size: 8, align: .center)
-            c.text(String(format: "%.1f", Double(p.memory.deviceTotal) / gib), cx, yOf(acc) - 3, size: 7, align: .center)
-        }
-        for cap in capacities {
-            let g = Double(cap) / gib
-            c.line(left, yOf(g), left + plotW, yOf(g), Canvas.Color(0xCC0000), width: 0.8, dash: true)
-            c.text(String(format: "%.0f GiB GPU", g), left + plotW + 4, yOf(g) + 3, size: 7, color: Canvas.Color(0xCC0000))
-        }
-        // legend: one row under the method names
-        var lx = left
-        for (k, comp) in components.enumerated() {
-            c.fill(lx, bottom + 26, 8, 8, Canvas.Color.palette[k % Canvas.Color.palette.count])
-            lx += 12 + c.text(comp.0, lx + 11, bottom + 33, size: 8) + 10
-        }
-        c.text("GiB", x, y + 30, size: 8, color: .grey)
+    init(_ c: Canvas, footer: String) {
+        self.c = c
+        self.footer = footer
+        y = top
     }
 
-    static func wrap(_ s: String, width: Int) -> [String] {
+    func newPage() {
+        c.text(footer + "  ·  page \(page)", left + width, 822, size: 7, align: .right, color: .grey)
+        c.newPage()
+        page += 1
+        y = top
+    }
+
+    /// Room for `h` points, or a new page.
+    func need(_ h: Double) { if y + h > bottom { newPage() } }
+
+    /// Words wrapped to `width` points at `size`.
+    func wrap(_ s: String, width: Double, size: Double, bold: Bool = false) -> [String] {
         var lines: [String] = [], line = ""
-        for word in s.split(separator: " ") {
-            if line.count + word.count + 1 > width, !line.isEmpty { lines.append(line); line = "" }
-            line += (line.isEmpty ? "" : " ") + word
+        for word in s.split(separator: " ", omittingEmptySubsequences: true) {
+            let candidate = line.isEmpty ? String(word) : line + " " + word
+            if !line.isEmpty && c.textWidth(candidate, size: size, bold: bold) > width {
+                lines.append(line)
+                line = String(word)
+            } else {
+                line = candidate
+            }
         }
         if !line.isEmpty { lines.append(line) }
         return lines
     }
 
-    /// The document: the question and the recommendation, the memory chart, the numbers
-    /// behind it, and the assumptions. PDF gets every page; SVG and PNG the chart.
-    public static func write(_ r: PlanResult, to path: String) throws {
+    func heading(_ s: String) {
+        need(40)
+        y += 8
+        c.text(s, left, y, size: 14, bold: true)
+        y += 20
+    }
+
+    func paragraph(_ s: String, size: Double = 9.5, indent: Double = 0, bullet: String? = nil, bold: Bool = false, color: Canvas.Color = .black) {
+        let lines = wrap(s, width: width - indent - (bullet == nil ? 0 : 10), size: size, bold: bold)
+        for (i, l) in lines.enumerated() {
+            need(size + 3)
+            if i == 0, let bullet { c.text(bullet, left + indent, y, size: size, color: color) }
+            c.text(l, left + indent + (bullet == nil ? 0 : 10), y, size: size, bold: bold, color: color)
+            y += size + 3.5
+        }
+    }
+
+    /// A table: column x offsets, right-aligned numeric columns, a bold header row.
+    func table(_ header: [String], _ rows: [[String]], xs: [Double], rightAligned: Set<Int> = [], size: Double = 8) {
+        need(size * 3)
+        func row(_ cells: [String], bold: Bool) {
+            need(size + 4)
+            for (i, cell) in cells.enumerated() where i < xs.count {
+                let right = rightAligned.contains(i)
+                let lastWidth = xs.count > 1 ? xs[xs.count - 1] - xs[xs.count - 2] : width
+                let x = right ? left + (i + 1 < xs.count ? xs[i + 1] - 8 : xs[i] + lastWidth - 8) : left + xs[i]
+                c.text(cell, x, y, size: size, bold: bold, align: right ? .right : .left)
+            }
+            y += size + 4
+        }
+        row(header, bold: true)
+        c.line(left, y - size - 1, left + width, y - size - 1, .light, width: 0.5)
+        for r in rows { row(r, bold: false) }
+        y += 6
+    }
+
+    /// Space for a chart of height `h` (a new page if it does not fit); returns its top.
+    func chart(_ h: Double) -> Double {
+        need(h)
+        let top = y
+        y += h
+        return top
+    }
+}
+
+/// The document of DESIGN.md §7, drawn from a plan: the question and the recommendation,
+/// the charts with the numbers behind them, the published claims checked, the assumptions
+/// and the sources of the hardware figures.
+public enum Report {
+    static let gib = Double(1 << 30)
+
+    static func gibs(_ b: Int) -> String { String(format: "%.2f", Double(b) / gib) }
+
+    /// A file size with three significant figures: 312 KiB, 12.5 MiB, 15.0 GiB.
+    static func fileSize(_ b: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var x = Double(b), u = 0
+        while x >= 1024 && u < units.count - 1 { x /= 1024; u += 1 }
+        return (x >= 100 || u == 0 ? String(format: "%.0f", x) : String(format: x >= 10 ? "%.1f" : "%.2f", x)) + " " + units[u]
+    }
+
+    /// The cheapest plan that fits, over every method and GPU of the request.
+    public static func recommendation(_ r: PlanResult) -> (method: Method, verdict: GPUVerdict)? {
+        r.plans.flatMap { p in p.verdicts.filter(\.fits).map { (p.method, $0) } }
+            .min { ($0.1.time.costUSD, $0.1.gpu.memoryBytes) < ($1.1.time.costUSD, $1.1.gpu.memoryBytes) }
+    }
+
+    /// The size of a chart drawn on its own (SVG or PNG), in points.
+    public static func size(of chart: ChartName, _ r: PlanResult) -> (Double, Double) {
+        switch chart {
+        case .summary: return (900, max(420, PlanCharts.fitHeight(r, compact: true) + 40))
+        case .memory: return (640, 400)
+        case .fit: return (640, PlanCharts.fitHeight(r, compact: false) + 20)
+        case .seq, .batch, .scaling: return (640, 420)
+        case .time: return (640, PlanCharts.timeHeight(r) + 20)
+        }
+    }
+
+    /// Draws one chart to fill a canvas.
+    public static func draw(_ chart: ChartName, _ r: PlanResult, on c: Canvas) {
+        let w = c.width - 32, h = c.height - 32
+        switch chart {
+        case .summary:
+            PlanCharts.memory(r, on: c, x: 16, y: 16, w: 520, h: min(h, 400))
+            PlanCharts.fitMatrix(r, on: c, x: 556, y: 16, w: c.width - 556 - 16, compact: true)
+        case .memory: PlanCharts.memory(r, on: c, x: 16, y: 16, w: w, h: h)
+        case .fit: PlanCharts.fitMatrix(r, on: c, x: 16, y: 16, w: w)
+        case .seq: PlanCharts.seqCurve(r, on: c, x: 16, y: 16, w: w, h: h)
+        case .batch: PlanCharts.batchCurve(r, on: c, x: 16, y: 16, w: w, h: h)
+        case .time: PlanCharts.timeCost(r, on: c, x: 16, y: 16, w: w)
+        case .scaling: PlanCharts.scaling(r, on: c, x: 16, y: 16, w: w, h: h)
+        }
+    }
+
+    /// Writes the report: every page to a PDF, or one chart (`chart`, default the summary
+    /// figure) to an SVG or PNG.
+    public static func write(_ r: PlanResult, to path: String, chart: ChartName? = nil, claims: [Claim] = []) throws {
         guard let format = CanvasFormat(path: path) else {
             throw PlanError.invalidOption(option: "--out", value: path, accepted: "a file ending in .pdf, .svg or .png")
         }
-        let (w, h) = format == .pdf ? (595.0, 842.0) : (640.0, 400.0)
-        let c = try Canvas(format: format, path: path, width: w, height: h)
         if format != .pdf {
-            memoryChart(r, on: c, x: 16, y: 16, w: w - 32, h: h - 32)
+            let name = chart ?? .summary
+            let (w, h) = size(of: name, r)
+            let c = try Canvas(format: format, path: path, width: w, height: h)
+            draw(name, r, on: c)
             return try c.finish()
         }
-        let t = r.request.training
-        // page 1: the question and the answer
-        c.text("Fine-tuning plan: \(r.request.arch.name)", 50, 80, size: 20, bold: true)
-        var y = 110.0
-        let question = "Which methods fit \(r.request.arch.name) (\(String(format: "%.2f", Double(r.request.arch.totalParams) / 1e9)) B parameters) "
-            + "at micro-batch \(t.batch) × \(t.seq) tokens, \(t.precision.rawValue), on " + r.request.gpus.map(\.name).joined(separator: ", ") + "?"
-        for l in wrap(question, width: 80) { c.text(l, 50, y, size: 11); y += 15 }
-        y += 15
-        c.text("Answer", 50, y, size: 14, bold: true)
-        y += 20
+        if chart != nil {
+            throw PlanError.contradictoryOptions("--chart picks one chart for an .svg or .png file; a PDF holds every chart")
+        }
+        let c = try Canvas(format: .pdf, path: path, width: 595, height: 842)
+        document(r, claims: claims, on: c)
+        try c.finish()
+    }
+
+    static func document(_ r: PlanResult, claims: [Claim], on c: Canvas) {
+        let t = r.request.training, a = r.request.arch
+        let pg = Pages(c, footer: "peft-plan · \(a.name)")
+        // Page 1: the question and the answer
+        c.text("Fine-tuning plan: \(a.name)", pg.left, 80, size: 20, bold: true)
+        pg.y = 108
+        let n = r.request.scale.gpus
+        let gpuWords = r.request.gpus.count > 6 ? "\(r.request.gpus.count) GPU types (\(PlanCharts.capacities(r).map(\.label).joined(separator: ", ")))" : r.request.gpus.map(\.name).joined(separator: ", ")
+        pg.paragraph("Question. Which fine-tuning methods fit \(a.name) (\(String(format: "%.2f", Double(a.totalParams) / 1e9)) B parameters) at micro-batch \(t.batch) × \(t.seq) tokens in \(t.precision.rawValue) with \(t.optimizer.rawValue)"
+            + (n > 1 ? " on \(n) GPUs (sharding \(r.request.scale.sharding.rawValue))" : "") + ", on \(gpuWords); how long does each take and what does it cost?", size: 11)
+        pg.y += 8
+        pg.heading("Recommendation")
+        if let best = recommendation(r) {
+            let v = best.verdict
+            pg.paragraph("\(best.method.rawValue) on \(v.gpu.name)\(n > 1 ? " × \(n)" : ""): " + String(format: "%.1f h, $%.0f", v.time.hours, v.time.costUSD)
+                + ", \(gibs(best.verdict.gpu.memoryBytes - v.headroomBytes)) of \(gibs(v.gpu.memoryBytes)) GiB used, micro-batch up to \(v.maxMicroBatch).", size: 11, bold: true)
+            pg.paragraph("The rule: the cheapest plan that fits, over every method and GPU asked about. peft-plan predicts memory, time and cost, not the quality of the fine-tuned model: "
+                + "when full fine-tuning or a larger adapter is needed for quality, read its line below.", size: 8.5, color: .grey)
+        } else {
+            pg.paragraph("No method fits any of these GPUs at this setting. See the advice in `peft-plan plan`, or plan with gradient checkpointing, QLoRA, a shorter sequence or more GPUs with sharding.", size: 11, bold: true)
+        }
+        pg.heading("Answer per method")
         for p in r.plans {
             let fits = p.verdicts.filter(\.fits)
-            let best = fits.min { $0.time.costUSD < $1.time.costUSD }
             var line = "\(p.method.rawValue): " + String(format: "%.2f GiB", Double(p.memory.deviceTotal) / gib)
-            if let best {
+            if let best = fits.min(by: { $0.time.costUSD < $1.time.costUSD }) {
                 line += " — fits \(fits.count) of \(p.verdicts.count) GPUs; cheapest \(best.gpu.name), " + String(format: "%.1f h, $%.0f", best.time.hours, best.time.costUSD)
             } else {
                 line += " — fits none of these GPUs"
             }
-            for l in wrap(line, width: 86) { c.text(l, 60, y, size: 10); y += 14 }
+            pg.paragraph(line, size: 9.5, indent: 10)
         }
-        c.text("Generated by peft-plan from the same plan as `peft-plan plan --format json`.", 50, 800, size: 8, color: .grey)
-        c.newPage()
-        // page 2: the chart
-        memoryChart(r, on: c, x: 40, y: 60, w: w - 80, h: 380)
-        c.newPage()
-        // page 3: the numbers
-        c.text("The numbers (GiB)", 50, 70, size: 14, bold: true)
-        let headers = ["method", "weights", "grads", "optim", "activ", "logits", "transnt", "device", "peak at"]
-        let xs = [50.0, 130, 185, 235, 285, 335, 385, 440, 495]
-        y = 95
-        for (i, hd) in headers.enumerated() { c.text(hd, xs[i], y, size: 9, bold: true) }
-        y += 14
-        for p in r.plans {
-            let m = p.memory
-            let values = [p.method.rawValue] + [m.frozenWeights + m.trainableWeights + m.masterWeights, m.gradients, m.optimizerStates, m.activations,
-                                                m.logits, m.transient, m.deviceTotal].map { String(format: "%.2f", Double($0) / gib) } + [m.peakPhase.rawValue]
-            for (i, v) in values.enumerated() { c.text(v, xs[i], y, size: 9) }
-            y += 13
+        for (m, why) in r.skipped { pg.paragraph("\(m.rawValue): left out — \(why)", size: 9, indent: 10, color: .grey) }
+        pg.y += 10
+        let summaryH = PlanCharts.fitHeight(r, compact: true)
+        if pg.y + summaryH <= pg.bottom { PlanCharts.fitMatrix(r, on: c, x: pg.left, y: pg.chart(summaryH), w: pg.width, compact: true) }
+        pg.newPage()
+
+        // Memory: the chart and the numbers
+        PlanCharts.memory(r, on: c, x: pg.left - 10, y: pg.chart(380), w: pg.width + 10, h: 380)
+        pg.heading("The numbers behind it (GiB)")
+        pg.table(["method", "weights", "grads", "optimizer", "activ.", "logits", "transient", "allocated", "device", "peak in"],
+                 r.plans.map { p in
+                     let m = p.memory
+                     return [p.method.rawValue] + [m.frozenWeights + m.trainableWeights + m.masterWeights, m.gradients, m.optimizerStates, m.activations,
+                                                   m.logits, m.transient, m.allocatedPeak, m.deviceTotal].map(gibs) + [m.peakPhase.rawValue]
+                 }, xs: [0, 62, 110, 158, 212, 256, 300, 350, 404, 452], rightAligned: Set(1...8))
+        pg.paragraph("Component sizes are each component's own peak; the bars stack only what is allocated at the step's peak (\"peak in\"), which sums to the device total with the allocator's cache and the CUDA context.",
+                     size: 7.5, color: .grey)
+        pg.heading("Parameters")
+        pg.table(["method", "trainable", "of all", "adapter file", "checkpointing"],
+                 r.plans.map { p in
+                     let pct = Double(p.account.trainableParams) / Double(max(1, p.account.totalParams)) * 100
+                     let file = p.method == .full ? p.account.totalParams * t.precision.bytes : p.account.adapterFileBytes
+                     return [p.method.rawValue, PlanOutput.params(p.account.trainableParams), String(format: pct < 0.1 ? "%.4f%%" : "%.2f%%", pct),
+                             fileSize(file), p.checkpointing ? "on" : "off"]
+                 }, xs: [0, 70, 160, 230, 330], rightAligned: [1, 2, 3])
+        pg.newPage()
+
+        // Fit matrix and the limits behind it
+        let fitH = PlanCharts.fitHeight(r, compact: false)
+        PlanCharts.fitMatrix(r, on: c, x: pg.left, y: pg.chart(fitH), w: pg.width)
+        pg.heading("Longest sequence at micro-batch \(t.batch) (tokens), per GPU size")
+        let sizes = PlanCharts.capacities(r)
+        let bySize: [(String, GPUProfile)] = sizes.compactMap { s in r.request.gpus.first { $0.memoryBytes == s.bytes }.map { (s.label, $0) } }
+        let shown = Array(bySize.prefix(6))
+        pg.table(["method"] + shown.map(\.0), r.plans.map { p in
+            [p.method.rawValue] + shown.map { _, g in p.verdicts.first { $0.gpu.name == g.name }.map { $0.maxSeq > 0 ? "\($0.maxSeq)" : "none" } ?? "" }
+        }, xs: [0] + shown.indices.map { 90 + Double($0) * 68 }, rightAligned: Set(1...max(1, shown.count)))
+        pg.newPage()
+
+        // Curves
+        PlanCharts.seqCurve(r, on: c, x: pg.left - 10, y: pg.chart(350), w: pg.width + 10, h: 350)
+        pg.y += 20
+        PlanCharts.batchCurve(r, on: c, x: pg.left - 10, y: pg.chart(350), w: pg.width + 10, h: 350)
+        pg.newPage()
+
+        // Time and cost
+        let timeH = PlanCharts.timeHeight(r)
+        PlanCharts.timeCost(r, on: c, x: pg.left - 10, y: pg.chart(timeH), w: pg.width + 10)
+        pg.heading("Cheapest fitting GPU per method")
+        pg.table(["method", "GPU", "tokens/s", "MFU", "hours", "GPU-hours", "$/GPU-h", "cost"], r.plans.map { p in
+            guard let v = p.verdicts.filter(\.fits).min(by: { $0.time.costUSD < $1.time.costUSD }) else { return [p.method.rawValue, "fits none", "", "", "", "", "", ""] }
+            let tm = v.time
+            return [p.method.rawValue, v.gpu.name, String(format: "%.0f", tm.tokensPerSecond), String(format: "%.2f", tm.mfuUsed), PlanOutput.hours(tm.hours),
+                    String(format: "%.1f", tm.gpuHours), String(format: "%.2f", tm.pricePerGPUHour), PlanOutput.dollars(tm.costUSD)]
+        }, xs: [0, 62, 170, 225, 265, 325, 385, 440], rightAligned: [2, 3, 4, 5, 6, 7])
+        if PlanCharts.isSharded(r) {
+            pg.newPage()
+            PlanCharts.scaling(r, on: c, x: pg.left - 10, y: pg.chart(420), w: pg.width + 10, h: 420)
         }
-        y += 20
-        c.text("Assumptions", 50, y, size: 14, bold: true)
-        y += 18
-        for n in r.notes {
-            for (j, l) in wrap(n, width: 95).enumerated() {
-                if y > 800 { c.newPage(); y = 60 }
-                c.text((j == 0 ? "• " : "  ") + l, 50, y, size: 8)
-                y += 11
+
+        // Claims
+        if !claims.isEmpty {
+            pg.newPage()
+            pg.heading("Published claims, checked")
+            pg.paragraph(Claims.conventions + " Each is computed by the same model as this plan (`peft-plan claims`).", size: 8, color: .grey)
+            pg.y += 4
+            for (i, cl) in claims.enumerated() {
+                pg.need(60)
+                pg.paragraph("\(i + 1). \"\(cl.claim)\" — \(cl.source)", size: 9, bold: true)
+                pg.paragraph("Verdict: \(cl.verdict.rawValue)\(cl.phrase)", size: 9, indent: 12,
+                             color: cl.verdict == .holds ? Canvas.Color(0x006B4F) : (cl.verdict == .doesNotHold ? Canvas.Color(0xA33D00) : Canvas.Color(0x7A5200)))
+                pg.paragraph("peft-plan: \(cl.computed).", size: 8.5, indent: 12)
+                pg.paragraph("Assuming \(cl.assumptions).", size: 7.5, indent: 12, color: .grey)
+                pg.y += 4
             }
         }
-        try c.finish()
+
+        // Assumptions and sources
+        pg.newPage()
+        pg.heading("Assumptions")
+        pg.paragraph("Every figure in this document comes from the same plan as `peft-plan plan --format json` with these options.", size: 8, color: .grey)
+        for note in r.notes { pg.paragraph(note, size: 8, bullet: "•") }
+        pg.heading("Hardware figures and their sources")
+        for g in PlanCharts.gpuRows(r) {
+            let bf16 = g.denseTflops["bf16"].map { String(format: "%.0f", $0) } ?? "—"
+            pg.paragraph("\(g.name) (\(g.formFactor)): \(g.nominalMemoryGB) GB \(g.memoryType), " + String(format: "%.0f GB/s", g.memoryBandwidthBytesPerSecond / 1e9)
+                + ", \(bf16) dense bf16 TFLOP/s, \(g.interconnect.name); " + String(format: "$%.2f/GPU-hour", g.price.usdPerHour)
+                + " (\(g.price.date), \(g.price.source)). Source: \(g.source).", size: 7.5, bullet: "•")
+        }
+        c.text(pg.footer + "  ·  page \(pg.page)", pg.left + pg.width, 822, size: 7, align: .right, color: .grey)
     }
 }

@@ -3,6 +3,7 @@ import Foundation
 import PEFTCalibration
 import PEFTEngine
 import PEFTPlan
+import PEFTReport
 
 struct Calibrate: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,9 +35,23 @@ struct Calibrate: ParsableCommand {
     @Option(parsing: .unconditional, help: "Measured steps per burst, after one warm-up step (default 2).") var steps: String?
     @Flag(help: "One small shape (2 × 32 tokens) instead of four: a check in seconds.") var quick = false
     @Option(help: "table|json") var format: String = "table"
+    @Option(help: "Also write the comparison as a document: .pdf (parity plot, residuals per component, every burst), or one chart as .svg or .png.") var report: String?
+    @Option(help: "With --report FILE.svg|.png: parity (default) or residuals.") var chart: String?
 
     func run() throws {
         guard ["table", "json"].contains(format) else { throw PlanError.invalidOption(option: "--format", value: format, accepted: "table or json") }
+        if let report {
+            guard let f = CanvasFormat(path: report) else { throw PlanError.invalidOption(option: "--report", value: report, accepted: "a file ending in .pdf, .svg or .png") }
+            if let chart {
+                guard CalibrationReport.Chart(rawValue: chart.lowercased()) != nil else {
+                    throw PlanError.invalidOption(option: "--chart", value: chart, accepted: "parity or residuals")
+                }
+                if f == .pdf { throw PlanError.contradictoryOptions("--chart picks one chart for an .svg or .png file; a PDF holds every chart") }
+            }
+            if fit != nil || emitScript != nil { throw PlanError.contradictoryOptions("--report goes with a calibration that compares (not with --fit or --emit-script)") }
+        } else if chart != nil {
+            throw PlanError.contradictoryOptions("--chart goes with --report")
+        }
         if let compare {
             let ignored = [("--backend", backend != "engine"), ("--device", device != "cpu"), ("--emit-script", emitScript != nil),
                            ("--model", model != "tiny"), ("--steps", steps != nil), ("--quick", quick)].filter(\.1).map(\.0)
@@ -67,7 +82,9 @@ struct Calibrate: ParsableCommand {
             results.append(EngineCalibration.run(b, config: config, steps: n))
         }
         progress.done()
-        PeftPlan.emit(format == "json" ? Self.json(results, config: config) : Self.table(results, config: config))
+        let json = Self.json(results, config: config)
+        try writeReport(json, title: "Calibration: engine-cpu against the CPU engine (\(model))")
+        PeftPlan.emit(format == "json" ? json : Self.table(results, config: config))
     }
 
     // MARK: - PyTorch
@@ -195,25 +212,9 @@ struct Calibrate: ParsableCommand {
         let runtime = device == "meta" ? "hf-meta" : "hf-cuda"
         var worst = 0.0, worstID = ""
         for r in rows where r.note == nil { if let e = r.error("allocated_peak").map(abs), e >= worst { worst = e; worstID = r.id } }
-        if format == "json" {
-            let runs: [JSONValue] = rows.map { r in
-                .object([("id", .string(r.id)),
-                         ("predicted", .object(TorchCalibration.components.compactMap { k in r.predicted[k].map { (k, .int($0)) } })),
-                         ("measured", .object(TorchCalibration.components.compactMap { k in r.measured[k].map { (k, .int($0)) } })),
-                         ("error", .object(TorchCalibration.components.compactMap { k in r.error(k).map { (k, .double($0)) } })),
-                         ("peak_phase", .object([("predicted", .string(r.predictedPeakPhase)), ("measured", r.measuredPeakPhase.map(JSONValue.string) ?? .null)])),
-                         ("tokens_per_second", r.tokensPerSecond.map(JSONValue.double) ?? .null),
-                         ("note", r.note.map(JSONValue.string) ?? .null)])
-            }
-            let environment: [(String, JSONValue)] = env.keys.sorted().map { k in
-                (k, (env[k] as? String).map(JSONValue.string) ?? (env[k] as? Int).map(JSONValue.int) ?? .string("\(env[k]!)"))
-            }
-            PeftPlan.emit(JSONValue.object([("backend", .string("torch")), ("runtime", .string(runtime)), ("environment", .object(environment)),
-                                            ("runs", .array(runs)),
-                                            ("summary", .object([("bursts", .int(rows.count)),
-                                                                 ("largest_peak_error", device == "cuda" ? .double(worst) : .null)]))]).render() + "\n")
-            return
-        }
+        let json = Self.torchJSON(rows, env: env, runtime: runtime, device: device, worst: worst)
+        try writeReport(json, title: "Calibration: \(runtime) against PyTorch on " + ((env["gpu"] as? String) ?? device))
+        if format == "json" { return PeftPlan.emit(json) }
         var out = "calibration: torch backend on \(device), \(runtime) model; " + ["torch", "transformers", "peft", "bitsandbytes", "gpu"].compactMap { k in env[k].map { "\(k) \($0)" } }.joined(separator: ", ") + "\n"
         for r in rows {
             out += "\n\(r.id): peak phase predicted \(r.predictedPeakPhase), measured \(r.measuredPeakPhase ?? "n/a")"
@@ -229,6 +230,35 @@ struct Calibrate: ParsableCommand {
         out += device == "cuda" ? String(format: "; largest relative error of the allocated peak %.2f%% (%@)\n", worst * 100, worstID)
             : "; off CUDA the allocator's peaks are not measured (parameters, gradients, optimizer states and saved activations are)\n"
         PeftPlan.emit(out)
+    }
+
+    static func torchJSON(_ rows: [TorchCalibration.Comparison], env: [String: Any], runtime: String, device: String, worst: Double) -> String {
+        let runs: [JSONValue] = rows.map { r in
+            .object([("id", .string(r.id)),
+                     ("predicted", .object(TorchCalibration.components.compactMap { k in r.predicted[k].map { (k, .int($0)) } })),
+                     ("measured", .object(TorchCalibration.components.compactMap { k in r.measured[k].map { (k, .int($0)) } })),
+                     ("error", .object(TorchCalibration.components.compactMap { k in r.error(k).map { (k, .double($0)) } })),
+                     ("peak_phase", .object([("predicted", .string(r.predictedPeakPhase)), ("measured", r.measuredPeakPhase.map(JSONValue.string) ?? .null)])),
+                     ("tokens_per_second", r.tokensPerSecond.map(JSONValue.double) ?? .null),
+                     ("note", r.note.map(JSONValue.string) ?? .null)])
+        }
+        let environment: [(String, JSONValue)] = env.keys.sorted().map { k in
+            (k, (env[k] as? String).map(JSONValue.string) ?? (env[k] as? Int).map(JSONValue.int) ?? .string("\(env[k]!)"))
+        }
+        return JSONValue.object([("backend", .string("torch")), ("runtime", .string(runtime)), ("environment", .object(environment)),
+                                        ("runs", .array(runs)),
+                                        ("summary", .object([("bursts", .int(rows.count)),
+                                                             ("largest_peak_error", device == "cuda" ? .double(worst) : .null)]))]).render() + "\n"
+    }
+
+    /// Writes --report from the comparison's JSON, when asked.
+    func writeReport(_ json: String, title: String) throws {
+        guard let report else { return }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], let data = CalibrationData(json: object) else {
+            throw PlanError.invalidOption(option: "--report", value: report, accepted: "a comparison that produced results")
+        }
+        try CalibrationReport.write(data, title: title, to: report, chart: chart.flatMap { CalibrationReport.Chart(rawValue: $0.lowercased()) })
+        FileHandle.standardError.write(Data("wrote \(report)\n".utf8))
     }
 
     /// One component's line of a side-by-side table.

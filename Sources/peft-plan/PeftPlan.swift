@@ -16,8 +16,10 @@ struct PeftPlan: ParsableCommand {
               peft-plan plan --model 70b --gpu 80GB --cheapest
               peft-plan bench --model tiny --method lora
               peft-plan calibrate --backend engine
+              peft-plan report --model 8b --gpu 24GB --out plan.pdf
+              peft-plan claims        (published claims, checked)
             """,
-        subcommands: [Plan.self, Models.self, GPUs.self, Bench.self, Calibrate.self, ReportCommand.self, BenchPlanner.self, BenchSearch.self, LedgerCheckCommand.self],
+        subcommands: [Plan.self, Models.self, GPUs.self, Bench.self, Calibrate.self, ReportCommand.self, ClaimsCommand.self, BenchPlanner.self, BenchSearch.self, LedgerCheckCommand.self],
         defaultSubcommand: Plan.self)
 
     /// Errors become one line on stderr and a non-zero status; help goes to stdout.
