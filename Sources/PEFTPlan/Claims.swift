@@ -59,8 +59,10 @@ public enum Claims {
     static func total(_ ctx: PlanContext) -> Int { ctx.deviceTotal(batch: ctx.training.batch, seq: ctx.training.seq) }
 
     /// The longest sequence (to the model's limit) that fits `capacity` at the context's batch.
-    static func longest(_ ctx: PlanContext, capacity: Int) -> Int {
-        Planner.largest(upTo: Planner.seqSearchLimit(ctx.arch)) { ctx.deviceTotal(batch: ctx.training.batch, seq: $0) <= capacity }
+    static func longest(_ ctx: PlanContext, capacity: Int) -> String {
+        let limit = Planner.seqSearchLimit(ctx.arch)
+        let n = Planner.largest(upTo: limit) { ctx.deviceTotal(batch: ctx.training.batch, seq: $0) <= capacity }
+        return "\(n) tokens" + (n == limit ? " (the model's position limit; memory allows more)" : "")
     }
 
     static func percent(_ a: ParameterAccount) -> Double { Double(a.trainableParams) / Double(a.totalParams) * 100 }
@@ -154,7 +156,7 @@ public enum Claims {
             id: "qlora-65b-48gb", claim: "QLoRA fine-tunes a 65B model on one 48 GB GPU",
             source: "Dettmers et al. 2023, QLoRA, abstract",
             computed: "\(gb(t65)) with 32-bit AdamW, \(gb(t65Paged)) with paged 8-bit AdamW, against the \(card48.nominalMemoryGB) GB (GiB) of \(card48.name); "
-                + "the longest sequence that fits at micro-batch 1: \(longest(v5 == .holds ? ctx65 : ctx65Paged, capacity: card48.memoryBytes)) tokens",
+                + "the longest sequence that fits at micro-batch 1: \(longest(v5 == .holds ? ctx65 : ctx65Paged, capacity: card48.memoryBytes))",
             assumptions: "llama-65b; QLoRA NF4 with double quantisation, r=64 on every linear layer (the paper's setting), bf16 compute, gradient checkpointing, micro-batch 1 × 512 tokens; hf-cuda runtime",
             verdict: v5, condition: v5 == .holdsOnlyIf ? "the optimizer states are paged (paged 8-bit AdamW, whose states may move to host memory; with 32-bit AdamW on the GPU it needs \(gb(t65)))" : nil,
             figures: [("adamw_bytes", Double(t65)), ("paged_adamw_8bit_bytes", Double(t65Paged)), ("capacity_bytes", Double(card48.memoryBytes))]))
@@ -167,7 +169,7 @@ public enum Claims {
         out.append(Claim(
             id: "qlora-7b-16gb", claim: "QLoRA fine-tunes a 7B model on a 16 GB GPU",
             source: "common figure after the QLoRA paper",
-            computed: "\(gb(t7)) at micro-batch 1 × 2048 tokens against the \(card16.nominalMemoryGB) GB (GiB) of \(card16.name); the longest sequence that fits at micro-batch 1: \(longest(ctx7, capacity: card16.memoryBytes)) tokens",
+            computed: "\(gb(t7)) at micro-batch 1 × 2048 tokens against the \(card16.nominalMemoryGB) GB (GiB) of \(card16.name); the longest sequence that fits at micro-batch 1: \(longest(ctx7, capacity: card16.memoryBytes))",
             assumptions: "llama-2-7b; QLoRA NF4 with double quantisation, r=8 on PEFT's default targets (q_proj, v_proj), AdamW, gradient checkpointing; hf-cuda runtime",
             verdict: t7 <= card16.memoryBytes ? .holds : .doesNotHold, condition: nil,
             figures: [("bytes", Double(t7)), ("capacity_bytes", Double(card16.memoryBytes))]))

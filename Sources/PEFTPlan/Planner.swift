@@ -129,7 +129,10 @@ public enum Planner {
             }
             plans.append(plan)
         }
-        return PlanResult(request: request, plans: plans, skipped: skipped, notes: notes(request))
+        // the assumptions speak of the methods planned, not of those left out
+        var planned = request
+        if !skipped.isEmpty { planned.methods = plans.map(\.method) }
+        return PlanResult(request: request, plans: plans, skipped: skipped, notes: notes(planned))
     }
 
     /// The verdict for one GPU: fit on `device_total`, and the searched limits.
@@ -231,7 +234,9 @@ public enum Planner {
             n.append("--seq \(t.seq) is beyond the model's max_position_embeddings (\(r.arch.maxPositions)): training there needs RoPE scaling")
         }
         n.append("memory per GPU for one micro-batch of \(t.batch) × \(t.seq) tokens; fit verdicts compare device_total (reserved + outside the allocator) with the card's capacity")
-        n.append("precision \(t.precision.rawValue): \(precisionNote(t.precision)); optimizer \(t.optimizer.rawValue)")
+        let zeroKeepsFP32 = (r.scale.sharding.zeroStage ?? 0) > 0 && (t.precision == .bf16 || t.precision == .fp16)
+        n.append("precision \(t.precision.rawValue): " + (zeroKeepsFP32 ? "16-bit weights and gradients; fp32 master weights and optimizer states (DeepSpeed ZeRO keeps them)" : precisionNote(t.precision))
+                 + "; optimizer \(t.optimizer.rawValue)")
         if !r.arch.supportsSDPA && t.attention == .sdpa {
             n.append("\(r.arch.family.rawValue) has no sdpa in Transformers v5: eager attention (s² scores kept) is used")
         }

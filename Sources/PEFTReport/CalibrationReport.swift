@@ -62,6 +62,19 @@ public struct CalibrationData: Sendable {
 public enum CalibrationReport {
     public enum Chart: String, CaseIterable, Sendable { case parity, residuals }
 
+    /// Short component names for narrow columns and axis labels.
+    static let abbreviations = ["frozen_weights": "frozen w.", "trainable_weights": "trainable w.", "gradients": "gradients", "optimizer_states": "optim. st.",
+                                "activations": "activations", "activation_gradients": "act. grads", "logits": "logits", "transient": "transient",
+                                "allocated_peak": "alloc. peak", "reserved_peak": "resv. peak"]
+
+    static func shortName(_ k: String) -> String { abbreviations[k] ?? String(k.replacingOccurrences(of: "_", with: " ").prefix(11)) }
+
+    /// A signed percentage with a true minus sign.
+    static func percent(_ e: Double, _ digits: Int = 3) -> String {
+        let s = String(format: "%+.\(digits)f%%", e * 100)
+        return s.hasPrefix("-") ? "−" + s.dropFirst() : s
+    }
+
     static let colors = [0x0072B2, 0xE69F00, 0x009E73, 0xCC79A7, 0x56B4E9, 0xD55E00, 0x000000, 0x999999, 0xF0E442, 0x6A3D9A].map(Canvas.Color.init)
 
     static func style(_ d: CalibrationData, _ k: String) -> (Canvas.Color, Canvas.Marker) {
@@ -120,10 +133,10 @@ public enum CalibrationReport {
                 let dx = (Double(j % 9) - 4) / 4 * slot * 0.3
                 c.marker(st.1, cx + dx, p.py((q.predicted / q.measured - 1) * 100), st.0, size: 4)
             }
-            let worst = here.map { abs($0.predicted / $0.measured - 1) * 100 }.max() ?? 0
-            let name = k.replacingOccurrences(of: "_", with: " ")
-            c.text(name, cx, p.y + p.h + 12, size: 7, align: .center)
-            c.text("worst " + (worst == 0 ? "0" : String(format: worst < 0.01 ? "%.1e%%" : "%.2f%%", worst)), cx, p.y + p.h + 22, size: 6.5, align: .center, color: .grey)
+            let errors = here.map { $0.predicted / $0.measured - 1 }
+            let worst = errors.max { abs($0) < abs($1) } ?? 0
+            c.text(shortName(k), cx, p.y + p.h + 12, size: 7, align: .center)
+            c.text("worst " + (worst == 0 ? "0" : percent(worst)), cx, p.y + p.h + 22, size: 6.5, align: .center, color: .grey)
         }
     }
 
@@ -143,7 +156,7 @@ public enum CalibrationReport {
         }
         if chart != nil { throw PlanError.contradictoryOptions("--chart picks one chart for an .svg or .png file; a PDF holds every chart") }
         let c = try Canvas(format: .pdf, path: path, width: 595, height: 842)
-        let pg = Pages(c, footer: "peft-plan · calibration")
+        let pg = Pages(c, footer: "peft-plan · " + title.replacingOccurrences(of: "Calibration: ", with: "calibration: "))
         pg.y = 80
         for line in pg.wrap(title, width: pg.width, size: 17, bold: true) {
             c.text(line, pg.left, pg.y, size: 17, bold: true)
@@ -163,25 +176,29 @@ public enum CalibrationReport {
             let worstRun = here[e.firstIndex { $0 == worst } ?? 0].run
             let sorted = e.map(abs).sorted()
             return [k.replacingOccurrences(of: "_", with: " "), "\(here.count)", "\(e.filter { $0 == 0 }.count)",
-                    String(format: "%.3f%%", sorted[sorted.count / 2] * 100), String(format: "%+.3f%%", worst * 100), worst == 0 ? "—" : worstRun]
+                    String(format: "%.3f%%", sorted[sorted.count / 2] * 100), percent(worst), worst == 0 ? "—" : worstRun]
         }, xs: [0, 115, 160, 200, 280, 350], rightAligned: [1, 2, 3, 4])
         pg.y += 6
         parity(d, on: c, x: pg.left - 10, y: pg.chart(420), w: pg.width + 10, h: 420)
         pg.newPage()
         residuals(d, on: c, x: pg.left - 10, y: pg.chart(330), w: pg.width + 10, h: 330)
         pg.heading("Every burst (error per component)")
-        let shown = d.components.filter { k in pts.contains { $0.component == k } }.prefix(7)
-        let xs = [0.0] + shown.indices.map { 145 + Double($0) * 50 }
-        let abbreviations = ["frozen_weights": "frozen w.", "trainable_weights": "trainable w.", "gradients": "gradients", "optimizer_states": "optim. st.",
-                             "activations": "activations", "activation_gradients": "act. grads", "allocated_peak": "alloc. peak", "reserved_peak": "resv. peak"]
-        pg.table(["burst"] + shown.map { abbreviations[$0] ?? String($0.prefix(11)) },
-                 d.runs.filter { $0.note == nil }.map { r in
-                     [r.id] + shown.map { k in
-                         guard let p = r.predicted[k], let m = r.measured[k], m > 0 else { return "" }
-                         let e = (p / m - 1) * 100
-                         return p == m ? "exact" : (abs(e) < 0.0005 ? "< 0.001%" : String(format: "%+.3f%%", e))
-                     }
-                 }, xs: xs, rightAligned: Set(1...max(1, shown.count)), size: 7)
+        let shown = d.components.filter { k in pts.contains { $0.component == k } }
+        let like = d.runs.filter { $0.note == nil }
+        if like.allSatisfy({ r in shown.allSatisfy { k in r.predicted[k] == r.measured[k] } }) {
+            pg.paragraph("All \(like.count) bursts: every component (\(shown.map(shortName).joined(separator: ", "))) predicted exactly, to the byte.", size: 9)
+        } else {
+            let step = min(58.0, (pg.width - 140) / Double(max(shown.count, 1)))
+            let xs = [0.0] + shown.indices.map { 140 + Double($0) * step }
+            pg.table(["burst"] + shown.map(shortName), like.map { r in
+                [r.id] + shown.map { k in
+                    guard let p = r.predicted[k], let m = r.measured[k], m > 0 else { return "—" }
+                    let e = p / m - 1
+                    return p == m ? "exact" : (abs(e) < 0.000005 ? "< 0.001%" : percent(e))
+                }
+            }, xs: xs, rightAligned: Set(1...max(1, shown.count)), size: shown.count > 7 ? 6.5 : 7)
+            pg.paragraph("—: the component is not in that burst (full fine-tuning freezes no weights).", size: 7, color: .grey)
+        }
         if !notLike.isEmpty {
             pg.heading("Not like for like (not charted)")
             for r in notLike { pg.paragraph("\(r.id): \(r.note ?? "")", size: 8, bullet: "•") }

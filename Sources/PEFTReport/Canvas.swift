@@ -100,7 +100,7 @@ public final class Canvas {
     public struct Color: Sendable {
         public var r, g, b: Double
         public init(_ hex: UInt32) { r = Double(hex >> 16 & 0xFF) / 255; g = Double(hex >> 8 & 0xFF) / 255; b = Double(hex & 0xFF) / 255 }
-        public static let black = Color(0x000000), grey = Color(0x888888), light = Color(0xDDDDDD)
+        public static let black = Color(0x000000), grey = Color(0x666666), light = Color(0xDDDDDD)
         /// Okabe & Ito's colour-blind-safe palette (2008).
         public static let palette = [0xE69F00, 0x56B4E9, 0x009E73, 0xF0E442, 0x0072B2, 0xD55E00, 0xCC79A7, 0x999999].map(Color.init)
     }

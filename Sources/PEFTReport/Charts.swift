@@ -28,6 +28,13 @@ public func logTicks(_ lo: Double, _ hi: Double, most: Int = 9) -> [Double] {
     return []
 }
 
+/// A log axis range that starts and ends on a 1-2-5 tick around [lo, hi].
+func logRange(_ lo: Double, _ hi: Double) -> (Double, Double) {
+    let steps = (-12...15).flatMap { k in [1.0, 2, 5].map { $0 * pow(10, Double(k)) } }
+    let a = steps.last { $0 <= lo } ?? lo, b = steps.first { $0 >= hi } ?? hi
+    return (a, b > a ? b : a * 10)
+}
+
 /// A figure formatted with as few digits as keep it readable: 0.42, 3.1, 27, 1,200.
 func short(_ v: Double) -> String {
     let a = abs(v)

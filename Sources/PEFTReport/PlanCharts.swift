@@ -124,10 +124,10 @@ public enum PlanCharts {
                 let gibs = Double(v.fits ? v.headroomBytes : v.shortfallBytes) / gib
                 let main = f == .blocked ? "no bf16" : (v.fits ? "+" : "−") + short(gibs)
                 if compact {
-                    c.text(main, cx + cellW / 2, ry + rowH / 2 + 2.5, size: 6.5, align: .center, color: col.text)
+                    c.text(main, cx + cellW / 2, ry + rowH / 2 + 2.7, size: 7, align: .center, color: col.text)
                 } else {
-                    c.text(main + (f == .blocked ? "" : " GiB"), cx + cellW / 2, ry + 9.5, size: 7, align: .center, color: col.text)
-                    if v.fits { c.text("batch ≤ \(v.maxMicroBatch)", cx + cellW / 2, ry + 18, size: 6, align: .center, color: col.text) }
+                    c.text(main + (f == .blocked ? "" : " GiB"), cx + cellW / 2, ry + 9.5, size: 7.5, align: .center, color: col.text)
+                    if v.fits { c.text("batch ≤ \(v.maxMicroBatch)", cx + cellW / 2, ry + 18.5, size: 6.5, align: .center, color: col.text) }
                 }
             }
         }
@@ -190,7 +190,7 @@ public enum PlanCharts {
         let ticks = niceTicks(maximum: ceiling)
         let title = sweep == .seq ? "Memory against sequence length (micro-batch \(t.batch))" : "Memory against micro-batch (\(t.seq) tokens)"
         c.text(title, x, y + 11, size: 11, bold: true)
-        let lo = Double(xs.first ?? 1), hi = Double(xs.last ?? 2)
+        let lo = Double(xs.first ?? 1) / 1.25, hi = Double(xs.last ?? 2) * 1.25
         let p = Plot(c, x: x + 40, y: y + 34, w: w - 40 - 56, h: h - 34 - 62, xKind: .log, xRange: (lo, max(hi, lo * 2)),
                      yKind: .linear, yRange: (0, ticks.last ?? ceiling))
         let xTicks = xs.filter { $0 & ($0 - 1) == 0 }.map { (Double($0), $0 >= 1024 ? "\($0 / 1024)k" : "\($0)") }
@@ -210,7 +210,22 @@ public enum PlanCharts {
         if all > ceiling { c.text("lines leave the chart above \(short(ticks.last ?? ceiling)) GiB", p.x + p.w, p.y - 6, size: 6.5, align: .right, color: .grey) }
         let items = series.map { LegendItem(key: .marker(methodStyle($0.0.method).marker, methodStyle($0.0.method).color), label: $0.0.method.rawValue) }
             + [LegendItem(key: .line(capacityColor, dashed: true), label: "GPU memory")]
-        legend(items, on: c, x: p.x, y: p.y + p.h + 40, width: w - 40)
+        let used = legend(items, on: c, x: p.x, y: p.y + p.h + 40, width: w - 40)
+        // lines that lie on top of each other are named, so no method seems missing
+        var groups: [[String]] = []
+        var seen = Set<Int>()
+        for (i, a) in series.enumerated() where !seen.contains(i) {
+            var g = [a.0.method.rawValue]
+            for (j, b) in series.enumerated() where j > i && !seen.contains(j) && a.1.count == b.1.count
+                && zip(a.1, b.1).allSatisfy({ abs($0.1 - $1.1) <= 0.005 * max($0.1, $1.1, 1e-9) }) {
+                g.append(b.0.method.rawValue)
+                seen.insert(j)
+            }
+            if g.count > 1 { groups.append(g) }
+        }
+        if !groups.isEmpty {
+            c.text("Coinciding lines (within 0.5%): " + groups.map { $0.joined(separator: " = ") }.joined(separator: "; "), p.x, p.y + p.h + 46 + used, size: 7, color: .grey)
+        }
     }
 
     public static func seqCurve(_ r: PlanResult, on c: Canvas, x: Double, y: Double, w: Double, h: Double) {
@@ -224,7 +239,7 @@ public enum PlanCharts {
     // MARK: - Time and cost
 
     /// Height the time and cost chart needs.
-    public static func timeHeight(_ r: PlanResult) -> Double { Double(gpuRows(r).count) * 15 + 110 }
+    public static func timeHeight(_ r: PlanResult) -> Double { max(Double(gpuRows(r).count) * 20, 140) + 110 }
 
     /// Hours and dollars of the whole run per GPU (rows) and method (markers), for the
     /// methods that fit; log scales, since they span orders of magnitude.
@@ -233,12 +248,12 @@ public enum PlanCharts {
         let title = "Time and cost of the run per GPU type" + (n > 1 ? " (× \(n) GPUs)" : "")
         c.text(title, x, y + 11, size: 11, bold: true)
         let labelW = min(110, rows.map { c.textWidth($0.name, size: 7.5) }.max() ?? 60) + 8
-        let rowH = 15.0, top = y + 40, plotH = Double(rows.count) * rowH
+        let plotH = max(Double(rows.count) * 20, 140), rowH = plotH / Double(max(rows.count, 1)), top = y + 40
         let panelW = (w - labelW - 24) / 2
         let fitting = r.plans.flatMap { p in p.verdicts.filter(\.fits).map { (p.method, $0) } }
         func panel(_ k: Int, _ value: (GPUVerdict) -> Double, _ title: String, _ label: (Double) -> String) {
             let vals = fitting.map { value($0.1) }.filter { $0 > 0 && $0.isFinite }
-            let lo = max((vals.min() ?? 1) / 1.5, 1e-3), hi = max((vals.max() ?? 10) * 1.5, lo * 10)
+            let (lo, hi) = logRange(max((vals.min() ?? 1) / 1.3, 1e-3), max((vals.max() ?? 10) * 1.3, 1e-2))
             let px0 = x + labelW + Double(k) * (panelW + 24)
             let p = Plot(c, x: px0, y: top, w: panelW, h: plotH, xKind: .log, xRange: (lo, hi), yKind: .linear, yRange: (0, Double(rows.count)))
             p.axes(xTicks: logTicks(lo, hi, most: 6).map { ($0, label($0)) }, yTicks: [], xTitle: title + " (log scale)", yTitle: "")
@@ -251,14 +266,17 @@ public enum PlanCharts {
                 // methods sharing a value stay visible: each keeps its own small vertical offset
                 for (m, v) in here {
                     let st = methodStyle(m), j = Double(r.plans.firstIndex { $0.method == m } ?? 0)
-                    c.marker(st.marker, p.px(value(v)), ry + (j - Double(r.plans.count - 1) / 2) * 1.5, st.color, size: 5)
+                    c.marker(st.marker, p.px(value(v)), ry + (j - Double(r.plans.count - 1) / 2) * min(2.2, rowH * 0.7 / Double(max(r.plans.count, 1))), st.color, size: 5)
                 }
             }
         }
         panel(0, { $0.time.hours }, "hours", { short($0) + " h" })
         panel(1, { $0.time.costUSD }, "US dollars", { "$" + short($0) })
-        let items = r.plans.map { LegendItem(key: .marker(methodStyle($0.method).marker, methodStyle($0.method).color), label: $0.method.rawValue) }
-        legend(items, on: c, x: x + labelW, y: top + plotH + 40, width: w - labelW)
+        let items = r.plans.filter { p in fitting.contains { $0.0 == p.method } }
+            .map { LegendItem(key: .marker(methodStyle($0.method).marker, methodStyle($0.method).color), label: $0.method.rawValue) }
+        let used = legend(items, on: c, x: x + labelW, y: top + plotH + 40, width: w - labelW)
+        c.text("One row per GPU type; methods sit slightly apart so that equal values stay visible.",
+               x + labelW, top + plotH + 46 + used, size: 7, color: .grey)
     }
 
     // MARK: - Scaling
@@ -295,15 +313,21 @@ public enum PlanCharts {
         }
         c.text("Time and cost against the number of GPUs (\(r.request.scale.sharding.rawValue))", x, y + 11, size: 11, bold: true)
         let panelW = (w - 40 - 30) / 2, top = y + 34, plotH = h - 34 - 100
-        let lo = Double(counts.first ?? 1), hi = Double(max(counts.last ?? 2, 2))
+        let lo = Double(counts.first ?? 1) / 1.3, hi = Double(max(counts.last ?? 2, 2)) * 1.3
+        let perNode = r.request.runtime.gpusPerNode
         func panel(_ k: Int, _ pick: ((Double, Double, Double)) -> Double, _ title: String, _ label: (Double) -> String) {
             let vals = series.flatMap { $0.2.map(pick) }.filter { $0 > 0 }
-            let vlo = max((vals.min() ?? 1) / 1.5, 1e-3), vhi = max((vals.max() ?? 10) * 1.5, vlo * 10)
+            let (vlo, vhi) = logRange(max((vals.min() ?? 1) / 1.2, 1e-3), max((vals.max() ?? 10) * 1.2, 1e-2))
             let p = Plot(c, x: x + 40 + Double(k) * (panelW + 30), y: top, w: panelW, h: plotH, xKind: .log, xRange: (lo, hi), yKind: .log, yRange: (vlo, vhi))
             p.axes(xTicks: counts.filter { $0 & ($0 - 1) == 0 }.map { (Double($0), "\($0)") }, yTicks: logTicks(vlo, vhi, most: 7).map { ($0, label($0)) },
                    xTitle: "GPUs (log scale)", yTitle: title)
             let n = Double(r.request.scale.gpus)
             c.line(p.px(n), p.y, p.px(n), p.y + p.h, .grey, width: 0.8, dash: true)
+            if Double(perNode) < hi / 1.3 {
+                let nx = p.px(Double(perNode) * 1.4)
+                c.line(nx, p.y, nx, p.y + p.h, Canvas.Color(0xB0B0B0), width: 0.6)
+                c.text("more than one node →", nx + 3, p.y + 10, size: 6.5, color: .grey)
+            }
             for s in series {
                 let st = methodStyle(s.0)
                 c.polyline(s.2.map { (p.px($0.0), p.py(pick($0))) }, st.color)
@@ -316,5 +340,7 @@ public enum PlanCharts {
         let used = legend(items, on: c, x: x + 40, y: top + plotH + 42, width: w - 40)
         c.text("Missing points: the method does not fit that many GPUs of that type. The dashed line marks the requested count.",
                x + 40, top + plotH + 48 + used, size: 7, color: .grey)
+        c.text("Past \(perNode) GPUs per node the collectives cross the network (\(Int(r.request.runtime.networkBytesPerSecondPerGPU / 1e9)) GB/s per GPU, runtime \(r.request.runtime.name)), which can make more GPUs slower.",
+               x + 40, top + plotH + 60 + used, size: 7, color: .grey)
     }
 }

@@ -60,21 +60,28 @@ final class Pages {
     }
 
     /// A table: column x offsets, right-aligned numeric columns, a bold header row.
-    func table(_ header: [String], _ rows: [[String]], xs: [Double], rightAligned: Set<Int> = [], size: Double = 8) {
+    /// A table; `dim(row, column)` greys a cell out. The header repeats on every page.
+    func table(_ header: [String], _ rows: [[String]], xs: [Double], rightAligned: Set<Int> = [], size: Double = 8,
+               dim: (Int, Int) -> Bool = { _, _ in false }) {
         need(size * 3)
-        func row(_ cells: [String], bold: Bool) {
-            need(size + 4)
+        func row(_ cells: [String], bold: Bool, index: Int) {
             for (i, cell) in cells.enumerated() where i < xs.count {
                 let right = rightAligned.contains(i)
                 let lastWidth = xs.count > 1 ? xs[xs.count - 1] - xs[xs.count - 2] : width
                 let x = right ? left + (i + 1 < xs.count ? xs[i + 1] - 8 : xs[i] + lastWidth - 8) : left + xs[i]
-                c.text(cell, x, y, size: size, bold: bold, align: right ? .right : .left)
+                c.text(cell, x, y, size: size, bold: bold, align: right ? .right : .left, color: index >= 0 && dim(index, i) ? Canvas.Color(0x9A9A9A) : .black)
             }
             y += size + 4
         }
-        row(header, bold: true)
-        c.line(left, y - size - 1, left + width, y - size - 1, .light, width: 0.5)
-        for r in rows { row(r, bold: false) }
+        func headerRow() {
+            row(header, bold: true, index: -1)
+            c.line(left, y - size - 1, left + width, y - size - 1, .light, width: 0.5)
+        }
+        headerRow()
+        for (k, r) in rows.enumerated() {
+            if y + size + 4 > bottom { newPage(); headerRow() }
+            row(r, bold: false, index: k)
+        }
         y += 6
     }
 
@@ -94,6 +101,9 @@ public enum Report {
     static let gib = Double(1 << 30)
 
     static func gibs(_ b: Int) -> String { String(format: "%.2f", Double(b) / gib) }
+
+    /// Dollars with cents below $100, so that close plans do not read as ties.
+    static func money(_ d: Double) -> String { d < 100 ? String(format: "$%.2f", d) : String(format: "$%.0f", d) }
 
     /// A file size with three significant figures: 312 KiB, 12.5 MiB, 15.0 GiB.
     static func fileSize(_ b: Int) -> String {
@@ -171,9 +181,19 @@ public enum Report {
         pg.heading("Recommendation")
         if let best = recommendation(r) {
             let v = best.verdict
-            pg.paragraph("\(best.method.rawValue) on \(v.gpu.name)\(n > 1 ? " × \(n)" : ""): " + String(format: "%.1f h, $%.0f", v.time.hours, v.time.costUSD)
+            pg.paragraph("\(best.method.rawValue) on \(v.gpu.name)\(n > 1 ? " × \(n)" : ""): " + String(format: "%.1f h, ", v.time.hours) + money(v.time.costUSD)
                 + ", \(gibs(best.verdict.gpu.memoryBytes - v.headroomBytes)) of \(gibs(v.gpu.memoryBytes)) GiB used, micro-batch up to \(v.maxMicroBatch).", size: 11, bold: true)
-            pg.paragraph("The rule: the cheapest plan that fits, over every method and GPU asked about. peft-plan predicts memory, time and cost, not the quality of the fine-tuned model: "
+            // the best plan on each GPU size, for a question asked about smaller cards
+            let sizes = PlanCharts.capacities(r)
+            if sizes.count > 1 {
+                for s in sizes {
+                    let here = r.plans.flatMap { p in p.verdicts.filter { $0.fits && $0.gpu.memoryBytes == s.bytes }.map { (p.method, $0) } }
+                    let line = here.min { ($0.1.time.costUSD, $0.1.headroomBytes) < ($1.1.time.costUSD, $1.1.headroomBytes) }
+                        .map { "\($0.0.rawValue) on \($0.1.gpu.name), " + String(format: "%.1f h, ", $0.1.time.hours) + money($0.1.time.costUSD) } ?? "no method fits"
+                    pg.paragraph("On \(s.label) cards: \(line)", size: 9.5, indent: 10)
+                }
+            }
+            pg.paragraph("The rule: the cheapest plan that fits, over every method and GPU type asked about (ties: the one with more memory to spare). peft-plan predicts memory, time and cost, not the quality of the fine-tuned model: "
                 + "when full fine-tuning or a larger adapter is needed for quality, read its line below.", size: 8.5, color: .grey)
         } else {
             pg.paragraph("No method fits any of these GPUs at this setting. See the advice in `peft-plan plan`, or plan with gradient checkpointing, QLoRA, a shorter sequence or more GPUs with sharding.", size: 11, bold: true)
@@ -183,9 +203,9 @@ public enum Report {
             let fits = p.verdicts.filter(\.fits)
             var line = "\(p.method.rawValue): " + String(format: "%.2f GiB", Double(p.memory.deviceTotal) / gib)
             if let best = fits.min(by: { $0.time.costUSD < $1.time.costUSD }) {
-                line += " — fits \(fits.count) of \(p.verdicts.count) GPUs; cheapest \(best.gpu.name), " + String(format: "%.1f h, $%.0f", best.time.hours, best.time.costUSD)
+                line += " — fits \(fits.count) of \(p.verdicts.count) GPU types; cheapest \(best.gpu.name), " + String(format: "%.1f h, ", best.time.hours) + money(best.time.costUSD)
             } else {
-                line += " — fits none of these GPUs"
+                line += " — fits none of these GPU types"
             }
             pg.paragraph(line, size: 9.5, indent: 10)
         }
@@ -203,8 +223,11 @@ public enum Report {
                      let m = p.memory
                      return [p.method.rawValue] + [m.frozenWeights + m.trainableWeights + m.masterWeights, m.gradients, m.optimizerStates, m.activations,
                                                    m.logits, m.transient, m.allocatedPeak, m.deviceTotal].map(gibs) + [m.peakPhase.rawValue]
-                 }, xs: [0, 62, 110, 158, 212, 256, 300, 350, 404, 452], rightAligned: Set(1...8))
-        pg.paragraph("Component sizes are each component's own peak; the bars stack only what is allocated at the step's peak (\"peak in\"), which sums to the device total with the allocator's cache and the CUDA context.",
+                 }, xs: [0, 62, 110, 158, 212, 256, 300, 350, 404, 452], rightAligned: Set(1...8), dim: { row, col in
+                     let m = r.plans[row].memory
+                     return (col == 2 && !m.live.contains(.gradients)) || ((col == 4 || col == 5) && !m.live.contains(.saved))
+                 })
+        pg.paragraph("Each column is that component's own size. Grey: not allocated at the step's peak (\"peak in\"), so not in the bar. The bar stacks what is: weights, optimizer states, the live ones among gradients, activations and logits, transient buffers, and the allocator's cache with the CUDA context, adding up to the device total.",
                      size: 7.5, color: .grey)
         pg.heading("Parameters")
         pg.table(["method", "trainable", "of all", "adapter file", "checkpointing"],
@@ -238,12 +261,13 @@ public enum Report {
         let timeH = PlanCharts.timeHeight(r)
         PlanCharts.timeCost(r, on: c, x: pg.left - 10, y: pg.chart(timeH), w: pg.width + 10)
         pg.heading("Cheapest fitting GPU per method")
-        pg.table(["method", "GPU", "tokens/s", "MFU", "hours", "GPU-hours", "$/GPU-h", "cost"], r.plans.map { p in
+        pg.table(["method", "GPU", "tokens/s", "MFU set", "hours", "GPU-hours", "$/GPU-h", "cost"], r.plans.map { p in
             guard let v = p.verdicts.filter(\.fits).min(by: { $0.time.costUSD < $1.time.costUSD }) else { return [p.method.rawValue, "fits none", "", "", "", "", "", ""] }
             let tm = v.time
             return [p.method.rawValue, v.gpu.name, String(format: "%.0f", tm.tokensPerSecond), String(format: "%.2f", tm.mfuUsed), PlanOutput.hours(tm.hours),
                     String(format: "%.1f", tm.gpuHours), String(format: "%.2f", tm.pricePerGPUHour), PlanOutput.dollars(tm.costUSD)]
-        }, xs: [0, 62, 170, 225, 265, 325, 385, 440], rightAligned: [2, 3, 4, 5, 6, 7])
+        }, xs: [0, 62, 160, 215, 270, 325, 385, 440], rightAligned: [2, 3, 4, 5, 6, 7])
+        pg.paragraph("MFU set: the fraction of the GPU's dense 16-bit peak the time model assumes for the matmuls (runtime profile or --mfu); checkpointing's recompute is counted as extra work, not as a lower MFU.", size: 7.5, color: .grey)
         if PlanCharts.isSharded(r) {
             pg.newPage()
             PlanCharts.scaling(r, on: c, x: pg.left - 10, y: pg.chart(420), w: pg.width + 10, h: 420)

@@ -159,7 +159,7 @@ struct ReportTests {
         for component in ["allocated_peak", "reserved_peak", "activations"] {
             let errors = runs.filter { $0["note"] is NSNull }.compactMap { ($0["error"] as? [String: Any])?[component] as? Double }
             let worst = try #require(errors.max { abs($0) < abs($1) })
-            let figure = String(format: "%+.3f%%", worst * 100)
+            let figure = String(format: "%+.3f%%", worst * 100).replacingOccurrences(of: "-", with: "−")
             let row = component.replacingOccurrences(of: "_", with: " ")
             #expect(text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.contains { $0.hasPrefix(row) && $0.contains(figure) }, "no '\(row) … \(figure)' row")
         }
