@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // MARK: - The pure model
@@ -68,10 +69,11 @@ let package = Package(
             dependencies: ["PEFTPlan", "CCairo"]
         ),
 
-        // MARK: - The executable (thin: parsing and printing only)
+        // MARK: - The command line (parsing and printing only) and its executables
 
-        .executableTarget(
-            name: "peft-plan",
+        /// The commands, as a library so that the fuzz target and the tests reach the parser.
+        .target(
+            name: "PEFTCommands",
             dependencies: [
                 "PEFTPlan",
                 "PEFTEngine",
@@ -81,11 +83,24 @@ let package = Package(
             ]
         ),
 
+        .executableTarget(
+            name: "peft-plan",
+            dependencies: ["PEFTCommands"]
+        ),
+
+        /// libFuzzer target over the readers and the parser (scripts/fuzz.sh builds it with
+        /// --sanitize fuzzer; a plain build links an empty program).
+        .executableTarget(
+            name: "peft-plan-fuzz",
+            dependencies: ["PEFTCommands"]
+        ),
+
         // MARK: - Tests
 
         .testTarget(
             name: "PEFTPlanTests",
-            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTReport"],
+            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTReport", "PEFTCommands",
+                           .product(name: "PropertyBased", package: "swift-property-based")],
             resources: [.copy("Fixtures")]
         ),
     ]

@@ -82,6 +82,11 @@ public struct CalibrationProfile: Codable, Equatable, Sendable {
               (attributes[.size] as? Int ?? Int.max) <= 16 << 20, let data = FileManager.default.contents(atPath: path) else {
             throw PlanError.invalidOption(option: "--runtime", value: path, accepted: "hf-cuda, hf-meta or a readable calibration profile (JSON, at most 16 MiB)")
         }
+        return try parse(data: data, path: path)
+    }
+
+    /// Decodes and checks a profile's bytes; `path` names it in errors.
+    public static func parse(data: Data, path: String) throws -> CalibrationProfile {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
         guard let p = try? d.decode(CalibrationProfile.self, from: data), p.format == format else {

@@ -66,6 +66,11 @@ public enum HardwareCatalog {
         guard let data = try? ConfigReader.smallFile(path) else {
             throw PlanError.invalidHardwareProfile(path: path, reason: "not a readable JSON file of at most \(ConfigReader.fileSizeLimit >> 20) MiB")
         }
+        return try parse(data: data, path: path)
+    }
+
+    /// Decodes and checks a profile's bytes; `path` names it in errors.
+    public static func parse(data: Data, path: String) throws -> GPUProfile {
         let p: GPUProfile
         do {
             p = try JSONDecoder().decode(GPUProfile.self, from: data)

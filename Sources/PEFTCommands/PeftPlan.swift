@@ -2,7 +2,31 @@ import ArgumentParser
 import Foundation
 import PEFTPlan
 
-@main
+/// The command line, as a library: `peft-plan`'s main calls ``CommandLineTool/main()``;
+/// the fuzz target and the tests reach the parser through ``CommandLineTool/check(_:)``.
+public enum CommandLineTool {
+    /// Runs the tool on the process's arguments and exits.
+    public static func main() -> Never {
+        PeftPlan.main()
+        exit(0)
+    }
+
+    /// Parses `arguments` as the tool would and, for the planning commands (plan, report),
+    /// builds the request and plans it, without printing or writing anything. Throws the
+    /// error the tool would report; never traps.
+    public static func check(_ arguments: [String]) throws {
+        let command = try PeftPlan.parseAsRoot(arguments)
+        if let plan = command as? Plan {
+            let request = try plan.options.request()
+            _ = try plan.options.outputFormat()
+            if plan.cheapest || plan.serve != nil || plan.emit != nil { return }
+            _ = try Planner.plan(request)
+        } else if let report = command as? ReportCommand {
+            _ = try Planner.plan(try report.options.request())
+        }
+    }
+}
+
 struct PeftPlan: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peft-plan",

@@ -1,0 +1,3 @@
+import PEFTCommands
+
+CommandLineTool.main()
