@@ -92,7 +92,12 @@ public enum EngineCalibration {
     public static func run(_ burst: EngineBurst, config c: EngineConfig, steps: Int) -> EngineComparison {
         let result = EngineBench.run(config: c, method: burst.method, batch: burst.batch, seq: burst.seq, steps: steps,
                                      checkpointing: burst.checkpointing)
-        let record = BurstRecord(result)
+        return compare(burst, record: BurstRecord(result), config: c)
+    }
+
+    /// Sets the model's prediction beside a burst's record (a fresh one, or one read back
+    /// from a progress file).
+    public static func compare(_ burst: EngineBurst, record: BurstRecord, config c: EngineConfig) -> EngineComparison {
         let p = predict(burst, config: c, workers: record.environment.engineThreads)
         var predicted: [String: Int] = [:]
         for (k, v) in p.peak { predicted[k.rawValue] = v }

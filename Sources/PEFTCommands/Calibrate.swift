@@ -37,6 +37,9 @@ struct Calibrate: ParsableCommand {
     @Option(help: "table|json") var format: String = "table"
     @Option(help: "Also write the comparison as a document: .pdf (parity plot, residuals per component, every burst), or one chart as .svg or .png.") var report: String?
     @Option(help: "With --report FILE.svg|.png: parity (default) or residuals.") var chart: String?
+    @Option(help: "Engine backend: save the finished bursts here after each one, so that an interrupted run can go on (default calibration.progress.json in the current folder; removed when the run completes).") var progress: String?
+    @Option(help: "Engine backend: go on from the progress file an interrupted run left, skipping its finished bursts (same --model, --quick and --steps).") var resume: String?
+    @Option(help: "Refuse the run before it starts if any burst's predicted peak exceeds this many bytes (such as 2GB, 512MB, 1.5GiB).") var maxMemory: String?
 
     func run() throws {
         guard ["table", "json"].contains(format) else { throw PlanError.invalidOption(option: "--format", value: format, accepted: "table or json") }
@@ -54,9 +57,13 @@ struct Calibrate: ParsableCommand {
         }
         if let compare {
             let ignored = [("--backend", backend != "engine"), ("--device", device != "cpu"), ("--emit-script", emitScript != nil),
-                           ("--model", model != "tiny"), ("--steps", steps != nil), ("--quick", quick)].filter(\.1).map(\.0)
+                           ("--model", model != "tiny"), ("--steps", steps != nil), ("--quick", quick), ("--progress", progress != nil),
+                           ("--resume", resume != nil), ("--max-memory", maxMemory != nil)].filter(\.1).map(\.0)
             if let first = ignored.first { throw PlanError.contradictoryOptions("\(first) does not apply to --compare (the results file says how they were run)") }
             return try compareFile(compare)
+        }
+        if compare == nil, progress != nil || resume != nil, backend != "engine" {
+            throw PlanError.contradictoryOptions("--progress and --resume go with --backend engine")
         }
         if job != nil || fit != nil { throw PlanError.contradictoryOptions("--job and --fit go with --compare") }
         if gpu != nil { throw PlanError.contradictoryOptions("--gpu goes with --compare and --fit") }
@@ -69,22 +76,67 @@ struct Calibrate: ParsableCommand {
         if emitScript != nil || device != "cpu" { throw PlanError.contradictoryOptions("--emit-script and --device go with --backend torch") }
         let config = try EngineModels.config(model)
         let bursts = EngineCalibration.matrix(config: config, quick: quick)
+        if let limit = try Self.bytes(maxMemory, "--max-memory") {
+            for b in bursts {
+                let peak = EngineCalibration.predict(b, config: config, workers: EngineThreads.count).allocatedPeak
+                guard peak <= limit else {
+                    throw PlanError.contradictoryOptions("burst \(b.name) would peak at \(PlanOutput.gib(peak)) (engine-cpu model, exact), over --max-memory \(maxMemory!); nothing was run")
+                }
+            }
+        }
         for b in bursts {
             let need = EngineBench.estimatedPeakBytes(config: config, method: b.method, batch: b.batch, seq: b.seq)
             guard need <= Double(ProcessInfo.processInfo.physicalMemory) * 0.7 else {
                 throw PlanError.invalidOption(option: "--model", value: model, accepted: "a model this machine can train: \(b.name) needs about \(PlanOutput.gib(Int(need)))")
             }
         }
-        let progress = Progress(total: bursts.count)
+        let bar = Progress(total: bursts.count)
+        let fingerprint = CalibrationProgress.fingerprint(config: config)
+        var state = try resume.map { try CalibrationProgress.load($0, model: model, quick: quick, steps: n, fingerprint: fingerprint, bursts: bursts) }
+            ?? CalibrationProgress(model: model, quick: quick, steps: n, fingerprint: fingerprint, done: [:])
+        let progressPath = progress ?? resume ?? "calibration.progress.json"
+        if resume == nil, FileManager.default.fileExists(atPath: progressPath) {
+            throw PlanError.contradictoryOptions("\(progressPath) holds the finished bursts of an interrupted run: go on with --resume \(progressPath), or remove it to start again")
+        }
+        // outputs are checked before hours of bursts, not after
+        if let report { try Self.writableFolder(report, "--report") }
+        if progress != nil { try Self.writableFolder(progressPath, "--progress") }
+        var saving = true
+        if let resume { FileHandle.standardError.write(Data("resuming from \(resume): \(state.done.count) of \(bursts.count) bursts already done\n".utf8)) }
+        Interrupt.install()
+        defer { Interrupt.uninstall() }
         var results: [EngineComparison] = []
         for b in bursts {
-            progress.show(results.count, b.name)
-            results.append(EngineCalibration.run(b, config: config, steps: n))
+            if let record = state.done[b.name] {
+                results.append(EngineCalibration.compare(b, record: record, config: config))
+                continue
+            }
+            bar.show(results.count, b.name)
+            let r = EngineCalibration.run(b, config: config, steps: n)
+            results.append(r)
+            state.done[b.name] = r.record
+            if saving {
+                do { try state.save(to: progressPath) } catch {
+                    // the default file is a convenience: a folder that cannot be written only loses resumability
+                    if progress != nil || resume != nil { throw error }
+                    FileHandle.standardError.write(Data("peft-plan: warning: cannot save progress in \(progressPath) (\(error)); an interrupted run will start again\n".utf8))
+                    saving = false
+                }
+            }
+            if Interrupt.wasRequested && results.count < bursts.count {
+                bar.done()
+                PeftPlan.fail("interrupted after \(state.done.count) of \(bursts.count) bursts; " + (saving
+                    ? "the finished ones are saved in \(progressPath): run the same command with --resume \(progressPath) to go on"
+                    : "they could not be saved (see the warning above): run the command again"), code: 130)
+            }
         }
-        progress.done()
+        bar.done()
+        Interrupt.uninstall()
         let json = Self.json(results, config: config)
         try writeReport(json, title: "Calibration: engine-cpu against the CPU engine (\(model))")
         PeftPlan.emit(format == "json" ? json : Self.table(results, config: config))
+        // only a run whose results are out may forget its progress
+        if saving { try? FileManager.default.removeItem(atPath: progressPath) }
     }
 
     // MARK: - PyTorch
@@ -103,6 +155,17 @@ struct Calibrate: ParsableCommand {
         if steps != nil, var defaults = jobObject["defaults"] as? [String: Any] {
             defaults["steps"] = n
             jobObject["defaults"] = defaults
+        }
+        if let limit = try Self.bytes(maxMemory, "--max-memory") {
+            let defaults = jobObject["defaults"] as? [String: Any] ?? [:]
+            for b in jobObject["bursts"] as? [[String: Any]] ?? [] {
+                // a burst the plan cannot describe (prefix tuning with checkpointing) is reported by the run itself
+                guard let ctx = try? TorchCalibration.context(defaults.merging(b) { $1 }, runtime: device == "meta" ? .hfMeta : .hfCUDA) else { continue }
+                let peak = ctx.memory(batch: ctx.training.batch, seq: ctx.training.seq).allocatedPeak
+                guard peak <= limit else {
+                    throw PlanError.contradictoryOptions("burst \(b["id"] as? String ?? "?") would peak at \(PlanOutput.gib(peak)) (the plan's allocated peak), over --max-memory \(maxMemory!); nothing was run")
+                }
+            }
         }
         if let dir = emitScript {
             let files: [URL]
@@ -259,6 +322,28 @@ struct Calibrate: ParsableCommand {
         }
         try CalibrationReport.write(data, title: title, to: report, chart: chart.flatMap { CalibrationReport.Chart(rawValue: $0.lowercased()) })
         FileHandle.standardError.write(Data("wrote \(report)\n".utf8))
+    }
+
+    /// Refuses an output path whose folder does not exist or cannot be written.
+    static func writableFolder(_ path: String, _ option: String) throws {
+        let dir = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir, isDirectory: &isDirectory), isDirectory.boolValue, FileManager.default.isWritableFile(atPath: dir) else {
+            throw PlanError.invalidOption(option: option, value: path, accepted: "a file in an existing folder you can write to")
+        }
+    }
+
+    /// A byte size: "2GB" and "2GiB" are 2 × 2³⁰ (as GPU sizes are read), "512MB", "1.5GiB",
+    /// or a plain number of bytes; nil when the option is absent.
+    static func bytes(_ text: String?, _ option: String) throws -> Int? {
+        guard let text else { return nil }
+        let t = text.trimmingCharacters(in: .whitespaces).uppercased()
+        let units: [(String, Double)] = [("GIB", 1_073_741_824), ("GB", 1_073_741_824), ("MIB", 1_048_576), ("MB", 1_048_576), ("KIB", 1024), ("KB", 1024), ("B", 1), ("", 1)]
+        for (suffix, scale) in units where t.hasSuffix(suffix) {
+            guard let v = Double(t.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)), v.isFinite, v * scale >= 1, v * scale <= 1_125_899_906_842_624 else { break }
+            return Int(v * scale)
+        }
+        throw PlanError.invalidOption(option: option, value: text, accepted: "a size of at least 1 byte and at most 1 PiB, such as 2GB, 512MB or 1.5GiB")
     }
 
     /// One component's line of a side-by-side table.

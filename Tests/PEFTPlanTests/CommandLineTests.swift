@@ -182,7 +182,31 @@ struct CommandLineTests {
         return d.path
     }()
 
+    static let hugeFile = writeConfig(#"{"model_type": "llama", "hidden_size": 512"# + String(repeating: " ", count: 17 << 20) + "}", name: "huge.json")
+    static let truncatedGPU: String = {
+        let src = (try! HardwareCatalog.directory).appendingPathComponent("h100-sxm.json").path
+        let text = (try? String(contentsOfFile: src, encoding: .utf8)) ?? ""
+        return writeConfig(String(text.prefix(text.count / 2)), name: "truncated.json")
+    }()
+    static let otherProgress = writeConfig(#"{"format": "peft-plan calibration progress", "version": 1, "backend": "engine", "model": "tiny", "quick": false, "steps": 2, "fingerprint": "x", "done": {}}"#, name: "progress.json")
+    static let damagedProgress = writeConfig(#"{"format": "peft-plan calibration progress", "version": 1, "backend": "engine", "model": "tiny", "done": {"x": 3}}"#, name: "progress.json")
+    static let futureProgress = writeConfig(#"{"format": "peft-plan calibration progress", "version": 7, "backend": "engine", "model": "tiny", "quick": true, "steps": 2, "done": {}}"#, name: "progress.json")
+
     static let bad: [Bad] = [
+        Bad(args: ["--model", hugeFile], mentions: "more than any config.json"),
+        Bad(args: ["--model", "7b", "--gpu", truncatedGPU], mentions: "invalid hardware profile"),
+        Bad(args: ["calibrate", "--quick", "--max-memory", "1MB"], mentions: "nothing was run"),
+        Bad(args: ["calibrate", "--quick", "--max-memory", "-2GB"], mentions: "--max-memory"),
+        Bad(args: ["calibrate", "--quick", "--max-memory", "lots"], mentions: "--max-memory"),
+        Bad(args: ["calibrate", "--backend", "torch", "--device", "meta", "--max-memory", "1KB"], mentions: "nothing was run"),
+        Bad(args: ["calibrate", "--quick", "--resume", "/nonexistent/progress.json"], mentions: "--resume"),
+        Bad(args: ["calibrate", "--quick", "--resume", otherProgress], mentions: "resume it with the same options"),
+        Bad(args: ["calibrate", "--quick", "--resume", futureProgress], mentions: "start the calibration again"),
+        Bad(args: ["calibrate", "--quick", "--resume", malformed], mentions: "--resume"),
+        Bad(args: ["calibrate", "--quick", "--resume", damagedProgress], mentions: "damaged"),
+        Bad(args: ["calibrate", "--quick", "--report", "/nonexistent/folder/cal.pdf"], mentions: "existing folder"),
+        Bad(args: ["calibrate", "--backend", "torch", "--progress", "p.json"], mentions: "go with --backend engine"),
+        Bad(args: ["calibrate", "--compare", "r.json", "--max-memory", "2GB"], mentions: "--max-memory does not apply to --compare"),
         Bad(args: ["--model", "llama-2-7bb"], mentions: "did you mean 'llama-2-7b'"),
         Bad(args: ["--model", "./no/such/config.json"], mentions: "unknown model"),
         Bad(args: ["--model", emptyDir], mentions: "no readable config.json"),
@@ -419,7 +443,12 @@ struct CommandLineTests {
 
     @Test("bad input: one clear line on stderr, non-zero status, no signal", arguments: bad)
     func badInput(_ b: Bad) throws {
-        let r = try CLI.run(b.args)
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-bad-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let r = try CLI.run(b.args, cwd: folder)
+        // nothing written, not even a partial or hidden file, where relative outputs would go
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty, "left files behind")
         #expect(!r.signalled, "crashed: \(r.stderr)")
         #expect(r.status != 0)
         #expect(r.stdout.isEmpty, "printed to stdout: \(r.stdout.prefix(200))")

@@ -33,7 +33,9 @@ struct FuzzRegressionTests {
 
     @Test(arguments: FuzzInput.Target.allCases)
     func regressionsEndCleanly(_ target: FuzzInput.Target) throws {
-        for url in Self.files("Fuzz/regressions/\(target.rawValue)") {
+        let inputs = Self.files("Fuzz/regressions/\(target.rawValue)")
+        #expect(!inputs.isEmpty, "no regression inputs for \(target.rawValue)")
+        for url in inputs {
             let data = try Data(contentsOf: url)
             _ = FuzzInput.run(target, data)   // a trap here would end the test process
             let args: [String]

@@ -27,6 +27,7 @@ struct PropertyTests {
         var options: MethodOptions {
             var o = MethodOptions()
             o.loraR = rank
+            o.adapterReduction = [2, 4, 8, 16, 32, 64][rank % 6]
             o.prefixTokens = tokens
             o.promptTokens = tokens
             return o
@@ -85,7 +86,9 @@ struct PropertyTests {
             switch s.method {
             case .lora, .qlora: o.loraR += 1
             case .prefix, .prompt, .ptuning: o.prefixTokens += 1; o.promptTokens += 1
-            case .adapter: o.adapterReduction = max(1, o.adapterReduction / 2)   // a larger bottleneck
+            case .adapter:   // a larger bottleneck: the next smaller divisor of the hidden size
+                guard let arch = try? s.arch, let smaller = (1..<o.adapterReduction).reversed().first(where: { arch.hiddenSize % $0 == 0 }) else { return }
+                o.adapterReduction = smaller
             case .full, .ia3: return
             }
             guard let grown = try? s.context(o) else { return }
@@ -120,7 +123,16 @@ struct PropertyTests {
     /// upcasts everything else (embeddings, norms, lm_head) to fp32: its frozen weights are
     /// smaller than LoRA's bf16 ones once the block Linears outweigh the rest 1.5 to 1
     /// (every real model); the counter-case is kept as its own test below.
+    /// Counts the cases a property really checked (the others were outside its premise).
+    final class Checked: @unchecked Sendable {
+        private let lock = NSLock()
+        private var n = 0
+        func add() { lock.lock(); n += 1; lock.unlock() }
+        var count: Int { lock.lock(); defer { lock.unlock() }; return n }
+    }
+
     @Test func qloraFrozenWeightsBelowLoRA() async {
+        let checked = Checked()
         await propertyCheck(count: 200, input: Self.scenario) { s in
             let arch = try s.arch
             guard Double(arch.blockLinearWeightParams) > 1.5 * Double(arch.totalParams - arch.blockLinearWeightParams) else { return }
@@ -129,7 +141,9 @@ struct PropertyTests {
             guard let lora = try? PlanContext(arch: arch, method: .lora, methodOptions: s.options, training: t),
                   let qlora = try? PlanContext(arch: arch, method: .qlora, methodOptions: s.options, training: t) else { return }
             #expect(qlora.frozenWeights < lora.frozenWeights, "\(qlora.frozenWeights) ≥ \(lora.frozenWeights): \(s)")
+            checked.add()
         }
+        #expect(checked.count >= 50, "only \(checked.count) of 200 cases met the premise")
     }
 
     @Test func qloraFrozenWeightsCanExceedLoRAsWhenEmbeddingsDominate() throws {
@@ -172,6 +186,7 @@ struct PropertyTests {
     /// renders the same bytes for the same request.
     @Test func outputRoundTripsAndIsDeterministic() async throws {
         let gpus = Array(try HardwareCatalog.bundled().prefix(4))
+        let checked = Checked()
         await propertyCheck(count: 60, input: Self.scenario) { s in
             let request = PlanRequest(arch: try s.arch, methods: [s.method], methodOptions: s.options, training: s.training, gpus: gpus)
             guard let r = try? Planner.plan(request), let p = r.plans.first else { return }
@@ -192,6 +207,8 @@ struct PropertyTests {
             }
             let again = try Planner.plan(request)
             for f in OutputFormat.allCases { #expect(PlanOutput.render(r, as: f) == PlanOutput.render(again, as: f), "\(f) differs between runs: \(s)") }
+            checked.add()
         }
+        #expect(checked.count >= 40, "only \(checked.count) of 60 cases planned")
     }
 }
