@@ -63,6 +63,9 @@ struct CalibrationProgress: Codable {
         e.keyEncodingStrategy = .convertToSnakeCase
         do {
             try e.encode(self).write(to: temporary)
+            // on disk before the rename, so that a lost machine keeps a whole file
+            let fd = open(temporary.path, O_RDONLY)
+            if fd >= 0 { fsync(fd); close(fd) }
         } catch {
             try? FileManager.default.removeItem(at: temporary)
             throw PlanError.invalidOption(option: "--progress or --resume", value: path, accepted: "a file in a folder that can be written (\(error.localizedDescription))")

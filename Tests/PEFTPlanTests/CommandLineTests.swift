@@ -412,7 +412,12 @@ struct CommandLineTests {
     /// `calibrate --backend engine --quick` runs its bursts and reports them in JSON with the
     /// DESIGN.md §2 keys; the engine-cpu model's agreement itself is EngineCalibrationTests'.
     @Test func calibrateEngine() throws {
-        let r = try CLI.run(["calibrate", "--backend", "engine", "--quick", "--steps", "1", "--format", "json"])
+        // in a folder of its own: the run keeps its progress file beside it until it completes
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-calibrate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let r = try CLI.run(["calibrate", "--backend", "engine", "--quick", "--steps", "1", "--format", "json"], cwd: folder)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder.path).isEmpty, "a complete run left its progress file")
         #expect(r.status == 0, "\(r.stderr)")
         let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         #expect(j["backend"] as? String == "engine")
