@@ -1,4 +1,5 @@
 import Foundation
+import PEFTCalibration
 import PEFTPlan
 
 /// What the fuzz target feeds each reader, and what the regression tests replay: any bytes
@@ -14,6 +15,11 @@ public enum FuzzInput {
         case calibration
         /// Command-line arguments, one per line, parsed and planned as `peft-plan` would.
         case cli
+        /// An engine calibration's progress file, as `--resume` reads it.
+        case progress
+        /// A PyTorch run's results with its job ({"results": …, "job": …}), as
+        /// `calibrate --compare` reads them: compared, charted and fitted.
+        case compare
     }
 
     /// Runs one input through one target. Returns whether the input was accepted.
@@ -35,6 +41,24 @@ public enum FuzzInput {
                 let args = arguments(data)
                 // commands that train, run Python or write files are parsed, not run
                 try CommandLineTool.check(args)
+            case .progress:
+                let config = try EngineModels.config("tiny")
+                // the machine's fingerprint is the file's own, so that seeds from any machine reach the record checks
+                struct Print: Decodable { var fingerprint: String }
+                let own = (try? JSONDecoder().decode(Print.self, from: data))?.fingerprint ?? CalibrationProgress.fingerprint(config: config)
+                let bursts = EngineCalibration.matrix(config: config, quick: true)
+                let progress = try CalibrationProgress.parse(data, path: "fuzz.json", model: "tiny", quick: true, steps: 1, fingerprint: own, bursts: bursts)
+                let rows = bursts.compactMap { b in progress.done[b.name].map { EngineCalibration.compare(b, record: $0, config: config) } }
+                _ = Calibrate.table(rows, config: config)
+            case .compare:
+                guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                      let results = object["results"] as? [String: Any], let job = object["job"] as? [String: Any] else { return false }
+                let rows = try TorchCalibration.compare(results: results, job: job)
+                _ = Calibrate.torchJSON(rows, env: results["environment"] as? [String: Any] ?? [:], runtime: "hf-cuda", device: "cuda", worst: 0)
+                let bursts = RuntimeFit.bursts(results: results, job: job)
+                if bursts.count >= 2 {
+                    _ = try RuntimeFit.fit(bursts, base: .hfCUDA, environment: [:], gpu: nil, name: "fuzz")
+                }
             }
             return true
         } catch is PlanError {

@@ -89,6 +89,11 @@ struct CalibrationProgress: Codable {
               (attributes[.size] as? Int ?? .max) <= 64 << 20, let data = FileManager.default.contents(atPath: path) else {
             throw PlanError.invalidOption(option: "--resume", value: path, accepted: "a readable progress file that an interrupted calibrate wrote")
         }
+        return try parse(data, path: path, model: model, quick: quick, steps: steps, fingerprint: fingerprint, bursts: bursts)
+    }
+
+    /// Decodes and checks a progress file's bytes; `path` names it in errors.
+    static func parse(_ data: Data, path: String, model: String, quick: Bool, steps: Int, fingerprint: String, bursts: [EngineBurst]) throws -> CalibrationProgress {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
         struct Header: Decodable { var format: String; var version: Int }
@@ -109,7 +114,10 @@ struct CalibrationProgress: Codable {
         }
         for (name, r) in p.done {
             guard let b = bursts.first(where: { $0.name == name }), r.method == b.method.name, r.batch == b.batch, r.seq == b.seq,
-                  r.gradCheckpointing == b.checkpointing, r.steps == steps else {
+                  r.gradCheckpointing == b.checkpointing, r.steps == steps,
+                  r.measured.values.allSatisfy({ $0 >= 0 }), r.phasePeaks.values.allSatisfy({ $0 >= 0 }),
+                  r.tokensPerSecond.isFinite, r.tokensPerSecond >= 0, r.stepMillisecondsMedian.isFinite, r.stepMillisecondsMedian >= 0,
+                  r.environment.engineThreads >= 1, r.environment.engineThreads <= 4096 else {
                 throw PlanError.invalidOption(option: "--resume", value: path, accepted: "a progress file whose bursts are this calibration's (\(name) is not)")
             }
         }
