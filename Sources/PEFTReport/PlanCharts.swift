@@ -67,6 +67,14 @@ public enum PlanCharts {
         legend(items, on: c, x: p.x, y: p.y + p.h + 28, width: w - 40)
     }
 
+    /// The order every "cheapest" in the report uses: lower cost, then more memory to spare.
+    static func cheaper(_ a: GPUVerdict, _ b: GPUVerdict) -> Bool {
+        (a.time.costUSD, -a.headroomBytes, a.gpu.name) < (b.time.costUSD, -b.headroomBytes, b.gpu.name)
+    }
+
+    /// A method's cheapest GPU that fits, if any.
+    static func cheapest(_ p: MethodPlan) -> GPUVerdict? { p.verdicts.filter(\.fits).min(by: cheaper) }
+
     // MARK: - Fit matrix
 
     enum Fit { case roomy, tight, near, far, blocked }
@@ -207,7 +215,7 @@ public enum PlanCharts {
         }
         c.unclip()
         capacityLines(r, p)
-        if all > ceiling { c.text("lines leave the chart above \(short(ticks.last ?? ceiling)) GiB", p.x + p.w, p.y - 6, size: 6.5, align: .right, color: .grey) }
+        if all > (ticks.last ?? ceiling) { c.text("lines leave the chart above \(short(ticks.last ?? ceiling)) GiB", p.x + p.w, p.y - 6, size: 6.5, align: .right, color: .grey) }
         let items = series.map { LegendItem(key: .marker(methodStyle($0.0.method).marker, methodStyle($0.0.method).color), label: $0.0.method.rawValue) }
             + [LegendItem(key: .line(capacityColor, dashed: true), label: "GPU memory")]
         let used = legend(items, on: c, x: p.x, y: p.y + p.h + 40, width: w - 40)
@@ -217,7 +225,7 @@ public enum PlanCharts {
         for (i, a) in series.enumerated() where !seen.contains(i) {
             var g = [a.0.method.rawValue]
             for (j, b) in series.enumerated() where j > i && !seen.contains(j) && a.1.count == b.1.count
-                && zip(a.1, b.1).allSatisfy({ abs($0.1 - $1.1) <= 0.005 * max($0.1, $1.1, 1e-9) }) {
+                && zip(a.1, b.1).allSatisfy({ $0.0 == $1.0 && abs($0.1 - $1.1) <= 0.005 * max($0.1, $1.1, 1e-9) }) {
                 g.append(b.0.method.rawValue)
                 seen.insert(j)
             }
@@ -264,7 +272,9 @@ public enum PlanCharts {
                 let here = fitting.filter { $0.1.gpu.name == g.name }
                 if here.isEmpty { c.text("no method fits", p.x + 4, ry + 2.5, size: 6.5, color: .grey) }
                 // methods sharing a value stay visible: each keeps its own small vertical offset
-                for (m, v) in here {
+                c.clip(p.x, p.y, p.w, p.h)
+                defer { c.unclip() }
+                for (m, v) in here where value(v) > 0 && value(v).isFinite {   // a free GPU has no place on a log axis
                     let st = methodStyle(m), j = Double(r.plans.firstIndex { $0.method == m } ?? 0)
                     c.marker(st.marker, p.px(value(v)), ry + (j - Double(r.plans.count - 1) / 2) * min(2.2, rowH * 0.7 / Double(max(r.plans.count, 1))), st.color, size: 5)
                 }
@@ -302,7 +312,7 @@ public enum PlanCharts {
         }
         var series: [(Method, String, [(Double, Double, Double)])] = []
         for p in r.plans {
-            let chosen = p.verdicts.filter(\.fits).min { $0.time.costUSD < $1.time.costUSD }?.gpu
+            let chosen = cheapest(p)?.gpu
                 ?? p.verdicts.max { $0.gpu.memoryBytes < $1.gpu.memoryBytes }?.gpu
             guard let g = chosen else { continue }
             let pts: [(Double, Double, Double)] = counts.compactMap { n in
@@ -328,11 +338,14 @@ public enum PlanCharts {
                 c.line(nx, p.y, nx, p.y + p.h, Canvas.Color(0xB0B0B0), width: 0.6)
                 c.text("more than one node →", nx + 3, p.y + 10, size: 6.5, color: .grey)
             }
+            c.clip(p.x, p.y, p.w, p.h)
             for s in series {
                 let st = methodStyle(s.0)
-                c.polyline(s.2.map { (p.px($0.0), p.py(pick($0))) }, st.color)
-                for q in s.2 { c.marker(st.marker, p.px(q.0), p.py(pick(q)), st.color, size: 4.5) }
+                let pts = s.2.filter { pick($0) > 0 && pick($0).isFinite }
+                c.polyline(pts.map { (p.px($0.0), p.py(pick($0))) }, st.color)
+                for q in pts { c.marker(st.marker, p.px(q.0), p.py(pick(q)), st.color, size: 4.5) }
             }
+            c.unclip()
         }
         panel(0, { $0.1 }, "hours", { short($0) + " h" })
         panel(1, { $0.2 }, "US dollars", { "$" + short($0) })

@@ -115,8 +115,7 @@ public enum Report {
 
     /// The cheapest plan that fits, over every method and GPU of the request.
     public static func recommendation(_ r: PlanResult) -> (method: Method, verdict: GPUVerdict)? {
-        r.plans.flatMap { p in p.verdicts.filter(\.fits).map { (p.method, $0) } }
-            .min { ($0.1.time.costUSD, $0.1.gpu.memoryBytes) < ($1.1.time.costUSD, $1.1.gpu.memoryBytes) }
+        r.plans.compactMap { p in PlanCharts.cheapest(p).map { (p.method, $0) } }.min { PlanCharts.cheaper($0.1, $1.1) }
     }
 
     /// The size of a chart drawn on its own (SVG or PNG), in points.
@@ -188,7 +187,7 @@ public enum Report {
             if sizes.count > 1 {
                 for s in sizes {
                     let here = r.plans.flatMap { p in p.verdicts.filter { $0.fits && $0.gpu.memoryBytes == s.bytes }.map { (p.method, $0) } }
-                    let line = here.min { ($0.1.time.costUSD, $0.1.headroomBytes) < ($1.1.time.costUSD, $1.1.headroomBytes) }
+                    let line = here.min { PlanCharts.cheaper($0.1, $1.1) }
                         .map { "\($0.0.rawValue) on \($0.1.gpu.name), " + String(format: "%.1f h, ", $0.1.time.hours) + money($0.1.time.costUSD) } ?? "no method fits"
                     pg.paragraph("On \(s.label) cards: \(line)", size: 9.5, indent: 10)
                 }
@@ -202,7 +201,7 @@ public enum Report {
         for p in r.plans {
             let fits = p.verdicts.filter(\.fits)
             var line = "\(p.method.rawValue): " + String(format: "%.2f GiB", Double(p.memory.deviceTotal) / gib)
-            if let best = fits.min(by: { $0.time.costUSD < $1.time.costUSD }) {
+            if let best = PlanCharts.cheapest(p) {
                 line += " — fits \(fits.count) of \(p.verdicts.count) GPU types; cheapest \(best.gpu.name), " + String(format: "%.1f h, ", best.time.hours) + money(best.time.costUSD)
             } else {
                 line += " — fits none of these GPU types"
@@ -227,6 +226,9 @@ public enum Report {
                      let m = r.plans[row].memory
                      return (col == 2 && !m.live.contains(.gradients)) || ((col == 4 || col == 5) && !m.live.contains(.saved))
                  })
+        if let paged = r.plans.first(where: { $0.memory.pageableBytes > 0 }) {
+            pg.paragraph("Paged optimizer states (\(gibs(paged.memory.pageableBytes)) GiB for \(paged.method.rawValue)) may move to host memory: the optimizer column counts them, the bar and the allocated peak do not.", size: 7.5, color: .grey)
+        }
         pg.paragraph("Each column is that component's own size. Grey: not allocated at the step's peak (\"peak in\"), so not in the bar. The bar stacks what is: weights, optimizer states, the live ones among gradients, activations and logits, transient buffers, and the allocator's cache with the CUDA context, adding up to the device total.",
                      size: 7.5, color: .grey)
         pg.heading("Parameters")
@@ -245,10 +247,16 @@ public enum Report {
         pg.heading("Longest sequence at micro-batch \(t.batch) (tokens), per GPU size")
         let sizes = PlanCharts.capacities(r)
         let bySize: [(String, GPUProfile)] = sizes.compactMap { s in r.request.gpus.first { $0.memoryBytes == s.bytes }.map { (s.label, $0) } }
-        let shown = Array(bySize.prefix(6))
+        // the largest sizes matter most to the question: with more than six, the six largest
+        let shown = Array(bySize.suffix(6))
         pg.table(["method"] + shown.map(\.0), r.plans.map { p in
-            [p.method.rawValue] + shown.map { _, g in p.verdicts.first { $0.gpu.name == g.name }.map { $0.maxSeq > 0 ? "\($0.maxSeq)" : "none" } ?? "" }
+            [p.method.rawValue] + shown.map { _, g in
+                p.verdicts.first { $0.gpu.name == g.name }.map { $0.blocker != nil ? "no bf16" : ($0.maxSeq > 0 ? "\($0.maxSeq)" : "none") } ?? ""
+            }
         }, xs: [0] + shown.indices.map { 90 + Double($0) * 68 }, rightAligned: Set(1...max(1, shown.count)))
+        if bySize.count > shown.count {
+            pg.paragraph("The six largest of \(bySize.count) GPU sizes; each column is the first GPU of that size (\(shown.map { $0.1.name }.joined(separator: ", "))).", size: 7.5, color: .grey)
+        }
         pg.newPage()
 
         // Curves
@@ -262,10 +270,10 @@ public enum Report {
         PlanCharts.timeCost(r, on: c, x: pg.left - 10, y: pg.chart(timeH), w: pg.width + 10)
         pg.heading("Cheapest fitting GPU per method")
         pg.table(["method", "GPU", "tokens/s", "MFU set", "hours", "GPU-hours", "$/GPU-h", "cost"], r.plans.map { p in
-            guard let v = p.verdicts.filter(\.fits).min(by: { $0.time.costUSD < $1.time.costUSD }) else { return [p.method.rawValue, "fits none", "", "", "", "", "", ""] }
+            guard let v = PlanCharts.cheapest(p) else { return [p.method.rawValue, "fits none", "", "", "", "", "", ""] }
             let tm = v.time
             return [p.method.rawValue, v.gpu.name, String(format: "%.0f", tm.tokensPerSecond), String(format: "%.2f", tm.mfuUsed), PlanOutput.hours(tm.hours),
-                    String(format: "%.1f", tm.gpuHours), String(format: "%.2f", tm.pricePerGPUHour), PlanOutput.dollars(tm.costUSD)]
+                    String(format: "%.1f", tm.gpuHours), String(format: "%.2f", tm.pricePerGPUHour), money(tm.costUSD)]
         }, xs: [0, 62, 160, 215, 270, 325, 385, 440], rightAligned: [2, 3, 4, 5, 6, 7])
         pg.paragraph("MFU set: the fraction of the GPU's dense 16-bit peak the time model assumes for the matmuls (runtime profile or --mfu); checkpointing's recompute is counted as extra work, not as a lower MFU.", size: 7.5, color: .grey)
         if PlanCharts.isSharded(r) {
