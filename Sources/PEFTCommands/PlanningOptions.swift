@@ -10,7 +10,7 @@ struct PlanningOptions: ParsableArguments {
     @Option(name: .long, help: "full|lora|qlora|adapter|prefix|prompt|ia3|p-tuning|all; repeatable or comma-separated. Default: all (the first seven).")
     var method: [String] = []
 
-    @Option(help: "GPU: a name (\"RTX 4090\", h100-sxm), a size (24GB: every profile of that size) or a profile JSON file; repeatable. Default: 16GB, 24GB, 48GB and 80GB.")
+    @Option(parsing: .unconditionalSingleValue, help: "GPU: a name (\"RTX 4090\", h100-sxm), a size (24GB: every profile of that size) or a profile JSON file; repeatable. Default: 16GB, 24GB, 48GB and 80GB.")
     var gpu: [String] = []
 
     @Option(help: "Runtime profile: hf-cuda (Transformers + PEFT on CUDA), hf-meta (what the meta-device trace sees), or a calibration profile (.json) from `calibrate --compare … --fit FILE`.")
@@ -95,10 +95,11 @@ struct PlanningOptions: ParsableArguments {
         return n
     }
 
-    /// A real-number option: its text, or nil. Ranges are the library's.
+    /// A real-number option: its text, or nil. Ranges are the library's, which refuse nan and
+    /// inf with the range in the message, so they are passed on rather than refused here.
     static func real(_ text: String?, _ flag: String) throws -> Double? {
         guard let text else { return nil }
-        guard let v = Double(text.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")), v.isFinite else {
+        guard let v = Double(text.trimmingCharacters(in: .whitespaces).replacingOccurrences(of: "_", with: "")) else {
             throw PlanError.invalidOption(option: flag, value: text, accepted: "a number")
         }
         return v

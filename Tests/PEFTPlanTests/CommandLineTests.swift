@@ -194,6 +194,11 @@ struct CommandLineTests {
 
     static let bad: [Bad] = [
         Bad(args: ["--model", hugeFile], mentions: "more than any config.json"),
+        Bad(args: ["--model", "7b", "--gpu", "-1GB"], mentions: "-1GB"),
+        Bad(args: ["--model", "7b", "--mfu", "nan"], mentions: "from 0.001 to 1"),
+        Bad(args: ["--model", "7b", "--price", "inf"], mentions: "at most 10000"),
+        Bad(args: ["--model", "7b", "--tokens", "-inf"], mentions: "above 0"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--emit", "trl", "--learning-rate", "inf"], mentions: "--learning-rate"),
         Bad(args: ["--model", "7b", "--gpu", truncatedGPU], mentions: "invalid hardware profile"),
         Bad(args: ["calibrate", "--quick", "--max-memory", "1MB"], mentions: "nothing was run"),
         Bad(args: ["calibrate", "--quick", "--max-memory", "-2GB"], mentions: "--max-memory"),
