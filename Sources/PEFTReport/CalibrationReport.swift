@@ -50,7 +50,8 @@ public struct CalibrationData: Sendable {
     public var points: [(run: String, component: String, predicted: Double, measured: Double)] {
         runs.filter { $0.note == nil }.flatMap { r in
             components.compactMap { k in
-                guard let p = r.predicted[k], let m = r.measured[k], p > 0, m > 0 else { return nil }
+                // bytes on both sides, finite: a results file with 1e308 or inf has no place on a log axis
+                guard let p = r.predicted[k], let m = r.measured[k], p > 0, m > 0, p.isFinite, m.isFinite else { return nil }
                 return (r.id, k, p, m)
             }
         }
@@ -73,6 +74,13 @@ public enum CalibrationReport {
     static func percent(_ e: Double, _ digits: Int = 3) -> String {
         let s = String(format: "%+.\(digits)f%%", e * 100)
         return s.hasPrefix("-") ? "−" + s.dropFirst() : s
+    }
+
+    /// The relative errors of some pairs and the largest by magnitude (0 when none).
+    static func errors(_ pairs: [(run: String, component: String, predicted: Double, measured: Double)]) -> (all: [Double], worst: Double, worstRun: String) {
+        let e = pairs.map { $0.predicted / $0.measured - 1 }
+        guard let i = e.indices.max(by: { abs(e[$0]) < abs(e[$1]) }) else { return ([], 0, "") }
+        return (e, e[i], pairs[i].run)
     }
 
     static let colors = [0x0072B2, 0xE69F00, 0x009E73, 0xCC79A7, 0x56B4E9, 0xD55E00, 0x000000, 0x999999, 0xF0E442, 0x6A3D9A].map(Canvas.Color.init)
@@ -133,8 +141,7 @@ public enum CalibrationReport {
                 let dx = (Double(j % 9) - 4) / 4 * slot * 0.3
                 c.marker(st.1, cx + dx, p.py((q.predicted / q.measured - 1) * 100), st.0, size: 4)
             }
-            let errors = here.map { $0.predicted / $0.measured - 1 }
-            let worst = errors.max { abs($0) < abs($1) } ?? 0
+            let worst = Self.errors(here).worst
             c.text(shortName(k), cx, p.y + p.h + 12, size: 7, align: .center)
             c.text("worst " + (worst == 0 ? "0" : percent(worst)), cx, p.y + p.h + 22, size: 6.5, align: .center, color: .grey)
         }
@@ -171,9 +178,7 @@ public enum CalibrationReport {
         pg.table(["component", "pairs", "exact", "median |error|", "worst error", "worst burst"], d.components.compactMap { k in
             let here = pts.filter { $0.component == k }
             guard !here.isEmpty else { return nil }
-            let e = here.map { $0.predicted / $0.measured - 1 }
-            let worst = e.max { abs($0) < abs($1) } ?? 0
-            let worstRun = here[e.firstIndex { $0 == worst } ?? 0].run
+            let (e, worst, worstRun) = Self.errors(here)
             let sorted = e.map(abs).sorted()
             return [k.replacingOccurrences(of: "_", with: " "), "\(here.count)", "\(e.filter { $0 == 0 }.count)",
                     String(format: "%.3f%%", sorted[sorted.count / 2] * 100), percent(worst), worst == 0 ? "—" : worstRun]
@@ -203,7 +208,7 @@ public enum CalibrationReport {
             pg.heading("Not like for like (not charted)")
             for r in notLike { pg.paragraph("\(r.id): \(r.note ?? "")", size: 8, bullet: "•") }
         }
-        c.text(pg.footer + "  ·  page \(pg.page)", pg.left + pg.width, 822, size: 7, align: .right, color: .grey)
+        pg.finish()
         try c.finish()
     }
 }

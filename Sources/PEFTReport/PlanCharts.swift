@@ -103,6 +103,11 @@ public enum PlanCharts {
         return rows
     }
 
+    /// Width of the GPU-name column of the row charts.
+    static func labelWidth(_ rows: [GPUProfile], on c: Canvas) -> Double {
+        min(110, rows.map { c.textWidth($0.name, size: 7.5) }.max() ?? 60) + 8
+    }
+
     /// Height the fit matrix needs for `r` at `rowHeight` per GPU.
     public static func fitHeight(_ r: PlanResult, compact: Bool) -> Double {
         Double(gpuRows(r).count) * (compact ? 14 : 22) + 80
@@ -114,7 +119,7 @@ public enum PlanCharts {
     public static func fitMatrix(_ r: PlanResult, on c: Canvas, x: Double, y: Double, w: Double, compact: Bool = false) {
         let rows = gpuRows(r), plans = r.plans
         let rowH = compact ? 14.0 : 22.0
-        let labelW = min(110, rows.map { c.textWidth($0.name, size: 7.5) }.max() ?? 60) + 8
+        let labelW = labelWidth(rows, on: c)
         let cellW = (w - labelW) / Double(max(plans.count, 1))
         c.text(compact ? "Fits? (GiB to spare or missing)" : "Fit matrix: does each method fit each GPU?", x, y + 11, size: 11, bold: true)
         let top = y + 34
@@ -255,7 +260,7 @@ public enum PlanCharts {
         let rows = gpuRows(r), n = r.request.scale.gpus
         let title = "Time and cost of the run per GPU type" + (n > 1 ? " (× \(n) GPUs)" : "")
         c.text(title, x, y + 11, size: 11, bold: true)
-        let labelW = min(110, rows.map { c.textWidth($0.name, size: 7.5) }.max() ?? 60) + 8
+        let labelW = labelWidth(rows, on: c)
         let plotH = max(Double(rows.count) * 20, 140), rowH = plotH / Double(max(rows.count, 1)), top = y + 40
         let panelW = (w - labelW - 24) / 2
         let fitting = r.plans.flatMap { p in p.verdicts.filter(\.fits).map { (p.method, $0) } }

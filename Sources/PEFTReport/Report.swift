@@ -17,11 +17,14 @@ final class Pages {
     }
 
     func newPage() {
-        c.text(footer + "  ·  page \(page)", left + width, 822, size: 7, align: .right, color: .grey)
+        finish()
         c.newPage()
         page += 1
         y = top
     }
+
+    /// The current page's footer (the last page's, before the file is finished).
+    func finish() { c.text(footer + "  ·  page \(page)", left + width, 822, size: 7, align: .right, color: .grey) }
 
     /// Room for `h` points, or a new page.
     func need(_ h: Double) { if y + h > bottom { newPage() } }
@@ -310,6 +313,6 @@ public enum Report {
                 + ", \(bf16) dense bf16 TFLOP/s, \(g.interconnect.name); " + String(format: "$%.2f/GPU-hour", g.price.usdPerHour)
                 + " (\(g.price.date), \(g.price.source)). Source: \(g.source).", size: 7.5, bullet: "•")
         }
-        c.text(pg.footer + "  ·  page \(pg.page)", pg.left + pg.width, 822, size: 7, align: .right, color: .grey)
+        pg.finish()
     }
 }

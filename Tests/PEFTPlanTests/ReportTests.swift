@@ -26,6 +26,12 @@ struct ReportTests {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// The page count poppler reads from a PDF.
+    static func pages(_ path: String) throws -> Int {
+        let info = try tool("pdfinfo", [path])
+        return info.split(separator: "\n").first { $0.hasPrefix("Pages:") }.map { Int($0.split(separator: " ").last!) ?? 0 } ?? 0
+    }
+
     static func folder() throws -> URL {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-report-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -41,8 +47,7 @@ struct ReportTests {
             #expect(r.status == 0, "\(r.stderr)")
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)), "two renders differ")
-        let info = try Self.tool("pdfinfo", [a])
-        let pages = info.split(separator: "\n").first { $0.hasPrefix("Pages:") }.map { Int($0.split(separator: " ").last!) ?? 0 } ?? 0
+        let pages = try Self.pages(a)
         #expect(pages >= 6, "\(pages) pages")
         // every method's device total, as the JSON plan has it, appears on the pages
         let text = try Self.tool("pdftotext", ["-layout", a, "-"])
@@ -157,8 +162,7 @@ struct ReportTests {
             #expect(r.status == 0, "\(r.stderr)")
         }
         #expect(try Data(contentsOf: URL(fileURLWithPath: a)) == Data(contentsOf: URL(fileURLWithPath: b)), "two renders differ")
-        let info = try Self.tool("pdfinfo", [a])
-        let pages = info.split(separator: "\n").first { $0.hasPrefix("Pages:") }.map { Int($0.split(separator: " ").last!) ?? 0 } ?? 0
+        let pages = try Self.pages(a)
         #expect(pages >= 2, "\(pages) pages")
         let text = try Self.tool("pdftotext", ["-layout", a, "-"])
         let json = try CLI.run(["calibrate", "--compare", results, "--format", "json"])
