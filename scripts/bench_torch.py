@@ -94,4 +94,6 @@ def main():
 
 
 if __name__ == "__main__":
+    from peft_reference import require
+    require("torch", "transformers", "peft")
     main()

@@ -213,4 +213,6 @@ def run(job):
 
 
 if __name__ == "__main__":
+    from peft_reference import require
+    require("torch", "transformers", "peft")
     main()

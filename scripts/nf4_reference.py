@@ -44,4 +44,6 @@ def main():
 
 
 if __name__ == "__main__":
+    from peft_reference import require
+    require("torch", "bitsandbytes")
     main()

@@ -112,4 +112,6 @@ def apply_peft(model, case, method):
 
 
 if __name__ == "__main__":
+    from peft_reference import require
+    require("torch", "transformers", "peft")
     main()

@@ -377,4 +377,6 @@ def count(config_path, peft_config):
 
 
 if __name__ == "__main__":
+    from peft_reference import require
+    require("torch", "transformers", "peft", "deepspeed", "accelerate", "trl")
     main()

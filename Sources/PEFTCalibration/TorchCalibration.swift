@@ -4,6 +4,22 @@ import PEFTPlan
 /// Bursts on PyTorch + Transformers + PEFT (the bundled `torch_bursts.py`): the job the
 /// script reads, and its measurements set beside the planner's prediction (DESIGN.md §6).
 public enum TorchCalibration {
+    /// The Python that runs the bundled scripts: `$PEFT_PLAN_PYTHON`; else the project's
+    /// virtual environment (`bash scripts/setup.sh --test` makes `.venv/`) in the current
+    /// folder or in the source tree this binary was built from; else `python3` on PATH.
+    public static func python(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let p = environment["PEFT_PLAN_PYTHON"], !p.isEmpty { return p }
+        let built = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        for root in [URL(fileURLWithPath: FileManager.default.currentDirectoryPath), built] {
+            let venv = root.appendingPathComponent(".venv/bin/python").path
+            if FileManager.default.isExecutableFile(atPath: venv) { return venv }
+        }
+        return "python3"
+    }
+
+    /// What to do when that Python lacks the packages.
+    public static let pythonHint = "run `bash scripts/setup.sh --test` in the repository (it makes .venv/ with torch, transformers and peft), or set PEFT_PLAN_PYTHON to a python that has them"
+
     /// The components a PyTorch burst measures that the plan predicts (JSON keys as in `plan`).
     public static let components = ["frozen_weights", "trainable_weights", "gradients", "optimizer_states", "activations",
                                     "allocated_peak", "reserved_peak"]

@@ -15,7 +15,7 @@ struct Calibrate: ParsableCommand {
             measurement, category by category, with the phase that set each peak.
 
             --backend torch runs bursts on PyTorch + Transformers + PEFT through the bundled \
-            torch_bursts.py (python3, or $PEFT_PLAN_PYTHON) on --device cpu, meta or cuda, and sets \
+            torch_bursts.py ($PEFT_PLAN_PYTHON, else the .venv/ that scripts/setup.sh --test makes, else python3) on --device cpu, meta or cuda, and sets \
             the plan's prediction beside each: parameter, gradient and optimizer bytes and the \
             activations with logits everywhere (what autograd saved, off CUDA), and on CUDA the \
             allocated and reserved peaks. --emit-script DIR writes the script and its job for a \
@@ -184,17 +184,18 @@ struct Calibrate: ParsableCommand {
         FileHandle.standardError.write(Data("running \(count) PyTorch bursts on \(device) (\(model))…\n".utf8))
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = [ProcessInfo.processInfo.environment["PEFT_PLAN_PYTHON"] ?? "python3", folder.appendingPathComponent("torch_bursts.py").path,
+        let python = TorchCalibration.python()
+        process.arguments = [python, folder.appendingPathComponent("torch_bursts.py").path,
                              folder.appendingPathComponent("job.json").path, folder.appendingPathComponent("results.partial.json").path]
         let out = Pipe()
         process.standardOutput = out
         do { try process.run() } catch {
-            throw PlanError.invalidOption(option: "--backend", value: "torch", accepted: "a machine with python3 and torch, transformers and peft installed (\(error.localizedDescription))")
+            throw PlanError.invalidOption(option: "--backend", value: "torch", accepted: "a Python with torch, transformers and peft (\(python): \(error.localizedDescription); \(TorchCalibration.pythonHint))")
         }
         let bytes = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0, let results = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any] else {
-            throw PlanError.invalidOption(option: "--backend", value: "torch", accepted: "a working PyTorch: torch_bursts.py exited with status \(process.terminationStatus) (pip install torch transformers peft)")
+            throw PlanError.invalidOption(option: "--backend", value: "torch", accepted: "a working PyTorch: torch_bursts.py exited with status \(process.terminationStatus) under \(python) (\(TorchCalibration.pythonHint))")
         }
         try printTorch(TorchCalibration.compare(results: results, job: jobObject), results: results, device: device)
     }

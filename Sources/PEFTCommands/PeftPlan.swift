@@ -42,6 +42,14 @@ struct PeftPlan: ParsableCommand {
               peft-plan calibrate --backend engine
               peft-plan report --model 8b --gpu 24GB --out plan.pdf
               peft-plan claims        (published claims, checked)
+
+            Exit status:
+              0    done (without --require-fit, also when a plan does not fit: the output says so)
+              1    the output could not be written, or an error outside peft-plan's checks
+              2    bad input: an option's value, a file, a model or GPU name (one line on stderr)
+              3    --require-fit: a planned method does not fit a GPU named (output still printed)
+              64   the command line itself: an unknown option or a missing value
+              130  calibrate interrupted by Ctrl-C (its --resume command is printed)
             """,
         subcommands: [Plan.self, Models.self, GPUs.self, Bench.self, Calibrate.self, ReportCommand.self, ClaimsCommand.self, BenchPlanner.self, BenchSearch.self, LedgerCheckCommand.self],
         defaultSubcommand: Plan.self)
@@ -87,6 +95,15 @@ struct PeftPlan: ParsableCommand {
             }
             offset += n
         }
+    }
+
+    /// The exit status of `plan --require-fit` when the plan does not fit.
+    static let doesNotFitStatus: Int32 = 3
+
+    /// `--require-fit` refused: one line on stderr, status 3 (the output is already out).
+    static func doesNotFit(_ what: String) -> Never {
+        FileHandle.standardError.write(Data("peft-plan: does not fit (--require-fit): \(what)\n".utf8))
+        Foundation.exit(doesNotFitStatus)
     }
 
     static func fail(_ message: String, code: Int32) -> Never {

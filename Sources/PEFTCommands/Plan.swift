@@ -33,6 +33,9 @@ struct Plan: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --emit: gradient clipping norm (default 1.0).")
     var maxGradNorm: String?
 
+    @Flag(help: "Exit with status 3 (after printing the output as usual) unless every planned method fits on every GPU named; with --serve, unless the server fits each GPU; with --cheapest, unless some configuration fits. For CI and launch scripts.")
+    var requireFit = false
+
     func run() throws {
         let format = try options.outputFormat()
         let request = try options.request()
@@ -53,6 +56,7 @@ struct Plan: ParsableCommand {
                                learningRate: try PlanningOptions.real(learningRate, "--learning-rate"),
                                maxGradNorm: try PlanningOptions.real(maxGradNorm, "--max-grad-norm") ?? 1.0)
             PeftPlan.emit(try Emitter.emit(spec, as: kind))
+            if requireFit { Self.gate(planned) }
             return
         }
         if learningRate != nil || maxGradNorm != nil { throw PlanError.contradictoryOptions("--learning-rate and --max-grad-norm apply to --emit") }
@@ -79,6 +83,12 @@ struct Plan: ParsableCommand {
             let sr = ServeRequest(arch: request.arch, adapters: n, context: ctx, concurrency: conc, methodOptions: request.methodOptions,
                                   quantisedBase: quantised, gpus: request.gpus, runtime: request.runtime)
             PeftPlan.emit(try Serving.render(sr, as: format))
+            if requireFit {
+                let misses = try Serving.verdicts(sr).filter { !$0.fits }
+                if !misses.isEmpty {
+                    PeftPlan.doesNotFit("the server does not fit " + misses.map { "\($0.gpu.name) (\($0.gpu.capacityLabel))" }.joined(separator: ", "))
+                }
+            }
             return
         }
         if context != nil || concurrency != nil { throw PlanError.contradictoryOptions("--context and --concurrency apply to --serve") }
@@ -91,11 +101,31 @@ struct Plan: ParsableCommand {
             guard (1...65536).contains(space.globalBatch) else {
                 throw PlanError.invalidOption(option: "--global-batch", value: "\(space.globalBatch)", accepted: "an integer from 1 to 65536")
             }
-            PeftPlan.emit(SearchOutput.render(try Search.run(request, space: space), as: format))
+            let found = try Search.run(request, space: space)
+            PeftPlan.emit(SearchOutput.render(found, as: format))
+            if requireFit && found.cheapest.isEmpty { PeftPlan.doesNotFit("no configuration searched fits") }
             return
         }
         if globalBatch != nil { throw PlanError.contradictoryOptions("--global-batch applies to --cheapest") }
         let result = try Planner.plan(request)
         PeftPlan.emit(PlanOutput.render(result, as: format))
+        if requireFit { Self.gate(result) }
+    }
+
+    /// `--require-fit`: exits with ``PeftPlan/doesNotFitStatus`` naming what does not fit
+    /// (every planned method on every GPU named must fit; a method left out of `all` is not
+    /// planned); returns when all fit.
+    static func gate(_ result: PlanResult) {
+        var misses: [String] = []
+        for p in result.plans {
+            for v in p.verdicts where !v.fits {
+                let why = v.blocker != nil ? "no bf16 support" : "\(PlanOutput.gib(v.shortfallBytes)) short of \(v.gpu.capacityLabel)"
+                misses.append("\(p.method.rawValue) on \(v.gpu.name) (\(why))")
+            }
+        }
+        if result.plans.isEmpty { misses.append("no method could be planned") }
+        guard !misses.isEmpty else { return }
+        let shown = misses.prefix(3).joined(separator: "; ")
+        PeftPlan.doesNotFit(shown + (misses.count > 3 ? "; and \(misses.count - 3) more" : ""))
     }
 }

@@ -491,8 +491,19 @@ extension ForwardGraph {
 
     func embed() -> Tape.T {
         let a = c.arch
-        let trainable = c.baseTrainable || c.wrapped["model.embed_tokens"] != nil
+        let wrapped = a.inputEmbeddingName.map { c.wrapped[$0] != nil } ?? false
+        let trainable = c.baseTrainable || wrapped
         if trainable { tape.save(.q(1), 8) }                                  // input ids
+        if wrapped && (c.method == .lora || c.method == .qlora) {
+            // PEFT's LoRA Embedding (peft/tuners/lora/layer.py, Embedding.forward): after_A =
+            // embedding(ids, lora_embedding_A.T), fp32 like the adapter, kept by the matmul
+            // with lora_embedding_B for that weight's gradient
+            tape.save(.q(c.options.loraR), 4)
+            // after_A @ lora_embedding_B: forward, and in backward both B's gradient and
+            // after_A's (A trains); the lookup through A is no matmul
+            let mm = 2 * c.options.loraR * a.embedDim
+            tape.flops(.q(1), forward: mm, backward: 2 * mm, fp32: true)
+        }
         // With gradient checkpointing PEFT makes the input embeddings require grad
         // (`enable_input_require_grads`, also done by prepare_model_for_kbit_training).
         let inputRG = trainable || c.method == .qlora || (c.checkpointing && c.method != .full)
@@ -550,7 +561,8 @@ extension ForwardGraph {
         case .gemma, .gemma2: h = gemmaNorm(x, width: a.hiddenSize)
         case .llama, .mistral, .mixtral, .qwen2, .qwen3, .phi3: h = rmsNorm(x)
         case .opt:
-            h = layerNorm(x)
+            // post-LN OPT (do_layer_norm_before false: OPT-350m) has no final layer norm
+            h = c.module("model.decoder.final_layer_norm") != nil ? layerNorm(x) : x
             if a.embedDim != a.hiddenSize { h = linear(h, "model.decoder.project_out") }
         default: h = layerNorm(x)
         }

@@ -169,6 +169,12 @@ public struct Architecture: Sendable, Equatable {
         m.perLayer ? "\(layerPrefix).\(layer).\(m.name)" : m.name
     }
 
+    /// The input (token) embedding's full name, whatever the family calls it
+    /// (`model.embed_tokens`, `transformer.wte`, `gpt_neox.embed_in`, `transformer.word_embeddings`, …).
+    public var inputEmbeddingName: String? {
+        modules.first { $0.kind == .embedding && !$0.perLayer }?.name
+    }
+
     /// GPT-2 and OPT learn a table of positions: no sequence can be longer than it.
     public var hasLearnedPositions: Bool { modules.contains { $0.kind == .positionEmbedding } }
 

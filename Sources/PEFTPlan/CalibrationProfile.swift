@@ -105,7 +105,7 @@ public struct CalibrationProfile: Codable, Equatable, Sendable {
         return p
     }
 
-    /// Transformers and PEFT versions the memory model follows (REFERENCES.md).
+    /// Transformers and PEFT versions the memory model follows (those scripts/setup.sh pins).
     public static let modelledVersions = ["transformers": "5.23.0", "peft": "0.21.2"]
 
     /// Warnings for a plan on `gpus` with this profile: another GPU than it was measured on,

@@ -1,7 +1,7 @@
 import Foundation
 
 /// A published claim about fine-tuning memory or parameters, with what peft-plan computes
-/// for it and a verdict (REFERENCES.md, "Published headline claims").
+/// for it and a verdict (each claim names where it was published).
 public struct Claim: Sendable {
     public enum Verdict: String, Sendable {
         case holds
@@ -67,14 +67,18 @@ public enum Claims {
 
     static func percent(_ a: ParameterAccount) -> Double { Double(a.trainableParams) / Double(a.totalParams) * 100 }
 
+    /// A claim about "a 48 GB GPU" holds if it holds on some card of that size: the bundled
+    /// profile of that nominal size with the most usable memory, among those that run bf16
+    /// (the claims are computed in bf16) where there are any.
     static func gpu(_ query: String) throws -> GPUProfile {
-        guard let g = try HardwareCatalog.select(query, from: HardwareCatalog.bundled()).first else {
+        func key(_ g: GPUProfile) -> (Int, Int, String) { (g.supportsBF16 ? 1 : 0, g.usableMemoryBytes, g.name) }
+        guard let g = try HardwareCatalog.select(query, from: HardwareCatalog.bundled()).max(by: { key($0) < key($1) }) else {
             throw PlanError.invalidOption(option: "--gpu", value: query, accepted: "a bundled GPU profile")
         }
         return g
     }
 
-    /// Every claim of REFERENCES.md, checked.
+    /// Every published claim, checked.
     public static func check() throws -> [Claim] {
         var out: [Claim] = []
         let seven = try Presets.resolve("llama-2-7b")
@@ -154,15 +158,15 @@ public enum Claims {
         q65Paged.training.optimizer = .pagedAdamw8bit
         let ctx65Paged = try context("llama-65b", .qlora, q65Paged)
         let t65Paged = total(ctx65Paged)
-        let v5: Claim.Verdict = t65 <= card48.memoryBytes ? .holds : (t65Paged <= card48.memoryBytes ? .holdsOnlyIf : .doesNotHold)
+        let v5: Claim.Verdict = t65 <= card48.usableMemoryBytes ? .holds : (t65Paged <= card48.usableMemoryBytes ? .holdsOnlyIf : .doesNotHold)
         out.append(Claim(
             id: "qlora-65b-48gb", claim: "QLoRA fine-tunes a 65B model on one 48 GB GPU",
             source: "Dettmers et al. 2023, QLoRA, abstract",
-            computed: "\(gb(t65)) with 32-bit AdamW, \(gb(t65Paged)) with paged 8-bit AdamW, against the \(card48.nominalMemoryGB) GB (GiB) of \(card48.name); "
-                + "the longest sequence that fits at micro-batch 1: \(longest(v5 == .holds ? ctx65 : ctx65Paged, capacity: card48.memoryBytes))",
+            computed: "\(gb(t65)) with 32-bit AdamW, \(gb(t65Paged)) with paged 8-bit AdamW, against \(card48.name) (\(card48.capacityLabel)); "
+                + "the longest sequence that fits at micro-batch 1: \(longest(v5 == .holds ? ctx65 : ctx65Paged, capacity: card48.usableMemoryBytes))",
             assumptions: "llama-65b; QLoRA NF4 with double quantisation, r=64 on every linear layer (the paper's setting), bf16 compute, gradient checkpointing, micro-batch 1 × 512 tokens; hf-cuda runtime",
             verdict: v5, condition: v5 == .holdsOnlyIf ? "the optimizer states are paged (paged 8-bit AdamW, whose states may move to host memory; with 32-bit AdamW on the GPU it needs \(gb(t65)))" : nil,
-            figures: [("adamw_bytes", Double(t65)), ("paged_adamw_8bit_bytes", Double(t65Paged)), ("capacity_bytes", Double(card48.memoryBytes))]))
+            figures: [("adamw_bytes", Double(t65)), ("paged_adamw_8bit_bytes", Double(t65Paged)), ("capacity_bytes", Double(card48.usableMemoryBytes))]))
 
         // 6. "… and a 7B model on a 16 GB GPU"
         var q7 = Setting()
@@ -172,10 +176,10 @@ public enum Claims {
         out.append(Claim(
             id: "qlora-7b-16gb", claim: "QLoRA fine-tunes a 7B model on a 16 GB GPU",
             source: "common figure after the QLoRA paper",
-            computed: "\(gb(t7)) at micro-batch 1 × 2048 tokens against the \(card16.nominalMemoryGB) GB (GiB) of \(card16.name); the longest sequence that fits at micro-batch 1: \(longest(ctx7, capacity: card16.memoryBytes))",
+            computed: "\(gb(t7)) at micro-batch 1 × 2048 tokens against \(card16.name) (\(card16.capacityLabel)); the longest sequence that fits at micro-batch 1: \(longest(ctx7, capacity: card16.usableMemoryBytes))",
             assumptions: "llama-2-7b; QLoRA NF4 with double quantisation, r=8 on PEFT's default targets (q_proj, v_proj), AdamW, gradient checkpointing; hf-cuda runtime",
-            verdict: t7 <= card16.memoryBytes ? .holds : .doesNotHold, condition: nil,
-            figures: [("bytes", Double(t7)), ("capacity_bytes", Double(card16.memoryBytes))]))
+            verdict: t7 <= card16.usableMemoryBytes ? .holds : .doesNotHold, condition: nil,
+            figures: [("bytes", Double(t7)), ("capacity_bytes", Double(card16.usableMemoryBytes))]))
 
         // 7. "LoRA r=8 on a 7B model trains 0.1–0.2% of parameters"
         let targetSets: [(String, TargetSpec)] = [("q_proj, v_proj", .list(["q_proj", "v_proj"])), ("q_proj, k_proj, v_proj, o_proj", .list(["q_proj", "k_proj", "v_proj", "o_proj"])),

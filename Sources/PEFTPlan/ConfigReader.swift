@@ -24,10 +24,22 @@ public enum ConfigReader {
         } catch let PlanError.unreadableConfig(_, reason) {
             throw PlanError.unreadableConfig(path: path, reason: isDir.boolValue ? "the folder holds no readable config.json (\(reason))" : reason)
         }
-        let name = isDir.boolValue
-            ? (path as NSString).lastPathComponent
-            : ((file as NSString).deletingLastPathComponent as NSString).lastPathComponent
-        return try parse(data: data, name: name.isEmpty ? "config" : name, source: path)
+        return try parse(data: data, name: isDir.boolValue ? (path as NSString).lastPathComponent : "", source: path)
+    }
+
+    /// The name of a model read from a config: the folder the user named; else the file's
+    /// own name (`configs/gpt2.json` → gpt2); for a file called config.json, the checkpoint
+    /// the config names (`_name_or_path`, last part), else "config". Never the parent folder
+    /// of a named file (in Hugging Face's cache that is a commit hash).
+    static func modelName(given: String, source: String, dict: [String: Any]) -> String {
+        if !given.isEmpty { return given }
+        let stem = ((source as NSString).lastPathComponent as NSString).deletingPathExtension
+        if !stem.isEmpty && stem.lowercased() != "config" { return stem }
+        if let named = dict["_name_or_path"] as? String ?? dict["name_or_path"] as? String {
+            let last = (named.trimmingCharacters(in: CharacterSet(charactersIn: "/ ")) as NSString).lastPathComponent
+            if !last.isEmpty, last.count <= 128, !last.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }) { return last }
+        }
+        return "config"
     }
 
     /// Largest file read as a config or a profile (real config.json files are a few KiB).
@@ -62,7 +74,7 @@ public enum ConfigReader {
         guard let dict = object as? [String: Any] else {
             throw PlanError.malformedConfig(path: source, reason: "the top level is not a JSON object")
         }
-        return try build(Fields(dict, source: source), name: name)
+        return try build(Fields(dict, source: source), name: modelName(given: name, source: source, dict: dict))
     }
 
     /// Typed access to config fields with the aliases Transformers accepts.

@@ -4,7 +4,8 @@ import Foundation
 ///
 /// Field names carry their units. Figures come from the vendor datasheet named in
 /// `source`; TFLOP/s are dense (no sparsity). `memoryBytes` is the nominal capacity in
-/// binary units (a "24 GB" card is 24 GiB), which is what fit verdicts compare against.
+/// binary units (a "24 GB" card is 24 GiB), used to select (`--gpu 24GB`) and name cards;
+/// fit verdicts compare against ``usableMemoryBytes``, what PyTorch can allocate there.
 public struct GPUProfile: Codable, Equatable, Sendable {
     public struct Interconnect: Codable, Equatable, Sendable {
         public var name: String
@@ -14,6 +15,29 @@ public struct GPUProfile: Codable, Equatable, Sendable {
         public var usdPerHour: Double
         /// When the typical price was taken ("2026-11").
         public var date: String
+        public var source: String
+    }
+
+    /// What PyTorch can allocate on the card: the device total the driver reports
+    /// (`torch.cuda.get_device_properties(i).total_memory`, printed as "total capacity" in
+    /// every CUDA out-of-memory message). The caching allocator can reserve no more; the CUDA
+    /// context and library workspaces then take their share of it (the runtime profile's
+    /// `runtime_overhead`). ECC on GDDR datacenter cards and the driver's own reservation
+    /// make it smaller than the nominal size.
+    public struct UsableMemory: Codable, Equatable, Sendable {
+        /// How the figure was obtained.
+        public enum Basis: String, Codable, Sendable, CaseIterable {
+            /// reported by PyTorch on the card in one of our own runs
+            case measured
+            /// printed by PyTorch on the card in a public report (an out-of-memory message
+            /// or `get_device_properties`) that names the card
+            case observed
+            /// no report found: worked out from related figures, as `source` explains
+            case derived
+        }
+        public var bytes: Int
+        public var basis: Basis
+        /// Where the figure comes from (URL and date, or the derivation).
         public var source: String
     }
 
@@ -34,6 +58,18 @@ public struct GPUProfile: Codable, Equatable, Sendable {
     public var source: String
     public var price: Price
     public var notes: String?
+    /// Absent only in hand-written profiles (`--gpu FILE`): the nominal size is used then,
+    /// and the plan's notes say so.
+    public var usableMemory: UsableMemory?
+
+    /// The capacity every fit verdict, headroom and limit search compares against.
+    public var usableMemoryBytes: Int { usableMemory?.bytes ?? memoryBytes }
+
+    /// "24 GB card, 23.64 GiB usable" (or "… nominal size, no usable figure given").
+    public var capacityLabel: String {
+        guard let u = usableMemory else { return "\(nominalMemoryGB) GB card, its nominal \(PlanOutput.gib(memoryBytes)) (no usable figure in its profile)" }
+        return "\(nominalMemoryGB) GB card, " + String(format: "%.2f GiB usable", Double(u.bytes) / Double(1 << 30))
+    }
 
     /// Whether the GPU has tensor cores for bf16 (Volta and Turing do not).
     public var supportsBF16: Bool { denseTflops["bf16"] != nil }
@@ -76,6 +112,9 @@ public enum HardwareCatalog {
             p = try JSONDecoder().decode(GPUProfile.self, from: data)
         } catch let DecodingError.keyNotFound(key, _) {
             throw PlanError.invalidHardwareProfile(path: path, reason: "missing field '\(key.stringValue)'")
+        } catch let DecodingError.dataCorrupted(ctx) where !ctx.codingPath.isEmpty {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "invalid value at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'"
+                + (ctx.codingPath.last?.stringValue == "basis" ? " (accepted: \(GPUProfile.UsableMemory.Basis.allCases.map(\.rawValue).joined(separator: ", ")))" : ""))
         } catch let DecodingError.typeMismatch(_, ctx) {
             throw PlanError.invalidHardwareProfile(path: path, reason: "wrong type at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'")
         } catch {
@@ -88,6 +127,14 @@ public enum HardwareCatalog {
         }
         guard p.memoryBytes >= 1 << 20, p.memoryBytes < 1 << 50 else {
             throw PlanError.invalidHardwareProfile(path: path, reason: "memoryBytes must be between 1 MiB and 1 PiB")
+        }
+        if let u = p.usableMemory {
+            guard u.bytes >= 1 << 20, u.bytes <= p.memoryBytes else {
+                throw PlanError.invalidHardwareProfile(path: path, reason: "usableMemory.bytes must be from 1 MiB to memoryBytes (\(p.memoryBytes))")
+            }
+            guard !u.source.trimmingCharacters(in: .whitespaces).isEmpty else {
+                throw PlanError.invalidHardwareProfile(path: path, reason: "usableMemory.source must say where the figure comes from")
+            }
         }
         guard p.nominalMemoryGB >= 1, p.nominalMemoryGB < 1 << 20, p.tdpWatts >= 0 else {
             throw PlanError.invalidHardwareProfile(path: path, reason: "nominalMemoryGB must be positive and tdpWatts not negative")

@@ -27,20 +27,26 @@ public enum Listings {
         if json {
             return JSONValue.array(profiles.map { p in
                 .object([("name", .string(p.name)), ("memory_bytes", .int(p.memoryBytes)), ("nominal_memory_gb", .int(p.nominalMemoryGB)),
+                         ("usable_memory_bytes", .int(p.usableMemoryBytes)),
+                         ("usable_memory_basis", p.usableMemory.map { .string($0.basis.rawValue) } ?? .null),
+                         ("usable_memory_source", p.usableMemory.map { .string($0.source) } ?? .null),
                          ("bf16_tflops", p.denseTflops["bf16"].map(JSONValue.double) ?? .null),
                          ("fp16_tflops", p.denseTflops["fp16"].map(JSONValue.double) ?? .null),
                          ("bandwidth_bytes_per_second", .double(p.memoryBandwidthBytesPerSecond)),
                          ("usd_per_hour", .double(p.price.usdPerHour)), ("price_date", .string(p.price.date)), ("source", .string(p.source))])
             }).render() + "\n"
         }
-        var out = PlanOutput.pad("GPU", 18) + PlanOutput.pad("memory", 10) + PlanOutput.pad("bf16 TFLOP/s", 14) + PlanOutput.pad("bandwidth", 12) + "$/hour (date)\n"
+        var out = PlanOutput.pad("GPU", 18) + PlanOutput.pad("memory", 8) + PlanOutput.pad("usable", 20) + PlanOutput.pad("bf16 TFLOP/s", 14) + PlanOutput.pad("bandwidth", 12) + "$/hour (date)\n"
         for p in profiles {
             let tf = p.denseTflops["bf16"].map { String(format: "%.1f", $0) } ?? (p.denseTflops["fp16"].map { String(format: "%.1f (fp16)", $0) } ?? "–")
-            out += PlanOutput.pad(p.name, 18) + PlanOutput.pad(PlanOutput.gib(p.memoryBytes), 10) + PlanOutput.pad(tf, 14)
+            let usable = String(format: "%.2f GiB", Double(p.usableMemoryBytes) / Double(1 << 30)) + " " + (p.usableMemory?.basis.rawValue ?? "nominal")
+            out += PlanOutput.pad(p.name, 18) + PlanOutput.pad("\(p.nominalMemoryGB) GB", 8) + PlanOutput.pad(usable, 20) + PlanOutput.pad(tf, 14)
                 + PlanOutput.pad(String(format: "%.0f GB/s", p.memoryBandwidthBytesPerSecond / 1e9), 12)
                 + String(format: "%.2f (%@)", p.price.usdPerHour, p.price.date) + "\n"
         }
-        out += "\nDense (non-sparse) peaks from vendor datasheets; each profile's JSON names its source.\n"
+        out += "\nUsable: the device total PyTorch reports on the card, which fit verdicts use; measured in our runs,\n"
+        out += "observed in a public report that names the card, or derived where none was found (`--format json`\n"
+        out += "gives each figure's source). Dense (non-sparse) peaks from vendor datasheets; each profile's JSON\nnames its source.\n"
         out += "Prices are typical on-demand figures at their date, as each profile states.\n"
         return out
     }

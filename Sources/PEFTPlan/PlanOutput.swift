@@ -67,7 +67,8 @@ public enum PlanOutput {
                                             ("recompute", .double(p.flops.recompute))])),
                 ("gpus", .array(p.verdicts.map { v in
                     .object([
-                        ("name", .string(v.gpu.name)), ("memory_bytes", .int(v.gpu.memoryBytes)), ("count", .int(r.request.scale.gpus)),
+                        ("name", .string(v.gpu.name)), ("memory_bytes", .int(v.gpu.memoryBytes)),
+                        ("usable_memory_bytes", .int(v.gpu.usableMemoryBytes)), ("count", .int(r.request.scale.gpus)),
                         ("fits", .bool(v.fits)), ("headroom_bytes", .int(v.headroomBytes)), ("shortfall_bytes", .int(v.shortfallBytes)),
                         ("max_micro_batch", .int(v.maxMicroBatch)), ("max_seq", .int(v.maxSeq)),
                         ("blocker", v.blocker.map(JSONValue.string) ?? .null),
@@ -189,20 +190,26 @@ public enum PlanOutput {
 
     // MARK: table
 
-    /// GPUs grouped by capacity and by whether they can run the precision: every profile
-    /// of a group gets the same verdict.
-    static func capacityGroups(_ r: PlanResult) -> [(cap: Int, blocked: Bool, names: [String])] {
+    /// GPUs grouped by usable capacity, nominal size and whether they can run the precision:
+    /// every profile of a group gets the same verdict.
+    static func capacityGroups(_ r: PlanResult) -> [(cap: Int, blocked: Bool, gpus: [GPUProfile])] {
         let blocked = Set(r.plans.flatMap { $0.verdicts.filter { $0.blocker != nil }.map(\.gpu.name) })
-        var groups: [(cap: Int, blocked: Bool, names: [String])] = []
+        var groups: [(cap: Int, blocked: Bool, gpus: [GPUProfile])] = []
         for g in r.request.gpus {
             let b = blocked.contains(g.name)
-            if let i = groups.firstIndex(where: { $0.cap == g.memoryBytes && $0.blocked == b }) {
-                groups[i].names.append(g.name)
+            if let i = groups.firstIndex(where: { $0.cap == g.usableMemoryBytes && $0.gpus[0].nominalMemoryGB == g.nominalMemoryGB && $0.blocked == b }) {
+                groups[i].gpus.append(g)
             } else {
-                groups.append((g.memoryBytes, b, [g.name]))
+                groups.append((g.usableMemoryBytes, b, [g]))
             }
         }
         return groups
+    }
+
+    /// "RTX 4090 (24 GB card, 23.64 GiB usable)" or "RTX 3090, RTX A5000 (24 GB cards, …)".
+    static func groupLabel(_ gpus: [GPUProfile]) -> String {
+        let label = gpus[0].capacityLabel
+        return gpus.map(\.name).joined(separator: ", ") + " (" + (gpus.count > 1 ? label.replacingOccurrences(of: " card,", with: " cards,") : label) + ")"
     }
 
     public static func table(_ r: PlanResult) -> String {
@@ -224,11 +231,11 @@ public enum PlanOutput {
             ]
             out += trimmed(cells.enumerated().map { pad($0.element, head[$0.offset].1, right: $0.offset > 0 && $0.offset < 9) }.joined(separator: " ")) + "\n"
         }
-        for (cap, blocked, names) in capacityGroups(r) {
-            out += wrap("\nOn \(gib(cap)): \(names.joined(separator: ", "))", width: 100, indent: "  ")
+        for (cap, blocked, gpus) in capacityGroups(r) {
+            out += wrap("\nOn " + groupLabel(gpus) + ":", width: 100, indent: "  ")
             out += "  " + pad("method", 9) + " " + pad("fits", 5) + " " + pad("headroom", 17) + " " + pad("max micro-batch", 16) + " max seq\n"
             for p in r.plans {
-                guard let v = p.verdicts.first(where: { $0.gpu.memoryBytes == cap && ($0.blocker != nil) == blocked }) else { continue }
+                guard let v = p.verdicts.first(where: { $0.gpu.name == gpus[0].name && $0.gpu.usableMemoryBytes == cap && ($0.blocker != nil) == blocked }) else { continue }
                 let room = v.blocker != nil ? "(no bf16 support)" : (v.fits ? "\(gib(v.headroomBytes)) free" : "\(gib(v.shortfallBytes)) short")
                 let mb = v.maxMicroBatch == 0 ? "none" : "\(v.maxMicroBatch) at seq \(t.seq)"
                 let limit = Planner.seqSearchLimit(a, requested: t.seq)
@@ -301,14 +308,14 @@ public enum PlanOutput {
                              String(v.headroomBytes), String(v.shortfallBytes), String(v.maxMicroBatch), String(v.maxSeq),
                              String(p.account.trainableParams), String(p.account.totalParams), String(file),
                              p.memory.peakPhase.rawValue, String(r.request.scale.gpus), String(format: "%.1f", v.time.tokensPerSecond),
-                             String(format: "%.4f", v.time.hours), String(format: "%.2f", v.time.costUSD)] + mem)
+                             String(format: "%.4f", v.time.hours), String(format: "%.2f", v.time.costUSD)] + mem + [String(v.gpu.usableMemoryBytes)])
             }
         }
         return rows
     }
 
     public static func csv(_ r: PlanResult) -> String {
-        let header = flatColumns + memoryKeys(MemoryBreakdown()).map(\.0)
+        let header = flatColumns + memoryKeys(MemoryBreakdown()).map(\.0) + ["usable_memory_bytes"]
         func field(_ s: String) -> String { s.contains(",") || s.contains("\"") ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s }
         return ([header] + flatRows(r)).map { $0.map(field).joined(separator: ",") }.joined(separator: "\n") + "\n"
     }
@@ -324,10 +331,10 @@ public enum PlanOutput {
             let m = p.memory
             out += "| \(p.method.rawValue) | \(params(p.account.trainableParams)) (\(percent(p))) | \(gibNumber(m.frozenWeights + m.trainableWeights + m.masterWeights)) | \(gibNumber(m.gradients)) | \(gibNumber(m.optimizerStates)) | \(gibNumber(m.activations)) | \(gibNumber(m.logits)) | \(gibNumber(m.deviceTotal)) | \(m.peakPhase.rawValue) |\n"
         }
-        out += "\n| method | GPU | fits | headroom | max micro-batch | max seq | tokens/s | hours | cost |\n|---|---|---|---:|---:|---:|---:|---:|---:|\n"
+        out += "\n| method | GPU | usable (GiB) | fits | headroom | max micro-batch | max seq | tokens/s | hours | cost |\n|---|---|---:|---|---:|---:|---:|---:|---:|---:|\n"
         for p in r.plans {
             for v in p.verdicts {
-                out += "| \(p.method.rawValue) | \(md(v.gpu.name)) | \(v.fits ? "yes" : (v.blocker != nil ? "no (no bf16)" : "no")) | \(v.fits ? gib(v.headroomBytes) : "−" + gib(v.shortfallBytes)) | \(v.maxMicroBatch) | \(v.maxSeq) | \(String(format: "%.0f", v.time.tokensPerSecond)) | \(hours(v.time.hours)) | \(dollars(v.time.costUSD)) |\n"
+                out += "| \(p.method.rawValue) | \(md(v.gpu.name)) | \(gibNumber(v.gpu.usableMemoryBytes)) | \(v.fits ? "yes" : (v.blocker != nil ? "no (no bf16)" : "no")) | \(v.fits ? gib(v.headroomBytes) : "−" + gib(v.shortfallBytes)) | \(v.maxMicroBatch) | \(v.maxSeq) | \(String(format: "%.0f", v.time.tokensPerSecond)) | \(hours(v.time.hours)) | \(dollars(v.time.costUSD)) |\n"
             }
         }
         for (m, reason) in r.skipped { out += "\nSkipped \(m.rawValue): \(md(reason))\n" }

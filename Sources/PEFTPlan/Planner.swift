@@ -16,6 +16,9 @@ public struct PlanRequest: Sendable {
     /// What is trained on, and what it costs (`--tokens`, `--price`, `--mfu`, …).
     public var dataset = Dataset()
     public var budget = BudgetOptions()
+    /// Defaults the caller chose for the user that change the numbers (a shorter default
+    /// sequence), stated first in the notes.
+    public var defaults: [String] = []
 
     public init(arch: Architecture, methods: [Method], methodsFromAll: Bool = false, methodOptions: MethodOptions = MethodOptions(),
                 training: TrainingOptions = TrainingOptions(), gpus: [GPUProfile], runtime: RuntimeProfile = .hfCUDA) {
@@ -75,9 +78,20 @@ public enum Planner {
     public static let batchSearchLimit = 1 << 16
 
     /// The sequence length a plan uses when none is given: 2048, or fewer where the model
-    /// has fewer learned positions.
-    public static func defaultSeq(_ arch: Architecture) -> Int {
-        arch.hasLearnedPositions ? min(2048, arch.maxPositions) : 2048
+    /// has fewer learned positions — less the virtual tokens prompt tuning and P-tuning put
+    /// in front of every sequence (`promptTokens`), so that the default always fits them.
+    public static func defaultSeq(_ arch: Architecture, promptTokens: Int = 0) -> Int {
+        guard arch.hasLearnedPositions else { return 2048 }
+        return max(1, min(2048, arch.maxPositions - promptTokens))
+    }
+
+    /// Why a default sequence is shorter than 2048, for the notes; nil when it is not.
+    public static func defaultSeqNote(_ arch: Architecture, promptTokens: Int) -> String? {
+        let s = defaultSeq(arch, promptTokens: promptTokens)
+        guard s < 2048 else { return nil }
+        var why = "\(arch.name)'s \(arch.maxPositions) learned positions"
+        if promptTokens > 0 && s < min(2048, arch.maxPositions) { why += " less the \(promptTokens) prompt-tuning tokens" }
+        return "--seq not given: \(s) tokens (\(why); --seq sets it)"
     }
 
     /// Upper bound of the sequence search: the model's position limit where it has one
@@ -124,7 +138,7 @@ public enum Planner {
             var plan = MethodPlan(method: method, account: account, memory: memory, checkpointing: ctx.checkpointing, verdicts: verdicts)
             plan.flops = ctx.flops(batch: request.training.batch, seq: request.training.seq)
             plan.hostBytes = ctx.hostBytes
-            if !verdicts.contains(where: \.fits), let big = verdicts.filter({ $0.blocker == nil }).max(by: { $0.gpu.memoryBytes < $1.gpu.memoryBytes }) {
+            if !verdicts.contains(where: \.fits), let big = verdicts.filter({ $0.blocker == nil }).max(by: { $0.gpu.usableMemoryBytes < $1.gpu.usableMemoryBytes }) {
                 plan.advice = (big.gpu.name, Advisor.advise(request, method: method, gpu: big.gpu))
             }
             plans.append(plan)
@@ -137,7 +151,7 @@ public enum Planner {
 
     /// The verdict for one GPU: fit on `device_total`, and the searched limits.
     public static func verdict(_ ctx: PlanContext, memory: MemoryBreakdown, gpu: GPUProfile) -> GPUVerdict {
-        let cap = gpu.memoryBytes
+        let cap = gpu.usableMemoryBytes
         let p = ctx.training.precision
         let blocker: String? = (p == .bf16 || p == .mixedBF16) && !gpu.supportsBF16
             ? "\(gpu.name) has no bf16 support: plan with --precision fp16 or mixed-fp16" : nil
@@ -230,10 +244,11 @@ public enum Planner {
         let t = r.training, o = r.methodOptions
         var n: [String] = []
         n.append("runtime \(r.runtime.name): \(r.runtime.description)")
+        n.append(contentsOf: r.defaults)
         if !r.arch.hasLearnedPositions && r.arch.maxPositions > 0 && t.seq > r.arch.maxPositions {
             n.append("--seq \(t.seq) is beyond the model's max_position_embeddings (\(r.arch.maxPositions)): training there needs RoPE scaling")
         }
-        n.append("memory per GPU for one micro-batch of \(t.batch) × \(t.seq) tokens; fit verdicts compare device_total (reserved + outside the allocator) with the card's capacity")
+        n.append("memory per GPU for one micro-batch of \(t.batch) × \(t.seq) tokens; fit verdicts compare device_total (reserved + outside the allocator) with the card's usable memory")
         let zeroKeepsFP32 = (r.scale.sharding.zeroStage ?? 0) > 0 && (t.precision == .bf16 || t.precision == .fp16)
         n.append("precision \(t.precision.rawValue): " + (zeroKeepsFP32 ? "16-bit weights and gradients; fp32 master weights and optimizer states (DeepSpeed ZeRO keeps them)" : precisionNote(t.precision))
                  + "; optimizer \(t.optimizer.rawValue)")
@@ -260,7 +275,11 @@ public enum Planner {
         if r.methods.contains(.ia3) {
             n.append("IA³ targets=\(o.ia3Targets.text)\(o.ia3Feedforward.map { " feed-forward=" + $0.joined(separator: ",") } ?? "")")
         }
-        n.append("GPU memory is the nominal capacity in GiB (a \"24 GB\" card has 24 GiB); 1 GiB = 2^30 bytes")
+        n.append("GPU memory: fits compare with each card's usable memory, the device total PyTorch reports there (less than the nominal size: the driver's reservation, and ECC on GDDR datacenter cards; each profile names its source, `peft-plan gpus`); --gpu 24GB selects by nominal size; 1 GiB = 2^30 bytes")
+        let unstated = r.gpus.filter { $0.usableMemory == nil }.map(\.name)
+        if !unstated.isEmpty {
+            n.append("no usable memory figure in the profile of \(unstated.joined(separator: ", ")): its nominal size is used, which overstates what PyTorch can allocate (add usableMemory {bytes, basis, source} to the file)")
+        }
         if let sn = scaleNote(r) { n.append(sn) }
         n.append(timeNote(r))
         return n

@@ -47,7 +47,7 @@ public enum PlannerBenchmark {
                         for g in gpus {
                             // each plan evaluates its own memory: nothing is shared between GPUs
                             let m = ctx.memory(batch: b, seq: s)
-                            if m.deviceTotal <= g.memoryBytes { fits += 1 }
+                            if m.deviceTotal <= g.usableMemoryBytes { fits += 1 }
                         }
                     }
                 }

@@ -24,7 +24,6 @@ public struct SearchResult: Sendable {
     public var fastest: [Candidate] = []
     /// Per method: the fewest GPUs of any listed type that hold it, with that plan.
     public var fewestGPUs: [Candidate] = []
-    public var seconds = 0.0
     public var globalBatch = 16
 }
 
@@ -51,7 +50,6 @@ public struct SearchSpace: Sendable {
 /// accumulation, so candidates differ in memory and speed, not in what they train.
 public enum Search {
     public static func run(_ request: PlanRequest, space: SearchSpace = SearchSpace()) throws -> SearchResult {
-        let clock = ContinuousClock.now
         try Planner.validate(request)
         var result = SearchResult(request: request)
         result.globalBatch = space.globalBatch
@@ -96,7 +94,7 @@ public enum Search {
                                     if (t.precision == .bf16 || t.precision == .mixedBF16) && !gpu.supportsBF16 { continue }
                                     let ctx = ctx0.withTraining(tt)
                                     let device = ctx.deviceTotal(batch: mb, seq: tt.seq)
-                                    guard device <= gpu.memoryBytes else { continue }
+                                    guard device <= gpu.usableMemoryBytes else { continue }
                                     result.fitting += 1
                                     let time = TimeModel.estimate(ctx, gpu: gpu, dataset: request.dataset, budget: request.budget)
                                     all.append(Candidate(method: method, gpu: gpu, scale: ctx.scale, batch: mb, gradAccum: tt.gradAccum,
@@ -139,8 +137,6 @@ public enum Search {
                 result.fewestGPUs.append(best)
             }
         }
-        let d = ContinuousClock.now - clock
-        result.seconds = Double(d.components.seconds) + Double(d.components.attoseconds) * 1e-18
         return result
     }
 }
@@ -159,7 +155,7 @@ public enum Advisor {
     /// instead of full fine-tuning, offload, and the fewest GPUs with parameter sharding
     /// (with checkpointing too where sharding alone is not enough).
     public static func advise(_ request: PlanRequest, method: Method, gpu: GPUProfile) -> [Advice] {
-        let cap = gpu.memoryBytes
+        let cap = gpu.usableMemoryBytes
         let t = request.training
         guard let account = try? ParameterAccounting.account(request.arch, method: method, options: request.methodOptions),
               let ctx = try? PlanContext(arch: request.arch, account: account, methodOptions: request.methodOptions,

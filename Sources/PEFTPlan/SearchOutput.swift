@@ -32,7 +32,7 @@ public enum SearchOutput {
     public static func table(_ r: SearchResult) -> String {
         let a = r.request.arch, t = r.request.training
         var out = PlanOutput.wrap("\(a.name): \(PlanOutput.params(a.totalParams)) parameters; seq \(t.seq), \(t.precision.rawValue), \(t.optimizer.rawValue); \(r.request.dataset.description).", width: 100, indent: "  ")
-        out += PlanOutput.wrap("Searched \(r.evaluated) configurations (methods × GPU types × 1–64 GPUs × sharding × offload × micro-batch × checkpointing) in \(String(format: "%.2f", r.seconds)) s; \(r.fitting) fit.", width: 100, indent: "")
+        out += PlanOutput.wrap("Searched \(r.evaluated) configurations (methods × GPU types × 1–64 GPUs × sharding × offload × micro-batch × checkpointing): \(r.fitting) fit (the time a search takes: `peft-plan bench-search`).", width: 100, indent: "")
         guard !r.cheapest.isEmpty else {
             return out + "\nNothing fits: try larger GPUs (--gpu 80GB), a PEFT method, or a shorter --seq.\n"
         }
@@ -61,7 +61,6 @@ public enum SearchOutput {
     public static func json(_ r: SearchResult) -> JSONValue {
         .object([
             ("model", .string(r.request.arch.name)), ("evaluated", .int(r.evaluated)), ("fitting", .int(r.fitting)),
-            ("seconds", .double(r.seconds)),
             ("cheapest", .array(r.cheapest.map(candidateJSON))), ("fastest", .array(r.fastest.map(candidateJSON))),
             ("fewest_gpus", .array(r.fewestGPUs.map(candidateJSON))),
         ])

@@ -90,8 +90,8 @@ public enum Serving {
     public static func verdicts(_ r: ServeRequest) throws -> [ServeVerdict] {
         try r.gpus.map { gpu in
             let total = try memory(r, concurrency: r.concurrency).total
-            let most = Planner.largest(upTo: 1 << 20) { (try? memory(r, concurrency: $0).total <= gpu.memoryBytes) ?? false }
-            return ServeVerdict(gpu: gpu, fits: total <= gpu.memoryBytes, maxConcurrency: most)
+            let most = Planner.largest(upTo: 1 << 20) { (try? memory(r, concurrency: $0).total <= gpu.usableMemoryBytes) ?? false }
+            return ServeVerdict(gpu: gpu, fits: total <= gpu.usableMemoryBytes, maxConcurrency: most)
         }
     }
 
@@ -107,7 +107,7 @@ public enum Serving {
                                     ("runtime_overhead", .int(m.runtimeOverhead)), ("device_total", .int(m.total)),
                                     ("kv_bytes_per_token", .int(m.kvBytesPerToken))])),
                 ("gpus", .array(v.map { .object([("name", .string($0.gpu.name)), ("memory_bytes", .int($0.gpu.memoryBytes)),
-                                                 ("fits", .bool($0.fits)), ("max_concurrency", .int($0.maxConcurrency))]) })),
+                                                 ("usable_memory_bytes", .int($0.gpu.usableMemoryBytes)), ("fits", .bool($0.fits)), ("max_concurrency", .int($0.maxConcurrency))]) })),
             ]).render() + "\n"
         }
         var out = PlanOutput.wrap("Serving \(r.arch.name) (\(r.quantisedBase ? "4-bit" : "16-bit") base) with \(r.adapters) LoRA adapter\(r.adapters == 1 ? "" : "s") (r=\(r.methodOptions.loraR), targets \(r.methodOptions.loraTargets.text)), \(r.concurrency) request\(r.concurrency == 1 ? "" : "s") of \(r.context) tokens:", width: 100, indent: "  ")
@@ -115,8 +115,8 @@ public enum Serving {
                                      ("workspace", m.workspace), ("runtime", m.runtimeOverhead), ("device total", m.total)]
         for (k, b) in rows { out += "  " + PlanOutput.pad(k, 14) + PlanOutput.pad(PlanOutput.gib(b), 11, right: true) + "\n" }
         out += "  (KV cache: \(m.kvBytesPerToken / 1024) KiB per token)\n\n"
-        out += "  " + PlanOutput.pad("GPU", 22) + PlanOutput.pad("fits", 6) + "most requests of \(r.context) tokens at once\n"
-        for x in v { out += "  " + PlanOutput.pad(x.gpu.name, 22) + PlanOutput.pad(x.fits ? "yes" : "no", 6) + "\(x.maxConcurrency)\n" }
+        out += "  " + PlanOutput.pad("GPU", 22) + PlanOutput.pad("usable", 11) + PlanOutput.pad("fits", 6) + "most requests of \(r.context) tokens at once\n"
+        for x in v { out += "  " + PlanOutput.pad(x.gpu.name, 22) + PlanOutput.pad(PlanOutput.gib(x.gpu.usableMemoryBytes), 11) + PlanOutput.pad(x.fits ? "yes" : "no", 6) + "\(x.maxConcurrency)\n" }
         out += "\n" + PlanOutput.wrap("Assumptions: one base copy; every adapter resident in the model dtype (servers that page adapters to the host need fewer); KV cache in 16 bits for the full context of every request (paged caches allocate as tokens arrive, so this is the worst case); prefill in chunks of \(prefillChunk) tokens.", width: 100, indent: "")
         return out
     }

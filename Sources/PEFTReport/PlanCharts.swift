@@ -18,10 +18,14 @@ public enum PlanCharts {
         ("allocator and CUDA context", Canvas.Color(0x999999), { $0.reservedPeak - $0.allocatedPeak + $0.runtimeOverhead }),
     ]
 
-    /// The GPU sizes of the request, smallest first, with the names that have each.
-    static func capacities(_ r: PlanResult) -> [(bytes: Int, label: String)] {
-        let sizes = Array(Set(r.request.gpus.map(\.memoryBytes))).sorted()
-        return sizes.map { ($0, short(Double($0) / gib) + " GiB") }
+    /// The nominal GPU sizes of the request, smallest first, each drawn at the smallest usable
+    /// capacity among its cards (what every card of that size can be relied on to hold).
+    static func capacities(_ r: PlanResult) -> [(gb: Int, bytes: Int, label: String)] {
+        let sizes = Array(Set(r.request.gpus.map(\.nominalMemoryGB))).sorted()
+        return sizes.map { gb in
+            let bytes = r.request.gpus.filter { $0.nominalMemoryGB == gb }.map(\.usableMemoryBytes).min()!
+            return (gb, bytes, "\(gb) GB")
+        }
     }
 
     /// Dashed lines at each GPU size across a plot, labelled at the right.
@@ -63,7 +67,7 @@ public enum PlanCharts {
             c.text(String(format: "%.1f", Double(plan.memory.deviceTotal) / gib), cx, p.py(acc) - 3, size: 7, align: .center)
         }
         capacityLines(r, p)
-        let items = components.map { LegendItem(key: .box($0.1), label: $0.0) } + [LegendItem(key: .line(capacityColor, dashed: true), label: "GPU memory")]
+        let items = components.map { LegendItem(key: .box($0.1), label: $0.0) } + [LegendItem(key: .line(capacityColor, dashed: true), label: "GPU memory usable (least of each size)")]
         legend(items, on: c, x: p.x, y: p.y + p.h + 28, width: w - 40)
     }
 
@@ -81,7 +85,7 @@ public enum PlanCharts {
 
     static func fitClass(_ v: GPUVerdict) -> Fit {
         if v.blocker != nil { return .blocked }
-        let cap = Double(v.gpu.memoryBytes)
+        let cap = Double(v.gpu.usableMemoryBytes)
         if v.fits { return Double(v.headroomBytes) >= 0.2 * cap ? .roomy : .tight }
         return Double(v.shortfallBytes) <= 0.2 * cap ? .near : .far
     }
@@ -222,7 +226,7 @@ public enum PlanCharts {
         capacityLines(r, p)
         if all > (ticks.last ?? ceiling) { c.text("lines leave the chart above \(short(ticks.last ?? ceiling)) GiB", p.x + p.w, p.y - 6, size: 6.5, align: .right, color: .grey) }
         let items = series.map { LegendItem(key: .marker(methodStyle($0.0.method).marker, methodStyle($0.0.method).color), label: $0.0.method.rawValue) }
-            + [LegendItem(key: .line(capacityColor, dashed: true), label: "GPU memory")]
+            + [LegendItem(key: .line(capacityColor, dashed: true), label: "GPU memory usable (least of each size)")]
         let used = legend(items, on: c, x: p.x, y: p.y + p.h + 40, width: w - 40)
         // lines that lie on top of each other are named, so no method seems missing
         var groups: [[String]] = []
@@ -318,7 +322,7 @@ public enum PlanCharts {
         var series: [(Method, String, [(Double, Double, Double)])] = []
         for p in r.plans {
             let chosen = cheapest(p)?.gpu
-                ?? p.verdicts.max { $0.gpu.memoryBytes < $1.gpu.memoryBytes }?.gpu
+                ?? p.verdicts.max { $0.gpu.usableMemoryBytes < $1.gpu.usableMemoryBytes }?.gpu
             guard let g = chosen else { continue }
             let pts: [(Double, Double, Double)] = counts.compactMap { n in
                 guard let v = replans[n]?.plans.first(where: { $0.method == p.method })?.verdicts.first(where: { $0.gpu.name == g.name }), v.fits else { return nil }

@@ -184,12 +184,12 @@ public enum Report {
         if let best = recommendation(r) {
             let v = best.verdict
             pg.paragraph("\(best.method.rawValue) on \(v.gpu.name)\(n > 1 ? " × \(n)" : ""): " + String(format: "%.1f h, ", v.time.hours) + money(v.time.costUSD)
-                + ", \(gibs(best.verdict.gpu.memoryBytes - v.headroomBytes)) of \(gibs(v.gpu.memoryBytes)) GiB used, micro-batch up to \(v.maxMicroBatch).", size: 11, bold: true)
+                + ", \(gibs(v.gpu.usableMemoryBytes - v.headroomBytes)) of \(gibs(v.gpu.usableMemoryBytes)) GiB usable (\(v.gpu.nominalMemoryGB) GB card) used, micro-batch up to \(v.maxMicroBatch).", size: 11, bold: true)
             // the best plan on each GPU size, for a question asked about smaller cards
             let sizes = PlanCharts.capacities(r)
             if sizes.count > 1 {
                 for s in sizes {
-                    let here = r.plans.flatMap { p in p.verdicts.filter { $0.fits && $0.gpu.memoryBytes == s.bytes }.map { (p.method, $0) } }
+                    let here = r.plans.flatMap { p in p.verdicts.filter { $0.fits && $0.gpu.nominalMemoryGB == s.gb }.map { (p.method, $0) } }
                     let line = here.min { PlanCharts.cheaper($0.1, $1.1) }
                         .map { "\($0.0.rawValue) on \($0.1.gpu.name), " + String(format: "%.1f h, ", $0.1.time.hours) + money($0.1.time.costUSD) } ?? "no method fits"
                     pg.paragraph("On \(s.label) cards: \(line)", size: 9.5, indent: 10)
@@ -249,7 +249,8 @@ public enum Report {
         PlanCharts.fitMatrix(r, on: c, x: pg.left, y: pg.chart(fitH), w: pg.width)
         pg.heading("Longest sequence at micro-batch \(t.batch) (tokens), per GPU size")
         let sizes = PlanCharts.capacities(r)
-        let bySize: [(String, GPUProfile)] = sizes.compactMap { s in r.request.gpus.first { $0.memoryBytes == s.bytes }.map { (s.label, $0) } }
+        // per size, the card with the least usable memory (the figure the capacity lines show)
+        let bySize: [(String, GPUProfile)] = sizes.compactMap { s in r.request.gpus.first { $0.nominalMemoryGB == s.gb && $0.usableMemoryBytes == s.bytes }.map { (s.label, $0) } }
         // the largest sizes matter most to the question: with more than six, the six largest
         let shown = Array(bySize.suffix(6))
         pg.table(["method"] + shown.map(\.0), r.plans.map { p in
@@ -257,9 +258,9 @@ public enum Report {
                 p.verdicts.first { $0.gpu.name == g.name }.map { $0.blocker != nil ? "no bf16" : ($0.maxSeq > 0 ? "\($0.maxSeq)" : "none") } ?? ""
             }
         }, xs: [0] + shown.indices.map { 90 + Double($0) * 68 }, rightAligned: Set(1...max(1, shown.count)))
-        if bySize.count > shown.count {
-            pg.paragraph("The six largest of \(bySize.count) GPU sizes; each column is the first GPU of that size (\(shown.map { $0.1.name }.joined(separator: ", "))).", size: 7.5, color: .grey)
-        }
+        let cards = shown.map { "\($0.1.name), " + String(format: "%.2f GiB", Double($0.1.usableMemoryBytes) / Double(1 << 30)) }.joined(separator: "; ")
+        pg.paragraph((bySize.count > shown.count ? "The six largest of \(bySize.count) GPU sizes. " : "")
+            + "Each column is the card of that size with the least usable memory (\(cards)): what every card of the size holds.", size: 7.5, color: .grey)
         pg.newPage()
 
         // Curves
@@ -311,7 +312,9 @@ public enum Report {
             let bf16 = g.denseTflops["bf16"].map { String(format: "%.0f", $0) } ?? "—"
             pg.paragraph("\(g.name) (\(g.formFactor)): \(g.nominalMemoryGB) GB \(g.memoryType), " + String(format: "%.0f GB/s", g.memoryBandwidthBytesPerSecond / 1e9)
                 + ", \(bf16) dense bf16 TFLOP/s, \(g.interconnect.name); " + String(format: "$%.2f/GPU-hour", g.price.usdPerHour)
-                + " (\(g.price.date), \(g.price.source)). Source: \(g.source).", size: 7.5, bullet: "•")
+                + " (\(g.price.date), \(g.price.source)). Source: \(g.source). "
+                + (g.usableMemory.map { "Usable: " + String(format: "%.2f GiB", Double($0.bytes) / Double(1 << 30)) + " (\($0.basis.rawValue): \($0.source))." } ?? "Usable: the nominal size (the profile gives no usable figure)."),
+                size: 7.5, bullet: "•")
         }
         pg.finish()
     }

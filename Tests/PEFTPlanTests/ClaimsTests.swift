@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import PEFTPlan
 
-/// `peft-plan claims` (REFERENCES.md, "Published headline claims"): the figures behind the
+/// `peft-plan claims` (the published headline claims, each with its source): the figures behind the
 /// verdicts against numbers from outside the code — PEFT's printed counts, the papers' tables,
 /// arithmetic on the published architectures — and the verdicts where a real run settles them.
 @Suite("Published claims")
@@ -15,7 +15,7 @@ struct ClaimsTests {
 
     @Test func parameterFiguresMatchOutsideSources() throws {
         let c = try Self.claims()
-        // PEFT prints 4,194,304 trainable of 6,742,609,920 for Llama-2-7b, LoRA r8 q_proj,v_proj (REFERENCES.md)
+        // PEFT prints 4,194,304 trainable of 6,742,609,920 for Llama-2-7b, LoRA r8 q_proj,v_proj (print_trainable_parameters())
         #expect(Self.figure(c["lora-7b-4m-params"], "trainable_params") == 4_194_304)
         #expect(Self.figure(c["lora-7b-4m-params"], "total_params") == 6_742_609_920)
         #expect(abs((Self.figure(c["lora-7b-percent"], "percent_q_proj_v_proj") ?? 0) - 100.0 * 4_194_304 / 6_742_609_920) < 1e-9)

@@ -192,7 +192,25 @@ struct CommandLineTests {
     static let damagedProgress = writeConfig(#"{"format": "peft-plan calibration progress", "version": 1, "backend": "engine", "model": "tiny", "done": {"x": 3}}"#, name: "progress.json")
     static let futureProgress = writeConfig(#"{"format": "peft-plan calibration progress", "version": 7, "backend": "engine", "model": "tiny", "quick": true, "steps": 2, "done": {}}"#, name: "progress.json")
 
+    static func l4Patched(_ usable: String, name: String) -> String {
+        let src = (try! HardwareCatalog.directory).appendingPathComponent("l4.json").path
+        var j = (try? JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: src)))) as? [String: Any] ?? [:]
+        j["usableMemory"] = try? JSONSerialization.jsonObject(with: Data(usable.utf8))
+        return writeConfig(String(decoding: (try? JSONSerialization.data(withJSONObject: j)) ?? Data(), as: UTF8.self), name: name)
+    }
+    static let usableAboveNominal = l4Patched(#"{"bytes": 30000000000, "basis": "observed", "source": "a made-up figure above the card's nominal size"}"#, name: "above.json")
+    static let usableUnknownBasis = l4Patched(#"{"bytes": 23000000000, "basis": "guessed", "source": "a figure from nowhere in particular, for the test"}"#, name: "guessed.json")
+    static let usableNoSource = l4Patched(#"{"bytes": 23000000000, "basis": "observed", "source": "  "}"#, name: "nosource.json")
+
     static let bad: [Bad] = [
+        // the --require-fit gate (issue 13) and usable memory in hand-written profiles
+        Bad(args: ["--model", "7b", "--require-fit=yes"], mentions: "require-fit"),
+        Bad(args: ["gpus", "--require-fit"], mentions: "--require-fit"),
+        Bad(args: ["--model", "7b", "--gpu", "RTX 4090", "--require-fit", "--seq", "0"], mentions: "--seq"),
+        Bad(args: ["--model", "7b", "--gpu", "RTX 4090", "--require-fit", "--method", "bogus"], mentions: "bogus"),
+        Bad(args: ["--model", "7b", "--gpu", usableAboveNominal], mentions: "usableMemory.bytes must be from 1 MiB to memoryBytes"),
+        Bad(args: ["--model", "7b", "--gpu", usableUnknownBasis], mentions: "accepted: measured, observed, derived"),
+        Bad(args: ["--model", "7b", "--gpu", usableNoSource], mentions: "usableMemory.source"),
         Bad(args: ["--model", hugeFile], mentions: "more than any config.json"),
         Bad(args: ["--model", "7b", "--gpu", "-1GB"], mentions: "-1GB"),
         Bad(args: ["--model", "7b", "--mfu", "nan"], mentions: "from 0.001 to 1"),
@@ -374,7 +392,7 @@ struct CommandLineTests {
         #expect(share > 0 && share < 1)
         #expect((j["step_ms"] as! [Double]).count == 3)
         // the burst record calibration reads: LoRA r8 on wq, wv of the tiny model trains
-        // r·(in+out) per module (REFERENCES.md): 4 layers × 2 × 8 × 512 parameters, fp32
+        // r·(in+out) per module (PEFT src/peft/tuners/lora/layer.py: lora_A in→r, lora_B r→out, no bias): 4 layers × 2 × 8 × 512 parameters, fp32
         let burst = try #require(j["burst"] as? [String: Any])
         let measured = try #require(burst["measured"] as? [String: Int])
         #expect(measured["trainable_weights"] == 4 * 2 * 8 * 512 * 4)
@@ -387,7 +405,7 @@ struct CommandLineTests {
     }
 
     /// Every engine method runs from the command line; the burst record's trainable bytes
-    /// follow REFERENCES.md's counts for the tiny model (hidden 256, 4 layers, 4 KV heads).
+    /// follow PEFT's and AdapterHub's counts for the tiny model (hidden 256, 4 layers, 4 KV heads).
     @Test(arguments: [
         (["--method", "full"], 0), (["--method", "qlora"], 4 * 2 * 8 * 512), (["--method", "qlora", "--no-double-quant"], 4 * 2 * 8 * 512),
         (["--method", "adapter"], 4 * (2 * 256 * 16 + 16 + 256)), (["--method", "adapter", "--adapter", "houlsby", "--adapter-reduction", "8"], 4 * 2 * (2 * 256 * 32 + 32 + 256)),

@@ -167,7 +167,7 @@ struct EngineTrainerTests {
         full.step(tokens: data.tokens, targets: data.targets, batch: 2, seq: 16)
         #expect((full.ledger.phasePeak[.backward] ?? 0) > (full.ledger.phasePeak[.optimizer] ?? 0))
 
-        // LoRA r=8 on wq, wv: r·(in + out) per module (REFERENCES.md), base frozen.
+        // LoRA r=8 on wq, wv: r·(in + out) per module (PEFT src/peft/tuners/lora/layer.py), base frozen.
         let lora = Trainer(config: c, method: .lora(rank: 8, alpha: 16, targets: [.wq, .wv]), optimizer: .adamw(lr: 1e-3), maxSeq: 16)
         lora.step(tokens: data.tokens, targets: data.targets, batch: 2, seq: 16)
         let adapters = c.layers * (8 * (c.dim + c.dim) + 8 * (c.dim + c.kvDim))
@@ -177,7 +177,7 @@ struct EngineTrainerTests {
 
         // QLoRA: the block Linears in NF4 — half a byte per value, an fp32 absmax per 64, or
         // with double quantisation a byte per 64, an fp32 scale per 256 of those and one fp32
-        // offset (REFERENCES.md, bitsandbytes); embeddings, norms and lm_head stay fp32.
+        // offset (bitsandbytes/functional.py quantize_4bit, compress_statistics); embeddings, norms and lm_head stay fp32.
         let linears = [c.dim * c.dim, c.kvDim * c.dim, c.kvDim * c.dim, c.dim * c.dim, c.hidden * c.dim, c.dim * c.hidden, c.hidden * c.dim]
         for dq in [false, true] {
             let q = Trainer(config: c, method: .qlora(rank: 8, alpha: 16, targets: [.wq, .wv], doubleQuant: dq), optimizer: .adamw(lr: 1e-3), maxSeq: 16)
@@ -194,7 +194,7 @@ struct EngineTrainerTests {
         }
 
         // Bottleneck adapters: 2·h·m + m + h per adapter with m = h / reduction; Pfeiffer one
-        // per layer, Houlsby two (REFERENCES.md).
+        // per layer, Houlsby two (AdapterHub seq_bn / double_seq_bn; Houlsby et al. 2019).
         for houlsby in [false, true] {
             let a = Trainer(config: c, method: .adapter(houlsby: houlsby, reduction: 16), optimizer: .adamw(lr: 1e-3), maxSeq: 16)
             a.step(tokens: data.tokens, targets: data.targets, batch: 2, seq: 16)

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import PEFTPlan
 
-/// Component formulas against published figures (REFERENCES.md, "bitsandbytes").
+/// Component formulas against published figures (bitsandbytes/functional.py and the QLoRA paper, appendix).
 @Suite("Memory components")
 struct MemoryComponentTests {
     /// bitsandbytes 4-bit: 4.5 bits/param with an fp32 absmax per 64; ≈ 4.127 with double
@@ -121,17 +121,17 @@ struct MemoryLawTests {
                 for gpu in profiles where [16, 24, 80].contains(gpu.nominalMemoryGB) {
                     let m = ctx.memory(batch: 1, seq: 2048)
                     let v = Planner.verdict(ctx, memory: m, gpu: gpu)
-                    #expect(v.fits == (m.deviceTotal <= gpu.memoryBytes && v.blocker == nil))
+                    #expect(v.fits == (m.deviceTotal <= gpu.usableMemoryBytes && v.blocker == nil))
                     #expect((v.blocker != nil) == !gpu.supportsBF16)
                     if v.maxMicroBatch > 0 {
-                        #expect(ctx.memory(batch: v.maxMicroBatch, seq: 2048).deviceTotal <= gpu.memoryBytes)
+                        #expect(ctx.memory(batch: v.maxMicroBatch, seq: 2048).deviceTotal <= gpu.usableMemoryBytes)
                     }
                     if v.maxMicroBatch < Planner.batchSearchLimit {
-                        #expect(ctx.memory(batch: v.maxMicroBatch + 1, seq: 2048).deviceTotal > gpu.memoryBytes)
+                        #expect(ctx.memory(batch: v.maxMicroBatch + 1, seq: 2048).deviceTotal > gpu.usableMemoryBytes)
                     }
-                    if v.maxSeq > 0 { #expect(ctx.memory(batch: 1, seq: v.maxSeq).deviceTotal <= gpu.memoryBytes) }
+                    if v.maxSeq > 0 { #expect(ctx.memory(batch: 1, seq: v.maxSeq).deviceTotal <= gpu.usableMemoryBytes) }
                     if v.maxSeq < Planner.seqSearchLimit(ctx.arch, requested: 2048) {
-                        #expect(ctx.memory(batch: 1, seq: v.maxSeq + 1).deviceTotal > gpu.memoryBytes)
+                        #expect(ctx.memory(batch: 1, seq: v.maxSeq + 1).deviceTotal > gpu.usableMemoryBytes)
                     }
                 }
             }

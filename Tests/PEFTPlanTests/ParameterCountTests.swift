@@ -71,7 +71,7 @@ struct ParameterCountTests {
     }
 }
 
-/// Counts PEFT printed for public checkpoints (REFERENCES.md, "Public parameter counts").
+/// Counts PEFT printed for public checkpoints (print_trainable_parameters() output, trainable || all).
 @Suite("Published parameter counts")
 struct PublishedCountTests {
     struct Row: Sendable, CustomTestStringConvertible {
@@ -103,7 +103,7 @@ struct PublishedCountTests {
     }
 
     /// AdapterHub's counts for roberta-base (hidden 768, 12 layers), reduction factor 16:
-    /// Pfeiffer 894,528 and Houlsby 1,789,056 (REFERENCES.md). roberta is an encoder that
+    /// Pfeiffer 894,528 and Houlsby 1,789,056 (AdapterHub adapters, roberta-base, reduction factor 16). roberta is an encoder that
     /// peft-plan does not read, so a decoder of the same width and depth stands in: the
     /// bottleneck count depends only on hidden size, layers and the reduction factor.
     @Test func bottleneckAdapters() throws {

@@ -92,7 +92,15 @@ struct PropertyTests {
             case .full, .ia3: return
             }
             guard let grown = try? s.context(o) else { return }
-            #expect(grown.deviceTotal(batch: s.batch, seq: s.seq) >= base, "larger \(s.method.rawValue): \(s)")
+            // Paged optimizers put the states of tensors of 100,000 elements or more in unified
+            // memory, outside the allocated and reserved peaks (bitsandbytes): a larger adapter
+            // tensor that crosses that size takes its states, and the allocator's share of them,
+            // off the device. What the step holds, paged or not, never shrinks.
+            func held(_ c: PlanContext) -> Int {
+                let m = c.memory(batch: s.batch, seq: s.seq)
+                return m.pageableBytes > 0 || s.optimizer == .pagedAdamw8bit ? m.allocatedPeak + m.pageableBytes : m.deviceTotal
+            }
+            #expect(held(grown) >= held(ctx), "larger \(s.method.rawValue): \(s)")
             #expect(grown.account.trainableParams > ctx.account.trainableParams, "more trainable parameters: \(s)")
         }
     }
@@ -162,9 +170,9 @@ struct PropertyTests {
             let ctx = try s.context()
             let m = ctx.memory(batch: s.batch, seq: s.seq)
             let v = Planner.verdict(ctx, memory: m, gpu: gpu)
-            #expect(v.fits == (m.deviceTotal <= gpu.memoryBytes && v.blocker == nil), "fits is not device_total ≤ capacity: \(s) on \(gpu.name)")
+            #expect(v.fits == (m.deviceTotal <= gpu.usableMemoryBytes && v.blocker == nil), "fits is not device_total ≤ capacity: \(s) on \(gpu.name)")
             #expect(v.headroomBytes >= 0 && v.shortfallBytes >= 0 && (v.headroomBytes == 0 || v.shortfallBytes == 0))
-            let cap = gpu.memoryBytes
+            let cap = gpu.usableMemoryBytes
             if v.maxMicroBatch > 0 {
                 #expect(ctx.deviceTotal(batch: v.maxMicroBatch, seq: s.seq) <= cap, "the largest micro-batch does not fit: \(s)")
                 if v.maxMicroBatch < Planner.batchSearchLimit {

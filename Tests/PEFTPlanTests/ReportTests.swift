@@ -82,8 +82,14 @@ struct ReportTests {
         for p in plans {
             let method = try #require(p["method"] as? String)
             let gpus = try #require(p["gpus"] as? [[String: Any]])
-            // the longest-sequence table: one row per method, the first GPU of each size
-            let small = try #require(gpus.first { ($0["memory_bytes"] as? Int) == 24 << 30 }), big = try #require(gpus.first { ($0["memory_bytes"] as? Int) == 80 << 30 })
+            // the longest-sequence table: one row per method, per size the first GPU with the
+            // least usable memory (the figure every card of that size holds)
+            func leastUsable(_ gb: Int) throws -> [String: Any] {
+                let sized = gpus.filter { ($0["memory_bytes"] as? Int) == gb << 30 }
+                let least = try #require(sized.compactMap { $0["usable_memory_bytes"] as? Int }.min())
+                return try #require(sized.first { ($0["usable_memory_bytes"] as? Int) == least })
+            }
+            let small = try leastUsable(24), big = try leastUsable(80)
             let cells = [small, big].map { g in (g["max_seq"] as? Int).map { $0 > 0 ? "\($0)" : "none" } ?? "?" }
             #expect(lines.contains { l in
                 let words = l.split(separator: " ").map(String.init)

@@ -28,7 +28,16 @@ enum Fixtures {
 /// When Python or its packages are missing this fails loudly, naming what to install:
 /// the comparison is the point of the test, so it never passes silently without it.
 enum PythonReference {
-    static var python: String { ProcessInfo.processInfo.environment["PEFT_PLAN_PYTHON"] ?? "python3" }
+    /// `$PEFT_PLAN_PYTHON`, else the project's virtual environment that
+    /// `bash scripts/setup.sh --test` creates (`.venv/bin/python`). Never the system python:
+    /// Debian's refuses pip (PEP 668), so the packages are not there.
+    static var python: String {
+        if let p = ProcessInfo.processInfo.environment["PEFT_PLAN_PYTHON"], !p.isEmpty { return p }
+        return repoRoot.appendingPathComponent(".venv/bin/python").path
+    }
+
+    /// What to run when the interpreter is missing.
+    static let setupHint = "run `bash scripts/setup.sh --test` (it creates .venv/ with torch, transformers, peft and the engines), or set PEFT_PLAN_PYTHON to a python that has them"
 
     static func run(script: String, input: Any) -> Result<[String: Any], ReferenceError> {
         let process = Process()
@@ -41,8 +50,11 @@ enum PythonReference {
         process.standardInput = stdin
         process.standardOutput = stdout
         process.standardError = try? FileHandle(forWritingTo: errFile)
+        guard FileManager.default.isExecutableFile(atPath: python) || !python.contains("/") else {
+            return .failure(ReferenceError(message: "no Python for the reference tests at \(python): \(setupHint)"))
+        }
         do { try process.run() } catch {
-            return .failure(ReferenceError(message: "cannot start \(python): \(error)"))
+            return .failure(ReferenceError(message: "cannot start \(python) (\(error)): \(setupHint)"))
         }
         let data = try! JSONSerialization.data(withJSONObject: input)
         let writer = Thread { stdin.fileHandleForWriting.write(data); try? stdin.fileHandleForWriting.close() }
@@ -53,8 +65,8 @@ enum PythonReference {
         guard process.terminationStatus == 0 else {
             let tail = String(decoding: errData.suffix(2000), as: UTF8.self)
             return .failure(ReferenceError(message: """
-                the Python reference (\(script)) failed: torch, transformers and peft are needed \
-                (pip install torch transformers peft). Its stderr ends with:
+                the Python reference (\(script)) failed under \(python): torch, transformers and peft \
+                are needed (\(setupHint)). Its stderr ends with:
                 \(tail)
                 """))
         }

@@ -281,7 +281,7 @@ struct ServingTests {
     }
 
     /// The parts: one base copy at 2 bytes per parameter, adapters at 2 bytes per LoRA
-    /// parameter each (4,194,304 for Llama-2-7B r8 q,v, REFERENCES.md), the cache growing
+    /// parameter each (4,194,304 for Llama-2-7B r8 q,v, as PEFT prints), the cache growing
     /// linearly with requests, and a verdict that matches the total.
     @Test func partsAndVerdicts() throws {
         let arch = try Presets.resolve("7b")
@@ -295,10 +295,10 @@ struct ServingTests {
         #expect(m16.kvCache == 2 * m.kvCache)
         #expect(m.total == m.baseWeights + m.adapterWeights + m.kvCache + m.workspace + m.runtimeOverhead)
         for v in try Serving.verdicts(r) {
-            #expect(v.fits == (m.total <= v.gpu.memoryBytes))
+            #expect(v.fits == (m.total <= v.gpu.usableMemoryBytes))
             if v.maxConcurrency > 0 {
-                #expect(try Serving.memory(r, concurrency: v.maxConcurrency).total <= v.gpu.memoryBytes)
-                #expect(try Serving.memory(r, concurrency: v.maxConcurrency + 1).total > v.gpu.memoryBytes)
+                #expect(try Serving.memory(r, concurrency: v.maxConcurrency).total <= v.gpu.usableMemoryBytes)
+                #expect(try Serving.memory(r, concurrency: v.maxConcurrency + 1).total > v.gpu.usableMemoryBytes)
             }
         }
         let q = ServeRequest(arch: arch, adapters: 10, context: 4096, concurrency: 8, methodOptions: MethodOptions(),

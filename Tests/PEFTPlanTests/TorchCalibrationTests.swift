@@ -38,7 +38,7 @@ struct TorchCalibrationTests {
         reader.start()
         let data = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
-        try #require(process.terminationStatus == 0, "torch_bursts.py failed (pip install torch transformers peft)")
+        try #require(process.terminationStatus == 0, "torch_bursts.py failed under \(PythonReference.python) (\(PythonReference.setupHint))")
         try data.write(to: dir.appendingPathComponent("results.json"))
 
         let r = try CLI.run(["calibrate", "--compare", dir.appendingPathComponent("results.json").path, "--format", "json"])

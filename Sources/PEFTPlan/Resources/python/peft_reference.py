@@ -109,5 +109,16 @@ def run(case):
     return result
 
 
+def require(*packages):
+    """Exits with one line naming what to run when a package is missing, never a traceback."""
+    import importlib.util
+    missing = [name for name in packages if importlib.util.find_spec(name) is None]
+    if missing:
+        sys.exit(f"{os.path.basename(sys.argv[0])}: {', '.join(missing)} not installed for {sys.executable}: "
+                 "in the peft-plan repository run `bash scripts/setup.sh --test` and use .venv/bin/python "
+                 "(elsewhere: pip install torch transformers peft)")
+
+
 if __name__ == "__main__":
+    require("torch", "transformers", "peft")
     main()

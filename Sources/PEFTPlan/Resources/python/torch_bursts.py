@@ -292,4 +292,6 @@ def run(burst, torch, device, saved):
 
 
 if __name__ == "__main__":
+    from peft_reference import require
+    require("torch", "transformers", "peft")
     main()

@@ -1,0 +1,132 @@
+import Foundation
+import Testing
+@testable import PEFTPlan
+
+/// What a new user meets first (issue 13): defaults that never fail, models named after what
+/// the user named, output that does not change between runs, and the `--require-fit` gate.
+@Suite("First run: defaults, names, determinism and the fit gate")
+struct FirstRunTests {
+    /// GPT-2 has 1024 learned positions and OPT 2048: with the default sequence, the 20
+    /// virtual tokens of prompt tuning and P-tuning must still fit (PEFT puts them in front
+    /// of every sequence), and the plan says what it chose.
+    @Test("prompt tuning and P-tuning plan with default options on learned-position models",
+          arguments: [("gpt2", "prompt", 1004), ("gpt2", "p-tuning", 1004), ("opt-350m", "prompt", 2028), ("opt-1.3b", "p-tuning", 2028)])
+    func promptDefaults(_ model: String, _ method: String, _ seq: Int) throws {
+        let r = try CLI.run(["plan", "--model", model, "--method", method, "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let a = try #require(j["assumptions"] as? [String: Any])
+        #expect(a["seq"] as? Int == seq)
+        let notes = try #require(a["notes"] as? [String])
+        #expect(notes.contains { $0.hasPrefix("--seq not given: \(seq) tokens") && $0.contains("less the 20 prompt-tuning tokens") }, "\(notes)")
+        let plans = try #require(j["plans"] as? [[String: Any]])
+        #expect(plans.map { $0["method"] as? String } == [method])
+    }
+
+    /// With `all`, prompt tuning is planned (not skipped) at the shorter default, beside the others.
+    @Test func allMethodsOnGPT2() throws {
+        let r = try CLI.run(["--model", "gpt2", "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let methods = (j["plans"] as? [[String: Any]] ?? []).compactMap { $0["method"] as? String }
+        #expect(methods.contains("prompt"))
+        #expect(((j["assumptions"] as? [String: Any])?["skipped_methods"] as? [Any])?.isEmpty == true)
+        // a model with rotary positions keeps 2048, with no note
+        let llama = try CLI.run(["--model", "tiny", "--method", "prompt", "--format", "json"])
+        let la = try #require((try JSONSerialization.jsonObject(with: Data(llama.stdout.utf8)) as? [String: Any])?["assumptions"] as? [String: Any])
+        #expect(la["seq"] as? Int == 2048)
+        #expect(!((la["notes"] as? [String]) ?? []).contains { $0.hasPrefix("--seq not given") })
+    }
+
+    /// A config given by path is named after the file (or the checkpoint it names), never
+    /// after the folder the file sits in.
+    @Test func configNames() throws {
+        let text = try String(contentsOf: Presets.directory.appendingPathComponent("gpt2.json"), encoding: .utf8)
+        let named = writeConfig(text, name: "gpt2.json")
+        let r = try CLI.run(["--model", named, "--method", "lora", "--seq", "4096"])
+        #expect(r.status != 0)
+        #expect(r.stderr.contains("gpt2 has 1024 learned positions"), "\(r.stderr)")
+        let folderName = ((named as NSString).deletingLastPathComponent as NSString).lastPathComponent
+        #expect(!r.stderr.contains(folderName))
+
+        // a file called config.json: the checkpoint it names, else "config"
+        var j = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        j["_name_or_path"] = "openai-community/gpt2-medium"
+        let withName = writeConfig(String(decoding: try JSONSerialization.data(withJSONObject: j), as: UTF8.self))
+        #expect(try ConfigReader.read(path: withName).name == "gpt2-medium")
+        #expect(try ConfigReader.read(path: writeConfig(text)).name == "config")
+        // a folder is named after itself
+        let dir = (withName as NSString).deletingLastPathComponent
+        #expect(try ConfigReader.read(path: dir).name == (dir as NSString).lastPathComponent)
+    }
+
+    /// The same question gives the same bytes: no clock in a plan's output.
+    @Test func cheapestJSONIsDeterministic() throws {
+        let args = ["--model", "8b", "--method", "lora,qlora", "--gpu", "24GB", "--gpu", "80GB", "--cheapest", "--format", "json"]
+        let a = try CLI.run(args), b = try CLI.run(args)
+        #expect(a.status == 0 && b.status == 0, "\(a.stderr)")
+        #expect(!a.stdout.isEmpty)
+        #expect(a.stdout == b.stdout)
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(a.stdout.utf8)) as? [String: Any])
+        #expect(j["seconds"] == nil)
+        #expect((j["evaluated"] as? Int ?? 0) > 0)
+    }
+
+    // MARK: the gate
+
+    /// QLoRA on a 7B model fits an RTX 4090 (about 7 GiB of 23.49); full fine-tuning does not
+    /// (about 57 GiB): the status says which, and the output is printed either way.
+    @Test func requireFitPasses() throws {
+        let r = try CLI.run(["--model", "7b", "--method", "qlora", "--gpu", "RTX 4090", "--require-fit"])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("qlora     yes"))
+        #expect(r.stderr.isEmpty)
+    }
+
+    @Test func requireFitFails() throws {
+        let r = try CLI.run(["--model", "7b", "--method", "full", "--gpu", "RTX 4090", "--require-fit", "--format", "json"])
+        #expect(r.status == 3, "\(r.stderr)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "the plan is still printed")
+        let v = try #require(((j["plans"] as? [[String: Any]])?.first?["gpus"] as? [[String: Any]])?.first)
+        #expect(v["fits"] as? Bool == false)
+        let lines = r.stderr.split(separator: "\n")
+        #expect(lines.count == 1 && r.stderr.hasPrefix("peft-plan: does not fit (--require-fit): full on RTX 4090"), "\(r.stderr)")
+        // without the gate the same plan exits 0
+        let plain = try CLI.run(["--model", "7b", "--method", "full", "--gpu", "RTX 4090", "--format", "json"])
+        #expect(plain.status == 0 && plain.stdout == r.stdout)
+    }
+
+    /// Every planned method on every GPU named must fit: one that misses fails the gate.
+    @Test func requireFitEveryPair() throws {
+        // QLoRA 7B at micro-batch 16 × 2048 fits an 80 GB card but not a 16 GB one
+        let both = try CLI.run(["--model", "7b", "--method", "qlora", "--batch", "16", "--gpu", "T4", "--gpu", "H100 SXM", "--require-fit"])
+        #expect(both.status == 3)
+        #expect(both.stderr.contains("qlora on T4") && !both.stderr.contains("H100"), "\(both.stderr)")
+        let big = try CLI.run(["--model", "7b", "--method", "qlora", "--batch", "16", "--gpu", "H100 SXM", "--require-fit"])
+        #expect(big.status == 0, "\(big.stderr)")
+        // a card without bf16 fails the gate too (the plan is bf16)
+        let v100 = try CLI.run(["--model", "tiny", "--method", "lora", "--gpu", "V100 16GB SXM2", "--require-fit"])
+        #expect(v100.status == 3 && v100.stderr.contains("no bf16 support"), "\(v100.stderr)")
+    }
+
+    @Test func requireFitWithServeCheapestAndEmit() throws {
+        let serveFits = try CLI.run(["--model", "7b", "--method", "qlora", "--serve", "2", "--concurrency", "1", "--gpu", "RTX 4090", "--require-fit"])
+        #expect(serveFits.status == 0, "\(serveFits.stderr)")
+        let serveMisses = try CLI.run(["--model", "70b", "--method", "lora", "--serve", "2", "--gpu", "RTX 4090", "--require-fit"])
+        #expect(serveMisses.status == 3 && serveMisses.stderr.contains("the server does not fit RTX 4090"), "\(serveMisses.stderr)")
+        let none = try CLI.run(["--model", "405b", "--method", "full", "--gpu", "T4", "--cheapest", "--require-fit"])
+        #expect(none.status == 3 && none.stdout.contains("Nothing fits"), "\(none.stderr)")
+        let emitted = try CLI.run(["--model", "7b", "--method", "full", "--gpu", "RTX 4090", "--emit", "trl", "--require-fit"])
+        #expect(emitted.status == 3 && emitted.stdout.contains("SFTConfig"), "\(emitted.stderr)")
+    }
+
+    @Test func helpDocumentsEveryExitStatus() throws {
+        let r = try CLI.run(["--help"])
+        #expect(r.status == 0)
+        for line in ["0    done", "1    the output could not be written", "2    bad input", "3    --require-fit", "64   the command line", "130  calibrate interrupted"] {
+            #expect(r.stdout.contains(line), "--help lacks '\(line)'")
+        }
+        let plan = try CLI.run(["plan", "--help"])
+        #expect(plan.stdout.contains("--require-fit"))
+    }
+}
