@@ -52,7 +52,16 @@ fi
 $testing || exit 0
 
 venv=${PEFT_PLAN_VENV:-.venv}
+# A virtual environment without pip (made by uv, say) gets pip rather than being replaced.
+if [ -f "$venv/pyvenv.cfg" ] && [ -x "$venv/bin/python" ] && ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+    "$venv/bin/python" -m ensurepip --upgrade >/dev/null 2>&1 || true
+fi
 if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+    # Only a virtual environment (pyvenv.cfg) is ever removed and made anew, never another folder.
+    if [ -e "$venv" ] && [ ! -f "$venv/pyvenv.cfg" ]; then
+        echo "setup: $venv exists and is not a virtual environment; move it away or set PEFT_PLAN_VENV" >&2
+        exit 1
+    fi
     echo "setup: creating the virtual environment $venv with $(command -v python3) ($(python3 --version 2>&1))" >&2
     rm -rf "$venv"
     if ! python3 -m venv "$venv"; then

@@ -46,7 +46,7 @@ struct PeftPlan: ParsableCommand {
             Exit status:
               0    done (without --require-fit, also when a plan does not fit: the output says so)
               1    the output could not be written, or an error outside peft-plan's checks
-              2    bad input: an option's value, a file, a model or GPU name (one line on stderr)
+              2    bad input: an option's value, a file, a model or GPU name, an unknown command
               3    --require-fit: a planned method does not fit a GPU named (output still printed)
               64   the command line itself: an unknown option or a missing value
               130  calibrate interrupted by Ctrl-C (its --resume command is printed)

@@ -33,11 +33,14 @@ struct Plan: ParsableCommand {
     @Option(parsing: .unconditional, help: "With --emit: gradient clipping norm (default 1.0).")
     var maxGradNorm: String?
 
-    @Flag(help: "Exit with status 3 (after printing the output as usual) unless every planned method fits on every GPU named; with --serve, unless the server fits each GPU; with --cheapest, unless some configuration fits. For CI and launch scripts.")
+    @Flag(help: "Exit with status 3 (after printing the output as usual) unless every planned method fits on every GPU named with --gpu (a card without the precision does not fit); with --serve, unless the server fits each GPU; with --cheapest, unless some configuration fits. For CI and launch scripts.")
     var requireFit = false
 
     func run() throws {
         let format = try options.outputFormat()
+        if requireFit && options.gpu.isEmpty {
+            throw PlanError.contradictoryOptions("--require-fit checks the GPUs a job launches on: name them with --gpu (without it a plan covers every 16, 24, 48 and 80 GB card)")
+        }
         let request = try options.request()
         if let emit {
             if cheapest || serve != nil { throw PlanError.contradictoryOptions("--emit writes one plan's config; it cannot be combined with --cheapest or --serve") }
@@ -47,7 +50,7 @@ struct Plan: ParsableCommand {
             }
             // The same checks as a plan (ranges, targets, learned positions), then the config.
             let planned = try Planner.plan(request)
-            if !planned.plans.contains(where: { $0.verdicts.contains(where: \.fits) }) {
+            if !requireFit && !planned.plans.contains(where: { $0.verdicts.contains(where: \.fits) }) {
                 FileHandleOutput.note("this plan fits none of the GPUs named (see `peft-plan` without --emit); the config is written as planned")
             }
             let spec = RunSpec(modelName: options.model, family: request.arch.family, method: request.methods[0],

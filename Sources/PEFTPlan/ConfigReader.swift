@@ -32,12 +32,19 @@ public enum ConfigReader {
     /// the config names (`_name_or_path`, last part), else "config". Never the parent folder
     /// of a named file (in Hugging Face's cache that is a commit hash).
     static func modelName(given: String, source: String, dict: [String: Any]) -> String {
-        if !given.isEmpty { return given }
+        // a name fit for a one-line message: printable, not a path step, at most 128 characters
+        func usable(_ s: String) -> String? {
+            let t = s.trimmingCharacters(in: .whitespaces)
+            guard !t.isEmpty, t.count <= 128, t != ".", t != "..",
+                  !t.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }) else { return nil }
+            return t
+        }
+        if let g = usable(given) { return g }
         let stem = ((source as NSString).lastPathComponent as NSString).deletingPathExtension
-        if !stem.isEmpty && stem.lowercased() != "config" { return stem }
-        if let named = dict["_name_or_path"] as? String ?? dict["name_or_path"] as? String {
-            let last = (named.trimmingCharacters(in: CharacterSet(charactersIn: "/ ")) as NSString).lastPathComponent
-            if !last.isEmpty, last.count <= 128, !last.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }) { return last }
+        if stem.lowercased() != "config", let s = usable(stem) { return s }
+        if let named = dict["_name_or_path"] as? String ?? dict["name_or_path"] as? String,
+           let last = usable((named.trimmingCharacters(in: CharacterSet(charactersIn: "/ ")) as NSString).lastPathComponent) {
+            return last
         }
         return "config"
     }

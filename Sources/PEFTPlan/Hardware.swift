@@ -65,10 +65,10 @@ public struct GPUProfile: Codable, Equatable, Sendable {
     /// The capacity every fit verdict, headroom and limit search compares against.
     public var usableMemoryBytes: Int { usableMemory?.bytes ?? memoryBytes }
 
-    /// "24 GB card, 23.64 GiB usable" (or "… nominal size, no usable figure given").
+    /// "24 GB card, 23.49 GiB usable" (or "… its nominal … (no usable figure in its profile)").
     public var capacityLabel: String {
         guard let u = usableMemory else { return "\(nominalMemoryGB) GB card, its nominal \(PlanOutput.gib(memoryBytes)) (no usable figure in its profile)" }
-        return "\(nominalMemoryGB) GB card, " + String(format: "%.2f GiB usable", Double(u.bytes) / Double(1 << 30))
+        return "\(nominalMemoryGB) GB card, \(PlanOutput.capacity(u.bytes)) usable"
     }
 
     /// Whether the GPU has tensor cores for bf16 (Volta and Turing do not).
@@ -110,8 +110,8 @@ public enum HardwareCatalog {
         let p: GPUProfile
         do {
             p = try JSONDecoder().decode(GPUProfile.self, from: data)
-        } catch let DecodingError.keyNotFound(key, _) {
-            throw PlanError.invalidHardwareProfile(path: path, reason: "missing field '\(key.stringValue)'")
+        } catch let DecodingError.keyNotFound(key, ctx) {
+            throw PlanError.invalidHardwareProfile(path: path, reason: "missing field '\((ctx.codingPath.map(\.stringValue) + [key.stringValue]).joined(separator: "."))'")
         } catch let DecodingError.dataCorrupted(ctx) where !ctx.codingPath.isEmpty {
             throw PlanError.invalidHardwareProfile(path: path, reason: "invalid value at '\(ctx.codingPath.map(\.stringValue).joined(separator: "."))'"
                 + (ctx.codingPath.last?.stringValue == "basis" ? " (accepted: \(GPUProfile.UsableMemory.Basis.allCases.map(\.rawValue).joined(separator: ", ")))" : ""))
@@ -132,8 +132,9 @@ public enum HardwareCatalog {
             guard u.bytes >= 1 << 20, u.bytes <= p.memoryBytes else {
                 throw PlanError.invalidHardwareProfile(path: path, reason: "usableMemory.bytes must be from 1 MiB to memoryBytes (\(p.memoryBytes))")
             }
-            guard !u.source.trimmingCharacters(in: .whitespaces).isEmpty else {
-                throw PlanError.invalidHardwareProfile(path: path, reason: "usableMemory.source must say where the figure comes from")
+            guard !u.source.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, u.source.count <= 4096,
+                  !u.source.unicodeScalars.contains(where: { CharacterSet.controlCharacters.contains($0) }) else {
+                throw PlanError.invalidHardwareProfile(path: path, reason: "usableMemory.source must say where the figure comes from, in at most 4096 printable characters")
             }
         }
         guard p.nominalMemoryGB >= 1, p.nominalMemoryGB < 1 << 20, p.tdpWatts >= 0 else {

@@ -39,7 +39,7 @@ public enum Listings {
         var out = PlanOutput.pad("GPU", 18) + PlanOutput.pad("memory", 8) + PlanOutput.pad("usable", 20) + PlanOutput.pad("bf16 TFLOP/s", 14) + PlanOutput.pad("bandwidth", 12) + "$/hour (date)\n"
         for p in profiles {
             let tf = p.denseTflops["bf16"].map { String(format: "%.1f", $0) } ?? (p.denseTflops["fp16"].map { String(format: "%.1f (fp16)", $0) } ?? "–")
-            let usable = String(format: "%.2f GiB", Double(p.usableMemoryBytes) / Double(1 << 30)) + " " + (p.usableMemory?.basis.rawValue ?? "nominal")
+            let usable = PlanOutput.capacity(p.usableMemoryBytes) + " " + (p.usableMemory?.basis.rawValue ?? "nominal")
             out += PlanOutput.pad(p.name, 18) + PlanOutput.pad("\(p.nominalMemoryGB) GB", 8) + PlanOutput.pad(usable, 20) + PlanOutput.pad(tf, 14)
                 + PlanOutput.pad(String(format: "%.0f GB/s", p.memoryBandwidthBytesPerSecond / 1e9), 12)
                 + String(format: "%.2f (%@)", p.price.usdPerHour, p.price.date) + "\n"

@@ -146,6 +146,12 @@ public enum PlanOutput {
         return g < 10 ? String(format: "%.2f GiB", g) : String(format: "%.1f GiB", g)
     }
 
+    /// A card's capacity to the hundredth of a GiB, as PyTorch's messages print it
+    /// ("23.49 GiB"); MiB below 0.1 GiB.
+    public static func capacity(_ bytes: Int) -> String {
+        bytes < (1 << 30) / 10 ? gib(bytes) : String(format: "%.2f GiB", Double(bytes) / Double(1 << 30))
+    }
+
     static func gibNumber(_ bytes: Int) -> String {
         let g = Double(bytes) / Double(1 << 30)
         if bytes == 0 { return "0" }
@@ -206,7 +212,7 @@ public enum PlanOutput {
         return groups
     }
 
-    /// "RTX 4090 (24 GB card, 23.64 GiB usable)" or "RTX 3090, RTX A5000 (24 GB cards, …)".
+    /// "RTX 4090 (24 GB card, 23.49 GiB usable)" or "RTX 3090, RTX A5000 (24 GB cards, …)".
     static func groupLabel(_ gpus: [GPUProfile]) -> String {
         let label = gpus[0].capacityLabel
         return gpus.map(\.name).joined(separator: ", ") + " (" + (gpus.count > 1 ? label.replacingOccurrences(of: " card,", with: " cards,") : label) + ")"

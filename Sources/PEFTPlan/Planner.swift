@@ -80,9 +80,14 @@ public enum Planner {
     /// The sequence length a plan uses when none is given: 2048, or fewer where the model
     /// has fewer learned positions — less the virtual tokens prompt tuning and P-tuning put
     /// in front of every sequence (`promptTokens`), so that the default always fits them.
+    /// The room is left only while the sequence keeps at least half the positions: past
+    /// that the virtual tokens, not the default, are what does not fit (prompt tuning is
+    /// then skipped from `all`, or refused by name when asked for).
     public static func defaultSeq(_ arch: Architecture, promptTokens: Int = 0) -> Int {
         guard arch.hasLearnedPositions else { return 2048 }
-        return max(1, min(2048, arch.maxPositions - promptTokens))
+        let full = min(2048, arch.maxPositions)
+        let left = arch.maxPositions - max(0, promptTokens)
+        return left >= arch.maxPositions / 2 ? min(full, left) : full
     }
 
     /// Why a default sequence is shorter than 2048, for the notes; nil when it is not.
@@ -232,6 +237,10 @@ public enum Planner {
         }
         if r.arch.hasLearnedPositions {
             let explicitPrompt = !r.methodsFromAll && r.methods.contains(where: \.addsPromptTokens)
+            if explicitPrompt && o.promptTokens >= r.arch.maxPositions {
+                throw PlanError.invalidOption(option: "--prompt-tokens", value: "\(o.promptTokens)", accepted:
+                    "fewer than \(r.arch.name)'s \(r.arch.maxPositions) learned positions, which the virtual tokens share with the sequence")
+            }
             if t.seq + (explicitPrompt ? o.promptTokens : 0) > r.arch.maxPositions {
                 throw PlanError.invalidOption(option: "--seq", value: "\(t.seq)", accepted:
                     "\(r.arch.name) has \(r.arch.maxPositions) learned positions, so a sequence\(explicitPrompt ? " with its \(o.promptTokens) prompt-tuning tokens" : "") cannot exceed them")

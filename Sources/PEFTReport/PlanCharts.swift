@@ -18,13 +18,18 @@ public enum PlanCharts {
         ("allocator and CUDA context", Canvas.Color(0x999999), { $0.reservedPeak - $0.allocatedPeak + $0.runtimeOverhead }),
     ]
 
-    /// The nominal GPU sizes of the request, smallest first, each drawn at the smallest usable
-    /// capacity among its cards (what every card of that size can be relied on to hold).
-    static func capacities(_ r: PlanResult) -> [(gb: Int, bytes: Int, label: String)] {
+    /// The card that stands for each nominal GPU size of the request, smallest size first:
+    /// of the cards that can run the plan's precision (all of them where none can), the one
+    /// with the least usable memory — what every such card of that size holds. Capacity
+    /// lines are drawn at its usable memory.
+    static func capacities(_ r: PlanResult) -> [(gb: Int, bytes: Int, label: String, gpu: GPUProfile)] {
+        let blocked = Set(r.plans.flatMap { $0.verdicts.filter { $0.blocker != nil }.map(\.gpu.name) })
         let sizes = Array(Set(r.request.gpus.map(\.nominalMemoryGB))).sorted()
         return sizes.map { gb in
-            let bytes = r.request.gpus.filter { $0.nominalMemoryGB == gb }.map(\.usableMemoryBytes).min()!
-            return (gb, bytes, "\(gb) GB")
+            let sized = r.request.gpus.filter { $0.nominalMemoryGB == gb }
+            let runnable = sized.filter { !blocked.contains($0.name) }
+            let g = (runnable.isEmpty ? sized : runnable).min { $0.usableMemoryBytes < $1.usableMemoryBytes }!
+            return (gb, g.usableMemoryBytes, "\(gb) GB", g)
         }
     }
 

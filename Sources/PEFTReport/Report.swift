@@ -249,8 +249,8 @@ public enum Report {
         PlanCharts.fitMatrix(r, on: c, x: pg.left, y: pg.chart(fitH), w: pg.width)
         pg.heading("Longest sequence at micro-batch \(t.batch) (tokens), per GPU size")
         let sizes = PlanCharts.capacities(r)
-        // per size, the card with the least usable memory (the figure the capacity lines show)
-        let bySize: [(String, GPUProfile)] = sizes.compactMap { s in r.request.gpus.first { $0.nominalMemoryGB == s.gb && $0.usableMemoryBytes == s.bytes }.map { (s.label, $0) } }
+        // per size, the card the capacity lines stand for
+        let bySize: [(String, GPUProfile)] = sizes.map { ($0.label, $0.gpu) }
         // the largest sizes matter most to the question: with more than six, the six largest
         let shown = Array(bySize.suffix(6))
         pg.table(["method"] + shown.map(\.0), r.plans.map { p in
@@ -258,9 +258,9 @@ public enum Report {
                 p.verdicts.first { $0.gpu.name == g.name }.map { $0.blocker != nil ? "no bf16" : ($0.maxSeq > 0 ? "\($0.maxSeq)" : "none") } ?? ""
             }
         }, xs: [0] + shown.indices.map { 90 + Double($0) * 68 }, rightAligned: Set(1...max(1, shown.count)))
-        let cards = shown.map { "\($0.1.name), " + String(format: "%.2f GiB", Double($0.1.usableMemoryBytes) / Double(1 << 30)) }.joined(separator: "; ")
+        let cards = shown.map { "\($0.1.name), " + PlanOutput.capacity($0.1.usableMemoryBytes) }.joined(separator: "; ")
         pg.paragraph((bySize.count > shown.count ? "The six largest of \(bySize.count) GPU sizes. " : "")
-            + "Each column is the card of that size with the least usable memory (\(cards)): what every card of the size holds.", size: 7.5, color: .grey)
+            + "Each column is the card of that size with the least usable memory among those that run \(t.precision.rawValue) (\(cards)): what every such card of the size holds.", size: 7.5, color: .grey)
         pg.newPage()
 
         // Curves
@@ -313,7 +313,7 @@ public enum Report {
             pg.paragraph("\(g.name) (\(g.formFactor)): \(g.nominalMemoryGB) GB \(g.memoryType), " + String(format: "%.0f GB/s", g.memoryBandwidthBytesPerSecond / 1e9)
                 + ", \(bf16) dense bf16 TFLOP/s, \(g.interconnect.name); " + String(format: "$%.2f/GPU-hour", g.price.usdPerHour)
                 + " (\(g.price.date), \(g.price.source)). Source: \(g.source). "
-                + (g.usableMemory.map { "Usable: " + String(format: "%.2f GiB", Double($0.bytes) / Double(1 << 30)) + " (\($0.basis.rawValue): \($0.source))." } ?? "Usable: the nominal size (the profile gives no usable figure)."),
+                + (g.usableMemory.map { "Usable: " + PlanOutput.capacity($0.bytes) + " (\($0.basis.rawValue): \($0.source))." } ?? "Usable: the nominal size (the profile gives no usable figure)."),
                 size: 7.5, bullet: "•")
         }
         pg.finish()

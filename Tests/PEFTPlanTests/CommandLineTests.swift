@@ -200,6 +200,8 @@ struct CommandLineTests {
     }
     static let usableAboveNominal = l4Patched(#"{"bytes": 30000000000, "basis": "observed", "source": "a made-up figure above the card's nominal size"}"#, name: "above.json")
     static let usableUnknownBasis = l4Patched(#"{"bytes": 23000000000, "basis": "guessed", "source": "a figure from nowhere in particular, for the test"}"#, name: "guessed.json")
+    static let usableNewlineSource = l4Patched(#"{"bytes": 23000000000, "basis": "observed", "source": "\n"}"#, name: "newline.json")
+    static let usableEmpty = l4Patched("{}", name: "empty-usable.json")
     static let usableNoSource = l4Patched(#"{"bytes": 23000000000, "basis": "observed", "source": "  "}"#, name: "nosource.json")
 
     static let bad: [Bad] = [
@@ -208,6 +210,9 @@ struct CommandLineTests {
         Bad(args: ["gpus", "--require-fit"], mentions: "--require-fit"),
         Bad(args: ["--model", "7b", "--gpu", "RTX 4090", "--require-fit", "--seq", "0"], mentions: "--seq"),
         Bad(args: ["--model", "7b", "--gpu", "RTX 4090", "--require-fit", "--method", "bogus"], mentions: "bogus"),
+        Bad(args: ["--model", "7b", "--method", "qlora", "--require-fit"], mentions: "name them with --gpu"),
+        Bad(args: ["--model", "7b", "--gpu", usableNewlineSource], mentions: "usableMemory.source"),
+        Bad(args: ["--model", "7b", "--gpu", usableEmpty], mentions: "missing field 'usableMemory.bytes'"),
         Bad(args: ["--model", "7b", "--gpu", usableAboveNominal], mentions: "usableMemory.bytes must be from 1 MiB to memoryBytes"),
         Bad(args: ["--model", "7b", "--gpu", usableUnknownBasis], mentions: "accepted: measured, observed, derived"),
         Bad(args: ["--model", "7b", "--gpu", usableNoSource], mentions: "usableMemory.source"),

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PEFTCalibration
 @testable import PEFTPlan
 
 /// What a new user meets first (issue 13): defaults that never fail, models named after what
@@ -60,6 +61,29 @@ struct FirstRunTests {
         #expect(try ConfigReader.read(path: dir).name == (dir as NSString).lastPathComponent)
     }
 
+    /// The interpreter the tests and `calibrate --backend torch` run: the override, else the
+    /// project's .venv (which `scripts/setup.sh --test` makes), else python3.
+    @Test func pythonInterpreter() throws {
+        #expect(TorchCalibration.python(environment: ["PEFT_PLAN_PYTHON": "/opt/py/bin/python3"]) == "/opt/py/bin/python3")
+        let venv = repoRoot.appendingPathComponent(".venv/bin/python").path
+        let found = TorchCalibration.python(environment: [:])
+        if FileManager.default.isExecutableFile(atPath: venv) {
+            #expect(URL(fileURLWithPath: found).standardizedFileURL == URL(fileURLWithPath: venv).standardizedFileURL, "\(found)")
+        } else {
+            #expect(found == "python3")
+        }
+        // a run from a folder that holds its own .venv takes that one
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-venv-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir.appendingPathComponent(".venv/bin"), withIntermediateDirectories: true)
+        let fake = dir.appendingPathComponent(".venv/bin/python")
+        try Data("#!/bin/sh\necho stand-in\n".utf8).write(to: fake)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: fake.path)
+        let r = try CLI.run(["calibrate", "--backend", "torch", "--model", "tiny", "--quick"], cwd: dir)
+        #expect(r.status == 2)
+        #expect(r.stderr.contains(fake.path) && r.stderr.contains("scripts/setup.sh --test"), "\(r.stderr)")
+    }
+
     /// The same question gives the same bytes: no clock in a plan's output.
     @Test func cheapestJSONIsDeterministic() throws {
         let args = ["--model", "8b", "--method", "lora,qlora", "--gpu", "24GB", "--gpu", "80GB", "--cheapest", "--format", "json"]
@@ -98,12 +122,17 @@ struct FirstRunTests {
 
     /// Every planned method on every GPU named must fit: one that misses fails the gate.
     @Test func requireFitEveryPair() throws {
-        // QLoRA 7B at micro-batch 16 × 2048 fits an 80 GB card but not a 16 GB one
-        let both = try CLI.run(["--model", "7b", "--method", "qlora", "--batch", "16", "--gpu", "T4", "--gpu", "H100 SXM", "--require-fit"])
+        // QLoRA 7B at micro-batch 16 × 2048 fits an 80 GB card but not a 16 GB one; at 1 both
+        let both = try CLI.run(["--model", "7b", "--method", "qlora", "--batch", "16", "--gpu", "RTX 4080", "--gpu", "H100 SXM", "--require-fit"])
         #expect(both.status == 3)
-        #expect(both.stderr.contains("qlora on T4") && !both.stderr.contains("H100"), "\(both.stderr)")
+        #expect(both.stderr.contains("qlora on RTX 4080") && both.stderr.contains("short of 16 GB card, 15.67 GiB usable") && !both.stderr.contains("H100"), "\(both.stderr)")
+        let small = try CLI.run(["--model", "7b", "--method", "qlora", "--batch", "1", "--gpu", "RTX 4080", "--gpu", "H100 SXM", "--require-fit"])
+        #expect(small.status == 0, "\(small.stderr)")
         let big = try CLI.run(["--model", "7b", "--method", "qlora", "--batch", "16", "--gpu", "H100 SXM", "--require-fit"])
         #expect(big.status == 0, "\(big.stderr)")
+        // two methods: one that misses fails the gate
+        let two = try CLI.run(["--model", "7b", "--method", "qlora,full", "--gpu", "RTX 4090", "--require-fit"])
+        #expect(two.status == 3 && two.stderr.contains("full on RTX 4090") && !two.stderr.contains("qlora on"), "\(two.stderr)")
         // a card without bf16 fails the gate too (the plan is bf16)
         let v100 = try CLI.run(["--model", "tiny", "--method", "lora", "--gpu", "V100 16GB SXM2", "--require-fit"])
         #expect(v100.status == 3 && v100.stderr.contains("no bf16 support"), "\(v100.stderr)")
@@ -118,6 +147,19 @@ struct FirstRunTests {
         #expect(none.status == 3 && none.stdout.contains("Nothing fits"), "\(none.stderr)")
         let emitted = try CLI.run(["--model", "7b", "--method", "full", "--gpu", "RTX 4090", "--emit", "trl", "--require-fit"])
         #expect(emitted.status == 3 && emitted.stdout.contains("SFTConfig"), "\(emitted.stderr)")
+    }
+
+    /// Prompt tuning's tokens share GPT-2's 1024 positions: too many is named as such, and a
+    /// default that would leave less than half the positions is not taken.
+    @Test func promptTokensThatFillThePositions() throws {
+        let r = try CLI.run(["--model", "gpt2", "--method", "prompt", "--prompt-tokens", "1024"])
+        #expect(r.status == 2 && r.stderr.contains("--prompt-tokens") && r.stderr.contains("1024 learned positions"), "\(r.stderr)")
+        let all = try CLI.run(["--model", "gpt2", "--prompt-tokens", "1000", "--format", "json"])
+        #expect(all.status == 0, "\(all.stderr)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(all.stdout.utf8)) as? [String: Any])
+        let a = try #require(j["assumptions"] as? [String: Any])
+        #expect(a["seq"] as? Int == 1024)
+        #expect(((a["skipped_methods"] as? [[String: Any]]) ?? []).contains { $0["method"] as? String == "prompt" })
     }
 
     @Test func helpDocumentsEveryExitStatus() throws {

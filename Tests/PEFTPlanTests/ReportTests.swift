@@ -70,6 +70,21 @@ struct ReportTests {
     /// The tables behind the charts carry the JSON plan's figures: the longest sequence per
     /// GPU size (fit matrix page), the cheapest fitting GPU's cost per method (time page), and
     /// the claims page carries every verdict `peft-plan claims` gives.
+    /// With the default GPUs, each size's column stands for a card that runs bf16 (the
+    /// 16 GB cards include the T4 and V100, which do not): no column reads "no bf16".
+    @Test func sizeColumnsStandForCardsThatRunThePlan() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pdf = dir.appendingPathComponent("d.pdf").path
+        let r = try CLI.run(["report", "--model", "8b", "--method", "qlora", "--out", pdf])
+        #expect(r.status == 0, "\(r.stderr)")
+        let text = try Self.tool("pdftotext", ["-layout", pdf, "-"])
+        let table = try #require(text.range(of: "Longest sequence at micro-batch").map { String(text[$0.upperBound...].prefix(1500)) })
+        #expect(table.contains("16 GB") && table.contains("48 GB"), "\(table)")
+        #expect(!table.contains("no bf16"), "\(table)")
+        #expect(table.contains("RTX 4060 Ti 16GB, 15.67 GiB") || table.contains("RTX 4080, 15.67 GiB"), "\(table)")
+    }
+
     @Test func tablesAndClaimsMatchTheJSON() throws {
         let dir = try Self.folder()
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -83,9 +98,9 @@ struct ReportTests {
             let method = try #require(p["method"] as? String)
             let gpus = try #require(p["gpus"] as? [[String: Any]])
             // the longest-sequence table: one row per method, per size the first GPU with the
-            // least usable memory (the figure every card of that size holds)
+            // least usable memory among those that run the precision
             func leastUsable(_ gb: Int) throws -> [String: Any] {
-                let sized = gpus.filter { ($0["memory_bytes"] as? Int) == gb << 30 }
+                let sized = gpus.filter { ($0["memory_bytes"] as? Int) == gb << 30 && $0["blocker"] is NSNull }
                 let least = try #require(sized.compactMap { $0["usable_memory_bytes"] as? Int }.min())
                 return try #require(sized.first { ($0["usable_memory_bytes"] as? Int) == least })
             }

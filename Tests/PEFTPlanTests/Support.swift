@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import PEFTCalibration
 @testable import PEFTPlan
 
 /// The repository's root, found from this file's path.
@@ -28,16 +29,13 @@ enum Fixtures {
 /// When Python or its packages are missing this fails loudly, naming what to install:
 /// the comparison is the point of the test, so it never passes silently without it.
 enum PythonReference {
-    /// `$PEFT_PLAN_PYTHON`, else the project's virtual environment that
-    /// `bash scripts/setup.sh --test` creates (`.venv/bin/python`). Never the system python:
-    /// Debian's refuses pip (PEP 668), so the packages are not there.
-    static var python: String {
-        if let p = ProcessInfo.processInfo.environment["PEFT_PLAN_PYTHON"], !p.isEmpty { return p }
-        return repoRoot.appendingPathComponent(".venv/bin/python").path
-    }
+    /// The Python `peft-plan calibrate` would run: `$PEFT_PLAN_PYTHON`, else the project's
+    /// virtual environment that `bash scripts/setup.sh --test` creates (`.venv/bin/python`),
+    /// else `python3`, whose scripts then say what to run (Debian's refuses pip, PEP 668).
+    static var python: String { TorchCalibration.python() }
 
-    /// What to run when the interpreter is missing.
-    static let setupHint = "run `bash scripts/setup.sh --test` (it creates .venv/ with torch, transformers, peft and the engines), or set PEFT_PLAN_PYTHON to a python that has them"
+    /// What to run when the interpreter or its packages are missing.
+    static let setupHint = TorchCalibration.pythonHint
 
     static func run(script: String, input: Any) -> Result<[String: Any], ReferenceError> {
         let process = Process()
