@@ -94,8 +94,8 @@ public struct MethodOptions: Equatable, Sendable {
 }
 
 /// PEFT's default target modules by model type (peft/utils/constants.py, PEFT 0.21).
-enum PEFTDefaults {
-    static func loraTargets(_ f: ModelFamily) -> [String]? {
+public enum PEFTDefaults {
+    public static func loraTargets(_ f: ModelFamily) -> [String]? {
         switch f {
         case .llama, .mistral, .qwen2, .qwen3, .gemma, .gemma2, .opt: return ["q_proj", "v_proj"]
         case .gpt2: return ["c_attn"]
@@ -105,7 +105,7 @@ enum PEFTDefaults {
         }
     }
 
-    static func ia3Targets(_ f: ModelFamily) -> (targets: [String], feedforward: [String])? {
+    public static func ia3Targets(_ f: ModelFamily) -> (targets: [String], feedforward: [String])? {
         switch f {
         case .llama, .mistral: return (["k_proj", "v_proj", "down_proj"], ["down_proj"])
         case .mixtral: return (["k_proj", "v_proj", "w2"], ["w2"])

@@ -1,4 +1,5 @@
 import Foundation
+import PEFTPlan
 
 /// How fast the memory model evaluates plans: a sweep over methods × micro-batches ×
 /// sequence lengths × GPU profiles on one thread, each plan a full memory evaluation
