@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "PEFTPlan", targets: ["PEFTPlan"]),
         .library(name: "PEFTEngine", targets: ["PEFTEngine"]),
         .library(name: "PEFTCalibration", targets: ["PEFTCalibration"]),
+        .library(name: "PEFTEmit", targets: ["PEFTEmit"]),
         .library(name: "PEFTReport", targets: ["PEFTReport"]),
         .executable(name: "peft-plan", targets: ["peft-plan"]),
     ],
@@ -54,6 +55,15 @@ let package = Package(
             dependencies: ["PEFTPlan", "PEFTEngine"]
         ),
 
+        // MARK: - Hand-over to the training engines
+
+        /// DeepSpeed JSON, Accelerate YAML and TRL scripts that run a plan as planned.
+        .target(
+            name: "PEFTEmit",
+            dependencies: ["PEFTPlan"],
+            exclude: ["README.md"]
+        ),
+
         // MARK: - Reports
 
         /// Cairo through a one-header shim; pkg-config supplies the paths.
@@ -78,6 +88,7 @@ let package = Package(
                 "PEFTPlan",
                 "PEFTEngine",
                 "PEFTCalibration",
+                "PEFTEmit",
                 "PEFTReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -99,7 +110,7 @@ let package = Package(
 
         .testTarget(
             name: "PEFTPlanTests",
-            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTReport", "PEFTCommands",
+            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTEmit", "PEFTReport", "PEFTCommands",
                            .product(name: "PropertyBased", package: "swift-property-based")],
             resources: [.copy("Fixtures")]
         ),

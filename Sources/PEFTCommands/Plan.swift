@@ -1,5 +1,6 @@
 import Foundation
 import ArgumentParser
+import PEFTEmit
 import PEFTPlan
 
 /// A note on stderr that is not an error (the command still succeeds).

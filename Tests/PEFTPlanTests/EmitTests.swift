@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import PEFTEmit
 @testable import PEFTPlan
 
 /// One planned run, emitted in every format that can express it.

@@ -1,4 +1,5 @@
 import Foundation
+import PEFTPlan
 
 // Hand-over to the real engines: the planned run written as the files DeepSpeed,
 // Accelerate and TRL read. Every key below was checked against the library that reads it,
