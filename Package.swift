@@ -8,6 +8,7 @@ let package = Package(
         .library(name: "PEFTPlan", targets: ["PEFTPlan"]),
         .library(name: "PEFTEngine", targets: ["PEFTEngine"]),
         .library(name: "PEFTCalibration", targets: ["PEFTCalibration"]),
+        .library(name: "PEFTOutput", targets: ["PEFTOutput"]),
         .library(name: "PEFTEmit", targets: ["PEFTEmit"]),
         .library(name: "PEFTReport", targets: ["PEFTReport"]),
         .executable(name: "peft-plan", targets: ["peft-plan"]),
@@ -55,12 +56,22 @@ let package = Package(
             dependencies: ["PEFTPlan", "PEFTEngine"]
         ),
 
+        // MARK: - Output for people and scripts
+
+        /// Tables, JSON, CSV and markdown of plans, searches, serving plans, claims and the
+        /// listings; the model's own messages write units with `PEFTPlan.Units`.
+        .target(
+            name: "PEFTOutput",
+            dependencies: ["PEFTPlan"],
+            exclude: ["README.md"]
+        ),
+
         // MARK: - Hand-over to the training engines
 
         /// DeepSpeed JSON, Accelerate YAML and TRL scripts that run a plan as planned.
         .target(
             name: "PEFTEmit",
-            dependencies: ["PEFTPlan"],
+            dependencies: ["PEFTPlan", "PEFTOutput"],
             exclude: ["README.md"]
         ),
 
@@ -76,7 +87,7 @@ let package = Package(
         /// Charts and the budget-review document, drawn with Cairo (PDF, SVG, PNG).
         .target(
             name: "PEFTReport",
-            dependencies: ["PEFTPlan", "CCairo"]
+            dependencies: ["PEFTPlan", "PEFTOutput", "CCairo"]
         ),
 
         // MARK: - The command line (parsing and printing only) and its executables
@@ -89,6 +100,7 @@ let package = Package(
                 "PEFTEngine",
                 "PEFTCalibration",
                 "PEFTEmit",
+                "PEFTOutput",
                 "PEFTReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -110,7 +122,7 @@ let package = Package(
 
         .testTarget(
             name: "PEFTPlanTests",
-            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTEmit", "PEFTReport", "PEFTCommands",
+            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTEmit", "PEFTOutput", "PEFTReport", "PEFTCommands",
                            .product(name: "PropertyBased", package: "swift-property-based")],
             resources: [.copy("Fixtures")]
         ),

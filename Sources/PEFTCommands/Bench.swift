@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PEFTEngine
+import PEFTOutput
 import PEFTPlan
 
 struct Bench: ParsableCommand {

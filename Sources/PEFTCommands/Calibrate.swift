@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import PEFTCalibration
 import PEFTEngine
+import PEFTOutput
 import PEFTPlan
 import PEFTReport
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import PEFTOutput
 import PEFTPlan
 
 struct Models: ParsableCommand {

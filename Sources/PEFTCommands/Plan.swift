@@ -1,6 +1,7 @@
 import Foundation
 import ArgumentParser
 import PEFTEmit
+import PEFTOutput
 import PEFTPlan
 
 /// A note on stderr that is not an error (the command still succeeds).
@@ -86,7 +87,7 @@ struct Plan: ParsableCommand {
             }
             let sr = ServeRequest(arch: request.arch, adapters: n, context: ctx, concurrency: conc, methodOptions: request.methodOptions,
                                   quantisedBase: quantised, gpus: request.gpus, runtime: request.runtime)
-            PeftPlan.emit(try Serving.render(sr, as: format))
+            PeftPlan.emit(try ServingOutput.render(sr, as: format))
             if requireFit {
                 let misses = try Serving.verdicts(sr).filter { !$0.fits }
                 if !misses.isEmpty {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PEFTOutput
 import PEFTPlan
 
 /// The options every planning command understands (DESIGN.md §2).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PEFTOutput
 import PEFTPlan
 import PEFTReport
 
@@ -53,6 +54,6 @@ struct ClaimsCommand: ParsableCommand {
         guard let f = OutputFormat(rawValue: format.lowercased()) else {
             throw PlanError.invalidOption(option: "--format", value: format, accepted: "one of table, json, csv, markdown")
         }
-        PeftPlan.emit(Claims.render(try Claims.check(), as: f))
+        PeftPlan.emit(ClaimsOutput.render(try Claims.check(), as: f))
     }
 }

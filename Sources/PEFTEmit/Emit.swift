@@ -1,4 +1,5 @@
 import Foundation
+import PEFTOutput
 import PEFTPlan
 
 // Hand-over to the real engines: the planned run written as the files DeepSpeed,

@@ -249,39 +249,5 @@ public enum Claims {
         return out
     }
 
-    /// The claims as text, JSON or Markdown.
-    public static func render(_ claims: [Claim], as format: OutputFormat) -> String {
-        switch format {
-        case .json:
-            return JSONValue.object([
-                ("conventions", .string(conventions)),
-                ("claims", .array(claims.map { c in
-                    .object([("id", .string(c.id)), ("claim", .string(c.claim)), ("source", .string(c.source)),
-                             ("computed", .string(c.computed)), ("assumptions", .string(c.assumptions)),
-                             ("verdict", .string(c.verdict.rawValue)), ("condition", c.condition.map(JSONValue.string) ?? .null),
-                             ("figures", .object(c.figures.map { ($0.0, .double($0.1)) }))])
-                })),
-            ]).render() + "\n"
-        case .markdown:
-            var s = "| claim | peft-plan computes | verdict |\n|---|---|---|\n"
-            for c in claims {
-                s += "| \(c.claim) (\(c.source)) | \(c.computed) (\(c.assumptions)) | **\(c.verdict.rawValue)**\(c.phrase) |\n"
-            }
-            return s
-        case .csv:
-            func q(_ s: String) -> String { "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" }
-            return "id,claim,verdict,condition,computed\n" + claims.map { [$0.id, q($0.claim), $0.verdict.rawValue, q($0.condition ?? ""), q($0.computed)].joined(separator: ",") }.joined(separator: "\n") + "\n"
-        case .table:
-            var s = ""
-            for (i, c) in claims.enumerated() {
-                s += "\(i + 1). \"\(c.claim)\" (\(c.source))\n"
-                s += "   computed:    \(c.computed)\n"
-                s += "   assuming:    \(c.assumptions)\n"
-                s += "   verdict:     \(c.verdict.rawValue.uppercased())\(c.phrase)\n\n"
-            }
-            return s + conventions + "\n"
-        }
-    }
-
-    public static let conventions = "Conventions: GB in a claim is 10⁹ bytes; a GPU's size is its profile's capacity (a 48 GB card holds 48 GiB); \"~x\" holds within 30% of x; a range holds when the figure is inside it."
+    public static let conventions = "Conventions: GB in a claim is 10⁹ bytes; a GPU holds the usable memory its profile gives (what PyTorch reports on the card: an RTX A6000, sold as 48 GB, holds 47.54 GiB), and a claim about \"a 48 GB GPU\" is checked on the card of that size that holds the most and runs bf16; \"~x\" holds within 30% of x; a range holds when the figure is inside it."
 }

@@ -67,8 +67,8 @@ public struct GPUProfile: Codable, Equatable, Sendable {
 
     /// "24 GB card, 23.49 GiB usable" (or "… its nominal … (no usable figure in its profile)").
     public var capacityLabel: String {
-        guard let u = usableMemory else { return "\(nominalMemoryGB) GB card, its nominal \(PlanOutput.gib(memoryBytes)) (no usable figure in its profile)" }
-        return "\(nominalMemoryGB) GB card, \(PlanOutput.capacity(u.bytes)) usable"
+        guard let u = usableMemory else { return "\(nominalMemoryGB) GB card, its nominal \(Units.gib(memoryBytes)) (no usable figure in its profile)" }
+        return "\(nominalMemoryGB) GB card, \(Units.capacity(u.bytes)) usable"
     }
 
     /// Whether the GPU has tensor cores for bf16 (Volta and Turing do not).

@@ -37,6 +37,8 @@ public struct MemoryBreakdown: Equatable, Sendable {
     public var live: LiveComponents = []
     /// Bytes that live in host memory instead (paged optimizer states spill there).
     public var pageableBytes = 0
+
+    public init() {}
 }
 
 /// Which components are allocated at the peak (a set, cheap to build in sweeps).

@@ -213,21 +213,21 @@ public enum Planner {
         let d = r.dataset
         func positive(_ flag: String, _ v: Double?, max: Double) throws {
             if let v, !(v > 0 && v <= max) {
-                throw PlanError.invalidOption(option: flag, value: PlanOutput.plain(v), accepted: "a number above 0 and at most \(max.formatted(.number.grouping(.never)))")
+                throw PlanError.invalidOption(option: flag, value: Units.plain(v), accepted: "a number above 0 and at most \(max.formatted(.number.grouping(.never)))")
             }
         }
         try positive("--tokens", d.tokens, max: 1e15)
         if !(d.epochs >= 0.001 && d.epochs <= 10_000) {
-            throw PlanError.invalidOption(option: "--epochs", value: PlanOutput.plain(d.epochs), accepted: "a number from 0.001 to 10000")
+            throw PlanError.invalidOption(option: "--epochs", value: Units.plain(d.epochs), accepted: "a number from 0.001 to 10000")
         }
         if let e = d.examples { try check("--examples", e, 1...1_000_000_000_000) }
         if let a = d.avgTokens { try check("--avg-tokens", a, 1...(1 << 22)) }
         try positive("--price", r.budget.pricePerGPUHour, max: 10_000)
         if let m = r.budget.mfu, !(m >= 0.001 && m <= 1) {
-            throw PlanError.invalidOption(option: "--mfu", value: PlanOutput.plain(m), accepted: "a fraction of the peak from 0.001 to 1 (0.44 is what Transformers reached on an H100)")
+            throw PlanError.invalidOption(option: "--mfu", value: Units.plain(m), accepted: "a fraction of the peak from 0.001 to 1 (0.44 is what Transformers reached on an H100)")
         }
         if !(r.budget.setupMinutes >= 0 && r.budget.setupMinutes <= 100_000) {
-            throw PlanError.invalidOption(option: "--setup-minutes", value: PlanOutput.plain(r.budget.setupMinutes), accepted: "a number from 0 to 100000")
+            throw PlanError.invalidOption(option: "--setup-minutes", value: Units.plain(r.budget.setupMinutes), accepted: "a number from 0 to 100000")
         }
         guard o.loraDropout >= 0 && o.loraDropout < 1 else {
             throw PlanError.invalidOption(option: "--lora-dropout", value: "\(o.loraDropout)", accepted: "a probability in [0, 1)")

@@ -42,8 +42,8 @@ public struct Dataset: Equatable, Sendable {
         if let e = examples, let avg = avgTokens {
             return "\(e) example\(e == 1 ? "" : "s") × \(avg) tokens, \(ep), \(packing ? "packed" : "each padded to --seq")"
         }
-        if let t = tokens { return "\(PlanOutput.count(t)) tokens, \(ep)" }
-        return "default dataset: \(PlanOutput.count(Self.defaultTokens)) tokens, \(ep) (set --tokens or --examples/--avg-tokens)"
+        if let t = tokens { return "\(Units.count(t)) tokens, \(ep)" }
+        return "default dataset: \(Units.count(Self.defaultTokens)) tokens, \(ep) (set --tokens or --examples/--avg-tokens)"
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import PEFTOutput
 import PEFTPlan
 
 /// Text laid out down A4 pages: paragraphs wrapped to a width, tables, and a new page

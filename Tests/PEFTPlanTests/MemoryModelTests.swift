@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+@testable import PEFTOutput
 @testable import PEFTPlan
 
 /// Component formulas against published figures (bitsandbytes/functional.py and the QLoRA paper, appendix).

@@ -1,4 +1,5 @@
 import Foundation
+import PEFTPlan
 
 public enum OutputFormat: String, CaseIterable, Sendable { case table, json, csv, markdown }
 
@@ -139,18 +140,10 @@ public enum PlanOutput {
     // MARK: units
 
     /// Bytes in GiB, labelled GiB (binary), never "GB".
-    public static func gib(_ bytes: Int) -> String {
-        let g = Double(bytes) / Double(1 << 30)
-        if bytes == 0 { return "0" }
-        if g < 0.1 { return String(format: "%.0f MiB", Double(bytes) / Double(1 << 20)) }
-        return g < 10 ? String(format: "%.2f GiB", g) : String(format: "%.1f GiB", g)
-    }
+    public static func gib(_ bytes: Int) -> String { Units.gib(bytes) }
 
-    /// A card's capacity to the hundredth of a GiB, as PyTorch's messages print it
-    /// ("23.49 GiB"); MiB below 0.1 GiB.
-    public static func capacity(_ bytes: Int) -> String {
-        bytes < (1 << 30) / 10 ? gib(bytes) : String(format: "%.2f GiB", Double(bytes) / Double(1 << 30))
-    }
+    /// A card's capacity to the hundredth of a GiB ("23.49 GiB").
+    public static func capacity(_ bytes: Int) -> String { Units.capacity(bytes) }
 
     static func gibNumber(_ bytes: Int) -> String {
         let g = Double(bytes) / Double(1 << 30)
@@ -159,17 +152,10 @@ public enum PlanOutput {
     }
 
     /// A number for a message: integers without a fraction, others as given.
-    public static func plain(_ v: Double) -> String {
-        v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
-    }
+    public static func plain(_ v: Double) -> String { Units.plain(v) }
 
     /// Large counts as people say them: 100 million, 1.5 billion, 52,000.
-    public static func count(_ d: Double) -> String {
-        if d >= 1e12 { return String(format: "%.3g", d) }
-        if d >= 1e9 { return String(format: "%g billion", (d / 1e7).rounded() / 100) }
-        if d >= 1e6 { return String(format: "%g million", (d / 1e4).rounded() / 100) }
-        return String(format: "%.0f", d)
-    }
+    public static func count(_ d: Double) -> String { Units.count(d) }
 
     /// Parameter counts as people say them: 6.74 B, 4.19 M, 286.7 K.
     public static func params(_ n: Int) -> String {

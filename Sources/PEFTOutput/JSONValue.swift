@@ -1,4 +1,5 @@
 import Foundation
+import PEFTPlan
 
 /// A JSON value with ordered object keys, so output is byte-for-byte deterministic and
 /// integers are written exactly (bytes and parameter counts never go through Double).

@@ -1,4 +1,5 @@
 import Foundation
+import PEFTPlan
 
 /// `peft-plan models` and `peft-plan gpus`.
 public enum Listings {

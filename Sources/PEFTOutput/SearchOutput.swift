@@ -1,4 +1,5 @@
 import Foundation
+import PEFTPlan
 
 /// Renders a ``SearchResult``: ranked tables for people, every candidate's numbers in JSON.
 public enum SearchOutput {
