@@ -260,7 +260,7 @@ struct ForwardGraph {
                 tape.save(y)
                 if y.rg { tape.save(Extent(fixed: m.outFeatures), 4) }       // the flattened ia3_l
                 return tape.new(out, ob, rg: true)
-            default: break
+            case .full, .adapter, .prefix, .prompt, .ptuning: break   // these wrap no module
             }
         }
         return tape.new(out, ob, rg: x.rg || c.baseTrainable)
@@ -485,7 +485,7 @@ extension ForwardGraph {
         switch c.arch.family {
         case .gptNeoX: return max(2, c.arch.headDim / 4)   // rotary_pct 0.25
         case .gpt2, .opt, .bloom: return 0
-        default: return c.arch.headDim
+        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .gemma, .gemma2, .phi3, .falcon: return c.arch.headDim
         }
     }
 
@@ -535,7 +535,7 @@ extension ForwardGraph {
             if a.embedDim != a.hiddenSize { x = linear(x, "model.decoder.project_in") }
         case .bloom:
             x = layerNorm(x)
-        default: break
+        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .gemma, .gemma2, .phi3, .gptNeoX, .falcon: break
         }
         return x
     }
@@ -564,7 +564,7 @@ extension ForwardGraph {
             // post-LN OPT (do_layer_norm_before false: OPT-350m) has no final layer norm
             h = c.module("model.decoder.final_layer_norm") != nil ? layerNorm(x) : x
             if a.embedDim != a.hiddenSize { h = linear(h, "model.decoder.project_out") }
-        default: h = layerNorm(x)
+        case .gpt2, .gptNeoX, .falcon, .bloom: h = layerNorm(x)
         }
         // lm_head: trainable in full fine-tuning (tied or not), never for the adapters.
         let headTrainable = c.baseTrainable || c.wrapped["lm_head"] != nil

@@ -238,7 +238,8 @@ public enum ConfigReader {
         case .qwen2: qkvBias = true; oBias = false       // Qwen2Attention hard-codes bias on q, k, v
         case .llama, .qwen3, .gemma, .gemma2:
             qkvBias = try f.bool("attention_bias", default: false); oBias = qkvBias
-        default: qkvBias = false; oBias = false
+        case .mistral, .mixtral, .phi3: qkvBias = false; oBias = false
+        case .gpt2, .gptNeoX, .opt, .falcon, .bloom: qkvBias = false; oBias = false   // not read here (own readers)
         }
         let mlpBias = family == .llama ? try f.bool("mlp_bias", default: false) : false
         var m: [ModuleSpec] = [ModuleSpec("model.embed_tokens", .embedding, in: vocab, out: h, perLayer: false)]
