@@ -20,9 +20,12 @@ public enum TorchCalibration {
     /// What to do when that Python lacks the packages.
     public static let pythonHint = "run `bash scripts/setup.sh --test` in the repository (it makes .venv/ with torch, transformers and peft), or set PEFT_PLAN_PYTHON to a python that has them"
 
-    /// The components a PyTorch burst measures that the plan predicts (JSON keys as in `plan`).
-    public static let components = ["frozen_weights", "trainable_weights", "gradients", "optimizer_states", "activations",
-                                    "allocated_peak", "reserved_peak"]
+    /// The components a PyTorch burst measures that the plan predicts (what autograd saved is
+    /// compared with activations + logits, under the activations key).
+    public static let measuredComponents: [MemoryComponent] = [.frozenWeights, .trainableWeights, .gradients, .optimizerStates, .activations,
+                                                               .allocatedPeak, .reservedPeak]
+    /// Their JSON keys, as in `plan`.
+    public static let components = measuredComponents.map(\.rawValue)
 
     /// A job for `torch_bursts.py`: every method PEFT runs on the model (QLoRA only on CUDA,
     /// where bitsandbytes' kernels are) × micro-batch × sequence × checkpointing, the
@@ -142,14 +145,12 @@ public enum TorchCalibration {
             // it on); a burst that turned it off is not the run the plan describes.
             let unlike = ctx.account.method == .qlora && !(burst["grad_checkpointing"] as? Bool ?? false)
             let m = ctx.memory(batch: ctx.training.batch, seq: ctx.training.seq)
-            var predicted = ["frozen_weights": m.frozenWeights, "trainable_weights": m.trainableWeights, "gradients": m.gradients,
-                             "optimizer_states": m.optimizerStates]
+            var predicted = Dictionary(uniqueKeysWithValues: [MemoryComponent.frozenWeights, .trainableWeights, .gradients, .optimizerStates].map { ($0.rawValue, m[$0]) })
             var measured: [String: Int] = [:]
             for k in components { if let v = r[k] as? Int { measured[k] = v } }
-            predicted["activations"] = m.activations + m.logits
+            predicted[MemoryComponent.activations.rawValue] = m.activations + m.logits
             if device == "cuda" {
-                predicted["allocated_peak"] = m.allocatedPeak
-                predicted["reserved_peak"] = m.reservedPeak
+                for c in [MemoryComponent.allocatedPeak, .reservedPeak] { predicted[c.rawValue] = m[c] }
             }
             out.append(Comparison(id: id, predicted: predicted, measured: measured, predictedPeakPhase: m.peakPhase.rawValue,
                                   measuredPeakPhase: r["peak_phase"] as? String, tokensPerSecond: r["tokens_per_second"] as? Double,

@@ -17,11 +17,7 @@ public enum PlanOutput {
     // MARK: JSON (DESIGN.md §2)
 
     static func memoryKeys(_ m: MemoryBreakdown) -> [(String, Int)] {
-        [("frozen_weights", m.frozenWeights), ("trainable_weights", m.trainableWeights), ("master_weights", m.masterWeights),
-         ("gradients", m.gradients), ("optimizer_states", m.optimizerStates), ("activations", m.activations),
-         ("logits", m.logits), ("transient", m.transient), ("allocated_peak", m.allocatedPeak),
-         ("reserved_peak", m.reservedPeak), ("runtime_overhead", m.runtimeOverhead), ("device_total", m.deviceTotal),
-         ("pageable_bytes", m.pageableBytes)]
+        MemoryComponent.allCases.map { ($0.rawValue, m[$0]) }
     }
 
     public static func json(_ r: PlanResult) -> JSONValue {

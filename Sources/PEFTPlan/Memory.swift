@@ -41,6 +41,37 @@ public struct MemoryBreakdown: Equatable, Sendable {
     public init() {}
 }
 
+/// The memory components of a plan, named as the JSON contract names them, in the order
+/// `plan --format json` lists them. Output, calibration and reports read a breakdown through
+/// this enum rather than through strings.
+public enum MemoryComponent: String, CaseIterable, Sendable {
+    case frozenWeights = "frozen_weights", trainableWeights = "trainable_weights", masterWeights = "master_weights"
+    case gradients, optimizerStates = "optimizer_states", activations, logits, transient
+    case allocatedPeak = "allocated_peak", reservedPeak = "reserved_peak", runtimeOverhead = "runtime_overhead"
+    case deviceTotal = "device_total", pageableBytes = "pageable_bytes"
+}
+
+extension MemoryBreakdown {
+    /// One component's bytes.
+    public subscript(_ c: MemoryComponent) -> Int {
+        switch c {
+        case .frozenWeights: return frozenWeights
+        case .trainableWeights: return trainableWeights
+        case .masterWeights: return masterWeights
+        case .gradients: return gradients
+        case .optimizerStates: return optimizerStates
+        case .activations: return activations
+        case .logits: return logits
+        case .transient: return transient
+        case .allocatedPeak: return allocatedPeak
+        case .reservedPeak: return reservedPeak
+        case .runtimeOverhead: return runtimeOverhead
+        case .deviceTotal: return deviceTotal
+        case .pageableBytes: return pageableBytes
+        }
+    }
+}
+
 /// Which components are allocated at the peak (a set, cheap to build in sweeps).
 public struct LiveComponents: OptionSet, Sendable, Equatable {
     public let rawValue: UInt8
@@ -49,14 +80,17 @@ public struct LiveComponents: OptionSet, Sendable, Equatable {
     public static let gradients = LiveComponents(rawValue: 2)
     public static let saved = LiveComponents(rawValue: 4)        // activations and logits
 
-    /// The JSON keys of the live components.
-    public var keys: [String] {
-        var k: [String] = []
-        if contains(.persistent) { k += ["frozen_weights", "trainable_weights", "master_weights", "optimizer_states"] }
-        if contains(.gradients) { k.append("gradients") }
-        if contains(.saved) { k += ["activations", "logits"] }
+    /// The live components, in the order the JSON lists them under `live_at_peak`.
+    public var components: [MemoryComponent] {
+        var k: [MemoryComponent] = []
+        if contains(.persistent) { k += [.frozenWeights, .trainableWeights, .masterWeights, .optimizerStates] }
+        if contains(.gradients) { k.append(.gradients) }
+        if contains(.saved) { k += [.activations, .logits] }
         return k
     }
+
+    /// Their JSON keys.
+    public var keys: [String] { components.map(\.rawValue) }
 }
 
 /// Everything about one (model, method, options) that does not depend on batch or
