@@ -92,11 +92,6 @@ struct FlopTests {
     func flops(_ c: TraceCase) throws {
         guard let expected = try c.traced() else { return }
         let arch = try Presets.resolve(c.model)
-        if arch.numExperts > 0 {
-            // FlopCounterMode has no formula for torch._grouped_mm, which the Transformers v5
-            // MoE uses for its experts: its count leaves the experts out.
-            return
-        }
         // Cases run on the CPU with real tensors get PyTorch's CPU flash kernel for sdpa
         // (the math kernel where attention has dropout, which the CPU flash kernel lacks).
         var runtime = RuntimeProfile.hfMeta
@@ -104,7 +99,18 @@ struct FlopTests {
         let f = try c.context(runtime: runtime).flops(batch: c.batch, seq: c.seq)
         let fwd = Double(try #require(expected.int("forward_flops")))
         let bwd = Double(try #require(expected.int("backward_flops")))
-        #expect(abs(f.forward - fwd) <= Self.tolerance * fwd, "forward \(Int(f.forward)) vs \(Int(fwd))")
-        #expect(abs(f.backward + f.recompute - bwd) <= Self.tolerance * bwd, "backward \(Int(f.backward + f.recompute)) vs \(Int(bwd))")
+        let compare = {
+            #expect(abs(f.forward - fwd) <= Self.tolerance * fwd, "forward \(Int(f.forward)) vs \(Int(fwd))")
+            #expect(abs(f.backward + f.recompute - bwd) <= Self.tolerance * bwd, "backward \(Int(f.backward + f.recompute)) vs \(Int(bwd))")
+        }
+        if arch.numExperts > 0 {
+            // A known gap of the reference, not of the model: FlopCounterMode has no formula
+            // for torch._grouped_mm, which the Transformers v5 MoE uses for its experts, so
+            // its count leaves the experts out. Recorded as a known issue: when PyTorch counts
+            // them, this stops failing and the known issue reports itself as fixed.
+            withKnownIssue("FlopCounterMode leaves torch._grouped_mm (MoE experts) out") { compare() }
+        } else {
+            compare()
+        }
     }
 }
