@@ -174,8 +174,10 @@ struct PlanningOptions: ParsableArguments {
 
         var t = TrainingOptions()
         t.batch = try Self.integer(batch, "--batch", default: 1)
-        // prompt tuning and P-tuning (also under `all`) lengthen every sequence by their tokens
-        let promptTokensPlanned = uses([.prompt, .ptuning]) ? o.promptTokens : 0
+        // prompt tuning, P-tuning and prefix tuning (also under `all`) take learned positions
+        // for their virtual tokens: the default sequence leaves room for the most they take
+        let taker = methods.max { $0.positionsTaken(o) < $1.positionsTaken(o) }
+        let promptTokensPlanned = taker?.positionsTaken(o) ?? 0
         t.seq = try Self.integer(seq, "--seq", default: Planner.defaultSeq(arch, promptTokens: promptTokensPlanned))
         t.gradAccum = try Self.integer(gradAccum, "--grad-accum", default: 1)
         t.precision = try choice(precision, "--precision", as: Precision.self)
@@ -200,7 +202,9 @@ struct PlanningOptions: ParsableArguments {
         }
         for w in calibration?.warnings(gpus: gpus) ?? [] { FileHandle.standardError.write(Data("peft-plan: warning: \(w)\n".utf8)) }
         var request = PlanRequest(arch: arch, methods: methods, methodsFromAll: fromAll, methodOptions: o, training: t, gpus: gpus, runtime: rt)
-        if seq == nil, let note = Planner.defaultSeqNote(arch, promptTokens: promptTokensPlanned) { request.defaults.append(note) }
+        if seq == nil, let note = Planner.defaultSeqNote(arch, promptTokens: promptTokensPlanned,
+                                                         words: Set(methods.filter { $0.positionsTaken(o) == promptTokensPlanned }.map(\.virtualTokensWords)).count > 1
+                                                            ? "prompt- and prefix-tuning tokens" : taker?.virtualTokensWords ?? "") { request.defaults.append(note) }
         request.scale = ScaleOptions(gpus: try Self.integer(self.gpus, "--gpus", default: 1),
                                      sharding: try choice(sharding, "--sharding", as: Sharding.self),
                                      offload: try choice(offload, "--offload", as: Offload.self))

@@ -24,6 +24,22 @@ public enum Method: String, CaseIterable, Sendable, Codable {
 
     /// Methods that add virtual tokens to every sequence (prefix tuning to the keys only).
     var addsPromptTokens: Bool { self == .prompt || self == .ptuning }
+
+    /// Learned positions the method's virtual tokens take before the sequence's own: prompt
+    /// tuning and P-tuning put their tokens in front of the input, and prefix tuning starts
+    /// the sequence's position ids after its prefix (Transformers' GPT-2 and OPT with PEFT
+    /// 0.21.2: 12 + 20 prefix tokens run on 32 positions, 13 + 20 raise IndexError).
+    public func positionsTaken(_ o: MethodOptions) -> Int {
+        switch self {
+        case .prompt, .ptuning: return o.promptTokens
+        case .prefix: return o.prefixTokens
+        case .full, .lora, .qlora, .adapter, .ia3: return 0
+        }
+    }
+
+    /// The option that sets those tokens.
+    var virtualTokensOption: String { self == .prefix ? "--prefix-tokens" : "--prompt-tokens" }
+    public var virtualTokensWords: String { self == .prefix ? "prefix-tuning tokens" : "prompt-tuning tokens" }
 }
 
 /// Which modules a LoRA or IA³ configuration wraps.

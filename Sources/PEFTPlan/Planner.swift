@@ -91,11 +91,11 @@ public enum Planner {
     }
 
     /// Why a default sequence is shorter than 2048, for the notes; nil when it is not.
-    public static func defaultSeqNote(_ arch: Architecture, promptTokens: Int) -> String? {
+    public static func defaultSeqNote(_ arch: Architecture, promptTokens: Int, words: String = "prompt-tuning tokens") -> String? {
         let s = defaultSeq(arch, promptTokens: promptTokens)
         guard s < 2048 else { return nil }
         var why = "\(arch.name)'s \(arch.maxPositions) learned positions"
-        if promptTokens > 0 && s < min(2048, arch.maxPositions) { why += " less the \(promptTokens) prompt-tuning tokens" }
+        if promptTokens > 0 && s < min(2048, arch.maxPositions) { why += " less the \(promptTokens) \(words)" }
         return "--seq not given: \(s) tokens (\(why); --seq sets it)"
     }
 
@@ -120,9 +120,9 @@ public enum Planner {
                 if request.methodsFromAll, case .invalidTargets = e { skipped.append((method, e.description)); continue }
                 throw e
             }
-            if method.addsPromptTokens && request.arch.hasLearnedPositions
-                && request.training.seq + request.methodOptions.promptTokens > request.arch.maxPositions {
-                skipped.append((method, "\(request.training.seq) tokens plus \(request.methodOptions.promptTokens) prompt-tuning tokens exceed the model's \(request.arch.maxPositions) learned positions"))
+            let taken = method.positionsTaken(request.methodOptions)
+            if taken > 0 && request.arch.hasLearnedPositions && request.training.seq + taken > request.arch.maxPositions {
+                skipped.append((method, "\(request.training.seq) tokens plus \(taken) \(method.virtualTokensWords) exceed the model's \(request.arch.maxPositions) learned positions"))
                 continue
             }
             if method == .prefix && request.training.gradCheckpointing && request.methodsFromAll {
@@ -236,14 +236,16 @@ public enum Planner {
             throw PlanError.contradictoryOptions("prefix tuning cannot be combined with --grad-checkpointing: PEFT refuses gradient checkpointing for prefix tuning")
         }
         if r.arch.hasLearnedPositions {
-            let explicitPrompt = !r.methodsFromAll && r.methods.contains(where: \.addsPromptTokens)
-            if explicitPrompt && o.promptTokens >= r.arch.maxPositions {
-                throw PlanError.invalidOption(option: "--prompt-tokens", value: "\(o.promptTokens)", accepted:
+            // the method asked for by name whose virtual tokens take the most positions
+            let named = r.methodsFromAll ? nil : r.methods.max { $0.positionsTaken(o) < $1.positionsTaken(o) }
+            let taken = named?.positionsTaken(o) ?? 0
+            if let m = named, taken >= r.arch.maxPositions {
+                throw PlanError.invalidOption(option: m.virtualTokensOption, value: "\(taken)", accepted:
                     "fewer than \(r.arch.name)'s \(r.arch.maxPositions) learned positions, which the virtual tokens share with the sequence")
             }
-            if t.seq + (explicitPrompt ? o.promptTokens : 0) > r.arch.maxPositions {
+            if t.seq + taken > r.arch.maxPositions {
                 throw PlanError.invalidOption(option: "--seq", value: "\(t.seq)", accepted:
-                    "\(r.arch.name) has \(r.arch.maxPositions) learned positions, so a sequence\(explicitPrompt ? " with its \(o.promptTokens) prompt-tuning tokens" : "") cannot exceed them")
+                    "\(r.arch.name) has \(r.arch.maxPositions) learned positions, so a sequence\(taken > 0 ? " with its \(taken) \(named!.virtualTokensWords)" : "") cannot exceed them")
             }
         }
     }

@@ -162,6 +162,36 @@ struct FirstRunTests {
         #expect(((a["skipped_methods"] as? [[String: Any]]) ?? []).contains { $0["method"] as? String == "prompt" })
     }
 
+    /// The sequence lengths the planner accepts with virtual tokens on a learned-position model
+    /// are the ones the real Transformers + PEFT run (scripts/positions_reference.py): prompt
+    /// tuning, P-tuning and prefix tuning all share the position table with the sequence.
+    @Test("virtual tokens share the learned positions, as in the real PEFT",
+          arguments: [("gpt2", "prefix", 20), ("gpt2", "prompt", 7), ("gpt2", "p-tuning", 20), ("opt", "prefix", 7), ("opt", "prompt", 20)])
+    func virtualTokensTakePositions(_ family: String, _ method: String, _ tokens: Int) throws {
+        let positions = 48
+        let config: [String: Any] = family == "gpt2"
+            ? ["model_type": "gpt2", "n_embd": 64, "n_layer": 2, "n_head": 4, "n_positions": positions, "vocab_size": 100]
+            : ["model_type": "opt", "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "ffn_dim": 128,
+               "max_position_embeddings": positions, "vocab_size": 100, "word_embed_proj_dim": 64]
+        let seqs = [positions - tokens, positions - tokens + 1]
+        let real = try PythonReference.run(script: "positions_reference.py",
+                                           input: ["config": config, "method": method, "tokens": tokens, "seqs": seqs] as [String: Any]).get()
+        let runs = try #require(real["runs"] as? [String: Bool])
+        let arch = try ConfigReader.parse(data: JSONSerialization.data(withJSONObject: config), name: family)
+        let m = try #require(Method(rawValue: method))
+        for seq in seqs {
+            var o = MethodOptions()
+            o.prefixTokens = tokens
+            o.promptTokens = tokens
+            var t = TrainingOptions()
+            t.seq = seq
+            t.precision = .fp32
+            let planned = (try? Planner.plan(PlanRequest(arch: arch, methods: [m], methodOptions: o, training: t, gpus: [try UsableMemoryTests.profile("H100 SXM")]))) != nil
+            #expect(planned == runs[String(seq)], "\(family) \(method) \(tokens) tokens, seq \(seq): planner \(planned), PEFT \(String(describing: runs[String(seq)]))")
+        }
+        #expect(runs[String(seqs[0])] == true && runs[String(seqs[1])] == false, "the real run's boundary: \(runs)")
+    }
+
     @Test func helpDocumentsEveryExitStatus() throws {
         let r = try CLI.run(["--help"])
         #expect(r.status == 0)
