@@ -14,7 +14,7 @@ enum BundledFiles {
         candidates.append(Bundle.main.bundleURL.appendingPathComponent(bundleName))
         if let r = Bundle.main.resourceURL { candidates.append(r.appendingPathComponent(bundleName)) }
         // The source tree this library was built from, for a binary run where it was built.
-        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Resources"))
+        candidates.append(URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Resources"))
         return candidates.first { FileManager.default.fileExists(atPath: $0.appendingPathComponent("models").path) }
     }()
 
