@@ -175,10 +175,8 @@ struct PlanningOptions: ParsableArguments {
         var t = TrainingOptions()
         t.batch = try Self.integer(batch, "--batch", default: 1)
         // prompt tuning, P-tuning and prefix tuning (also under `all`) take learned positions
-        // for their virtual tokens: the default sequence leaves room for the most they take
-        let taker = methods.max { $0.positionsTaken(o) < $1.positionsTaken(o) }
-        let promptTokensPlanned = taker?.positionsTaken(o) ?? 0
-        t.seq = try Self.integer(seq, "--seq", default: Planner.defaultSeq(arch, promptTokens: promptTokensPlanned))
+        // for their virtual tokens: the default sequence leaves room for them
+        t.seq = try Self.integer(seq, "--seq", default: Planner.defaultSeq(arch, methods: methods, options: o))
         t.gradAccum = try Self.integer(gradAccum, "--grad-accum", default: 1)
         t.precision = try choice(precision, "--precision", as: Precision.self)
         t.optimizer = try choice(optimizer, "--optimizer", as: Optimizer.self)
@@ -202,9 +200,7 @@ struct PlanningOptions: ParsableArguments {
         }
         for w in calibration?.warnings(gpus: gpus) ?? [] { FileHandle.standardError.write(Data("peft-plan: warning: \(w)\n".utf8)) }
         var request = PlanRequest(arch: arch, methods: methods, methodsFromAll: fromAll, methodOptions: o, training: t, gpus: gpus, runtime: rt)
-        if seq == nil, let note = Planner.defaultSeqNote(arch, promptTokens: promptTokensPlanned,
-                                                         words: Set(methods.filter { $0.positionsTaken(o) == promptTokensPlanned }.map(\.virtualTokensWords)).count > 1
-                                                            ? "prompt- and prefix-tuning tokens" : taker?.virtualTokensWords ?? "") { request.defaults.append(note) }
+        if seq == nil, let note = Planner.defaultSeqNote(arch, methods: methods, options: o) { request.defaults.append(note) }
         request.scale = ScaleOptions(gpus: try Self.integer(self.gpus, "--gpus", default: 1),
                                      sharding: try choice(sharding, "--sharding", as: Sharding.self),
                                      offload: try choice(offload, "--offload", as: Offload.self))

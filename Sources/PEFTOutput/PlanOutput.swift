@@ -181,7 +181,7 @@ public enum PlanOutput {
     /// GPUs grouped by usable capacity, nominal size and whether they can run the precision:
     /// every profile of a group gets the same verdict.
     static func capacityGroups(_ r: PlanResult) -> [(cap: Int, blocked: Bool, gpus: [GPUProfile])] {
-        let blocked = Set(r.plans.flatMap { $0.verdicts.filter { $0.blocker != nil }.map(\.gpu.name) })
+        let blocked = r.blockedGPUs
         var groups: [(cap: Int, blocked: Bool, gpus: [GPUProfile])] = []
         for g in r.request.gpus {
             let b = blocked.contains(g.name)

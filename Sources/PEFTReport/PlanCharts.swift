@@ -23,7 +23,7 @@ public enum PlanCharts {
     /// with the least usable memory — what every such card of that size holds. Capacity
     /// lines are drawn at its usable memory.
     static func capacities(_ r: PlanResult) -> [(gb: Int, bytes: Int, label: String, gpu: GPUProfile)] {
-        let blocked = Set(r.plans.flatMap { $0.verdicts.filter { $0.blocker != nil }.map(\.gpu.name) })
+        let blocked = r.blockedGPUs
         let sizes = Array(Set(r.request.gpus.map(\.nominalMemoryGB))).sorted()
         return sizes.map { gb in
             let sized = r.request.gpus.filter { $0.nominalMemoryGB == gb }

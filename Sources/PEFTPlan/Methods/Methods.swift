@@ -39,7 +39,7 @@ public enum Method: String, CaseIterable, Sendable, Codable {
 
     /// The option that sets those tokens.
     var virtualTokensOption: String { self == .prefix ? "--prefix-tokens" : "--prompt-tokens" }
-    public var virtualTokensWords: String { self == .prefix ? "prefix-tuning tokens" : "prompt-tuning tokens" }
+    var virtualTokensWords: String { self == .prefix ? "prefix-tuning tokens" : "prompt-tuning tokens" }
 }
 
 /// Which modules a LoRA or IA³ configuration wraps.

@@ -71,31 +71,43 @@ public struct PlanResult: Sendable {
     public var skipped: [(Method, String)]
     /// Human-readable assumptions, in order.
     public var notes: [String]
+
+    /// The GPUs that cannot run the plan whatever their memory (a precision they lack).
+    public var blockedGPUs: Set<String> { Set(plans.flatMap { $0.verdicts.filter { $0.blocker != nil }.map(\.gpu.name) }) }
 }
 
 public enum Planner {
     /// Upper bound of the micro-batch search.
     public static let batchSearchLimit = 1 << 16
 
+    /// Of `methods`, the one whose virtual tokens take the most learned positions
+    /// (``Method/positionsTaken(_:)``), how many, and what to call them; nil when none take any.
+    public static func positionTaker(_ methods: [Method], _ o: MethodOptions) -> (method: Method, tokens: Int, words: String)? {
+        guard let m = methods.max(by: { $0.positionsTaken(o) < $1.positionsTaken(o) }), m.positionsTaken(o) > 0 else { return nil }
+        let n = m.positionsTaken(o)
+        let kinds = Set(methods.filter { $0.positionsTaken(o) == n }.map(\.virtualTokensWords))
+        return (m, n, kinds.count > 1 ? "prompt- and prefix-tuning tokens" : m.virtualTokensWords)
+    }
+
     /// The sequence length a plan uses when none is given: 2048, or fewer where the model
-    /// has fewer learned positions — less the virtual tokens prompt tuning and P-tuning put
-    /// in front of every sequence (`promptTokens`), so that the default always fits them.
-    /// The room is left only while the sequence keeps at least half the positions: past
-    /// that the virtual tokens, not the default, are what does not fit (prompt tuning is
-    /// then skipped from `all`, or refused by name when asked for).
-    public static func defaultSeq(_ arch: Architecture, promptTokens: Int = 0) -> Int {
+    /// has fewer learned positions — less the positions the planned methods' virtual tokens
+    /// take (prompt tuning, P-tuning, prefix tuning), so that the default always runs. The
+    /// room is left only while the sequence keeps at least half the positions: past that the
+    /// virtual tokens, not the default, are what does not fit (the method is then skipped
+    /// from `all`, or refused by its tokens' option when asked for).
+    public static func defaultSeq(_ arch: Architecture, methods: [Method] = [], options: MethodOptions = MethodOptions()) -> Int {
         guard arch.hasLearnedPositions else { return 2048 }
         let full = min(2048, arch.maxPositions)
-        let left = arch.maxPositions - max(0, promptTokens)
+        let left = arch.maxPositions - (positionTaker(methods, options)?.tokens ?? 0)
         return left >= arch.maxPositions / 2 ? min(full, left) : full
     }
 
     /// Why a default sequence is shorter than 2048, for the notes; nil when it is not.
-    public static func defaultSeqNote(_ arch: Architecture, promptTokens: Int, words: String = "prompt-tuning tokens") -> String? {
-        let s = defaultSeq(arch, promptTokens: promptTokens)
+    public static func defaultSeqNote(_ arch: Architecture, methods: [Method], options: MethodOptions) -> String? {
+        let s = defaultSeq(arch, methods: methods, options: options)
         guard s < 2048 else { return nil }
         var why = "\(arch.name)'s \(arch.maxPositions) learned positions"
-        if promptTokens > 0 && s < min(2048, arch.maxPositions) { why += " less the \(promptTokens) \(words)" }
+        if let t = positionTaker(methods, options), s < min(2048, arch.maxPositions) { why += " less the \(t.tokens) \(t.words)" }
         return "--seq not given: \(s) tokens (\(why); --seq sets it)"
     }
 
@@ -236,16 +248,16 @@ public enum Planner {
             throw PlanError.contradictoryOptions("prefix tuning cannot be combined with --grad-checkpointing: PEFT refuses gradient checkpointing for prefix tuning")
         }
         if r.arch.hasLearnedPositions {
-            // the method asked for by name whose virtual tokens take the most positions
-            let named = r.methodsFromAll ? nil : r.methods.max { $0.positionsTaken(o) < $1.positionsTaken(o) }
-            let taken = named?.positionsTaken(o) ?? 0
-            if let m = named, taken >= r.arch.maxPositions {
-                throw PlanError.invalidOption(option: m.virtualTokensOption, value: "\(taken)", accepted:
+            // the methods asked for by name (from `all`, one that cannot fit is skipped instead)
+            let taker = r.methodsFromAll ? nil : positionTaker(r.methods, o)
+            let taken = taker?.tokens ?? 0
+            if let tk = taker, taken >= r.arch.maxPositions {
+                throw PlanError.invalidOption(option: tk.method.virtualTokensOption, value: "\(taken)", accepted:
                     "fewer than \(r.arch.name)'s \(r.arch.maxPositions) learned positions, which the virtual tokens share with the sequence")
             }
             if t.seq + taken > r.arch.maxPositions {
                 throw PlanError.invalidOption(option: "--seq", value: "\(t.seq)", accepted:
-                    "\(r.arch.name) has \(r.arch.maxPositions) learned positions, so a sequence\(taken > 0 ? " with its \(taken) \(named!.virtualTokensWords)" : "") cannot exceed them")
+                    "\(r.arch.name) has \(r.arch.maxPositions) learned positions, so a sequence\(taker.map { " with its \($0.tokens) \($0.words)" } ?? "") cannot exceed them")
             }
         }
     }
