@@ -15,7 +15,7 @@ public struct RunSpec: Sendable, Equatable {
     /// model id instead; the TRL snippet puts this name where the user writes the id.
     public var modelName: String
     /// The model's family, when known: default LoRA/IA³ targets are then written out as the
-    /// module names PEFT would pick (`PEFTDefaults`); unknown leaves PEFT to pick them.
+    /// module names PEFT would pick (`FamilySpec.loraTargets`); unknown leaves PEFT to pick them.
     public var family: ModelFamily?
     public var method: Method
     public var methodOptions: MethodOptions
@@ -438,7 +438,7 @@ public enum Emitter {
             case let .list(names): targets = pyList(names)
             case .default:
                 if let family = s.family {
-                    guard let names = PEFTDefaults.loraTargets(family) else {
+                    guard let names = family.spec.loraTargets else {
                         throw PlanError.invalidTargets(method: s.method.title, reason: "PEFT has no default LoRA target modules for model_type '\(family.rawValue)'; pass --lora-targets all-linear or module names")
                     }
                     targets = pyList(names)
@@ -460,7 +460,7 @@ public enum Emitter {
             case let .list(names): targets = pyList(names)
             case .default:
                 if let family = s.family {
-                    guard let d = PEFTDefaults.ia3Targets(family) else {
+                    guard let d = family.spec.ia3Targets else {
                         throw PlanError.invalidTargets(method: s.method.title, reason: "PEFT has no default IA³ target modules for model_type '\(family.rawValue)'; pass --ia3-targets and --ia3-feedforward")
                     }
                     targets = pyList(d.targets)

@@ -332,11 +332,13 @@ struct EmitTests {
             switch o.loraTargets {
             case .allLinear: #expect(targets as? String == "all-linear")
             case let .list(names): #expect(targets as? [String] == names.sorted())
-            case .default: #expect(targets as? [String] == PEFTDefaults.loraTargets(try Presets.resolve(c.model).family)?.sorted())
+            case .default:
+                let defaults = try Presets.resolve(c.model).family.spec.loraTargets?.sorted()
+                #expect(targets as? [String] == defaults)
             }
         case .ia3:
             #expect(p.string("class") == "IA3Config")
-            let d = try #require(PEFTDefaults.ia3Targets(try Presets.resolve(c.model).family))
+            let d = try #require(try Presets.resolve(c.model).family.spec.ia3Targets)
             #expect(p["target_modules"] as? [String] == d.targets.sorted())
             #expect(p["feedforward_modules"] as? [String] == d.feedforward.sorted())
         case .prefix:

@@ -58,6 +58,9 @@ final class Tape {
 
     private var nextID = 0
     private(set) var savedIDs = Set<Int>()
+    /// Roles a block recipe asked for that the architecture lacks: planning refuses them
+    /// (``PlanError/incompleteArchitecture(model:role:)``) rather than count nothing.
+    var missing = Set<ModuleRole>()
     private(set) var activations = ByteBill()
     private(set) var logits = ByteBill()
 
@@ -185,7 +188,9 @@ struct GraphContext {
         useCache = prefix || !checkpointing
     }
 
-    func module(_ name: String) -> ModuleSpec? { arch.modules.first { $0.name == name } }
+    func module(_ role: ModuleRole) -> ModuleSpec? { arch.module(role) }
+    /// Whether the method trains the module that plays `role` (wraps it, or trains the base).
+    func wraps(_ role: ModuleRole) -> Bool { arch.module(role).map { wrapped[$0.name] != nil } ?? false }
 }
 
 /// The symbolic forward of each architecture, written from the Transformers v5 modelling
@@ -201,8 +206,12 @@ struct ForwardGraph {
     /// `nn.Linear` / GPT-2 `Conv1D`, with the method's wrapper if the module is targeted.
     /// A frozen base weight saves nothing (its input grad needs only the weight); a
     /// trainable one saves its input.
-    func linear(_ x: Tape.T, _ name: String, outBytes: Int? = nil) -> Tape.T {
-        guard let m = c.module(name) else { return x }
+    func linear(_ x: Tape.T, _ role: ModuleRole, outBytes: Int? = nil) -> Tape.T {
+        guard let m = c.module(role) else {
+            tape.missing.insert(role)
+            return x
+        }
+        let name = m.name
         let ob = outBytes ?? c.a
         if c.baseTrainable { tape.save(x) }
         if c.method == .qlora && m.perLayer && m.weightElements > 0 && x.rg {
@@ -444,317 +453,5 @@ struct ForwardGraph {
         let d = tape.new(.q(m), 4, rg: true)
         tape.save(d)                                    // ReLU output, also up's input
         return tape.new(x.extent, x.bytes, rg: true)
-    }
-}
-
-// MARK: - Per-family forward passes
-
-extension ForwardGraph {
-    /// Plays embedding, every decoder layer and the head; returns the saved bytes of the
-    /// parts before, inside and after the blocks, with the per-layer part for layers ≥ 2
-    /// (where the requires-grad state has settled) separated from layers 0 and 1.
-    func run(layers: Int) -> (pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logits: ByteBill,
-                              checkpointInput: Int, cache: [ByteBill], forwardFlops: [ByteBill], backwardFlops: [ByteBill],
-                              recomputedFlops: [ByteBill], fp32Flops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill]),
-                              flashFlops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])) {
-        var marks: [ByteBill] = []
-        var x = embed()
-        marks.append(tape.total)
-        let cosSin = (tape.new(Extent(pos: ropeWidth()), c.a, rg: false), tape.new(Extent(pos: ropeWidth()), c.a, rg: false))
-        let count = min(layers, 3)
-        for i in 0..<count {
-            tape.stage = i + 1
-            x = layer(x, cosSin, index: i)
-            marks.append(tape.total)
-        }
-        let checkpointInput = x.bytes * c.arch.hiddenSize
-        tape.stage = 4
-        head(x)
-        let end = tape.total
-        let layerBills = (0..<count).map { marks[$0 + 1] - marks[$0] }
-        let pre = marks[0]
-        let headBill = end - marks[count] - tape.logits
-        let cache = (0..<3).map { $0 < count ? tape.forwardOnly(stage: $0 + 1) : ByteBill() }
-        return (pre, layerBills[0], count > 1 ? layerBills[1] : ByteBill(), count > 2 ? layerBills[2] : ByteBill(),
-                headBill, tape.logits, checkpointInput, cache, tape.forwardFlops, tape.backwardFlops, tape.recomputedFlops,
-                (tape.fp32ForwardFlops, tape.fp32BackwardFlops, tape.fp32RecomputedFlops),
-                (tape.flashForwardFlops, tape.flashBackwardFlops, tape.flashRecomputedFlops))
-    }
-
-    func ropeWidth() -> Int {
-        switch c.arch.family {
-        case .gptNeoX: return max(2, c.arch.headDim / 4)   // rotary_pct 0.25
-        case .gpt2, .opt, .bloom: return 0
-        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .gemma, .gemma2, .phi3, .falcon: return c.arch.headDim
-        }
-    }
-
-    func embed() -> Tape.T {
-        let a = c.arch
-        let wrapped = a.inputEmbeddingName.map { c.wrapped[$0] != nil } ?? false
-        let trainable = c.baseTrainable || wrapped
-        if trainable { tape.save(.q(1), 8) }                                  // input ids
-        if wrapped && (c.method == .lora || c.method == .qlora) {
-            // PEFT's LoRA Embedding (peft/tuners/lora/layer.py, Embedding.forward): after_A =
-            // embedding(ids, lora_embedding_A.T), fp32 like the adapter, kept by the matmul
-            // with lora_embedding_B for that weight's gradient
-            tape.save(.q(c.options.loraR), 4)
-            // after_A @ lora_embedding_B: forward, and in backward both B's gradient and
-            // after_A's (A trains); the lookup through A is no matmul
-            let mm = 2 * c.options.loraR * a.embedDim
-            tape.flops(.q(1), forward: mm, backward: 2 * mm, fp32: true)
-        }
-        // With gradient checkpointing PEFT makes the input embeddings require grad
-        // (`enable_input_require_grads`, also done by prepare_model_for_kbit_training).
-        let inputRG = trainable || c.method == .qlora || (c.checkpointing && c.method != .full)
-        var x = tape.new(.q(a.embedDim), c.stream, rg: inputRG)
-        if c.virtualQ > 0 {
-            tape.save(Extent(fixed: c.virtualQ), 8)                            // prompt indices (1, T)
-            x = tape.new(.q(a.embedDim), c.stream, rg: true)                    // cat(prompt, embeds)
-        }
-        if c.prefix {
-            tape.save(Extent(fixed: c.options.prefixTokens), 8)
-            if c.options.prefixProjection > 0 {
-                // the reparameterisation MLP runs once per step over the virtual tokens
-                let td = ParameterAccounting.prefixTokenDim(c.arch), p = c.options.prefixProjection
-                let mm = 2 * c.options.prefixTokens * p * (td + c.arch.numLayers * 2 * td)
-                tape.flops(Extent(fixed: 1), forward: mm, backward: 2 * mm)
-            }
-        }
-        if c.method == .ptuning {
-            let d = c.arch.hiddenSize, hdn = c.options.ptuningHidden > 0 ? c.options.ptuningHidden : d
-            let mm = 2 * c.options.promptTokens * (d * hdn + hdn * hdn + hdn * d)
-            tape.flops(Extent(fixed: 1), forward: mm, backward: 2 * mm)
-        }
-        switch a.family {
-        case .gpt2:
-            if c.baseTrainable { tape.save(Extent(pos: 1), 8) }                 // position ids
-            x = dropout(x, a.hiddenDropout)
-        case .opt:
-            if c.baseTrainable { tape.save(Extent(pos: 1), 8) }
-            if a.embedDim != a.hiddenSize { x = linear(x, "model.decoder.project_in") }
-        case .bloom:
-            x = layerNorm(x)
-        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .gemma, .gemma2, .phi3, .gptNeoX, .falcon: break
-        }
-        return x
-    }
-
-    func layer(_ input: Tape.T, _ cosSin: (Tape.T, Tape.T), index: Int) -> Tape.T {
-        switch c.arch.family {
-        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .gemma, .gemma2, .phi3: return llamaLayer(input, cosSin)
-        case .gpt2:
-            return sequentialLayer(input, qkv: "attn.c_attn", dense: "attn.c_proj", up: "mlp.c_fc", down: "mlp.c_proj", bloom: false)
-        case .gptNeoX: return neoxLayer(input, cosSin)
-        case .opt: return optLayer(input)
-        case .falcon: return falconLayer(input, cosSin)
-        case .bloom:
-            return sequentialLayer(input, qkv: "self_attention.query_key_value", dense: "self_attention.dense",
-                                   up: "mlp.dense_h_to_4h", down: "mlp.dense_4h_to_h", bloom: true)
-        }
-    }
-
-    func head(_ x: Tape.T) {
-        let a = c.arch
-        var h: Tape.T
-        switch a.family {
-        case .gemma, .gemma2: h = gemmaNorm(x, width: a.hiddenSize)
-        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .phi3: h = rmsNorm(x)
-        case .opt:
-            // post-LN OPT (do_layer_norm_before false: OPT-350m) has no final layer norm
-            h = c.module("model.decoder.final_layer_norm") != nil ? layerNorm(x) : x
-            if a.embedDim != a.hiddenSize { h = linear(h, "model.decoder.project_out") }
-        case .gpt2, .gptNeoX, .falcon, .bloom: h = layerNorm(x)
-        }
-        // lm_head: trainable in full fine-tuning (tied or not), never for the adapters.
-        let headTrainable = c.baseTrainable || c.wrapped["lm_head"] != nil
-        if headTrainable { tape.save(h) }
-        let headMM = 2 * (c.module("lm_head")?.inFeatures ?? a.hiddenSize) * a.vocabSize
-        tape.flops(.q(1), forward: headMM, backward: (h.rg ? headMM : 0) + (headTrainable ? headMM : 0),
-                   fp32: c.method == .qlora)   // lm_head upcast to fp32 by prepare_model_for_kbit_training
-        var logits = tape.new(.q(a.vocabSize), c.method == .qlora ? 4 : c.a, rg: true, logits: true)
-        if a.finalLogitSoftcapping {
-            logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
-            tape.save(logits)                                                    // tanh output
-            logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
-        }
-        // ForCausalLMLoss: logits.float(), then cross_entropy = log_softmax + nll_loss.
-        tape.save(tape.new(.q(a.vocabSize), 4, rg: true, logits: true))         // log_softmax output
-        tape.save(.q(1), 8)                                                     // targets
-        tape.save(Extent(fixed: 1), 4)                                          // total weight
-    }
-
-    func llamaLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T)) -> Tape.T {
-        let a = c.arch
-        let gemmaStyle = a.family == .gemma || a.family == .gemma2
-        let norm: (Tape.T) -> Tape.T = { gemmaStyle ? self.gemmaNorm($0, width: a.hiddenSize) : self.rmsNorm($0) }
-        var x = x0
-        let h1 = norm(x)
-        var q: Tape.T, k: Tape.T, v: Tape.T
-        if a.family == .phi3 {
-            let qkv = linear(h1, "self_attn.qkv_proj")
-            q = qkv; k = qkv; v = qkv                  // views of one storage
-        } else {
-            q = linear(h1, "self_attn.q_proj")
-            k = linear(h1, "self_attn.k_proj")
-            v = linear(h1, "self_attn.v_proj")
-        }
-        if a.family == .qwen3 {
-            q = rmsNorm(q, heads: a.numHeads)
-            k = rmsNorm(k, heads: a.nKVHeads)
-            q = Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg)
-            k = Tape.T(id: k.id, extent: k.extent, bytes: c.a, rg: k.rg)
-        }
-        if a.family == .phi3 {
-            let qkv = q
-            q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
-            k = rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin)
-            v = qkv   // a view: saving it keeps the whole qkv storage
-        } else {
-            q = rope(q, cosSin)
-            k = rope(k, cosSin)
-        }
-        let kk = kvSide(k)
-        let vv = a.family == .phi3 && !c.prefix ? cachedView(v) : kvSide(v)
-        let attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: a.family == .gemma2)
-        var o = linear(attn, "self_attn.o_proj")
-        if a.family == .gemma2 { o = norm(o) }
-        x = Tape.T(id: tape.new(x.extent, c.stream, rg: false).id, extent: x.extent, bytes: c.stream, rg: x.rg || o.rg)
-        let h2 = norm(x)
-        var d: Tape.T
-        if a.family == .mixtral {
-            d = moe(h2)
-        } else if a.family == .phi3 {
-            let gu = linear(h2, "mlp.gate_up_proj")
-            let g = act(gu, width: a.intermediateSize)               // saves the gate_up storage
-            let p = mul(g, gu, out: .q(a.intermediateSize))
-            d = linear(p, "mlp.down_proj")
-        } else {
-            let g = linear(h2, "mlp.gate_proj")
-            let u = linear(h2, "mlp.up_proj")
-            let p = mul(act(g, width: a.intermediateSize), u)
-            d = linear(p, "mlp.down_proj")
-        }
-        if a.family == .gemma2 { d = norm(d) }
-        if c.method == .adapter { d = bottleneck(d) }
-        return tape.new(x.extent, c.stream, rg: x.rg || d.rg)
-    }
-
-    /// Transformers v5 MoE (`integrations/moe.py`): router softmax and top-k, tokens
-    /// sorted by expert, grouped matmuls over the fused expert weights, weighted sum.
-    func moe(_ h: Tape.T) -> Tape.T {
-        let a = c.arch
-        let k = a.expertsPerToken, e = a.numExperts, inter = a.intermediateSize
-        let routerTrainable = c.baseTrainable || c.wrapped["mlp.gate"] != nil
-        if routerTrainable { tape.save(h) }
-        let logitsRG = h.rg || routerTrainable
-        if logitsRG {
-            tape.save(.q(e), 4)          // softmax output
-            tape.save(.q(k), 8)          // top-k indices
-            tape.save(.q(1), 4)          // sum for renormalisation
-            tape.save(.q(k), 4)          // renormalised weights
-        }
-        let expertsTrainable = c.baseTrainable || c.wrapped["mlp.experts"] != nil
-        if h.rg { tape.save(.q(k), 8) }                        // gather indices
-        if logitsRG { tape.save(.q(k), 8) }                    // weight permutation
-        // router h → E, then per visited expert gate_up (h → 2I) and down (I → h)
-        let router = 2 * a.hiddenSize * e, expert = 2 * k * 3 * a.hiddenSize * inter
-        tape.flops(.q(1), forward: router + expert,
-                   backward: (h.rg ? router : 0) + (routerTrainable ? router : 0) + expert + (expertsTrainable ? expert : 0))
-        let gathered = tape.new(.q(k * a.hiddenSize), c.a, rg: h.rg)
-        if expertsTrainable { tape.save(gathered) }
-        let gu = tape.new(.q(k * 2 * inter), c.a, rg: h.rg || expertsTrainable)
-        let g = act(gu, width: k * inter)
-        let p = mul(g, gu, out: .q(k * inter))
-        if expertsTrainable { tape.save(p) }
-        let proj = tape.new(.q(k * a.hiddenSize), c.a, rg: p.rg || expertsTrainable)
-        let weights = tape.new(.q(k), 4, rg: logitsRG)
-        _ = mul(proj, weights, out: .q(k * a.hiddenSize))
-        if proj.rg || weights.rg { tape.save(.q(k), 8) }       // inverse permutation
-        return tape.new(.q(a.hiddenSize), c.a, rg: proj.rg || weights.rg)
-    }
-
-    /// GPT-2 and BLOOM blocks: layer norm, fused qkv (q, k and v are views of one
-    /// storage), attention, dense, dropout, residual; layer norm, MLP, dropout, residual.
-    /// BLOOM's eager attention copies q, k, v per head and keeps an fp32 softmax; GPT-2's
-    /// GELU is written in Python ops (four saved tensors).
-    func sequentialLayer(_ x0: Tape.T, qkv qkvName: String, dense: String, up: String, down: String, bloom: Bool) -> Tape.T {
-        let a = c.arch
-        let qkv = linear(layerNorm(x0), qkvName)
-        let view = Tape.T(id: qkv.id, extent: .q(3 * a.hiddenSize), bytes: qkv.bytes, rg: qkv.rg)
-        let kv = c.prefix ? kvSide(tape.new(.q(a.hiddenSize), c.a, rg: true)) : cachedView(view)
-        let attn = attention(q: view, k: kv, v: kv, dropoutP: a.attentionDropout, softmaxFP32: bloom, bloomStyle: bloom)
-        let o = dropout(linear(attn, dense), a.hiddenDropout)
-        let x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
-        let f = linear(layerNorm(x1), up)
-        var d = linear(bloom ? act(f, width: a.intermediateSize) : geluNew(f, width: a.intermediateSize), down)
-        d = dropout(d, a.hiddenDropout)
-        if c.method == .adapter { d = bottleneck(d) }
-        return tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
-    }
-
-    func neoxLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T)) -> Tape.T {
-        let a = c.arch
-        let h1 = layerNorm(x0)
-        let qkv = linear(h1, "attention.query_key_value")
-        let q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
-        let k = kvSide(rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin))
-        let v = c.prefix ? kvSide(qkv) : cachedView(Tape.T(id: qkv.id, extent: .kv(3 * a.hiddenSize), bytes: c.a, rg: qkv.rg))
-        let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
-        var o = linear(attn, "attention.dense")
-        o = dropout(o, a.hiddenDropout)
-        // use_parallel_residual: the MLP reads the same block input through its own norm.
-        let h2 = layerNorm(x0)
-        let f = linear(h2, "mlp.dense_h_to_4h")
-        var d = linear(act(f, width: a.intermediateSize), "mlp.dense_4h_to_h")
-        d = dropout(d, a.hiddenDropout)
-        if c.method == .adapter { d = bottleneck(d) }
-        return tape.new(x0.extent, c.a, rg: x0.rg || o.rg || d.rg)
-    }
-
-    func optLayer(_ x0: Tape.T) -> Tape.T {
-        let a = c.arch
-        let before = c.module("model.decoder.final_layer_norm") != nil || a.embedDim == a.hiddenSize
-        let h1 = before ? layerNorm(x0) : x0
-        let q = linear(h1, "self_attn.q_proj")
-        let k = kvSide(linear(h1, "self_attn.k_proj"))
-        let v = kvSide(linear(h1, "self_attn.v_proj"))
-        let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
-        var o = linear(attn, "self_attn.out_proj")
-        o = dropout(o, a.hiddenDropout)
-        var x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
-        if !before { x1 = layerNorm(x1) }
-        let h2 = before ? layerNorm(x1) : x1
-        let f = linear(h2, "fc1")
-        var d = linear(relu(f, width: a.intermediateSize), "fc2")
-        d = dropout(d, a.hiddenDropout)
-        if c.method == .adapter { d = bottleneck(d) }
-        var x2 = tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
-        if !before { x2 = layerNorm(x2) }
-        return x2
-    }
-
-    func falconLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T)) -> Tape.T {
-        let a = c.arch
-        let twoNorms = c.module("ln_attn") != nil
-        let h1 = layerNorm(x0)
-        let qkv = linear(h1, "self_attention.query_key_value")
-        let q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
-        let k = kvSide(rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin))
-        let v = c.prefix ? kvSide(qkv) : cachedView(Tape.T(id: qkv.id, extent: .kv(a.qDim + 2 * a.kvDim), bytes: c.a, rg: qkv.rg))
-        let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
-        let o = linear(attn, "self_attention.dense")
-        let parallel = c.module("post_attention_layernorm") == nil
-        var mlpIn = h1
-        var x1 = x0
-        if twoNorms { mlpIn = layerNorm(x0) }        // ln_mlp reads the same block input
-        if !parallel {
-            x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
-            mlpIn = layerNorm(x1)
-        }
-        let f = linear(mlpIn, "mlp.dense_h_to_4h")
-        var d = linear(act(f, width: a.intermediateSize), "mlp.dense_4h_to_h")
-        if c.method == .adapter { d = bottleneck(d) }
-        return tape.new(x0.extent, c.a, rg: x1.rg || o.rg || d.rg)
     }
 }

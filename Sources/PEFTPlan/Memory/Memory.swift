@@ -189,7 +189,7 @@ public struct PlanContext: Sendable {
         unshardedPageable = pageable
         (frozenWeights, trainableWeights, masterWeights, gradients, optimizerStates, pageableOptimizerBytes) = (0, 0, 0, 0, 0, 0)
         (hostBytes, gatherBytes, gradientBucketBytes) = (0, 0, 0)
-        let headParams = arch.modules.first { $0.name == "lm_head" }.map { $0.inFeatures * $0.outFeatures } ?? 0
+        let headParams = arch.module(.head).map { $0.inFeatures * $0.outFeatures } ?? 0
         headGradients = method == .full ? headParams * p.bytes : 0
         let largest = arch.modules.filter(\.perLayer).map(\.weightElements).max() ?? 0
         var transient = method == .qlora ? largest * p.bytes : 0
@@ -203,6 +203,9 @@ public struct PlanContext: Sendable {
 
         let graph = ForwardGraph(c: GraphContext(arch: arch, account: account, options: methodOptions, training: training, runtime: runtime))
         let r = graph.run(layers: arch.numLayers)
+        if let role = graph.tape.missing.min(by: { $0.rawValue < $1.rawValue }) {
+            throw PlanError.incompleteArchitecture(model: arch.name, role: role)
+        }
         pre = r.pre; layer0 = r.layer0; layer1 = r.layer1; steady = r.steady; head = r.head; logitsBill = r.logits
         checkpointInputPerToken = r.checkpointInput
         cache = r.cache

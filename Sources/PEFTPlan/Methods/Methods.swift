@@ -108,29 +108,3 @@ public struct MethodOptions: Equatable, Sendable {
 
     public init() {}
 }
-
-/// PEFT's default target modules by model type (peft/utils/constants.py, PEFT 0.21).
-public enum PEFTDefaults {
-    public static func loraTargets(_ f: ModelFamily) -> [String]? {
-        switch f {
-        case .llama, .mistral, .qwen2, .qwen3, .gemma, .gemma2, .opt: return ["q_proj", "v_proj"]
-        case .gpt2: return ["c_attn"]
-        case .bloom, .falcon, .gptNeoX: return ["query_key_value"]
-        case .phi3: return nil   // no entry: PEFT asks for explicit target_modules
-        case .mixtral: return nil // PEFT 0.21 on Transformers v5 (fused experts) refuses the default
-        }
-    }
-
-    public static func ia3Targets(_ f: ModelFamily) -> (targets: [String], feedforward: [String])? {
-        switch f {
-        case .llama, .mistral: return (["k_proj", "v_proj", "down_proj"], ["down_proj"])
-        case .mixtral: return (["k_proj", "v_proj", "w2"], ["w2"])
-        case .gemma, .gemma2, .qwen2, .qwen3: return (["q_proj", "v_proj", "down_proj"], ["down_proj"])
-        case .gpt2: return (["c_attn", "mlp.c_proj"], ["mlp.c_proj"])
-        case .bloom: return (["query_key_value", "mlp.dense_4h_to_h"], ["mlp.dense_4h_to_h"])
-        case .falcon, .gptNeoX: return (["query_key_value", "dense_4h_to_h"], ["dense_4h_to_h"])
-        case .opt: return (["q_proj", "k_proj", "fc2"], ["fc2"])
-        case .phi3: return nil
-        }
-    }
-}

@@ -42,7 +42,7 @@ public enum ParameterAccounting {
                                     adapterTensors: [], wrapped: [], adapterFileBytes: 0)
         case .lora, .qlora:
             let targets = try resolveTargets(o.loraTargets, arch: arch, method: method,
-                                             defaults: PEFTDefaults.loraTargets(arch.family))
+                                             defaults: arch.family.spec.loraTargets)
             var tensors: [AdapterTensor] = []
             var wrapped: [WrappedModule] = []
             for m in targets {
@@ -75,7 +75,7 @@ public enum ParameterAccounting {
             }
             return finish(arch, method, tensors, wrapped)
         case .ia3:
-            let defaults = PEFTDefaults.ia3Targets(arch.family)
+            let defaults = arch.family.spec.ia3Targets
             let targets = try resolveTargets(o.ia3Targets, arch: arch, method: method, defaults: defaults?.targets)
             let ff: [String]
             if let given = o.ia3Feedforward { ff = given } else if case .default = o.ia3Targets { ff = defaults?.feedforward ?? [] } else { ff = [] }
@@ -183,7 +183,7 @@ public enum ParameterAccounting {
             // PEFT 0.21 adds a MoE's router weight and fused expert tensors (as
             // target_parameters) to "all-linear" for LoRA.
             let moe: Set<ModuleKind> = (method == .lora || method == .qlora) ? [.router, .experts] : []
-            return arch.modules.filter { ($0.kind == .linear || $0.kind == .conv1d || moe.contains($0.kind)) && $0.name != "lm_head" }
+            return arch.modules.filter { ($0.kind == .linear || $0.kind == .conv1d || moe.contains($0.kind)) && $0.role != .head }
         case .default:
             guard let d = defaults else {
                 throw PlanError.invalidTargets(method: method.rawValue, reason:

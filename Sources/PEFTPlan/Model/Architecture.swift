@@ -1,24 +1,26 @@
 import Foundation
 
-/// The model families peft-plan reads from a Hugging Face `config.json`, by `model_type`.
-public enum ModelFamily: String, CaseIterable, Sendable, Codable {
-    case llama, mistral, mixtral, qwen2, qwen3, gemma, gemma2, phi3, gpt2
-    case gptNeoX = "gpt_neox"
-    case opt, falcon, bloom
-
-    /// Llama-style blocks: RMSNorm, rotary embeddings, a gated feed-forward (SwiGLU/GeGLU).
-    var isLlamaStyle: Bool {
-        switch self {
-        case .llama, .mistral, .mixtral, .qwen2, .qwen3, .gemma, .gemma2, .phi3: return true
-        case .gpt2, .gptNeoX, .opt, .falcon, .bloom: return false
-        }
-    }
-}
-
 /// What kind of module a parameter tensor belongs to. PEFT can wrap `linear`, `conv1d`
 /// (GPT-2's transposed linear) and `embedding`; it refuses the others as targets.
 public enum ModuleKind: String, Sendable, Equatable {
     case linear, conv1d, embedding, norm, router, experts, positionEmbedding
+}
+
+/// What a module does in the model, so that the symbolic forward names modules by role and
+/// never by a family's spelling: a recipe that asks for a role the architecture lacks is an
+/// error (``PlanError/incompleteArchitecture(model:role:)``), not a module that costs nothing.
+public enum ModuleRole: String, Sendable, Equatable, CaseIterable {
+    /// Outside the blocks: the token embedding, learned positions, BLOOM's embedding norm,
+    /// OPT-350m's projections between embedding and hidden width, the final norm, the head.
+    case embed, positions, embedNorm, projectIn, projectOut, finalNorm, head
+    /// Attention: separate or fused projections, the output projection, Qwen3's head norms.
+    case q, k, v, qkv, o, qNorm, kNorm
+    /// Block norms: before attention, before the feed-forward block, and Gemma 2's norms of
+    /// the attention and feed-forward outputs.
+    case attentionNorm, feedForwardNorm, attentionOutputNorm, feedForwardOutputNorm
+    /// Feed-forward: gated (gate, up, down; Phi-3 fuses gate and up), plain (up, down),
+    /// or a mixture of experts (router, fused experts).
+    case gate, up, gateUp, down, router, experts
 }
 
 /// One module of the model as `named_modules()` shows it, with its parameter shapes.
@@ -28,6 +30,7 @@ public enum ModuleKind: String, Sendable, Equatable {
 public struct ModuleSpec: Sendable, Equatable {
     public var name: String
     public var kind: ModuleKind
+    public var role: ModuleRole
     /// Input and output features (for an embedding: vocabulary/positions and width).
     public var inFeatures: Int
     public var outFeatures: Int
@@ -39,10 +42,11 @@ public struct ModuleSpec: Sendable, Equatable {
     /// module (and can be targeted) but adds no parameter to the count.
     public var tied: Bool
 
-    public init(_ name: String, _ kind: ModuleKind, in inFeatures: Int = 0, out outFeatures: Int = 0,
+    public init(_ name: String, _ kind: ModuleKind, _ role: ModuleRole, in inFeatures: Int = 0, out outFeatures: Int = 0,
                 bias: Bool = false, ownParams: Int = 0, perLayer: Bool = true, tied: Bool = false) {
         self.name = name
         self.kind = kind
+        self.role = role
         self.inFeatures = inFeatures
         self.outFeatures = outFeatures
         self.bias = bias
@@ -76,8 +80,49 @@ public enum FeedForwardKind: String, Sendable {
 public enum NormKind: String, Sendable {
     /// Hugging Face RMSNorm: computes in fp32, keeps the fp32 input and the cast output.
     case rms
+    /// Gemma's RMSNorm: fp32 throughout, scaled by (1 + weight).
+    case rmsOnePlusWeight
     /// torch LayerNorm in the model dtype, with bias.
     case layer
+}
+
+/// Which decoder block the symbolic forward plays: the closed set of block shapes the
+/// families share. A family picks one (with its variations) in its reader; a new family
+/// with a block that is none of these adds a case here and its recipe in `Memory/Blocks.swift`.
+public enum BlockShape: Equatable, Sendable {
+    /// Pre-norm, rotary, separate or fused projections, a gated feed-forward or experts:
+    /// Llama and its relatives (`modeling_llama.py` and the files modelled on it).
+    case gated(GatedBlock)
+    /// Pre-LN, one fused qkv, a plain MLP, sequential residuals: GPT-2, and BLOOM (whose
+    /// eager attention copies q, k, v per head and keeps an fp32 softmax; GELU as one op).
+    case sequential(bloom: Bool)
+    /// GPT-NeoX: fused qkv, partial rotary, the MLP reading the block input (parallel residual).
+    case parallelResidual
+    /// OPT: separate projections, ReLU MLP, layer norms before (`do_layer_norm_before`) or
+    /// after each sub-block.
+    case opt(preNorm: Bool)
+    /// Falcon: fused (multi-query or grouped) qkv, rotary; attention and MLP in parallel
+    /// or in sequence; one norm for both or two (`ln_attn`, `ln_mlp`).
+    case falcon(parallel: Bool, twoNorms: Bool)
+}
+
+/// The variations of the gated block, as named traits.
+public struct GatedBlock: Equatable, Sendable {
+    /// Phi-3: q, k and v in one `qkv_proj`, gate and up in one `gate_up_proj`.
+    public var fusedProjections = false
+    /// Qwen3: an RMSNorm over each head of q and of k before the rotary embedding.
+    public var headNorms = false
+    /// Gemma 2: norms of the attention output and of the feed-forward output too.
+    public var sandwichNorms = false
+    /// Gemma 2: tanh soft-capping of the attention scores.
+    public var scoreSoftcap = false
+
+    public init(fusedProjections: Bool = false, headNorms: Bool = false, sandwichNorms: Bool = false, scoreSoftcap: Bool = false) {
+        self.fusedProjections = fusedProjections
+        self.headNorms = headNorms
+        self.sandwichNorms = sandwichNorms
+        self.scoreSoftcap = scoreSoftcap
+    }
 }
 
 /// A decoder-only transformer, reduced to what counts for parameters, memory and compute.
@@ -111,7 +156,13 @@ public struct Architecture: Sendable, Equatable {
     public var modules: [ModuleSpec]
     /// Whether Transformers' config for this family carries `num_key_value_heads`, which
     /// makes PEFT size prefix tuning by the KV heads (the Llama-style families do).
-    public var configHasKVHeads: Bool { family.isLlamaStyle }
+    public var configHasKVHeads: Bool { family.spec.configHasKVHeads }
+    /// The decoder block the symbolic forward plays.
+    public var block: BlockShape
+    /// Width of each head that the rotary embedding turns (0: no rotary; GPT-NeoX: a quarter).
+    public var rotaryDim: Int
+    /// Dropout on the embeddings' output in training (GPT-2's `embd_pdrop` path); 0 when none.
+    public var embeddingDropout: Double
     /// Final-logit soft-capping (Gemma 2) adds logits-sized tensors to the loss.
     public var finalLogitSoftcapping: Bool
     /// The attention implementation Transformers can use (Gemma 2 supports only eager).
@@ -171,9 +222,10 @@ public struct Architecture: Sendable, Equatable {
 
     /// The input (token) embedding's full name, whatever the family calls it
     /// (`model.embed_tokens`, `transformer.wte`, `gpt_neox.embed_in`, `transformer.word_embeddings`, …).
-    public var inputEmbeddingName: String? {
-        modules.first { $0.kind == .embedding && !$0.perLayer }?.name
-    }
+    public var inputEmbeddingName: String? { module(.embed)?.name }
+
+    /// The module that plays `role` (block modules once), if the model has one.
+    public func module(_ role: ModuleRole) -> ModuleSpec? { modules.first { $0.role == role } }
 
     /// GPT-2 and OPT learn a table of positions: no sequence can be longer than it.
     public var hasLearnedPositions: Bool { modules.contains { $0.kind == .positionEmbedding } }

@@ -30,6 +30,9 @@ public enum PlanError: Error, Equatable, CustomStringConvertible, Sendable {
     case invalidTargets(method: String, reason: String)
     /// The planner was asked for a quantity it cannot represent (overflow).
     case overflow(String)
+    /// The family's block recipe needs a module the architecture does not have: a reader
+    /// and its recipe disagree (a bug in peft-plan, never a cost of zero).
+    case incompleteArchitecture(model: String, role: ModuleRole)
 
     public var description: String {
         switch self {
@@ -59,6 +62,8 @@ public enum PlanError: Error, Equatable, CustomStringConvertible, Sendable {
             return "\(method): \(reason)"
         case let .overflow(what):
             return "\(what) is too large to compute"
+        case let .incompleteArchitecture(model, role):
+            return "cannot plan '\(model)': its block needs a module with the role '\(role.rawValue)', which the architecture lacks (a peft-plan bug: please report it with the config)"
         }
     }
 }

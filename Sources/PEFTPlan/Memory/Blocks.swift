@@ -1,0 +1,300 @@
+import Foundation
+
+// MARK: - The forward pass, by block shape
+
+extension ForwardGraph {
+    /// Plays embedding, every decoder layer and the head; returns the saved bytes of the
+    /// parts before, inside and after the blocks, with the per-layer part for layers ≥ 2
+    /// (where the requires-grad state has settled) separated from layers 0 and 1.
+    func run(layers: Int) -> (pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logits: ByteBill,
+                              checkpointInput: Int, cache: [ByteBill], forwardFlops: [ByteBill], backwardFlops: [ByteBill],
+                              recomputedFlops: [ByteBill], fp32Flops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill]),
+                              flashFlops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])) {
+        var marks: [ByteBill] = []
+        var x = embed()
+        marks.append(tape.total)
+        let cosSin = (tape.new(Extent(pos: c.arch.rotaryDim), c.a, rg: false), tape.new(Extent(pos: c.arch.rotaryDim), c.a, rg: false))
+        let count = min(layers, 3)
+        for i in 0..<count {
+            tape.stage = i + 1
+            x = layer(x, cosSin)
+            marks.append(tape.total)
+        }
+        let checkpointInput = x.bytes * c.arch.hiddenSize
+        tape.stage = 4
+        head(x)
+        let end = tape.total
+        let layerBills = (0..<count).map { marks[$0 + 1] - marks[$0] }
+        let pre = marks[0]
+        let headBill = end - marks[count] - tape.logits
+        let cache = (0..<3).map { $0 < count ? tape.forwardOnly(stage: $0 + 1) : ByteBill() }
+        return (pre, layerBills[0], count > 1 ? layerBills[1] : ByteBill(), count > 2 ? layerBills[2] : ByteBill(),
+                headBill, tape.logits, checkpointInput, cache, tape.forwardFlops, tape.backwardFlops, tape.recomputedFlops,
+                (tape.fp32ForwardFlops, tape.fp32BackwardFlops, tape.fp32RecomputedFlops),
+                (tape.flashForwardFlops, tape.flashBackwardFlops, tape.flashRecomputedFlops))
+    }
+
+    /// The architecture's norm (RMSNorm, Gemma's (1 + weight) RMSNorm, or LayerNorm).
+    func blockNorm(_ x: Tape.T) -> Tape.T {
+        switch c.arch.norm {
+        case .rms: return rmsNorm(x)
+        case .rmsOnePlusWeight: return gemmaNorm(x, width: c.arch.hiddenSize)
+        case .layer: return layerNorm(x)
+        }
+    }
+
+    func embed() -> Tape.T {
+        let a = c.arch
+        let wrapped = c.wraps(.embed)
+        let trainable = c.baseTrainable || wrapped
+        if trainable { tape.save(.q(1), 8) }                                  // input ids
+        if wrapped && (c.method == .lora || c.method == .qlora) {
+            // PEFT's LoRA Embedding (peft/tuners/lora/layer.py, Embedding.forward): after_A =
+            // embedding(ids, lora_embedding_A.T), fp32 like the adapter, kept by the matmul
+            // with lora_embedding_B for that weight's gradient
+            tape.save(.q(c.options.loraR), 4)
+            // after_A @ lora_embedding_B: forward, and in backward both B's gradient and
+            // after_A's (A trains); the lookup through A is no matmul
+            let mm = 2 * c.options.loraR * a.embedDim
+            tape.flops(.q(1), forward: mm, backward: 2 * mm, fp32: true)
+        }
+        // With gradient checkpointing PEFT makes the input embeddings require grad
+        // (`enable_input_require_grads`, also done by prepare_model_for_kbit_training).
+        let inputRG = trainable || c.method == .qlora || (c.checkpointing && c.method != .full)
+        var x = tape.new(.q(a.embedDim), c.stream, rg: inputRG)
+        if c.virtualQ > 0 {
+            tape.save(Extent(fixed: c.virtualQ), 8)                            // prompt indices (1, T)
+            x = tape.new(.q(a.embedDim), c.stream, rg: true)                    // cat(prompt, embeds)
+        }
+        if c.prefix {
+            tape.save(Extent(fixed: c.options.prefixTokens), 8)
+            if c.options.prefixProjection > 0 {
+                // the reparameterisation MLP runs once per step over the virtual tokens
+                let td = ParameterAccounting.prefixTokenDim(c.arch), p = c.options.prefixProjection
+                let mm = 2 * c.options.prefixTokens * p * (td + c.arch.numLayers * 2 * td)
+                tape.flops(Extent(fixed: 1), forward: mm, backward: 2 * mm)
+            }
+        }
+        if c.method == .ptuning {
+            let d = c.arch.hiddenSize, hdn = c.options.ptuningHidden > 0 ? c.options.ptuningHidden : d
+            let mm = 2 * c.options.promptTokens * (d * hdn + hdn * hdn + hdn * d)
+            tape.flops(Extent(fixed: 1), forward: mm, backward: 2 * mm)
+        }
+        // learned positions: the position ids are kept for the table's gradient (GPT-2, OPT)
+        if a.hasLearnedPositions && c.baseTrainable { tape.save(Extent(pos: 1), 8) }
+        x = dropout(x, a.embeddingDropout)
+        if c.module(.projectIn) != nil { x = linear(x, .projectIn) }         // OPT-350m
+        if c.module(.embedNorm) != nil { x = layerNorm(x) }                  // BLOOM
+        return x
+    }
+
+    func layer(_ input: Tape.T, _ cosSin: (Tape.T, Tape.T)) -> Tape.T {
+        switch c.arch.block {
+        case let .gated(traits): return gatedLayer(input, cosSin, traits)
+        case let .sequential(bloom): return sequentialLayer(input, bloom: bloom)
+        case .parallelResidual: return neoxLayer(input, cosSin)
+        case let .opt(preNorm): return optLayer(input, preNorm: preNorm)
+        case let .falcon(parallel, twoNorms): return falconLayer(input, cosSin, parallel: parallel, twoNorms: twoNorms)
+        }
+    }
+
+    func head(_ x: Tape.T) {
+        let a = c.arch
+        // post-LN OPT (do_layer_norm_before false: OPT-350m) has no final layer norm
+        var h = c.module(.finalNorm) != nil ? blockNorm(x) : x
+        if c.module(.projectOut) != nil { h = linear(h, .projectOut) }
+        guard let lmHead = c.module(.head) else {
+            tape.missing.insert(.head)
+            return
+        }
+        // lm_head: trainable in full fine-tuning (tied or not), never for the adapters.
+        let headTrainable = c.baseTrainable || c.wraps(.head)
+        if headTrainable { tape.save(h) }
+        let headMM = 2 * lmHead.inFeatures * a.vocabSize
+        tape.flops(.q(1), forward: headMM, backward: (h.rg ? headMM : 0) + (headTrainable ? headMM : 0),
+                   fp32: c.method == .qlora)   // lm_head upcast to fp32 by prepare_model_for_kbit_training
+        var logits = tape.new(.q(a.vocabSize), c.method == .qlora ? 4 : c.a, rg: true, logits: true)
+        if a.finalLogitSoftcapping {
+            logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
+            tape.save(logits)                                                    // tanh output
+            logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
+        }
+        // ForCausalLMLoss: logits.float(), then cross_entropy = log_softmax + nll_loss.
+        tape.save(tape.new(.q(a.vocabSize), 4, rg: true, logits: true))         // log_softmax output
+        tape.save(.q(1), 8)                                                     // targets
+        tape.save(Extent(fixed: 1), 4)                                          // total weight
+    }
+
+    /// The Llama-style block (`LlamaDecoderLayer` and the layers written from it), with the
+    /// family's variations as traits.
+    func gatedLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T), _ t: GatedBlock) -> Tape.T {
+        let a = c.arch
+        var x = x0
+        let h1 = blockNorm(x)
+        var q: Tape.T, k: Tape.T, v: Tape.T
+        if t.fusedProjections {
+            let qkv = linear(h1, .qkv)
+            q = qkv; k = qkv; v = qkv                  // views of one storage
+        } else {
+            q = linear(h1, .q)
+            k = linear(h1, .k)
+            v = linear(h1, .v)
+        }
+        if t.headNorms {
+            q = rmsNorm(q, heads: a.numHeads)
+            k = rmsNorm(k, heads: a.nKVHeads)
+            q = Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg)
+            k = Tape.T(id: k.id, extent: k.extent, bytes: c.a, rg: k.rg)
+        }
+        if t.fusedProjections {
+            let qkv = q
+            q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
+            k = rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin)
+            v = qkv   // a view: saving it keeps the whole qkv storage
+        } else {
+            q = rope(q, cosSin)
+            k = rope(k, cosSin)
+        }
+        let kk = kvSide(k)
+        let vv = t.fusedProjections && !c.prefix ? cachedView(v) : kvSide(v)
+        let attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap)
+        var o = linear(attn, .o)
+        if t.sandwichNorms { o = blockNorm(o) }
+        x = Tape.T(id: tape.new(x.extent, c.stream, rg: false).id, extent: x.extent, bytes: c.stream, rg: x.rg || o.rg)
+        let h2 = blockNorm(x)
+        var d: Tape.T
+        if a.numExperts > 0 {
+            d = moe(h2)
+        } else if t.fusedProjections {
+            let gu = linear(h2, .gateUp)
+            let g = act(gu, width: a.intermediateSize)               // saves the gate_up storage
+            let p = mul(g, gu, out: .q(a.intermediateSize))
+            d = linear(p, .down)
+        } else {
+            let g = linear(h2, .gate)
+            let u = linear(h2, .up)
+            let p = mul(act(g, width: a.intermediateSize), u)
+            d = linear(p, .down)
+        }
+        if t.sandwichNorms { d = blockNorm(d) }
+        if c.method == .adapter { d = bottleneck(d) }
+        return tape.new(x.extent, c.stream, rg: x.rg || d.rg)
+    }
+
+    /// Transformers v5 MoE (`integrations/moe.py`): router softmax and top-k, tokens
+    /// sorted by expert, grouped matmuls over the fused expert weights, weighted sum.
+    func moe(_ h: Tape.T) -> Tape.T {
+        let a = c.arch
+        if c.module(.router) == nil { tape.missing.insert(.router) }
+        if c.module(.experts) == nil { tape.missing.insert(.experts) }
+        let k = a.expertsPerToken, e = a.numExperts, inter = a.intermediateSize
+        let routerTrainable = c.baseTrainable || c.wraps(.router)
+        if routerTrainable { tape.save(h) }
+        let logitsRG = h.rg || routerTrainable
+        if logitsRG {
+            tape.save(.q(e), 4)          // softmax output
+            tape.save(.q(k), 8)          // top-k indices
+            tape.save(.q(1), 4)          // sum for renormalisation
+            tape.save(.q(k), 4)          // renormalised weights
+        }
+        let expertsTrainable = c.baseTrainable || c.wraps(.experts)
+        if h.rg { tape.save(.q(k), 8) }                        // gather indices
+        if logitsRG { tape.save(.q(k), 8) }                    // weight permutation
+        // router h → E, then per visited expert gate_up (h → 2I) and down (I → h)
+        let router = 2 * a.hiddenSize * e, expert = 2 * k * 3 * a.hiddenSize * inter
+        tape.flops(.q(1), forward: router + expert,
+                   backward: (h.rg ? router : 0) + (routerTrainable ? router : 0) + expert + (expertsTrainable ? expert : 0))
+        let gathered = tape.new(.q(k * a.hiddenSize), c.a, rg: h.rg)
+        if expertsTrainable { tape.save(gathered) }
+        let gu = tape.new(.q(k * 2 * inter), c.a, rg: h.rg || expertsTrainable)
+        let g = act(gu, width: k * inter)
+        let p = mul(g, gu, out: .q(k * inter))
+        if expertsTrainable { tape.save(p) }
+        let proj = tape.new(.q(k * a.hiddenSize), c.a, rg: p.rg || expertsTrainable)
+        let weights = tape.new(.q(k), 4, rg: logitsRG)
+        _ = mul(proj, weights, out: .q(k * a.hiddenSize))
+        if proj.rg || weights.rg { tape.save(.q(k), 8) }       // inverse permutation
+        return tape.new(.q(a.hiddenSize), c.a, rg: proj.rg || weights.rg)
+    }
+
+    /// GPT-2 and BLOOM blocks: layer norm, fused qkv (q, k and v are views of one
+    /// storage), attention, dense, dropout, residual; layer norm, MLP, dropout, residual.
+    /// BLOOM's eager attention copies q, k, v per head and keeps an fp32 softmax; GPT-2's
+    /// GELU is written in Python ops (four saved tensors).
+    func sequentialLayer(_ x0: Tape.T, bloom: Bool) -> Tape.T {
+        let a = c.arch
+        let qkv = linear(layerNorm(x0), .qkv)
+        let view = Tape.T(id: qkv.id, extent: .q(3 * a.hiddenSize), bytes: qkv.bytes, rg: qkv.rg)
+        let kv = c.prefix ? kvSide(tape.new(.q(a.hiddenSize), c.a, rg: true)) : cachedView(view)
+        let attn = attention(q: view, k: kv, v: kv, dropoutP: a.attentionDropout, softmaxFP32: bloom, bloomStyle: bloom)
+        let o = dropout(linear(attn, .o), a.hiddenDropout)
+        let x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
+        let f = linear(layerNorm(x1), .up)
+        var d = linear(bloom ? act(f, width: a.intermediateSize) : geluNew(f, width: a.intermediateSize), .down)
+        d = dropout(d, a.hiddenDropout)
+        if c.method == .adapter { d = bottleneck(d) }
+        return tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
+    }
+
+    func neoxLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T)) -> Tape.T {
+        let a = c.arch
+        let h1 = layerNorm(x0)
+        let qkv = linear(h1, .qkv)
+        let q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
+        let k = kvSide(rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin))
+        let v = c.prefix ? kvSide(qkv) : cachedView(Tape.T(id: qkv.id, extent: .kv(3 * a.hiddenSize), bytes: c.a, rg: qkv.rg))
+        let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
+        var o = linear(attn, .o)
+        o = dropout(o, a.hiddenDropout)
+        // use_parallel_residual: the MLP reads the same block input through its own norm.
+        let h2 = layerNorm(x0)
+        let f = linear(h2, .up)
+        var d = linear(act(f, width: a.intermediateSize), .down)
+        d = dropout(d, a.hiddenDropout)
+        if c.method == .adapter { d = bottleneck(d) }
+        return tape.new(x0.extent, c.a, rg: x0.rg || o.rg || d.rg)
+    }
+
+    func optLayer(_ x0: Tape.T, preNorm before: Bool) -> Tape.T {
+        let a = c.arch
+        let h1 = before ? layerNorm(x0) : x0
+        let q = linear(h1, .q)
+        let k = kvSide(linear(h1, .k))
+        let v = kvSide(linear(h1, .v))
+        let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
+        var o = linear(attn, .o)
+        o = dropout(o, a.hiddenDropout)
+        var x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
+        if !before { x1 = layerNorm(x1) }
+        let h2 = before ? layerNorm(x1) : x1
+        let f = linear(h2, .up)
+        var d = linear(relu(f, width: a.intermediateSize), .down)
+        d = dropout(d, a.hiddenDropout)
+        if c.method == .adapter { d = bottleneck(d) }
+        var x2 = tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
+        if !before { x2 = layerNorm(x2) }
+        return x2
+    }
+
+    func falconLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T), parallel: Bool, twoNorms: Bool) -> Tape.T {
+        let a = c.arch
+        let h1 = layerNorm(x0)
+        let qkv = linear(h1, .qkv)
+        let q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
+        let k = kvSide(rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin))
+        let v = c.prefix ? kvSide(qkv) : cachedView(Tape.T(id: qkv.id, extent: .kv(a.qDim + 2 * a.kvDim), bytes: c.a, rg: qkv.rg))
+        let attn = attention(q: q, k: k, v: v, dropoutP: a.attentionDropout)
+        let o = linear(attn, .o)
+        var mlpIn = h1
+        var x1 = x0
+        if twoNorms { mlpIn = layerNorm(x0) }        // ln_mlp reads the same block input
+        if !parallel {
+            x1 = tape.new(x0.extent, c.a, rg: x0.rg || o.rg)
+            mlpIn = layerNorm(x1)
+        }
+        let f = linear(mlpIn, .up)
+        var d = linear(act(f, width: a.intermediateSize), .down)
+        if c.method == .adapter { d = bottleneck(d) }
+        return tape.new(x0.extent, c.a, rg: x1.rg || o.rg || d.rg)
+    }
+}

@@ -1,0 +1,62 @@
+import Foundation
+import Testing
+@testable import PEFTPlan
+
+/// The family registry and the typed module roles the symbolic forward looks modules up by.
+@Suite("Family descriptors and module roles")
+struct FamilyRegistryTests {
+    /// One preset per family, the first in the preset list.
+    static var onePerFamily: [Architecture] {
+        var seen = Set<ModelFamily>()
+        return Presets.all.compactMap { e in
+            guard let a = try? Presets.resolve(e.name), !seen.contains(a.family) else { return nil }
+            seen.insert(a.family)
+            return a
+        }
+    }
+
+    @Test("every family in the registry has a preset, so the tests below reach it")
+    func everyFamilyCovered() throws {
+        #expect(Set(Self.onePerFamily.map(\.family)) == Set(ModelFamily.allCases))
+    }
+
+    @Test("no two modules of a model share a role, so a lookup by role is never ambiguous")
+    func rolesAreUnique() throws {
+        for e in Presets.all {
+            let a = try Presets.resolve(e.name)
+            let roles = a.modules.map(\.role)
+            #expect(Set(roles).count == roles.count, "\(e.name): \(roles.map(\.rawValue))")
+        }
+    }
+
+    /// Before roles, a block asked for modules by name and a name it did not find cost
+    /// nothing. Now taking any projection out of any family's module list must refuse to plan.
+    @Test("a block that misses any of its projections is refused, naming the role")
+    func missingModuleIsAnError() throws {
+        for arch in Self.onePerFamily {
+            var t = TrainingOptions()
+            t.seq = 64
+            _ = try PlanContext(arch: arch, method: .lora, methodOptions: lora(arch), training: t)
+            for m in arch.modules where m.perLayer && (m.kind == .linear || m.kind == .conv1d) {
+                var cut = arch
+                cut.modules.removeAll { $0.name == m.name }
+                var o = MethodOptions()
+                o.loraTargets = .allLinear
+                #expect(throws: PlanError.incompleteArchitecture(model: arch.name, role: m.role), "\(arch.name) without \(m.name)") {
+                    _ = try PlanContext(arch: cut, method: .full, methodOptions: o, training: t)
+                }
+            }
+            var headless = arch
+            headless.modules.removeAll { $0.role == .head }
+            #expect(throws: PlanError.incompleteArchitecture(model: arch.name, role: .head)) {
+                _ = try PlanContext(arch: headless, method: .full, methodOptions: MethodOptions(), training: t)
+            }
+        }
+    }
+
+    func lora(_ a: Architecture) -> MethodOptions {
+        var o = MethodOptions()
+        if a.family.spec.loraTargets == nil { o.loraTargets = .allLinear }
+        return o
+    }
+}
