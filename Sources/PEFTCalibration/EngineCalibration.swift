@@ -65,25 +65,9 @@ public enum EngineCalibration {
         return bursts
     }
 
-    /// The engine-cpu model's description of an engine method.
-    public static func modelMethod(_ m: EngineMethod) -> EngineMemoryModel.Method {
-        func names(_ s: Set<BlockLinear>) -> Set<String> { Set(s.map(\.rawValue)) }
-        switch m {
-        case .full: return .full
-        case let .lora(r, _, t): return .lora(rank: r, targets: names(t))
-        case let .qlora(r, _, t, dq): return .qlora(rank: r, targets: names(t), doubleQuant: dq)
-        case let .adapter(houlsby, reduction): return .adapter(houlsby: houlsby, reduction: reduction)
-        case let .prefix(t, p): return .prefix(tokens: t, projection: p)
-        case let .prompt(t): return .prompt(tokens: t)
-        case let .ia3(t, ff): return .ia3(targets: names(t), feedforward: names(ff))
-        }
-    }
-
     /// What the engine-cpu model predicts for a burst.
     public static func predict(_ burst: EngineBurst, config c: EngineConfig, workers: Int) -> EngineMemoryModel.Prediction {
-        let shape = EngineMemoryModel.Shape(dim: c.dim, layers: c.layers, heads: c.heads, kvHeads: c.kvHeads, hidden: c.hidden,
-                                            vocab: c.vocab, tied: c.tied)
-        return EngineMemoryModel.predict(shape, method: modelMethod(burst.method), batch: burst.batch, seq: burst.seq,
+        EngineMemoryModel.predict(c, method: burst.method, batch: burst.batch, seq: burst.seq,
                                          checkpointing: burst.checkpointing, workers: workers)
     }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PEFTOutput
 import PEFTPlan
 
 /// The command line, as a library: `peft-plan`'s main calls ``CommandLineTool/main()``;
@@ -70,7 +71,7 @@ struct PeftPlan: ParsableCommand {
             var command = try parseAsRoot()
             try command.run()
         } catch let error as PlanError {
-            fail(error.description, code: 2)
+            fail(CommandLineNames.message(error), code: 2)
         } catch {
             let code = exitCode(for: error)
             if code == .success {

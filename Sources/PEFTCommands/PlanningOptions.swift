@@ -149,7 +149,7 @@ struct PlanningOptions: ParsableArguments {
         var o = MethodOptions()
         o.loraR = try Self.integer(loraR, "--lora-r", default: o.loraR)
         o.loraAlpha = try Self.integer(loraAlpha, "--lora-alpha", default: o.loraAlpha)
-        if let v = loraTargets { o.loraTargets = try TargetSpec.parse(v, flag: "--lora-targets") }
+        if let v = loraTargets { o.loraTargets = try TargetSpec.parse(v, field: .loraTargets) }
         if let text = loraDropout {
             guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v < 1 else {
                 throw PlanError.invalidOption(option: "--lora-dropout", value: text, accepted: "a probability in [0, 1)")
@@ -164,9 +164,9 @@ struct PlanningOptions: ParsableArguments {
         o.prefixTokens = try Self.integer(prefixTokens, "--prefix-tokens", default: o.prefixTokens)
         o.prefixProjection = try Self.integer(prefixProjection, "--prefix-projection", default: o.prefixProjection)
         o.promptTokens = try Self.integer(promptTokens, "--prompt-tokens", default: o.promptTokens)
-        if let v = ia3Targets { o.ia3Targets = try TargetSpec.parse(v, flag: "--ia3-targets") }
+        if let v = ia3Targets { o.ia3Targets = try TargetSpec.parse(v, field: .ia3Targets) }
         if let v = ia3Feedforward {
-            guard case let .list(names) = try TargetSpec.parse(v, flag: "--ia3-feedforward") else {
+            guard case let .list(names) = try TargetSpec.parse(v, field: .ia3Feedforward) else {
                 throw PlanError.invalidOption(option: "--ia3-feedforward", value: v, accepted: "module names separated by commas (such as down_proj)")
             }
             o.ia3Feedforward = names

@@ -82,8 +82,9 @@ public final class NF4Tensor: @unchecked Sendable {
     public init(_ values: UnsafePointer<Float>, count: Int, doubleQuant: Bool, ledger: Ledger) {
         self.count = count
         self.doubleQuant = doubleQuant
-        let blocks = (count + NF4.blockSize - 1) / NF4.blockSize
-        let packed = ledger.allocate(UInt8.self, count: (count + 1) / 2, category: .frozenWeights)
+        let layout = NF4.Layout(count: count, doubleQuant: doubleQuant)
+        let blocks = layout.blocks
+        let packed = ledger.allocate(UInt8.self, count: layout.packedBytes, category: .frozenWeights)
         self.packed = packed
         var maxima = [Float](repeating: 0, count: blocks)
         NF4.code.withUnsafeBufferPointer { code in
@@ -106,8 +107,8 @@ public final class NF4Tensor: @unchecked Sendable {
         if count % 2 == 1 { packed[count / 2] |= UInt8(NF4.code.firstIndex(of: 0)!) }
         if doubleQuant {
             let mean = Float(maxima.reduce(0.0) { $0 + Double($1) } / Double(max(1, blocks)))
-            let groups = (blocks + NF4.absmaxBlockSize - 1) / NF4.absmaxBlockSize
-            let codes = ledger.allocate(UInt8.self, count: blocks, category: .frozenWeights)
+            let groups = layout.groups
+            let codes = ledger.allocate(UInt8.self, count: layout.codes, category: .frozenWeights)
             let scales = ledger.allocate(Float.self, count: groups, category: .frozenWeights)
             NF4.dynamicMap.withUnsafeBufferPointer { map in
                 for g in 0..<groups {

@@ -50,57 +50,18 @@ public final class Trainer: @unchecked Sendable {
         self.method = method
         self.optimizer = optimizer
         self.maxSeq = maxSeq
-        let base: ParameterStore.Kind = method == .full ? .trainable : .frozen
-        var sizes: [(String, Int, ParameterStore.Kind)] = [("embed", c.vocab * c.dim, base)]
-        var quantised = false
-        if case .qlora = method { quantised = true }
         let lora: (rank: Int, alpha: Float, targets: Set<BlockLinear>)?
         switch method {
         case let .lora(r, a, t), let .qlora(r, a, t, _): lora = (r, a, t)
-        default: lora = nil
+        case .full, .adapter, .ia3, .prompt, .prefix: lora = nil
         }
-        for l in 0..<c.layers {
-            sizes.append(("\(l).attn_norm", c.dim, base))
-            sizes.append(("\(l).ffn_norm", c.dim, base))
-            for lin in BlockLinear.allCases {
-                let (o, i) = lin.shape(c)
-                sizes.append(("\(l).\(lin.rawValue)", o * i, quantised ? .nf4 : base))
-                if let lora, lora.targets.contains(lin) {
-                    sizes.append(("\(l).\(lin.rawValue).lora_A", lora.rank * i, .trainable))
-                    sizes.append(("\(l).\(lin.rawValue).lora_B", o * lora.rank, .trainable))
-                }
-                if case let .ia3(targets, ff) = method, targets.contains(lin) {
-                    sizes.append(("\(l).\(lin.rawValue).ia3", ff.contains(lin) ? i : o, .trainable))
-                }
-            }
-            if case let .adapter(houlsby, reduction) = method {
-                let m = c.dim / reduction
-                for site in houlsby ? ["adapter_attn", "adapter_ffn"] : ["adapter_ffn"] {
-                    sizes += [("\(l).\(site).down", m * c.dim, .trainable), ("\(l).\(site).down_bias", m, .trainable),
-                              ("\(l).\(site).up", c.dim * m, .trainable), ("\(l).\(site).up_bias", c.dim, .trainable)]
-                }
-            }
-        }
-        if case let .prompt(t) = method { sizes.append(("prompt", t * c.dim, .trainable)) }
-        // PEFT's prefix: per virtual token, layer l's key at columns 2l·kvDim and its value at
-        // (2l+1)·kvDim (the (L·2, KV, D) split of peft_model.get_prompt), learned directly or
-        // as the output of the reparameterisation MLP.
-        if case let .prefix(t, p) = method {
-            let width = c.layers * 2 * c.kvDim
-            if p > 0 {
-                sizes += [("prefix", t * c.kvDim, .trainable), ("prefix_mlp.0", p * c.kvDim, .trainable), ("prefix_mlp.0_bias", p, .trainable),
-                          ("prefix_mlp.2", width * p, .trainable), ("prefix_mlp.2_bias", width, .trainable)]
-            } else {
-                sizes.append(("prefix", t * width, .trainable))
-            }
-        }
-        sizes.append(("norm", c.dim, base))
-        if !c.tied { sizes.append(("lm_head", c.vocab * c.dim, base)) }
         loraSpec = lora
-        params = ParameterStore(sizes: sizes.map { (name: $0.0, count: $0.1, kind: $0.2) }, ledger: ledger)
+        params = ParameterStore(sizes: EngineSizes.parameters(c, method).map { (name: $0.name, count: $0.count, kind: $0.kind) }, ledger: ledger)
         let (cosTable, sinTable) = ropeTables(seq: maxSeq + method.virtualTokens + method.prefixTokens, headDim: c.headDim, base: c.ropeTheta)
-        ropeCosTable = ledger.allocate(Float.self, count: cosTable.count, category: .transient, zeroed: false)
-        ropeSinTable = ledger.allocate(Float.self, count: sinTable.count, category: .transient, zeroed: false)
+        let entries = EngineSizes.ropeTable(c, maxSeq: maxSeq, method: method)
+        precondition(cosTable.count == entries && sinTable.count == entries, "RoPE tables of \(cosTable.count) entries, sized \(entries)")
+        ropeCosTable = ledger.allocate(Float.self, count: entries, category: .transient, zeroed: false)
+        ropeSinTable = ledger.allocate(Float.self, count: entries, category: .transient, zeroed: false)
         ropeCosTable.pointer.update(from: cosTable, count: cosTable.count)
         ropeSinTable.pointer.update(from: sinTable, count: sinTable.count)
         initialise(seed: seed)
@@ -203,13 +164,13 @@ public final class Trainer: @unchecked Sendable {
         var adapter: [String: (input: Buffer<Float>, relu: Buffer<Float>)] = [:]
         /// `kvSeq`: attended keys per row (the sequence plus any prefix).
         init(_ l: Ledger, _ c: EngineConfig, batch b: Int, seq s: Int, kvSeq: Int, x: Buffer<Float>) {
-            let n = b * s
             // written whole by forward before anything reads them
             func a(_ count: Int) -> Buffer<Float> { l.allocate(Float.self, count: count, category: .activations, zeroed: false) }
+            let z = EngineSizes.BlockSaved(c, batch: b, seq: s, kvSeq: kvSeq)
             self.x = x
-            n1 = a(n * c.dim); r1 = a(n); q = a(n * c.dim); k = a(b * kvSeq * c.kvDim); v = a(b * kvSeq * c.kvDim)
-            probs = a(b * c.heads * s * kvSeq); att = a(n * c.dim); mid = a(n * c.dim)
-            n2 = a(n * c.dim); r2 = a(n); g = a(n * c.hidden); u = a(n * c.hidden); h = a(n * c.hidden)
+            n1 = a(z.n1); r1 = a(z.r1); q = a(z.q); k = a(z.k); v = a(z.v)
+            probs = a(z.probs); att = a(z.att); mid = a(z.mid)
+            n2 = a(z.n2); r2 = a(z.r2); g = a(z.g); u = a(z.u); h = a(z.h)
         }
 
         /// Frees what the layer saved; its input too unless a checkpoint keeps it.

@@ -41,8 +41,8 @@ public enum PlanOutput {
             ("prefix_tokens", .int(o.prefixTokens)), ("prefix_projection", .int(o.prefixProjection)),
             ("prompt_tokens", .int(o.promptTokens)), ("ia3_targets", .string(o.ia3Targets.text)),
             ("ia3_feedforward", o.ia3Feedforward.map { .string($0.joined(separator: ",")) } ?? .string("default")),
-            ("notes", .array(r.notes.map(JSONValue.string))),
-            ("skipped_methods", .array(r.skipped.map { .object([("method", .string($0.0.rawValue)), ("reason", .string($0.1))]) })),
+            ("notes", .array(r.notes.map { .string($0.forCommandLine) })),
+            ("skipped_methods", .array(r.skipped.map { .object([("method", .string($0.0.rawValue)), ("reason", .string($0.1.forCommandLine))]) })),
         ])
         let plans: [JSONValue] = r.plans.map { p in
             .object([
@@ -58,7 +58,7 @@ public enum PlanOutput {
                 ("phase_peaks", .object(Phase.allCases.map { ($0.rawValue, .int(p.memory.phasePeak($0))) })),
                 ("host_bytes", .int(p.hostBytes)),
                 ("advice", p.advice.map { a in .object([("gpu", .string(a.gpu)), ("changes", .array(a.changes.map { c in
-                    .object([("change", .string(c.change)), ("saved_bytes", .int(c.savedBytes)), ("device_total", .int(c.deviceBytes))])
+                    .object([("change", .string(c.change.forCommandLine)), ("saved_bytes", .int(c.savedBytes)), ("device_total", .int(c.deviceBytes))])
                 }))]) } ?? .null),
                 ("flops_per_step", .object([("forward", .double(p.flops.forward)), ("backward", .double(p.flops.backward)),
                                             ("recompute", .double(p.flops.recompute))])),
@@ -68,7 +68,7 @@ public enum PlanOutput {
                         ("usable_memory_bytes", .int(v.gpu.usableMemoryBytes)), ("count", .int(r.request.scale.gpus)),
                         ("fits", .bool(v.fits)), ("headroom_bytes", .int(v.headroomBytes)), ("shortfall_bytes", .int(v.shortfallBytes)),
                         ("max_micro_batch", .int(v.maxMicroBatch)), ("max_seq", .int(v.maxSeq)),
-                        ("blocker", v.blocker.map(JSONValue.string) ?? .null),
+                        ("blocker", v.blocker.map { .string($0.forCommandLine) } ?? .null),
                         ("tokens_per_second", .double(v.time.tokensPerSecond)), ("hours", .double(v.time.hours)),
                         ("cost_usd", .double(v.time.costUSD)),
                         ("time", timeJSON(v.time)),
@@ -112,7 +112,7 @@ public enum PlanOutput {
     static func timeTable(_ r: PlanResult) -> String {
         guard !r.plans.isEmpty else { return "" }
         let n = r.request.scale.gpus
-        var head = "Time and cost, \(r.request.dataset.description)"
+        var head = "Time and cost, \(r.request.dataset.summary.forCommandLine)"
         head += n > 1 ? ", on \(n) GPUs" : ""
         head += ": hours and USD at the price per GPU-hour shown (— = does not fit)"
         var out = "\n" + wrap(head, width: 100, indent: "  ")
@@ -240,7 +240,7 @@ public enum PlanOutput {
             out += "\n" + wrap("\(p.method.rawValue) fits none of these GPUs. On \(a.gpu), each of these makes it fit:", width: 100, indent: "  ")
             if a.changes.isEmpty { out += "  (no change tried here does; try `--cheapest`)\n" }
             for c in a.changes.sorted(by: { $0.savedBytes < $1.savedBytes }) {
-                out += "  " + wrap("- \(c.change): −\(gib(c.savedBytes)) → \(gib(c.deviceBytes))", width: 98, indent: "    ")
+                out += "  " + wrap("- \(c.change.forCommandLine): −\(gib(c.savedBytes)) → \(gib(c.deviceBytes))", width: 98, indent: "    ")
             }
         }
         if r.request.scale.offload != .none {
@@ -248,14 +248,15 @@ public enum PlanOutput {
             out += "\n" + wrap("Host RAM for offload (all \(r.request.scale.gpus) GPUs' shards together): \(host).", width: 100, indent: "  ")
         }
         out += timeTable(r)
-        for (m, reason) in r.skipped {
+        for (m, text) in r.skipped {
+            let reason = text.forCommandLine
             let why = reason.hasPrefix(m.rawValue + ": ") ? String(reason.dropFirst(m.rawValue.count + 2)) : reason
             out += "\n" + wrap("skipped \(m.rawValue): \(why)", width: 100, indent: "  ")
         }
         out += "\nColumns: weights = frozen + trainable + fp32 master; device = reserved peak + memory outside the\n"
         out += "allocator (the figure fit verdicts use); transnt = the peak phase's temporaries. `--format json` has\nevery byte.\n"
         out += "\nAssumptions:\n"
-        for n in r.notes { out += wrap("- " + n, width: 100, indent: "  ") }
+        for n in r.notes { out += wrap("- " + n.forCommandLine, width: 100, indent: "  ") }
         return out
     }
 
@@ -325,8 +326,8 @@ public enum PlanOutput {
                 out += "| \(p.method.rawValue) | \(md(v.gpu.name)) | \(gibNumber(v.gpu.usableMemoryBytes)) | \(v.fits ? "yes" : (v.blocker != nil ? "no (no bf16)" : "no")) | \(v.fits ? gib(v.headroomBytes) : "−" + gib(v.shortfallBytes)) | \(v.maxMicroBatch) | \(v.maxSeq) | \(String(format: "%.0f", v.time.tokensPerSecond)) | \(hours(v.time.hours)) | \(dollars(v.time.costUSD)) |\n"
             }
         }
-        for (m, reason) in r.skipped { out += "\nSkipped \(m.rawValue): \(md(reason))\n" }
-        out += "\nAssumptions:\n\n" + r.notes.map { "- " + md($0) }.joined(separator: "\n") + "\n"
+        for (m, reason) in r.skipped { out += "\nSkipped \(m.rawValue): \(md(reason.forCommandLine))\n" }
+        out += "\nAssumptions:\n\n" + r.notes.map { "- " + md($0.forCommandLine) }.joined(separator: "\n") + "\n"
         return out
     }
 }

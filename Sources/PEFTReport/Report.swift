@@ -212,7 +212,7 @@ public enum Report {
             }
             pg.paragraph(line, size: 9.5, indent: 10)
         }
-        for (m, why) in r.skipped { pg.paragraph("\(m.rawValue): left out — \(why)", size: 9, indent: 10, color: .grey) }
+        for (m, why) in r.skipped { pg.paragraph("\(m.rawValue): left out — \(why.forCommandLine)", size: 9, indent: 10, color: .grey) }
         pg.y += 10
         let summaryH = PlanCharts.fitHeight(r, compact: true)
         if pg.y + summaryH <= pg.bottom { PlanCharts.fitMatrix(r, on: c, x: pg.left, y: pg.chart(summaryH), w: pg.width, compact: true) }
@@ -307,7 +307,7 @@ public enum Report {
         pg.newPage()
         pg.heading("Assumptions")
         pg.paragraph("Every figure in this document comes from the same plan as `peft-plan plan --format json` with these options.", size: 8, color: .grey)
-        for note in r.notes { pg.paragraph(note, size: 8, bullet: "•") }
+        for note in r.notes { pg.paragraph(note.forCommandLine, size: 8, bullet: "•") }
         pg.heading("Hardware figures and their sources")
         for g in PlanCharts.gpuRows(r) {
             let bf16 = g.denseTflops["bf16"].map { String(format: "%.0f", $0) } ?? "—"

@@ -30,7 +30,7 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
 
     var options: MethodOptions {
         var o = MethodOptions()
-        if let t = raw["targets"] { o.loraTargets = try! .parse(t, flag: "--lora-targets") }
+        if let t = raw["targets"] { o.loraTargets = try! .parse(t, field: .loraTargets) }
         if raw["dora"] == "1" || raw["dora"] == "true" { o.dora = true }
         if let d = raw["dropout"] { o.loraDropout = Double(d)! }
         return o

@@ -352,7 +352,7 @@ struct CommandLineTests {
         Bad(args: ["calibrate", "--compare", "r.json", "--fit", "p.json", "--report", "cal.pdf"], mentions: "--report goes with"),
         Bad(args: ["--model", "7b", "--runtime", "/nonexistent/profile.json"], mentions: "--runtime"),
         Bad(args: ["--model", "7b", "--runtime", "hf-rocm"], mentions: "calibration profile"),
-        Bad(args: ["--model", "7b", "--runtime", writeConfig(#"{"model_type": "llama"}"#, name: "profile.json")], mentions: "written by `peft-plan calibrate --fit`"),
+        Bad(args: ["--model", "7b", "--runtime", writeConfig(#"{"model_type": "llama"}"#, name: "profile.json")], mentions: "the JSON a calibration fit writes"),
         Bad(args: ["--model", "7b", "--runtime", writeConfig(#"{"format": "peft-plan calibration profile", "version": 99, "name": "x", "base": "hf-cuda", "environment": {}, "coefficients": {"reserved_over_allocated": 1.1, "outside_allocator_bytes": 0, "activation_scale": {}}, "fit": {"fitted_on": [], "held_out": [], "fit_peak_error": 0}}"#, name: "old.json")], mentions: "fit it again"),
         Bad(args: ["--model", "7b", "--runtime", writeConfig(#"{"format": "peft-plan calibration profile", "version": 1, "name": "x", "base": "hf-cuda", "environment": {}, "coefficients": {"reserved_over_allocated": -3, "outside_allocator_bytes": 0, "activation_scale": {}}, "fit": {"fitted_on": [], "held_out": [], "fit_peak_error": 0}}"#, name: "bad.json")], mentions: "in range"),
         Bad(args: ["calibrate", "--emit-script", "/tmp/x"], mentions: "--backend torch"),

@@ -4,8 +4,9 @@ import PEFTCalibration
 import PEFTEngine
 import PEFTPlan
 
-/// The engine-cpu memory model (PEFTPlan's `EngineMemoryModel`, written from the engine's
-/// design) against what the engine's ledger measures in real bursts: every category and
+/// The engine-cpu memory model (`EngineMemoryModel`, sized from the tables the trainer
+/// allocates from and replaying its schedule) against what the engine's ledger measures in
+/// real bursts: every category and
 /// the peak to the byte, and the same peak phase — issue 5's goal is 1% for activations,
 /// logits and the peak, and exact for weights, gradients and optimizer states.
 @Suite("Calibration: the engine-cpu model against the engine's ledger")

@@ -19,12 +19,12 @@ struct CountCase: CustomTestStringConvertible, Sendable {
     var options: MethodOptions {
         var o = MethodOptions()
         if let r = raw["r"] { o.loraR = Int(r)! }
-        if let t = raw["targets"] { o.loraTargets = try! .parse(t, flag: "--lora-targets") }
+        if let t = raw["targets"] { o.loraTargets = try! .parse(t, field: .loraTargets) }
         if raw["dora"] == "1" || raw["dora"] == "true" { o.dora = true }
         if let t = raw["tokens"] { o.prefixTokens = Int(t)!; o.promptTokens = Int(t)! }
         if let p = raw["projection"] { o.prefixProjection = Int(p)! }
         if let h = raw["encoder_hidden"] { o.ptuningHidden = Int(h)! }
-        if let t = raw["ia3_targets"] { o.ia3Targets = try! .parse(t, flag: "--ia3-targets") }
+        if let t = raw["ia3_targets"] { o.ia3Targets = try! .parse(t, field: .ia3Targets) }
         if let f = raw["ia3_feedforward"] { o.ia3Feedforward = f.split(separator: ",").map(String.init) }
         return o
     }

@@ -29,7 +29,7 @@ public struct Dataset: Equatable, Sendable {
     public func sequencesPerEpoch(seq: Int) -> (sequences: Double, realTokens: Double) {
         let s = Double(seq)
         if let e = examples, let avg = avgTokens {
-            let kept = Double(min(avg, seq))          // longer examples are truncated to --seq
+            let kept = Double(min(avg, seq))          // longer examples are truncated to the sequence length
             if packing { return ((Double(e) * kept / s).rounded(.up), Double(e) * kept) }
             return (Double(e), Double(e) * kept)       // one padded sequence per example
         }
@@ -37,13 +37,15 @@ public struct Dataset: Equatable, Sendable {
         return ((t / s).rounded(.up), t)
     }
 
-    public var description: String {
+    /// The dataset in words, for the notes and the time table.
+    public var summary: PlanText {
         let ep = epochs == 1 ? "1 epoch" : String(format: "%g epochs", epochs)
         if let e = examples, let avg = avgTokens {
-            return "\(e) example\(e == 1 ? "" : "s") × \(avg) tokens, \(ep), \(packing ? "packed" : "each padded to --seq")"
+            let layout: PlanText = packing ? "packed" : "each padded to \(field: .seq)"
+            return "\(e) example\(e == 1 ? "" : "s") × \(avg) tokens, \(ep), \(layout)"
         }
         if let t = tokens { return "\(Units.count(t)) tokens, \(ep)" }
-        return "default dataset: \(Units.count(Self.defaultTokens)) tokens, \(ep) (set --tokens or --examples/--avg-tokens)"
+        return "default dataset: \(Units.count(Self.defaultTokens)) tokens, \(ep) (set \(field: .tokens) or \(field: .examples)/\(field: .avgTokens))"
     }
 }
 

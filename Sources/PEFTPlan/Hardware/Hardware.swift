@@ -167,8 +167,8 @@ public enum HardwareCatalog {
             let hits = profiles.filter { $0.nominalMemoryGB == n }
             guard !hits.isEmpty else {
                 let sizes = Set(profiles.map(\.nominalMemoryGB)).sorted().map { "\($0)GB" }
-                throw PlanError.invalidOption(option: "--gpu", value: query,
-                                              accepted: "no bundled profile has that memory size; sizes: \(sizes.joined(separator: ", "))")
+                throw PlanError.invalidSetting(.gpu, value: query,
+                                               accepted: "no bundled profile has that memory size; sizes: \(sizes.joined(separator: ", "))")
             }
             return hits
         }

@@ -164,7 +164,7 @@ public struct PlanContext: Sendable {
         let method = account.method
         let p = training.precision
         if method == .prefix && training.gradCheckpointing {
-            throw PlanError.contradictoryOptions("prefix tuning cannot be combined with --grad-checkpointing: PEFT refuses gradient checkpointing for prefix tuning")
+            throw PlanError.prefixRefusesCheckpointing
         }
         checkpointing = training.gradCheckpointing || method == .qlora
 

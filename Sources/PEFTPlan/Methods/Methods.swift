@@ -37,8 +37,8 @@ public enum Method: String, CaseIterable, Sendable, Codable {
         }
     }
 
-    /// The option that sets those tokens.
-    var virtualTokensOption: String { self == .prefix ? "--prefix-tokens" : "--prompt-tokens" }
+    /// The input that sets those tokens.
+    var virtualTokensField: PlanField { self == .prefix ? .prefixTokens : .promptTokens }
     var virtualTokensWords: String { self == .prefix ? "prefix-tuning tokens" : "prompt-tuning tokens" }
 }
 
@@ -52,16 +52,16 @@ public enum TargetSpec: Equatable, Sendable {
     case list([String])
 
     /// Parses a command-line value, refusing an empty list and `all-linear` mixed with names.
-    public static func parse(_ text: String, flag: String) throws -> TargetSpec {
+    public static func parse(_ text: String, field: PlanField) throws -> TargetSpec {
         let accepted = "default, all-linear, or module names separated by commas (such as q_proj,v_proj)"
         switch text.lowercased().trimmingCharacters(in: .whitespaces) {
         case "default": return .default
         case "all-linear", "all_linear": return .allLinear
         default:
             let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-            guard !names.isEmpty else { throw PlanError.invalidOption(option: flag, value: text, accepted: accepted) }
+            guard !names.isEmpty else { throw PlanError.invalidSetting(field, value: text, accepted: "\(accepted)") }
             if names.contains(where: { ["all-linear", "all_linear", "default"].contains($0.lowercased()) }) {
-                throw PlanError.invalidOption(option: flag, value: text, accepted: "all-linear and default stand alone, not in a list of module names")
+                throw PlanError.invalidSetting(field, value: text, accepted: "all-linear and default stand alone, not in a list of module names")
             }
             return .list(names)
         }
@@ -107,4 +107,10 @@ public struct MethodOptions: Equatable, Sendable {
     public var ia3Feedforward: [String]?
 
     public init() {}
+}
+
+extension PlanError {
+    /// PEFT refuses gradient checkpointing for prefix tuning (its past key values).
+    static let prefixRefusesCheckpointing = PlanError.conflict(
+        "prefix tuning cannot be combined with \(field: .gradCheckpointing): PEFT refuses gradient checkpointing for prefix tuning")
 }

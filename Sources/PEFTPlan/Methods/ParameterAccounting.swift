@@ -81,7 +81,7 @@ public enum ParameterAccounting {
             if let given = o.ia3Feedforward { ff = given } else if case .default = o.ia3Targets { ff = defaults?.feedforward ?? [] } else { ff = [] }
             // PEFT: "feedforward_modules should be a subset of target_modules" (for list targets).
             if case let .list(list) = o.ia3Targets, let given = o.ia3Feedforward, !given.allSatisfy(list.contains) {
-                throw PlanError.invalidTargets(method: "ia3", reason: "--ia3-feedforward must be a subset of --ia3-targets")
+                throw PlanError.invalidTargets(method: "ia3", reason: "\(field: .ia3Feedforward) must be a subset of \(field: .ia3Targets)")
             }
             var tensors: [AdapterTensor] = []
             var wrapped: [WrappedModule] = []
@@ -128,7 +128,7 @@ public enum ParameterAccounting {
             let h = arch.hiddenSize
             let m = h / o.adapterReduction
             guard m >= 1 else {
-                throw PlanError.invalidOption(option: "--adapter-reduction", value: "\(o.adapterReduction)",
+                throw PlanError.invalidSetting(.adapterReduction, value: "\(o.adapterReduction)",
                                               accepted: "must leave a bottleneck of at least 1 (hidden size \(h))")
             }
             let perLayer = o.adapter == .houlsby ? 2 : 1
@@ -176,7 +176,7 @@ public enum ParameterAccounting {
 
     /// The modules a LoRA/IA³ target specification selects, refusing what PEFT refuses.
     static func resolveTargets(_ spec: TargetSpec, arch: Architecture, method: Method, defaults: [String]?) throws -> [ModuleSpec] {
-        let flag = method == .ia3 ? "--ia3-targets" : "--lora-targets"
+        let field: PlanField = method == .ia3 ? .ia3Targets : .loraTargets
         let names: [String]
         switch spec {
         case .allLinear:
@@ -187,12 +187,12 @@ public enum ParameterAccounting {
         case .default:
             guard let d = defaults else {
                 throw PlanError.invalidTargets(method: method.rawValue, reason:
-                    "PEFT has no default target modules for model type '\(arch.family.rawValue)'; give \(flag) (for example all-linear, or module names such as \(exampleTargets(arch)))")
+                    "PEFT has no default target modules for model type '\(arch.family.rawValue)'; give \(field: field) (for example all-linear, or module names such as \(exampleTargets(arch)))")
             }
             names = d
         case let .list(l):
             guard !l.isEmpty else {
-                throw PlanError.invalidOption(option: flag, value: "", accepted: "default, all-linear or module names separated by commas")
+                throw PlanError.invalidSetting(field, value: "", accepted: "default, all-linear or module names separated by commas")
             }
             names = l
         }

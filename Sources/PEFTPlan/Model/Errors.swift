@@ -16,10 +16,15 @@ public enum PlanError: Error, Equatable, CustomStringConvertible, Sendable {
     case unsupportedModelType(String, supported: [String])
     /// A required dimension is missing, zero, negative, wrongly typed or absurdly large.
     case invalidDimension(field: String, value: String, reason: String)
-    /// A command-line number is outside what makes sense.
+    /// A front end's own option (a file to write, an output format) has a value it refuses;
+    /// the model itself uses ``invalidSetting(_:value:accepted:)``.
     case invalidOption(option: String, value: String, accepted: String)
-    /// Two options that cannot be used together.
+    /// A front end's options that cannot be used together; the model uses ``conflict(_:)``.
     case contradictoryOptions(String)
+    /// A planner input is outside what makes sense.
+    case invalidSetting(PlanField, value: String, accepted: PlanText)
+    /// Planner inputs that cannot be used together.
+    case conflict(PlanText)
     /// `--gpu` matched no profile.
     case unknownGPU(String, suggestion: String?)
     /// `--gpu` matched several profiles by name.
@@ -27,15 +32,33 @@ public enum PlanError: Error, Equatable, CustomStringConvertible, Sendable {
     /// A hardware profile file is unreadable or wrong.
     case invalidHardwareProfile(path: String, reason: String)
     /// PEFT would refuse this target list (no match, or a module type it cannot wrap).
-    case invalidTargets(method: String, reason: String)
+    case invalidTargets(method: String, reason: PlanText)
     /// The planner was asked for a quantity it cannot represent (overflow).
     case overflow(String)
     /// The family's block recipe needs a module the architecture does not have: a reader
     /// and its recipe disagree (a bug in peft-plan, never a cost of zero).
     case incompleteArchitecture(model: String, role: ModuleRole)
 
+    /// The message with planner inputs written as `name` and `set` write them (the command
+    /// line: its flags).
+    public func message(name: (PlanField) -> String, set: (PlanField, String) -> String) -> String {
+        text.rendered(name: name, set: set)
+    }
+
+    /// The message as a sentence that names planner inputs by field.
+    public var text: PlanText {
+        switch self {
+        case let .invalidSetting(field, value, accepted): return "invalid value '\(value)' for \(field: field): \(accepted)"
+        case let .conflict(text): return text
+        case let .invalidTargets(method, reason): return "\(method): \(reason)"
+        default: return PlanText(stringLiteral: description)
+        }
+    }
+
     public var description: String {
         switch self {
+        case .invalidSetting, .conflict, .invalidTargets:
+            return text.description
         case let .unknownModel(name, suggestion):
             let hint = suggestion.map { "; did you mean '\($0)'?" } ?? ""
             return "unknown model '\(name)': not a preset (see `peft-plan models`) nor a config.json file or folder\(hint)"
@@ -58,8 +81,6 @@ public enum PlanError: Error, Equatable, CustomStringConvertible, Sendable {
             return "GPU '\(name)' is ambiguous: it matches \(candidates.joined(separator: ", ")); name one"
         case let .invalidHardwareProfile(path, reason):
             return "invalid hardware profile '\(path)': \(reason)"
-        case let .invalidTargets(method, reason):
-            return "\(method): \(reason)"
         case let .overflow(what):
             return "\(what) is too large to compute"
         case let .incompleteArchitecture(model, role):

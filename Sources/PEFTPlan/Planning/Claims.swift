@@ -73,7 +73,7 @@ public enum Claims {
     static func gpu(_ query: String) throws -> GPUProfile {
         func key(_ g: GPUProfile) -> (Int, Int, String) { (g.supportsBF16 ? 1 : 0, g.usableMemoryBytes, g.name) }
         guard let g = try HardwareCatalog.select(query, from: HardwareCatalog.bundled()).max(by: { key($0) < key($1) }) else {
-            throw PlanError.invalidOption(option: "--gpu", value: query, accepted: "a bundled GPU profile")
+            throw PlanError.invalidSetting(.gpu, value: query, accepted: "a bundled GPU profile")
         }
         return g
     }

@@ -18,7 +18,7 @@ public struct PlanRequest: Sendable {
     public var budget = BudgetOptions()
     /// Defaults the caller chose for the user that change the numbers (a shorter default
     /// sequence), stated first in the notes.
-    public var defaults: [String] = []
+    public var defaults: [PlanText] = []
 
     public init(arch: Architecture, methods: [Method], methodsFromAll: Bool = false, methodOptions: MethodOptions = MethodOptions(),
                 training: TrainingOptions = TrainingOptions(), gpus: [GPUProfile], runtime: RuntimeProfile = .hfCUDA) {
@@ -45,7 +45,7 @@ public struct GPUVerdict: Sendable {
     /// searched up to ``Planner/seqSearchLimit(_:)``.
     public var maxSeq: Int
     /// Why the plan cannot run on this GPU whatever its memory (a precision it lacks).
-    public var blocker: String?
+    public var blocker: PlanText?
     /// Time and cost of the run on this GPU type (× the request's GPU count).
     public var time = TimeEstimate()
 }
@@ -68,9 +68,9 @@ public struct PlanResult: Sendable {
     public var request: PlanRequest
     public var plans: [MethodPlan]
     /// Methods left out of `all`, with PEFT's reason.
-    public var skipped: [(Method, String)]
+    public var skipped: [(Method, PlanText)]
     /// Human-readable assumptions, in order.
-    public var notes: [String]
+    public var notes: [PlanText]
 
     /// The GPUs that cannot run the plan whatever their memory (a precision they lack).
     public var blockedGPUs: Set<String> { Set(plans.flatMap { $0.verdicts.filter { $0.blocker != nil }.map(\.gpu.name) }) }
@@ -103,12 +103,12 @@ public enum Planner {
     }
 
     /// Why a default sequence is shorter than 2048, for the notes; nil when it is not.
-    public static func defaultSeqNote(_ arch: Architecture, methods: [Method], options: MethodOptions) -> String? {
+    public static func defaultSeqNote(_ arch: Architecture, methods: [Method], options: MethodOptions) -> PlanText? {
         let s = defaultSeq(arch, methods: methods, options: options)
         guard s < 2048 else { return nil }
         var why = "\(arch.name)'s \(arch.maxPositions) learned positions"
         if let t = positionTaker(methods, options), s < min(2048, arch.maxPositions) { why += " less the \(t.tokens) \(t.words)" }
-        return "--seq not given: \(s) tokens (\(why); --seq sets it)"
+        return "\(field: .seq) not given: \(s) tokens (\(why); \(field: .seq) sets it)"
     }
 
     /// Upper bound of the sequence search: the model's position limit where it has one
@@ -123,13 +123,13 @@ public enum Planner {
     public static func plan(_ request: PlanRequest) throws -> PlanResult {
         try validate(request)
         var plans: [MethodPlan] = []
-        var skipped: [(Method, String)] = []
+        var skipped: [(Method, PlanText)] = []
         for method in request.methods {
             let account: ParameterAccount
             do {
                 account = try ParameterAccounting.account(request.arch, method: method, options: request.methodOptions)
             } catch let e as PlanError {
-                if request.methodsFromAll, case .invalidTargets = e { skipped.append((method, e.description)); continue }
+                if request.methodsFromAll, case .invalidTargets = e { skipped.append((method, e.text)); continue }
                 throw e
             }
             let taken = method.positionsTaken(request.methodOptions)
@@ -170,8 +170,8 @@ public enum Planner {
     public static func verdict(_ ctx: PlanContext, memory: MemoryBreakdown, gpu: GPUProfile) -> GPUVerdict {
         let cap = gpu.usableMemoryBytes
         let p = ctx.training.precision
-        let blocker: String? = (p == .bf16 || p == .mixedBF16) && !gpu.supportsBF16
-            ? "\(gpu.name) has no bf16 support: plan with --precision fp16 or mixed-fp16" : nil
+        let blocker: PlanText? = (p == .bf16 || p == .mixedBF16) && !gpu.supportsBF16
+            ? "\(gpu.name) has no bf16 support: plan with \(setting: .precision, "fp16") or mixed-fp16" : nil
         let fits = memory.deviceTotal <= cap && blocker == nil
         let b = ctx.training.batch, s = ctx.training.seq
         let maxBatch = largest(upTo: batchSearchLimit) { ctx.deviceTotal(batch: $0, seq: s) <= cap }
@@ -198,83 +198,82 @@ public enum Planner {
     static func validate(_ r: PlanRequest) throws {
         let t = r.training
         let o = r.methodOptions
-        func check(_ flag: String, _ v: Int, _ range: ClosedRange<Int>) throws {
+        func check(_ field: PlanField, _ v: Int, _ range: ClosedRange<Int>) throws {
             guard range.contains(v) else {
-                throw PlanError.invalidOption(option: flag, value: "\(v)", accepted: "an integer from \(range.lowerBound) to \(range.upperBound)")
+                throw PlanError.invalidSetting(field, value: "\(v)", accepted: "an integer from \(range.lowerBound) to \(range.upperBound)")
             }
         }
-        try check("--batch", t.batch, 1...batchSearchLimit)
-        try check("--seq", t.seq, 1...(1 << 22))
-        try check("--grad-accum", t.gradAccum, 1...65536)
-        try check("--lora-r", o.loraR, 1...65536)
-        try check("--lora-alpha", o.loraAlpha, 1...1_000_000)
-        try check("--adapter-reduction", o.adapterReduction, 1...65536)
-        try check("--prefix-tokens", o.prefixTokens, 1...65536)
-        try check("--prompt-tokens", o.promptTokens, 1...65536)
-        try check("--prefix-projection", o.prefixProjection, 0...(1 << 20))
-        try check("--gpus", r.scale.gpus, 1...65536)
+        try check(.batch, t.batch, 1...batchSearchLimit)
+        try check(.seq, t.seq, 1...(1 << 22))
+        try check(.gradAccum, t.gradAccum, 1...65536)
+        try check(.loraR, o.loraR, 1...65536)
+        try check(.loraAlpha, o.loraAlpha, 1...1_000_000)
+        try check(.adapterReduction, o.adapterReduction, 1...65536)
+        try check(.prefixTokens, o.prefixTokens, 1...65536)
+        try check(.promptTokens, o.promptTokens, 1...65536)
+        try check(.prefixProjection, o.prefixProjection, 0...(1 << 20))
+        try check(.gpus, r.scale.gpus, 1...65536)
         if r.scale.offload == .params && !r.scale.sharding.shardsParameters {
-            throw PlanError.contradictoryOptions("--offload params needs --sharding zero3 or fsdp (ZeRO-1/2 and plain data parallelism keep every weight on each GPU)")
+            throw PlanError.conflict("\(setting: .offload, "params") needs \(setting: .sharding, "zero3") or fsdp (ZeRO-1/2 and plain data parallelism keep every weight on each GPU)")
         }
         if r.scale.offload != .none && r.scale.sharding == .none {
-            throw PlanError.contradictoryOptions("--offload needs a ZeRO stage or FSDP (--sharding zero1|zero2|zero3|fsdp; on one GPU, ZeRO-Offload is --sharding zero2 --offload optimizer)")
+            throw PlanError.conflict("\(field: .offload) needs a ZeRO stage or FSDP (\(setting: .sharding, "zero1|zero2|zero3|fsdp"); on one GPU, ZeRO-Offload is \(setting: .sharding, "zero2") \(setting: .offload, "optimizer"))")
         }
         if r.scale.offload == .optimizer && r.scale.sharding == .fsdp {
-            throw PlanError.contradictoryOptions("FSDP offloads parameters, gradients and optimizer states together: use --offload params, or a ZeRO stage for --offload optimizer")
+            throw PlanError.conflict("FSDP offloads parameters, gradients and optimizer states together: use \(setting: .offload, "params"), or a ZeRO stage for \(setting: .offload, "optimizer")")
         }
         let d = r.dataset
-        func positive(_ flag: String, _ v: Double?, max: Double) throws {
+        func positive(_ field: PlanField, _ v: Double?, max: Double) throws {
             if let v, !(v > 0 && v <= max) {
-                throw PlanError.invalidOption(option: flag, value: Units.plain(v), accepted: "a number above 0 and at most \(max.formatted(.number.grouping(.never)))")
+                throw PlanError.invalidSetting(field, value: Units.plain(v), accepted: "a number above 0 and at most \(max.formatted(.number.grouping(.never)))")
             }
         }
-        try positive("--tokens", d.tokens, max: 1e15)
+        try positive(.tokens, d.tokens, max: 1e15)
         if !(d.epochs >= 0.001 && d.epochs <= 10_000) {
-            throw PlanError.invalidOption(option: "--epochs", value: Units.plain(d.epochs), accepted: "a number from 0.001 to 10000")
+            throw PlanError.invalidSetting(.epochs, value: Units.plain(d.epochs), accepted: "a number from 0.001 to 10000")
         }
-        if let e = d.examples { try check("--examples", e, 1...1_000_000_000_000) }
-        if let a = d.avgTokens { try check("--avg-tokens", a, 1...(1 << 22)) }
-        try positive("--price", r.budget.pricePerGPUHour, max: 10_000)
+        if let e = d.examples { try check(.examples, e, 1...1_000_000_000_000) }
+        if let a = d.avgTokens { try check(.avgTokens, a, 1...(1 << 22)) }
+        try positive(.price, r.budget.pricePerGPUHour, max: 10_000)
         if let m = r.budget.mfu, !(m >= 0.001 && m <= 1) {
-            throw PlanError.invalidOption(option: "--mfu", value: Units.plain(m), accepted: "a fraction of the peak from 0.001 to 1 (0.44 is what Transformers reached on an H100)")
+            throw PlanError.invalidSetting(.mfu, value: Units.plain(m), accepted: "a fraction of the peak from 0.001 to 1 (0.44 is what Transformers reached on an H100)")
         }
         if !(r.budget.setupMinutes >= 0 && r.budget.setupMinutes <= 100_000) {
-            throw PlanError.invalidOption(option: "--setup-minutes", value: Units.plain(r.budget.setupMinutes), accepted: "a number from 0 to 100000")
+            throw PlanError.invalidSetting(.setupMinutes, value: Units.plain(r.budget.setupMinutes), accepted: "a number from 0 to 100000")
         }
         guard o.loraDropout >= 0 && o.loraDropout < 1 else {
-            throw PlanError.invalidOption(option: "--lora-dropout", value: "\(o.loraDropout)", accepted: "a probability in [0, 1)")
+            throw PlanError.invalidSetting(.loraDropout, value: "\(o.loraDropout)", accepted: "a probability in [0, 1)")
         }
         if r.methods.contains(.prefix) && t.gradCheckpointing && !r.methodsFromAll {
-            throw PlanError.contradictoryOptions("prefix tuning cannot be combined with --grad-checkpointing: PEFT refuses gradient checkpointing for prefix tuning")
+            throw PlanError.prefixRefusesCheckpointing
         }
         if r.arch.hasLearnedPositions {
             // the methods asked for by name (from `all`, one that cannot fit is skipped instead)
             let taker = r.methodsFromAll ? nil : positionTaker(r.methods, o)
             let taken = taker?.tokens ?? 0
             if let tk = taker, taken >= r.arch.maxPositions {
-                throw PlanError.invalidOption(option: tk.method.virtualTokensOption, value: "\(taken)", accepted:
+                throw PlanError.invalidSetting(tk.method.virtualTokensField, value: "\(taken)", accepted:
                     "fewer than \(r.arch.name)'s \(r.arch.maxPositions) learned positions, which the virtual tokens share with the sequence")
             }
             if t.seq + taken > r.arch.maxPositions {
-                throw PlanError.invalidOption(option: "--seq", value: "\(t.seq)", accepted:
+                throw PlanError.invalidSetting(.seq, value: "\(t.seq)", accepted:
                     "\(r.arch.name) has \(r.arch.maxPositions) learned positions, so a sequence\(taker.map { " with its \($0.tokens) \($0.words)" } ?? "") cannot exceed them")
             }
         }
     }
 
     /// The assumptions that shaped the numbers, stated for people.
-    static func notes(_ r: PlanRequest) -> [String] {
+    static func notes(_ r: PlanRequest) -> [PlanText] {
         let t = r.training, o = r.methodOptions
-        var n: [String] = []
+        var n: [PlanText] = []
         n.append("runtime \(r.runtime.name): \(r.runtime.description)")
         n.append(contentsOf: r.defaults)
         if !r.arch.hasLearnedPositions && r.arch.maxPositions > 0 && t.seq > r.arch.maxPositions {
-            n.append("--seq \(t.seq) is beyond the model's max_position_embeddings (\(r.arch.maxPositions)): training there needs RoPE scaling")
+            n.append("\(setting: .seq, "\(t.seq)") is beyond the model's max_position_embeddings (\(r.arch.maxPositions)): training there needs RoPE scaling")
         }
         n.append("memory per GPU for one micro-batch of \(t.batch) × \(t.seq) tokens; fit verdicts compare device_total (reserved + outside the allocator) with the card's usable memory")
         let zeroKeepsFP32 = (r.scale.sharding.zeroStage ?? 0) > 0 && (t.precision == .bf16 || t.precision == .fp16)
-        n.append("precision \(t.precision.rawValue): " + (zeroKeepsFP32 ? "16-bit weights and gradients; fp32 master weights and optimizer states (DeepSpeed ZeRO keeps them)" : precisionNote(t.precision))
-                 + "; optimizer \(t.optimizer.rawValue)")
+        n.append("precision \(t.precision.rawValue): \(zeroKeepsFP32 ? "16-bit weights and gradients; fp32 master weights and optimizer states (DeepSpeed ZeRO keeps them)" : precisionNote(t.precision)); optimizer \(t.optimizer.rawValue)")
         if !r.arch.supportsSDPA && t.attention == .sdpa {
             n.append("\(r.arch.family.rawValue) has no sdpa in Transformers v5: eager attention (s² scores kept) is used")
         }
@@ -298,26 +297,26 @@ public enum Planner {
         if r.methods.contains(.ia3) {
             n.append("IA³ targets=\(o.ia3Targets.text)\(o.ia3Feedforward.map { " feed-forward=" + $0.joined(separator: ",") } ?? "")")
         }
-        n.append("GPU memory: fits compare with each card's usable memory, the device total PyTorch reports there (less than the nominal size: the driver's reservation, and ECC on GDDR datacenter cards; each profile names its source, `peft-plan gpus`); --gpu 24GB selects by nominal size; 1 GiB = 2^30 bytes")
+        n.append("GPU memory: fits compare with each card's usable memory, the device total PyTorch reports there (less than the nominal size: the driver's reservation, and ECC on GDDR datacenter cards; each profile names its source, `peft-plan gpus`); \(setting: .gpu, "24GB") selects by nominal size; 1 GiB = 2^30 bytes")
         let unstated = r.gpus.filter { $0.usableMemory == nil }.map(\.name)
         if !unstated.isEmpty {
             n.append("no usable memory figure in the profile of \(unstated.joined(separator: ", ")): its nominal size is used, which overstates what PyTorch can allocate (add usableMemory {bytes, basis, source} to the file)")
         }
-        if let sn = scaleNote(r) { n.append(sn) }
+        if let sn = scaleNote(r) { n.append("\(sn)") }
         n.append(timeNote(r))
         return n
     }
 
     /// How time and cost were reckoned, for the notes.
-    static func timeNote(_ r: PlanRequest) -> String {
-        let mfu = r.budget.mfu.map { String(format: "%.0f%% (--mfu)", $0 * 100) }
-            ?? String(format: "%.0f%% (runtime %@)", r.runtime.mfu * 100, r.runtime.name)
-        var n = "time: matmul FLOPs (recompute included) at \(mfu) of the GPU's dense 16-bit peak, fp32 parts at "
-        n += String(format: "%.0f%% of its fp32 peak", r.runtime.fp32Efficiency * 100)
+    static func timeNote(_ r: PlanRequest) -> PlanText {
+        let mfu: PlanText = r.budget.mfu.map { "\(String(format: "%.0f%%", $0 * 100)) (\(field: .mfu))" }
+            ?? "\(String(format: "%.0f%% (runtime %@)", r.runtime.mfu * 100, r.runtime.name))"
+        var n: PlanText = "time: matmul FLOPs (recompute included) at \(mfu) of the GPU's dense 16-bit peak, fp32 parts at "
+        n += "\(String(format: "%.0f%% of its fp32 peak", r.runtime.fp32Efficiency * 100))"
         n += ", optimizer step and LoRA/QLoRA elementwise work at "
-        n += String(format: "%.0f%% of memory bandwidth", r.runtime.bandwidthEfficiency * 100)
-        n += "; \(r.dataset.description); cost = hours × GPUs × price (profile's typical on-demand price unless --price)"
-        n += String(format: ", plus %g min set-up, model load and checkpoint saves at 1 GB/s", r.budget.setupMinutes)
+        n += "\(String(format: "%.0f%% of memory bandwidth", r.runtime.bandwidthEfficiency * 100))"
+        n += "; \(r.dataset.summary); cost = hours × GPUs × price (profile's typical on-demand price unless \(field: .price))"
+        n += "\(String(format: ", plus %g min set-up, model load and checkpoint saves at 1 GB/s", r.budget.setupMinutes))"
         return n
     }
 

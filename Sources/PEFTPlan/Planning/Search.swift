@@ -143,7 +143,7 @@ public enum Search {
 
 /// One change that makes a plan that does not fit, fit.
 public struct Advice: Sendable, Equatable {
-    public var change: String
+    public var change: PlanText
     /// Device bytes saved per GPU (positive = smaller).
     public var savedBytes: Int
     public var deviceBytes: Int
@@ -163,7 +163,7 @@ public enum Advisor {
         let now = ctx.deviceTotal(batch: t.batch, seq: t.seq)
         guard now > cap else { return [] }
         var out: [Advice] = []
-        func consider(_ change: String, _ device: Int?) {
+        func consider(_ change: PlanText, _ device: Int?) {
             guard let device, device <= cap else { return }
             out.append(Advice(change: change, savedBytes: now - device, deviceBytes: device))
         }
@@ -174,14 +174,14 @@ public enum Advisor {
         }
         if !ctx.checkpointing && method != .prefix {
             var tt = t; tt.gradCheckpointing = true
-            consider("enable gradient checkpointing (--grad-checkpointing)", context(tt)?.deviceTotal(batch: t.batch, seq: t.seq))
+            consider("enable gradient checkpointing (\(field: .gradCheckpointing))", context(tt)?.deviceTotal(batch: t.batch, seq: t.seq))
         }
         if t.batch > 1 {
             var b = t.batch / 2
             while b >= 1 {
                 var tt = t; tt.batch = b; tt.gradAccum = t.gradAccum * ((t.batch + b - 1) / b)
                 if let d = context(tt)?.deviceTotal(batch: b, seq: t.seq), d <= cap {
-                    consider("micro-batch \(t.batch) → \(b) with --grad-accum \(tt.gradAccum) (same global batch)", d)
+                    consider("micro-batch \(t.batch) → \(b) with \(setting: .gradAccum, "\(tt.gradAccum)") (same global batch)", d)
                     break
                 }
                 b /= 2
@@ -189,13 +189,13 @@ public enum Advisor {
         }
         if t.optimizer == .adamw && account.trainableParams > 0 {
             var tt = t; tt.optimizer = .adamw8bit
-            consider("8-bit AdamW (--optimizer adamw-8bit)", context(tt)?.deviceTotal(batch: t.batch, seq: t.seq))
+            consider("8-bit AdamW (\(setting: .optimizer, "adamw-8bit"))", context(tt)?.deviceTotal(batch: t.batch, seq: t.seq))
         }
         if method == .lora {
-            consider("QLoRA instead of LoRA (--method qlora)", context(t, .qlora)?.deviceTotal(batch: t.batch, seq: t.seq))
+            consider("QLoRA instead of LoRA (\(setting: .method, "qlora"))", context(t, .qlora)?.deviceTotal(batch: t.batch, seq: t.seq))
         }
         if method == .full {
-            consider("LoRA instead of full fine-tuning (--method lora)", context(t, .lora)?.deviceTotal(batch: t.batch, seq: t.seq))
+            consider("LoRA instead of full fine-tuning (\(setting: .method, "lora"))", context(t, .lora)?.deviceTotal(batch: t.batch, seq: t.seq))
         }
         // More GPUs with parameter sharding; with checkpointing too if that alone is not enough.
         var ckptOptions = [t.gradCheckpointing]
@@ -205,7 +205,8 @@ public enum Advisor {
                 let scale = ScaleOptions(gpus: n, sharding: method == .qlora || method == .full ? .fsdp : .zero3, offload: request.scale.offload)
                 var tt = t; tt.gradCheckpointing = ck
                 if let d = context(tt, method, scale)?.deviceTotal(batch: t.batch, seq: t.seq), d <= cap {
-                    consider("\(n) GPUs with --sharding \(scale.sharding.rawValue)\(ck && !t.gradCheckpointing ? " and --grad-checkpointing" : "")", d)
+                    let also: PlanText = ck && !t.gradCheckpointing ? " and \(field: .gradCheckpointing)" : ""
+                    consider("\(n) GPUs with \(setting: .sharding, scale.sharding.rawValue)\(also)", d)
                     break sharding
                 }
             }
@@ -213,7 +214,8 @@ public enum Advisor {
         if request.scale.offload == .none && account.trainableParams > 0 {
             let sharding: Sharding = request.scale.sharding == .none || request.scale.sharding == .fsdp ? .zero2 : request.scale.sharding
             let scale = ScaleOptions(gpus: request.scale.gpus, sharding: sharding, offload: .optimizer)
-            let flags = sharding == request.scale.sharding ? "--offload optimizer" : "--sharding \(sharding.rawValue) --offload optimizer"
+            let flags: PlanText = sharding == request.scale.sharding ? "\(setting: .offload, "optimizer")"
+                : "\(setting: .sharding, sharding.rawValue) \(setting: .offload, "optimizer")"
             consider("optimizer states in host RAM (ZeRO-Offload: \(flags))", context(t, method, scale)?.deviceTotal(batch: t.batch, seq: t.seq))
         }
         return out

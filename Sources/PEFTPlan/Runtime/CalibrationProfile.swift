@@ -80,7 +80,7 @@ public struct CalibrationProfile: Codable, Equatable, Sendable {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue,
               let attributes = try? FileManager.default.attributesOfItem(atPath: path),
               (attributes[.size] as? Int ?? Int.max) <= 16 << 20, let data = FileManager.default.contents(atPath: path) else {
-            throw PlanError.invalidOption(option: "--runtime", value: path, accepted: "hf-cuda, hf-meta or a readable calibration profile (JSON, at most 16 MiB)")
+            throw PlanError.invalidSetting(.runtime, value: path, accepted: "hf-cuda, hf-meta or a readable calibration profile (JSON, at most 16 MiB)")
         }
         return try parse(data: data, path: path)
     }
@@ -90,17 +90,17 @@ public struct CalibrationProfile: Codable, Equatable, Sendable {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
         guard let p = try? d.decode(CalibrationProfile.self, from: data), p.format == format else {
-            throw PlanError.invalidOption(option: "--runtime", value: path, accepted: "a calibration profile written by `peft-plan calibrate --fit`")
+            throw PlanError.invalidSetting(.runtime, value: path, accepted: "a calibration profile (the JSON a calibration fit writes)")
         }
         guard p.version == currentVersion else {
-            throw PlanError.invalidOption(option: "--runtime", value: path, accepted: "a calibration profile of version \(currentVersion) (this one is version \(p.version): fit it again with this peft-plan)")
+            throw PlanError.invalidSetting(.runtime, value: path, accepted: "a calibration profile of version \(currentVersion) (this one is version \(p.version): fit it again with this peft-plan)")
         }
         let c = p.coefficients
         guard c.reservedOverAllocated.isFinite, (1...4).contains(c.reservedOverAllocated),
               (0...(1 << 40)).contains(c.outsideAllocatorBytes), c.mfu.map({ $0.isFinite && $0 > 0 && $0 <= 1 }) ?? true,
               c.activationScale.values.allSatisfy({ $0.isFinite && $0 > 0.1 && $0 < 10 }),
               RuntimeProfile.named(p.base) != nil else {
-            throw PlanError.invalidOption(option: "--runtime", value: path, accepted: "a calibration profile with coefficients in range (reserved/allocated 1–4, MFU 0–1, activation scales 0.1–10) and a known base runtime")
+            throw PlanError.invalidSetting(.runtime, value: path, accepted: "a calibration profile with coefficients in range (reserved/allocated 1–4, MFU 0–1, activation scales 0.1–10) and a known base runtime")
         }
         return p
     }

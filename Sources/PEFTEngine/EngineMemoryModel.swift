@@ -1,61 +1,21 @@
 import Foundation
 
-/// The `engine-cpu` runtime: what peft-plan's own CPU engine (`PEFTEngine`) allocates, by
-/// category and phase, predicted from the architecture and the method alone.
+/// The `engine-cpu` runtime: what peft-plan's own CPU engine allocates, by category and
+/// phase, predicted from the configuration and the method alone, without running it.
 ///
 /// The engine is fp32 throughout and frees every step buffer at a fixed point of its
-/// schedule, so its memory is a sequence of allocations and frees that this model replays
-/// with its own formulas (DESIGN.md §3, §5): persistent state (weights — NF4 under QLoRA —,
-/// gradients, AdamW's two states, RoPE tables), then per step the forward (each block's
+/// schedule, so its memory is a sequence of allocations and frees that this model replays.
+/// The sizes of the parameters, of a block's saved tensors and of NF4 storage come from the
+/// tables the trainer allocates from (``EngineSizes``); what is replayed is the schedule:
+/// persistent state (weights — NF4 under QLoRA —, gradients, AdamW's two states, RoPE
+/// tables), then per step the forward (each block's
 /// saved tensors, the method's additions, QLoRA's dequantised weight per matmul), the
 /// logits and their softmax, and the backward (activation gradients, attention workspace,
 /// one block's saved tensors freed after its backward). `calibrate --backend engine`
 /// compares the replay with the engine's ledger: the goal is every category exact.
 public enum EngineMemoryModel {
-    /// The engine's decoder (a Llama-type architecture).
-    public struct Shape: Equatable, Sendable {
-        public var dim, layers, heads, kvHeads, hidden, vocab: Int
-        public var tied: Bool
-        public var headDim: Int { dim / heads }
-        public var kvDim: Int { kvHeads * headDim }
-
-        public init(dim: Int, layers: Int, heads: Int, kvHeads: Int, hidden: Int, vocab: Int, tied: Bool) {
-            self.dim = dim; self.layers = layers; self.heads = heads; self.kvHeads = kvHeads
-            self.hidden = hidden; self.vocab = vocab; self.tied = tied
-        }
-
-        /// The engine's shape of a Llama-type architecture.
-        public init(_ a: Architecture) {
-            self.init(dim: a.hiddenSize, layers: a.numLayers, heads: a.numHeads, kvHeads: a.nKVHeads, hidden: a.intermediateSize,
-                      vocab: a.vocabSize, tied: a.tiedEmbeddings)
-        }
-
-        /// The block Linears with Llama's engine names and (out, in).
-        var linears: [(name: String, out: Int, in: Int)] {
-            [("wq", dim, dim), ("wk", kvDim, dim), ("wv", kvDim, dim), ("wo", dim, dim),
-             ("w1", hidden, dim), ("w2", dim, hidden), ("w3", hidden, dim)]
-        }
-    }
-
-    /// The engine's methods with their options (target names wq … w3).
-    public enum Method: Equatable, Sendable {
-        case full
-        case lora(rank: Int, targets: Set<String>)
-        case qlora(rank: Int, targets: Set<String>, doubleQuant: Bool)
-        case adapter(houlsby: Bool, reduction: Int)
-        case prefix(tokens: Int, projection: Int)
-        case prompt(tokens: Int)
-        case ia3(targets: Set<String>, feedforward: Set<String>)
-    }
-
-    public enum Category: String, CaseIterable, Sendable {
-        case frozenWeights = "frozen_weights", trainableWeights = "trainable_weights", gradients
-        case optimizerStates = "optimizer_states", activations, activationGradients = "activation_gradients", logits, transient
-    }
-
-    public enum Step: String, CaseIterable, Sendable {
-        case setup, forward, backward, optimizer
-    }
+    public typealias Category = MemoryCategory
+    public typealias Step = EnginePhase
 
     /// Predicted peak bytes per category, the peak of the total, and each phase's peak.
     public struct Prediction: Equatable, Sendable {
@@ -68,50 +28,20 @@ public enum EngineMemoryModel {
         }
     }
 
-    /// The bytes of one tensor of `n` values in NF4 (bitsandbytes' layout, as the engine
-    /// stores it): half a byte per value, and per block of 64 an fp32 absmax, or with double
-    /// quantisation one byte, plus an fp32 scale per 256 blocks and one fp32 offset.
-    public static func nf4Bytes(_ n: Int, doubleQuant: Bool) -> Int {
-        let blocks = (n + 63) / 64
-        return (n + 1) / 2 + (doubleQuant ? blocks + 4 * ((blocks + 255) / 256) + 4 : 4 * blocks)
-    }
-
-    /// Trainable values and frozen bytes of the engine's parameter store.
-    static func parameters(_ c: Shape, _ m: Method) -> (trainable: Int, frozenBytes: Int) {
-        let full = m == .full
-        var trainable = 0, frozen = 0, nf4 = 0
-        func add(_ n: Int, _ t: Bool) { if t { trainable += n } else { frozen += n } }
-        add(c.vocab * c.dim, full)
-        add(c.dim, full)                                   // final norm
-        if !c.tied { add(c.vocab * c.dim, full) }
-        for _ in 0..<c.layers {
-            add(2 * c.dim, full)                           // the two norms
-            for lin in c.linears {
-                switch m {
-                case let .qlora(_, _, dq): nf4 += nf4Bytes(lin.out * lin.in, doubleQuant: dq)
-                default: add(lin.out * lin.in, full)
-                }
-                switch m {
-                case let .lora(r, t) where t.contains(lin.name), let .qlora(r, t, _) where t.contains(lin.name):
-                    trainable += r * (lin.in + lin.out)
-                case let .ia3(t, ff) where t.contains(lin.name):
-                    trainable += ff.contains(lin.name) ? lin.in : lin.out
-                default: break
-                }
-            }
-            if case let .adapter(houlsby, reduction) = m {
-                let width = c.dim / reduction
-                trainable += (houlsby ? 2 : 1) * (2 * c.dim * width + width + c.dim)
+    /// Trainable values and frozen bytes of the engine's parameter store, from the size
+    /// table the trainer allocates from (fp32, or NF4 in ``NF4/Layout``'s bytes).
+    static func parameters(_ c: EngineConfig, _ m: EngineMethod) -> (trainable: Int, frozenBytes: Int) {
+        var trainable = 0, frozen = 0
+        for p in EngineSizes.parameters(c, m) {
+            switch p.kind {
+            case .trainable: trainable += p.count
+            case .frozen: frozen += 4 * p.count
+            case .nf4:
+                guard case let .qlora(_, _, _, dq) = m else { continue }
+                frozen += NF4.Layout(count: p.count, doubleQuant: dq).bytes
             }
         }
-        let width = c.layers * 2 * c.kvDim
-        switch m {
-        case let .prompt(t): trainable += t * c.dim
-        case let .prefix(t, p) where p > 0: trainable += t * c.kvDim + p * c.kvDim + p + width * p + width
-        case let .prefix(t, _): trainable += t * width
-        default: break
-        }
-        return (trainable, frozen * 4 + nf4)
+        return (trainable, frozen)
     }
 
     /// A replay of allocations and frees with the engine ledger's bookkeeping.
@@ -142,7 +72,7 @@ public enum EngineMemoryModel {
     /// calibration burst measure), with AdamW, `batch` × `seq` tokens, a trainer built for
     /// sequences of exactly `seq` (its RoPE tables' length); `workers`: the engine's threads
     /// (attention's backward keeps one workspace per worker).
-    public static func predict(_ c: Shape, method m: Method, batch b: Int, seq sIn: Int, checkpointing: Bool, workers: Int) -> Prediction {
+    public static func predict(_ c: EngineConfig, method m: EngineMethod, batch b: Int, seq sIn: Int, checkpointing: Bool, workers: Int) -> Prediction {
         var r = Replay()
         let (trainable, frozenBytes) = parameters(c, m)
         var vt = 0, pt = 0, projection = 0
@@ -153,28 +83,27 @@ public enum EngineMemoryModel {
         // persistent: parameters, RoPE tables (both cos and sin), gradients, AdamW's states
         _ = r.allocBytes(.frozenWeights, frozenBytes)
         _ = r.alloc(.trainableWeights, trainable)
-        _ = r.alloc(.transient, 2 * (sIn + vt + pt) * (c.headDim / 2))
+        _ = r.alloc(.transient, 2 * EngineSizes.ropeTable(c, maxSeq: sIn, method: m))
         _ = r.alloc(.gradients, trainable)
         _ = r.alloc(.optimizerStates, 2 * trainable)
         r.resetPeaks()
 
-        var loraRank = 0, loraTargets: Set<String> = [], quantised = false, ia3: (Set<String>, Set<String>)?
+        var loraRank = 0, loraTargets: Set<BlockLinear> = [], quantised = false, ia3: (Set<BlockLinear>, Set<BlockLinear>)?
         switch m {
-        case let .lora(rank, t): loraRank = rank; loraTargets = t
-        case let .qlora(rank, t, _): loraRank = rank; loraTargets = t; quantised = true
+        case let .lora(rank, _, t): loraRank = rank; loraTargets = t
+        case let .qlora(rank, _, t, _): loraRank = rank; loraTargets = t; quantised = true
         case let .ia3(t, ff): ia3 = (t, ff)
-        default: break
+        case .full, .adapter, .prompt, .prefix: break
         }
         var adapterWidth = 0, adapterSites: [String] = []
         if case let .adapter(houlsby, reduction) = m {
             adapterWidth = d / reduction
             adapterSites = houlsby ? ["attn", "ffn"] : ["ffn"]
         }
-        let shapes = Dictionary(uniqueKeysWithValues: c.linears.map { ($0.name, (out: $0.out, in: $0.in)) })
 
         /// The engine's `linear`: what one block Linear adds to the layer's saved set.
-        func linear(_ name: String, _ saved: inout [(Category, Int)]) {
-            let (o, i) = shapes[name]!
+        func linear(_ name: BlockLinear, _ saved: inout [(Category, Int)]) {
+            let (o, i) = name.shape(c)
             if let (t, ff) = ia3, t.contains(name) {
                 saved.append(r.alloc(.activations, n * (ff.contains(name) ? i : o)))
                 return
@@ -185,31 +114,31 @@ public enum EngineMemoryModel {
         /// The engine's `layerForward`: the saved set (without its input) and the output.
         func layerForward() -> (saved: [(Category, Int)], out: (Category, Int)) {
             var saved: [(Category, Int)] = []
-            for count in [n * d, n, n * d, b * kvs * kv, b * kvs * kv, b * c.heads * s * kvs, n * d, n * d, n * d, n, n * h, n * h, n * h] {
+            for count in EngineSizes.BlockSaved(c, batch: b, seq: s, kvSeq: kvs).inOrder {
                 saved.append(r.alloc(.activations, count))
             }
-            linear("wq", &saved)
+            linear(.wq, &saved)
             if pt == 0 {
-                linear("wk", &saved)
-                linear("wv", &saved)
+                linear(.wk, &saved)
+                linear(.wv, &saved)
             } else {
                 let kr = r.alloc(.transient, n * kv), vr = r.alloc(.transient, n * kv)
-                linear("wk", &saved)
-                linear("wv", &saved)
+                linear(.wk, &saved)
+                linear(.wv, &saved)
                 r.free([kr, vr])
             }
-            linear("wo", &saved)
+            linear(.wo, &saved)
             if adapterSites.contains("attn") { saved += [r.alloc(.activations, n * d), r.alloc(.activations, n * adapterWidth)] }
-            linear("w1", &saved)
-            linear("w3", &saved)
+            linear(.w1, &saved)
+            linear(.w3, &saved)
             let out = r.alloc(.activations, n * d)
-            linear("w2", &saved)
+            linear(.w2, &saved)
             if adapterSites.contains("ffn") { saved += [r.alloc(.activations, n * d), r.alloc(.activations, n * adapterWidth)] }
             return (saved, out)
         }
         /// The engine's `linearBack`: the transients of one block Linear's backward.
-        func linearBack(_ name: String) {
-            let (o, i) = shapes[name]!
+        func linearBack(_ name: BlockLinear) {
+            let (o, i) = name.shape(c)
             if let (t, ff) = ia3, t.contains(name) {
                 r.free(r.alloc(.activationGradients, n * (ff.contains(name) ? i : o)))
                 return
@@ -265,17 +194,17 @@ public enum EngineMemoryModel {
             }
             let dh = r.alloc(.activationGradients, n * h)
             let dffn = adapterSites.contains("ffn") ? adapterBackward() : nil
-            linearBack("w2")
+            linearBack(.w2)
             if let dffn { r.free(dffn) }
             let dg = r.alloc(.activationGradients, n * h), du = r.alloc(.activationGradients, n * h)
             r.free(dh)
             let dn2 = r.alloc(.activationGradients, n * d)
-            linearBack("w1")
-            linearBack("w3")
+            linearBack(.w1)
+            linearBack(.w3)
             r.free([dg, du, dn2])
             let datt = r.alloc(.activationGradients, n * d)
             let dattn = adapterSites.contains("attn") ? adapterBackward() : nil
-            linearBack("wo")
+            linearBack(.wo)
             if let dattn { r.free(dattn) }
             let dq = r.alloc(.activationGradients, n * d)
             var dk = r.alloc(.activationGradients, b * kvs * kv), dv = r.alloc(.activationGradients, b * kvs * kv)
@@ -288,9 +217,9 @@ public enum EngineMemoryModel {
                 dv = dvr
             }
             let dn1 = r.alloc(.activationGradients, n * d)
-            linearBack("wq")
-            linearBack("wk")
-            linearBack("wv")
+            linearBack(.wq)
+            linearBack(.wk)
+            linearBack(.wv)
             r.free([dq, dk, dv, dn1])
             r.free(sv)
             r.free(inputs[l])
