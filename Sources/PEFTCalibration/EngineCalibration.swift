@@ -27,11 +27,9 @@ public struct EngineComparison: Sendable {
     public var predictedPeakPhase: String
     public var measuredPeakPhase: String
 
-    /// (predicted − measured) / measured; 0 when both are 0, nil when only the measurement is 0.
+    /// The component's ``relativeError(predicted:measured:)`` (a missing side counts 0).
     public func error(_ component: String) -> Double? {
-        let p = Double(predicted[component] ?? 0), m = Double(measured[component] ?? 0)
-        if m == 0 { return p == 0 ? 0 : nil }
-        return (p - m) / m
+        relativeError(predicted: predicted[component] ?? 0, measured: measured[component] ?? 0)
     }
 
     /// Whether every component is predicted to the byte and the peak phase agrees.

@@ -8,10 +8,14 @@ import PEFTPlan
 /// or step time, by golden-section search on the real model). Every other burst is held out and the error on those
 /// is reported beside the base profile's.
 public enum RuntimeFit {
-    public struct Burst {
+    /// A like-for-like CUDA burst: its job entry (defaults filled in) and its measurement,
+    /// with both peaks measured.
+    public struct Burst: Sendable {
         public var id: String
-        public var config: [String: Any]
-        public var measured: [String: Any]
+        public var config: TorchBurst
+        public var measured: TorchMeasurement
+        public var allocatedPeak: Int
+        public var reservedPeak: Int
     }
 
     public struct Row: Sendable {
@@ -30,19 +34,18 @@ public enum RuntimeFit {
     }
 
     /// The like-for-like CUDA bursts of a results file and its job.
-    public static func bursts(results: [String: Any], job: [String: Any]) -> [Burst] {
-        let defaults = job["defaults"] as? [String: Any] ?? [:]
-        var configs: [String: [String: Any]] = [:]
-        for b in job["bursts"] as? [[String: Any]] ?? [] { if let id = b["id"] as? String { configs[id] = defaults.merging(b) { $1 } } }
-        return (results["bursts"] as? [[String: Any]] ?? []).compactMap { r in
-            guard let id = r["id"] as? String, r["error"] == nil, r["oom"] == nil, let c = configs[id],
-                  let allocated = r["allocated_peak"] as? Int, let reserved = r["reserved_peak"] as? Int, allocated > 0, reserved > 0 else { return nil }
-            var r = r
-            if let ms = r["step_ms"] as? Double, !(ms.isFinite && ms > 0) { r["step_ms"] = nil }
-            // QLoRA without checkpointing is not the run the planner describes
-            if (c["method"] as? String) == "qlora" && !(c["grad_checkpointing"] as? Bool ?? false) { return nil }
-            return Burst(id: id, config: c, measured: r)
+    public static func bursts(results: TorchResults, job: TorchJob) -> [Burst] {
+        let configs = job.resolved
+        return results.bursts.compactMap { r in
+            guard r.ran, let c = configs[r.id], TorchCalibration.likeForLike(c),
+                  let allocated = r.allocatedPeak, let reserved = r.reservedPeak, allocated > 0, reserved > 0 else { return nil }
+            return Burst(id: r.id, config: c, measured: r, allocatedPeak: allocated, reservedPeak: reserved)
         }.sorted { $0.id < $1.id }
+    }
+
+    /// The relative error of a prediction against a measurement that is positive.
+    static func error(_ predicted: Double, _ measured: Double) -> Double {
+        relativeError(predicted: predicted, measured: measured) ?? .infinity
     }
 
     static func median(_ v: [Double]) -> Double {
@@ -75,10 +78,10 @@ public enum RuntimeFit {
         var rt = base
         var unfitted: [String] = []
         // reserved ≈ f · allocated, least squares through the origin
-        let pairs = fitSet.map { (Double($0.measured["allocated_peak"] as! Int), Double($0.measured["reserved_peak"] as! Int)) }
+        let pairs = fitSet.map { (Double($0.allocatedPeak), Double($0.reservedPeak)) }
         let f = pairs.reduce(0) { $0 + $1.0 * $1.1 } / max(1, pairs.reduce(0) { $0 + $1.0 * $1.0 })
         rt.reservedOverAllocated = max(1, f)
-        let outside = fitSet.compactMap { $0.measured["outside_allocator"] as? Int }.map(Double.init)
+        let outside = fitSet.compactMap(\.measured.outsideAllocator).map(Double.init)
         if !outside.isEmpty { rt.outsideAllocatorBytes = max(0, Int(median(outside))) }
 
         /// The minimum of `loss` on [lo, hi] by golden-section search (the losses here are
@@ -100,13 +103,13 @@ public enum RuntimeFit {
         // (the error lies elsewhere, as full fine-tuning's optimizer-phase excess does): it is
         // left at 1 and named in `unfitted`.
         var scales: [String: Double] = [:]
-        for method in Set(fitSet.compactMap { $0.config["method"] as? String }).sorted() {
-            let group = fitSet.filter { ($0.config["method"] as? String) == method }
+        for method in Set(fitSet.compactMap(\.config.method)).sorted() {
+            let group = fitSet.filter { $0.config.method == method }
             let k = try minimise(0.5, 2.0) { k in
                 var r = rt
                 r.activationScale[method] = k
                 return try group.reduce(0) { acc, b in
-                    let e = try predictedPeak(b, r).peak / Double(b.measured["allocated_peak"] as! Int) - 1
+                    let e = error(try predictedPeak(b, r).peak, Double(b.allocatedPeak))
                     return acc + e * e
                 }
             }
@@ -121,13 +124,13 @@ public enum RuntimeFit {
 
         // MFU: minimise Σ (predicted / measured − 1)² over the fit set
         var mfu: Double?
-        let timed = fitSet.filter { $0.measured["step_ms"] is Double }
+        let timed = fitSet.filter { $0.measured.stepSeconds != nil }
         if let gpu, !timed.isEmpty {
             func loss(_ m: Double) throws -> Double {
                 var r = rt
                 r.mfu = m
                 return try timed.reduce(0) { acc, b in
-                    let e = try predictedStep(b, r, gpu: gpu) / ((b.measured["step_ms"] as! Double) / 1000) - 1
+                    let e = error(try predictedStep(b, r, gpu: gpu), b.measured.stepSeconds!)
                     return acc + e * e
                 }
             }
@@ -138,11 +141,11 @@ public enum RuntimeFit {
         var rows: [Row] = []
         for b in all {
             let held = heldSet.contains { $0.id == b.id }
-            let m = Double(b.measured["allocated_peak"] as! Int)
-            var row = Row(id: b.id, heldOut: held, peakErrorBase: try predictedPeak(b, base).peak / m - 1, peakError: try predictedPeak(b, rt).peak / m - 1)
-            if let gpu, let ms = b.measured["step_ms"] as? Double {
-                row.stepErrorBase = try predictedStep(b, base, gpu: gpu) / (ms / 1000) - 1
-                row.stepError = try predictedStep(b, rt, gpu: gpu) / (ms / 1000) - 1
+            let m = Double(b.allocatedPeak)
+            var row = Row(id: b.id, heldOut: held, peakErrorBase: error(try predictedPeak(b, base).peak, m), peakError: error(try predictedPeak(b, rt).peak, m))
+            if let gpu, let seconds = b.measured.stepSeconds {
+                row.stepErrorBase = error(try predictedStep(b, base, gpu: gpu), seconds)
+                row.stepError = error(try predictedStep(b, rt, gpu: gpu), seconds)
             }
             rows.append(row)
         }

@@ -30,34 +30,41 @@ public enum TorchCalibration {
     /// A job for `torch_bursts.py`: every method PEFT runs on the model (QLoRA only on CUDA,
     /// where bitsandbytes' kernels are) × micro-batch × sequence × checkpointing, the
     /// config.json inline so the job runs anywhere.
-    public static func job(model: String, configData: Data, device: String, quick: Bool) throws -> [String: Any] {
-        let config = try JSONSerialization.jsonObject(with: configData)
-        var methods: [[String: Any]] = [["method": "full"], ["method": "lora"], ["method": "lora", "targets": "all-linear", "r": 16],
-                                        ["method": "ia3"], ["method": "prefix", "tokens": 20], ["method": "prompt", "tokens": 20]]
-        if device == "cuda" { methods.insert(["method": "qlora"], at: 3) }
+    public static func job(model: String, configData: Data, device: String, quick: Bool) throws -> TorchJob {
+        let config = try decoder.decode(JSONTree.self, from: configData)
+        func m(_ method: String, targets: String? = nil, r: Int? = nil, tokens: Int? = nil) -> TorchBurst {
+            var b = TorchBurst(method: method)
+            b.targets = targets
+            b.r = r
+            b.tokens = tokens
+            return b
+        }
+        var methods = [m("full"), m("lora"), m("lora", targets: "all-linear", r: 16), m("ia3"), m("prefix", tokens: 20), m("prompt", tokens: 20)]
+        if device == "cuda" { methods.insert(m("qlora"), at: 3) }
         let shapes = quick ? [(1, 256)] : (device == "cuda" ? [(1, 2048), (4, 2048), (1, 4096)] : [(1, 512), (2, 1024)])
-        var bursts: [[String: Any]] = []
-        for m in methods {
+        var bursts: [TorchBurst] = []
+        for method in methods {
             for (b, s) in shapes {
                 for ckpt in [false, true] {
-                    var burst = m
-                    burst["batch"] = b
-                    burst["seq"] = s
-                    burst["grad_checkpointing"] = ckpt
-                    var id = "\(m["method"]!)"
-                    if let t = m["targets"] as? String { id += "-\(t)" }
-                    burst["id"] = id + "-b\(b)-s\(s)" + (ckpt ? "-ckpt" : "")
+                    var burst = method
+                    burst.batch = b
+                    burst.seq = s
+                    burst.gradCheckpointing = ckpt
+                    burst.id = (method.method ?? "") + (method.targets.map { "-\($0)" } ?? "") + "-b\(b)-s\(s)" + (ckpt ? "-ckpt" : "")
                     bursts.append(burst)
                 }
             }
         }
-        return ["device": device, "model": model,
-                "defaults": ["config": config, "dtype": device == "cuda" ? "bf16" : "fp32", "warmup": 1, "steps": quick ? 1 : 3],
-                "bursts": bursts]
+        var defaults = TorchBurst()
+        defaults.config = config
+        defaults.dtype = device == "cuda" ? "bf16" : "fp32"
+        defaults.warmup = 1
+        defaults.steps = quick ? 1 : 3
+        return TorchJob(device: device, model: model, defaults: defaults, bursts: bursts)
     }
 
     /// Writes the scripts and the job into `directory` for a machine that has no Swift.
-    public static func emitScript(to directory: URL, job: [String: Any]) throws -> [URL] {
+    public static func emitScript(to directory: URL, job: TorchJob) throws -> [URL] {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var written: [URL] = []
         for name in BundledScripts.names {
@@ -66,7 +73,7 @@ public enum TorchCalibration {
             written.append(target)
         }
         let jobURL = directory.appendingPathComponent("job.json")
-        try writeAtomically(try JSONSerialization.data(withJSONObject: job, options: [.prettyPrinted, .sortedKeys]), to: jobURL)
+        try writeAtomically(try encoded(job), to: jobURL)
         written.append(jobURL)
         return written
     }
@@ -76,85 +83,113 @@ public enum TorchCalibration {
         try data.write(to: url, options: .atomic)
     }
 
+    /// Runs `job` with the bundled script under ``python(environment:)`` and reads its
+    /// results; the script's progress lines go to this process's stderr.
+    public static func run(_ job: TorchJob) throws -> TorchResults {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-calibrate-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        _ = try emitScript(to: folder, job: job)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let python = python()
+        process.arguments = [python, folder.appendingPathComponent("torch_bursts.py").path,
+                             folder.appendingPathComponent("job.json").path, folder.appendingPathComponent("results.partial.json").path]
+        let out = Pipe()
+        process.standardOutput = out
+        do { try process.run() } catch {
+            throw PlanError.invalidOption(option: "--backend", value: "torch", accepted: "a Python with torch, transformers and peft (\(python): \(error.localizedDescription); \(pythonHint))")
+        }
+        let bytes = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0, let results = try? decoder.decode(TorchResults.self, from: bytes) else {
+            throw PlanError.invalidOption(option: "--backend", value: "torch", accepted: "a working PyTorch: torch_bursts.py exited with status \(process.terminationStatus) under \(python) (\(pythonHint))")
+        }
+        return results
+    }
+
     /// One burst's prediction and measurement.
     public struct Comparison: Sendable {
         public var id: String
-        public var predicted: [String: Int]
-        public var measured: [String: Int]
+        public var predicted: [MemoryComponent: Int]
+        public var measured: [MemoryComponent: Int]
         public var predictedPeakPhase: String
         public var measuredPeakPhase: String?
         public var tokensPerSecond: Double?
         /// Why this burst is not like for like (left out of the summary), if it is not.
         public var note: String?
 
-        public func error(_ k: String) -> Double? {
-            guard let p = predicted[k], let m = measured[k], m > 0 else { return nil }
-            return Double(p - m) / Double(m)
+        /// The component's ``relativeError(predicted:measured:)``; nil when either side is missing.
+        public func error(_ k: MemoryComponent) -> Double? {
+            guard let p = predicted[k], let m = measured[k] else { return nil }
+            return relativeError(predicted: p, measured: m)
         }
     }
 
     /// The plan for one burst of a job (its config.json, method options and shape) on the
     /// runtime that describes where it ran.
-    public static func context(_ burst: [String: Any], runtime: RuntimeProfile) throws -> PlanContext {
+    public static func context(_ burst: TorchBurst, runtime: RuntimeProfile) throws -> PlanContext {
+        let id = burst.id ?? "?"
         let arch: Architecture
-        if let inline = burst["config"] {
-            arch = try ConfigReader.parse(data: try JSONSerialization.data(withJSONObject: inline), name: burst["id"] as? String ?? "model")
-        } else if let path = burst["config_path"] as? String {
+        if let inline = burst.config {
+            arch = try ConfigReader.parse(data: try JSONEncoder().encode(inline), name: burst.id ?? "model")
+        } else if let path = burst.configPath {
             arch = try Presets.resolve(URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent)
         } else {
-            throw PlanError.invalidOption(option: "--job", value: burst["id"] as? String ?? "?", accepted: "bursts with a config or config_path")
+            throw PlanError.invalidOption(option: "--job", value: id, accepted: "bursts with a config or config_path")
         }
         var o = MethodOptions()
-        if let r = burst["r"] as? Int { o.loraR = r }
-        if let a = burst["alpha"] as? Int { o.loraAlpha = a }
-        if (burst["targets"] as? String) == "all-linear" { o.loraTargets = .allLinear }
-        if let t = burst["tokens"] as? Int { o.prefixTokens = t; o.promptTokens = t }
-        if let p = burst["projection"] as? Int { o.prefixProjection = p }
+        if let r = burst.r { o.loraR = r }
+        if let a = burst.alpha { o.loraAlpha = a }
+        if burst.targets == "all-linear" { o.loraTargets = .allLinear }
+        if let t = burst.tokens { o.prefixTokens = t; o.promptTokens = t }
+        if let p = burst.projection { o.prefixProjection = p }
         var t = TrainingOptions()
-        t.batch = burst["batch"] as? Int ?? 1
-        t.seq = burst["seq"] as? Int ?? 2048
+        t.batch = burst.batch ?? 1
+        t.seq = burst.seq ?? 2048
         guard (1...4096).contains(t.batch), (1...1_048_576).contains(t.seq) else {
-            throw PlanError.invalidOption(option: "--job", value: "\(burst["id"] ?? "?"): batch \(t.batch), seq \(t.seq)",
+            throw PlanError.invalidOption(option: "--job", value: "\(id): batch \(t.batch), seq \(t.seq)",
                                           accepted: "bursts with a batch of 1–4096 and a sequence of 1–1,048,576 tokens")
         }
-        t.gradCheckpointing = burst["grad_checkpointing"] as? Bool ?? false
-        if (burst["dtype"] as? String) == "fp32" { t.precision = .fp32 }
-        guard let name = burst["method"] as? String, let method = Method(rawValue: name) else {
-            throw PlanError.invalidOption(option: "--job", value: "\(burst["method"] ?? "none")", accepted: "a method peft-plan plans")
+        t.gradCheckpointing = burst.gradCheckpointing ?? false
+        if burst.dtype == "fp32" { t.precision = .fp32 }
+        guard let name = burst.method, let method = Method(rawValue: name) else {
+            throw PlanError.invalidOption(option: "--job", value: burst.method ?? "none", accepted: "a method peft-plan plans")
         }
         return try PlanContext(arch: arch, method: method, methodOptions: o, training: t, runtime: runtime)
     }
 
-    /// Sets each measured burst of `results` (torch_bursts.py's output) beside the plan for
-    /// the same burst of `job`; bursts that failed or ran out of memory are left out.
-    public static func compare(results: [String: Any], job: [String: Any]) throws -> [Comparison] {
-        let defaults = job["defaults"] as? [String: Any] ?? [:]
-        var configs: [String: [String: Any]] = [:]
-        for b in job["bursts"] as? [[String: Any]] ?? [] {
-            if let id = b["id"] as? String { configs[id] = defaults.merging(b) { $1 } }
-        }
-        let device = (job["device"] as? String) ?? "cuda"
-        // CUDA: the allocator and the flash kernel; meta: PyTorch's math SDPA (hf-meta). The CPU
-        // runs SDPA's flash kernel for CPU, whose saved tensors are flash's: hf-cuda's model.
-        let runtime: RuntimeProfile = device == "meta" ? .hfMeta : .hfCUDA
+    /// The runtime that describes where a job ran. CUDA: the allocator and the flash kernel;
+    /// meta: PyTorch's math SDPA (hf-meta). The CPU runs SDPA's flash kernel for CPU, whose
+    /// saved tensors are flash's: hf-cuda's model.
+    public static func runtime(device: String?) -> RuntimeProfile { device == "meta" ? .hfMeta : .hfCUDA }
+
+    /// Whether the planner describes the run of `burst`: it plans QLoRA with checkpointing
+    /// (prepare_model_for_kbit_training turns it on), so a QLoRA burst without it is not.
+    public static func likeForLike(_ burst: TorchBurst) -> Bool {
+        !(burst.method == "qlora" && !(burst.gradCheckpointing ?? false))
+    }
+
+    /// Sets each measured burst of `results` beside the plan for the same burst of `job`;
+    /// bursts that failed or ran out of memory are left out.
+    public static func compare(results: TorchResults, job: TorchJob) throws -> [Comparison] {
+        let bursts = job.resolved
+        let device = job.device ?? "cuda"
         var out: [Comparison] = []
-        for r in results["bursts"] as? [[String: Any]] ?? [] {
-            guard let id = r["id"] as? String, r["error"] == nil, r["oom"] == nil, let burst = configs[id] else { continue }
-            let ctx = try context(burst, runtime: runtime)
-            // The planner plans QLoRA with checkpointing (prepare_model_for_kbit_training turns
-            // it on); a burst that turned it off is not the run the plan describes.
-            let unlike = ctx.account.method == .qlora && !(burst["grad_checkpointing"] as? Bool ?? false)
+        for r in results.bursts {
+            guard r.ran, let burst = bursts[r.id] else { continue }
+            let ctx = try context(burst, runtime: runtime(device: device))
             let m = ctx.memory(batch: ctx.training.batch, seq: ctx.training.seq)
-            var predicted = Dictionary(uniqueKeysWithValues: [MemoryComponent.frozenWeights, .trainableWeights, .gradients, .optimizerStates].map { ($0.rawValue, m[$0]) })
-            var measured: [String: Int] = [:]
-            for k in components { if let v = r[k] as? Int { measured[k] = v } }
-            predicted[MemoryComponent.activations.rawValue] = m.activations + m.logits
+            var predicted: [MemoryComponent: Int] = [:]
+            for c in [MemoryComponent.frozenWeights, .trainableWeights, .gradients, .optimizerStates] { predicted[c] = m[c] }
+            predicted[.activations] = m.activations + m.logits
             if device == "cuda" {
-                for c in [MemoryComponent.allocatedPeak, .reservedPeak] { predicted[c.rawValue] = m[c] }
+                for c in [MemoryComponent.allocatedPeak, .reservedPeak] { predicted[c] = m[c] }
             }
-            out.append(Comparison(id: id, predicted: predicted, measured: measured, predictedPeakPhase: m.peakPhase.rawValue,
-                                  measuredPeakPhase: r["peak_phase"] as? String, tokensPerSecond: r["tokens_per_second"] as? Double,
-                                  note: unlike ? "QLoRA without checkpointing: the plan assumes prepare_model_for_kbit_training's checkpointing" : nil))
+            var measured: [MemoryComponent: Int] = [:]
+            for c in measuredComponents { if let v = r[c] { measured[c] = v } }
+            out.append(Comparison(id: r.id, predicted: predicted, measured: measured, predictedPeakPhase: m.peakPhase.rawValue,
+                                  measuredPeakPhase: r.peakPhase, tokensPerSecond: r.tokensPerSecond,
+                                  note: likeForLike(burst) ? nil : "QLoRA without checkpointing: the plan assumes prepare_model_for_kbit_training's checkpointing"))
         }
         return out
     }

@@ -152,25 +152,21 @@ struct Calibrate: ParsableCommand {
                 throw PlanError.invalidOption(option: "--model", value: model, accepted: "a model this machine can train on its CPU in fp32 (it needs over \(PlanOutput.gib(Int(need))); use --emit-script for a bigger machine, or --device meta)")
             }
         }
-        var jobObject = try TorchCalibration.job(model: model, configData: data, device: device, quick: quick)
-        if steps != nil, var defaults = jobObject["defaults"] as? [String: Any] {
-            defaults["steps"] = n
-            jobObject["defaults"] = defaults
-        }
+        var job = try TorchCalibration.job(model: model, configData: data, device: device, quick: quick)
+        if steps != nil { job.defaults.steps = n }
         if let limit = try Self.bytes(maxMemory, "--max-memory") {
-            let defaults = jobObject["defaults"] as? [String: Any] ?? [:]
-            for b in jobObject["bursts"] as? [[String: Any]] ?? [] {
+            for b in job.bursts.map({ $0.over(job.defaults) }) {
                 // a burst the plan cannot describe (prefix tuning with checkpointing) is reported by the run itself
-                guard let ctx = try? TorchCalibration.context(defaults.merging(b) { $1 }, runtime: device == "meta" ? .hfMeta : .hfCUDA) else { continue }
+                guard let ctx = try? TorchCalibration.context(b, runtime: TorchCalibration.runtime(device: device)) else { continue }
                 let peak = ctx.memory(batch: ctx.training.batch, seq: ctx.training.seq).allocatedPeak
                 guard peak <= limit else {
-                    throw PlanError.contradictoryOptions("burst \(b["id"] as? String ?? "?") would peak at \(PlanOutput.gib(peak)) (the plan's allocated peak), over --max-memory \(maxMemory!); nothing was run")
+                    throw PlanError.contradictoryOptions("burst \(b.id ?? "?") would peak at \(PlanOutput.gib(peak)) (the plan's allocated peak), over --max-memory \(maxMemory!); nothing was run")
                 }
             }
         }
         if let dir = emitScript {
             let files: [URL]
-            do { files = try TorchCalibration.emitScript(to: URL(fileURLWithPath: dir), job: jobObject) } catch let e as PlanError { throw e } catch {
+            do { files = try TorchCalibration.emitScript(to: URL(fileURLWithPath: dir), job: job) } catch let e as PlanError { throw e } catch {
                 throw PlanError.invalidOption(option: "--emit-script", value: dir, accepted: "a folder that can be written (\(error.localizedDescription))")
             }
             PeftPlan.emit("wrote " + files.map(\.lastPathComponent).joined(separator: ", ") + " to \(dir)\n"
@@ -178,53 +174,26 @@ struct Calibrate: ParsableCommand {
                 + "then here:  peft-plan calibrate --compare results.json --job job.json\n")
             return
         }
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-calibrate-\(UUID().uuidString)")
-        defer { try? FileManager.default.removeItem(at: folder) }
-        _ = try TorchCalibration.emitScript(to: folder, job: jobObject)
-        let count = (jobObject["bursts"] as? [Any])?.count ?? 0
-        FileHandle.standardError.write(Data("running \(count) PyTorch bursts on \(device) (\(model))…\n".utf8))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        let python = TorchCalibration.python()
-        process.arguments = [python, folder.appendingPathComponent("torch_bursts.py").path,
-                             folder.appendingPathComponent("job.json").path, folder.appendingPathComponent("results.partial.json").path]
-        let out = Pipe()
-        process.standardOutput = out
-        do { try process.run() } catch {
-            throw PlanError.invalidOption(option: "--backend", value: "torch", accepted: "a Python with torch, transformers and peft (\(python): \(error.localizedDescription); \(TorchCalibration.pythonHint))")
-        }
-        let bytes = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0, let results = try? JSONSerialization.jsonObject(with: bytes) as? [String: Any] else {
-            throw PlanError.invalidOption(option: "--backend", value: "torch", accepted: "a working PyTorch: torch_bursts.py exited with status \(process.terminationStatus) under \(python) (\(TorchCalibration.pythonHint))")
-        }
-        try printTorch(TorchCalibration.compare(results: results, job: jobObject), results: results, device: device)
+        FileHandle.standardError.write(Data("running \(job.bursts.count) PyTorch bursts on \(device) (\(model))…\n".utf8))
+        let results = try TorchCalibration.run(job)
+        try printTorch(TorchCalibration.compare(results: results, job: job), results: results, device: device)
     }
 
     func compareFile(_ path: String) throws {
-        func load(_ p: String, _ option: String) throws -> [String: Any] {
-            guard let d = FileManager.default.contents(atPath: p) else {
-                throw PlanError.invalidOption(option: option, value: p, accepted: "a readable JSON file")
-            }
-            guard let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any] else {
-                throw PlanError.invalidOption(option: option, value: p, accepted: "a JSON object as torch_bursts.py writes it")
-            }
-            return o
-        }
-        let results = try load(path, "--compare")
+        let results = try TorchCalibration.load(TorchResults.self, path: path, option: "--compare")
         let url = URL(fileURLWithPath: path)
         let candidates = job.map { [$0] } ?? [url.deletingPathExtension().path + ".job.json", url.deletingLastPathComponent().appendingPathComponent("job.json").path]
         guard let jobPath = candidates.first(where: { FileManager.default.fileExists(atPath: $0) }) else {
             throw PlanError.invalidOption(option: "--job", value: candidates.joined(separator: " or "), accepted: "the job file the results were made from")
         }
-        let jobObject = try load(jobPath, "--job")
-        if let fit { return try fitProfile(results: results, job: jobObject, to: fit) }
+        let jobFile = try TorchCalibration.load(TorchJob.self, path: jobPath, option: "--job")
+        if let fit { return try fitProfile(results: results, job: jobFile, to: fit) }
         if gpu != nil { throw PlanError.contradictoryOptions("--gpu goes with --fit") }
-        try printTorch(TorchCalibration.compare(results: results, job: jobObject), results: results, device: jobObject["device"] as? String ?? "cuda")
+        try printTorch(TorchCalibration.compare(results: results, job: jobFile), results: results, device: jobFile.device ?? "cuda")
     }
 
-    func fitProfile(results: [String: Any], job: [String: Any], to path: String) throws {
-        guard (job["device"] as? String ?? "cuda") == "cuda" else {
+    func fitProfile(results: TorchResults, job: TorchJob, to path: String) throws {
+        guard (job.device ?? "cuda") == "cuda" else {
             throw PlanError.invalidOption(option: "--fit", value: path, accepted: "CUDA results (the allocator's peaks are what is fitted)")
         }
         var gpuProfile: GPUProfile?
@@ -233,8 +202,7 @@ struct Calibrate: ParsableCommand {
             guard found.count == 1 else { throw PlanError.invalidOption(option: "--gpu", value: gpu, accepted: "one GPU profile (\(found.map(\.name).joined(separator: ", ")))") }
             gpuProfile = found[0]
         }
-        var env: [String: String] = [:]
-        for (k, v) in results["environment"] as? [String: Any] ?? [:] where !(v is NSNull) { env[k] = "\(v)" }
+        let env = results.environmentText
         if let g = gpuProfile, let measuredOn = env["gpu"] {
             let probe = CalibrationProfile(name: "", base: "hf-cuda", environment: ["gpu": measuredOn],
                                            coefficients: .init(reservedOverAllocated: 1, outsideAllocatorBytes: 0, mfu: nil, activationScale: [:]),
@@ -272,13 +240,13 @@ struct Calibrate: ParsableCommand {
         PeftPlan.emit(out)
     }
 
-    func printTorch(_ rows: [TorchCalibration.Comparison], results: [String: Any], device: String) throws {
-        let env = results["environment"] as? [String: Any] ?? [:]
-        let runtime = device == "meta" ? "hf-meta" : "hf-cuda"
+    func printTorch(_ rows: [TorchCalibration.Comparison], results: TorchResults, device: String) throws {
+        let env = results.environmentText
+        let runtime = TorchCalibration.runtime(device: device).name
         var worst = 0.0, worstID = ""
-        for r in rows where r.note == nil { if let e = r.error("allocated_peak").map(abs), e >= worst { worst = e; worstID = r.id } }
+        for r in rows where r.note == nil { if let e = r.error(.allocatedPeak).map(abs), e >= worst { worst = e; worstID = r.id } }
         let json = Self.torchJSON(rows, env: env, runtime: runtime, device: device, worst: worst)
-        try writeReport(json, title: "Calibration: \(runtime) against PyTorch on " + ((env["gpu"] as? String) ?? device))
+        try writeReport(json, title: "Calibration: \(runtime) against PyTorch on " + (env["gpu"] ?? device))
         if format == "json" { return PeftPlan.emit(json) }
         var out = "calibration: torch backend on \(device), \(runtime) model; " + ["torch", "transformers", "peft", "bitsandbytes", "gpu"].compactMap { k in env[k].map { "\(k) \($0)" } }.joined(separator: ", ") + "\n"
         for r in rows {
@@ -286,9 +254,9 @@ struct Calibrate: ParsableCommand {
             out += r.tokensPerSecond.map { String(format: "; %.0f tokens/s", $0) } ?? ""
             out += r.note.map { "\n  (not in the summary: \($0))" } ?? ""
             out += "\n  component               predicted        measured     error\n"
-            for k in TorchCalibration.components {
+            for k in TorchCalibration.measuredComponents {
                 guard let p = r.predicted[k], let m = r.measured[k] else { continue }
-                out += Self.componentRow(k, p, m, r.error(k).map { String(format: "%+.2f%%", $0 * 100) } ?? "n/a")
+                out += Self.componentRow(k.rawValue, p, m, r.error(k).map { String(format: "%+.2f%%", $0 * 100) } ?? "n/a")
             }
         }
         out += "\nsummary: \(rows.count) bursts compared (\(rows.filter { $0.note != nil }.count) not like for like)"
@@ -297,19 +265,18 @@ struct Calibrate: ParsableCommand {
         PeftPlan.emit(out)
     }
 
-    static func torchJSON(_ rows: [TorchCalibration.Comparison], env: [String: Any], runtime: String, device: String, worst: Double) -> String {
+    static func torchJSON(_ rows: [TorchCalibration.Comparison], env: [String: String], runtime: String, device: String, worst: Double) -> String {
+        let components = TorchCalibration.measuredComponents
         let runs: [JSONValue] = rows.map { r in
             .object([("id", .string(r.id)),
-                     ("predicted", .object(TorchCalibration.components.compactMap { k in r.predicted[k].map { (k, .int($0)) } })),
-                     ("measured", .object(TorchCalibration.components.compactMap { k in r.measured[k].map { (k, .int($0)) } })),
-                     ("error", .object(TorchCalibration.components.compactMap { k in r.error(k).map { (k, .double($0)) } })),
+                     ("predicted", .object(components.compactMap { k in r.predicted[k].map { (k.rawValue, .int($0)) } })),
+                     ("measured", .object(components.compactMap { k in r.measured[k].map { (k.rawValue, .int($0)) } })),
+                     ("error", .object(components.compactMap { k in r.error(k).map { (k.rawValue, .double($0)) } })),
                      ("peak_phase", .object([("predicted", .string(r.predictedPeakPhase)), ("measured", r.measuredPeakPhase.map(JSONValue.string) ?? .null)])),
                      ("tokens_per_second", r.tokensPerSecond.map(JSONValue.double) ?? .null),
                      ("note", r.note.map(JSONValue.string) ?? .null)])
         }
-        let environment: [(String, JSONValue)] = env.keys.sorted().map { k in
-            (k, (env[k] as? String).map(JSONValue.string) ?? (env[k] as? Int).map(JSONValue.int) ?? .string("\(env[k]!)"))
-        }
+        let environment: [(String, JSONValue)] = env.keys.sorted().map { k in (k, Int(env[k]!).map(JSONValue.int) ?? .string(env[k]!)) }
         return JSONValue.object([("backend", .string("torch")), ("runtime", .string(runtime)), ("environment", .object(environment)),
                                         ("runs", .array(runs)),
                                         ("summary", .object([("bursts", .int(rows.count)),
@@ -319,7 +286,7 @@ struct Calibrate: ParsableCommand {
     /// Writes --report from the comparison's JSON, when asked.
     func writeReport(_ json: String, title: String) throws {
         guard let report else { return }
-        guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any], let data = CalibrationData(json: object) else {
+        guard let data = CalibrationData(data: Data(json.utf8)) else {
             throw PlanError.invalidOption(option: "--report", value: report, accepted: "a comparison that produced results")
         }
         try CalibrationReport.write(data, title: title, to: report, chart: chart.flatMap { CalibrationReport.Chart(rawValue: $0.lowercased()) })

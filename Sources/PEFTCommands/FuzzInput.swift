@@ -51,10 +51,11 @@ public enum FuzzInput {
                 let rows = bursts.compactMap { b in progress.done[b.name].map { EngineCalibration.compare(b, record: $0, config: config) } }
                 _ = Calibrate.table(rows, config: config)
             case .compare:
-                guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                      let results = object["results"] as? [String: Any], let job = object["job"] as? [String: Any] else { return false }
+                struct Pair: Decodable { var results: TorchResults; var job: TorchJob }
+                let pair = try TorchCalibration.decode(Pair.self, from: data, option: "--compare", path: "fuzz.json")
+                let (results, job) = (pair.results, pair.job)
                 let rows = try TorchCalibration.compare(results: results, job: job)
-                _ = Calibrate.torchJSON(rows, env: results["environment"] as? [String: Any] ?? [:], runtime: "hf-cuda", device: "cuda", worst: 0)
+                _ = Calibrate.torchJSON(rows, env: results.environmentText, runtime: "hf-cuda", device: "cuda", worst: 0)
                 let bursts = RuntimeFit.bursts(results: results, job: job)
                 if bursts.count >= 2 {
                     _ = try RuntimeFit.fit(bursts, base: .hfCUDA, environment: [:], gpu: nil, name: "fuzz")

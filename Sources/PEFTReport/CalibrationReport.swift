@@ -17,24 +17,52 @@ public struct CalibrationData: Sendable {
     public var environment: [(String, String)]
     public var runs: [Run]
 
-    /// Reads the JSON object; nil when it is not a calibration result.
-    public init?(json: [String: Any]) {
-        guard let runs = json["runs"] as? [[String: Any]] else { return nil }
-        backend = json["backend"] as? String ?? "?"
-        runtime = json["runtime"] as? String ?? "?"
-        let env = json["environment"] as? [String: Any] ?? [:]
-        environment = env.keys.sorted().compactMap { k in env[k].flatMap { $0 is NSNull ? nil : (k, "\($0)") } }
-        func numbers(_ o: Any?) -> [String: Double] {
-            var d: [String: Double] = [:]
-            for (k, v) in o as? [String: Any] ?? [:] { if let n = v as? NSNumber { d[k] = n.doubleValue } }
-            return d
+    /// The JSON as it is written, decoded: engine runs carry a label and a shape, torch runs
+    /// an id; numbers and environment values of any JSON kind.
+    private struct File: Decodable {
+        struct Entry: Decodable {
+            var id: String?
+            var label: String?
+            var batch: Int?
+            var seq: Int?
+            var gradCheckpointing: Bool?
+            var predicted: [String: Number]?
+            var measured: [String: Number]?
+            var note: String?
         }
-        self.runs = runs.map { r in
-            var id = r["id"] as? String ?? r["label"] as? String ?? "burst"
-            if r["id"] == nil, let b = r["batch"] as? Int, let s = r["seq"] as? Int {
-                id += "-b\(b)-s\(s)" + ((r["grad_checkpointing"] as? Bool) == true ? "-ckpt" : "")
+        /// A JSON value read as a number where it is one, as text where it is a scalar.
+        struct Number: Decodable {
+            var value: Double?
+            var text: String?
+            init(from decoder: Decoder) throws {
+                let c = try decoder.singleValueContainer()
+                if c.decodeNil() { return }
+                if let b = try? c.decode(Bool.self) { text = "\(b)"; return }
+                if let i = try? c.decode(Int.self) { value = Double(i); text = "\(i)"; return }
+                if let d = try? c.decode(Double.self) { value = d; text = "\(d)"; return }
+                text = try? c.decode(String.self)
             }
-            return Run(id: id, predicted: numbers(r["predicted"]), measured: numbers(r["measured"]), note: r["note"] as? String)
+        }
+        var backend: String?
+        var runtime: String?
+        var environment: [String: Number]?
+        var runs: [Entry]
+    }
+
+    /// Reads a calibration's JSON; nil when it is not a calibration result.
+    public init?(data: Data) {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        guard let f = try? d.decode(File.self, from: data) else { return nil }
+        backend = f.backend ?? "?"
+        runtime = f.runtime ?? "?"
+        let env = f.environment ?? [:]
+        environment = env.keys.sorted().compactMap { k in env[k]?.text.map { (k, $0) } }
+        func numbers(_ o: [String: File.Number]?) -> [String: Double] { (o ?? [:]).compactMapValues(\.value) }
+        runs = f.runs.map { r in
+            var id = r.id ?? r.label ?? "burst"
+            if r.id == nil, let b = r.batch, let s = r.seq { id += "-b\(b)-s\(s)" + (r.gradCheckpointing == true ? "-ckpt" : "") }
+            return Run(id: id, predicted: numbers(r.predicted), measured: numbers(r.measured), note: r.note)
         }
     }
 
@@ -78,7 +106,7 @@ public enum CalibrationReport {
 
     /// The relative errors of some pairs and the largest by magnitude (0 when none).
     static func errors(_ pairs: [(run: String, component: String, predicted: Double, measured: Double)]) -> (all: [Double], worst: Double, worstRun: String) {
-        let e = pairs.map { $0.predicted / $0.measured - 1 }
+        let e = pairs.map { relativeError(predicted: $0.predicted, measured: $0.measured) ?? .infinity }
         guard let i = e.indices.max(by: { abs(e[$0]) < abs(e[$1]) }) else { return ([], 0, "") }
         return (e, e[i], pairs[i].run)
     }
