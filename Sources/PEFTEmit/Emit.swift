@@ -50,12 +50,12 @@ public struct RunSpec: Sendable, Equatable {
     /// (the QLoRA paper's rate for 7B–13B models, Dettmers et al. 2023, Table 9; the usual
     /// LoRA starting point): adapters start at or near zero and need the larger steps.
     public static func defaultLearningRate(for method: Method) -> Double {
-        method == .full ? 2e-5 : 2e-4
+        method.spec.trainsBase ? 2e-5 : 2e-4
     }
 
     /// Whether the plan recomputes activations: asked for, or QLoRA, where PEFT's
     /// `prepare_model_for_kbit_training` turns it on (the memory model assumes the same).
-    var checkpointing: Bool { training.gradCheckpointing || method == .qlora }
+    var checkpointing: Bool { method.spec.checkpointing(requested: training.gradCheckpointing) }
 
     /// A DeepSpeed ZeRO stage (1–3) runs the job.
     var usesDeepSpeed: Bool { [.zero1, .zero2, .zero3].contains(scale.sharding) }
@@ -135,7 +135,7 @@ public enum Emitter {
     /// `fp16=True`, and PyTorch's GradScaler refuses to unscale fp16 gradients
     /// (torch/amp/grad_scaler.py: "Attempting to unscale FP16 gradients").
     static func refusePureFP16Full(_ s: RunSpec, format: EmitFormat) throws {
-        if s.method == .full, s.training.precision == .fp16, !s.usesDeepSpeed {
+        if s.method.spec.trainsBase, s.training.precision == .fp16, !s.usesDeepSpeed {
             throw PlanError.contradictoryOptions("--emit \(format.rawValue) cannot run --method full with --precision fp16 outside DeepSpeed: PyTorch's GradScaler refuses fp16 gradients; use --precision mixed-fp16 or bf16, or --sharding zero1|zero2|zero3")
         }
     }
@@ -154,8 +154,8 @@ public enum Emitter {
     static func autocast(_ s: RunSpec) -> String? {
         switch s.training.precision {
         case .fp32: return nil
-        case .bf16 where s.method == .full && s.scale.sharding == .fsdp: return nil
-        case .fp16 where s.method == .full && s.scale.sharding == .fsdp: return nil
+        case .bf16 where s.method.spec.trainsBase && s.scale.sharding == .fsdp: return nil
+        case .fp16 where s.method.spec.trainsBase && s.scale.sharding == .fsdp: return nil
         case .bf16, .mixedBF16: return "bf16"
         case .fp16, .mixedFP16: return "fp16"
         }
@@ -315,7 +315,7 @@ public enum Emitter {
             ("fsdp_cpu_ram_efficient_loading", "cpu_ram_efficient_loading", .bool(true)),
             // One adapter file for PEFT (what save_pretrained writes); per-rank shards for
             // full fine-tuning, where gathering every weight on rank 0 costs host RAM.
-            ("fsdp_state_dict_type", "state_dict_type", .plain(s.method == .full ? "SHARDED_STATE_DICT" : "FULL_STATE_DICT")),
+            ("fsdp_state_dict_type", "state_dict_type", .plain(s.method.spec.trainsBase ? "SHARDED_STATE_DICT" : "FULL_STATE_DICT")),
             // FSDP's own checkpointing; Transformers refuses it together with the
             // `activation_checkpointing` training argument (trainer.py).
             ("fsdp_activation_checkpointing", "activation_checkpointing", .bool(s.checkpointing)),
@@ -345,17 +345,9 @@ public enum Emitter {
           + notes(s), comment: "#")
 
         var imports = ["import torch"]
-        switch s.method {
-        case .lora, .qlora: imports.append("from peft import LoraConfig")
-        case .ia3: imports.append("from peft import IA3Config")
-        case .prefix: imports.append("from peft import PrefixTuningConfig")
-        case .prompt: imports.append("from peft import PromptTuningConfig")
-        case .ptuning: imports.append("from peft import PromptEncoderConfig")
-        case .full: break
-        case .adapter:
-            throw PlanError.contradictoryOptions("--emit trl writes Hugging Face PEFT configs, and PEFT has no bottleneck adapters (--method adapter is AdapterHub's adapters library); use --method lora, qlora, prefix, prompt or ia3 with --emit trl, or --emit deepspeed|accelerate for the launcher config alone")
-        }
-        if s.method == .qlora { imports.append("from transformers import BitsAndBytesConfig") }
+        let config = try peftConfig(s)
+        if let c = config.className { imports.append("from peft import \(c)") }
+        if s.method.spec.quantisesBase { imports.append("from transformers import BitsAndBytesConfig") }
         imports.append("from trl import SFTConfig, SFTTrainer")
         py += imports.joined(separator: "\n") + "\n\n"
 
@@ -363,7 +355,7 @@ public enum Emitter {
         py += "model_id = \(pyString(s.modelName))\n\n"
 
         // QLoRA: 4-bit base weights (bitsandbytes via Transformers' BitsAndBytesConfig).
-        if s.method == .qlora {
+        if s.method.spec.quantisesBase {
             var args = [
                 "load_in_4bit=True",
                 "bnb_4bit_quant_type=\(pyString(o.quant.rawValue))",
@@ -384,10 +376,10 @@ public enum Emitter {
             "\"dtype\": torch.\(loadDtype(t.precision))",
             "\"attn_implementation\": \(pyString(attnImplementation(t.attention)))",
         ]
-        if s.method == .qlora { modelKwargs.append("\"quantization_config\": bnb_config") }
+        if s.method.spec.quantisesBase { modelKwargs.append("\"quantization_config\": bnb_config") }
         py += "model_kwargs = {" + modelKwargs.joined(separator: ", ") + "}\n\n"
 
-        py += try peftConfig(s) + "\n"
+        py += config.code + "\n"
 
         py += "training_args = SFTConfig(\n" + trainingArguments(s).map { "    \($0),\n" }.joined() + ")\n\n"
 
@@ -400,7 +392,7 @@ public enum Emitter {
                 train_dataset = load_dataset("json", data_files="train.jsonl", split="train")
 
             """
-        if s.method == .qlora && !s.scale.sharding.shardsParameters {
+        if s.method.spec.quantisesBase && !s.scale.sharding.shardsParameters {
             // A 4-bit model is placed at load time, one whole copy per process.
             py += """
                     from accelerate import PartialState
@@ -423,14 +415,16 @@ public enum Emitter {
 
     /// The PEFT config, mirroring scripts/peft_reference.py (which the parameter counts are
     /// checked with), so the emitted config trains the parameters the plan counted.
-    static func peftConfig(_ s: RunSpec) throws -> String {
+    /// The PEFT config class the method's config is (nil for full fine-tuning), and the
+    /// code that builds it; the one place a method's PEFT config is written.
+    static func peftConfig(_ s: RunSpec) throws -> (className: String?, code: String) {
         let o = s.methodOptions
-        func call(_ name: String, _ args: [String]) -> String {
-            "peft_config = \(name)(\n" + (["task_type=\"CAUSAL_LM\""] + args).map { "    \($0),\n" }.joined() + ")\n"
+        func call(_ name: String, _ args: [String]) -> (className: String?, code: String) {
+            (name, "peft_config = \(name)(\n" + (["task_type=\"CAUSAL_LM\""] + args).map { "    \($0),\n" }.joined() + ")\n")
         }
         switch s.method {
         case .full:
-            return "peft_config = None  # full fine-tuning: every weight trains\n"
+            return (nil, "peft_config = None  # full fine-tuning: every weight trains\n")
         case .lora, .qlora:
             let targets: String
             switch o.loraTargets {
@@ -480,7 +474,7 @@ public enum Emitter {
             if o.ptuningHidden > 0 { args.append("encoder_hidden_size=\(o.ptuningHidden)") }
             return call("PromptEncoderConfig", args)
         case .adapter:
-            preconditionFailure("refused in trlScript")
+            throw PlanError.contradictoryOptions("--emit trl writes Hugging Face PEFT configs, and PEFT has no bottleneck adapters (--method adapter is AdapterHub's adapters library); use --method lora, qlora, prefix, prompt or ia3 with --emit trl, or --emit deepspeed|accelerate for the launcher config alone")
         }
     }
 

@@ -50,7 +50,7 @@ public enum PlanOutput {
                 ("trainable_params", .int(p.account.trainableParams)),
                 ("total_params", .int(p.account.totalParams)),
                 ("trainable_percent", .double(Double(p.account.trainableParams) / Double(max(1, p.account.totalParams)) * 100)),
-                ("adapter_file_bytes", .int(p.method == .full ? p.account.totalParams * t.precision.bytes : p.account.adapterFileBytes)),
+                ("adapter_file_bytes", .int(p.method.spec.trainsBase ? p.account.totalParams * t.precision.bytes : p.account.adapterFileBytes)),
                 ("grad_checkpointing", .bool(p.checkpointing)),
                 ("memory", .object(memoryKeys(p.memory).map { ($0.0, .int($0.1)) })),
                 ("peak_phase", .string(p.memory.peakPhase.rawValue)),
@@ -291,7 +291,7 @@ public enum PlanOutput {
         var rows: [[String]] = []
         for p in r.plans {
             let mem = memoryKeys(p.memory).map { String($0.1) }
-            let file = p.method == .full ? p.account.totalParams * r.request.training.precision.bytes : p.account.adapterFileBytes
+            let file = p.method.spec.trainsBase ? p.account.totalParams * r.request.training.precision.bytes : p.account.adapterFileBytes
             for v in p.verdicts {
                 rows.append([p.method.rawValue, v.gpu.name, String(v.gpu.memoryBytes), v.fits ? "true" : "false",
                              String(v.headroomBytes), String(v.shortfallBytes), String(v.maxMicroBatch), String(v.maxSeq),

@@ -239,7 +239,7 @@ public enum Report {
         pg.table(["method", "trainable", "of all", "adapter file", "checkpointing"],
                  r.plans.map { p in
                      let pct = Double(p.account.trainableParams) / Double(max(1, p.account.totalParams)) * 100
-                     let file = p.method == .full ? p.account.totalParams * t.precision.bytes : p.account.adapterFileBytes
+                     let file = p.method.spec.trainsBase ? p.account.totalParams * t.precision.bytes : p.account.adapterFileBytes
                      return [p.method.rawValue, PlanOutput.params(p.account.trainableParams), String(format: pct < 0.1 ? "%.4f%%" : "%.2f%%", pct),
                              fileSize(file), p.checkpointing ? "on" : "off"]
                  }, xs: [0, 70, 160, 230, 330], rightAligned: [1, 2, 3])

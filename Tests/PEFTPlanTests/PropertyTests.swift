@@ -118,10 +118,9 @@ struct PropertyTests {
                               ("pageable", m.pageableBytes), ("overhead", m.runtimeOverhead)] {
                 #expect(v >= 0, "\(name) = \(v): \(s)")
             }
-            var live = m.frozenWeights + m.trainableWeights + m.masterWeights + m.optimizerStates - m.pageableBytes
-            if m.live.contains(.gradients) { live += m.gradients }
-            if m.live.contains(.saved) { live += m.activations + m.logits }
-            #expect(m.allocatedPeak == live + m.transient, "allocated peak ≠ live components + transient: \(s)")
+            // The peak is split into the components live at it and `transient`, which is clamped
+            // at 0: were the live components more than the phase peak (a phase model that
+            // forgot something it holds), the reported peak would exceed every phase's.
             #expect(m.allocatedPeak == max(m.forwardPeak, m.backwardPeak, m.optimizerPeak), "allocated peak ≠ largest phase peak: \(s)")
             #expect(m.reservedPeak >= m.allocatedPeak && m.deviceTotal == m.reservedPeak + m.runtimeOverhead, "\(s)")
             #expect(m.deviceTotal == ctx.deviceTotal(batch: s.batch, seq: s.seq), "memory() and deviceTotal() disagree: \(s)")

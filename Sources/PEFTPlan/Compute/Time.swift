@@ -236,13 +236,13 @@ extension PlanContext {
         let tokens = Double(batch) * Double(sq)
         let a = Double(training.precision.bytes)
         var bytes = 0.0
-        if account.method == .lora || account.method == .qlora {
+        if account.method.spec.wrapper == .lowRank {
             let perToken = account.wrapped.reduce(0.0) { sum, w in
                 sum + Double(w.instances) * ((a + 4) * Double(w.module.inFeatures) + 16 * Double(w.module.outFeatures))
             }
             bytes += tokens * perToken * (checkpointing ? 4 : 3)
         }
-        if account.method == .qlora {
+        if account.method.spec.quantisesBase {
             let quantised = Double(arch.modules.reduce(0) { $0 + ($1.perLayer ? $1.weightElements * arch.numLayers : 0) })
             bytes += quantised * runtime.dequantBytesPerWeight * (checkpointing ? 3 : 2)
         }
@@ -252,7 +252,7 @@ extension PlanContext {
     /// 4-bit matmul calls per micro-batch (QLoRA): each quantised block Linear once in
     /// forward, once in backward, once more in checkpointing's recompute.
     var quantisedCalls: Int {
-        guard account.method == .qlora else { return 0 }
+        guard account.method.spec.quantisesBase else { return 0 }
         let perLayer = arch.modules.filter { $0.perLayer && $0.weightElements > 0 }.count
         return perLayer * arch.numLayers * (checkpointing ? 3 : 2)
     }
@@ -262,6 +262,6 @@ extension PlanContext {
     /// Bytes written per checkpoint: the adapter file for PEFT methods; for full
     /// fine-tuning the weights plus optimizer states (Trainer saves both to resume).
     var checkpointSaveBytes: Int {
-        account.method == .full ? unsharded.trainableWeights + unsharded.optimizerStates + unsharded.masterWeights : account.adapterFileBytes
+        account.method.spec.trainsBase ? unsharded.trainableWeights + unsharded.optimizerStates + unsharded.masterWeights : account.adapterFileBytes
     }
 }

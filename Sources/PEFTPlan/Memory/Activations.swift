@@ -174,17 +174,18 @@ struct GraphContext {
         for m in account.wrapped { w[m.module.name] = m }
         self.wrapped = w
         a = training.precision.bytes
-        stream = account.method == .qlora ? 4 : training.precision.bytes
+        let spec = account.method.spec
+        stream = spec.quantisesBase ? 4 : training.precision.bytes
         switch training.attention {
         case .eager: kernel = nil
         case .flash: kernel = .flash
         case .sdpa: kernel = arch.supportsSDPA ? runtime.sdpaKernel : nil
         }
         maskBytes = runtime.dropoutMaskBytes
-        baseTrainable = account.method == .full
-        virtualQ = account.method.addsPromptTokens ? options.promptTokens : 0
-        prefix = account.method == .prefix
-        checkpointing = training.gradCheckpointing || account.method == .qlora
+        baseTrainable = spec.trainsBase
+        virtualQ = spec.virtualTokens == .input ? options.promptTokens : 0
+        prefix = spec.virtualTokens == .keysValues
+        checkpointing = spec.checkpointing(requested: training.gradCheckpointing)
         useCache = prefix || !checkpointing
     }
 
@@ -214,7 +215,7 @@ struct ForwardGraph {
         let name = m.name
         let ob = outBytes ?? c.a
         if c.baseTrainable { tape.save(x) }
-        if c.method == .qlora && m.perLayer && m.weightElements > 0 && x.rg {
+        if c.method.spec.quantisesBase && m.perLayer && m.weightElements > 0 && x.rg {
             // bitsandbytes' MatMul4Bit keeps its input (cast to the compute dtype by
             // Linear4bit) in ctx.tensors whenever the input needs a gradient, although only
             // the weight is used in backward (bitsandbytes/autograd/_functions.py).
@@ -226,8 +227,8 @@ struct ForwardGraph {
         let mm = 2 * m.inFeatures * m.outFeatures
         tape.flops(.q(1), forward: mm, backward: (x.rg ? mm : 0) + (c.baseTrainable ? mm : 0))
         if let w = c.wrapped[name] {
-            switch c.method {
-            case .lora, .qlora:
+            switch c.method.spec.wrapper {
+            case .lowRank?:
                 let r = c.options.loraR
                 let a = 2 * m.inFeatures * r, b = 2 * r * m.outFeatures
                 // forward lora_A and lora_B; backward both weights, lora_B's input, and
@@ -256,7 +257,7 @@ struct ForwardGraph {
                     tape.save(out, 4)                                   // LoRA result
                 }
                 return tape.new(out, ob, rg: true)
-            case .ia3:
+            case .scaling?:
                 if w.feedforward {
                     // interm = (x.to(fp32) * ia3_l).to(dtype): the fp32 input is saved.
                     let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
@@ -269,7 +270,7 @@ struct ForwardGraph {
                 tape.save(y)
                 if y.rg { tape.save(Extent(fixed: m.outFeatures), 4) }       // the flattened ia3_l
                 return tape.new(out, ob, rg: true)
-            case .full, .adapter, .prefix, .prompt, .ptuning: break   // these wrap no module
+            case nil: break   // the method wraps no module
             }
         }
         return tape.new(out, ob, rg: x.rg || c.baseTrainable)
@@ -373,7 +374,7 @@ struct ForwardGraph {
         // Under QLoRA, Linear4bit returns its input's dtype: q, k and v are fp32 (the
         // residual stream is fp32 after prepare_model_for_kbit_training), so attention runs
         // in fp32, where PyTorch has no flash kernel.
-        tape.flops(.pair(1), forward: 2 * pairFlops, backward: backwardPairs * pairFlops, fp32: c.method == .qlora,
+        tape.flops(.pair(1), forward: 2 * pairFlops, backward: backwardPairs * pairFlops, fp32: c.method.spec.quantisesBase,
                    causalFlash: c.kernel == .flash)
         switch c.kernel {
         case .flash?:

@@ -48,7 +48,7 @@ extension ForwardGraph {
         let wrapped = c.wraps(.embed)
         let trainable = c.baseTrainable || wrapped
         if trainable { tape.save(.q(1), 8) }                                  // input ids
-        if wrapped && (c.method == .lora || c.method == .qlora) {
+        if wrapped && c.method.spec.wrapper == .lowRank {
             // PEFT's LoRA Embedding (peft/tuners/lora/layer.py, Embedding.forward): after_A =
             // embedding(ids, lora_embedding_A.T), fp32 like the adapter, kept by the matmul
             // with lora_embedding_B for that weight's gradient
@@ -60,7 +60,7 @@ extension ForwardGraph {
         }
         // With gradient checkpointing PEFT makes the input embeddings require grad
         // (`enable_input_require_grads`, also done by prepare_model_for_kbit_training).
-        let inputRG = trainable || c.method == .qlora || (c.checkpointing && c.method != .full)
+        let inputRG = trainable || c.method.spec.quantisesBase || (c.checkpointing && !c.baseTrainable)
         var x = tape.new(.q(a.embedDim), c.stream, rg: inputRG)
         if c.virtualQ > 0 {
             tape.save(Extent(fixed: c.virtualQ), 8)                            // prompt indices (1, T)
@@ -75,7 +75,7 @@ extension ForwardGraph {
                 tape.flops(Extent(fixed: 1), forward: mm, backward: 2 * mm)
             }
         }
-        if c.method == .ptuning {
+        if c.method.spec.promptEncoderMLP {
             let d = c.arch.hiddenSize, hdn = c.options.ptuningHidden > 0 ? c.options.ptuningHidden : d
             let mm = 2 * c.options.promptTokens * (d * hdn + hdn * hdn + hdn * d)
             tape.flops(Extent(fixed: 1), forward: mm, backward: 2 * mm)
@@ -112,8 +112,8 @@ extension ForwardGraph {
         if headTrainable { tape.save(h) }
         let headMM = 2 * lmHead.inFeatures * a.vocabSize
         tape.flops(.q(1), forward: headMM, backward: (h.rg ? headMM : 0) + (headTrainable ? headMM : 0),
-                   fp32: c.method == .qlora)   // lm_head upcast to fp32 by prepare_model_for_kbit_training
-        var logits = tape.new(.q(a.vocabSize), c.method == .qlora ? 4 : c.a, rg: true, logits: true)
+                   fp32: c.method.spec.quantisesBase)   // lm_head upcast to fp32 by prepare_model_for_kbit_training
+        var logits = tape.new(.q(a.vocabSize), c.method.spec.quantisesBase ? 4 : c.a, rg: true, logits: true)
         if a.finalLogitSoftcapping {
             logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
             tape.save(logits)                                                    // tanh output
@@ -177,7 +177,7 @@ extension ForwardGraph {
             d = linear(p, .down)
         }
         if t.sandwichNorms { d = blockNorm(d) }
-        if c.method == .adapter { d = bottleneck(d) }
+        if c.method.spec.insertsBottleneck { d = bottleneck(d) }
         return tape.new(x.extent, c.stream, rg: x.rg || d.rg)
     }
 
@@ -232,7 +232,7 @@ extension ForwardGraph {
         let f = linear(layerNorm(x1), .up)
         var d = linear(bloom ? act(f, width: a.intermediateSize) : geluNew(f, width: a.intermediateSize), .down)
         d = dropout(d, a.hiddenDropout)
-        if c.method == .adapter { d = bottleneck(d) }
+        if c.method.spec.insertsBottleneck { d = bottleneck(d) }
         return tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
     }
 
@@ -251,7 +251,7 @@ extension ForwardGraph {
         let f = linear(h2, .up)
         var d = linear(act(f, width: a.intermediateSize), .down)
         d = dropout(d, a.hiddenDropout)
-        if c.method == .adapter { d = bottleneck(d) }
+        if c.method.spec.insertsBottleneck { d = bottleneck(d) }
         return tape.new(x0.extent, c.a, rg: x0.rg || o.rg || d.rg)
     }
 
@@ -270,7 +270,7 @@ extension ForwardGraph {
         let f = linear(h2, .up)
         var d = linear(relu(f, width: a.intermediateSize), .down)
         d = dropout(d, a.hiddenDropout)
-        if c.method == .adapter { d = bottleneck(d) }
+        if c.method.spec.insertsBottleneck { d = bottleneck(d) }
         var x2 = tape.new(x0.extent, c.a, rg: x1.rg || d.rg)
         if !before { x2 = layerNorm(x2) }
         return x2
@@ -294,7 +294,7 @@ extension ForwardGraph {
         }
         let f = linear(mlpIn, .up)
         var d = linear(act(f, width: a.intermediateSize), .down)
-        if c.method == .adapter { d = bottleneck(d) }
+        if c.method.spec.insertsBottleneck { d = bottleneck(d) }
         return tape.new(x0.extent, c.a, rg: x1.rg || o.rg || d.rg)
     }
 }

@@ -163,10 +163,11 @@ public struct PlanContext: Sendable {
         activationScale = runtime.activationScale[account.method.rawValue] ?? 1
         let method = account.method
         let p = training.precision
-        if method == .prefix && training.gradCheckpointing {
-            throw PlanError.prefixRefusesCheckpointing
+        let spec = method.spec
+        if spec.refusesCheckpointing && training.gradCheckpointing {
+            throw PlanError.refusesCheckpointing(method)
         }
-        checkpointing = training.gradCheckpointing || method == .qlora
+        checkpointing = spec.checkpointing(requested: training.gradCheckpointing)
 
         // Weights: MemoryComponents documents each formula.
         let frozen = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions)
@@ -174,13 +175,13 @@ public struct PlanContext: Sendable {
         let master = MemoryComponents.masterWeights(account, precision: p)
         let grads = MemoryComponents.gradients(account, precision: p)
         let shapes = MemoryComponents.trainableShapes(arch, account: account)
-        let stateBytes = method == .full ? (p.hasMasterWeights ? 4 : p.bytes) : 4
+        let stateBytes = spec.trainsBase ? (p.hasMasterWeights ? 4 : p.bytes) : 4
         let states = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer, stateBytes: stateBytes)
         let pageable = training.optimizer == .pagedAdamw8bit
             ? MemoryComponents.optimizerStates(shapes.filter { $0.numel >= 100_000 }, optimizer: .adamw8bit, stateBytes: stateBytes) : 0
         let pZeRO: Precision = p == .bf16 ? .mixedBF16 : (p == .fp16 ? .mixedFP16 : p)
         let statesZeRO = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer,
-                                                          stateBytes: method == .full ? (pZeRO.hasMasterWeights ? 4 : pZeRO.bytes) : 4)
+                                                          stateBytes: spec.trainsBase ? (pZeRO.hasMasterWeights ? 4 : pZeRO.bytes) : 4)
         optimizerPlain = (master, states)
         optimizerZeRO = (MemoryComponents.masterWeights(account, precision: pZeRO), statesZeRO)
         self.scale = scale
@@ -190,10 +191,10 @@ public struct PlanContext: Sendable {
         (frozenWeights, trainableWeights, masterWeights, gradients, optimizerStates, pageableOptimizerBytes) = (0, 0, 0, 0, 0, 0)
         (hostBytes, gatherBytes, gradientBucketBytes) = (0, 0, 0)
         let headParams = arch.module(.head).map { $0.inFeatures * $0.outFeatures } ?? 0
-        headGradients = method == .full ? headParams * p.bytes : 0
+        headGradients = spec.trainsBase ? headParams * p.bytes : 0
         let largest = arch.modules.filter(\.perLayer).map(\.weightElements).max() ?? 0
-        var transient = method == .qlora ? largest * p.bytes : 0
-        if methodOptions.dora && (method == .lora || method == .qlora) {
+        var transient = spec.quantisesBase ? largest * p.bytes : 0
+        if methodOptions.dora && spec.wrapper == .lowRank {
             // DoRA materialises, per wrapped module in forward, an fp32 identity (in × in)
             // pushed through lora_A and lora_B and the combined weight (out × in) for its norm.
             let dora = account.wrapped.map { 4 * ($0.module.inFeatures * $0.module.inFeatures + 2 * $0.module.weightElements) }.max() ?? 0
@@ -293,8 +294,11 @@ public struct PlanContext: Sendable {
     /// Query and attended lengths for a sequence of `seq` tokens: prompt tuning adds its
     /// virtual tokens to the sequence, prefix tuning to the attended keys only.
     public func lengths(seq: Int) -> (sq: Int, skv: Int) {
-        if account.method.addsPromptTokens { return (seq + methodOptions.promptTokens, seq + methodOptions.promptTokens) }
-        return account.method == .prefix ? (seq, seq + methodOptions.prefixTokens) : (seq, seq)
+        switch account.method.spec.virtualTokens {
+        case .input?: return (seq + methodOptions.promptTokens, seq + methodOptions.promptTokens)
+        case .keysValues?: return (seq, seq + methodOptions.prefixTokens)
+        case nil: return (seq, seq)
+        }
     }
 
     /// Saved activations of all blocks (no checkpointing), excluding logits.
@@ -352,7 +356,7 @@ public struct PlanContext: Sendable {
         // Transients (MemoryComponents documents the sources):
         // forward: the logits in the model dtype and their fp32 copy for the loss;
         // backward: log_softmax's gradient and its input's gradient, both fp32.
-        let logitsDtype = account.method == .qlora ? 4.0 : a
+        let logitsDtype = account.method.spec.quantisesBase ? 4.0 : a
         let forwardLogits = tokens * v * (logitsDtype + (logitsDtype == 4 ? 0 : 4))
         let backwardLogits = tokens * v * 8
         let workspace = MemoryComponents.blockGradientWorkspace(arch, tokens: tokens, actBytes: a)
@@ -506,9 +510,9 @@ public enum MemoryComponents {
     ///   everything else (embeddings, norms, lm_head, biases) is upcast to fp32 by
     ///   `prepare_model_for_kbit_training` (peft/utils/other.py).
     public static func frozenWeights(_ arch: Architecture, account: ParameterAccount, precision: Precision, options: MethodOptions) -> Int {
-        switch account.method {
-        case .full: return 0
-        case .qlora:
+        switch account.method.spec.base {
+        case .trained: return 0
+        case .quantised4bit:
             var quantised = 0
             for m in arch.modules where m.perLayer && m.weightElements > 0 {
                 quantised += nf4Bytes(elements: m.weightElements, doubleQuant: options.doubleQuant) * arch.numLayers
@@ -520,7 +524,7 @@ public enum MemoryComponents {
             let expertParams = arch.modules.filter { $0.perLayer && $0.kind == .experts }.reduce(0) { $0 + $1.ownParams } * arch.numLayers
             let rest = arch.totalParams - arch.blockLinearWeightParams - expertParams
             return quantised + rest * 4
-        default:
+        case .frozen:
             return arch.totalParams * precision.bytes
         }
     }
@@ -538,12 +542,12 @@ public enum MemoryComponents {
     /// Trainable weights: the model's own in full fine-tuning (its precision), else the
     /// adapter's, which PEFT keeps in fp32 (`autocast_adapter_dtype=True`).
     public static func trainableWeights(_ account: ParameterAccount, precision: Precision) -> Int {
-        account.method == .full ? account.trainableParams * precision.bytes : account.trainableParams * 4
+        account.method.spec.trainsBase ? account.trainableParams * precision.bytes : account.trainableParams * 4
     }
 
     /// Mixed precision keeps an fp32 master copy of 16-bit trainable weights (ZeRO §3).
     public static func masterWeights(_ account: ParameterAccount, precision: Precision) -> Int {
-        account.method == .full && precision.hasMasterWeights ? account.trainableParams * 4 : 0
+        account.method.spec.trainsBase && precision.hasMasterWeights ? account.trainableParams * 4 : 0
     }
 
     /// Gradients: one per trainable parameter, in the parameter's dtype.
@@ -559,7 +563,7 @@ public enum MemoryComponents {
     }
 
     static func trainableShapes(_ arch: Architecture, account: ParameterAccount) -> [Shape] {
-        guard account.method == .full else { return account.adapterTensors.map { Shape(dims: $0.shape, count: 1) } }
+        guard account.method.spec.trainsBase else { return account.adapterTensors.map { Shape(dims: $0.shape, count: 1) } }
         var out: [Shape] = []
         for m in arch.modules where !m.tied {
             let n = m.perLayer ? arch.numLayers : 1

@@ -1,47 +1,5 @@
 import Foundation
 
-/// The fine-tuning methods peft-plan plans for.
-public enum Method: String, CaseIterable, Sendable, Codable {
-    case full, lora, qlora, adapter, prefix, prompt, ia3
-    /// P-tuning (prompt tuning with an MLP prompt encoder); not part of `all`.
-    case ptuning = "p-tuning"
-
-    /// What `--method all` means: the seven methods of the planner's table.
-    public static let standard: [Method] = [.full, .lora, .qlora, .adapter, .prefix, .prompt, .ia3]
-
-    public var title: String {
-        switch self {
-        case .full: return "full fine-tuning"
-        case .lora: return "LoRA"
-        case .qlora: return "QLoRA"
-        case .adapter: return "bottleneck adapters"
-        case .prefix: return "prefix tuning"
-        case .prompt: return "prompt tuning"
-        case .ia3: return "IA³"
-        case .ptuning: return "P-tuning"
-        }
-    }
-
-    /// Methods that add virtual tokens to every sequence (prefix tuning to the keys only).
-    var addsPromptTokens: Bool { self == .prompt || self == .ptuning }
-
-    /// Learned positions the method's virtual tokens take before the sequence's own: prompt
-    /// tuning and P-tuning put their tokens in front of the input, and prefix tuning starts
-    /// the sequence's position ids after its prefix (Transformers' GPT-2 and OPT with PEFT
-    /// 0.21.2: 12 + 20 prefix tokens run on 32 positions, 13 + 20 raise IndexError).
-    public func positionsTaken(_ o: MethodOptions) -> Int {
-        switch self {
-        case .prompt, .ptuning: return o.promptTokens
-        case .prefix: return o.prefixTokens
-        case .full, .lora, .qlora, .adapter, .ia3: return 0
-        }
-    }
-
-    /// The input that sets those tokens.
-    var virtualTokensField: PlanField { self == .prefix ? .prefixTokens : .promptTokens }
-    var virtualTokensWords: String { self == .prefix ? "prefix-tuning tokens" : "prompt-tuning tokens" }
-}
-
 /// Which modules a LoRA or IA³ configuration wraps.
 public enum TargetSpec: Equatable, Sendable {
     /// PEFT's default for the model type (`TRANSFORMERS_MODELS_TO_*_TARGET_MODULES_MAPPING`).
@@ -110,7 +68,8 @@ public struct MethodOptions: Equatable, Sendable {
 }
 
 extension PlanError {
-    /// PEFT refuses gradient checkpointing for prefix tuning (its past key values).
-    static let prefixRefusesCheckpointing = PlanError.conflict(
-        "prefix tuning cannot be combined with \(field: .gradCheckpointing): PEFT refuses gradient checkpointing for prefix tuning")
+    /// A method whose ``CheckpointingRule`` is `.refused` asked to run with checkpointing.
+    static func refusesCheckpointing(_ m: Method) -> PlanError {
+        .conflict("\(m.title) cannot be combined with \(field: .gradCheckpointing): PEFT refuses gradient checkpointing for \(m.title)")
+    }
 }

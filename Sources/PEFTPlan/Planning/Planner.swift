@@ -137,8 +137,8 @@ public enum Planner {
                 skipped.append((method, "\(request.training.seq) tokens plus \(taken) \(method.virtualTokensWords) exceed the model's \(request.arch.maxPositions) learned positions"))
                 continue
             }
-            if method == .prefix && request.training.gradCheckpointing && request.methodsFromAll {
-                skipped.append((method, "prefix tuning cannot use gradient checkpointing (PEFT refuses it)"))
+            if method.spec.refusesCheckpointing && request.training.gradCheckpointing && request.methodsFromAll {
+                skipped.append((method, "\(method.title) cannot use gradient checkpointing (PEFT refuses it)"))
                 continue
             }
             let ctx = try PlanContext(arch: request.arch, account: account, methodOptions: request.methodOptions,
@@ -244,8 +244,8 @@ public enum Planner {
         guard o.loraDropout >= 0 && o.loraDropout < 1 else {
             throw PlanError.invalidSetting(.loraDropout, value: "\(o.loraDropout)", accepted: "a probability in [0, 1)")
         }
-        if r.methods.contains(.prefix) && t.gradCheckpointing && !r.methodsFromAll {
-            throw PlanError.prefixRefusesCheckpointing
+        if let refusing = r.methods.first(where: \.spec.refusesCheckpointing), t.gradCheckpointing && !r.methodsFromAll {
+            throw PlanError.refusesCheckpointing(refusing)
         }
         if r.arch.hasLearnedPositions {
             // the methods asked for by name (from `all`, one that cannot fit is skipped instead)
@@ -278,25 +278,16 @@ public enum Planner {
             n.append("\(r.arch.family.rawValue) has no sdpa in Transformers v5: eager attention (s² scores kept) is used")
         }
         n.append("attention \(t.attention.rawValue)\(t.attention == .sdpa && r.arch.supportsSDPA ? " (→ \(r.runtime.sdpaKernel.rawValue) kernel)" : "")")
-        n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(r.methods.contains(.qlora) && !t.gradCheckpointing ? " (QLoRA: on, as prepare_model_for_kbit_training turns it on)" : "")")
+        let forced = t.gradCheckpointing ? [] : r.methods.compactMap { m -> String? in
+            if case let .forced(reason) = m.spec.checkpointing { return " (\(m.title): on, \(reason))" } else { return nil }
+        }
+        n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(forced.joined())")
         if t.optimizer == .pagedAdamw8bit {
             n.append("paged-adamw-8bit: states of tensors of 100,000 elements or more live in CUDA unified memory, which can page to the host; they are left out of device_total (JSON: pageable_bytes)")
         }
         if t.gradAccum > 1 { n.append("gradient accumulation \(t.gradAccum): gradients stay allocated during forward") }
-        if r.methods.contains(.lora) || r.methods.contains(.qlora) {
-            n.append("LoRA r=\(o.loraR) alpha=\(o.loraAlpha) targets=\(o.loraTargets.text) dropout=\(o.loraDropout)\(o.dora ? " DoRA" : ""); adapters kept in fp32 (PEFT autocast_adapter_dtype)")
-        }
-        if r.methods.contains(.qlora) {
-            n.append("QLoRA \(o.quant.rawValue)\(o.doubleQuant ? " with double quantisation" : ""): block Linear weights 4-bit, embeddings/norms/lm_head upcast to fp32 by prepare_model_for_kbit_training")
-        }
-        if r.methods.contains(.adapter) {
-            n.append("bottleneck adapters: \(o.adapter.rawValue), reduction factor \(o.adapterReduction) (AdapterHub seq_bn / double_seq_bn counts)")
-        }
-        if r.methods.contains(.prefix) { n.append("prefix tuning: \(o.prefixTokens) virtual tokens\(o.prefixProjection > 0 ? ", projection \(o.prefixProjection)" : "")") }
-        if r.methods.contains(.prompt) || r.methods.contains(.ptuning) { n.append("prompt tuning: \(o.promptTokens) virtual tokens added to every sequence") }
-        if r.methods.contains(.ia3) {
-            n.append("IA³ targets=\(o.ia3Targets.text)\(o.ia3Feedforward.map { " feed-forward=" + $0.joined(separator: ",") } ?? "")")
-        }
+        let methodNotes = r.methods.flatMap(\.spec.notes).sorted { $0.order < $1.order }
+        for (k, note) in methodNotes.enumerated() where k == 0 || methodNotes[k - 1].order != note.order { n.append(note.text(o)) }
         n.append("GPU memory: fits compare with each card's usable memory, the device total PyTorch reports there (less than the nominal size: the driver's reservation, and ECC on GDDR datacenter cards; each profile names its source, `peft-plan gpus`); \(setting: .gpu, "24GB") selects by nominal size; 1 GiB = 2^30 bytes")
         let unstated = r.gpus.filter { $0.usableMemory == nil }.map(\.name)
         if !unstated.isEmpty {

@@ -64,7 +64,7 @@ public enum Search {
                 if request.methodsFromAll { continue }   // as `plan` skips it from `all`
                 throw error
             }
-            for ckpt in method == .prefix ? [false] : (method == .qlora ? [true] : [false, true]) {
+            for ckpt in method.spec.checkpointingChoices {
                 var t = t0
                 t.gradCheckpointing = ckpt
                 t.gradAccum = 1
@@ -79,7 +79,7 @@ public enum Search {
                             if offload != .none && sharding == .none { continue }
                             if offload == .optimizer && sharding == .fsdp { continue }
                             if offload == .params && !sharding.shardsParameters { continue }
-                            if offload != .none && account.method != .full && account.trainableParams < 1_000_000_000 { continue }
+                            if offload != .none && !account.method.spec.trainsBase && account.trainableParams < 1_000_000_000 { continue }
                             let ctx0 = base.scaled(ScaleOptions(gpus: count, sharding: sharding, offload: offload))
                             var mb = 1
                             while mb <= space.maxMicroBatch {
@@ -98,7 +98,7 @@ public enum Search {
                                     result.fitting += 1
                                     let time = TimeModel.estimate(ctx, gpu: gpu, dataset: request.dataset, budget: request.budget)
                                     all.append(Candidate(method: method, gpu: gpu, scale: ctx.scale, batch: mb, gradAccum: tt.gradAccum,
-                                                         checkpointing: ckpt || method == .qlora, deviceBytes: device,
+                                                         checkpointing: method.spec.checkpointing(requested: ckpt), deviceBytes: device,
                                                          hostBytes: ctx.hostBytes, time: time))
                                 }
                                 mb *= 2
@@ -172,7 +172,7 @@ public enum Advisor {
             return try? PlanContext(arch: request.arch, account: acc, methodOptions: request.methodOptions, training: tt,
                                     runtime: request.runtime, scale: scale ?? request.scale)
         }
-        if !ctx.checkpointing && method != .prefix {
+        if !ctx.checkpointing && !method.spec.refusesCheckpointing {
             var tt = t; tt.gradCheckpointing = true
             consider("enable gradient checkpointing (\(field: .gradCheckpointing))", context(tt)?.deviceTotal(batch: t.batch, seq: t.seq))
         }
@@ -191,18 +191,15 @@ public enum Advisor {
             var tt = t; tt.optimizer = .adamw8bit
             consider("8-bit AdamW (\(setting: .optimizer, "adamw-8bit"))", context(tt)?.deviceTotal(batch: t.batch, seq: t.seq))
         }
-        if method == .lora {
-            consider("QLoRA instead of LoRA (\(setting: .method, "qlora"))", context(t, .qlora)?.deviceTotal(batch: t.batch, seq: t.seq))
-        }
-        if method == .full {
-            consider("LoRA instead of full fine-tuning (\(setting: .method, "lora"))", context(t, .lora)?.deviceTotal(batch: t.batch, seq: t.seq))
+        if let leaner = method.spec.leaner {
+            consider(leaner.change, context(t, leaner.method)?.deviceTotal(batch: t.batch, seq: t.seq))
         }
         // More GPUs with parameter sharding; with checkpointing too if that alone is not enough.
         var ckptOptions = [t.gradCheckpointing]
-        if !t.gradCheckpointing && method != .prefix { ckptOptions.append(true) }
+        if !t.gradCheckpointing && !method.spec.refusesCheckpointing { ckptOptions.append(true) }
         sharding: for ck in ckptOptions {
             for n in [2, 4, 8, 16, 32, 64] where n > request.scale.gpus {
-                let scale = ScaleOptions(gpus: n, sharding: method == .qlora || method == .full ? .fsdp : .zero3, offload: request.scale.offload)
+                let scale = ScaleOptions(gpus: n, sharding: method.spec.base == .frozen ? .zero3 : .fsdp, offload: request.scale.offload)
                 var tt = t; tt.gradCheckpointing = ck
                 if let d = context(tt, method, scale)?.deviceTotal(batch: t.batch, seq: t.seq), d <= cap {
                     let also: PlanText = ck && !t.gradCheckpointing ? " and \(field: .gradCheckpointing)" : ""

@@ -1,0 +1,56 @@
+import Foundation
+
+extension MethodSpec {
+    /// LoRA (Hu et al. 2021; PEFT `LoraConfig`): a rank-r pair beside each targeted module.
+    static let lora = MethodSpec(
+        title: "LoRA", base: .frozen, checkpointing: .optional, wrapper: .lowRank, virtualTokens: nil,
+        insertsBottleneck: false, promptEncoderMLP: false, notes: [.lowRank],
+        leaner: (.qlora, "QLoRA instead of LoRA (\(setting: .method, "qlora"))"),
+        account: ParameterAccounting.lowRank)
+}
+
+extension MethodNote {
+    static let lowRank = MethodNote(order: 10) { o in
+        "LoRA r=\(o.loraR) alpha=\(o.loraAlpha) targets=\(o.loraTargets.text) dropout=\(o.loraDropout)\(o.dora ? " DoRA" : ""); adapters kept in fp32 (PEFT autocast_adapter_dtype)"
+    }
+}
+
+extension ParameterAccounting {
+    /// LoRA's tensors on the modules its targets pick (PEFT `lora/layer.py`): lora_A (r × in)
+    /// and lora_B (out × r) per Linear, lora_embedding_A/B per embedding, DoRA's magnitude
+    /// vector, and a MoE's fused experts through `target_parameters`.
+    @Sendable static func lowRank(_ arch: Architecture, _ method: Method, _ o: MethodOptions) throws -> ParameterAccount {
+        let targets = try resolveTargets(o.loraTargets, arch: arch, method: method, defaults: arch.family.spec.loraTargets)
+        var tensors: [AdapterTensor] = []
+        var wrapped: [WrappedModule] = []
+        for m in targets {
+            let n = m.perLayer ? arch.numLayers : 1
+            wrapped.append(WrappedModule(module: m, instances: n))
+            for layer in 0..<n {
+                let full = "base_model.model." + arch.fullName(m, layer: layer)
+                if m.kind == .experts {
+                    // Fused experts (Transformers v5 MoE) are wrapped by PEFT's ParamWrapper
+                    // through `target_parameters`: gate_up_proj gets rank 2r per expert,
+                    // down_proj rank r per expert, stacked into 2-D LoRA matrices.
+                    let e = arch.numExperts, r = o.loraR
+                    tensors += [AdapterTensor(name: full + ".base_layer.lora_A.weight", shape: [2 * r * e, m.inFeatures]),
+                                AdapterTensor(name: full + ".base_layer.lora_B.weight", shape: [2 * m.outFeatures, 2 * r * e]),
+                                AdapterTensor(name: full + ".lora_A.weight", shape: [r * e, m.outFeatures]),
+                                AdapterTensor(name: full + ".lora_B.weight", shape: [m.inFeatures, r * e])]
+                    continue
+                }
+                if m.kind == .embedding {
+                    tensors.append(AdapterTensor(name: full + ".lora_embedding_A", shape: [o.loraR, m.inFeatures]))
+                    tensors.append(AdapterTensor(name: full + ".lora_embedding_B", shape: [m.outFeatures, o.loraR]))
+                } else {
+                    tensors.append(AdapterTensor(name: full + ".lora_A.weight", shape: [o.loraR, m.inFeatures]))
+                    tensors.append(AdapterTensor(name: full + ".lora_B.weight", shape: [m.outFeatures, o.loraR]))
+                }
+                if o.dora {
+                    tensors.append(AdapterTensor(name: full + ".lora_magnitude_vector", shape: [m.outFeatures]))
+                }
+            }
+        }
+        return finish(arch, method, tensors, wrapped)
+    }
+}
