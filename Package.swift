@@ -44,7 +44,8 @@ let package = Package(
         /// A real CPU trainer whose every buffer is counted by memory category.
         .target(
             name: "PEFTEngine",
-            dependencies: ["COpenBLAS", "CMalloc"]
+            dependencies: ["COpenBLAS", "CMalloc"],
+            exclude: ["README.md"]
         ),
 
         // MARK: - Calibration
@@ -53,7 +54,8 @@ let package = Package(
         /// the planner's predictions per component.
         .target(
             name: "PEFTCalibration",
-            dependencies: ["PEFTPlan", "PEFTEngine"]
+            dependencies: ["PEFTPlan", "PEFTEngine"],
+            exclude: ["README.md"]
         ),
 
         // MARK: - Output for people and scripts
@@ -87,7 +89,8 @@ let package = Package(
         /// Charts and the budget-review document, drawn with Cairo (PDF, SVG, PNG).
         .target(
             name: "PEFTReport",
-            dependencies: ["PEFTPlan", "PEFTOutput", "CCairo"]
+            dependencies: ["PEFTPlan", "PEFTOutput", "CCairo"],
+            exclude: ["README.md"]
         ),
 
         // MARK: - The command line (parsing and printing only) and its executables
@@ -103,7 +106,8 @@ let package = Package(
                 "PEFTOutput",
                 "PEFTReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
 
         .executableTarget(
@@ -120,9 +124,17 @@ let package = Package(
 
         // MARK: - Tests
 
+        /// What the suites share: the repository's root, the built binary, the Python
+        /// reference scripts that run the real PyTorch, Transformers and PEFT.
+        .target(
+            name: "PEFTTestSupport",
+            dependencies: ["PEFTCalibration"],
+            path: "Tests/PEFTTestSupport"
+        ),
+
         .testTarget(
             name: "PEFTPlanTests",
-            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTEmit", "PEFTOutput", "PEFTReport", "PEFTCommands",
+            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTEmit", "PEFTOutput", "PEFTReport", "PEFTCommands", "PEFTTestSupport",
                            .product(name: "PropertyBased", package: "swift-property-based")],
             resources: [.copy("Fixtures")]
         ),

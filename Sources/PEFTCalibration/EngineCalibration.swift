@@ -3,7 +3,7 @@ import PEFTEngine
 import PEFTPlan
 
 /// One burst of the engine calibration matrix: a method with its options, a shape, and
-/// checkpointing on or off (DESIGN.md §6).
+/// checkpointing on or off (PEFTCalibration/README.md).
 public struct EngineBurst: Sendable, Equatable {
     public var method: EngineMethod
     /// A short label of the method and its options ("lora r8", "adapter houlsby/16", …).

@@ -1,7 +1,7 @@
 import Foundation
 import PEFTPlan
 
-/// Fits a runtime's free coefficients to measured PyTorch bursts (DESIGN.md §6): the
+/// Fits a runtime's free coefficients to measured PyTorch bursts (PEFTCalibration/README.md): the
 /// allocator's reserved/allocated factor (least squares through the origin), the memory
 /// outside the allocator (median), a per-method scale of the saved activations and logits
 /// and the MFU (each minimising the squared relative error of the predicted allocated peak,

@@ -2,7 +2,7 @@ import Foundation
 import PEFTPlan
 
 /// Bursts on PyTorch + Transformers + PEFT (the bundled `torch_bursts.py`): the job the
-/// script reads, and its measurements set beside the planner's prediction (DESIGN.md §6).
+/// script reads, and its measurements set beside the planner's prediction (PEFTCalibration/README.md).
 public enum TorchCalibration {
     /// The Python that runs the bundled scripts: `$PEFT_PLAN_PYTHON`; else the project's
     /// virtual environment (`bash scripts/setup.sh --test` makes `.venv/`) in the current

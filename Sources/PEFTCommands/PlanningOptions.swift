@@ -3,7 +3,7 @@ import Foundation
 import PEFTOutput
 import PEFTPlan
 
-/// The options every planning command understands (DESIGN.md §2).
+/// The options every planning command understands (docs/CONTRACT.md).
 struct PlanningOptions: ParsableArguments {
     @Option(help: "A preset (7b, 13b, 70b, 8b, llama-3.1-8b, mistral-7b, qwen2.5-7b, …; see `peft-plan models`) or a Hugging Face config.json or a folder holding one.")
     var model: String

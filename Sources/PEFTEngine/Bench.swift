@@ -2,7 +2,7 @@ import Foundation
 
 /// What `peft-plan bench` measures: a few real training steps of one configuration, timed
 /// step by step, with the share of time spent in GEMM, the GEMM rate, and the ledger's
-/// peak bytes (DESIGN.md §2, "bench --format json").
+/// peak bytes (docs/CONTRACT.md, "bench --format json").
 public struct BenchResult: Sendable {
     public var config: EngineConfig
     public var method: String
@@ -73,7 +73,7 @@ public enum EngineBench {
     }
 }
 
-/// One burst as calibration consumes it (DESIGN.md §6): the configuration, the measured
+/// One burst as calibration consumes it (PEFTCalibration/README.md): the configuration, the measured
 /// bytes of each memory category at their peaks, the peak of the total and the phase that
 /// set it, every phase's peak, the speed, and the environment it ran in.
 public struct BurstRecord: Codable, Equatable, Sendable {

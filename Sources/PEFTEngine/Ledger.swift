@@ -1,6 +1,6 @@
 import Foundation
 
-/// What a buffer holds, as the planner's memory model names it (DESIGN.md §3, §5).
+/// What a buffer holds, as the planner's memory model names it (README, "The model" and "The training engine").
 public enum MemoryCategory: String, CaseIterable, Sendable, Codable {
     case frozenWeights = "frozen_weights"
     case trainableWeights = "trainable_weights"

@@ -42,7 +42,7 @@ public enum BlockLinear: String, CaseIterable, Sendable {
     }
 }
 
-/// How the engine trains (DESIGN.md §5). More methods join as they are built.
+/// How the engine trains (README, "The training engine"). More methods join as they are built.
 public enum EngineMethod: Equatable, Sendable {
     case full
     /// LoRA on the named block Linears: W x + (alpha / r) · B A x, B zero-initialised.

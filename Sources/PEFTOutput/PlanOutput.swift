@@ -14,7 +14,7 @@ public enum PlanOutput {
         }
     }
 
-    // MARK: JSON (DESIGN.md §2)
+    // MARK: JSON (docs/CONTRACT.md)
 
     static func memoryKeys(_ m: MemoryBreakdown) -> [(String, Int)] {
         MemoryComponent.allCases.map { ($0.rawValue, m[$0]) }

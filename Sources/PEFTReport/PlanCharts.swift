@@ -1,7 +1,7 @@
 import Foundation
 import PEFTPlan
 
-/// The charts of a plan (DESIGN.md §7), each drawn into a rectangle of a canvas.
+/// The charts of a plan (PEFTReport/README.md), each drawn into a rectangle of a canvas.
 public enum PlanCharts {
     static let gib = Double(1 << 30)
     static let capacityColor = Canvas.Color(0x444444)

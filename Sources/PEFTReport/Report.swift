@@ -98,7 +98,7 @@ final class Pages {
     }
 }
 
-/// The document of DESIGN.md §7, drawn from a plan: the question and the recommendation,
+/// The budget-review document (PEFTReport/README.md), drawn from a plan: the question and the recommendation,
 /// the charts with the numbers behind them, the published claims checked, the assumptions
 /// and the sources of the hardware figures.
 public enum Report {

@@ -1,46 +1,8 @@
 import Foundation
+import PEFTTestSupport
 import Testing
 @testable import PEFTPlan
 
-/// Runs the built `peft-plan` binary.
-enum CLI {
-    static var binary: URL {
-        let beside = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        for dir in [beside, beside.deletingLastPathComponent(), repoRoot.appendingPathComponent(".build/debug")] {
-            let candidate = dir.appendingPathComponent("peft-plan")
-            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        }
-        return repoRoot.appendingPathComponent(".build/debug/peft-plan")
-    }
-
-    struct Output { var status: Int32; var stdout: String; var stderr: String; var signalled: Bool }
-
-    static func run(_ args: [String], cwd: URL? = nil) throws -> Output {
-        let p = Process()
-        p.executableURL = binary
-        p.arguments = args
-        if let cwd { p.currentDirectoryURL = cwd }
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        let e = err.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return Output(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
-                      stderr: String(decoding: e, as: UTF8.self), signalled: p.terminationReason == .uncaughtSignal)
-    }
-}
-
-/// Writes a config.json into a fresh temporary folder and returns the file's path.
-func writeConfig(_ text: String, name: String = "config.json") -> String {
-    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-test-\(UUID().uuidString)")
-    try! FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let file = dir.appendingPathComponent(name)
-    try! Data(text.utf8).write(to: file)
-    return file.path
-}
 
 @Suite("The command line")
 struct CommandLineTests {
@@ -145,7 +107,7 @@ struct CommandLineTests {
     }
 
     /// Bad input: each gets one line on stderr naming the problem and a non-zero status,
-    /// never a crash or a signal (DESIGN.md §2, Errors).
+    /// never a crash or a signal (docs/CONTRACT.md, "Errors and exit statuses").
     struct Bad: Sendable, CustomTestStringConvertible {
         let args: [String]
         let mentions: String
@@ -384,7 +346,7 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--serve", "2", "--gpus", "4"], mentions: "--serve sizes"),
     ]
 
-    /// `peft-plan bench` trains for real and reports the DESIGN.md §2 fields.
+    /// `peft-plan bench` trains for real and reports the fields of docs/CONTRACT.md.
     @Test func bench() throws {
         let r = try CLI.run(["bench", "--method", "lora", "--batch", "2", "--seq", "32", "--steps", "3", "--format", "json"])
         #expect(r.status == 0, "\(r.stderr)")
@@ -438,7 +400,7 @@ struct CommandLineTests {
     }
 
     /// `calibrate --backend engine --quick` runs its bursts and reports them in JSON with the
-    /// DESIGN.md §2 keys; the engine-cpu model's agreement itself is EngineCalibrationTests'.
+    /// the keys of docs/CONTRACT.md; the engine-cpu model's agreement itself is EngineCalibrationTests'.
     @Test func calibrateEngine() throws {
         // in a folder of its own: the run keeps its progress file beside it until it completes
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-calibrate-\(UUID().uuidString)")

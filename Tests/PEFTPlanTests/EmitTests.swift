@@ -1,4 +1,5 @@
 import Foundation
+import PEFTTestSupport
 import Testing
 @testable import PEFTEmit
 @testable import PEFTPlan
@@ -154,7 +155,7 @@ extension Dictionary where Key == String, Value == Any {
 }
 
 /// The dtype names the plan's precision maps to (Transformers' `dtype=`, bitsandbytes'
-/// compute and storage dtypes), written out here from DESIGN.md's precision definitions.
+/// compute and storage dtypes), written out here from the precisions the README lists.
 private func expectedLoadDtype(_ p: Precision) -> String {
     switch p {
     case .bf16: return "bfloat16"

@@ -1,4 +1,5 @@
 import Foundation
+import PEFTTestSupport
 import Testing
 import PEFTCalibration
 import PEFTEngine

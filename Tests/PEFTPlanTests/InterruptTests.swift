@@ -1,4 +1,5 @@
 import Foundation
+import PEFTTestSupport
 import Testing
 
 /// Nothing lost (issue 7): Ctrl-C during `calibrate --backend engine` keeps the finished

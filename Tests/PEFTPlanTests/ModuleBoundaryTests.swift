@@ -1,4 +1,5 @@
 import Foundation
+import PEFTTestSupport
 import Testing
 @testable import PEFTOutput
 @testable import PEFTPlan

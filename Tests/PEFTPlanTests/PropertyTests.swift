@@ -1,4 +1,5 @@
 import Foundation
+import PEFTTestSupport
 import PropertyBased
 import Testing
 @testable import PEFTOutput

@@ -1,4 +1,5 @@
 import Foundation
+import PEFTTestSupport
 #if canImport(FoundationXML)
 import FoundationXML
 #endif

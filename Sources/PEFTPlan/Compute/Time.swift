@@ -96,7 +96,7 @@ public struct TimeEstimate: Equatable, Sendable {
     public var costPerMillionTokensUSD = 0.0
 }
 
-/// Step time from FLOPs, bandwidth and the runtime's efficiencies (DESIGN.md §4).
+/// Step time from FLOPs, bandwidth and the runtime's efficiencies (README, "The model": Time).
 ///
 /// time(micro-batch) = F₁₆ / (peak₁₆ · MFU) + F₃₂ / (peak₃₂ · MFU₃₂) + bytes moved by
 /// memory-bound extras / (bandwidth · η_mem). `MFU` is the fraction of the datasheet's

@@ -43,7 +43,7 @@ public struct SearchSpace: Sendable {
 }
 
 /// Cheapest and fastest plans that fit, over methods × GPU types × GPU counts × sharding ×
-/// offload × micro-batch × checkpointing (DESIGN.md §3–4).
+/// offload × micro-batch × checkpointing (README, "The model": Search).
 ///
 /// Every candidate processes the same global batch (``SearchSpace/globalBatch`` sequences
 /// per optimizer step, at least one per GPU): a smaller micro-batch is made up by gradient

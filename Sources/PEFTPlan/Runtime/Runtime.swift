@@ -27,7 +27,7 @@ public struct RuntimeProfile: Sendable, Equatable {
     /// Memory the process holds outside the allocator (CUDA context, cuBLAS/cuDNN handles).
     public var outsideAllocatorBytes: Int
 
-    // Speed (DESIGN.md §4): how the runtime turns FLOPs and bytes into time.
+    // Speed (README, "The model": Time): how the runtime turns FLOPs and bytes into time.
     /// Fraction of the datasheet's dense 16-bit peak the step's matmuls reach, counting
     /// every executed FLOP (recompute included); `--mfu` overrides it. 0.44: the median of
     /// nine Llama-3.1-8B bursts (full, LoRA, IA³, prompt; micro-batch 1–4 × 2048; with and
