@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "PEFTCalibration", targets: ["PEFTCalibration"]),
         .library(name: "PEFTOutput", targets: ["PEFTOutput"]),
         .library(name: "PEFTEmit", targets: ["PEFTEmit"]),
+        .library(name: "PEFTHub", targets: ["PEFTHub"]),
         .library(name: "PEFTReport", targets: ["PEFTReport"]),
         .executable(name: "peft-plan", targets: ["peft-plan"]),
     ],
@@ -68,6 +69,16 @@ let package = Package(
             exclude: ["README.md"]
         ),
 
+        // MARK: - Models by Hub id
+
+        /// `ORG/NAME[@REVISION]`: config.json from Hugging Face's cache, peft-plan's cache of
+        /// earlier fetches, or the Hub (FoundationNetworking on Linux).
+        .target(
+            name: "PEFTHub",
+            dependencies: ["PEFTPlan"],
+            exclude: ["README.md"]
+        ),
+
         // MARK: - Hand-over to the training engines
 
         /// DeepSpeed JSON, Accelerate YAML and TRL scripts that run a plan as planned.
@@ -103,6 +114,7 @@ let package = Package(
                 "PEFTEngine",
                 "PEFTCalibration",
                 "PEFTEmit",
+                "PEFTHub",
                 "PEFTOutput",
                 "PEFTReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -134,7 +146,7 @@ let package = Package(
 
         .testTarget(
             name: "PEFTPlanTests",
-            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTEmit", "PEFTOutput", "PEFTReport", "PEFTCommands", "PEFTTestSupport",
+            dependencies: ["PEFTPlan", "PEFTEngine", "PEFTCalibration", "PEFTEmit", "PEFTOutput", "PEFTReport", "PEFTCommands", "PEFTHub", "PEFTTestSupport",
                            .product(name: "PropertyBased", package: "swift-property-based")],
             resources: [.copy("Fixtures")]
         ),

@@ -1,5 +1,6 @@
 import Foundation
 import PEFTCalibration
+import PEFTHub
 import PEFTPlan
 
 /// What the fuzz target feeds each reader, and what the regression tests replay: any bytes
@@ -20,6 +21,10 @@ public enum FuzzInput {
         /// A PyTorch run's results with its job ({"results": …, "job": …}), as
         /// `calibrate --compare` reads them: compared, charted and fitted.
         case compare
+        /// A Hub id and what Hugging Face's cache holds for it: the first line is the id
+        /// (`--model`), the second the content of `refs/main`, the rest the snapshot's
+        /// config.json; read offline from a cache made of them, then planned.
+        case hubcache
     }
 
     /// Runs one input through one target. Returns whether the input was accepted.
@@ -50,6 +55,8 @@ public enum FuzzInput {
                 let progress = try CalibrationProgress.parse(data, path: "fuzz.json", model: "tiny", quick: true, steps: 1, fingerprint: own, bursts: bursts)
                 let rows = bursts.compactMap { b in progress.done[b.name].map { EngineCalibration.compare(b, record: $0, config: config) } }
                 _ = Calibrate.table(rows, config: config)
+            case .hubcache:
+                try hubCache(data)
             case .compare:
                 struct Pair: Decodable { var results: TorchResults; var job: TorchJob }
                 let pair = try TorchCalibration.decode(Pair.self, from: data, option: "--compare", path: "fuzz.json")
@@ -70,6 +77,26 @@ public enum FuzzInput {
             if target == .cli { return false }   // the parser's own errors are printed by the tool
             fatalError("\(target.rawValue): an error that is not a PlanError: \(error)")
         }
+    }
+
+    /// Lays out a Hugging Face cache from the input and reads the model from it offline.
+    static func hubCache(_ data: Data) throws {
+        let lines = data.split(separator: UInt8(ascii: "\n"), maxSplits: 2, omittingEmptySubsequences: false)
+        guard lines.count == 3, let id = HubModel(String(decoding: lines[0], as: UTF8.self)) else { return }
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-fuzz-hub-\(getpid())")
+        defer { try? FileManager.default.removeItem(at: home) }
+        let root = home.appendingPathComponent(".cache/huggingface/hub/models--\(id.org)--\(id.name)")
+        let ref = String(decoding: lines[1], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try? FileManager.default.createDirectory(at: root.appendingPathComponent("refs"), withIntermediateDirectories: true)
+        try? Data(lines[1]).write(to: root.appendingPathComponent("refs/main"))
+        if ref.count == 40, ref.allSatisfy(\.isHexDigit) {
+            let snapshot = root.appendingPathComponent("snapshots/\(ref)")
+            try? FileManager.default.createDirectory(at: snapshot, withIntermediateDirectories: true)
+            try? Data(lines[2]).write(to: snapshot.appendingPathComponent("config.json"))
+        }
+        let env = HubEnvironment(variables: ["HF_HUB_OFFLINE": "1", "HOME": home.path], home: home.path)
+        let (arch, _) = try HubReader.read(id, environment: env)
+        try plan(arch: arch, gpu: nil, runtime: .hfCUDA)
     }
 
     /// Command-line arguments from bytes: one per line (a final newline ends the last one).

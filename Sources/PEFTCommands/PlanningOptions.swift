@@ -5,7 +5,7 @@ import PEFTPlan
 
 /// The options every planning command understands (docs/CONTRACT.md).
 struct PlanningOptions: ParsableArguments {
-    @Option(help: "A preset (7b, 13b, 70b, 8b, llama-3.1-8b, mistral-7b, qwen2.5-7b, …; see `peft-plan models`) or a Hugging Face config.json or a folder holding one.")
+    @Option(help: "A preset (7b, 13b, 70b, 8b, llama-3.1-8b, mistral-7b, qwen2.5-7b, …; see `peft-plan models`), a Hugging Face config.json or a folder holding one, or a Hub id ORG/NAME[@REVISION] (read from Hugging Face's cache, else the Hub; HF_TOKEN, HF_ENDPOINT, HF_HUB_OFFLINE honoured).")
     var model: String
 
     @Option(name: .long, help: "full|lora|qlora|adapter|prefix|prompt|ia3|p-tuning|all; repeatable or comma-separated. Default: all (the first seven).")
@@ -108,7 +108,7 @@ struct PlanningOptions: ParsableArguments {
 
     /// Builds the library's request, refusing contradictory flags.
     func request() throws -> PlanRequest {
-        let arch = try Presets.resolve(model)
+        let (arch, modelNote) = try ModelResolver.resolve(model)
         var methods: [Method] = []
         let words = method.flatMap { $0.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() } }
         if !method.isEmpty && words.isEmpty {
@@ -200,6 +200,7 @@ struct PlanningOptions: ParsableArguments {
         }
         for w in calibration?.warnings(gpus: gpus) ?? [] { FileHandle.standardError.write(Data("peft-plan: warning: \(w)\n".utf8)) }
         var request = PlanRequest(arch: arch, methods: methods, methodsFromAll: fromAll, methodOptions: o, training: t, gpus: gpus, runtime: rt)
+        if let modelNote { request.defaults.append(modelNote) }
         if seq == nil, let note = Planner.defaultSeqNote(arch, methods: methods, options: o) { request.defaults.append(note) }
         request.scale = ScaleOptions(gpus: try Self.integer(self.gpus, "--gpus", default: 1),
                                      sharding: try choice(sharding, "--sharding", as: Sharding.self),

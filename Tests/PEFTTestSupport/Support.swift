@@ -81,11 +81,13 @@ public enum CLI {
 
     public struct Output { public var status: Int32; public var stdout: String; public var stderr: String; public var signalled: Bool }
 
-    public static func run(_ args: [String], cwd: URL? = nil) throws -> Output {
+    /// Runs the binary; `environment`, when given, is its whole environment.
+    public static func run(_ args: [String], cwd: URL? = nil, environment: [String: String]? = nil) throws -> Output {
         let p = Process()
         p.executableURL = binary
         p.arguments = args
         if let cwd { p.currentDirectoryURL = cwd }
+        if let environment { p.environment = environment }
         let out = Pipe(), err = Pipe()
         p.standardOutput = out
         p.standardError = err

@@ -12,6 +12,9 @@ public enum PlanError: Error, Equatable, CustomStringConvertible, Sendable {
     case unreadableConfig(path: String, reason: String)
     /// A config.json is not a JSON object or is truncated.
     case malformedConfig(path: String, reason: String)
+    /// A Hub id whose config.json could not be had from the caches or the Hub; `reason` says
+    /// what to do (accept a licence, set a token, check the id, go online).
+    case hub(model: String, reason: String)
     /// A config.json names a `model_type` peft-plan does not model.
     case unsupportedModelType(String, supported: [String])
     /// A required dimension is missing, zero, negative, wrongly typed or absurdly large.
@@ -66,6 +69,8 @@ public enum PlanError: Error, Equatable, CustomStringConvertible, Sendable {
             return "cannot read config '\(path)': \(reason)"
         case let .malformedConfig(path, reason):
             return "malformed config '\(path)': \(reason)"
+        case let .hub(model, reason):
+            return "cannot read '\(model)' from the Hugging Face Hub: \(reason)"
         case let .unsupportedModelType(type, supported):
             return "unsupported model_type '\(type)'; supported: \(supported.joined(separator: ", "))"
         case let .invalidDimension(field, value, reason):
