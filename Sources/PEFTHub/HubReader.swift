@@ -89,6 +89,10 @@ public enum HubReader {
         let urlText = "\(endpoint)/\(model.org)/\(model.name)/resolve/\(model.revisionInURL)/config.json"
         guard let url = URL(string: urlText) else { throw PlanError.hub(model: model.id, reason: "cannot form the URL \(urlText)") }
         let token = env.token
+        if let token, token.unicodeScalars.contains(where: { $0.value < 0x21 || $0.value > 0x7E }) {
+            // a header value with a line break or a space would be refused or, worse, split
+            throw PlanError.hub(model: model.id, reason: "the token (HF_TOKEN or the token file) holds spaces, line breaks or other characters no Hugging Face token has; set it again")
+        }
         var request = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: env.timeout)
         request.setValue("peft-plan", forHTTPHeaderField: "User-Agent")
         if let token { request.setValue("Bearer \(token)", forHTTPHeaderField: "Authorization") }

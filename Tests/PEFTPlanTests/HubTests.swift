@@ -183,6 +183,7 @@ struct HubTests {
         ("ok/x", ["HF_HUB_OFFLINE": "1"], "HF_HUB_OFFLINE is set"),
         ("ok/x", ["HF_ENDPOINT": "http://127.0.0.1:9"], "cannot reach http://127.0.0.1:9"),
         ("ok/x", ["HF_ENDPOINT": "ftp://example"], "is not an http(s) URL"),
+        ("gated/x", ["HF_TOKEN": "good\r\nX-Injected: 1"], "characters no Hugging Face token has"),
     ] as [(String, [String: String], String)])
     func failures(_ model: String, _ extra: [String: String], _ mentions: String) throws {
         let server = try Server()

@@ -6,7 +6,11 @@ extension FamilySpec {
     static let falcon = FamilySpec(read: readFalcon,
                                    loraTargets: ["query_key_value"],
                                    ia3Targets: (["query_key_value", "dense_4h_to_h"], ["dense_4h_to_h"]),
-                                   configHasKVHeads: false)
+                                   // Transformers 5.25's FalconConfig sets num_key_value_heads (1 for
+                                   // Falcon-7B's multi-query attention; 5.23's had none), so PEFT
+                                   // 0.21.2 sizes a prefix token as head_dim × KV heads: Falcon-7B
+                                   // prefix tuning with 20 tokens trains 81,920 parameters, not 5,816,320
+                                   configHasKVHeads: true)
 
     @Sendable static func readFalcon(_ f: ConfigReader.Fields, name: String) throws -> Architecture {
         let h = try f.dim("hidden_size")
