@@ -40,7 +40,11 @@ public enum HubReader {
         var commit: String? = model.revisionIsCommit ? model.revision : nil
         if commit == nil {
             let ref = (root as NSString).appendingPathComponent("refs/\(model.revision)")
-            if let d = FileManager.default.contents(atPath: ref), d.count <= 256,
+            // a ref is a regular file of one commit hash: anything else (empty, huge, a folder)
+            // is no ref (and an empty file is never handed to FileManager.contents, which
+            // leaks its read buffer for one on Linux — found by the hubcache fuzz target)
+            let size = ((try? FileManager.default.attributesOfItem(atPath: ref))?[.size] as? NSNumber)?.intValue ?? 0
+            if (40...256).contains(size), let d = FileManager.default.contents(atPath: ref),
                let c = String(data: d, encoding: .utf8)?.trimmingCharacters(in: .whitespacesAndNewlines),
                c.count == 40, c.allSatisfy(\.isHexDigit) {
                 commit = c
@@ -61,10 +65,13 @@ public enum HubReader {
         let url = URL(fileURLWithPath: path).resolvingSymlinksInPath()   // the HF cache links snapshots to blobs
         guard let attributes = try? FileManager.default.attributesOfItem(atPath: url.path),
               attributes[.type] as? FileAttributeType == .typeRegular else { return nil }
-        guard (attributes[.size] as? NSNumber)?.intValue ?? 0 <= sizeLimit else {
+        let size = (attributes[.size] as? NSNumber)?.intValue ?? 0
+        guard size <= sizeLimit else {
             throw PlanError.unreadableConfig(path: path, reason: "more than any config.json (limit \(sizeLimit >> 20) MiB)")
         }
-        return FileManager.default.contents(atPath: url.path)
+        // an empty file reads as no bytes (the config reader says it is no JSON) without
+        // FileManager.contents, which leaks its buffer for an empty file on Linux
+        return size == 0 ? Data() : FileManager.default.contents(atPath: url.path)
     }
 
     /// Writes the whole file or nothing; false when it cannot be kept (the plan goes on).
