@@ -16,7 +16,7 @@ public struct EngineBurst: Sendable, Equatable {
 }
 
 /// The memory components compared per burst: the engine ledger's categories and the peak.
-public let engineComponents: [String] = EngineMemoryModel.Category.allCases.map(\.rawValue) + ["allocated_peak"]
+public let engineComponents: [String] = MemoryCategory.allCases.map(\.rawValue) + ["allocated_peak"]
 
 /// A burst's measured and predicted bytes side by side.
 public struct EngineComparison: Sendable {

@@ -24,8 +24,6 @@ public enum TorchCalibration {
     /// compared with activations + logits, under the activations key).
     public static let measuredComponents: [MemoryComponent] = [.frozenWeights, .trainableWeights, .gradients, .optimizerStates, .activations,
                                                                .allocatedPeak, .reservedPeak]
-    /// Their JSON keys, as in `plan`.
-    public static let components = measuredComponents.map(\.rawValue)
 
     /// A job for `torch_bursts.py`: every method PEFT runs on the model (QLoRA only on CUDA,
     /// where bitsandbytes' kernels are) × micro-batch × sequence × checkpointing, the

@@ -14,17 +14,14 @@ import Foundation
 /// one block's saved tensors freed after its backward). `calibrate --backend engine`
 /// compares the replay with the engine's ledger: the goal is every category exact.
 public enum EngineMemoryModel {
-    public typealias Category = MemoryCategory
-    public typealias Step = EnginePhase
-
     /// Predicted peak bytes per category, the peak of the total, and each phase's peak.
     public struct Prediction: Equatable, Sendable {
-        public var peak: [Category: Int] = [:]
+        public var peak: [MemoryCategory: Int] = [:]
         public var allocatedPeak = 0
-        public var phasePeaks: [Step: Int] = [:]
+        public var phasePeaks: [EnginePhase: Int] = [:]
         /// The phase whose peak is the largest (as the engine's burst record names it).
-        public var peakPhase: Step {
-            Step.allCases.max { (phasePeaks[$0] ?? 0) < (phasePeaks[$1] ?? 0) } ?? .forward
+        public var peakPhase: EnginePhase {
+            EnginePhase.allCases.max { (phasePeaks[$0] ?? 0) < (phasePeaks[$1] ?? 0) } ?? .forward
         }
     }
 
@@ -46,14 +43,14 @@ public enum EngineMemoryModel {
 
     /// A replay of allocations and frees with the engine ledger's bookkeeping.
     struct Replay {
-        var live: [Category: Int] = [:], peak: [Category: Int] = [:]
+        var live: [MemoryCategory: Int] = [:], peak: [MemoryCategory: Int] = [:]
         var total = 0, peakTotal = 0
-        var step = Step.setup
-        var phasePeaks: [Step: Int] = [:]
+        var step = EnginePhase.setup
+        var phasePeaks: [EnginePhase: Int] = [:]
 
-        mutating func enter(_ s: Step) { step = s; note() }
-        mutating func alloc(_ c: Category, _ floats: Int) -> (Category, Int) { allocBytes(c, 4 * floats) }
-        mutating func allocBytes(_ c: Category, _ bytes: Int) -> (Category, Int) {
+        mutating func enter(_ s: EnginePhase) { step = s; note() }
+        mutating func alloc(_ c: MemoryCategory, _ floats: Int) -> (MemoryCategory, Int) { allocBytes(c, 4 * floats) }
+        mutating func allocBytes(_ c: MemoryCategory, _ bytes: Int) -> (MemoryCategory, Int) {
             live[c, default: 0] += bytes
             total += bytes
             peak[c] = max(peak[c, default: 0], live[c]!)
@@ -61,8 +58,8 @@ public enum EngineMemoryModel {
             note()
             return (c, bytes)
         }
-        mutating func free(_ b: (Category, Int)) { live[b.0, default: 0] -= b.1; total -= b.1 }
-        mutating func free(_ bs: [(Category, Int)]) { for b in bs { free(b) } }
+        mutating func free(_ b: (MemoryCategory, Int)) { live[b.0, default: 0] -= b.1; total -= b.1 }
+        mutating func free(_ bs: [(MemoryCategory, Int)]) { for b in bs { free(b) } }
         mutating func note() { if total > phasePeaks[step, default: -1] { phasePeaks[step] = total } }
         /// After the warm-up step the bench forgets every peak: the next step counts alone.
         mutating func resetPeaks() { peak = live; peakTotal = total; phasePeaks = [:]; note() }
@@ -102,7 +99,7 @@ public enum EngineMemoryModel {
         }
 
         /// The engine's `linear`: what one block Linear adds to the layer's saved set.
-        func linear(_ name: BlockLinear, _ saved: inout [(Category, Int)]) {
+        func linear(_ name: BlockLinear, _ saved: inout [(MemoryCategory, Int)]) {
             let (o, i) = name.shape(c)
             if let (t, ff) = ia3, t.contains(name) {
                 saved.append(r.alloc(.activations, n * (ff.contains(name) ? i : o)))
@@ -112,8 +109,8 @@ public enum EngineMemoryModel {
             if loraTargets.contains(name) { saved.append(r.alloc(.activations, n * loraRank)) }
         }
         /// The engine's `layerForward`: the saved set (without its input) and the output.
-        func layerForward() -> (saved: [(Category, Int)], out: (Category, Int)) {
-            var saved: [(Category, Int)] = []
+        func layerForward() -> (saved: [(MemoryCategory, Int)], out: (MemoryCategory, Int)) {
+            var saved: [(MemoryCategory, Int)] = []
             for count in EngineSizes.BlockSaved(c, batch: b, seq: s, kvSeq: kvs).inOrder {
                 saved.append(r.alloc(.activations, count))
             }
@@ -148,7 +145,7 @@ public enum EngineMemoryModel {
         }
         /// The engine's `adapterBackward`: the bottleneck's gradient and the input's, which the
         /// caller frees after the sublayer's Linear has used it.
-        func adapterBackward() -> (Category, Int) {
+        func adapterBackward() -> (MemoryCategory, Int) {
             let dz = r.alloc(.activationGradients, n * adapterWidth)
             let din = r.alloc(.activationGradients, n * d)
             r.free(dz)
@@ -158,12 +155,12 @@ public enum EngineMemoryModel {
         // forward
         r.enter(.forward)
         let x0 = r.alloc(.activations, n * d)
-        var prefixBuffers: [(Category, Int)] = []
+        var prefixBuffers: [(MemoryCategory, Int)] = []
         if projection > 0 {
             prefixBuffers = [r.alloc(.activations, pt * projection), r.alloc(.activations, pt * prefixWidth),
                              r.alloc(.activationGradients, pt * prefixWidth)]
         }
-        var saved: [[(Category, Int)]] = [], inputs: [(Category, Int)] = []
+        var saved: [[(MemoryCategory, Int)]] = [], inputs: [(MemoryCategory, Int)] = []
         var x = x0
         for _ in 0..<c.layers {
             let (sv, out) = layerForward()
@@ -233,7 +230,7 @@ public enum EngineMemoryModel {
         r.enter(.setup)
 
         var p = Prediction()
-        for k in Category.allCases { p.peak[k] = r.peak[k] ?? 0 }
+        for k in MemoryCategory.allCases { p.peak[k] = r.peak[k] ?? 0 }
         p.allocatedPeak = r.peakTotal
         p.phasePeaks = r.phasePeaks
         return p

@@ -109,7 +109,7 @@ public enum HubReader {
         switch result {
         case let .failed(error):
             if error.code == .timedOut {
-                throw PlanError.hub(model: model.id, reason: "the Hub (\(endpoint)) did not answer within \(Int(env.timeout)) s; try again, or set HF_HUB_OFFLINE=1 to use only what is cached")
+                throw PlanError.hub(model: model.id, reason: "the Hub (\(endpoint)) did not answer within \(String(format: "%g", env.timeout)) s; try again, or set HF_HUB_OFFLINE=1 to use only what is cached")
             }
             if error.code == .networkConnectionLost {
                 throw PlanError.hub(model: model.id, reason: "the Hub's answer was cut short (\(urlText)); try again")

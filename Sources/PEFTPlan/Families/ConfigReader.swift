@@ -197,7 +197,7 @@ public enum ConfigReader {
                       inter: Int, vocab: Int, positions: Int, tied: Bool) -> Architecture {
         Architecture(name: name, family: family, hiddenSize: h, numLayers: layers, numHeads: heads, nKVHeads: kv,
                      headDim: headDim, intermediateSize: inter, vocabSize: vocab, maxPositions: positions,
-                     tiedEmbeddings: tied, numExperts: 0, expertsPerToken: 0, feedForward: .plain, norm: .layer,
+                     tiedEmbeddings: tied, numExperts: 0, expertsPerToken: 0, norm: .layer,
                      hiddenDropout: 0, attentionDropout: 0, embedDim: h, modules: [],
                      block: .sequential(bloom: false), rotaryDim: 0, embeddingDropout: 0,
                      finalLogitSoftcapping: false, supportsSDPA: true, layerPrefix: "")

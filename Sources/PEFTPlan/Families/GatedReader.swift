@@ -38,7 +38,6 @@ struct GatedReader {
         var a = ConfigReader.blank(name, family, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,
                                    vocab: vocab, positions: positions,
                                    tied: try f.bool("tie_word_embeddings", default: tiedByDefault))
-        a.feedForward = .gated
         a.norm = norm
         a.block = .gated(block)
         a.rotaryDim = hd

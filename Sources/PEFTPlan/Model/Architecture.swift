@@ -69,14 +69,6 @@ public struct ModuleSpec: Sendable, Equatable {
     public var weightElements: Int { (kind == .linear || kind == .conv1d) && !tied ? inFeatures * outFeatures : 0 }
 }
 
-/// The feed-forward block's form, which decides what it saves for backward.
-public enum FeedForwardKind: String, Sendable {
-    /// act(gate(x)) * up(x) → down: SwiGLU (Llama) or GeGLU (Gemma).
-    case gated
-    /// act(fc1(x)) → fc2 (GPT-2, OPT, GPT-NeoX, Falcon, BLOOM).
-    case plain
-}
-
 public enum NormKind: String, Sendable {
     /// Hugging Face RMSNorm: computes in fp32, keeps the fp32 input and the cast output.
     case rms
@@ -145,7 +137,6 @@ public struct Architecture: Sendable, Equatable {
     /// Mixture of experts: experts per layer (0 for dense) and experts each token visits.
     public var numExperts: Int
     public var expertsPerToken: Int
-    public var feedForward: FeedForwardKind
     public var norm: NormKind
     /// Dropout probability active in training on hidden states (GPT-2: 0.1); 0 when none.
     public var hiddenDropout: Double
