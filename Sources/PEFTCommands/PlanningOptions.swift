@@ -150,6 +150,13 @@ struct PlanningOptions: ParsableArguments {
         o.loraR = try Self.integer(loraR, "--lora-r", default: o.loraR)
         o.loraAlpha = try Self.integer(loraAlpha, "--lora-alpha", default: o.loraAlpha)
         if let v = loraTargets { o.loraTargets = try TargetSpec.parse(v, field: .loraTargets) }
+        // No targets given and PEFT has none for the type: plan all-linear, what PEFT's and
+        // TRL's recipes recommend, and say so (an explicit `default` is still refused, as PEFT does).
+        var targetsNote: PlanText?
+        if loraTargets == nil, arch.family.spec.loraTargets == nil, uses([.lora, .qlora]) {
+            o.loraTargets = .allLinear
+            targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)'; planning all-linear (what PEFT and TRL recipes recommend); \(field: .loraTargets) chooses others"
+        }
         if let text = loraDropout {
             guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v < 1 else {
                 throw PlanError.invalidOption(option: "--lora-dropout", value: text, accepted: "a probability in [0, 1)")
@@ -201,6 +208,7 @@ struct PlanningOptions: ParsableArguments {
         for w in calibration?.warnings(gpus: gpus) ?? [] { FileHandle.standardError.write(Data("peft-plan: warning: \(w)\n".utf8)) }
         var request = PlanRequest(arch: arch, methods: methods, methodsFromAll: fromAll, methodOptions: o, training: t, gpus: gpus, runtime: rt)
         if let modelNote { request.defaults.append(modelNote) }
+        if let targetsNote { request.defaults.append(targetsNote) }
         if seq == nil, let note = Planner.defaultSeqNote(arch, methods: methods, options: o) { request.defaults.append(note) }
         request.scale = ScaleOptions(gpus: try Self.integer(self.gpus, "--gpus", default: 1),
                                      sharding: try choice(sharding, "--sharding", as: Sharding.self),

@@ -20,6 +20,23 @@ struct CommandLineTests {
         for line in r.stdout.split(separator: "\n") { #expect(line.count <= 100, "too wide: \(line)") }
     }
 
+    /// PEFT has no default LoRA targets for most 2025–26 types: without --lora-targets the plan
+    /// takes all-linear and says so; the trainable count is PEFT's for all-linear (PublishedConfigTests).
+    @Test("no LoRA targets and no PEFT default: all-linear, stated in the assumptions")
+    func allLinearWhenPEFTHasNoDefault() throws {
+        let r = try CLI.run(["--model", "qwen3-30b-a3b", "--method", "lora", "--gpu", "H100", "--format", "json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let assumptions = j["assumptions"] as! [String: Any]
+        #expect(assumptions["lora_targets"] as? String == "all-linear")
+        #expect((assumptions["notes"] as! [String]).contains { $0.contains("PEFT has no default target modules for model type 'qwen3_moe'") })
+        let arch = try Presets.resolve("qwen3-30b-a3b")
+        var o = MethodOptions()
+        o.loraTargets = .allLinear
+        let plan = (j["plans"] as! [[String: Any]])[0]
+        #expect(plan.int("trainable_params") == (try ParameterAccounting.account(arch, method: .lora, options: o)).trainableParams)
+    }
+
     @Test("json output follows the contract and agrees with the library")
     func json() throws {
         let r = try CLI.run(["plan", "--model", "llama-3.1-8b", "--method", "lora,qlora", "--gpu", "RTX 4090", "--format", "json"])
@@ -234,7 +251,9 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--optimizer", "adam"], mentions: "did you mean 'adamw'"),
         Bad(args: ["--model", "7b", "--format", "yaml"], mentions: "--format"),
         Bad(args: ["--model", "7b", "--runtime", "vllm"], mentions: "--runtime"),
-        Bad(args: ["--model", "phi-3-mini", "--method", "lora"], mentions: "no default target modules"),
+        Bad(args: ["--model", "phi-3-mini", "--method", "lora", "--lora-targets", "default"], mentions: "no default target modules"),
+        Bad(args: ["--model", "qwen3-30b-a3b", "--method", "lora", "--lora-targets", "default"], mentions: "no default target modules"),
+        Bad(args: ["--model", "deepseek-v3", "--method", "lora", "--lora-targets", "gate_proj"], mentions: "without up_proj"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "foo_proj"], mentions: "not found"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "input_layernorm"], mentions: "cannot wrap"),
         Bad(args: [], mentions: "missing --model"),
@@ -337,7 +356,7 @@ struct CommandLineTests {
         Bad(args: ["bench", "--batch", "1", "--seq", "65536", "--steps", "1"], mentions: "this machine can hold"),
         Bad(args: ["--model", "7b", "--mfu", "1e-300"], mentions: "--mfu"),
         Bad(args: ["--model", "7b", "--epochs", "1e-300"], mentions: "--epochs"),
-        Bad(args: ["--model", "phi-3-mini", "--method", "lora", "--cheapest"], mentions: "no default target modules"),
+        Bad(args: ["--model", "phi-3-mini", "--method", "lora", "--lora-targets", "default", "--cheapest"], mentions: "no default target modules"),
         Bad(args: ["--model", "7b", "--method", "lora", "--emit", "trl", "--lora-alpha", "-3"], mentions: "--lora-alpha"),
         Bad(args: ["--model", "7b", "--method", "ia3", "--emit", "trl", "--ia3-targets", "bogus_proj"], mentions: "bogus_proj"),
         Bad(args: ["--model", "gpt2", "--serve", "2", "--context", "100000"], mentions: "learned positions"),

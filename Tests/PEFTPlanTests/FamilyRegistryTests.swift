@@ -21,12 +21,14 @@ struct FamilyRegistryTests {
         #expect(Set(Self.onePerFamily.map(\.family)) == Set(ModelFamily.allCases))
     }
 
-    @Test("no two modules of a model share a role, so a lookup by role is never ambiguous")
+    @Test("no two modules of a layer share a role, so a lookup by role is never ambiguous")
     func rolesAreUnique() throws {
         for e in Presets.all {
             let a = try Presets.resolve(e.name)
-            let roles = a.modules.map(\.role)
-            #expect(Set(roles).count == roles.count, "\(e.name): \(roles.map(\.rawValue))")
+            for layer in Set([0, 1, a.numLayers - 1] + a.layerKinds(from: 0).map(\.layer)) {
+                let roles = a.modules.filter { !$0.perLayer || a.has($0, layer: layer) }.map(\.role)
+                #expect(Set(roles).count == roles.count, "\(e.name) layer \(layer): \(roles.map(\.rawValue))")
+            }
         }
     }
 

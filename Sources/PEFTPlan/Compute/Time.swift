@@ -243,7 +243,7 @@ extension PlanContext {
             bytes += tokens * perToken * (checkpointing ? 4 : 3)
         }
         if account.method.spec.quantisesBase {
-            let quantised = Double(arch.modules.reduce(0) { $0 + ($1.perLayer ? $1.weightElements * arch.numLayers : 0) })
+            let quantised = Double(arch.blockLinearWeightParams)
             bytes += quantised * runtime.dequantBytesPerWeight * (checkpointing ? 3 : 2)
         }
         return bytes
@@ -253,8 +253,8 @@ extension PlanContext {
     /// forward, once in backward, once more in checkpointing's recompute.
     var quantisedCalls: Int {
         guard account.method.spec.quantisesBase else { return 0 }
-        let perLayer = arch.modules.filter { $0.perLayer && $0.weightElements > 0 }.count
-        return perLayer * arch.numLayers * (checkpointing ? 3 : 2)
+        let calls = arch.modules.reduce(0) { $0 + ($1.perLayer && $1.weightElements > 0 ? arch.instances($1) : 0) }
+        return calls * (checkpointing ? 3 : 2)
     }
 
     /// Bytes read when the run starts: the base model as stored (16-bit checkpoint files).

@@ -10,6 +10,9 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
     case llama, mistral, mixtral, qwen2, qwen3, gemma, gemma2, phi3, gpt2
     case gptNeoX = "gpt_neox"
     case opt, falcon, bloom
+    case qwen2MoE = "qwen2_moe", qwen3MoE = "qwen3_moe", minimaxM2 = "minimax_m2", gptOss = "gpt_oss"
+    case deepseekV3 = "deepseek_v3", deepseekV32 = "deepseek_v32", glmMoeDsa = "glm_moe_dsa"
+    case smollm3, olmo2, exaone4, starcoder2, gemma3Text = "gemma3_text"
 
     /// The family's descriptor.
     public var spec: FamilySpec {
@@ -27,6 +30,18 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
         case .opt: return .opt
         case .falcon: return .falcon
         case .bloom: return .bloom
+        case .qwen2MoE: return .qwen2MoE
+        case .qwen3MoE: return .qwen3MoE
+        case .minimaxM2: return .minimaxM2
+        case .gptOss: return .gptOss
+        case .deepseekV3: return .deepseekV3
+        case .deepseekV32: return .deepseekV32
+        case .glmMoeDsa: return .glmMoeDsa
+        case .smollm3: return .smollm3
+        case .olmo2: return .olmo2
+        case .exaone4: return .exaone4
+        case .starcoder2: return .starcoder2
+        case .gemma3Text: return .gemma3Text
         }
     }
 }
@@ -50,4 +65,34 @@ public struct FamilySpec: Sendable {
     /// Whether Transformers' config for this family carries `num_key_value_heads`, which
     /// makes PEFT size prefix tuning by the KV heads (`_prepare_prompt_learning_config`).
     public let configHasKVHeads: Bool
+    /// How PEFT rewrites LoRA targets for the family's fused experts, if it does
+    /// (Transformers' `_MODEL_TO_CONVERSION_PATTERN`, conversion_mapping.py, 5.25.0).
+    public var moeConversion: MoEConversion? = nil
+}
+
+/// PEFT's rewrite of LoRA targets for MoE families whose experts Transformers v5 fused into
+/// 3-D tensors (peft/utils/transformers_weight_conversion.py, `_MOE_TARGET_MODULE_MAPPING`
+/// and `_MOE_FUSED_TARGETS`, PEFT 0.21.2): a target that names a v4 expert or router Linear
+/// becomes a target parameter of the fused tensor, and the routers and experts are then
+/// wrapped by `ParamWrapper`. With no targets the config is left with none, so PEFT refuses.
+public enum MoEConversion: Sendable {
+    /// Mixtral, MiniMax: `gate` → router, `w1` and `w3` → `gate_up_proj`, `w2` → `down_proj`.
+    case mixtral
+    /// Qwen2-MoE pattern (Qwen3-MoE, DeepSeek V2/V3, GLM, OLMoE, …): `gate` → router,
+    /// `gate_proj` and `up_proj` → `gate_up_proj`, `down_proj` → `down_proj` — which also
+    /// takes those names away from the dense and shared-expert MLPs.
+    case qwen2MoE
+
+    var mapping: [(old: String, new: String)] {
+        switch self {
+        case .mixtral: return [("gate", "gate.weight"), ("w1", "gate_up_proj"), ("w3", "gate_up_proj"), ("w2", "down_proj")]
+        case .qwen2MoE: return [("gate", "gate.weight"), ("gate_proj", "gate_up_proj"), ("up_proj", "gate_up_proj"), ("down_proj", "down_proj")]
+        }
+    }
+    var fused: [String: [String]] {
+        switch self {
+        case .mixtral: return ["gate_up_proj": ["w1", "w3"]]
+        case .qwen2MoE: return ["gate_up_proj": ["gate_proj", "up_proj"]]
+        }
+    }
 }

@@ -1,9 +1,9 @@
 import Foundation
 
 /// The config reader shared by the Llama-style families (`modeling_llama.py` and the files
-/// written from it): pre-norm RMSNorm blocks, rotary embeddings, separate or fused q/k/v, a
-/// gated feed-forward or a mixture of experts. Each family's file says how it differs, as
-/// the fields below; the module names are Transformers v5's.
+/// written from it): RMSNorm blocks, rotary embeddings, separate or fused q/k/v, a gated
+/// feed-forward or a mixture of experts. Each family's file says how it differs, as the
+/// fields below; the module names and shapes are Transformers v5's.
 struct GatedReader {
     /// Where the q/k/v/o biases come from.
     enum AttentionBias {
@@ -11,6 +11,10 @@ struct GatedReader {
         case fixed(qkv: Bool, o: Bool)
         /// The config's `attention_bias` (default false), on q, k, v and o alike.
         case fromConfig
+        /// The config's `attention_bias` on q, k and v; o never (GLM-4: `o_proj` has none).
+        case fromConfigQKV
+        /// The config's `use_bias` on every projection of the block (Starcoder2).
+        case useBias
     }
 
     let family: ModelFamily
@@ -21,25 +25,35 @@ struct GatedReader {
     var mlpBiasFromConfig = false
     var norm: NormKind = .rms
     var block = GatedBlock()
-    /// Mixtral: `num_local_experts` experts, `num_experts_per_tok` of them per token.
-    var experts = false
+    /// The mixture of experts, if the family has one.
+    var moe: MoEReader?
+    /// Multi-head latent attention (DeepSeek V2/V3, GLM-5) in place of q/k/v projections.
+    var mla: MLAReader?
+    /// gpt-oss, MiMo: a learned logit per head that joins every softmax (`self_attn.sinks`).
+    var sinks = false
+    /// The width of the MLP when the config's key is not `intermediate_size`.
+    var intermediateKeys = ["intermediate_size"]
+    /// `head_dim` when the config leaves it out (the config class's default; nil: hidden / heads).
+    var headDimDefault: Int?
+    /// Gemma 3: `final_logit_softcapping` (default null) soft-caps the logits when set.
+    var logitSoftcapFromConfig = false
 
     func read(_ f: ConfigReader.Fields, name: String) throws -> Architecture {
         let h = try f.dim("hidden_size")
         let layers = try f.dim("num_hidden_layers")
         let heads = try f.dim("num_attention_heads")
         let kv = try f.optionalDim("num_key_value_heads") ?? heads
-        let explicitHeadDim = try f.optionalDim("head_dim")
-        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: explicitHeadDim != nil)
+        let explicitHeadDim = try f.optionalDim("head_dim") ?? headDimDefault
+        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: explicitHeadDim != nil || mla != nil)
         let hd = explicitHeadDim ?? h / heads
-        let inter = try f.dim("intermediate_size")
+        let inter = try intermediateKeys.lazy.compactMap { try f.optionalDim($0) }.first
+            ?? { throw PlanError.invalidDimension(field: intermediateKeys[0], value: "missing", reason: "the config must give it") }()
         let vocab = try f.dim("vocab_size")
         let positions = try f.optionalDim("max_position_embeddings") ?? 2048
         var a = ConfigReader.blank(name, family, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,
                                    vocab: vocab, positions: positions,
                                    tied: try f.bool("tie_word_embeddings", default: tiedByDefault))
         a.norm = norm
-        a.block = .gated(block)
         a.rotaryDim = hd
         a.layerPrefix = "model.layers"
         a.attentionDropout = try f.probability("attention_dropout", default: 0)
@@ -48,51 +62,81 @@ struct GatedReader {
         switch attentionBias {
         case let .fixed(qkv, o): (qkvBias, oBias) = (qkv, o)
         case .fromConfig: qkvBias = try f.bool("attention_bias", default: false); oBias = qkvBias
+        case .fromConfigQKV: qkvBias = try f.bool("attention_bias", default: false); oBias = false
+        case .useBias: qkvBias = try f.bool("use_bias", default: true); oBias = qkvBias
         }
-        let mlpBias = mlpBiasFromConfig ? try f.bool("mlp_bias", default: false) : false
+        var mlpBias = mlpBiasFromConfig ? try f.bool("mlp_bias", default: false) : false
+        if case .useBias = attentionBias { mlpBias = qkvBias }
+        var block = self.block
         var m: [ModuleSpec] = [ModuleSpec("model.embed_tokens", .embedding, .embed, in: vocab, out: h, perLayer: false)]
-        if block.fusedProjections {
+        if let mla {
+            let read = try mla.read(f, hidden: h, heads: heads)
+            m += read.modules
+            a.headDim = read.qkHeadDim
+            a.rotaryDim = read.ropeDim
+            a.nKVHeads = heads
+            block.latent = read.shape
+        } else if block.fusedProjections {
             m += [ModuleSpec("self_attn.o_proj", .linear, .o, in: a.qDim, out: h),
-                  ModuleSpec("self_attn.qkv_proj", .linear, .qkv, in: h, out: a.qDim + 2 * a.kvDim),
-                  ModuleSpec("mlp.gate_up_proj", .linear, .gateUp, in: h, out: 2 * inter),
-                  ModuleSpec("mlp.down_proj", .linear, .down, in: inter, out: h)]
+                  ModuleSpec("self_attn.qkv_proj", .linear, .qkv, in: h, out: a.qDim + 2 * a.kvDim)]
         } else {
+            if sinks { m.append(ModuleSpec("self_attn.sinks", .parameters, .sinks, ownParams: heads)) }
             m += [ModuleSpec("self_attn.q_proj", .linear, .q, in: h, out: a.qDim, bias: qkvBias),
                   ModuleSpec("self_attn.k_proj", .linear, .k, in: h, out: a.kvDim, bias: qkvBias),
                   ModuleSpec("self_attn.v_proj", .linear, .v, in: h, out: a.kvDim, bias: qkvBias),
                   ModuleSpec("self_attn.o_proj", .linear, .o, in: a.qDim, out: h, bias: oBias)]
-            if block.headNorms {
+            switch block.headNorm {
+            case .none: break
+            case .perHead:
                 m += [ModuleSpec("self_attn.q_norm", .norm, .qNorm, ownParams: hd),
                       ModuleSpec("self_attn.k_norm", .norm, .kNorm, ownParams: hd)]
-            }
-            if experts {
-                let count = try f.dim("num_local_experts")
-                let perToken = try f.dim("num_experts_per_tok")
-                guard perToken <= count else {
-                    throw PlanError.invalidDimension(field: "num_experts_per_tok", value: "\(perToken)",
-                                                     reason: "exceeds num_local_experts \(count)")
-                }
-                a.numExperts = count
-                a.expertsPerToken = perToken
-                let perExpertRow = count.multipliedReportingOverflow(by: 3 * h)
-                guard !perExpertRow.overflow, !perExpertRow.partialValue.multipliedReportingOverflow(by: inter).overflow else {
-                    throw PlanError.invalidDimension(field: "num_local_experts", value: "\(count)", reason: "the experts are too large to count")
-                }
-                // Transformers v5 fuses the experts into 3-D tensors (gate_up_proj, down_proj):
-                // they are parameters, not Linear modules, so LoRA's module targets miss them.
-                m += [ModuleSpec("mlp.gate", .router, .router, in: h, out: count, ownParams: count * h),
-                      ModuleSpec("mlp.experts", .experts, .experts, in: h, out: inter, ownParams: count * 3 * h * inter)]
-            } else {
-                m += [ModuleSpec("mlp.gate_proj", .linear, .gate, in: h, out: inter, bias: mlpBias),
-                      ModuleSpec("mlp.up_proj", .linear, .up, in: h, out: inter, bias: mlpBias),
-                      ModuleSpec("mlp.down_proj", .linear, .down, in: inter, out: h, bias: mlpBias)]
+            case .fullWidth:
+                m += [ModuleSpec("self_attn.q_norm", .norm, .qNorm, ownParams: a.qDim),
+                      ModuleSpec("self_attn.k_norm", .norm, .kNorm, ownParams: a.kvDim)]
             }
         }
-        m += [ModuleSpec("input_layernorm", .norm, .attentionNorm, ownParams: h),
-              ModuleSpec("post_attention_layernorm", .norm, block.sandwichNorms ? .attentionOutputNorm : .feedForwardNorm, ownParams: h)]
-        if block.sandwichNorms {
-            m += [ModuleSpec("pre_feedforward_layernorm", .norm, .feedForwardNorm, ownParams: h),
+        block.sinks = sinks
+        // the feed-forward block: dense everywhere, experts everywhere, or dense in some layers
+        let moeLayers = try moe?.expertLayers(f, layers: layers) ?? []
+        let denseLayers = (0..<layers).filter { !moeLayers.contains($0) }
+        let denseSet: [Int]? = moeLayers.isEmpty ? nil : denseLayers
+        if !denseLayers.isEmpty {
+            if block.fusedProjections || block.fusedGateUp {
+                m += [ModuleSpec("mlp.gate_up_proj", .linear, .gateUp, in: h, out: 2 * inter, layers: denseSet),
+                      ModuleSpec("mlp.down_proj", .linear, .down, in: inter, out: h, layers: denseSet)]
+            } else if block.plainMLP {
+                m += [ModuleSpec("mlp.c_fc", .linear, .up, in: h, out: inter, bias: mlpBias, layers: denseSet),
+                      ModuleSpec("mlp.c_proj", .linear, .down, in: inter, out: h, bias: mlpBias, layers: denseSet)]
+            } else {
+                m += [ModuleSpec("mlp.gate_proj", .linear, .gate, in: h, out: inter, bias: mlpBias, layers: denseSet),
+                      ModuleSpec("mlp.up_proj", .linear, .up, in: h, out: inter, bias: mlpBias, layers: denseSet),
+                      ModuleSpec("mlp.down_proj", .linear, .down, in: inter, out: h, bias: mlpBias, layers: denseSet)]
+            }
+        }
+        if let moe, !moeLayers.isEmpty {
+            let read = try moe.read(f, hidden: h, layers: denseLayers.isEmpty ? nil : moeLayers)
+            m += read.modules
+            a.numExperts = read.experts
+            a.expertsPerToken = read.perToken
+            block.sharedExpert = read.shared
+        }
+        switch block.norms {
+        case .pre:
+            m += [ModuleSpec("input_layernorm", .norm, .attentionNorm, ownParams: norm == .layer ? 2 * h : h),
+                  ModuleSpec("post_attention_layernorm", .norm, .feedForwardNorm, ownParams: norm == .layer ? 2 * h : h)]
+        case .sandwich:
+            m += [ModuleSpec("input_layernorm", .norm, .attentionNorm, ownParams: h),
+                  ModuleSpec("post_attention_layernorm", .norm, .attentionOutputNorm, ownParams: h),
+                  ModuleSpec("pre_feedforward_layernorm", .norm, .feedForwardNorm, ownParams: h),
                   ModuleSpec("post_feedforward_layernorm", .norm, .feedForwardOutputNorm, ownParams: h)]
+        case .post:
+            m += [ModuleSpec("post_attention_layernorm", .norm, .attentionOutputNorm, ownParams: h),
+                  ModuleSpec("post_feedforward_layernorm", .norm, .feedForwardOutputNorm, ownParams: h)]
+        case .glm:
+            m += [ModuleSpec("input_layernorm", .norm, .attentionNorm, ownParams: h),
+                  ModuleSpec("post_self_attn_layernorm", .norm, .attentionOutputNorm, ownParams: h),
+                  ModuleSpec("post_attention_layernorm", .norm, .feedForwardNorm, ownParams: h),
+                  ModuleSpec("post_mlp_layernorm", .norm, .feedForwardOutputNorm, ownParams: h)]
         }
         if block.scoreSoftcap {
             // Gemma2Config's default is 30.0; only an explicit null turns it off.
@@ -104,9 +148,171 @@ struct GatedReader {
             a.finalLogitSoftcapping = !(f.dict["final_logit_softcapping"] is NSNull)
             a.supportsSDPA = false   // Gemma2ForCausalLM refuses sdpa in Transformers v5 (soft-capping)
         }
-        m += [ModuleSpec("model.norm", .norm, .finalNorm, ownParams: h, perLayer: false),
+        if logitSoftcapFromConfig, let v = f.dict["final_logit_softcapping"], !(v is NSNull) {
+            guard let n = v as? NSNumber, !ConfigReader.isBoolean(n), n.doubleValue.isFinite, n.doubleValue > 0 else {
+                throw PlanError.invalidDimension(field: "final_logit_softcapping", value: "\(v)", reason: "must be a positive number or null")
+            }
+            a.finalLogitSoftcapping = true
+        }
+        m += [ModuleSpec("model.norm", .norm, .finalNorm, ownParams: norm == .layer ? 2 * h : h, perLayer: false),
               ModuleSpec("lm_head", .linear, .head, in: h, out: vocab, perLayer: false, tied: a.tiedEmbeddings)]
+        a.block = .gated(block)
         a.modules = m
         return a
+    }
+}
+
+extension GatedReader {
+    /// The same reader with a mixture of experts.
+    func with(moe: MoEReader) -> GatedReader { var r = self; r.moe = moe; return r }
+}
+
+/// A mixture-of-experts feed-forward block as Transformers v5 builds it: a router, the
+/// experts fused into 3-D parameters (`gate_up_proj`, `down_proj`), and for some families
+/// shared experts beside them.
+struct MoEReader {
+    /// How the shared experts are built.
+    enum Shared {
+        /// Qwen2-MoE, Qwen3-Next: one `shared_expert` MLP of `shared_expert_intermediate_size`
+        /// and a sigmoid gate `shared_expert_gate` (Linear h → 1).
+        case gatedOne
+        /// DeepSeek, GLM-4.5: `shared_experts`, one MLP `n_shared_experts` times as wide as an expert.
+        case summed
+        /// Llama 4: `shared_expert`, as wide as the dense MLP (`intermediate_size`).
+        case llama4
+    }
+
+    /// The attribute the block lives under (`mlp`, `block_sparse_moe`, `feed_forward`).
+    var prefix = "mlp"
+    /// The router's attribute (`gate`, `router`) and whether it is an `nn.Linear` (which
+    /// PEFT's all-linear then wraps) and carries a bias.
+    var routerName = "gate"
+    var routerIsLinear = false
+    var routerBias = false
+    var countKeys = ["num_experts"]
+    var perTokenKeys = ["num_experts_per_tok"]
+    /// The width of one expert.
+    var expertWidthKeys = ["moe_intermediate_size"]
+    /// gpt-oss: biases on both expert projections.
+    var expertBias = false
+    var shared: Shared?
+    /// Which layers hold experts; the others a dense MLP.
+    var layersRule: LayersRule = .all
+
+    enum LayersRule {
+        case all
+        /// Qwen2/3-MoE: a layer is sparse unless listed in `mlp_only_layers`, and only every
+        /// `decoder_sparse_step`-th layer ((i + 1) % step == 0).
+        case qwenSparseStep
+        /// DeepSeek, GLM: the first `first_k_dense_replace` layers are dense.
+        case firstKDense
+    }
+
+    func expertLayers(_ f: ConfigReader.Fields, layers: Int) throws -> [Int] {
+        switch layersRule {
+        case .all: return Array(0..<layers)
+        case .qwenSparseStep:
+            let step = try f.optionalDim("decoder_sparse_step") ?? 1
+            var dense = Set<Int>()
+            if let list = f.dict["mlp_only_layers"] as? [Any] {
+                for v in list {
+                    guard let n = v as? NSNumber, !ConfigReader.isBoolean(n), n.doubleValue == n.doubleValue.rounded() else {
+                        throw PlanError.invalidDimension(field: "mlp_only_layers", value: "\(v)", reason: "must list layer numbers")
+                    }
+                    dense.insert(n.intValue)
+                }
+            }
+            return (0..<layers).filter { !dense.contains($0) && ($0 + 1) % step == 0 }
+        case .firstKDense:
+            let k = try f.optionalDim("first_k_dense_replace") ?? 0
+            return Array(min(k, layers)..<layers)
+        }
+    }
+
+    func read(_ f: ConfigReader.Fields, hidden h: Int, layers: [Int]?) throws -> (modules: [ModuleSpec], experts: Int, perToken: Int, shared: SharedExpert?) {
+        let count = try f.dim(countKeys[0], countKeys.dropFirst().first ?? countKeys[0])
+        let perToken = try f.dim(perTokenKeys[0], perTokenKeys.dropFirst().first ?? perTokenKeys[0])
+        guard perToken <= count else {
+            throw PlanError.invalidDimension(field: perTokenKeys[0], value: "\(perToken)", reason: "exceeds \(countKeys[0]) \(count)")
+        }
+        let width = try f.dim(expertWidthKeys[0], expertWidthKeys.dropFirst().first ?? expertWidthKeys[0])
+        let perExpert = (3 * h).multipliedReportingOverflow(by: width)
+        guard !perExpert.overflow, !perExpert.partialValue.multipliedReportingOverflow(by: count).overflow else {
+            throw PlanError.invalidDimension(field: countKeys[0], value: "\(count)", reason: "the experts are too large to count")
+        }
+        let biases = expertBias ? count * (2 * width + h) : 0
+        var experts = ModuleSpec("\(prefix).experts", .experts, .experts, in: h, out: width,
+                                 ownParams: count * 3 * h * width + biases, layers: layers)
+        if expertBias {
+            experts.shapes = [[count, h, 2 * width], [count, 2 * width], [count, width, h], [count, h]]
+        }
+        var m: [ModuleSpec] = [
+            ModuleSpec("\(prefix).\(routerName)", routerIsLinear ? .linear : .router, .router, in: h, out: count,
+                       bias: routerBias, ownParams: count * h + (routerBias ? count : 0), layers: layers),
+            experts]
+        var sharedKind: SharedExpert?
+        if let shared {
+            let name: String, sw: Int
+            switch shared {
+            case .gatedOne:
+                name = "shared_expert"
+                sw = try f.dim("shared_expert_intermediate_size")
+            case .summed:
+                name = "shared_experts"
+                sw = width * (try f.optionalDim("n_shared_experts") ?? 1)
+            case .llama4:
+                name = "shared_expert"
+                sw = try f.dim("intermediate_size")
+            }
+            m += [ModuleSpec("\(prefix).\(name).gate_proj", .linear, .sharedGate, in: h, out: sw, layers: layers),
+                  ModuleSpec("\(prefix).\(name).up_proj", .linear, .sharedUp, in: h, out: sw, layers: layers),
+                  ModuleSpec("\(prefix).\(name).down_proj", .linear, .sharedDown, in: sw, out: h, layers: layers)]
+            if shared == .gatedOne {
+                m.append(ModuleSpec("\(prefix).shared_expert_gate", .linear, .sharedExpertGate, in: h, out: 1, layers: layers))
+            }
+            sharedKind = shared == .gatedOne ? .gated : .plain
+        }
+        return (m, count, perToken, sharedKind)
+    }
+}
+
+/// Multi-head latent attention (DeepSeek-V2 §2.1; `modeling_deepseek_v3.py`): queries
+/// through a low-rank `q_a_proj` → norm → `q_b_proj` (or one `q_proj` when `q_lora_rank` is
+/// null), keys and values through one compressed latent `kv_a_proj_with_mqa` (plus a shared
+/// rotary key) → norm → `kv_b_proj`; a no-rope and a rope part per query/key head.
+struct MLAReader {
+    /// DeepSeek-V3.2, GLM-5: the lightning indexer of the sparse attention.
+    var indexer = false
+    /// GLM-5 (`glm_moe_dsa`) builds the indexer's key norm with a bias only.
+    var indexerNormWeight = true
+
+    func read(_ f: ConfigReader.Fields, hidden h: Int, heads: Int) throws -> (modules: [ModuleSpec], qkHeadDim: Int, ropeDim: Int, shape: LatentAttention) {
+        let qRank = try f.optionalDim("q_lora_rank")
+        let kvRank = try f.dim("kv_lora_rank")
+        let nope = try f.dim("qk_nope_head_dim")
+        let rope = try f.dim("qk_rope_head_dim")
+        let vDim = try f.dim("v_head_dim")
+        let qk = nope + rope
+        var m: [ModuleSpec] = []
+        if let qRank {
+            m += [ModuleSpec("self_attn.q_a_proj", .linear, .qA, in: h, out: qRank),
+                  ModuleSpec("self_attn.q_a_layernorm", .norm, .qANorm, ownParams: qRank),
+                  ModuleSpec("self_attn.q_b_proj", .linear, .qB, in: qRank, out: heads * qk)]
+        } else {
+            m.append(ModuleSpec("self_attn.q_proj", .linear, .q, in: h, out: heads * qk))
+        }
+        m += [ModuleSpec("self_attn.kv_a_proj_with_mqa", .linear, .kvA, in: h, out: kvRank + rope),
+              ModuleSpec("self_attn.kv_a_layernorm", .norm, .kvANorm, ownParams: kvRank),
+              ModuleSpec("self_attn.kv_b_proj", .linear, .kvB, in: kvRank, out: heads * (nope + vDim)),
+              ModuleSpec("self_attn.o_proj", .linear, .o, in: heads * vDim, out: h)]
+        if indexer {
+            let iHeads = try f.dim("index_n_heads")
+            let iDim = try f.dim("index_head_dim")
+            m += [ModuleSpec("self_attn.indexer.wq_b", .linear, .indexerQ, in: qRank ?? h, out: iHeads * iDim),
+                  ModuleSpec("self_attn.indexer.wk", .linear, .indexerK, in: h, out: iDim),
+                  ModuleSpec("self_attn.indexer.k_norm", .norm, .indexerKNorm, ownParams: indexerNormWeight ? 2 * iDim : iDim),
+                  ModuleSpec("self_attn.indexer.weights_proj", .linear, .indexerWeights, in: h, out: iHeads)]
+        }
+        return (m, qk, rope, LatentAttention(qRank: qRank ?? 0, kvRank: kvRank, nope: nope, rope: rope, v: vDim, indexer: indexer))
     }
 }

@@ -6,7 +6,7 @@ extension FamilySpec {
     static let gemma2 = FamilySpec(
         read: {
             try GatedReader(family: .gemma2, tiedByDefault: true, attentionBias: .fromConfig, norm: .rmsOnePlusWeight,
-                            block: GatedBlock(sandwichNorms: true, scoreSoftcap: true)).read($0, name: $1)
+                            block: GatedBlock(norms: .sandwich, scoreSoftcap: true)).read($0, name: $1)
         },
         loraTargets: ["q_proj", "v_proj"],
         ia3Targets: (["q_proj", "v_proj", "down_proj"], ["down_proj"]),

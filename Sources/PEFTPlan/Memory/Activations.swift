@@ -35,6 +35,9 @@ public struct ByteBill: Equatable, Sendable {
     static func + (a: ByteBill, b: ByteBill) -> ByteBill {
         ByteBill(q: a.q + b.q, kv: a.kv + b.kv, pair: a.pair + b.pair, pos: a.pos + b.pos, fixed: a.fixed + b.fixed, q1: a.q1 + b.q1)
     }
+    static func * (a: ByteBill, k: Double) -> ByteBill {
+        ByteBill(q: a.q * k, kv: a.kv * k, pair: a.pair * k, pos: a.pos * k, fixed: a.fixed * k, q1: a.q1 * k)
+    }
     static func - (a: ByteBill, b: ByteBill) -> ByteBill {
         ByteBill(q: a.q - b.q, kv: a.kv - b.kv, pair: a.pair - b.pair, pos: a.pos - b.pos, fixed: a.fixed - b.fixed, q1: a.q1 - b.q1)
     }
@@ -63,6 +66,11 @@ final class Tape {
     var missing = Set<ModuleRole>()
     private(set) var activations = ByteBill()
     private(set) var logits = ByteBill()
+    /// The layer being played (which of a layer-varying model's modules exist).
+    var layer = 0
+    /// What the layer being played stands for: the steady stage plays each kind of layer
+    /// once, weighted by its share of the layers after the first two.
+    var weight = 1.0
 
     func new(_ e: Extent, _ bytes: Int, rg: Bool, logits: Bool = false) -> T {
         nextID += 1
@@ -78,7 +86,7 @@ final class Tape {
         fp32SinceLastSave[stage] = ByteBill()
         flashRecomputedFlops[stage] = flashRecomputedFlops[stage] + flashSinceLastSave[stage]
         flashSinceLastSave[stage] = ByteBill()
-        if t.logits { logits.add(t.extent, bytes: t.bytes) } else { activations.add(t.extent, bytes: t.bytes) }
+        if t.logits { logits.add(t.extent, bytes: t.bytes, times: weight) } else { activations.add(t.extent, bytes: t.bytes, times: weight) }
     }
 
     func save(_ e: Extent, _ bytes: Int) { save(new(e, bytes, rg: false)) }
@@ -110,35 +118,36 @@ final class Tape {
     private var flashSinceLastSave = [ByteBill](repeating: ByteBill(), count: 5)
 
     func flops(_ e: Extent, forward: Int, backward: Int, fp32: Bool = false, causalFlash: Bool = false) {
-        forwardFlops[stage].add(e, bytes: forward)
-        backwardFlops[stage].add(e, bytes: backward)
-        sinceLastSave[stage].add(e, bytes: forward)
+        let w = weight
+        forwardFlops[stage].add(e, bytes: forward, times: w)
+        backwardFlops[stage].add(e, bytes: backward, times: w)
+        sinceLastSave[stage].add(e, bytes: forward, times: w)
         if fp32 {
-            fp32ForwardFlops[stage].add(e, bytes: forward)
-            fp32BackwardFlops[stage].add(e, bytes: backward)
-            fp32SinceLastSave[stage].add(e, bytes: forward)
+            fp32ForwardFlops[stage].add(e, bytes: forward, times: w)
+            fp32BackwardFlops[stage].add(e, bytes: backward, times: w)
+            fp32SinceLastSave[stage].add(e, bytes: forward, times: w)
         }
         if causalFlash {
-            flashForwardFlops[stage].add(e, bytes: forward)
-            flashBackwardFlops[stage].add(e, bytes: backward)
-            flashSinceLastSave[stage].add(e, bytes: forward)
+            flashForwardFlops[stage].add(e, bytes: forward, times: w)
+            flashBackwardFlops[stage].add(e, bytes: backward, times: w)
+            flashSinceLastSave[stage].add(e, bytes: forward, times: w)
         }
     }
 
     /// Tensors alive until the end of forward without being saved (the KV cache that
     /// Transformers fills in training unless checkpointing turns `use_cache` off), by stage.
-    private var cached: [(id: Int, extent: Extent, bytes: Int, stage: Int)] = []
+    private var cached: [(id: Int, extent: Extent, bytes: Int, stage: Int, weight: Double)] = []
     var stage = 0
 
     func keepAlive(_ t: T) {
         guard !cached.contains(where: { $0.id == t.id }) else { return }
-        cached.append((t.id, t.extent, t.bytes, stage))
+        cached.append((t.id, t.extent, t.bytes, stage, weight))
     }
 
     /// The kept-alive bytes of one stage that no saved tensor already holds.
     func forwardOnly(stage: Int) -> ByteBill {
         var bill = ByteBill()
-        for c in cached where c.stage == stage && !savedIDs.contains(c.id) { bill.add(c.extent, bytes: c.bytes) }
+        for c in cached where c.stage == stage && !savedIDs.contains(c.id) { bill.add(c.extent, bytes: c.bytes, times: c.weight) }
         return bill
     }
 }
@@ -171,7 +180,7 @@ struct GraphContext {
         self.method = account.method
         self.options = options
         var w: [String: WrappedModule] = [:]
-        for m in account.wrapped { w[m.module.name] = m }
+        for m in account.wrapped { w[m.module.key] = m }
         self.wrapped = w
         a = training.precision.bytes
         let spec = account.method.spec
@@ -189,9 +198,9 @@ struct GraphContext {
         useCache = prefix || !checkpointing
     }
 
-    func module(_ role: ModuleRole) -> ModuleSpec? { arch.module(role) }
-    /// Whether the method trains the module that plays `role` (wraps it, or trains the base).
-    func wraps(_ role: ModuleRole) -> Bool { arch.module(role).map { wrapped[$0.name] != nil } ?? false }
+    func module(_ role: ModuleRole, layer: Int) -> ModuleSpec? { arch.module(role, layer: layer) }
+    /// Whether the method wraps the module that plays `role` in `layer`.
+    func wraps(_ role: ModuleRole, layer: Int) -> Bool { module(role, layer: layer).map { wrapped[$0.key] != nil } ?? false }
 }
 
 /// The symbolic forward of each architecture, written from the Transformers v5 modelling
@@ -199,6 +208,11 @@ struct GraphContext {
 struct ForwardGraph {
     let c: GraphContext
     let tape = Tape()
+
+    /// The module that plays `role` in the layer being played (or outside the blocks).
+    func module(_ role: ModuleRole) -> ModuleSpec? { c.module(role, layer: tape.layer) }
+    /// Whether the method wraps the module that plays `role` in the layer being played.
+    func wraps(_ role: ModuleRole) -> Bool { c.wraps(role, layer: tape.layer) }
 
     // MARK: ops
 
@@ -208,11 +222,10 @@ struct ForwardGraph {
     /// A frozen base weight saves nothing (its input grad needs only the weight); a
     /// trainable one saves its input.
     func linear(_ x: Tape.T, _ role: ModuleRole, outBytes: Int? = nil) -> Tape.T {
-        guard let m = c.module(role) else {
+        guard let m = module(role) else {
             tape.missing.insert(role)
             return x
         }
-        let name = m.name
         let ob = outBytes ?? c.a
         if c.baseTrainable { tape.save(x) }
         if c.method.spec.quantisesBase && m.perLayer && m.weightElements > 0 && x.rg {
@@ -226,7 +239,7 @@ struct ForwardGraph {
         // input needs one, and the weight's where the weight trains.
         let mm = 2 * m.inFeatures * m.outFeatures
         tape.flops(.q(1), forward: mm, backward: (x.rg ? mm : 0) + (c.baseTrainable ? mm : 0))
-        if let w = c.wrapped[name] {
+        if let w = c.wrapped[m.key] {
             switch c.method.spec.wrapper {
             case .lowRank?:
                 let r = c.options.loraR
@@ -358,23 +371,24 @@ struct ForwardGraph {
     /// Attention over q (Sq tokens) and k, v (Skv tokens); `softcap` is Gemma 2's tanh on
     /// the scores; `expandKV` is whether eager code repeats KV heads (`repeat_kv`).
     func attention(q: Tape.T, k: Tape.T, v: Tape.T, dropoutP: Double, softcap: Bool = false,
-                   softmaxFP32: Bool = true, bloomStyle: Bool = false) -> Tape.T {
+                   softmaxFP32: Bool = true, bloomStyle: Bool = false, qkWidth: Int? = nil, vWidth: Int? = nil) -> Tape.T {
         let arch = c.arch
-        let qd = arch.qDim, nh = arch.numHeads
+        // latent attention: queries and keys of one width, values and the output of another
+        let qd = qkWidth ?? arch.qDim, nh = arch.numHeads, vd = vWidth ?? qd
         let anyRG = q.rg || k.rg || v.rg
         // QKᵀ and PV: 2·head_dim per (query, key) pair and head, each. Backward: the flash
         // kernel recomputes QKᵀ and computes dQ, dK, dV and dP whenever anything needs a
         // gradient (five products, torch.utils.flop_counter's sdpa backward); the math and
         // eager paths compute only the gradients autograd asks for.
-        let pairFlops = 2 * qd
-        let backwardPairs: Int
-        if c.kernel == .flash { backwardPairs = anyRG ? 5 : 0 } else {
-            backwardPairs = (q.rg ? 1 : 0) + (k.rg ? 1 : 0) + ((q.rg || k.rg) ? 1 : 0) + (v.rg ? 1 : 0)
+        let pairFlops = 2 * qd, pvFlops = 2 * vd
+        let backwardFlops: Int
+        if c.kernel == .flash { backwardFlops = anyRG ? 3 * pairFlops + 2 * pvFlops : 0 } else {
+            backwardFlops = (q.rg ? pairFlops : 0) + (k.rg ? pairFlops : 0) + ((q.rg || k.rg) ? pvFlops : 0) + (v.rg ? pvFlops : 0)
         }
         // Under QLoRA, Linear4bit returns its input's dtype: q, k and v are fp32 (the
         // residual stream is fp32 after prepare_model_for_kbit_training), so attention runs
         // in fp32, where PyTorch has no flash kernel.
-        tape.flops(.pair(1), forward: 2 * pairFlops, backward: backwardPairs * pairFlops, fp32: c.method.spec.quantisesBase,
+        tape.flops(.pair(1), forward: pairFlops + pvFlops, backward: backwardFlops, fp32: c.method.spec.quantisesBase,
                    causalFlash: c.kernel == .flash)
         switch c.kernel {
         case .flash?:

@@ -6,7 +6,7 @@ extension ForwardGraph {
     /// Plays embedding, every decoder layer and the head; returns the saved bytes of the
     /// parts before, inside and after the blocks, with the per-layer part for layers ≥ 2
     /// (where the requires-grad state has settled) separated from layers 0 and 1.
-    func run(layers: Int) -> (pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logits: ByteBill,
+    func run(layers: Int) -> (pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, steadyKinds: [ByteBill], head: ByteBill, logits: ByteBill,
                               checkpointInput: Int, cache: [ByteBill], forwardFlops: [ByteBill], backwardFlops: [ByteBill],
                               recomputedFlops: [ByteBill], fp32Flops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill]),
                               flashFlops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])) {
@@ -14,12 +14,29 @@ extension ForwardGraph {
         var x = embed()
         marks.append(tape.total)
         let cosSin = (tape.new(Extent(pos: c.arch.rotaryDim), c.a, rg: false), tape.new(Extent(pos: c.arch.rotaryDim), c.a, rg: false))
-        let count = min(layers, 3)
-        for i in 0..<count {
+        // Layers 0 and 1 one by one (the requires-grad state settles over them); then each
+        // kind of layer among the rest once, weighted by how many of the rest it is, so
+        // that stage 3 is the average steady layer (one kind for uniform models).
+        var steadyKinds: [ByteBill] = []
+        for i in 0..<min(layers, 2) {
             tape.stage = i + 1
+            tape.layer = i
             x = layer(x, cosSin)
             marks.append(tape.total)
         }
+        if layers > 2 {
+            tape.stage = 3
+            for kind in c.arch.layerKinds(from: 2) {
+                tape.layer = kind.layer
+                tape.weight = Double(kind.count) / Double(layers - 2)
+                let before = tape.total
+                x = layer(x, cosSin)
+                steadyKinds.append((tape.total - before) * (1 / tape.weight))
+            }
+            tape.weight = 1
+            marks.append(tape.total)
+        }
+        let count = min(layers, 3)
         let checkpointInput = x.bytes * c.arch.hiddenSize
         tape.stage = 4
         head(x)
@@ -28,7 +45,7 @@ extension ForwardGraph {
         let pre = marks[0]
         let headBill = end - marks[count] - tape.logits
         let cache = (0..<3).map { $0 < count ? tape.forwardOnly(stage: $0 + 1) : ByteBill() }
-        return (pre, layerBills[0], count > 1 ? layerBills[1] : ByteBill(), count > 2 ? layerBills[2] : ByteBill(),
+        return (pre, layerBills[0], count > 1 ? layerBills[1] : ByteBill(), count > 2 ? layerBills[2] : ByteBill(), steadyKinds,
                 headBill, tape.logits, checkpointInput, cache, tape.forwardFlops, tape.backwardFlops, tape.recomputedFlops,
                 (tape.fp32ForwardFlops, tape.fp32BackwardFlops, tape.fp32RecomputedFlops),
                 (tape.flashForwardFlops, tape.flashBackwardFlops, tape.flashRecomputedFlops))
@@ -45,7 +62,7 @@ extension ForwardGraph {
 
     func embed() -> Tape.T {
         let a = c.arch
-        let wrapped = c.wraps(.embed)
+        let wrapped = wraps(.embed)
         let trainable = c.baseTrainable || wrapped
         if trainable { tape.save(.q(1), 8) }                                  // input ids
         if wrapped && c.method.spec.wrapper == .lowRank {
@@ -83,8 +100,8 @@ extension ForwardGraph {
         // learned positions: the position ids are kept for the table's gradient (GPT-2, OPT)
         if a.hasLearnedPositions && c.baseTrainable { tape.save(Extent(pos: 1), 8) }
         x = dropout(x, a.embeddingDropout)
-        if c.module(.projectIn) != nil { x = linear(x, .projectIn) }         // OPT-350m
-        if c.module(.embedNorm) != nil { x = layerNorm(x) }                  // BLOOM
+        if module(.projectIn) != nil { x = linear(x, .projectIn) }         // OPT-350m
+        if module(.embedNorm) != nil { x = layerNorm(x) }                  // BLOOM
         return x
     }
 
@@ -101,14 +118,14 @@ extension ForwardGraph {
     func head(_ x: Tape.T) {
         let a = c.arch
         // post-LN OPT (do_layer_norm_before false: OPT-350m) has no final layer norm
-        var h = c.module(.finalNorm) != nil ? blockNorm(x) : x
-        if c.module(.projectOut) != nil { h = linear(h, .projectOut) }
-        guard let lmHead = c.module(.head) else {
+        var h = module(.finalNorm) != nil ? blockNorm(x) : x
+        if module(.projectOut) != nil { h = linear(h, .projectOut) }
+        guard let lmHead = module(.head) else {
             tape.missing.insert(.head)
             return
         }
         // lm_head: trainable in full fine-tuning (tied or not), never for the adapters.
-        let headTrainable = c.baseTrainable || c.wraps(.head)
+        let headTrainable = c.baseTrainable || wraps(.head)
         if headTrainable { tape.save(h) }
         let headMM = 2 * lmHead.inFeatures * a.vocabSize
         tape.flops(.q(1), forward: headMM, backward: (h.rg ? headMM : 0) + (headTrainable ? headMM : 0),
@@ -126,69 +143,135 @@ extension ForwardGraph {
     }
 
     /// The Llama-style block (`LlamaDecoderLayer` and the layers written from it), with the
-    /// family's variations as traits.
+    /// family's variations as traits; the layer being played decides dense or experts.
     func gatedLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T), _ t: GatedBlock) -> Tape.T {
         let a = c.arch
         var x = x0
-        let h1 = blockNorm(x)
-        var q: Tape.T, k: Tape.T, v: Tape.T
-        if t.fusedProjections {
-            let qkv = linear(h1, .qkv)
-            q = qkv; k = qkv; v = qkv                  // views of one storage
+        // post-norm blocks (OLMo 2) feed the sub-blocks the residual stream itself
+        let h1 = t.norms == .post ? x : blockNorm(x)
+        var o: Tape.T
+        if let latent = t.latent {
+            o = latentAttention(h1, cosSin, latent)
         } else {
-            q = linear(h1, .q)
-            k = linear(h1, .k)
-            v = linear(h1, .v)
+            var q: Tape.T, k: Tape.T, v: Tape.T
+            if t.fusedProjections {
+                let qkv = linear(h1, .qkv)
+                q = qkv; k = qkv; v = qkv                  // views of one storage
+            } else {
+                q = linear(h1, .q)
+                k = linear(h1, .k)
+                v = linear(h1, .v)
+            }
+            switch t.headNorm {
+            case .none: break
+            case .perHead:
+                q = rmsNorm(q, heads: a.numHeads)
+                k = rmsNorm(k, heads: a.nKVHeads)
+            case .fullWidth:
+                q = rmsNorm(q)
+                k = rmsNorm(k)
+            }
+            if t.headNorm != .none {
+                q = Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg)
+                k = Tape.T(id: k.id, extent: k.extent, bytes: c.a, rg: k.rg)
+            }
+            if t.fusedProjections {
+                let qkv = q
+                q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
+                k = rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin)
+                v = qkv   // a view: saving it keeps the whole qkv storage
+            } else {
+                q = rope(q, cosSin)
+                k = rope(k, cosSin)
+            }
+            let kk = kvSide(k)
+            let vv = t.fusedProjections && !c.prefix ? cachedView(v) : kvSide(v)
+            let attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap)
+            o = linear(attn, .o)
         }
-        if t.headNorms {
-            q = rmsNorm(q, heads: a.numHeads)
-            k = rmsNorm(k, heads: a.nKVHeads)
-            q = Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg)
-            k = Tape.T(id: k.id, extent: k.extent, bytes: c.a, rg: k.rg)
-        }
-        if t.fusedProjections {
-            let qkv = q
-            q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
-            k = rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin)
-            v = qkv   // a view: saving it keeps the whole qkv storage
-        } else {
-            q = rope(q, cosSin)
-            k = rope(k, cosSin)
-        }
-        let kk = kvSide(k)
-        let vv = t.fusedProjections && !c.prefix ? cachedView(v) : kvSide(v)
-        let attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap)
-        var o = linear(attn, .o)
-        if t.sandwichNorms { o = blockNorm(o) }
+        if t.norms != .pre { o = blockNorm(o) }
         x = Tape.T(id: tape.new(x.extent, c.stream, rg: false).id, extent: x.extent, bytes: c.stream, rg: x.rg || o.rg)
-        let h2 = blockNorm(x)
+        let h2 = t.norms == .post ? x : blockNorm(x)
         var d: Tape.T
-        if a.numExperts > 0 {
+        if module(.experts) != nil {
             d = moe(h2)
-        } else if t.fusedProjections {
+            if let shared = t.sharedExpert {
+                // the shared experts run on every token beside the routed ones
+                let g = linear(h2, .sharedGate)
+                let u = linear(h2, .sharedUp)
+                let sd = linear(mul(act(g, width: g.extent.q), u), .sharedDown)
+                var sharedOut = sd
+                if shared == .gated {
+                    // sigmoid(shared_expert_gate(x)) * shared_expert(x): sigmoid keeps its output
+                    let gate = linear(h2, .sharedExpertGate)
+                    let sig = tape.new(gate.extent, c.a, rg: gate.rg)
+                    if gate.rg { tape.save(sig) }
+                    sharedOut = mul(sig, sd, out: .q(a.hiddenSize))
+                }
+                d = tape.new(.q(a.hiddenSize), c.a, rg: d.rg || sharedOut.rg)
+            }
+        } else if t.fusedProjections || t.fusedGateUp {
             let gu = linear(h2, .gateUp)
-            let g = act(gu, width: a.intermediateSize)               // saves the gate_up storage
-            let p = mul(g, gu, out: .q(a.intermediateSize))
+            let width = gu.extent.q / 2
+            let g = act(gu, width: width)               // saves the gate_up storage
+            let p = mul(g, gu, out: .q(width))
             d = linear(p, .down)
+        } else if t.plainMLP {
+            let f = linear(h2, .up)
+            d = linear(act(f, width: f.extent.q), .down)
         } else {
             let g = linear(h2, .gate)
             let u = linear(h2, .up)
-            let p = mul(act(g, width: a.intermediateSize), u)
+            let p = mul(act(g, width: g.extent.q), u)
             d = linear(p, .down)
         }
-        if t.sandwichNorms { d = blockNorm(d) }
+        if t.norms != .pre { d = blockNorm(d) }
         if c.method.spec.insertsBottleneck { d = bottleneck(d) }
         return tape.new(x.extent, c.stream, rg: x.rg || d.rg)
+    }
+
+    /// Multi-head latent attention (`DeepseekV3Attention.forward`, Transformers v5): the
+    /// query through its latent (or one `q_proj`), keys and values from one compressed latent
+    /// plus a rotary key shared by the heads; no-rope and rope parts concatenated per head.
+    func latentAttention(_ h: Tape.T, _ cosSin: (Tape.T, Tape.T), _ l: LatentAttention) -> Tape.T {
+        let a = c.arch
+        let heads = a.numHeads, qk = l.nope + l.rope
+        let qLatent = l.qRank > 0 ? rmsNorm(linear(h, .qA)) : h
+        let q = l.qRank > 0 ? linear(qLatent, .qB) : linear(h, .q)
+        if l.indexer {
+            // DeepSeek-V3.2's lightning indexer: its queries from the query latent, one
+            // LayerNorm'd key head, per-head weights; ReLU(q·k)·w scores every (query, key)
+            // pair and a top-k picks the keys attention reads. Its matmuls are played here;
+            // the scores' saved tensors are not yet checked against the trace (issue 15).
+            let iq = linear(qLatent, .indexerQ)
+            _ = layerNorm(linear(h, .indexerK))
+            _ = linear(h, .indexerWeights)
+            tape.flops(.pair(1), forward: 2 * iq.extent.q, backward: 0)
+        }
+        let ckv = linear(h, .kvA)
+        // k_pass is a view of the latent; its norm upcasts it (a new fp32 tensor)
+        let kPass = linear(rmsNorm(Tape.T(id: ckv.id, extent: .q(l.kvRank), bytes: ckv.bytes, rg: ckv.rg)), .kvB)
+        let qRot = rope(Tape.T(id: q.id, extent: .q(heads * l.rope), bytes: q.bytes, rg: q.rg), cosSin)
+        let kRot = rope(Tape.T(id: ckv.id, extent: .q(l.rope), bytes: ckv.bytes, rg: ckv.rg), cosSin)
+        // torch.cat of the no-rope and rope parts: new tensors, nothing saved
+        let qs = tape.new(.q(heads * qk), c.a, rg: q.rg || qRot.rg)
+        let ks = tape.new(.q(heads * qk), c.a, rg: kPass.rg || kRot.rg)
+        let vs = Tape.T(id: kPass.id, extent: .q(heads * l.v), bytes: kPass.bytes, rg: kPass.rg)
+        let attn = attention(q: qs, k: kvSide(ks), v: kvSide(vs), dropoutP: a.attentionDropout, qkWidth: heads * qk, vWidth: heads * l.v)
+        return linear(attn, .o)
     }
 
     /// Transformers v5 MoE (`integrations/moe.py`): router softmax and top-k, tokens
     /// sorted by expert, grouped matmuls over the fused expert weights, weighted sum.
     func moe(_ h: Tape.T) -> Tape.T {
         let a = c.arch
-        if c.module(.router) == nil { tape.missing.insert(.router) }
-        if c.module(.experts) == nil { tape.missing.insert(.experts) }
-        let k = a.expertsPerToken, e = a.numExperts, inter = a.intermediateSize
-        let routerTrainable = c.baseTrainable || c.wraps(.router)
+        if module(.router) == nil { tape.missing.insert(.router) }
+        guard let experts = module(.experts) else {
+            tape.missing.insert(.experts)
+            return h
+        }
+        let k = a.expertsPerToken, e = a.numExperts, inter = experts.outFeatures
+        let routerTrainable = c.baseTrainable || wraps(.router)
         if routerTrainable { tape.save(h) }
         let logitsRG = h.rg || routerTrainable
         if logitsRG {
@@ -197,7 +280,7 @@ extension ForwardGraph {
             tape.save(.q(1), 4)          // sum for renormalisation
             tape.save(.q(k), 4)          // renormalised weights
         }
-        let expertsTrainable = c.baseTrainable || c.wraps(.experts)
+        let expertsTrainable = c.baseTrainable || wraps(.experts)
         if h.rg { tape.save(.q(k), 8) }                        // gather indices
         if logitsRG { tape.save(.q(k), 8) }                    // weight permutation
         // router h → E, then per visited expert gate_up (h → 2I) and down (I → h)

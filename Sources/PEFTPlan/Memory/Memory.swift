@@ -120,6 +120,9 @@ public struct PlanContext: Sendable {
 
     // Activation coefficients from the symbolic forward.
     let pre: ByteBill, layer0: ByteBill, layer1: ByteBill, steady: ByteBill, head: ByteBill, logitsBill: ByteBill
+    /// Each kind of layer after the first two, unweighted (`steady` is their weighted mean):
+    /// checkpointing recomputes one block at a time, so its peak is the largest kind.
+    let steadyKinds: [ByteBill]
     let checkpointInputPerToken: Int
     /// Per-layer bytes of the KV cache that no saved tensor holds (layers 0, 1, steady).
     let cache: [ByteBill]
@@ -208,6 +211,7 @@ public struct PlanContext: Sendable {
             throw PlanError.incompleteArchitecture(model: arch.name, role: role)
         }
         pre = r.pre; layer0 = r.layer0; layer1 = r.layer1; steady = r.steady; head = r.head; logitsBill = r.logits
+        steadyKinds = r.steadyKinds
         checkpointInputPerToken = r.checkpointInput
         cache = r.cache
         forwardFlops = r.forwardFlops
@@ -313,8 +317,8 @@ public struct PlanContext: Sendable {
     /// One block's activations (the steady-state block), as recomputed under checkpointing.
     func oneBlock(batch: Int, sq: Int, skv: Int) -> Double {
         let l = arch.numLayers
-        let bill = l >= 3 ? steady : (l == 2 ? layer1 : layer0)
-        return bill.bytes(batch: batch, sq: sq, skv: skv)
+        if l >= 3 { return steadyKinds.map { $0.bytes(batch: batch, sq: sq, skv: skv) }.max() ?? steady.bytes(batch: batch, sq: sq, skv: skv) }
+        return (l == 2 ? layer1 : layer0).bytes(batch: batch, sq: sq, skv: skv)
     }
 
     /// The phase totals of one step, as plain numbers (the planner's hot path).
@@ -515,13 +519,13 @@ public enum MemoryComponents {
         case .quantised4bit:
             var quantised = 0
             for m in arch.modules where m.perLayer && m.weightElements > 0 {
-                quantised += nf4Bytes(elements: m.weightElements, doubleQuant: options.doubleQuant) * arch.numLayers
+                quantised += nf4Bytes(elements: m.weightElements, doubleQuant: options.doubleQuant) * arch.instances(m)
             }
             for m in arch.modules where m.perLayer && m.kind == .experts {
                 // fused experts: two 3-D tensors, quantised like Linear weights
-                quantised += nf4Bytes(elements: m.ownParams, doubleQuant: options.doubleQuant) * arch.numLayers
+                quantised += nf4Bytes(elements: m.ownParams, doubleQuant: options.doubleQuant) * arch.instances(m)
             }
-            let expertParams = arch.modules.filter { $0.perLayer && $0.kind == .experts }.reduce(0) { $0 + $1.ownParams } * arch.numLayers
+            let expertParams = arch.modules.filter { $0.perLayer && $0.kind == .experts }.reduce(0) { $0 + $1.ownParams * arch.instances($1) }
             let rest = arch.totalParams - arch.blockLinearWeightParams - expertParams
             return quantised + rest * 4
         case .frozen:
@@ -566,17 +570,20 @@ public enum MemoryComponents {
         guard account.method.spec.trainsBase else { return account.adapterTensors.map { Shape(dims: $0.shape, count: 1) } }
         var out: [Shape] = []
         for m in arch.modules where !m.tied {
-            let n = m.perLayer ? arch.numLayers : 1
+            let n = arch.instances(m)
             switch m.kind {
             case .linear, .conv1d:
                 out.append(Shape(dims: [m.outFeatures, m.inFeatures], count: n))
                 if m.bias { out.append(Shape(dims: [m.outFeatures], count: n)) }
             case .embedding, .positionEmbedding: out.append(Shape(dims: [m.inFeatures, m.outFeatures], count: n))
-            case .router: out.append(Shape(dims: [m.outFeatures, m.inFeatures], count: n))
+            case _ where !m.shapes.isEmpty: out += m.shapes.map { Shape(dims: $0, count: n) }
+            case .router:
+                out.append(Shape(dims: [m.outFeatures, m.inFeatures], count: n))
+                if m.bias { out.append(Shape(dims: [m.outFeatures], count: n)) }
             case .experts:
                 out.append(Shape(dims: [arch.numExperts, 2 * m.outFeatures, m.inFeatures], count: n))
                 out.append(Shape(dims: [arch.numExperts, m.inFeatures, m.outFeatures], count: n))
-            case .norm: out.append(Shape(dims: [m.ownParams], count: n))
+            case .norm, .parameters: out.append(Shape(dims: [m.ownParams], count: n))
             }
         }
         return out

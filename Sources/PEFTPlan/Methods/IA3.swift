@@ -18,10 +18,9 @@ extension MethodSpec {
             var tensors: [AdapterTensor] = []
             var wrapped: [WrappedModule] = []
             for m in targets {
-                let n = m.perLayer ? arch.numLayers : 1
                 let isFF = ff.contains { ParameterAccounting.matches(arch.fullName(m), $0) }
-                wrapped.append(WrappedModule(module: m, instances: n, feedforward: isFF))
-                for layer in 0..<n {
+                wrapped.append(WrappedModule(module: m, instances: arch.instances(m), feedforward: isFF))
+                for layer in m.perLayer ? arch.layerIndices(m) : [0] {
                     let full = "base_model.model." + arch.fullName(m, layer: layer) + ".ia3_l"
                     tensors.append(AdapterTensor(name: full, shape: isFF ? [1, m.inFeatures] : [m.outFeatures, 1]))
                 }

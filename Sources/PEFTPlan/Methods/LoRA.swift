@@ -20,23 +20,31 @@ extension ParameterAccounting {
     /// and lora_B (out × r) per Linear, lora_embedding_A/B per embedding, DoRA's magnitude
     /// vector, and a MoE's fused experts through `target_parameters`.
     @Sendable static func lowRank(_ arch: Architecture, _ method: Method, _ o: MethodOptions) throws -> ParameterAccount {
-        let targets = try resolveTargets(o.loraTargets, arch: arch, method: method, defaults: arch.family.spec.loraTargets)
+        let (targets, expertParams) = try resolveTargetsAndParameters(o.loraTargets, arch: arch, method: method,
+                                                                       defaults: arch.family.spec.loraTargets)
         var tensors: [AdapterTensor] = []
         var wrapped: [WrappedModule] = []
         for m in targets {
-            let n = m.perLayer ? arch.numLayers : 1
-            wrapped.append(WrappedModule(module: m, instances: n))
-            for layer in 0..<n {
+            wrapped.append(WrappedModule(module: m, instances: arch.instances(m)))
+            for layer in m.perLayer ? arch.layerIndices(m) : [0] {
                 let full = "base_model.model." + arch.fullName(m, layer: layer)
                 if m.kind == .experts {
                     // Fused experts (Transformers v5 MoE) are wrapped by PEFT's ParamWrapper
-                    // through `target_parameters`: gate_up_proj gets rank 2r per expert,
-                    // down_proj rank r per expert, stacked into 2-D LoRA matrices.
+                    // through `target_parameters`: gate_up_proj gets rank 2r per expert (its
+                    // rank_pattern doubles r for the two fused v4 projections), down_proj
+                    // rank r per expert, stacked into 2-D LoRA matrices; with both, the
+                    // first wrapper is the second's base_layer.
                     let e = arch.numExperts, r = o.loraR
-                    tensors += [AdapterTensor(name: full + ".base_layer.lora_A.weight", shape: [2 * r * e, m.inFeatures]),
-                                AdapterTensor(name: full + ".base_layer.lora_B.weight", shape: [2 * m.outFeatures, 2 * r * e]),
-                                AdapterTensor(name: full + ".lora_A.weight", shape: [r * e, m.outFeatures]),
-                                AdapterTensor(name: full + ".lora_B.weight", shape: [m.inFeatures, r * e])]
+                    let both = expertParams.count == 2
+                    if expertParams.contains("gate_up_proj") {
+                        let p = both ? full + ".base_layer" : full
+                        tensors += [AdapterTensor(name: p + ".lora_A.weight", shape: [2 * r * e, m.inFeatures]),
+                                    AdapterTensor(name: p + ".lora_B.weight", shape: [2 * m.outFeatures, 2 * r * e])]
+                    }
+                    if expertParams.contains("down_proj") {
+                        tensors += [AdapterTensor(name: full + ".lora_A.weight", shape: [r * e, m.outFeatures]),
+                                    AdapterTensor(name: full + ".lora_B.weight", shape: [m.inFeatures, r * e])]
+                    }
                     continue
                 }
                 if m.kind == .embedding {

@@ -64,15 +64,27 @@ public enum ParameterAccounting {
     }
 
     /// The modules a LoRA/IA³ target specification selects, refusing what PEFT refuses.
+    /// For LoRA on a family whose experts Transformers v5 fused (``MoEConversion``), PEFT
+    /// moves the expert and router names to `target_parameters`: `expertParams` says which
+    /// of the fused expert tensors (`gate_up_proj`, `down_proj`) are wrapped.
     static func resolveTargets(_ spec: TargetSpec, arch: Architecture, method: Method, defaults: [String]?) throws -> [ModuleSpec] {
+        try resolveTargetsAndParameters(spec, arch: arch, method: method, defaults: defaults).modules
+    }
+
+    static func resolveTargetsAndParameters(_ spec: TargetSpec, arch: Architecture, method: Method, defaults: [String]?)
+        throws -> (modules: [ModuleSpec], expertParams: Set<String>) {
         let field = (method.spec.wrapper ?? .lowRank).targetsField
-        let names: [String]
+        let conversion = method.spec.wrapper == .lowRank ? arch.family.spec.moeConversion : nil
+        var names: [String]
         switch spec {
         case .allLinear:
-            // PEFT 0.21 adds a MoE's router weight and fused expert tensors (as
-            // target_parameters) to "all-linear" for LoRA.
-            let moe: Set<ModuleKind> = method.spec.wrapper == .lowRank ? [.router, .experts] : []
-            return arch.modules.filter { ($0.kind == .linear || $0.kind == .conv1d || moe.contains($0.kind)) && $0.role != .head }
+            let linear = arch.modules.filter { ($0.kind == .linear || $0.kind == .conv1d) && $0.role != .head }
+            guard let conversion else { return (linear, []) }
+            // PEFT resolves all-linear to the leaf names of the Linear modules plus the
+            // names the experts and router had as Linear modules in Transformers v4
+            // (peft/utils/transformers_weight_conversion.py, _resolve_string_target_modules).
+            names = Array(Set(linear.map { $0.name.split(separator: ".").last.map(String.init) ?? $0.name })).sorted()
+            names += conversion.mapping.map(\.old).filter { !names.contains($0) }
         case .default:
             guard let d = defaults else {
                 throw PlanError.invalidTargets(method: method.rawValue, reason:
@@ -85,6 +97,29 @@ public enum ParameterAccounting {
             }
             names = l
         }
+        var parameterTargets = Set<String>()
+        if let conversion {
+            // _convert_peft_config_moe: a name that was an expert or router Linear in v4
+            // becomes a target parameter of its fused v5 tensor and leaves target_modules.
+            var moduleNames: [String] = []
+            var fusedSeen: [String: Set<String>] = [:]
+            for n in names {
+                if let hit = conversion.mapping.first(where: { n == $0.old || n.hasSuffix("." + $0.old) }) {
+                    parameterTargets.insert(hit.new)
+                    fusedSeen[hit.new, default: []].insert(hit.old)
+                } else {
+                    moduleNames.append(n)
+                }
+            }
+            for (fused, parts) in conversion.fused {
+                let seen = fusedSeen[fused] ?? []
+                if !seen.isEmpty && seen.count < parts.count {
+                    throw PlanError.invalidTargets(method: method.rawValue, reason:
+                        "PEFT cannot target \(seen.sorted().joined(separator: ", ")) without \(Set(parts).subtracting(seen).sorted().joined(separator: ", ")): they are fused into \(fused) in Transformers v5")
+                }
+            }
+            names = moduleNames
+        }
         var selected: [ModuleSpec] = []
         for m in arch.modules where names.contains(where: { matches(arch.fullName(m), $0) }) {
             // PEFT wraps Linear and Conv1D modules; LoRA also embeddings
@@ -95,16 +130,30 @@ public enum ParameterAccounting {
             }
             selected.append(m)
         }
-        guard !selected.isEmpty else {
-            throw PlanError.invalidTargets(method: method.rawValue, reason:
-                "target modules \(names.joined(separator: ", ")) not found in \(arch.name) (its Linear modules: \(exampleTargets(arch)))")
+        // target_parameters: "gate.weight" is the router's weight, the others the fused experts'
+        var expertParams = Set<String>()
+        for m in arch.modules {
+            if m.kind == .router, parameterTargets.contains(where: { matches(arch.fullName(m) + ".weight", $0) }) { selected.append(m) }
+            if m.kind == .experts {
+                let hit = parameterTargets.filter { p in ["gate_up_proj", "down_proj"].contains(p) }
+                if !hit.isEmpty { selected.append(m); expertParams.formUnion(hit) }
+            }
         }
-        return selected
+        guard !selected.isEmpty else {
+            if names.isEmpty && parameterTargets.isEmpty {
+                throw PlanError.invalidTargets(method: method.rawValue, reason:
+                    "PEFT has no default target modules for model type '\(arch.family.rawValue)'; give \(field: field) (for example all-linear, or module names such as \(exampleTargets(arch)))")
+            }
+            throw PlanError.invalidTargets(method: method.rawValue, reason:
+                "target modules \((names + parameterTargets.sorted()).joined(separator: ", ")) not found in \(arch.name) (its Linear modules: \(exampleTargets(arch)))")
+        }
+        return (selected, expertParams)
     }
 
     static func exampleTargets(_ arch: Architecture) -> String {
-        arch.modules.filter { ($0.kind == .linear || $0.kind == .conv1d) && $0.perLayer }
-            .map { $0.name.split(separator: ".").last.map(String.init) ?? $0.name }.joined(separator: ",")
+        var seen = Set<String>()
+        return arch.modules.filter { ($0.kind == .linear || $0.kind == .conv1d) && $0.perLayer }
+            .map { $0.name.split(separator: ".").last.map(String.init) ?? $0.name }.filter { seen.insert($0).inserted }.joined(separator: ",")
     }
 
     /// Size of a safetensors file holding `tensors` as fp32, exactly: 8 bytes of header

@@ -4,6 +4,9 @@ import Foundation
 /// (GPT-2's transposed linear) and `embedding`; it refuses the others as targets.
 public enum ModuleKind: String, Sendable, Equatable {
     case linear, conv1d, embedding, norm, router, experts, positionEmbedding
+    /// Bare parameters of a module PEFT does not wrap (attention sinks, a state-space
+    /// layer's A_log and dt_bias, a depthwise convolution): counted, never targeted.
+    case parameters
 }
 
 /// What a module does in the model, so that the symbolic forward names modules by role and
@@ -19,8 +22,12 @@ public enum ModuleRole: String, Sendable, Equatable, CaseIterable {
     /// the attention and feed-forward outputs.
     case attentionNorm, feedForwardNorm, attentionOutputNorm, feedForwardOutputNorm
     /// Feed-forward: gated (gate, up, down; Phi-3 fuses gate and up), plain (up, down),
-    /// or a mixture of experts (router, fused experts).
-    case gate, up, gateUp, down, router, experts
+    /// or a mixture of experts (router, fused experts, shared experts and their gate).
+    case gate, up, gateUp, down, router, experts, sharedGate, sharedUp, sharedDown, sharedExpertGate
+    /// Multi-head latent attention: the query latent and its norm, the query up-projection,
+    /// the key-value latent (with the shared rotary key), its norm, its up-projection; the
+    /// sparse attention's indexer; attention sinks.
+    case qA, qANorm, qB, kvA, kvANorm, kvB, indexerQ, indexerK, indexerKNorm, indexerWeights, sinks
 }
 
 /// One module of the model as `named_modules()` shows it, with its parameter shapes.
@@ -41,9 +48,16 @@ public struct ModuleSpec: Sendable, Equatable {
     /// True for an output head whose weight is the input embedding's: it exists as a
     /// module (and can be targeted) but adds no parameter to the count.
     public var tied: Bool
+    /// The decoder layers that hold this module, for models whose layers differ (dense
+    /// layers before MoE ones, linear-attention layers between full-attention ones, sliding
+    /// and full layers of different widths); nil: every layer. Only for block modules.
+    public var layers: [Int]?
+    /// The tensors of a module counted by `ownParams` when they are not the kind's usual
+    /// ones (expert biases, a convolution, several bare parameters); empty: the usual.
+    public var shapes: [[Int]] = []
 
     public init(_ name: String, _ kind: ModuleKind, _ role: ModuleRole, in inFeatures: Int = 0, out outFeatures: Int = 0,
-                bias: Bool = false, ownParams: Int = 0, perLayer: Bool = true, tied: Bool = false) {
+                bias: Bool = false, ownParams: Int = 0, perLayer: Bool = true, tied: Bool = false, layers: [Int]? = nil) {
         self.name = name
         self.kind = kind
         self.role = role
@@ -53,7 +67,12 @@ public struct ModuleSpec: Sendable, Equatable {
         self.ownParams = ownParams
         self.perLayer = perLayer
         self.tied = tied
+        self.layers = layers
     }
+
+    /// Names a module apart from another of the same name in other layers (Gemma 4's
+    /// sliding and full-attention q_proj differ in width).
+    public var key: String { layers.map { name + "@" + $0.map(String.init).joined(separator: ",") } ?? name }
 
     /// Parameters of one instance, as `numel()` summed over its own tensors.
     public var params: Int {
@@ -61,7 +80,7 @@ public struct ModuleSpec: Sendable, Equatable {
         switch kind {
         case .linear, .conv1d: return inFeatures * outFeatures + (bias ? outFeatures : 0)
         case .embedding, .positionEmbedding: return inFeatures * outFeatures
-        case .norm, .router, .experts: return ownParams
+        case .norm, .router, .experts, .parameters: return ownParams
         }
     }
 
@@ -100,21 +119,72 @@ public enum BlockShape: Equatable, Sendable {
 
 /// The variations of the gated block, as named traits.
 public struct GatedBlock: Equatable, Sendable {
+    /// Where the block's norms sit.
+    public enum Norms: Equatable, Sendable {
+        /// Before attention and before the feed-forward block (Llama).
+        case pre
+        /// Gemma 2/3: before and after each sub-block.
+        case sandwich
+        /// OLMo 2/3, EXAONE 4: after each sub-block only, inside the residual.
+        case post
+        /// GLM-4: before each sub-block and after each (`post_self_attn_layernorm`, `post_mlp_layernorm`).
+        case glm
+    }
+    /// RMSNorm over q and k before the rotary embedding.
+    public enum HeadNorm: Equatable, Sendable {
+        case none
+        /// Qwen3, Gemma 3, EXAONE 4: over each head (weight of head_dim).
+        case perHead
+        /// OLMo 2, OLMoE, MiniMax-M2: over the whole projection (weight of q width, k width).
+        case fullWidth
+    }
+
     /// Phi-3: q, k and v in one `qkv_proj`, gate and up in one `gate_up_proj`.
     public var fusedProjections = false
-    /// Qwen3: an RMSNorm over each head of q and of k before the rotary embedding.
-    public var headNorms = false
-    /// Gemma 2: norms of the attention output and of the feed-forward output too.
-    public var sandwichNorms = false
+    /// GLM-4: gate and up in one `gate_up_proj` (attention separate).
+    public var fusedGateUp = false
+    /// Starcoder2: a plain two-layer MLP (`c_fc`, GELU, `c_proj`) in place of the gated one.
+    public var plainMLP = false
+    public var headNorm: HeadNorm = .none
+    public var norms: Norms = .pre
     /// Gemma 2: tanh soft-capping of the attention scores.
     public var scoreSoftcap = false
+    /// gpt-oss, MiMo: learned attention sinks (one logit per head joins the softmax).
+    public var sinks = false
+    /// Shared experts beside the routed ones, if any.
+    public var sharedExpert: SharedExpert?
+    /// Multi-head latent attention in place of q/k/v projections, if any.
+    public var latent: LatentAttention?
 
-    public init(fusedProjections: Bool = false, headNorms: Bool = false, sandwichNorms: Bool = false, scoreSoftcap: Bool = false) {
+    /// Qwen3's per-head q/k norms (the name the older families' files use).
+    public var headNorms: Bool { headNorm != .none }
+    public var sandwichNorms: Bool { norms == .sandwich }
+
+    public init(fusedProjections: Bool = false, fusedGateUp: Bool = false, plainMLP: Bool = false, headNorm: HeadNorm = .none,
+                norms: Norms = .pre, scoreSoftcap: Bool = false) {
         self.fusedProjections = fusedProjections
-        self.headNorms = headNorms
-        self.sandwichNorms = sandwichNorms
+        self.fusedGateUp = fusedGateUp
+        self.plainMLP = plainMLP
+        self.headNorm = headNorm
+        self.norms = norms
         self.scoreSoftcap = scoreSoftcap
     }
+}
+
+/// Shared experts of a mixture-of-experts block: every token runs them beside its routed ones.
+public enum SharedExpert: Equatable, Sendable {
+    /// Qwen2-MoE: the shared MLP's output scaled by sigmoid(`shared_expert_gate`(x)).
+    case gated
+    /// DeepSeek, GLM, Llama 4: added as it is.
+    case plain
+}
+
+/// Multi-head latent attention's widths (DeepSeek-V2 §2.1): the query and key-value
+/// latent ranks (query rank 0: a plain `q_proj`) and the per-head no-rope, rope and value widths.
+public struct LatentAttention: Equatable, Sendable {
+    public var qRank: Int, kvRank: Int, nope: Int, rope: Int, v: Int
+    /// DeepSeek-V3.2, GLM-5: the sparse attention's lightning indexer.
+    public var indexer = false
 }
 
 /// A decoder-only transformer, reduced to what counts for parameters, memory and compute.
@@ -164,8 +234,35 @@ public struct Architecture: Sendable, Equatable {
 
     /// Total parameters as Hugging Face counts them (`named_parameters()`, tied once).
     public var totalParams: Int {
-        modules.reduce(0) { $0 + $1.params * ($1.perLayer ? numLayers : 1) }
+        modules.reduce(0) { $0 + $1.params * instances($1) }
     }
+
+    /// How many instances of `m` the model holds: one outside the blocks, one per layer
+    /// that has it inside.
+    public func instances(_ m: ModuleSpec) -> Int { m.perLayer ? (m.layers?.count ?? numLayers) : 1 }
+
+    /// The layers that hold block module `m` (empty for a module outside the blocks).
+    public func layerIndices(_ m: ModuleSpec) -> [Int] { m.perLayer ? (m.layers ?? Array(0..<numLayers)) : [] }
+
+    /// Whether block module `m` is in layer `layer`.
+    public func has(_ m: ModuleSpec, layer: Int) -> Bool { m.perLayer && (m.layers?.contains(layer) ?? (layer < numLayers)) }
+
+    /// The kinds of layer from layer `start` on, each as its first layer and how many
+    /// layers are of that kind (layers of a kind hold the same modules); in layer order.
+    public func layerKinds(from start: Int) -> [(layer: Int, count: Int)] {
+        guard start < numLayers else { return [] }
+        guard layersDiffer else { return [(start, numLayers - start)] }
+        let varying = modules.indices.filter { modules[$0].perLayer && modules[$0].layers != nil }
+        var kinds: [(signature: [Int], layer: Int, count: Int)] = []
+        for i in start..<numLayers {
+            let signature = varying.filter { has(modules[$0], layer: i) }
+            if let k = kinds.firstIndex(where: { $0.signature == signature }) { kinds[k].count += 1 } else { kinds.append((signature, i, 1)) }
+        }
+        return kinds.map { ($0.layer, $0.count) }
+    }
+
+    /// Whether the layers differ from one another.
+    public var layersDiffer: Bool { modules.contains { $0.perLayer && $0.layers != nil } }
 
     /// Parameters outside the decoder blocks (embeddings, final norm, untied lm_head).
     public var nonBlockParams: Int {
@@ -182,10 +279,10 @@ public struct Architecture: Sendable, Equatable {
                 let w = m.inFeatures.multipliedReportingOverflow(by: m.outFeatures)
                 own = w.overflow ? (0, true) : w.partialValue.addingReportingOverflow(m.bias ? m.outFeatures : 0)
             case .embedding, .positionEmbedding: own = m.inFeatures.multipliedReportingOverflow(by: m.outFeatures)
-            case .norm, .router, .experts: own = (m.ownParams, false)
+            case .norm, .router, .experts, .parameters: own = (m.ownParams, false)
             }
             if own.1 { return nil }
-            let n = (m.tied ? 0 : own.0).multipliedReportingOverflow(by: m.perLayer ? numLayers : 1)
+            let n = (m.tied ? 0 : own.0).multipliedReportingOverflow(by: instances(m))
             if n.overflow { return nil }
             let s = total.addingReportingOverflow(n.partialValue)
             if s.overflow || s.partialValue > limit { return nil }
@@ -196,19 +293,19 @@ public struct Architecture: Sendable, Equatable {
 
     /// Parameters in block Linear weights: the part bitsandbytes quantises for QLoRA.
     public var blockLinearWeightParams: Int {
-        modules.reduce(0) { $0 + ($1.perLayer ? $1.weightElements * numLayers : 0) }
+        modules.reduce(0) { $0 + ($1.perLayer ? $1.weightElements * instances($1) : 0) }
     }
 
     /// Parameters a token touches in one forward pass (MoE: only its experts).
     public var activeParams: Int {
         guard numExperts > 0 else { return totalParams }
-        let experts = modules.filter { $0.kind == .experts }.reduce(0) { $0 + $1.params } * numLayers
+        let experts = modules.filter { $0.kind == .experts }.reduce(0) { $0 + $1.params * instances($1) }
         return totalParams - experts + experts / numExperts * expertsPerToken
     }
 
-    /// The full name of a module instance in layer `layer` (0 for matching).
-    public func fullName(_ m: ModuleSpec, layer: Int = 0) -> String {
-        m.perLayer ? "\(layerPrefix).\(layer).\(m.name)" : m.name
+    /// The full name of a module instance in layer `layer` (its first layer for matching).
+    public func fullName(_ m: ModuleSpec, layer: Int? = nil) -> String {
+        m.perLayer ? "\(layerPrefix).\(layer ?? m.layers?.first ?? 0).\(m.name)" : m.name
     }
 
     /// The input (token) embedding's full name, whatever the family calls it
@@ -217,6 +314,11 @@ public struct Architecture: Sendable, Equatable {
 
     /// The module that plays `role` (block modules once), if the model has one.
     public func module(_ role: ModuleRole) -> ModuleSpec? { modules.first { $0.role == role } }
+
+    /// The module that plays `role` in layer `layer` (block roles), or outside the blocks.
+    public func module(_ role: ModuleRole, layer: Int) -> ModuleSpec? {
+        modules.first { $0.role == role && (!$0.perLayer || has($0, layer: layer)) }
+    }
 
     /// GPT-2 and OPT learn a table of positions: no sequence can be longer than it.
     public var hasLearnedPositions: Bool { modules.contains { $0.kind == .positionEmbedding } }

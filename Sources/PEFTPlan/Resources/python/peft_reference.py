@@ -72,11 +72,17 @@ def peft_config(case):
 
 
 def config_of(case):
-    """The case's config.json: inline ("config") or a file path ("config_path")."""
+    """The case's config.json: inline ("config") or a file path ("config_path"). With
+    "dequantised": true a shipped quantisation_config (gpt-oss's MXFP4, DeepSeek's FP8) is
+    left out: training dequantises those weights to bf16, which is what peft-plan plans."""
     if "config_path" in case:
         with open(case["config_path"]) as f:
-            return json.load(f)
-    return case["config"]
+            config = json.load(f)
+    else:
+        config = dict(case["config"])
+    if case.get("dequantised"):
+        config.pop("quantization_config", None)
+    return config
 
 
 def build(config_dict, device):

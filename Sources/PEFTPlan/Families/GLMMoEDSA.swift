@@ -1,0 +1,15 @@
+import Foundation
+
+extension FamilySpec {
+    /// GLM-5 (`GlmMoeDsaConfig`, `modeling_glm_moe_dsa.py`): DeepSeek-V3.2's latent attention
+    /// and indexer, GLM's experts.
+    static let glmMoeDsa = FamilySpec(
+        read: {
+            try GatedReader(family: .glmMoeDsa, mla: MLAReader(indexer: true))
+                .with(moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense)).read($0, name: $1)
+        },
+        loraTargets: nil,
+        ia3Targets: nil,
+        configHasKVHeads: true,
+        moeConversion: .qwen2MoE)
+}
