@@ -78,7 +78,8 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
         return t
 
     from torch.utils.flop_counter import FlopCounterMode
-    forward_flops = FlopCounterMode(display=False)
+    mapping = grouped_mm_mapping(torch)
+    forward_flops = FlopCounterMode(display=False, custom_mapping=mapping)
     with forward_flops, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         output = model(input_ids=ids, labels=ids)
     # What the graph still holds at the end of forward, each storage once.
@@ -91,7 +92,7 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
         key = st._cdata
         if key not in param_storages and key not in seen:
             seen[key] = (st.nbytes(), str(t.dtype), tuple(t.shape))
-    backward_flops = FlopCounterMode(display=False)
+    backward_flops = FlopCounterMode(display=False, custom_mapping=mapping)
     with backward_flops:
         output.loss.backward()
     del output
@@ -104,6 +105,29 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
         by_dtype[dt] = by_dtype.get(dt, 0) + nbytes
     return {"saved_bytes": total, "logits_bytes": logits, "by_dtype": by_dtype, "tensors": len(seen),
             "forward_flops": forward_flops.get_total_flops(), "backward_flops": backward_flops.get_total_flops()}
+
+
+def grouped_mm_mapping(torch):
+    """A FLOP formula for torch._grouped_mm, which FlopCounterMode lacks and the Transformers
+    v5 mixture of experts runs its experts with: every row of the left operand meets the
+    matrix of its group, 2 FLOPs per multiply-add, as for mm. The forward and the input's
+    gradient are (rows × k) against (groups × k × n); the weights' gradient is (k × rows)
+    against (rows × n), giving (groups × k × n), where each row belongs to one group."""
+    op = getattr(torch.ops.aten, "_grouped_mm", None)
+    if op is None:
+        return {}
+
+    def flops(a_shape, b_shape, *args, out_shape=None, **kwargs):
+        if len(a_shape) == 2 and len(b_shape) == 3:
+            return 2 * a_shape[0] * a_shape[1] * b_shape[2]
+        if len(a_shape) == 2 and len(b_shape) == 2:
+            return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+        out = 1
+        for d in out_shape:
+            out *= d
+        return 2 * out * a_shape[-1]   # batched (groups × m × k) against (groups × k × n)
+
+    return {op: flops}
 
 
 def apply_peft(model, case, method):

@@ -35,6 +35,10 @@ struct GatedReader {
     var intermediateKeys = ["intermediate_size"]
     /// `head_dim` when the config leaves it out (the config class's default; nil: hidden / heads).
     var headDimDefault: Int?
+    /// gpt-oss: the experts' clamped SwiGLU.
+    var clampedSwiGLU = false
+    /// StarCoder2: `residual_dropout` after attention and MLP, `embedding_dropout` after the embedding.
+    var readsDropouts = false
     /// Gemma 3: `final_logit_softcapping` (default null) soft-caps the logits when set.
     var logitSoftcapFromConfig = false
 
@@ -57,6 +61,11 @@ struct GatedReader {
         a.rotaryDim = hd
         a.layerPrefix = "model.layers"
         a.attentionDropout = try f.probability("attention_dropout", default: 0)
+        if readsDropouts {
+            a.hiddenDropout = try f.probability("residual_dropout", default: 0)
+            a.embeddingDropout = try f.probability("embedding_dropout", default: 0)
+        }
+        if sinks { a.supportsSDPA = false }   // GptOssForCausalLM: _supports_sdpa = False (eager with sinks)
 
         let qkvBias: Bool, oBias: Bool
         switch attentionBias {
@@ -96,6 +105,7 @@ struct GatedReader {
             }
         }
         block.sinks = sinks
+        block.clampedSwiGLU = clampedSwiGLU
         // the feed-forward block: dense everywhere, experts everywhere, or dense in some layers
         let moeLayers = try moe?.expertLayers(f, layers: layers) ?? []
         let denseLayers = (0..<layers).filter { !moeLayers.contains($0) }

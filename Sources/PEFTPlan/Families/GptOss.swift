@@ -13,7 +13,7 @@ extension FamilySpec {
                             moe: MoEReader(routerName: "router", routerBias: true, countKeys: ["num_local_experts"],
                                            perTokenKeys: ["num_experts_per_tok", "experts_per_token"],
                                            expertWidthKeys: ["intermediate_size"], expertBias: true),
-                            sinks: true, headDimDefault: 64).read($0, name: $1)
+                            sinks: true, headDimDefault: 64, clampedSwiGLU: true).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,

@@ -5,7 +5,7 @@ extension FamilySpec {
     /// only (inside the residual), RMSNorm over the whole q and k projections.
     static let olmo2 = FamilySpec(
         read: {
-            try GatedReader(family: .olmo2, attentionBias: .fromConfig, block: GatedBlock(headNorm: .fullWidth, norms: .post)).read($0, name: $1)
+            try GatedReader(family: .olmo2, attentionBias: .fromConfig, norm: .rmsWeightInFP32, block: GatedBlock(headNorm: .fullWidth, norms: .post)).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,

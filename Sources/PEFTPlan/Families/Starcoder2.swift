@@ -6,7 +6,7 @@ extension FamilySpec {
     static let starcoder2 = FamilySpec(
         read: {
             try GatedReader(family: .starcoder2, tiedByDefault: true, attentionBias: .useBias, norm: .layer,
-                            block: GatedBlock(plainMLP: true)).read($0, name: $1)
+                            block: GatedBlock(plainMLP: true), readsDropouts: true).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,

@@ -291,13 +291,14 @@ struct ForwardGraph {
 
     /// Hugging Face RMSNorm (Llama, Mistral, Mixtral, Qwen, Phi-3): fp32 input, rsqrt, the
     /// cast normalised tensor (saved only for a trainable weight).
-    func rmsNorm(_ x: Tape.T, heads: Int = 1) -> Tape.T {
+    func rmsNorm(_ x: Tape.T, heads: Int = 1, weightInFP32: Bool = false) -> Tape.T {
         let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
         if x.rg {
             tape.save(x32)
             tape.save(.q(heads), 4)
         }
-        let normed = tape.new(x.extent, c.stream == 4 ? 4 : c.a, rg: x.rg)
+        // OLMo 2 multiplies the weight before the cast: the weight's gradient reads fp32
+        let normed = tape.new(x.extent, c.stream == 4 || weightInFP32 ? 4 : c.a, rg: x.rg)
         if c.baseTrainable { tape.save(normed) }
         return tape.new(x.extent, c.stream, rg: x.rg || c.baseTrainable)
     }
@@ -371,7 +372,8 @@ struct ForwardGraph {
     /// Attention over q (Sq tokens) and k, v (Skv tokens); `softcap` is Gemma 2's tanh on
     /// the scores; `expandKV` is whether eager code repeats KV heads (`repeat_kv`).
     func attention(q: Tape.T, k: Tape.T, v: Tape.T, dropoutP: Double, softcap: Bool = false,
-                   softmaxFP32: Bool = true, bloomStyle: Bool = false, qkWidth: Int? = nil, vWidth: Int? = nil) -> Tape.T {
+                   softmaxFP32: Bool = true, bloomStyle: Bool = false, qkWidth: Int? = nil, vWidth: Int? = nil,
+                   sinks: Bool = false) -> Tape.T {
         let arch = c.arch
         // latent attention: queries and keys of one width, values and the output of another
         let qd = qkWidth ?? arch.qDim, nh = arch.numHeads, vd = vWidth ?? qd
@@ -394,29 +396,29 @@ struct ForwardGraph {
         case .flash?:
             if anyRG {
                 tape.save(q); tape.save(k); tape.save(v)
-                let out = tape.new(.q(qd), c.a, rg: true)
+                let out = tape.new(.q(vd), c.a, rg: true)
                 tape.save(out)
                 tape.save(.q(nh), 4)   // log-sum-exp
                 return out             // (b, s, nh, hd) memory: the o_proj input is a view
             }
-            return tape.new(.q(qd), c.a, rg: false)
+            return tape.new(.q(vd), c.a, rg: false)
         case .math?:
             // aten::_scaled_dot_product_attention_math upcasts to fp32 and expands GQA.
             let q32 = tape.new(.q(qd), 4, rg: q.rg)
             let k32 = tape.new(.kv(qd), 4, rg: k.rg)
-            let v32 = tape.new(.kv(qd), 4, rg: v.rg)
+            let v32 = tape.new(.kv(vd), 4, rg: v.rg)
             if k.rg { tape.save(q32) }
             if q.rg { tape.save(k32) }
             if anyRG { tape.save(.pair(nh), 4) }
             if q.rg || k.rg { tape.save(v32) }
             if dropoutP > 0 && anyRG { tape.save(.pair(nh), 4); tape.save(.pair(nh), 4) }
             // the fp32 output is cast back and transposed into a new contiguous tensor
-            return tape.new(.q(qd), c.a, rg: anyRG)
+            return tape.new(.q(vd), c.a, rg: anyRG)
         case nil:
             // Transformers' eager attention.
             let expand = !bloomStyle && arch.nKVHeads < nh
             let kx = expand ? tape.new(.kv(qd), c.a, rg: k.rg) : (bloomStyle ? tape.new(.kv(qd), c.a, rg: k.rg) : k)
-            let vx = expand ? tape.new(.kv(qd), c.a, rg: v.rg) : (bloomStyle ? tape.new(.kv(qd), c.a, rg: v.rg) : v)
+            let vx = expand ? tape.new(.kv(vd), c.a, rg: v.rg) : (bloomStyle ? tape.new(.kv(vd), c.a, rg: v.rg) : v)
             let qx = bloomStyle ? tape.new(.q(qd), c.a, rg: q.rg) : q
             if kx.rg {
                 tape.save(qx)
@@ -427,6 +429,19 @@ struct ForwardGraph {
             if qx.rg { tape.save(kx) }
             let scoresRG = qx.rg || kx.rg
             if softcap && scoresRG { tape.save(.pair(nh), c.a) }       // tanh output
+            if sinks && scoresRG {
+                // gpt-oss (`eager_attention_forward`, modeling_gpt_oss.py): the sink logit is
+                // concatenated as one more key column, the row max subtracted (max keeps its
+                // int64 indices), softmax in the model dtype over s + 1 columns; the
+                // probabilities without the sink column are a view of that output
+                tape.save(.q(nh), 8)
+                let combined = Extent(q: nh, pair: nh)
+                let out = tape.new(combined, c.a, rg: true)
+                tape.save(out)
+                let probs = Tape.T(id: out.id, extent: combined, bytes: c.a, rg: true)
+                if probs.rg { tape.save(vx) }
+                return tape.new(.q(vd), c.a, rg: true)
+            }
             if scoresRG {
                 if softmaxFP32 { tape.save(.pair(nh), 4) } else { tape.save(.pair(nh), c.a) }
             }
@@ -435,7 +450,7 @@ struct ForwardGraph {
             if vx.rg { tape.save(probs) }
             if probs.rg { tape.save(vx) }
             // attn_output.transpose(1, 2).contiguous(): a new tensor
-            return tape.new(.q(qd), c.a, rg: probs.rg || vx.rg)
+            return tape.new(.q(vd), c.a, rg: probs.rg || vx.rg)
         }
     }
 

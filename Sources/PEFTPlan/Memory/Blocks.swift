@@ -55,6 +55,7 @@ extension ForwardGraph {
     func blockNorm(_ x: Tape.T) -> Tape.T {
         switch c.arch.norm {
         case .rms: return rmsNorm(x)
+        case .rmsWeightInFP32: return rmsNorm(x, weightInFP32: true)
         case .rmsOnePlusWeight: return gemmaNorm(x, width: c.arch.hiddenSize)
         case .layer: return layerNorm(x)
         }
@@ -165,11 +166,11 @@ extension ForwardGraph {
             switch t.headNorm {
             case .none: break
             case .perHead:
-                q = rmsNorm(q, heads: a.numHeads)
-                k = rmsNorm(k, heads: a.nKVHeads)
+                q = rmsNorm(q, heads: a.numHeads, weightInFP32: a.norm == .rmsWeightInFP32)
+                k = rmsNorm(k, heads: a.nKVHeads, weightInFP32: a.norm == .rmsWeightInFP32)
             case .fullWidth:
-                q = rmsNorm(q)
-                k = rmsNorm(k)
+                q = rmsNorm(q, weightInFP32: a.norm == .rmsWeightInFP32)
+                k = rmsNorm(k, weightInFP32: a.norm == .rmsWeightInFP32)
             }
             if t.headNorm != .none {
                 q = Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg)
@@ -186,9 +187,10 @@ extension ForwardGraph {
             }
             let kk = kvSide(k)
             let vv = t.fusedProjections && !c.prefix ? cachedView(v) : kvSide(v)
-            let attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap)
+            let attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap, sinks: t.sinks)
             o = linear(attn, .o)
         }
+        o = dropout(o, a.hiddenDropout)                 // StarCoder2's residual dropout
         if t.norms != .pre { o = blockNorm(o) }
         x = Tape.T(id: tape.new(x.extent, c.stream, rg: false).id, extent: x.extent, bytes: c.stream, rg: x.rg || o.rg)
         let h2 = t.norms == .post ? x : blockNorm(x)
@@ -225,6 +227,7 @@ extension ForwardGraph {
             let p = mul(act(g, width: g.extent.q), u)
             d = linear(p, .down)
         }
+        d = dropout(d, a.hiddenDropout)
         if t.norms != .pre { d = blockNorm(d) }
         if c.method.spec.insertsBottleneck { d = bottleneck(d) }
         return tape.new(x.extent, c.stream, rg: x.rg || d.rg)
@@ -239,14 +242,20 @@ extension ForwardGraph {
         let qLatent = l.qRank > 0 ? rmsNorm(linear(h, .qA)) : h
         let q = l.qRank > 0 ? linear(qLatent, .qB) : linear(h, .q)
         if l.indexer {
-            // DeepSeek-V3.2's lightning indexer: its queries from the query latent, one
+            // DeepSeek-V3.2's lightning indexer: queries from the query latent, one
             // LayerNorm'd key head, per-head weights; ReLU(q·k)·w scores every (query, key)
-            // pair and a top-k picks the keys attention reads. Its matmuls are played here;
-            // the scores' saved tensors are not yet checked against the trace (issue 15).
-            let iq = linear(qLatent, .indexerQ)
-            _ = layerNorm(linear(h, .indexerK))
-            _ = linear(h, .indexerWeights)
-            tape.flops(.pair(1), forward: 2 * iq.extent.q, backward: 0)
+            // pair and a top-k picks the keys attention reads. It is trained by its own loss
+            // in DeepSeek's recipe; in Transformers' forward nothing of it is differentiated
+            // (PyTorch's counter sees no backward for it): forward matmuls only, nothing saved.
+            for role in [ModuleRole.indexerQ, .indexerK, .indexerWeights, .indexerKNorm] where module(role) == nil {
+                tape.missing.insert(role)
+            }
+            let iq = module(.indexerQ)?.outFeatures ?? 0
+            let ik = module(.indexerK)?.outFeatures ?? 0
+            let iw = module(.indexerWeights)?.outFeatures ?? 0
+            let width = l.qRank > 0 ? l.qRank : a.hiddenSize
+            tape.flops(.q(1), forward: 2 * (width * iq + a.hiddenSize * ik + a.hiddenSize * iw), backward: 0)
+            tape.flops(.pair(1), forward: 2 * iq, backward: 0)
         }
         let ckv = linear(h, .kvA)
         // k_pass is a view of the latent; its norm upcasts it (a new fp32 tensor)
@@ -290,8 +299,21 @@ extension ForwardGraph {
         let gathered = tape.new(.q(k * a.hiddenSize), c.a, rg: h.rg)
         if expertsTrainable { tape.save(gathered) }
         let gu = tape.new(.q(k * 2 * inter), c.a, rg: h.rg || expertsTrainable)
-        let g = act(gu, width: k * inter)
-        let p = mul(g, gu, out: .q(k * inter))
+        let p: Tape.T
+        if case let .gated(t) = a.block, t.clampedSwiGLU {
+            // gpt-oss (`GptOssExperts._apply_gate`): gate and up are strided views of
+            // gate_up, each clamped (clamp keeps its input: the gate_up storage), then
+            // glu = gate · sigmoid(gate · α) keeps the clamped gate and the sigmoid output,
+            // and (up + 1) · glu keeps both of its operands
+            if gu.rg {
+                tape.save(gu)
+                for _ in 0..<4 { tape.save(.q(k * inter), c.a) }
+            }
+            p = tape.new(.q(k * inter), c.a, rg: gu.rg)
+        } else {
+            let g = act(gu, width: k * inter)
+            p = mul(g, gu, out: .q(k * inter))
+        }
         if expertsTrainable { tape.save(p) }
         let proj = tape.new(.q(k * a.hiddenSize), c.a, rg: p.rg || expertsTrainable)
         let weights = tape.new(.q(k), 4, rg: logitsRG)

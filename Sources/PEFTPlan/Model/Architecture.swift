@@ -95,6 +95,9 @@ public enum NormKind: String, Sendable {
     case rmsOnePlusWeight
     /// torch LayerNorm in the model dtype, with bias.
     case layer
+    /// OLMo 2's RMSNorm: the weight multiplies the fp32 normalised tensor before the cast
+    /// back (`(self.weight * hidden_states).to(input_dtype)`), so a trainable weight keeps it in fp32.
+    case rmsWeightInFP32
 }
 
 /// Which decoder block the symbolic forward plays: the closed set of block shapes the
@@ -151,6 +154,8 @@ public struct GatedBlock: Equatable, Sendable {
     public var scoreSoftcap = false
     /// gpt-oss, MiMo: learned attention sinks (one logit per head joins the softmax).
     public var sinks = false
+    /// gpt-oss: the experts' clamped SwiGLU with α (`swiglu_limit`, `swiglu_alpha`).
+    public var clampedSwiGLU = false
     /// Shared experts beside the routed ones, if any.
     public var sharedExpert: SharedExpert?
     /// Multi-head latent attention in place of q/k/v projections, if any.
