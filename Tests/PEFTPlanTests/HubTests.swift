@@ -20,8 +20,8 @@ struct HubTests {
         let seenFile = FileManager.default.temporaryDirectory.appendingPathComponent("peft-plan-hub-seen-\(UUID().uuidString)")
         var endpoint: String { "http://127.0.0.1:\(port)" }
 
-        init() throws {
-            let config = try Presets.directory.appendingPathComponent("llama-3.1-8b.json").path
+        init(serving preset: String = "llama-3.1-8b") throws {
+            let config = try Presets.directory.appendingPathComponent("\(preset).json").path
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
             process.arguments = [PythonReference.python, repoRoot.appendingPathComponent("scripts/hub_test_server.py").path, config, seenFile.path]
             let out = Pipe()
@@ -100,6 +100,39 @@ struct HubTests {
         // a revision that is a commit reads its snapshot directly
         let pinned = try CLI.run(["--model", "acme/Llama-Copy@\(commit)", "--method", "lora", "--gpu", "24GB"], environment: env)
         #expect(pinned.status == 0, "\(pinned.stderr)")
+    }
+
+    /// The headline: the model people ask about by the name they know it by, answered from
+    /// Hugging Face's cache (offline) and from the Hub (the stand-in), both as its preset.
+    @Test("`peft-plan --model Qwen/Qwen3.5-9B --gpu 24GB` answers from the cache and from the Hub")
+    func headlineQwen35() throws {
+        let preset = try CLI.run(["--model", "qwen3.5-9b", "--gpu", "24GB", "--format", "json"])
+        #expect(preset.status == 0, "\(preset.stderr)")
+        let expected = try JSONSerialization.jsonObject(with: Data(preset.stdout.utf8)) as? [String: Any]
+        func samePlans(_ r: CLI.Output) throws {
+            #expect(r.status == 0, "\(r.stderr)")
+            let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            let plans = (j?["plans"] as? [[String: Any]])?.map { $0["memory"] as? [String: Int] }
+            #expect(plans != nil && plans! == (expected?["plans"] as? [[String: Any]])?.map { $0["memory"] as? [String: Int] })
+            #expect((j?["model"] as? [String: Any])?["model_type"] as? String == "qwen3_5")
+        }
+        // from Hugging Face's local cache, offline
+        let (env, home) = try Self.environment(nil, ["HF_HUB_OFFLINE": "1"])
+        let commit = "c0ffee0123456789abcdef0123456789abcdef01"
+        let root = home.appendingPathComponent(".cache/huggingface/hub/models--Qwen--Qwen3.5-9B")
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("refs"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: root.appendingPathComponent("snapshots/\(commit)"), withIntermediateDirectories: true)
+        try Data(commit.utf8).write(to: root.appendingPathComponent("refs/main"))
+        try FileManager.default.copyItem(at: Presets.directory.appendingPathComponent("qwen3.5-9b.json"),
+                                         to: root.appendingPathComponent("snapshots/\(commit)/config.json"))
+        try samePlans(try CLI.run(["--model", "Qwen/Qwen3.5-9B", "--gpu", "24GB", "--format", "json"], environment: env))
+        // from the Hub (the stand-in on loopback)
+        let server = try Server(serving: "qwen3.5-9b")
+        defer { server.stop() }
+        let (hubEnv, _) = try Self.environment(server)
+        try samePlans(try CLI.run(["--model", "Qwen/Qwen3.5-9B", "--gpu", "24GB", "--format", "json"], environment: hubEnv))
+        let table = try CLI.run(["--model", "Qwen/Qwen3.5-9B", "--gpu", "24GB"], environment: hubEnv)
+        #expect(table.status == 0 && table.stdout.contains("On RTX 4090"), "\(table.stderr)")
     }
 
     @Test("a model fetched from the Hub is kept, and plans offline afterwards")

@@ -157,7 +157,15 @@ public enum ConfigReader {
         guard let family = ModelFamily(rawValue: type) else {
             throw PlanError.unsupportedModelType(type, supported: ModelFamily.allCases.map(\.rawValue))
         }
-        let arch = try family.spec.read(f, name)
+        var fields = f
+        if family.spec.nestedTextConfig, let text = f.dict["text_config"] as? [String: Any] {
+            // a vision-language config: AutoModelForCausalLM builds its language model from
+            // text_config; tie_word_embeddings may sit at the top level only
+            var merged = text
+            if merged["tie_word_embeddings"] == nil, let tie = f.dict["tie_word_embeddings"] { merged["tie_word_embeddings"] = tie }
+            fields = Fields(merged, source: f.source)
+        }
+        let arch = try family.spec.read(fields, name)
         guard arch.numLayers <= layerLimit else {
             throw PlanError.invalidDimension(field: "num_hidden_layers", value: "\(arch.numLayers)",
                                              reason: "more than \(layerLimit) layers, far beyond any real model")

@@ -13,6 +13,7 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
     case qwen2MoE = "qwen2_moe", qwen3MoE = "qwen3_moe", minimaxM2 = "minimax_m2", gptOss = "gpt_oss"
     case deepseekV3 = "deepseek_v3", deepseekV32 = "deepseek_v32", glmMoeDsa = "glm_moe_dsa"
     case smollm3, olmo2, exaone4, starcoder2, gemma3Text = "gemma3_text"
+    case qwen3Next = "qwen3_next", qwen35 = "qwen3_5", qwen35MoE = "qwen3_5_moe"
 
     /// The family's descriptor.
     public var spec: FamilySpec {
@@ -42,6 +43,9 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
         case .exaone4: return .exaone4
         case .starcoder2: return .starcoder2
         case .gemma3Text: return .gemma3Text
+        case .qwen3Next: return .qwen3Next
+        case .qwen35: return .qwen35
+        case .qwen35MoE: return .qwen35MoE
         }
     }
 }
@@ -68,6 +72,9 @@ public struct FamilySpec: Sendable {
     /// How PEFT rewrites LoRA targets for the family's fused experts, if it does
     /// (Transformers' `_MODEL_TO_CONVERSION_PATTERN`, conversion_mapping.py, 5.25.0).
     public var moeConversion: MoEConversion? = nil
+    /// A vision-language config whose language model AutoModelForCausalLM builds from
+    /// `text_config` (the vision tower is then not part of the model).
+    public var nestedTextConfig = false
 }
 
 /// PEFT's rewrite of LoRA targets for MoE families whose experts Transformers v5 fused into

@@ -35,6 +35,8 @@ struct GatedReader {
     var intermediateKeys = ["intermediate_size"]
     /// `head_dim` when the config leaves it out (the config class's default; nil: hidden / heads).
     var headDimDefault: Int?
+    /// Gated DeltaNet layers between full-attention ones (Qwen3-Next, Qwen3.5).
+    var linearAttention: LinearAttentionReader?
     /// gpt-oss: the experts' clamped SwiGLU.
     var clampedSwiGLU = false
     /// StarCoder2: `residual_dropout` after attention and MLP, `embedding_dropout` after the embedding.
@@ -50,7 +52,9 @@ struct GatedReader {
         let explicitHeadDim = try f.optionalDim("head_dim") ?? headDimDefault
         try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: explicitHeadDim != nil || mla != nil)
         let hd = explicitHeadDim ?? h / heads
+        // an MoE model with no dense layer may leave the dense width out (Qwen3.5-MoE)
         let inter = try intermediateKeys.lazy.compactMap { try f.optionalDim($0) }.first
+            ?? (moe != nil ? f.optionalDim("moe_intermediate_size") : nil)
             ?? { throw PlanError.invalidDimension(field: intermediateKeys[0], value: "missing", reason: "the config must give it") }()
         let vocab = try f.dim("vocab_size")
         let positions = try f.optionalDim("max_position_embeddings") ?? 2048
@@ -89,19 +93,29 @@ struct GatedReader {
             m += [ModuleSpec("self_attn.o_proj", .linear, .o, in: a.qDim, out: h),
                   ModuleSpec("self_attn.qkv_proj", .linear, .qkv, in: h, out: a.qDim + 2 * a.kvDim)]
         } else {
+            // Qwen3-Next / Qwen3.5: full attention only in some layers, Gated DeltaNet in the others
+            var attentionLayers: [Int]? = nil
+            if let linearAttention {
+                let read = try linearAttention.read(f, hidden: h, layers: layers)
+                m += read.modules
+                attentionLayers = read.attentionLayers
+                block.linearAttention = read.widths
+                block.attentionOutputGate = try f.bool("attn_output_gate", default: true)
+            }
+            let qOut = block.attentionOutputGate ? 2 * a.qDim : a.qDim
             if sinks { m.append(ModuleSpec("self_attn.sinks", .parameters, .sinks, ownParams: heads)) }
-            m += [ModuleSpec("self_attn.q_proj", .linear, .q, in: h, out: a.qDim, bias: qkvBias),
-                  ModuleSpec("self_attn.k_proj", .linear, .k, in: h, out: a.kvDim, bias: qkvBias),
-                  ModuleSpec("self_attn.v_proj", .linear, .v, in: h, out: a.kvDim, bias: qkvBias),
-                  ModuleSpec("self_attn.o_proj", .linear, .o, in: a.qDim, out: h, bias: oBias)]
+            m += [ModuleSpec("self_attn.q_proj", .linear, .q, in: h, out: qOut, bias: qkvBias, layers: attentionLayers),
+                  ModuleSpec("self_attn.k_proj", .linear, .k, in: h, out: a.kvDim, bias: qkvBias, layers: attentionLayers),
+                  ModuleSpec("self_attn.v_proj", .linear, .v, in: h, out: a.kvDim, bias: qkvBias, layers: attentionLayers),
+                  ModuleSpec("self_attn.o_proj", .linear, .o, in: a.qDim, out: h, bias: oBias, layers: attentionLayers)]
             switch block.headNorm {
             case .none: break
             case .perHead:
-                m += [ModuleSpec("self_attn.q_norm", .norm, .qNorm, ownParams: hd),
-                      ModuleSpec("self_attn.k_norm", .norm, .kNorm, ownParams: hd)]
+                m += [ModuleSpec("self_attn.q_norm", .norm, .qNorm, ownParams: hd, layers: attentionLayers),
+                      ModuleSpec("self_attn.k_norm", .norm, .kNorm, ownParams: hd, layers: attentionLayers)]
             case .fullWidth:
-                m += [ModuleSpec("self_attn.q_norm", .norm, .qNorm, ownParams: a.qDim),
-                      ModuleSpec("self_attn.k_norm", .norm, .kNorm, ownParams: a.kvDim)]
+                m += [ModuleSpec("self_attn.q_norm", .norm, .qNorm, ownParams: a.qDim, layers: attentionLayers),
+                      ModuleSpec("self_attn.k_norm", .norm, .kNorm, ownParams: a.kvDim, layers: attentionLayers)]
             }
         }
         block.sinks = sinks
@@ -324,5 +338,58 @@ struct MLAReader {
                   ModuleSpec("self_attn.indexer.weights_proj", .linear, .indexerWeights, in: h, out: iHeads)]
         }
         return (m, qk, rope, LatentAttention(qRank: qRank ?? 0, kvRank: kvRank, nope: nope, rope: rope, v: vDim, indexer: indexer))
+    }
+}
+
+/// Gated DeltaNet layers (`Qwen3NextGatedDeltaNet`, `Qwen3_5GatedDeltaNet`, Transformers 5.25):
+/// which layers are linear (`layer_types`, else every layer but each `full_attention_interval`-th),
+/// and their modules: q, k, v (and z) projected together (`in_proj_qkvz`, Qwen3-Next) or apart
+/// (`in_proj_qkv`, `in_proj_z`, Qwen3.5), b and a together or apart, a depthwise causal
+/// `conv1d` over q, k and v (no bias), `A_log` and `dt_bias` per value head, a gated RMSNorm
+/// over each value head and `out_proj`.
+struct LinearAttentionReader {
+    /// Qwen3-Next fuses q, k, v, z into `in_proj_qkvz` and b, a into `in_proj_ba`.
+    var fused = false
+
+    func read(_ f: ConfigReader.Fields, hidden h: Int, layers: Int)
+        throws -> (modules: [ModuleSpec], attentionLayers: [Int], widths: LinearAttention) {
+        var linear: [Int] = []
+        if let types = f.dict["layer_types"] as? [Any] {
+            guard types.count == layers else {
+                throw PlanError.invalidDimension(field: "layer_types", value: "\(types.count) entries", reason: "must list every one of the \(layers) layers")
+            }
+            for (i, t) in types.enumerated() {
+                guard let name = t as? String, ["linear_attention", "full_attention"].contains(name) else {
+                    throw PlanError.invalidDimension(field: "layer_types", value: "\(t)", reason: "must be linear_attention or full_attention")
+                }
+                if name == "linear_attention" { linear.append(i) }
+            }
+        } else {
+            let interval = try f.optionalDim("full_attention_interval") ?? 4
+            linear = (0..<layers).filter { ($0 + 1) % interval != 0 }
+        }
+        let attention = (0..<layers).filter { !linear.contains($0) }
+        let w = LinearAttention(keyHeads: try f.dim("linear_num_key_heads"), keyDim: try f.dim("linear_key_head_dim"),
+                                valueHeads: try f.dim("linear_num_value_heads"), valueDim: try f.dim("linear_value_head_dim"),
+                                kernel: try f.dim("linear_conv_kernel_dim"), fused: fused)
+        let conv = 2 * w.qk + w.v
+        var m: [ModuleSpec] = []
+        var params = ModuleSpec("linear_attn", .parameters, .linearParams, ownParams: 2 * w.valueHeads, layers: linear)
+        params.shapes = [[w.valueHeads], [w.valueHeads]]           // dt_bias, A_log
+        var convolution = ModuleSpec("linear_attn.conv1d", .parameters, .linearConv, ownParams: conv * w.kernel, layers: linear)
+        convolution.shapes = [[conv, 1, w.kernel]]
+        m += [params, convolution]
+        if fused {
+            m += [ModuleSpec("linear_attn.in_proj_qkvz", .linear, .linearQKV, in: h, out: 2 * w.qk + 2 * w.v, layers: linear),
+                  ModuleSpec("linear_attn.in_proj_ba", .linear, .linearBA, in: h, out: 2 * w.valueHeads, layers: linear)]
+        } else {
+            m += [ModuleSpec("linear_attn.in_proj_qkv", .linear, .linearQKV, in: h, out: conv, layers: linear),
+                  ModuleSpec("linear_attn.in_proj_z", .linear, .linearZ, in: h, out: w.v, layers: linear),
+                  ModuleSpec("linear_attn.in_proj_b", .linear, .linearB, in: h, out: w.valueHeads, layers: linear),
+                  ModuleSpec("linear_attn.in_proj_a", .linear, .linearA, in: h, out: w.valueHeads, layers: linear)]
+        }
+        m += [ModuleSpec("linear_attn.norm", .norm, .linearNorm, ownParams: w.valueDim, layers: linear),
+              ModuleSpec("linear_attn.out_proj", .linear, .linearOut, in: w.v, out: h, layers: linear)]
+        return (m, attention, w)
     }
 }

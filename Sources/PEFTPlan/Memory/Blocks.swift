@@ -151,7 +151,9 @@ extension ForwardGraph {
         // post-norm blocks (OLMo 2) feed the sub-blocks the residual stream itself
         let h1 = t.norms == .post ? x : blockNorm(x)
         var o: Tape.T
-        if let latent = t.latent {
+        if let widths = t.linearAttention, module(.linearParams) != nil {
+            o = gatedDeltaNet(h1, widths)
+        } else if let latent = t.latent {
             o = latentAttention(h1, cosSin, latent)
         } else {
             var q: Tape.T, k: Tape.T, v: Tape.T
@@ -163,6 +165,9 @@ extension ForwardGraph {
                 k = linear(h1, .k)
                 v = linear(h1, .v)
             }
+            // Qwen3-Next/3.5: q_proj yields the queries and a gate (torch.chunk: views)
+            let gate = t.attentionOutputGate ? Tape.T(id: q.id, extent: .q(a.qDim), bytes: q.bytes, rg: q.rg) : nil
+            if t.attentionOutputGate { q = Tape.T(id: q.id, extent: .q(a.qDim), bytes: q.bytes, rg: q.rg) }
             switch t.headNorm {
             case .none: break
             case .perHead:
@@ -187,7 +192,13 @@ extension ForwardGraph {
             }
             let kk = kvSide(k)
             let vv = t.fusedProjections && !c.prefix ? cachedView(v) : kvSide(v)
-            let attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap, sinks: t.sinks)
+            var attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap, sinks: t.sinks)
+            if let gate {
+                // attn_output * sigmoid(gate): sigmoid keeps its output, the product both operands
+                let sig = tape.new(.q(a.qDim), c.a, rg: gate.rg)
+                if gate.rg { tape.save(sig) }
+                attn = mul(attn, sig)
+            }
             o = linear(attn, .o)
         }
         o = dropout(o, a.hiddenDropout)                 // StarCoder2's residual dropout
@@ -231,6 +242,74 @@ extension ForwardGraph {
         if t.norms != .pre { d = blockNorm(d) }
         if c.method.spec.insertsBottleneck { d = bottleneck(d) }
         return tape.new(x.extent, c.stream, rg: x.rg || d.rg)
+    }
+
+    /// Gated DeltaNet (`Qwen3_5GatedDeltaNet.forward`, Transformers 5.25) as it runs on CUDA:
+    /// the input projections; the depthwise causal convolution with SiLU fused
+    /// (causal-conv1d's kernel keeps its input); beta = sigmoid(b) (keeps its output);
+    /// g = −exp(A_log) · softplus(a + dt_bias) in fp32; the chunked gated delta rule
+    /// (flash-linear-attention's Triton kernel, modelled as keeping its inputs q, k, v, g and
+    /// beta and recomputing the rest in backward); the gated RMSNorm over each value head
+    /// (fp32, times silu(z)); out_proj. Not yet checked against a trace: on the CPU and the meta
+    /// device Transformers runs a PyTorch fallback (`torch_chunk_gated_delta_rule`) that keeps
+    /// far more, and the CUDA kernel's own saved tensors need a GPU to measure (issue 15).
+    /// The kernel's own arithmetic is not in the FLOP count (PyTorch's counter cannot see
+    /// Triton kernels either); the projections and the convolution are.
+    func gatedDeltaNet(_ h: Tape.T, _ w: LinearAttention) -> Tape.T {
+        let conv = 2 * w.qk + w.v
+        var qkv: Tape.T, z: Tape.T, b: Tape.T, ga: Tape.T
+        if w.fused {
+            let qkvz = linear(h, .linearQKV)
+            let ba = linear(h, .linearBA)
+            qkv = Tape.T(id: qkvz.id, extent: .q(conv), bytes: qkvz.bytes, rg: qkvz.rg)
+            z = Tape.T(id: qkvz.id, extent: .q(w.v), bytes: qkvz.bytes, rg: qkvz.rg)
+            b = Tape.T(id: ba.id, extent: .q(w.valueHeads), bytes: ba.bytes, rg: ba.rg)
+            ga = b
+        } else {
+            qkv = linear(h, .linearQKV)
+            z = linear(h, .linearZ)
+            b = linear(h, .linearB)
+            ga = linear(h, .linearA)
+        }
+        guard let convolution = module(.linearConv) else {
+            tape.missing.insert(.linearConv)
+            return h
+        }
+        if module(.linearNorm) == nil { tape.missing.insert(.linearNorm) }
+        // depthwise convolution: 2 · channels · kernel per token; backward the input's
+        // gradient and, where the weight trains, the weight's
+        let convFlops = 2 * convolution.ownParams
+        let convTrainable = c.baseTrainable
+        tape.flops(.q(1), forward: convFlops, backward: (qkv.rg ? convFlops : 0) + (convTrainable ? convFlops : 0))
+        if qkv.rg || convTrainable { tape.save(qkv) }
+        let mixed = tape.new(.q(conv), c.a, rg: qkv.rg || convTrainable)
+        // beta = b.sigmoid()
+        let beta = tape.new(.q(w.valueHeads), c.a, rg: b.rg)
+        if b.rg { tape.save(beta) }
+        // g = -A_log.float().exp() * softplus(a.float() + dt_bias)
+        let paramsTrain = c.baseTrainable
+        let aIn = tape.new(.q(w.valueHeads), 4, rg: ga.rg || paramsTrain)
+        if aIn.rg { tape.save(aIn) }                                  // softplus keeps its input
+        let soft = tape.new(.q(w.valueHeads), 4, rg: aIn.rg)
+        if paramsTrain { tape.save(soft) }                           // the product's other operand
+        let g = tape.new(.q(w.valueHeads), 4, rg: soft.rg || paramsTrain)
+        // the chunked delta rule keeps its inputs: q, k, v (views of the convolution's output), g, beta
+        let coreRG = mixed.rg || g.rg || beta.rg
+        if coreRG { tape.save(mixed); tape.save(g); tape.save(beta) }
+        let core = tape.new(.q(w.v), c.a, rg: coreRG)
+        // Qwen3_5RMSNormGated: fp32 norm over each value head, weight, times silu(z.float())
+        let x32 = tape.new(.q(w.v), 4, rg: core.rg)
+        if core.rg { tape.save(x32); tape.save(.q(w.valueHeads), 4) }
+        let normed = tape.new(.q(w.v), c.a, rg: core.rg)
+        if c.baseTrainable { tape.save(normed) }
+        let weighted = tape.new(.q(w.v), c.a, rg: core.rg || c.baseTrainable)
+        let z32 = tape.new(.q(w.v), 4, rg: z.rg)
+        if z.rg { tape.save(z32) }
+        let siluZ = tape.new(.q(w.v), 4, rg: z.rg)
+        if weighted.rg { tape.save(siluZ) }
+        if z.rg { tape.save(weighted) }
+        let gated = tape.new(.q(w.v), c.a, rg: weighted.rg || z.rg)
+        return linear(gated, .linearOut)
     }
 
     /// Multi-head latent attention (`DeepseekV3Attention.forward`, Transformers v5): the

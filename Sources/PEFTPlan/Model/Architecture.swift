@@ -28,6 +28,10 @@ public enum ModuleRole: String, Sendable, Equatable, CaseIterable {
     /// the key-value latent (with the shared rotary key), its norm, its up-projection; the
     /// sparse attention's indexer; attention sinks.
     case qA, qANorm, qB, kvA, kvANorm, kvB, indexerQ, indexerK, indexerKNorm, indexerWeights, sinks
+    /// Gated DeltaNet linear attention (Qwen3-Next, Qwen3.5): the input projections (q, k, v
+    /// together or with z; z; b; a; or b and a together), the depthwise causal convolution,
+    /// its bare parameters (A_log, dt_bias), the gated output norm and the output projection.
+    case linearQKV, linearZ, linearB, linearA, linearBA, linearConv, linearParams, linearNorm, linearOut
 }
 
 /// One module of the model as `named_modules()` shows it, with its parameter shapes.
@@ -156,6 +160,10 @@ public struct GatedBlock: Equatable, Sendable {
     public var sinks = false
     /// gpt-oss: the experts' clamped SwiGLU with α (`swiglu_limit`, `swiglu_alpha`).
     public var clampedSwiGLU = false
+    /// Qwen3-Next, Qwen3.5: `q_proj` also yields a gate; the attention output is scaled by its sigmoid.
+    public var attentionOutputGate = false
+    /// Qwen3-Next, Qwen3.5: the Gated DeltaNet layers' widths (their layers hold `linearOut`).
+    public var linearAttention: LinearAttention?
     /// Shared experts beside the routed ones, if any.
     public var sharedExpert: SharedExpert?
     /// Multi-head latent attention in place of q/k/v projections, if any.
@@ -182,6 +190,17 @@ public enum SharedExpert: Equatable, Sendable {
     case gated
     /// DeepSeek, GLM, Llama 4: added as it is.
     case plain
+}
+
+/// Gated DeltaNet's widths (Yang et al. 2024, "Gated Delta Networks"; `Qwen3_5GatedDeltaNet`):
+/// key heads × key head width for q and k, value heads × value head width for v, the
+/// convolution's kernel.
+public struct LinearAttention: Equatable, Sendable {
+    public var keyHeads: Int, keyDim: Int, valueHeads: Int, valueDim: Int, kernel: Int
+    /// Qwen3-Next: q, k, v, z in one projection and b, a in another.
+    public var fused = false
+    public var qk: Int { keyHeads * keyDim }
+    public var v: Int { valueHeads * valueDim }
 }
 
 /// Multi-head latent attention's widths (DeepSeek-V2 §2.1): the query and key-value
