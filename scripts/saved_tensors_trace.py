@@ -108,14 +108,16 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
 
 
 def grouped_mm_mapping(torch):
-    """A FLOP formula for torch._grouped_mm, which FlopCounterMode lacks and the Transformers
+    """FLOP formulas FlopCounterMode lacks or gets wrong: grouped convolution backward (below) and
+    torch._grouped_mm, which FlopCounterMode lacks and the Transformers
     v5 mixture of experts runs its experts with: every row of the left operand meets the
     matrix of its group, 2 FLOPs per multiply-add, as for mm. The forward and the input's
     gradient are (rows × k) against (groups × k × n); the weights' gradient is (k × rows)
     against (rows × n), giving (groups × k × n), where each row belongs to one group."""
+    mapping = {torch.ops.aten.convolution_backward: conv_backward_flops}
     op = getattr(torch.ops.aten, "_grouped_mm", None)
     if op is None:
-        return {}
+        return mapping
 
     def flops(a_shape, b_shape, *args, out_shape=None, **kwargs):
         if len(a_shape) == 2 and len(b_shape) == 3:
@@ -127,7 +129,24 @@ def grouped_mm_mapping(torch):
             out *= d
         return 2 * out * a_shape[-1]   # batched (groups × m × k) against (groups × k × n)
 
-    return {op: flops}
+    mapping[op] = flops
+    return mapping
+
+
+def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
+                        _output_padding, _groups, output_mask, out_shape=None, **kwargs):
+    """Convolution backward, counting grouped (depthwise) convolutions as they run: each
+    gradient costs what the forward does, 2 × output elements × (input channels / groups) ×
+    taps. (FlopCounterMode's own formula transposes the shapes for the weight's gradient and
+    so loses the groups: for LFM2's depthwise convolution it counts hidden-size times too much.)"""
+    out = 1
+    for d in (x_shape if transposed else grad_out_shape):
+        out *= d
+    per = 1
+    for d in w_shape[1:]:
+        per *= d
+    forward = 2 * out * per
+    return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
 
 
 def apply_peft(model, case, method):

@@ -13,7 +13,7 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
     case qwen2MoE = "qwen2_moe", qwen3MoE = "qwen3_moe", minimaxM2 = "minimax_m2", gptOss = "gpt_oss"
     case deepseekV3 = "deepseek_v3", deepseekV32 = "deepseek_v32", glmMoeDsa = "glm_moe_dsa"
     case smollm3, olmo2, exaone4, starcoder2, gemma3Text = "gemma3_text"
-    case qwen3Next = "qwen3_next", qwen35 = "qwen3_5", qwen35MoE = "qwen3_5_moe"
+    case qwen3Next = "qwen3_next", qwen35 = "qwen3_5", qwen35MoE = "qwen3_5_moe", lfm2
 
     /// The family's descriptor.
     public var spec: FamilySpec {
@@ -46,6 +46,7 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
         case .qwen3Next: return .qwen3Next
         case .qwen35: return .qwen35
         case .qwen35MoE: return .qwen35MoE
+        case .lfm2: return .lfm2
         }
     }
 }

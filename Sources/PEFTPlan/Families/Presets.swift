@@ -74,6 +74,8 @@ public enum Presets {
         Entry(name: "exaone-4.0-1.2b", aliases: ["exaone4-1.2b"], source: "LGAI-EXAONE/EXAONE-4.0-1.2B"),
         Entry(name: "starcoder2-7b", aliases: [], source: "bigcode/starcoder2-7b"),
         Entry(name: "gemma-3-1b", aliases: ["gemma3-1b"], source: "google/gemma-3-1b-it"),
+        Entry(name: "lfm2-1.2b", aliases: ["lfm2"], source: "LiquidAI/LFM2-1.2B"),
+        Entry(name: "lfm2-350m", aliases: [], source: "LiquidAI/LFM2-350M"),
         Entry(name: "phi-4-mini", aliases: [], source: "microsoft/Phi-4-mini-instruct"),
         Entry(name: "phi-3.5-mini", aliases: [], source: "microsoft/Phi-3.5-mini-instruct"),
         Entry(name: "tiny", aliases: [], source: "peft-plan's engine-sized Llama (hidden 256, 4 layers, 4 heads, 4 KV heads, intermediate 688, vocab 1000, untied)"),

@@ -151,7 +151,9 @@ extension ForwardGraph {
         // post-norm blocks (OLMo 2) feed the sub-blocks the residual stream itself
         let h1 = t.norms == .post ? x : blockNorm(x)
         var o: Tape.T
-        if let widths = t.linearAttention, module(.linearParams) != nil {
+        if let kernel = t.shortConvolution, module(.shortConv) != nil {
+            o = shortConvolution(h1, kernel: kernel)
+        } else if let widths = t.linearAttention, module(.linearParams) != nil {
             o = gatedDeltaNet(h1, widths)
         } else if let latent = t.latent {
             o = latentAttention(h1, cosSin, latent)
@@ -242,6 +244,24 @@ extension ForwardGraph {
         if t.norms != .pre { d = blockNorm(d) }
         if c.method.spec.insertsBottleneck { d = bottleneck(d) }
         return tape.new(x.extent, c.stream, rg: x.rg || d.rg)
+    }
+
+    /// LFM2's short convolution (`Lfm2ShortConv.forward`, the PyTorch path): in_proj to B, C
+    /// and x (views of one storage), B·x (keeps both), the depthwise convolution (keeps its
+    /// input where the weight trains), C times its output (keeps both), out_proj.
+    func shortConvolution(_ h: Tape.T, kernel: Int) -> Tape.T {
+        let a = c.arch
+        let bcx = linear(h, .shortConvIn)
+        if bcx.rg { tape.save(bcx) }                       // B, C and x are views of it
+        let bx = tape.new(.q(a.hiddenSize), c.a, rg: bcx.rg)
+        let convTrainable = c.baseTrainable
+        if convTrainable { tape.save(bx) }
+        let flops = 2 * a.hiddenSize * kernel
+        tape.flops(.q(1), forward: flops, backward: (bx.rg ? flops : 0) + (convTrainable ? flops : 0))
+        let convOut = tape.new(.q(a.hiddenSize), c.a, rg: bx.rg || convTrainable)
+        if bcx.rg { tape.save(convOut) }
+        let y = tape.new(.q(a.hiddenSize), c.a, rg: convOut.rg || bcx.rg)
+        return linear(y, .shortConvOut)
     }
 
     /// Gated DeltaNet (`Qwen3_5GatedDeltaNet.forward`, Transformers 5.25) as it runs on CUDA:

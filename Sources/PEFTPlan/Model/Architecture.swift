@@ -32,6 +32,8 @@ public enum ModuleRole: String, Sendable, Equatable, CaseIterable {
     /// together or with z; z; b; a; or b and a together), the depthwise causal convolution,
     /// its bare parameters (A_log, dt_bias), the gated output norm and the output projection.
     case linearQKV, linearZ, linearB, linearA, linearBA, linearConv, linearParams, linearNorm, linearOut
+    /// LFM2's short convolution: the B, C, x projection, the depthwise convolution, the output.
+    case shortConvIn, shortConv, shortConvOut
 }
 
 /// One module of the model as `named_modules()` shows it, with its parameter shapes.
@@ -162,6 +164,8 @@ public struct GatedBlock: Equatable, Sendable {
     public var clampedSwiGLU = false
     /// Qwen3-Next, Qwen3.5: `q_proj` also yields a gate; the attention output is scaled by its sigmoid.
     public var attentionOutputGate = false
+    /// LFM2: the short convolution's kernel (taps) in the layers that hold one.
+    public var shortConvolution: Int?
     /// Qwen3-Next, Qwen3.5: the Gated DeltaNet layers' widths (their layers hold `linearOut`).
     public var linearAttention: LinearAttention?
     /// Shared experts beside the routed ones, if any.
