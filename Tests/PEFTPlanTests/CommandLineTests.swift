@@ -37,6 +37,20 @@ struct CommandLineTests {
         #expect(plan.int("trainable_params") == (try ParameterAccounting.account(arch, method: .lora, options: o)).trainableParams)
     }
 
+    /// gpt-oss ships MXFP4 experts, DeepSeek FP8 blocks (their config.json's quantization_config);
+    /// the plan says it trains them dequantised to bf16, as Transformers does.
+    @Test("a checkpoint published quantised is planned dequantised, and says so")
+    func shippedQuantisation() throws {
+        for (model, mentions) in [("gpt-oss-20b", "ships its experts in MXFP4"), ("deepseek-v3", "ships FP8 weights")] {
+            let r = try CLI.run(["--model", model, "--method", "qlora", "--gpu", "H100", "--format", "json"])
+            #expect(r.status == 0, "\(r.stderr)")
+            let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+            #expect(((j["assumptions"] as! [String: Any])["notes"] as! [String]).contains { $0.contains(mentions) }, "\(model)")
+        }
+        let plain = try CLI.run(["--model", "llama-3.1-8b", "--method", "lora", "--gpu", "H100"])
+        #expect(!plain.stdout.contains("ships"))
+    }
+
     @Test("json output follows the contract and agrees with the library")
     func json() throws {
         let r = try CLI.run(["plan", "--model", "llama-3.1-8b", "--method", "lora,qlora", "--gpu", "RTX 4090", "--format", "json"])

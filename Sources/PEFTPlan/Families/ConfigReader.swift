@@ -165,7 +165,11 @@ public enum ConfigReader {
             if merged["tie_word_embeddings"] == nil, let tie = f.dict["tie_word_embeddings"] { merged["tie_word_embeddings"] = tie }
             fields = Fields(merged, source: f.source)
         }
-        let arch = try family.spec.read(fields, name)
+        var arch = try family.spec.read(fields, name)
+        if let q = f.dict["quantization_config"] as? [String: Any], let method = q["quant_method"] as? String,
+           !method.isEmpty, method.count <= 32, method.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) {
+            arch.shippedQuantisation = method
+        }
         guard arch.numLayers <= layerLimit else {
             throw PlanError.invalidDimension(field: "num_hidden_layers", value: "\(arch.numLayers)",
                                              reason: "more than \(layerLimit) layers, far beyond any real model")

@@ -256,6 +256,10 @@ public struct Architecture: Sendable, Equatable {
     public var finalLogitSoftcapping: Bool
     /// The attention implementation Transformers can use (Gemma 2 supports only eager).
     public var supportsSDPA: Bool
+    /// The quantisation a published checkpoint ships in (`quantization_config.quant_method`:
+    /// gpt-oss's `mxfp4` experts, DeepSeek's and MiniMax's `fp8` blocks), which training
+    /// dequantises to the compute dtype; nil for a 16-bit checkpoint.
+    public var shippedQuantisation: String? = nil
 
     /// The name prefix of block modules ("model.layers"), used to build full names.
     public var layerPrefix: String

@@ -102,6 +102,22 @@ public enum Planner {
         return left >= arch.maxPositions / 2 ? min(full, left) : full
     }
 
+    /// What training does with a checkpoint published quantised, for the notes; nil for a
+    /// 16-bit one. Transformers 5.25 trains such weights dequantised to bf16: `Mxfp4Config`
+    /// and `FineGrainedFP8Config` take `dequantize=True` (utils/quantization_config.py), which
+    /// is what the plan assumes; QLoRA then quantises the bf16 weights to 4 bits as usual.
+    public static func shippedQuantisationNote(_ arch: Architecture) -> PlanText? {
+        guard let method = arch.shippedQuantisation else { return nil }
+        switch method {
+        case "mxfp4":
+            return "the checkpoint ships its experts in MXFP4: Transformers dequantises them to bf16 to train (Mxfp4Config(dequantize=True)), which is what is planned"
+        case "fp8":
+            return "the checkpoint ships FP8 weights: training loads them dequantised to bf16 (FineGrainedFP8Config(dequantize=True)), which is what is planned"
+        default:
+            return "the checkpoint ships quantised (quant_method \(method)): planned as its weights dequantised to the compute dtype"
+        }
+    }
+
     /// Why a default sequence is shorter than 2048, for the notes; nil when it is not.
     public static func defaultSeqNote(_ arch: Architecture, methods: [Method], options: MethodOptions) -> PlanText? {
         let s = defaultSeq(arch, methods: methods, options: options)
