@@ -210,6 +210,7 @@ struct PlanningOptions: ParsableArguments {
         if let modelNote { request.defaults.append(modelNote) }
         if let targetsNote { request.defaults.append(targetsNote) }
         if let note = Planner.shippedQuantisationNote(arch) { request.defaults.append(note) }
+        if let note = Planner.expertsUnderQLoRANote(arch, methods: methods) { request.defaults.append(note) }
         if seq == nil, let note = Planner.defaultSeqNote(arch, methods: methods, options: o) { request.defaults.append(note) }
         request.scale = ScaleOptions(gpus: try Self.integer(self.gpus, "--gpus", default: 1),
                                      sharding: try choice(sharding, "--sharding", as: Sharding.self),

@@ -98,7 +98,9 @@ struct MemoryLawTests {
     /// Not a law for every model: `prepare_model_for_kbit_training` upcasts every
     /// non-4-bit parameter to fp32, so where embeddings dominate (bloom-560m: 257 M of
     /// 559 M parameters are the 250,880-token embedding) QLoRA's frozen weights exceed
-    /// LoRA's bf16 ones; for every other preset here QLoRA's are smaller.
+    /// LoRA's bf16 ones, and so does a mixture of experts (mixtral-8x7b: bitsandbytes leaves
+    /// the fused experts, 45 B of 46.7 B, unquantised and they are upcast; QLoRAWeightsTests
+    /// checks that against bitsandbytes); for every other preset here QLoRA's are smaller.
     @Test("QLoRA's frozen weights are smaller than LoRA's (but for an embedding-heavy model)", arguments: models)
     func qloraSmaller(_ model: String) throws {
         let arch = try Presets.resolve(model)
@@ -106,7 +108,7 @@ struct MemoryLawTests {
         o.loraTargets = .allLinear
         let lora = try PlanContext(arch: arch, method: .lora, methodOptions: o, training: TrainingOptions())
         let qlora = try PlanContext(arch: arch, method: .qlora, methodOptions: o, training: TrainingOptions())
-        if model == "bloom-560m" {
+        if model == "bloom-560m" || arch.numExperts > 0 {
             #expect(qlora.frozenWeights > lora.frozenWeights)
         } else {
             #expect(qlora.frozenWeights < lora.frozenWeights)

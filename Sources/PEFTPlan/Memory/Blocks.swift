@@ -379,6 +379,9 @@ extension ForwardGraph {
             return h
         }
         let k = a.expertsPerToken, e = a.numExperts, inter = experts.outFeatures
+        // under QLoRA the experts stay unquantised and fp32 (see MemoryComponents.frozenWeights),
+        // as is the residual stream: their matmuls and tensors are fp32
+        let eb = c.method.spec.quantisesBase ? 4 : c.a
         let routerTrainable = c.baseTrainable || wraps(.router)
         if routerTrainable { tape.save(h) }
         let logitsRG = h.rg || routerTrainable
@@ -394,10 +397,11 @@ extension ForwardGraph {
         // router h → E, then per visited expert gate_up (h → 2I) and down (I → h)
         let router = 2 * a.hiddenSize * e, expert = 2 * k * 3 * a.hiddenSize * inter
         tape.flops(.q(1), forward: router + expert,
-                   backward: (h.rg ? router : 0) + (routerTrainable ? router : 0) + expert + (expertsTrainable ? expert : 0))
-        let gathered = tape.new(.q(k * a.hiddenSize), c.a, rg: h.rg)
+                   backward: (h.rg ? router : 0) + (routerTrainable ? router : 0) + expert + (expertsTrainable ? expert : 0),
+                   fp32: c.method.spec.quantisesBase)
+        let gathered = tape.new(.q(k * a.hiddenSize), eb, rg: h.rg)
         if expertsTrainable { tape.save(gathered) }
-        let gu = tape.new(.q(k * 2 * inter), c.a, rg: h.rg || expertsTrainable)
+        let gu = tape.new(.q(k * 2 * inter), eb, rg: h.rg || expertsTrainable)
         let p: Tape.T
         if case let .gated(t) = a.block, t.clampedSwiGLU {
             // gpt-oss (`GptOssExperts._apply_gate`): gate and up are strided views of
@@ -406,15 +410,18 @@ extension ForwardGraph {
             // and (up + 1) · glu keeps both of its operands
             if gu.rg {
                 tape.save(gu)
-                for _ in 0..<4 { tape.save(.q(k * inter), c.a) }
+                for _ in 0..<4 { tape.save(.q(k * inter), eb) }
             }
-            p = tape.new(.q(k * inter), c.a, rg: gu.rg)
+            p = tape.new(.q(k * inter), eb, rg: gu.rg)
         } else {
-            let g = act(gu, width: k * inter)
-            p = mul(g, gu, out: .q(k * inter))
+            // SiLU keeps its input (gate_up's storage); the product keeps both operands
+            if gu.rg { tape.save(gu) }
+            let g = tape.new(.q(k * inter), eb, rg: gu.rg)
+            if gu.rg { tape.save(g) }
+            p = tape.new(.q(k * inter), eb, rg: gu.rg)
         }
         if expertsTrainable { tape.save(p) }
-        let proj = tape.new(.q(k * a.hiddenSize), c.a, rg: p.rg || expertsTrainable)
+        let proj = tape.new(.q(k * a.hiddenSize), eb, rg: p.rg || expertsTrainable)
         let weights = tape.new(.q(k), 4, rg: logitsRG)
         _ = mul(proj, weights, out: .q(k * a.hiddenSize))
         if proj.rg || weights.rg { tape.save(.q(k), 8) }       // inverse permutation

@@ -521,12 +521,11 @@ public enum MemoryComponents {
             for m in arch.modules where m.perLayer && m.weightElements > 0 {
                 quantised += nf4Bytes(elements: m.weightElements, doubleQuant: options.doubleQuant) * arch.instances(m)
             }
-            for m in arch.modules where m.perLayer && m.kind == .experts {
-                // fused experts: two 3-D tensors, quantised like Linear weights
-                quantised += nf4Bytes(elements: m.ownParams, doubleQuant: options.doubleQuant) * arch.instances(m)
-            }
-            let expertParams = arch.modules.filter { $0.perLayer && $0.kind == .experts }.reduce(0) { $0 + $1.ownParams * arch.instances($1) }
-            let rest = arch.totalParams - arch.blockLinearWeightParams - expertParams
+            // Transformers' bitsandbytes quantizer replaces nn.Linear modules only
+            // (quantizers/quantizer_bnb_4bit.py, 5.25): Transformers v5's fused experts are
+            // 3-D parameters, stay 16-bit, and prepare_model_for_kbit_training upcasts them to
+            // fp32 with the embeddings, norms and lm_head (checked with bitsandbytes on the CPU).
+            let rest = arch.totalParams - arch.blockLinearWeightParams
             return quantised + rest * 4
         case .frozen:
             return arch.totalParams * precision.bytes

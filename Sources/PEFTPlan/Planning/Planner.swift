@@ -118,6 +118,14 @@ public enum Planner {
         }
     }
 
+    /// QLoRA on a mixture of experts: bitsandbytes quantises nn.Linear modules only, so the
+    /// fused 3-D experts of Transformers v5 stay unquantised, and prepare_model_for_kbit_training
+    /// upcasts them to fp32 (checked against bitsandbytes 0.50.2 on the CPU); nil otherwise.
+    public static func expertsUnderQLoRANote(_ arch: Architecture, methods: [Method]) -> PlanText? {
+        guard arch.numExperts > 0, methods.contains(where: { $0.spec.quantisesBase }) else { return nil }
+        return "QLoRA: bitsandbytes quantises Linear layers only; this model's fused experts stay unquantised and prepare_model_for_kbit_training upcasts them to fp32, as planned"
+    }
+
     /// Why a default sequence is shorter than 2048, for the notes; nil when it is not.
     public static func defaultSeqNote(_ arch: Architecture, methods: [Method], options: MethodOptions) -> PlanText? {
         let s = defaultSeq(arch, methods: methods, options: options)
