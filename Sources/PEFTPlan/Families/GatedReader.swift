@@ -11,8 +11,6 @@ struct GatedReader {
         case fixed(qkv: Bool, o: Bool)
         /// The config's `attention_bias` (default false), on q, k, v and o alike.
         case fromConfig
-        /// The config's `attention_bias` on q, k and v; o never (GLM-4: `o_proj` has none).
-        case fromConfigQKV
         /// The config's `use_bias` on every projection of the block (Starcoder2).
         case useBias
     }
@@ -75,7 +73,6 @@ struct GatedReader {
         switch attentionBias {
         case let .fixed(qkv, o): (qkvBias, oBias) = (qkv, o)
         case .fromConfig: qkvBias = try f.bool("attention_bias", default: false); oBias = qkvBias
-        case .fromConfigQKV: qkvBias = try f.bool("attention_bias", default: false); oBias = false
         case .useBias: qkvBias = try f.bool("use_bias", default: true); oBias = qkvBias
         }
         var mlpBias = mlpBiasFromConfig ? try f.bool("mlp_bias", default: false) : false
@@ -125,7 +122,7 @@ struct GatedReader {
         let denseLayers = (0..<layers).filter { !moeLayers.contains($0) }
         let denseSet: [Int]? = moeLayers.isEmpty ? nil : denseLayers
         if !denseLayers.isEmpty {
-            if block.fusedProjections || block.fusedGateUp {
+            if block.fusedProjections {
                 m += [ModuleSpec("mlp.gate_up_proj", .linear, .gateUp, in: h, out: 2 * inter, layers: denseSet),
                       ModuleSpec("mlp.down_proj", .linear, .down, in: inter, out: h, layers: denseSet)]
             } else if block.plainMLP {
@@ -156,11 +153,6 @@ struct GatedReader {
         case .post:
             m += [ModuleSpec("post_attention_layernorm", .norm, .attentionOutputNorm, ownParams: h),
                   ModuleSpec("post_feedforward_layernorm", .norm, .feedForwardOutputNorm, ownParams: h)]
-        case .glm:
-            m += [ModuleSpec("input_layernorm", .norm, .attentionNorm, ownParams: h),
-                  ModuleSpec("post_self_attn_layernorm", .norm, .attentionOutputNorm, ownParams: h),
-                  ModuleSpec("post_attention_layernorm", .norm, .feedForwardNorm, ownParams: h),
-                  ModuleSpec("post_mlp_layernorm", .norm, .feedForwardOutputNorm, ownParams: h)]
         }
         if block.scoreSoftcap {
             // Gemma2Config's default is 30.0; only an explicit null turns it off.
@@ -200,10 +192,8 @@ struct MoEReader {
         /// Qwen2-MoE, Qwen3-Next: one `shared_expert` MLP of `shared_expert_intermediate_size`
         /// and a sigmoid gate `shared_expert_gate` (Linear h → 1).
         case gatedOne
-        /// DeepSeek, GLM-4.5: `shared_experts`, one MLP `n_shared_experts` times as wide as an expert.
+        /// DeepSeek, GLM-5: `shared_experts`, one MLP `n_shared_experts` times as wide as an expert.
         case summed
-        /// Llama 4: `shared_expert`, as wide as the dense MLP (`intermediate_size`).
-        case llama4
     }
 
     /// The attribute the block lives under (`mlp`, `block_sparse_moe`, `feed_forward`).
@@ -284,9 +274,6 @@ struct MoEReader {
             case .summed:
                 name = "shared_experts"
                 sw = width * (try f.optionalDim("n_shared_experts") ?? 1)
-            case .llama4:
-                name = "shared_expert"
-                sw = try f.dim("intermediate_size")
             }
             m += [ModuleSpec("\(prefix).\(name).gate_proj", .linear, .sharedGate, in: h, out: sw, layers: layers),
                   ModuleSpec("\(prefix).\(name).up_proj", .linear, .sharedUp, in: h, out: sw, layers: layers),
@@ -307,8 +294,6 @@ struct MoEReader {
 struct MLAReader {
     /// DeepSeek-V3.2, GLM-5: the lightning indexer of the sparse attention.
     var indexer = false
-    /// GLM-5 (`glm_moe_dsa`) builds the indexer's key norm with a bias only.
-    var indexerNormWeight = true
 
     func read(_ f: ConfigReader.Fields, hidden h: Int, heads: Int) throws -> (modules: [ModuleSpec], qkHeadDim: Int, ropeDim: Int, shape: LatentAttention) {
         let qRank = try f.optionalDim("q_lora_rank")
@@ -334,7 +319,7 @@ struct MLAReader {
             let iDim = try f.dim("index_head_dim")
             m += [ModuleSpec("self_attn.indexer.wq_b", .linear, .indexerQ, in: qRank ?? h, out: iHeads * iDim),
                   ModuleSpec("self_attn.indexer.wk", .linear, .indexerK, in: h, out: iDim),
-                  ModuleSpec("self_attn.indexer.k_norm", .norm, .indexerKNorm, ownParams: indexerNormWeight ? 2 * iDim : iDim),
+                  ModuleSpec("self_attn.indexer.k_norm", .norm, .indexerKNorm, ownParams: 2 * iDim),   // LayerNorm: weight, bias
                   ModuleSpec("self_attn.indexer.weights_proj", .linear, .indexerWeights, in: h, out: iHeads)]
         }
         return (m, qk, rope, LatentAttention(qRank: qRank ?? 0, kvRank: kvRank, nope: nope, rope: rope, v: vDim, indexer: indexer))

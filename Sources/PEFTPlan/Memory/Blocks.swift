@@ -225,7 +225,7 @@ extension ForwardGraph {
                 }
                 d = tape.new(.q(a.hiddenSize), c.a, rg: d.rg || sharedOut.rg)
             }
-        } else if t.fusedProjections || t.fusedGateUp {
+        } else if t.fusedProjections {
             let gu = linear(h2, .gateUp)
             let width = gu.extent.q / 2
             let g = act(gu, width: width)               // saves the gate_up storage

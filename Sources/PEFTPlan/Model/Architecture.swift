@@ -136,8 +136,6 @@ public struct GatedBlock: Equatable, Sendable {
         case sandwich
         /// OLMo 2/3, EXAONE 4: after each sub-block only, inside the residual.
         case post
-        /// GLM-4: before each sub-block and after each (`post_self_attn_layernorm`, `post_mlp_layernorm`).
-        case glm
     }
     /// RMSNorm over q and k before the rotary embedding.
     public enum HeadNorm: Equatable, Sendable {
@@ -150,8 +148,6 @@ public struct GatedBlock: Equatable, Sendable {
 
     /// Phi-3: q, k and v in one `qkv_proj`, gate and up in one `gate_up_proj`.
     public var fusedProjections = false
-    /// GLM-4: gate and up in one `gate_up_proj` (attention separate).
-    public var fusedGateUp = false
     /// Starcoder2: a plain two-layer MLP (`c_fc`, GELU, `c_proj`) in place of the gated one.
     public var plainMLP = false
     public var headNorm: HeadNorm = .none
@@ -177,10 +173,9 @@ public struct GatedBlock: Equatable, Sendable {
     public var headNorms: Bool { headNorm != .none }
     public var sandwichNorms: Bool { norms == .sandwich }
 
-    public init(fusedProjections: Bool = false, fusedGateUp: Bool = false, plainMLP: Bool = false, headNorm: HeadNorm = .none,
+    public init(fusedProjections: Bool = false, plainMLP: Bool = false, headNorm: HeadNorm = .none,
                 norms: Norms = .pre, scoreSoftcap: Bool = false) {
         self.fusedProjections = fusedProjections
-        self.fusedGateUp = fusedGateUp
         self.plainMLP = plainMLP
         self.headNorm = headNorm
         self.norms = norms
@@ -192,7 +187,7 @@ public struct GatedBlock: Equatable, Sendable {
 public enum SharedExpert: Equatable, Sendable {
     /// Qwen2-MoE: the shared MLP's output scaled by sigmoid(`shared_expert_gate`(x)).
     case gated
-    /// DeepSeek, GLM, Llama 4: added as it is.
+    /// DeepSeek, GLM-5: added as it is.
     case plain
 }
 
