@@ -181,6 +181,19 @@ public enum ConfigReader {
         return arch
     }
 
+    /// Largest convolution accepted, in taps: real causal convolutions have 3 or 4, and
+    /// channels × taps must stay far from overflowing.
+    static let convolutionLimit = 4096
+
+    /// A convolution's kernel size (Gated DeltaNet's, LFM2's), refused past ``convolutionLimit``.
+    static func convolutionTaps(_ f: Fields, _ key: String, default fallback: Int?) throws -> Int {
+        let taps = try fallback.map { try f.optionalDim(key) ?? $0 } ?? f.dim(key)
+        guard taps <= convolutionLimit else {
+            throw PlanError.invalidDimension(field: key, value: "\(taps)", reason: "larger than any real convolution (limit \(convolutionLimit))")
+        }
+        return taps
+    }
+
     /// Largest layer count accepted (the deepest released models have about 130).
     static let layerLimit = 10_000
 

@@ -230,7 +230,8 @@ struct MoEReader {
             var dense = Set<Int>()
             if let list = f.dict["mlp_only_layers"] as? [Any] {
                 for v in list {
-                    guard let n = v as? NSNumber, !ConfigReader.isBoolean(n), n.doubleValue == n.doubleValue.rounded() else {
+                    guard let n = v as? NSNumber, !ConfigReader.isBoolean(n), n.doubleValue == n.doubleValue.rounded(),
+                          n.doubleValue >= 0, n.doubleValue < Double(ConfigReader.layerLimit) else {
                         throw PlanError.invalidDimension(field: "mlp_only_layers", value: "\(v)", reason: "must list layer numbers")
                     }
                     dense.insert(n.intValue)
@@ -356,7 +357,7 @@ struct LinearAttentionReader {
         let attention = (0..<layers).filter { !linear.contains($0) }
         let w = LinearAttention(keyHeads: try f.dim("linear_num_key_heads"), keyDim: try f.dim("linear_key_head_dim"),
                                 valueHeads: try f.dim("linear_num_value_heads"), valueDim: try f.dim("linear_value_head_dim"),
-                                kernel: try f.dim("linear_conv_kernel_dim"), fused: fused)
+                                kernel: try ConfigReader.convolutionTaps(f, "linear_conv_kernel_dim", default: nil), fused: fused)
         let conv = 2 * w.qk + w.v
         var m: [ModuleSpec] = []
         var params = ModuleSpec("linear_attn", .parameters, .linearParams, ownParams: 2 * w.valueHeads, layers: linear)

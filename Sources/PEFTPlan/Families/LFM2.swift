@@ -39,6 +39,10 @@ extension FamilySpec {
             guard types.count == layers else {
                 throw PlanError.invalidDimension(field: "layer_types", value: "\(types.count) entries", reason: "must list every one of the \(layers) layers")
             }
+            guard types.allSatisfy({ ($0 as? String).map { ["conv", "full_attention"].contains($0) } ?? false }) else {
+                throw PlanError.invalidDimension(field: "layer_types", value: "\(types.first { !(["conv", "full_attention"].contains($0 as? String ?? "")) } ?? "")",
+                                                 reason: "must be conv or full_attention")
+            }
             attention = types.indices.filter { (types[$0] as? String) != "conv" }
         } else if let list = f.dict["full_attn_idxs"] as? [Any] {
             attention = []
@@ -53,7 +57,7 @@ extension FamilySpec {
         }
         attention = Array(Set(attention)).sorted()
         let conv = (0..<layers).filter { !attention.contains($0) }
-        let kernel = try f.optionalDim("conv_L_cache") ?? 3
+        let kernel = try ConfigReader.convolutionTaps(f, "conv_L_cache", default: 3)
         let bias = try f.bool("conv_bias", default: false)
         var a = ConfigReader.blank(name, .lfm2, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,
                                    vocab: vocab, positions: try f.optionalDim("max_position_embeddings") ?? 128_000, tied: tied)
