@@ -156,6 +156,17 @@ struct PlanningOptions: ParsableArguments {
         if loraTargets == nil, arch.family.spec.loraTargets == nil, uses([.lora, .qlora]) {
             o.loraTargets = .allLinear
             targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)'; planning all-linear (what PEFT and TRL recipes recommend); \(field: .loraTargets) chooses others"
+            if arch.family.spec.tupleRouter {
+                // all-linear would wrap a router whose forward returns a tuple, and PEFT fails
+                // there: every other Linear of the blocks, by name
+                var names: [String] = []
+                for m in arch.modules where m.perLayer && m.kind == .linear && m.role != .router {
+                    let name = String(m.name.split(separator: ".").last ?? Substring(m.name))
+                    if !names.contains(name) { names.append(name) }
+                }
+                o.loraTargets = .list(names)
+                targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)', and all-linear would wrap its router, which PEFT fails on in the forward; planning every other Linear (\(names.joined(separator: ","))); \(field: .loraTargets) chooses others"
+            }
         }
         if let text = loraDropout {
             guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v < 1 else {
@@ -211,6 +222,8 @@ struct PlanningOptions: ParsableArguments {
         if let targetsNote { request.defaults.append(targetsNote) }
         if let note = Planner.shippedQuantisationNote(arch) { request.defaults.append(note) }
         if let note = Planner.expertsUnderQLoRANote(arch, methods: methods) { request.defaults.append(note) }
+        if let note = Planner.denseExpertDispatchNote(arch) { request.defaults.append(note) }
+        if let note = Planner.fusedKernelNote(arch, methods: methods) { request.defaults.append(note) }
         if seq == nil, let note = Planner.defaultSeqNote(arch, methods: methods, options: o) { request.defaults.append(note) }
         request.scale = ScaleOptions(gpus: try Self.integer(self.gpus, "--gpus", default: 1),
                                      sharding: try choice(sharding, "--sharding", as: Sharding.self),

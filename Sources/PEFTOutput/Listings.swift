@@ -12,9 +12,12 @@ public enum Listings {
                          ("model_type", .string(a.family.rawValue)), ("total_params", .int(a.totalParams)), ("source", .string(e.source))])
             }).render() + "\n"
         }
-        var out = PlanOutput.pad("preset", 16) + PlanOutput.pad("type", 10) + PlanOutput.pad("params", 10) + "aliases\n"
+        // columns as wide as their longest entry, two spaces apart
+        let nameWidth = max(16, (rows.map(\.0.name.count).max() ?? 0) + 2)
+        let typeWidth = max(10, (rows.map(\.1.family.rawValue.count).max() ?? 0) + 2)
+        var out = PlanOutput.pad("preset", nameWidth) + PlanOutput.pad("type", typeWidth) + PlanOutput.pad("params", 10) + "aliases\n"
         for (e, a) in rows {
-            out += PlanOutput.pad(e.name, 16) + PlanOutput.pad(a.family.rawValue, 10)
+            out += PlanOutput.pad(e.name, nameWidth) + PlanOutput.pad(a.family.rawValue, typeWidth)
                 + PlanOutput.pad(PlanOutput.params(a.totalParams), 10) + e.aliases.joined(separator: ", ") + "\n"
         }
         out += "\nEach preset is the public config.json of its checkpoint (`peft-plan models --format json` names it).\n"

@@ -49,7 +49,7 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
 
     /// The plan context of this case under `runtime`.
     func context(runtime: RuntimeProfile) throws -> PlanContext {
-        try PlanContext(arch: Presets.resolve(model), method: method, methodOptions: options, training: training, runtime: runtime)
+        try PlanContext(arch: Fixtures.architecture(model), method: method, methodOptions: options, training: training, runtime: runtime)
     }
 }
 
@@ -92,7 +92,7 @@ struct FlopTests {
     @Test("forward and backward FLOPs within 0.1%", arguments: TraceCase.all)
     func flops(_ c: TraceCase) throws {
         guard let expected = try c.traced() else { return }
-        let arch = try Presets.resolve(c.model)
+        let arch = try Fixtures.architecture(c.model)
         // Cases run on the CPU with real tensors get PyTorch's CPU flash kernel for sdpa
         // (the math kernel where attention has dropout, which the CPU flash kernel lacks).
         var runtime = RuntimeProfile.hfMeta

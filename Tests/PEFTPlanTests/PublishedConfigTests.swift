@@ -6,18 +6,29 @@ import Testing
 /// Published config.json files of the models people fine-tune (Fixtures/published-configs,
 /// each with its Hugging Face id and the public repository, path and commit it was copied
 /// from in sources.json), read by peft-plan and built by Transformers on the meta device.
+///
+/// Families with no published config we could cite are checked on their configuration
+/// class's defaults in the pinned Transformers instead (Fixtures/class-default-configs,
+/// written by scripts/class_default_configs.py, overrides listed in its sources.json): the
+/// same cases, the same reference, named `class-default:<file>`.
 struct PublishedConfig: Sendable {
+    let folder: String
     let file: String
     let hfID: String
     let modelType: String
 
     nonisolated(unsafe) static let sources: [[String: Any]] = Fixtures.json("published-configs/sources.json") as! [[String: Any]]
-    static let all: [PublishedConfig] = sources.map {
-        PublishedConfig(file: $0["file"] as! String, hfID: $0["hf_id"] as! String, modelType: $0["model_type"] as! String)
+    nonisolated(unsafe) static let classDefaultSources: [[String: Any]] = Fixtures.json("class-default-configs/sources.json") as! [[String: Any]]
+    static let published: [PublishedConfig] = sources.map {
+        PublishedConfig(folder: "published-configs", file: $0["file"] as! String, hfID: $0["hf_id"] as! String, modelType: $0["model_type"] as! String)
     }
+    static let classDefaults: [PublishedConfig] = classDefaultSources.map {
+        PublishedConfig(folder: "class-default-configs", file: $0["file"] as! String, hfID: "class-default:\($0["file"] as! String)",
+                        modelType: $0["model_type"] as! String)
+    }
+    static let all = published + classDefaults
 
-    var url: URL { Fixtures.url("published-configs/\(file)") }
-
+    var url: URL { Fixtures.url("\(folder)/\(file)") }
 }
 
 /// The cases of every published config: full fine-tuning, LoRA with PEFT's default targets
@@ -57,7 +68,7 @@ nonisolated(unsafe) let publishedReference: Result<[String: Any], PythonReferenc
 struct PublishedConfigTests {
     @Test("at least 100 cases, every family peft-plan reads that has a published config")
     func coverage() throws {
-        #expect(PublishedCase.all.count >= 100)
+        #expect(PublishedCase.all.filter { $0.config.folder == "published-configs" }.count >= 100)
         for s in PublishedConfig.sources {
             let commit = s["commit"] as? String ?? ""
             #expect(commit.count == 40 && commit.allSatisfy(\.isHexDigit), "\(s["file"]!): a source commit")
@@ -86,5 +97,55 @@ struct PublishedConfigTests {
         #expect(arch.totalParams == expected.int("base"), "base model parameters")
         #expect(account.trainableParams == expected.int("trainable"), "trainable params")
         #expect(account.totalParams == expected.int("all"), "all params")
+    }
+}
+
+/// Some MoE routers are `nn.Linear` subclasses whose forward returns a tuple; PEFT's all-linear
+/// wraps them and the wrapped layer then fails in the forward. peft-plan refuses to plan such
+/// a target list exactly where the real PEFT fails one training step on a tiny model of the
+/// family (scripts/tuple_router_reference.py, on the CPU), and plans it where the step runs.
+@Suite("LoRA on all-linear refused where the real PEFT fails in the forward")
+struct TupleRouterTests {
+    nonisolated(unsafe) static let tiny: [String: Any] = ["hidden_size": 64, "intermediate_size": 32, "num_attention_heads": 4,
+                                      "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 128,
+                                                         "num_experts_per_tok": 2]
+    nonisolated(unsafe) static let cases: [(id: String, type: String, extra: [String: Any])] = [
+        ("phimoe", "phimoe", ["num_local_experts": 4]),
+        ("llama4_text", "llama4_text", ["num_local_experts": 4, "intermediate_size_mlp": 64, "head_dim": 16]),
+        ("qwen3_moe", "qwen3_moe", ["num_experts": 4, "moe_intermediate_size": 32, "head_dim": 16]),
+        ("granitemoe", "granitemoe", ["num_local_experts": 4]),
+        ("mixtral", "mixtral", ["num_local_experts": 4]),
+    ]
+
+    nonisolated(unsafe) static let reference: Result<[String: Any], PythonReference.ReferenceError> =
+        PythonReference.run(script: "tuple_router_reference.py", input: cases.map { c in
+            ["id": c.id, "model_type": c.type, "config": tiny.merging(c.extra) { $1 }] as [String: Any]
+        })
+
+    @Test("refused exactly where one training step fails")
+    func refusedWherePEFTFails() throws {
+        let reference = try Self.reference.get()
+        var failing = 0
+        for c in Self.cases {
+            let r = try #require(reference[c.id] as? [String: Any], "no reference result for \(c.id)")
+            let config = try #require(r["config"] as? [String: Any])
+            let arch = try ConfigReader.parse(data: JSONSerialization.data(withJSONObject: config), name: c.id)
+            var o = MethodOptions()
+            o.loraTargets = .allLinear
+            var t = TrainingOptions()
+            t.seq = 8
+            let trains = try #require(r["trains"] as? Bool)
+            if trains {
+                #expect(throws: Never.self, "\(c.id): PEFT trains, peft-plan must plan") {
+                    _ = try PlanContext(arch: arch, method: .lora, methodOptions: o, training: t)
+                }
+            } else {
+                failing += 1
+                #expect(throws: PlanError.self, "\(c.id): PEFT fails (\(r["error"] ?? "")), peft-plan must refuse") {
+                    _ = try PlanContext(arch: arch, method: .lora, methodOptions: o, training: t)
+                }
+            }
+        }
+        #expect(failing >= 2, "the reference should show the failing routers")
     }
 }

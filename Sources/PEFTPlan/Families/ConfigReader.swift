@@ -74,7 +74,7 @@ public enum ConfigReader {
     public static func parse(data: Data, name: String, source: String = "config.json") throws -> Architecture {
         let object: Any
         do {
-            object = try JSONSerialization.jsonObject(with: data, options: [])
+            object = try JSONSerialization.jsonObject(with: nonFiniteAsNull(data), options: [])
         } catch {
             throw PlanError.malformedConfig(path: source, reason: "not valid JSON (truncated or corrupt?)")
         }
@@ -82,6 +82,37 @@ public enum ConfigReader {
             throw PlanError.malformedConfig(path: source, reason: "the top level is not a JSON object")
         }
         return try build(Fields(dict, source: source), name: modelName(given: name, source: source, dict: dict))
+    }
+
+    /// Python's json module, which reads and writes config.json for Transformers, accepts the
+    /// bare tokens `NaN`, `Infinity` and `-Infinity` (Nemotron-H's `time_step_limit` is
+    /// `[0.0, Infinity]`); JSON does not. Outside strings they become `null` (no field peft-plan
+    /// reads may be non-finite), everything else is left byte for byte.
+    static func nonFiniteAsNull(_ data: Data) -> Data {
+        let bytes = [UInt8](data)
+        guard bytes.contains(UInt8(ascii: "N")) || bytes.contains(UInt8(ascii: "I")) else { return data }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        var inString = false, escaped = false, i = 0
+        let tokens: [[UInt8]] = [Array("-Infinity".utf8), Array("Infinity".utf8), Array("NaN".utf8)]
+        while i < bytes.count {
+            let b = bytes[i]
+            if inString {
+                if escaped { escaped = false } else if b == UInt8(ascii: "\\") { escaped = true } else if b == UInt8(ascii: "\"") { inString = false }
+                out.append(b)
+                i += 1
+                continue
+            }
+            if b == UInt8(ascii: "\"") { inString = true; out.append(b); i += 1; continue }
+            if let t = tokens.first(where: { i + $0.count <= bytes.count && Array(bytes[i..<(i + $0.count)]) == $0 }) {
+                out += Array("null".utf8)
+                i += t.count
+                continue
+            }
+            out.append(b)
+            i += 1
+        }
+        return Data(out)
     }
 
     /// Typed access to config fields with the aliases Transformers accepts.
@@ -106,6 +137,25 @@ public enum ConfigReader {
         /// An optional positive dimension (nil when absent or null).
         func optionalDim(_ keys: String...) throws -> Int? {
             guard let (key, value) = raw(keys) else { return nil }
+            return try positive(key, value)
+        }
+
+        /// `max_position_embeddings` (nil when absent): a context length, which may pass the
+        /// dimension limit (Llama 4 Scout: 10,485,760) without sizing any tensor of a rotary model;
+        /// refused past 2^30.
+        func contextLength(_ key: String) throws -> Int? {
+            guard let (_, value) = raw([key]) else { return nil }
+            if let n = value as? NSNumber, !isBoolean(n), n.doubleValue.isFinite, n.doubleValue == n.doubleValue.rounded(),
+               n.doubleValue > Double(ConfigReader.dimensionLimit), n.doubleValue <= Double(1 << 30) {
+                return n.intValue
+            }
+            return try positive(key, value)
+        }
+
+        /// An optional count that may be 0 (DeepSeek-V2's `first_k_dense_replace`), nil when absent or null.
+        func optionalCount(_ key: String) throws -> Int? {
+            guard let (_, value) = raw([key]) else { return nil }
+            if let n = value as? NSNumber, !isBoolean(n), n.doubleValue == 0 { return 0 }
             return try positive(key, value)
         }
 
@@ -184,6 +234,19 @@ public enum ConfigReader {
     /// Largest convolution accepted, in taps: real causal convolutions have 3 or 4, and
     /// channels × taps must stay far from overflowing.
     static let convolutionLimit = 4096
+
+    /// The rotated width of each head: `head_dim × partial_rotary_factor` (truncated, as
+    /// `int(head_dim * partial_rotary_factor)` in Transformers' rope initialisation), the factor
+    /// read from `rope_parameters` or the config's top level, else the family's default.
+    static func rotaryWidth(_ f: Fields, headDim: Int, default fallback: Double) throws -> Int {
+        var value: Any? = (f.dict["rope_parameters"] as? [String: Any])?["partial_rotary_factor"]
+        if value == nil || value is NSNull { value = f.dict["partial_rotary_factor"] }
+        guard let v = value, !(v is NSNull) else { return max(2, Int(Double(headDim) * fallback)) }
+        guard let n = v as? NSNumber, !isBoolean(n), n.doubleValue.isFinite, n.doubleValue > 0, n.doubleValue <= 1 else {
+            throw PlanError.invalidDimension(field: "partial_rotary_factor", value: "\(v)", reason: "must be a number in (0, 1]")
+        }
+        return max(2, Int(Double(headDim) * n.doubleValue))
+    }
 
     /// A convolution's kernel size (Gated DeltaNet's, LFM2's), refused past ``convolutionLimit``.
     static func convolutionTaps(_ f: Fields, _ key: String, default fallback: Int?) throws -> Int {

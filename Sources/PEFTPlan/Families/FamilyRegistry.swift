@@ -14,6 +14,9 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
     case deepseekV3 = "deepseek_v3", deepseekV32 = "deepseek_v32", glmMoeDsa = "glm_moe_dsa"
     case smollm3, olmo2, exaone4, starcoder2, gemma3Text = "gemma3_text"
     case qwen3Next = "qwen3_next", qwen35 = "qwen3_5", qwen35MoE = "qwen3_5_moe", lfm2
+    case olmo3, olmoe, ministral, ministral3, granite, granitemoe, granitemoeshared
+    case glm4, glm4MoE = "glm4_moe", phimoe, deepseekV2 = "deepseek_v2", phi, cohere2
+    case llama4Text = "llama4_text", llama4, mimoV2Flash = "mimo_v2_flash", nemotronH = "nemotron_h", granitemoehybrid
 
     /// The family's descriptor.
     public var spec: FamilySpec {
@@ -47,6 +50,24 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
         case .qwen35: return .qwen35
         case .qwen35MoE: return .qwen35MoE
         case .lfm2: return .lfm2
+        case .olmo3: return .olmo3
+        case .olmoe: return .olmoe
+        case .ministral: return .ministral
+        case .ministral3: return .ministral3
+        case .granite: return .granite
+        case .granitemoe: return .granitemoe
+        case .granitemoeshared: return .granitemoeshared
+        case .glm4: return .glm4
+        case .glm4MoE: return .glm4MoE
+        case .phimoe: return .phimoe
+        case .deepseekV2: return .deepseekV2
+        case .phi: return .phi
+        case .cohere2: return .cohere2
+        case .llama4Text: return .llama4Text
+        case .llama4: return .llama4
+        case .mimoV2Flash: return .mimoV2Flash
+        case .nemotronH: return .nemotronH
+        case .granitemoehybrid: return .granitemoehybrid
         }
     }
 }
@@ -76,6 +97,13 @@ public struct FamilySpec: Sendable {
     /// A vision-language config whose language model AutoModelForCausalLM builds from
     /// `text_config` (the vision tower is then not part of the model).
     public var nestedTextConfig = false
+    /// The router is an `nn.Linear` subclass whose forward returns a tuple (PhiMoE's
+    /// `PhimoeTopKRouter`, Llama 4's `Llama4Router`): PEFT wraps it (all-linear picks every
+    /// Linear), and the wrapped layer fails in the forward adding its update to a tuple.
+    public var tupleRouter = false
+    /// Module names PEFT refuses LoRA on for this model type (Mamba mixers' `out_proj` and
+    /// `conv1d`: `_check_lora_target_modules_mamba`, peft/tuners/tuners_utils.py, 0.21.2).
+    public var loraRefusedModules: Set<String>? = nil
 }
 
 /// PEFT's rewrite of LoRA targets for MoE families whose experts Transformers v5 fused into

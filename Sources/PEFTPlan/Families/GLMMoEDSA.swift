@@ -6,7 +6,7 @@ extension FamilySpec {
     static let glmMoeDsa = FamilySpec(
         read: {
             try GatedReader(family: .glmMoeDsa, mla: MLAReader(indexer: true))
-                .with(moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense)).read($0, name: $1)
+                .with(moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense, fp32Router: true)).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,

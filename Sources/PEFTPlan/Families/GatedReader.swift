@@ -11,6 +11,8 @@ struct GatedReader {
         case fixed(qkv: Bool, o: Bool)
         /// The config's `attention_bias` (default false), on q, k, v and o alike.
         case fromConfig
+        /// The config's `attention_bias` on q, k and v; o never (GLM-4, GLM-4.5: `o_proj` has none).
+        case fromConfigQKV
         /// The config's `use_bias` on every projection of the block (Starcoder2).
         case useBias
     }
@@ -19,10 +21,19 @@ struct GatedReader {
     /// `tie_word_embeddings` when the config leaves it out (the config class's default).
     var tiedByDefault = false
     var attentionBias: AttentionBias = .fixed(qkv: false, o: false)
+    /// `attention_bias` when the config leaves it out (GLM-4's class says true).
+    var attentionBiasDefault = false
     /// LlamaConfig's `mlp_bias` (the others have none).
     var mlpBiasFromConfig = false
+    /// PhiMoE: `lm_head_bias` (default false) puts a bias on the output projection.
+    var headBiasFromConfig = false
+    /// The rotated share of each head when the config gives no `partial_rotary_factor`
+    /// (GLM-4 and GLM-4.5's classes: 0.5); the rest of the head passes through unrotated.
+    var partialRotaryDefault = 1.0
     var norm: NormKind = .rms
     var block = GatedBlock()
+    /// GLM-4.5: per-head q/k norms only when this config key is true (default false).
+    var headNormKey: String?
     /// The mixture of experts, if the family has one.
     var moe: MoEReader?
     /// Multi-head latent attention (DeepSeek V2/V3, GLM-5) in place of q/k/v projections.
@@ -31,6 +42,12 @@ struct GatedReader {
     var sinks = false
     /// The width of the MLP when the config's key is not `intermediate_size`.
     var intermediateKeys = ["intermediate_size"]
+    /// The dense MLP's attribute (`mlp`; Llama 4: `feed_forward`).
+    var mlpPrefix = "mlp"
+    /// Llama 4: the parameter-free RMSNorm of q and k (`self_attn.qk_norm`) in the rotary
+    /// layers when `use_qk_norm` (default true); `no_rope_layers` (1: rotary) says which,
+    /// default every layer but each `no_rope_layer_interval`-th (4).
+    var weightlessQKNormInRotaryLayers = false
     /// `head_dim` when the config leaves it out (the config class's default; nil: hidden / heads).
     var headDimDefault: Int?
     /// Gated DeltaNet layers between full-attention ones (Qwen3-Next, Qwen3.5).
@@ -55,12 +72,12 @@ struct GatedReader {
             ?? (moe != nil ? f.optionalDim("moe_intermediate_size") : nil)
             ?? { throw PlanError.invalidDimension(field: intermediateKeys[0], value: "missing", reason: "the config must give it") }()
         let vocab = try f.dim("vocab_size")
-        let positions = try f.optionalDim("max_position_embeddings") ?? 2048
+        let positions = try f.contextLength("max_position_embeddings") ?? 2048
         var a = ConfigReader.blank(name, family, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,
                                    vocab: vocab, positions: positions,
                                    tied: try f.bool("tie_word_embeddings", default: tiedByDefault))
         a.norm = norm
-        a.rotaryDim = hd
+        a.rotaryDim = try ConfigReader.rotaryWidth(f, headDim: hd, default: partialRotaryDefault)
         a.layerPrefix = "model.layers"
         a.attentionDropout = try f.probability("attention_dropout", default: 0)
         if readsDropouts {
@@ -72,15 +89,17 @@ struct GatedReader {
         let qkvBias: Bool, oBias: Bool
         switch attentionBias {
         case let .fixed(qkv, o): (qkvBias, oBias) = (qkv, o)
-        case .fromConfig: qkvBias = try f.bool("attention_bias", default: false); oBias = qkvBias
+        case .fromConfig: qkvBias = try f.bool("attention_bias", default: attentionBiasDefault); oBias = qkvBias
+        case .fromConfigQKV: qkvBias = try f.bool("attention_bias", default: attentionBiasDefault); oBias = false
         case .useBias: qkvBias = try f.bool("use_bias", default: true); oBias = qkvBias
         }
         var mlpBias = mlpBiasFromConfig ? try f.bool("mlp_bias", default: false) : false
         if case .useBias = attentionBias { mlpBias = qkvBias }
         var block = self.block
+        if let key = headNormKey { block.headNorm = try f.bool(key, default: false) ? .perHead : .none }
         var m: [ModuleSpec] = [ModuleSpec("model.embed_tokens", .embedding, .embed, in: vocab, out: h, perLayer: false)]
         if let mla {
-            let read = try mla.read(f, hidden: h, heads: heads)
+            let read = try mla.read(f, hidden: h, heads: heads, bias: try f.bool("attention_bias", default: false))
             m += read.modules
             a.headDim = read.qkHeadDim
             a.rotaryDim = read.ropeDim
@@ -105,8 +124,15 @@ struct GatedReader {
                   ModuleSpec("self_attn.k_proj", .linear, .k, in: h, out: a.kvDim, bias: qkvBias, layers: attentionLayers),
                   ModuleSpec("self_attn.v_proj", .linear, .v, in: h, out: a.kvDim, bias: qkvBias, layers: attentionLayers),
                   ModuleSpec("self_attn.o_proj", .linear, .o, in: a.qDim, out: h, bias: oBias, layers: attentionLayers)]
+            if try weightlessQKNormInRotaryLayers && f.bool("use_qk_norm", default: true) {
+                let rotary = try Self.rotaryLayers(f, layers: layers)
+                if !rotary.isEmpty {
+                    m.append(ModuleSpec("self_attn.qk_norm", .norm, .qNorm, ownParams: 0, layers: rotary.count == layers ? nil : rotary))
+                    block.headNorm = .weightless
+                }
+            }
             switch block.headNorm {
-            case .none: break
+            case .none, .weightless: break
             case .perHead:
                 m += [ModuleSpec("self_attn.q_norm", .norm, .qNorm, ownParams: hd, layers: attentionLayers),
                       ModuleSpec("self_attn.k_norm", .norm, .kNorm, ownParams: hd, layers: attentionLayers)]
@@ -122,24 +148,25 @@ struct GatedReader {
         let denseLayers = (0..<layers).filter { !moeLayers.contains($0) }
         let denseSet: [Int]? = moeLayers.isEmpty ? nil : denseLayers
         if !denseLayers.isEmpty {
-            if block.fusedProjections {
-                m += [ModuleSpec("mlp.gate_up_proj", .linear, .gateUp, in: h, out: 2 * inter, layers: denseSet),
-                      ModuleSpec("mlp.down_proj", .linear, .down, in: inter, out: h, layers: denseSet)]
+            if block.fusedProjections || block.fusedGateUp {
+                m += [ModuleSpec("\(mlpPrefix).gate_up_proj", .linear, .gateUp, in: h, out: 2 * inter, layers: denseSet),
+                      ModuleSpec("\(mlpPrefix).down_proj", .linear, .down, in: inter, out: h, layers: denseSet)]
             } else if block.plainMLP {
                 m += [ModuleSpec("mlp.c_fc", .linear, .up, in: h, out: inter, bias: mlpBias, layers: denseSet),
                       ModuleSpec("mlp.c_proj", .linear, .down, in: inter, out: h, bias: mlpBias, layers: denseSet)]
             } else {
-                m += [ModuleSpec("mlp.gate_proj", .linear, .gate, in: h, out: inter, bias: mlpBias, layers: denseSet),
-                      ModuleSpec("mlp.up_proj", .linear, .up, in: h, out: inter, bias: mlpBias, layers: denseSet),
-                      ModuleSpec("mlp.down_proj", .linear, .down, in: inter, out: h, bias: mlpBias, layers: denseSet)]
+                m += [ModuleSpec("\(mlpPrefix).gate_proj", .linear, .gate, in: h, out: inter, bias: mlpBias, layers: denseSet),
+                      ModuleSpec("\(mlpPrefix).up_proj", .linear, .up, in: h, out: inter, bias: mlpBias, layers: denseSet),
+                      ModuleSpec("\(mlpPrefix).down_proj", .linear, .down, in: inter, out: h, bias: mlpBias, layers: denseSet)]
             }
         }
         if let moe, !moeLayers.isEmpty {
-            let read = try moe.read(f, hidden: h, layers: denseLayers.isEmpty ? nil : moeLayers)
+            let read = try moe.read(f, hidden: h, layers: denseLayers.isEmpty ? nil : moeLayers, sharedBias: mlpBias)
             m += read.modules
             a.numExperts = read.experts
             a.expertsPerToken = read.perToken
             block.sharedExpert = read.shared
+            block.fp32Router = moe.fp32Router
         }
         switch block.norms {
         case .pre:
@@ -153,6 +180,14 @@ struct GatedReader {
         case .post:
             m += [ModuleSpec("post_attention_layernorm", .norm, .attentionOutputNorm, ownParams: h),
                   ModuleSpec("post_feedforward_layernorm", .norm, .feedForwardOutputNorm, ownParams: h)]
+        case .parallel:
+            m.append(ModuleSpec("input_layernorm", .norm, .attentionNorm, ownParams: norm == .layer ? 2 * h : h))
+        case .glm:
+            // Glm4DecoderLayer: the same four norms as the sandwich, under other names
+            m += [ModuleSpec("input_layernorm", .norm, .attentionNorm, ownParams: h),
+                  ModuleSpec("post_self_attn_layernorm", .norm, .attentionOutputNorm, ownParams: h),
+                  ModuleSpec("post_attention_layernorm", .norm, .feedForwardNorm, ownParams: h),
+                  ModuleSpec("post_mlp_layernorm", .norm, .feedForwardOutputNorm, ownParams: h)]
         }
         if block.scoreSoftcap {
             // Gemma2Config's default is 30.0; only an explicit null turns it off.
@@ -171,7 +206,9 @@ struct GatedReader {
             a.finalLogitSoftcapping = true
         }
         m += [ModuleSpec("model.norm", .norm, .finalNorm, ownParams: norm == .layer ? 2 * h : h, perLayer: false),
-              ModuleSpec("lm_head", .linear, .head, in: h, out: vocab, perLayer: false, tied: a.tiedEmbeddings)]
+              ModuleSpec("lm_head", .linear, .head, in: h, out: vocab,
+                         bias: headBiasFromConfig ? try f.bool("lm_head_bias", default: false) : false,
+                         perLayer: false, tied: a.tiedEmbeddings)]
         a.block = .gated(block)
         a.modules = m
         return a
@@ -179,6 +216,26 @@ struct GatedReader {
 }
 
 extension GatedReader {
+    /// Llama 4's rotary layers: `no_rope_layers` (1 where the layer uses rotary embeddings;
+    /// null or empty: every layer but each `no_rope_layer_interval`-th, 4 by default).
+    static func rotaryLayers(_ f: ConfigReader.Fields, layers: Int) throws -> [Int] {
+        if let list = f.dict["no_rope_layers"] as? [Any], !list.isEmpty {
+            guard list.count == layers else {
+                throw PlanError.invalidDimension(field: "no_rope_layers", value: "\(list.count) entries", reason: "must list every one of the \(layers) layers")
+            }
+            var rotary: [Int] = []
+            for (i, v) in list.enumerated() {
+                guard let n = v as? NSNumber, n.doubleValue == 0 || n.doubleValue == 1 else {
+                    throw PlanError.invalidDimension(field: "no_rope_layers", value: "\(v)", reason: "must be 0 or 1 per layer")
+                }
+                if n.doubleValue == 1 { rotary.append(i) }
+            }
+            return rotary
+        }
+        let interval = try f.optionalDim("no_rope_layer_interval") ?? 4
+        return (0..<layers).filter { ($0 + 1) % interval != 0 }
+    }
+
     /// The same reader with a mixture of experts.
     func with(moe: MoEReader) -> GatedReader { var r = self; r.moe = moe; return r }
 }
@@ -192,8 +249,13 @@ struct MoEReader {
         /// Qwen2-MoE, Qwen3-Next: one `shared_expert` MLP of `shared_expert_intermediate_size`
         /// and a sigmoid gate `shared_expert_gate` (Linear h → 1).
         case gatedOne
-        /// DeepSeek, GLM-5: `shared_experts`, one MLP `n_shared_experts` times as wide as an expert.
+        /// DeepSeek, GLM-4.5, GLM-5: `shared_experts`, one MLP `n_shared_experts` times as wide as an expert.
         case summed
+        /// Granite MoE Shared: `shared_mlp` of `shared_intermediate_size` (none when 0), gate and
+        /// up in one `input_linear`, then `output_linear`; added as it is.
+        case graniteShared
+        /// Llama 4: `shared_expert`, an MLP as wide as one expert, added as it is.
+        case llama4
     }
 
     /// The attribute the block lives under (`mlp`, `block_sparse_moe`, `feed_forward`).
@@ -203,13 +265,15 @@ struct MoEReader {
     var routerName = "gate"
     var routerIsLinear = false
     var routerBias = false
-    var countKeys = ["num_experts"]
+    var countKeys = ["num_experts", "num_local_experts"]   // Transformers 5 saves num_local_experts
     var perTokenKeys = ["num_experts_per_tok"]
     /// The width of one expert.
     var expertWidthKeys = ["moe_intermediate_size"]
     /// gpt-oss: biases on both expert projections.
     var expertBias = false
     var shared: Shared?
+    /// `n_shared_experts` when the config leaves it out (DeepseekV3Config: 1, DeepseekV2Config: 2).
+    var sharedCountDefault = 1
     /// Which layers hold experts; the others a dense MLP.
     var layersRule: LayersRule = .all
 
@@ -220,7 +284,15 @@ struct MoEReader {
         case qwenSparseStep
         /// DeepSeek, GLM: the first `first_k_dense_replace` layers are dense.
         case firstKDense
+        /// Llama 4: the layers `moe_layers` lists, else every `interleave_moe_layer_step`-th
+        /// from step − 1.
+        case listedOrInterleaved
     }
+    /// DeepSeek, GLM-4.5, GLM-5: the router runs in fp32 (``GatedBlock/fp32Router``).
+    var fp32Router = false
+    /// Llama 4 (`Llama4TextExperts`): the fused tensors are stored input-major,
+    /// `gate_up_proj` [E, h, 2I] and `down_proj` [E, I, h].
+    var inputMajor = false
 
     func expertLayers(_ f: ConfigReader.Fields, layers: Int) throws -> [Int] {
         switch layersRule {
@@ -239,12 +311,27 @@ struct MoEReader {
             }
             return (0..<layers).filter { !dense.contains($0) && ($0 + 1) % step == 0 }
         case .firstKDense:
-            let k = try f.optionalDim("first_k_dense_replace") ?? 0
+            let k = try f.optionalCount("first_k_dense_replace") ?? 0
             return Array(min(k, layers)..<layers)
+        case .listedOrInterleaved:
+            if let list = f.dict["moe_layers"] as? [Any] {
+                var listed = Set<Int>()
+                for v in list {
+                    guard let n = v as? NSNumber, !ConfigReader.isBoolean(n), n.doubleValue == n.doubleValue.rounded(),
+                          n.doubleValue >= 0, n.doubleValue < Double(ConfigReader.layerLimit) else {
+                        throw PlanError.invalidDimension(field: "moe_layers", value: "\(v)", reason: "must list layer numbers")
+                    }
+                    listed.insert(n.intValue)
+                }
+                return (0..<layers).filter { listed.contains($0) }
+            }
+            let step = try f.optionalDim("interleave_moe_layer_step") ?? 1
+            return Array(stride(from: step - 1, to: layers, by: step))
         }
     }
 
-    func read(_ f: ConfigReader.Fields, hidden h: Int, layers: [Int]?) throws -> (modules: [ModuleSpec], experts: Int, perToken: Int, shared: SharedExpert?) {
+    /// `sharedBias`: DeepSeek-V2's `mlp_bias`, which its shared experts (a `DeepseekV2MLP`) carry too.
+    func read(_ f: ConfigReader.Fields, hidden h: Int, layers: [Int]?, sharedBias: Bool = false) throws -> (modules: [ModuleSpec], experts: Int, perToken: Int, shared: SharedExpert?) {
         let count = try f.dim(countKeys[0], countKeys.dropFirst().first ?? countKeys[0])
         let perToken = try f.dim(perTokenKeys[0], perTokenKeys.dropFirst().first ?? perTokenKeys[0])
         guard perToken <= count else {
@@ -260,25 +347,40 @@ struct MoEReader {
                                  ownParams: count * 3 * h * width + biases, layers: layers)
         if expertBias {
             experts.shapes = [[count, h, 2 * width], [count, 2 * width], [count, width, h], [count, h]]
+        } else if inputMajor {
+            experts.shapes = [[count, h, 2 * width], [count, width, h]]
         }
         var m: [ModuleSpec] = [
             ModuleSpec("\(prefix).\(routerName)", routerIsLinear ? .linear : .router, .router, in: h, out: count,
                        bias: routerBias, ownParams: count * h + (routerBias ? count : 0), layers: layers),
             experts]
         var sharedKind: SharedExpert?
+        if shared == .graniteShared {
+            let sw = try f.optionalCount("shared_intermediate_size") ?? 0
+            if sw > 0 {
+                m += [ModuleSpec("shared_mlp.input_linear", .linear, .sharedGateUp, in: h, out: 2 * sw, layers: layers),
+                      ModuleSpec("shared_mlp.output_linear", .linear, .sharedDown, in: sw, out: h, layers: layers)]
+                return (m, count, perToken, .fusedGateUp)
+            }
+            return (m, count, perToken, nil)
+        }
         if let shared {
             let name: String, sw: Int
             switch shared {
+            case .graniteShared: return (m, count, perToken, nil)   // handled above
+            case .llama4:
+                name = "shared_expert"
+                sw = width
             case .gatedOne:
                 name = "shared_expert"
                 sw = try f.dim("shared_expert_intermediate_size")
             case .summed:
                 name = "shared_experts"
-                sw = width * (try f.optionalDim("n_shared_experts") ?? 1)
+                sw = width * (try f.optionalDim("n_shared_experts") ?? sharedCountDefault)
             }
-            m += [ModuleSpec("\(prefix).\(name).gate_proj", .linear, .sharedGate, in: h, out: sw, layers: layers),
-                  ModuleSpec("\(prefix).\(name).up_proj", .linear, .sharedUp, in: h, out: sw, layers: layers),
-                  ModuleSpec("\(prefix).\(name).down_proj", .linear, .sharedDown, in: sw, out: h, layers: layers)]
+            m += [ModuleSpec("\(prefix).\(name).gate_proj", .linear, .sharedGate, in: h, out: sw, bias: sharedBias, layers: layers),
+                  ModuleSpec("\(prefix).\(name).up_proj", .linear, .sharedUp, in: h, out: sw, bias: sharedBias, layers: layers),
+                  ModuleSpec("\(prefix).\(name).down_proj", .linear, .sharedDown, in: sw, out: h, bias: sharedBias, layers: layers)]
             if shared == .gatedOne {
                 m.append(ModuleSpec("\(prefix).shared_expert_gate", .linear, .sharedExpertGate, in: h, out: 1, layers: layers))
             }
@@ -296,7 +398,9 @@ struct MLAReader {
     /// DeepSeek-V3.2, GLM-5: the lightning indexer of the sparse attention.
     var indexer = false
 
-    func read(_ f: ConfigReader.Fields, hidden h: Int, heads: Int) throws -> (modules: [ModuleSpec], qkHeadDim: Int, ropeDim: Int, shape: LatentAttention) {
+    /// `bias`: the config's `attention_bias`, on `q_a_proj`, `kv_a_proj_with_mqa` and `o_proj`
+    /// (DeepseekV2Attention, DeepseekV3Attention; never on `q_proj`, `q_b_proj`, `kv_b_proj`).
+    func read(_ f: ConfigReader.Fields, hidden h: Int, heads: Int, bias: Bool) throws -> (modules: [ModuleSpec], qkHeadDim: Int, ropeDim: Int, shape: LatentAttention) {
         let qRank = try f.optionalDim("q_lora_rank")
         let kvRank = try f.dim("kv_lora_rank")
         let nope = try f.dim("qk_nope_head_dim")
@@ -305,16 +409,16 @@ struct MLAReader {
         let qk = nope + rope
         var m: [ModuleSpec] = []
         if let qRank {
-            m += [ModuleSpec("self_attn.q_a_proj", .linear, .qA, in: h, out: qRank),
+            m += [ModuleSpec("self_attn.q_a_proj", .linear, .qA, in: h, out: qRank, bias: bias),
                   ModuleSpec("self_attn.q_a_layernorm", .norm, .qANorm, ownParams: qRank),
                   ModuleSpec("self_attn.q_b_proj", .linear, .qB, in: qRank, out: heads * qk)]
         } else {
             m.append(ModuleSpec("self_attn.q_proj", .linear, .q, in: h, out: heads * qk))
         }
-        m += [ModuleSpec("self_attn.kv_a_proj_with_mqa", .linear, .kvA, in: h, out: kvRank + rope),
+        m += [ModuleSpec("self_attn.kv_a_proj_with_mqa", .linear, .kvA, in: h, out: kvRank + rope, bias: bias),
               ModuleSpec("self_attn.kv_a_layernorm", .norm, .kvANorm, ownParams: kvRank),
               ModuleSpec("self_attn.kv_b_proj", .linear, .kvB, in: kvRank, out: heads * (nope + vDim)),
-              ModuleSpec("self_attn.o_proj", .linear, .o, in: heads * vDim, out: h)]
+              ModuleSpec("self_attn.o_proj", .linear, .o, in: heads * vDim, out: h, bias: bias)]
         if indexer {
             let iHeads = try f.dim("index_n_heads")
             let iDim = try f.dim("index_head_dim")

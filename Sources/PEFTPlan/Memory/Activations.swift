@@ -303,6 +303,17 @@ struct ForwardGraph {
         return tape.new(x.extent, c.stream, rg: x.rg || c.baseTrainable)
     }
 
+    /// A parameter-free RMSNorm over each head computed in fp32 (Llama 4's q/k norm): keeps
+    /// the fp32 copy and the reciprocal per head.
+    func weightlessNorm(_ x: Tape.T, heads: Int) -> Tape.T {
+        let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
+        if x.rg {
+            tape.save(x32)
+            tape.save(.q(heads), 4)
+        }
+        return tape.new(x.extent, c.a, rg: x.rg)
+    }
+
     /// Gemma's RMSNorm: computes in fp32 and multiplies by (1 + weight) in fp32.
     func gemmaNorm(_ x: Tape.T, width: Int) -> Tape.T {
         let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
@@ -316,15 +327,32 @@ struct ForwardGraph {
         return tape.new(x.extent, c.stream, rg: x.rg || c.baseTrainable)
     }
 
-    /// `torch.layer_norm`: saves input, mean and rstd when anything needs a gradient.
-    func layerNorm(_ x: Tape.T) -> Tape.T {
+    /// `torch.layer_norm`: saves input, mean and rstd when anything needs a gradient;
+    /// `groups` normalised slices per token (Phi's per-head q/k LayerNorms: one per head).
+    func layerNorm(_ x: Tape.T, groups: Int = 1) -> Tape.T {
         let rg = x.rg || c.baseTrainable
         if rg {
             tape.save(x)
-            tape.save(.q(1), 4)
-            tape.save(.q(1), 4)
+            tape.save(.q(groups), 4)
+            tape.save(.q(groups), 4)
         }
         return tape.new(x.extent, x.bytes, rg: rg)
+    }
+
+    /// Cohere's LayerNorm (`Cohere2LayerNorm.forward`): x.float(); mean; (x − mean).pow(2)
+    /// keeps one centred fp32 tensor; rsqrt keeps its output; (x − mean), computed again, times
+    /// it keeps the second centred tensor; weight.float() · normed keeps the normed fp32 tensor
+    /// where the weight trains and the fp32 weight copy; the cast back keeps nothing.
+    func cohereLayerNorm(_ x: Tape.T, width: Int) -> Tape.T {
+        if x.rg {
+            tape.save(x.extent, 4)
+            tape.save(x.extent, 4)
+            tape.save(.q(1), 4)
+            tape.save(Extent(fixed: width), 4)
+        }
+        let normed = tape.new(x.extent, 4, rg: x.rg)
+        if c.baseTrainable { tape.save(normed) }
+        return tape.new(x.extent, c.stream, rg: x.rg || c.baseTrainable)
     }
 
     /// Rotary embedding: `q * cos + rotate_half(q) * sin` saves cos and sin (shared by all
@@ -373,7 +401,7 @@ struct ForwardGraph {
     /// the scores; `expandKV` is whether eager code repeats KV heads (`repeat_kv`).
     func attention(q: Tape.T, k: Tape.T, v: Tape.T, dropoutP: Double, softcap: Bool = false,
                    softmaxFP32: Bool = true, bloomStyle: Bool = false, qkWidth: Int? = nil, vWidth: Int? = nil,
-                   sinks: Bool = false) -> Tape.T {
+                   sinks: Bool = false, maxSubtracted: Bool = false) -> Tape.T {
         let arch = c.arch
         // latent attention: queries and keys of one width, values and the output of another
         let qd = qkWidth ?? arch.qDim, nh = arch.numHeads, vd = vWidth ?? qd
@@ -443,6 +471,7 @@ struct ForwardGraph {
                 return tape.new(.q(vd), c.a, rg: true)
             }
             if scoresRG {
+                if maxSubtracted { tape.save(.q(nh), 8) }                // the row max's indices
                 if softmaxFP32 { tape.save(.pair(nh), 4) } else { tape.save(.pair(nh), c.a) }
             }
             var probs = tape.new(.pair(nh), c.a, rg: scoresRG)

@@ -58,6 +58,7 @@ extension ForwardGraph {
         case .rmsWeightInFP32: return rmsNorm(x, weightInFP32: true)
         case .rmsOnePlusWeight: return gemmaNorm(x, width: c.arch.hiddenSize)
         case .layer: return layerNorm(x)
+        case .cohereLayer: return cohereLayerNorm(x, width: c.arch.hiddenSize)
         }
     }
 
@@ -132,6 +133,7 @@ extension ForwardGraph {
         tape.flops(.q(1), forward: headMM, backward: (h.rg ? headMM : 0) + (headTrainable ? headMM : 0),
                    fp32: c.method.spec.quantisesBase)   // lm_head upcast to fp32 by prepare_model_for_kbit_training
         var logits = tape.new(.q(a.vocabSize), c.method.spec.quantisesBase ? 4 : c.a, rg: true, logits: true)
+        if a.scaledLogits { logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true) }
         if a.finalLogitSoftcapping {
             logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
             tape.save(logits)                                                    // tanh output
@@ -146,12 +148,15 @@ extension ForwardGraph {
     /// The Llama-style block (`LlamaDecoderLayer` and the layers written from it), with the
     /// family's variations as traits; the layer being played decides dense or experts.
     func gatedLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T), _ t: GatedBlock) -> Tape.T {
+        if t.singleMixer { return mixerLayer(x0, t) }
         let a = c.arch
         var x = x0
         // post-norm blocks (OLMo 2) feed the sub-blocks the residual stream itself
         let h1 = t.norms == .post ? x : blockNorm(x)
         var o: Tape.T
-        if let kernel = t.shortConvolution, module(.shortConv) != nil {
+        if let s = t.stateSpace, [ModuleRole.ssmIn, .ssmConv, .ssmParams, .ssmNorm, .ssmOut].contains(where: { module($0) != nil }) {
+            o = mamba2(h1, s)                           // Granite 4.0's Mamba-2 layers
+        } else if let kernel = t.shortConvolution, module(.shortConv) != nil {
             o = shortConvolution(h1, kernel: kernel)
         } else if let widths = t.linearAttention, module(.linearParams) != nil {
             o = gatedDeltaNet(h1, widths)
@@ -172,12 +177,23 @@ extension ForwardGraph {
             if t.attentionOutputGate { q = Tape.T(id: q.id, extent: .q(a.qDim), bytes: q.bytes, rg: q.rg) }
             switch t.headNorm {
             case .none: break
+            case .perHead where a.norm == .layer:
+                // Phi's qk_layernorm: nn.LayerNorm(head_dim) keeps its input, mean and rstd per head
+                q = layerNorm(q, groups: a.numHeads)
+                k = layerNorm(k, groups: a.nKVHeads)
             case .perHead:
                 q = rmsNorm(q, heads: a.numHeads, weightInFP32: a.norm == .rmsWeightInFP32)
                 k = rmsNorm(k, heads: a.nKVHeads, weightInFP32: a.norm == .rmsWeightInFP32)
             case .fullWidth:
                 q = rmsNorm(q, weightInFP32: a.norm == .rmsWeightInFP32)
                 k = rmsNorm(k, weightInFP32: a.norm == .rmsWeightInFP32)
+            case .weightless:
+                // Llama4TextL2Norm in the rotary layers: x.float() * rsqrt(mean(x²) + eps) keeps
+                // the fp32 copy and the reciprocal per head; type_as back to the model dtype
+                if module(.qNorm) != nil {
+                    q = weightlessNorm(q, heads: a.numHeads)
+                    k = weightlessNorm(k, heads: a.nKVHeads)
+                }
             }
             if t.headNorm != .none {
                 q = Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg)
@@ -194,7 +210,10 @@ extension ForwardGraph {
             }
             let kk = kvSide(k)
             let vv = t.fusedProjections && !c.prefix ? cachedView(v) : kvSide(v)
-            var attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap, sinks: t.sinks)
+            let sinks = t.sinks && module(.sinks) != nil
+            var attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap,
+                                 softmaxFP32: !t.maxSubtractedSoftmax, vWidth: t.valueHeadDim.map { a.numHeads * $0 },
+                                 sinks: sinks, maxSubtracted: t.maxSubtractedSoftmax)
             if let gate {
                 // attn_output * sigmoid(gate): sigmoid keeps its output, the product both operands
                 let sig = tape.new(.q(a.qDim), c.a, rg: gate.rg)
@@ -203,18 +222,31 @@ extension ForwardGraph {
             }
             o = linear(attn, .o)
         }
-        o = dropout(o, a.hiddenDropout)                 // StarCoder2's residual dropout
-        if t.norms != .pre { o = blockNorm(o) }
-        x = Tape.T(id: tape.new(x.extent, c.stream, rg: false).id, extent: x.extent, bytes: c.stream, rg: x.rg || o.rg)
-        let h2 = t.norms == .post ? x : blockNorm(x)
+        o = dropout(o, a.hiddenDropout)                 // StarCoder2's, Phi's residual dropout
+        if t.normsOutputs { o = blockNorm(o) }
+        let h2: Tape.T
+        if t.norms == .parallel {
+            h2 = h1                                     // Phi: the MLP reads the same normed input
+        } else {
+            x = Tape.T(id: tape.new(x.extent, c.stream, rg: false).id, extent: x.extent, bytes: c.stream, rg: x.rg || o.rg)
+            h2 = t.norms == .post ? x : blockNorm(x)
+        }
         var d: Tape.T
         if module(.experts) != nil {
-            d = moe(h2)
+            d = t.denseExpertDispatch ? denseDispatchExperts(h2) : moe(h2)
             if let shared = t.sharedExpert {
                 // the shared experts run on every token beside the routed ones
-                let g = linear(h2, .sharedGate)
-                let u = linear(h2, .sharedUp)
-                let sd = linear(mul(act(g, width: g.extent.q), u), .sharedDown)
+                let sd: Tape.T
+                if shared == .fusedGateUp {
+                    // Granite's shared_mlp: input_linear, chunk into gate and up (views), act(gate) * up
+                    let gu = linear(h2, .sharedGateUp)
+                    let width = gu.extent.q / 2
+                    sd = linear(mul(act(gu, width: width), gu, out: .q(width)), .sharedDown)
+                } else {
+                    let g = linear(h2, .sharedGate)
+                    let u = linear(h2, .sharedUp)
+                    sd = linear(mul(act(g, width: g.extent.q), u), .sharedDown)
+                }
                 var sharedOut = sd
                 if shared == .gated {
                     // sigmoid(shared_expert_gate(x)) * shared_expert(x): sigmoid keeps its output
@@ -225,7 +257,7 @@ extension ForwardGraph {
                 }
                 d = tape.new(.q(a.hiddenSize), c.a, rg: d.rg || sharedOut.rg)
             }
-        } else if t.fusedProjections {
+        } else if t.fusedProjections || t.fusedGateUp {
             let gu = linear(h2, .gateUp)
             let width = gu.extent.q / 2
             let g = act(gu, width: width)               // saves the gate_up storage
@@ -233,7 +265,7 @@ extension ForwardGraph {
             d = linear(p, .down)
         } else if t.plainMLP {
             let f = linear(h2, .up)
-            d = linear(act(f, width: f.extent.q), .down)
+            d = linear(t.tanhGELUChain ? geluNew(f, width: f.extent.q) : act(f, width: f.extent.q), .down)
         } else {
             let g = linear(h2, .gate)
             let u = linear(h2, .up)
@@ -241,9 +273,74 @@ extension ForwardGraph {
             d = linear(p, .down)
         }
         d = dropout(d, a.hiddenDropout)
-        if t.norms != .pre { d = blockNorm(d) }
+        if t.normsOutputs { d = blockNorm(d) }
         if c.method.spec.insertsBottleneck { d = bottleneck(d) }
-        return tape.new(x.extent, c.stream, rg: x.rg || d.rg)
+        return tape.new(x.extent, c.stream, rg: x.rg || d.rg || (t.norms == .parallel && o.rg))
+    }
+
+    /// Nemotron-H's layer (`NemotronHBlock`): the norm, then the layer's one mixer — Mamba-2,
+    /// attention without rotary embeddings, a ReLU² MLP, or ReLU² experts behind the latent
+    /// projections beside a shared expert — and the residual.
+    func mixerLayer(_ x0: Tape.T, _ t: GatedBlock) -> Tape.T {
+        let a = c.arch
+        let h = blockNorm(x0)
+        var o: Tape.T
+        // the layer's mixer is the one any of whose modules the layer holds
+        func holds(_ roles: [ModuleRole]) -> Bool { roles.contains { module($0) != nil } }
+        if let s = t.stateSpace, holds([.ssmIn, .ssmConv, .ssmParams, .ssmNorm, .ssmOut]) {
+            o = mamba2(h, s)
+        } else if holds([.q, .k, .v, .o]) {
+            let q = linear(h, .q), k = linear(h, .k), v = linear(h, .v)
+            o = linear(attention(q: q, k: kvSide(k), v: kvSide(v), dropoutP: a.attentionDropout), .o)
+        } else if holds([.experts, .router, .sharedUp, .sharedDown, .latentIn, .latentOut]) {
+            let latent = module(.latentIn) != nil ? linear(h, .latentIn) : nil
+            var routed = moe(h, expertsInput: latent)
+            if latent != nil { routed = linear(routed, .latentOut) }
+            let u = linear(h, .sharedUp)
+            let shared = linear(act(u, width: u.extent.q), .sharedDown)      // ReLU² keeps the ReLU output
+            o = tape.new(.q(a.hiddenSize), c.a, rg: routed.rg || shared.rg)
+            if c.method.spec.insertsBottleneck { o = bottleneck(o) }
+        } else {
+            let u = linear(h, .up)
+            o = linear(act(u, width: u.extent.q), .down)
+            if c.method.spec.insertsBottleneck { o = bottleneck(o) }
+        }
+        return tape.new(x0.extent, c.stream, rg: x0.rg || o.rg)
+    }
+
+    /// Mamba-2 as Transformers runs it in training on CUDA with mamba-ssm's kernels
+    /// (`NemotronHMamba2Mixer.forward` → `mamba_split_conv1d_scan_combined`; mamba-ssm's
+    /// `MambaSplitConv1dScanCombinedFn`, state-spaces/mamba d757aef, ssd_combined.py): `in_proj`,
+    /// then one autograd function for the convolution, the chunked scan, the gated RMSNorm and
+    /// `out_proj`, which keeps the in_proj output (z, x, B, C, dt), the scan's output before the
+    /// norm and the norm's reciprocal per group, and recomputes the rest in backward. The
+    /// weight of `out_proj` is passed into it as a tensor, so a LoRA adapter on `out_proj` is
+    /// not applied there. Not checked against a trace: on the CPU and the meta device
+    /// Transformers runs its PyTorch path (`torch_forward`), which keeps far more; the CUDA
+    /// kernels need a GPU to measure. The scan's own arithmetic is a Triton kernel, outside the
+    /// FLOP count (PyTorch's counter cannot see it either); the projections and the
+    /// convolution are counted.
+    func mamba2(_ h: Tape.T, _ s: StateSpace) -> Tape.T {
+        let a = c.arch
+        let zxbcdt = linear(h, .ssmIn)
+        for role in [ModuleRole.ssmConv, .ssmParams, .ssmNorm] where module(role) == nil { tape.missing.insert(role) }
+        guard let out = module(.ssmOut) else {
+            tape.missing.insert(.ssmOut)
+            return h
+        }
+        let rg = zxbcdt.rg || c.baseTrainable
+        if rg {
+            tape.save(zxbcdt)
+            tape.save(.q(s.width), c.a)             // out_x
+            tape.save(.q(s.groups), 4)              // rstd
+        }
+        // the convolution forward, and again in backward (recomputed), with its gradients
+        let conv = 2 * s.convDim * s.kernel
+        tape.flops(.q(1), forward: conv, backward: rg ? 3 * conv : 0)
+        // out_proj inside the function: forward, the input's gradient, the weight's where it trains
+        let mm = 2 * out.inFeatures * out.outFeatures
+        tape.flops(.q(1), forward: mm, backward: (rg ? mm : 0) + (c.baseTrainable ? mm : 0))
+        return tape.new(.q(a.hiddenSize), c.a, rg: rg)
     }
 
     /// LFM2's short convolution (`Lfm2ShortConv.forward`, the PyTorch path): in_proj to B, C
@@ -371,8 +468,13 @@ extension ForwardGraph {
 
     /// Transformers v5 MoE (`integrations/moe.py`): router softmax and top-k, tokens
     /// sorted by expert, grouped matmuls over the fused expert weights, weighted sum.
-    func moe(_ h: Tape.T) -> Tape.T {
+    func moe(_ h: Tape.T, expertsInput: Tape.T? = nil) -> Tape.T {
         let a = c.arch
+        let nonGated: Bool
+        if case let .gated(t) = a.block { nonGated = t.nonGatedExperts } else { nonGated = false }
+        // Nemotron 3: the experts read the latent projection of the input, the router the input
+        let xIn = expertsInput ?? h
+        let inWidth = expertsInput?.extent.q ?? a.hiddenSize
         if module(.router) == nil { tape.missing.insert(.router) }
         guard let experts = module(.experts) else {
             tape.missing.insert(.experts)
@@ -383,7 +485,9 @@ extension ForwardGraph {
         // as is the residual stream: their matmuls and tensors are fp32
         let eb = c.method.spec.quantisesBase ? 4 : c.a
         let routerTrainable = c.baseTrainable || wraps(.router)
-        if routerTrainable { tape.save(h) }
+        let fp32Router: Bool
+        if case let .gated(t) = a.block { fp32Router = t.fp32Router } else { fp32Router = false }
+        if routerTrainable { fp32Router ? tape.save(h.extent, 4) : tape.save(h) }
         let logitsRG = h.rg || routerTrainable
         if logitsRG {
             tape.save(.q(e), 4)          // softmax output
@@ -392,18 +496,22 @@ extension ForwardGraph {
             tape.save(.q(k), 4)          // renormalised weights
         }
         let expertsTrainable = c.baseTrainable || wraps(.experts)
-        if h.rg { tape.save(.q(k), 8) }                        // gather indices
+        if xIn.rg { tape.save(.q(k), 8) }                      // gather indices
         if logitsRG { tape.save(.q(k), 8) }                    // weight permutation
-        // router h → E, then per visited expert gate_up (h → 2I) and down (I → h)
-        let router = 2 * a.hiddenSize * e, expert = 2 * k * 3 * a.hiddenSize * inter
+        // router h → E, then per visited expert gate_up (in → 2I, or up in → I) and down (I → out)
+        let router = 2 * a.hiddenSize * e, expert = 2 * k * (nonGated ? 2 : 3) * inWidth * inter
         tape.flops(.q(1), forward: router + expert,
                    backward: (h.rg ? router : 0) + (routerTrainable ? router : 0) + expert + (expertsTrainable ? expert : 0),
                    fp32: c.method.spec.quantisesBase)
-        let gathered = tape.new(.q(k * a.hiddenSize), eb, rg: h.rg)
+        let gathered = tape.new(.q(k * inWidth), eb, rg: xIn.rg)
         if expertsTrainable { tape.save(gathered) }
-        let gu = tape.new(.q(k * 2 * inter), eb, rg: h.rg || expertsTrainable)
+        let gu = tape.new(.q(k * (nonGated ? 1 : 2) * inter), eb, rg: xIn.rg || expertsTrainable)
         let p: Tape.T
-        if case let .gated(t) = a.block, t.clampedSwiGLU {
+        if nonGated {
+            // ReLU²: relu keeps its output, square keeps its input (the same tensor)
+            if gu.rg { tape.save(.q(k * inter), eb) }
+            p = tape.new(.q(k * inter), eb, rg: gu.rg)
+        } else if case let .gated(t) = a.block, t.clampedSwiGLU {
             // gpt-oss (`GptOssExperts._apply_gate`): gate and up are strided views of
             // gate_up, each clamped (clamp keeps its input: the gate_up storage), then
             // glu = gate · sigmoid(gate · α) keeps the clamped gate and the sigmoid output,
@@ -421,11 +529,50 @@ extension ForwardGraph {
             p = tape.new(.q(k * inter), eb, rg: gu.rg)
         }
         if expertsTrainable { tape.save(p) }
-        let proj = tape.new(.q(k * a.hiddenSize), eb, rg: p.rg || expertsTrainable)
+        let proj = tape.new(.q(k * inWidth), eb, rg: p.rg || expertsTrainable)
         let weights = tape.new(.q(k), 4, rg: logitsRG)
-        _ = mul(proj, weights, out: .q(k * a.hiddenSize))
+        _ = mul(proj, weights, out: .q(k * inWidth))
         if proj.rg || weights.rg { tape.save(.q(k), 8) }       // inverse permutation
-        return tape.new(.q(a.hiddenSize), c.a, rg: proj.rg || weights.rg)
+        return tape.new(.q(inWidth), c.a, rg: proj.rg || weights.rg)
+    }
+
+    /// Llama 4's experts as Transformers 5.25 runs them (`Llama4TextMoe`, `Llama4Router`,
+    /// `Llama4TextExperts`): the router Linear; top-k of its logits (keeps the indices); the
+    /// top values scattered into a −inf row (scatter keeps the indices) and the sigmoid of
+    /// that in fp32 (keeps its output), cast back; the input repeated once per expert, times
+    /// the expert's score (the product keeps both); per expert a bmm to gate_up (keeps its
+    /// input where the experts train), SiLU of the gate (keeps the gate_up storage), gate ·
+    /// up (keeps both), a bmm to h (keeps its input where the experts train); summed over
+    /// experts. Every expert sees every token.
+    func denseDispatchExperts(_ h: Tape.T) -> Tape.T {
+        let a = c.arch
+        guard let experts = module(.experts) else {
+            tape.missing.insert(.experts)
+            return h
+        }
+        let k = a.expertsPerToken, e = a.numExperts, inter = experts.outFeatures
+        let eb = c.method.spec.quantisesBase ? 4 : c.a           // fp32 experts under QLoRA, as in moe()
+        let logits = linear(h, .router)
+        if logits.rg {
+            tape.save(.q(k), 8)                                  // topk indices
+            tape.save(.q(k), 8)                                  // scatter_'s index
+            tape.save(.q(e), 4)                                  // sigmoid output
+        }
+        let scores = tape.new(.q(e), c.a, rg: logits.rg)
+        let repeated = tape.new(.q(e * a.hiddenSize), eb, rg: h.rg)
+        let scaled = mul(repeated, tape.new(.q(e), eb, rg: scores.rg), out: .q(e * a.hiddenSize))
+        let expertsTrainable = c.baseTrainable || wraps(.experts)
+        if expertsTrainable { tape.save(scaled) }
+        let expert = 2 * e * 3 * a.hiddenSize * inter
+        tape.flops(.q(1), forward: expert, backward: (scaled.rg ? expert : 0) + (expertsTrainable ? expert : 0),
+                   fp32: c.method.spec.quantisesBase)
+        let gu = tape.new(.q(e * 2 * inter), eb, rg: scaled.rg || expertsTrainable)
+        if gu.rg { tape.save(gu) }                               // SiLU's input, the product's up: one storage
+        let g = tape.new(.q(e * inter), eb, rg: gu.rg)
+        if gu.rg { tape.save(g) }
+        let p = tape.new(.q(e * inter), eb, rg: gu.rg)
+        if expertsTrainable { tape.save(p) }
+        return tape.new(.q(a.hiddenSize), c.a, rg: p.rg || expertsTrainable)
     }
 
     /// GPT-2 and BLOOM blocks: layer norm, fused qkv (q, k and v are views of one

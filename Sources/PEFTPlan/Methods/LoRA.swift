@@ -22,6 +22,21 @@ extension ParameterAccounting {
     @Sendable static func lowRank(_ arch: Architecture, _ method: Method, _ o: MethodOptions) throws -> ParameterAccount {
         let (targets, expertParams) = try resolveTargetsAndParameters(o.loraTargets, arch: arch, method: method,
                                                                        defaults: arch.family.spec.loraTargets)
+        // PEFT refuses LoRA on Mamba mixers' out_proj and conv1d (`_check_lora_target_modules_mamba`,
+        // peft/tuners/tuners_utils.py, 0.21.2)
+        if let refused = arch.family.spec.loraRefusedModules,
+           let hit = targets.first(where: { refused.contains(String($0.name.split(separator: ".").last ?? "")) }) {
+            let name = String(hit.name.split(separator: ".").last ?? "")
+            var seen = Set<String>()
+            let others = arch.modules.filter { $0.perLayer && $0.kind == .linear }
+                .map { String($0.name.split(separator: ".").last ?? "") }
+                .filter { !refused.contains($0) && seen.insert($0).inserted }
+            throw PlanError.invalidTargets(method: method.rawValue, reason: """
+                PEFT refuses LoRA on '\(name)' in Mamba-based models (model type '\(arch.family.rawValue)'; \
+                it refuses \(refused.sorted().joined(separator: " and "))); give \(field: .loraTargets) without them \
+                (for example \(others.joined(separator: ",")))
+                """)
+        }
         var tensors: [AdapterTensor] = []
         var wrapped: [WrappedModule] = []
         for m in targets {

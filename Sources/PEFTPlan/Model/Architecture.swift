@@ -23,7 +23,7 @@ public enum ModuleRole: String, Sendable, Equatable, CaseIterable {
     case attentionNorm, feedForwardNorm, attentionOutputNorm, feedForwardOutputNorm
     /// Feed-forward: gated (gate, up, down; Phi-3 fuses gate and up), plain (up, down),
     /// or a mixture of experts (router, fused experts, shared experts and their gate).
-    case gate, up, gateUp, down, router, experts, sharedGate, sharedUp, sharedDown, sharedExpertGate
+    case gate, up, gateUp, down, router, experts, sharedGate, sharedUp, sharedGateUp, sharedDown, sharedExpertGate
     /// Multi-head latent attention: the query latent and its norm, the query up-projection,
     /// the key-value latent (with the shared rotary key), its norm, its up-projection; the
     /// sparse attention's indexer; attention sinks.
@@ -34,6 +34,10 @@ public enum ModuleRole: String, Sendable, Equatable, CaseIterable {
     case linearQKV, linearZ, linearB, linearA, linearBA, linearConv, linearParams, linearNorm, linearOut
     /// LFM2's short convolution: the B, C, x projection, the depthwise convolution, the output.
     case shortConvIn, shortConv, shortConvOut
+    /// Mamba-2 (Nemotron-H): the input projection to z, x, B, C and dt, the depthwise
+    /// convolution, dt_bias / A_log / D, the gated RMSNorm, the output projection; and the
+    /// latent projections around Nemotron 3's experts.
+    case ssmIn, ssmConv, ssmParams, ssmNorm, ssmOut, latentIn, latentOut
 }
 
 /// One module of the model as `named_modules()` shows it, with its parameter shapes.
@@ -104,6 +108,9 @@ public enum NormKind: String, Sendable {
     /// OLMo 2's RMSNorm: the weight multiplies the fp32 normalised tensor before the cast
     /// back (`(self.weight * hidden_states).to(input_dtype)`), so a trainable weight keeps it in fp32.
     case rmsWeightInFP32
+    /// Cohere's LayerNorm (`Cohere2LayerNorm`): weight, no bias; fp32 throughout, the input
+    /// centred twice (two fp32 tensors kept), the fp32 weight multiplied before the cast back.
+    case cohereLayer
 }
 
 /// Which decoder block the symbolic forward plays: the closed set of block shapes the
@@ -136,6 +143,12 @@ public struct GatedBlock: Equatable, Sendable {
         case sandwich
         /// OLMo 2/3, EXAONE 4: after each sub-block only, inside the residual.
         case post
+        /// Phi-2: one norm before attention and the MLP, which run side by side on its output
+        /// and join the residual together.
+        case parallel
+        /// GLM-4: the sandwich's four norms under GLM's names (`post_self_attn_layernorm`,
+        /// `post_attention_layernorm` before the MLP, `post_mlp_layernorm`).
+        case glm
     }
     /// RMSNorm over q and k before the rotary embedding.
     public enum HeadNorm: Equatable, Sendable {
@@ -144,18 +157,31 @@ public struct GatedBlock: Equatable, Sendable {
         case perHead
         /// OLMo 2, OLMoE, MiniMax-M2: over the whole projection (weight of q width, k width).
         case fullWidth
+        /// Llama 4: a parameter-free RMSNorm over each head, in the layers that hold `qNorm`.
+        case weightless
     }
 
     /// Phi-3: q, k and v in one `qkv_proj`, gate and up in one `gate_up_proj`.
     public var fusedProjections = false
+    /// GLM-4: gate and up in one `gate_up_proj`, q, k and v apart.
+    public var fusedGateUp = false
+    /// Phi-2: the plain MLP's `gelu_new`, Transformers' Python tanh-GELU (`NewGELUActivation`:
+    /// pow, tanh and two products, each keeping a tensor), not one fused op.
+    public var tanhGELUChain = false
     /// Starcoder2: a plain two-layer MLP (`c_fc`, GELU, `c_proj`) in place of the gated one.
     public var plainMLP = false
     public var headNorm: HeadNorm = .none
     public var norms: Norms = .pre
     /// Gemma 2: tanh soft-capping of the attention scores.
     public var scoreSoftcap = false
-    /// gpt-oss, MiMo: learned attention sinks (one logit per head joins the softmax).
+    /// gpt-oss, MiMo: learned attention sinks (one logit per head joins the softmax), in the
+    /// layers that hold `sinks`.
     public var sinks = false
+    /// MiMo-V2-Flash: values narrower than queries and keys (`v_head_dim`); nil: the same.
+    public var valueHeadDim: Int?
+    /// MiMo-V2-Flash's eager attention: the row max subtracted (max keeps its indices) and the
+    /// softmax in the model dtype, in the layers without sinks too.
+    public var maxSubtractedSoftmax = false
     /// gpt-oss: the experts' clamped SwiGLU with α (`swiglu_limit`, `swiglu_alpha`).
     public var clampedSwiGLU = false
     /// Qwen3-Next, Qwen3.5: `q_proj` also yields a gate; the attention output is scaled by its sigmoid.
@@ -166,12 +192,29 @@ public struct GatedBlock: Equatable, Sendable {
     public var linearAttention: LinearAttention?
     /// Shared experts beside the routed ones, if any.
     public var sharedExpert: SharedExpert?
+    /// Nemotron-H: each layer is one norm and one mixer (Mamba-2, attention, MLP or experts,
+    /// by the modules the layer holds), added to the residual.
+    public var singleMixer = false
+    /// Nemotron-H: the Mamba-2 mixers' widths, in the layers that hold `ssmIn`.
+    public var stateSpace: StateSpace?
+    /// Nemotron-H: experts of up and down projections only (ReLU², no gate).
+    public var nonGatedExperts = false
+    /// Llama 4 in Transformers (`Llama4TextMoe`): every token goes through every expert, its
+    /// input scaled by the router's sigmoid score (0 for the experts not picked), as batched
+    /// matmuls over all experts — activations and FLOPs follow all experts, not the active ones.
+    public var denseExpertDispatch = false
+    /// DeepSeek V2/V3/V3.2, GLM-4.5, GLM-5: the router weight is kept in fp32
+    /// (`_keep_in_fp32_modules_strict`) and its input cast to fp32 (`F.linear(x.float(), w)`):
+    /// where the router trains, backward keeps that fp32 copy of the input.
+    public var fp32Router = false
     /// Multi-head latent attention in place of q/k/v projections, if any.
     public var latent: LatentAttention?
 
     /// Qwen3's per-head q/k norms (the name the older families' files use).
     public var headNorms: Bool { headNorm != .none }
-    public var sandwichNorms: Bool { norms == .sandwich }
+    public var sandwichNorms: Bool { norms == .sandwich || norms == .glm }
+    /// Whether norms sit on the sub-blocks' outputs (sandwich, GLM's four, post-norm).
+    var normsOutputs: Bool { norms == .sandwich || norms == .glm || norms == .post }
 
     public init(fusedProjections: Bool = false, plainMLP: Bool = false, headNorm: HeadNorm = .none,
                 norms: Norms = .pre, scoreSoftcap: Bool = false) {
@@ -189,6 +232,17 @@ public enum SharedExpert: Equatable, Sendable {
     case gated
     /// DeepSeek, GLM-5: added as it is.
     case plain
+    /// Granite MoE Shared: gate and up in one `input_linear`, added as it is.
+    case fusedGateUp
+}
+
+/// Mamba-2's widths (Dao & Gu 2024, "Transformers are SSMs"; `NemotronHMamba2Mixer`):
+/// heads × head width for x and z, `groups` groups of B and C of `state` each, the
+/// convolution's taps.
+public struct StateSpace: Equatable, Sendable {
+    public var heads: Int, headDim: Int, groups: Int, state: Int, kernel: Int
+    public var width: Int { heads * headDim }
+    public var convDim: Int { width + 2 * groups * state }
 }
 
 /// Gated DeltaNet's widths (Yang et al. 2024, "Gated Delta Networks"; `Qwen3_5GatedDeltaNet`):
@@ -249,6 +303,9 @@ public struct Architecture: Sendable, Equatable {
     public var embeddingDropout: Double
     /// Final-logit soft-capping (Gemma 2) adds logits-sized tensors to the loss.
     public var finalLogitSoftcapping: Bool
+    /// Cohere 2: `logits * logit_scale` makes one more logits-sized tensor (a product by a
+    /// number keeps nothing for backward).
+    public var scaledLogits = false
     /// The attention implementation Transformers can use (Gemma 2 supports only eager).
     public var supportsSDPA: Bool
     /// The quantisation a published checkpoint ships in (`quantization_config.quant_method`:

@@ -126,6 +126,32 @@ public enum Planner {
         return "QLoRA: bitsandbytes quantises Linear layers only; this model's fused experts stay unquantised and prepare_model_for_kbit_training upcasts them to fp32, as planned"
     }
 
+    /// Layers whose saved tensors follow fused CUDA kernels not yet measured (Gated DeltaNet,
+    /// Mamba-2): say so, and what runs without those kernels.
+    public static func fusedKernelNote(_ arch: Architecture, methods: [Method]) -> PlanText? {
+        guard case let .gated(t) = arch.block else { return nil }
+        if t.stateSpace != nil {
+            var text = "Mamba-2 layers: activations as mamba-ssm's fused kernels keep them in training on CUDA (in_proj's output, the scan output and the norm's scale; the rest recomputed), not yet measured on a GPU; without mamba-ssm installed Transformers runs a PyTorch scan that keeps far more"
+            if arch.family.spec.loraRefusedModules == nil, methods.contains(where: { $0.spec.wrapper == .lowRank }) {
+                text = "\(text); Transformers hands out_proj's weight to that kernel as a tensor, so a LoRA adapter on out_proj is skipped there (PEFT refuses it for nemotron_h and falcon_h1, not for \(arch.family.rawValue))"
+            }
+            if methods.contains(where: { $0.spec.quantisesBase }) {
+                text = "\(text); under QLoRA the fused kernel is handed out_proj's 4-bit weight as a tensor, a path not tested here"
+            }
+            return PlanText(stringLiteral: text)
+        }
+        if t.linearAttention != nil {
+            return "Gated DeltaNet layers: activations as flash-linear-attention's CUDA kernels keep them (their inputs; the rest recomputed), not yet measured on a GPU; without those kernels Transformers runs a PyTorch fallback that keeps far more"
+        }
+        return nil
+    }
+
+    /// Llama 4 under Transformers: every token through every expert (``GatedBlock/denseExpertDispatch``).
+    public static func denseExpertDispatchNote(_ arch: Architecture) -> PlanText? {
+        guard case let .gated(t) = arch.block, t.denseExpertDispatch, arch.numExperts > 1 else { return nil }
+        return "MoE: Transformers runs this model's experts densely — every token through all \(arch.numExperts) experts, scaled by the router's score (Llama4TextMoe) — so activations and time follow \(arch.numExperts) experts, not the \(arch.expertsPerToken) a token is routed to"
+    }
+
     /// Why a default sequence is shorter than 2048, for the notes; nil when it is not.
     public static func defaultSeqNote(_ arch: Architecture, methods: [Method], options: MethodOptions) -> PlanText? {
         let s = defaultSeq(arch, methods: methods, options: options)

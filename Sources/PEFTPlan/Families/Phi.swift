@@ -1,0 +1,57 @@
+import Foundation
+
+extension FamilySpec {
+    /// Phi-1, Phi-1.5, Phi-2 (`PhiConfig`, `modeling_phi.py`): one LayerNorm (with bias) feeds
+    /// attention and the MLP side by side, whose outputs join the residual together; q, k, v and
+    /// `dense` with biases, rotary on `partial_rotary_factor` (0.5 by default) of each head,
+    /// optional per-head LayerNorms of q and k (`qk_layernorm`), a plain MLP (`fc1`, `gelu_new`,
+    /// `fc2`) with biases, `resid_pdrop` on both sub-block outputs and `embd_pdrop` after the
+    /// embedding, `final_layernorm`, and a bias on `lm_head`.
+    static let phi = FamilySpec(read: readPhi,
+                                loraTargets: ["q_proj", "v_proj", "fc1", "fc2"],
+                                ia3Targets: (["q_proj", "v_proj", "fc2"], ["fc2"]),
+                                configHasKVHeads: true)
+
+    @Sendable static func readPhi(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
+        let h = try f.dim("hidden_size")
+        let layers = try f.dim("num_hidden_layers")
+        let heads = try f.dim("num_attention_heads")
+        let kv = try f.optionalDim("num_key_value_heads") ?? heads
+        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: false)
+        let hd = h / heads
+        let inter = try f.dim("intermediate_size")
+        let vocab = try f.dim("vocab_size")
+        let positions = try f.optionalDim("max_position_embeddings") ?? 2048
+        var a = ConfigReader.blank(name, .phi, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,
+                                   vocab: vocab, positions: positions, tied: try f.bool("tie_word_embeddings", default: false))
+        a.layerPrefix = "model.layers"
+        a.norm = .layer
+        a.rotaryDim = try ConfigReader.rotaryWidth(f, headDim: hd, default: 0.5)
+        a.hiddenDropout = try f.probability("resid_pdrop", default: 0)
+        a.embeddingDropout = try f.probability("embd_pdrop", default: 0)
+        a.attentionDropout = try f.probability("attention_dropout", default: 0)
+        var block = GatedBlock(plainMLP: true, norms: .parallel)
+        block.tanhGELUChain = (f.string("hidden_act") ?? "gelu_new") == "gelu_new"
+        var m: [ModuleSpec] = [
+            ModuleSpec("model.embed_tokens", .embedding, .embed, in: vocab, out: h, perLayer: false),
+            ModuleSpec("self_attn.q_proj", .linear, .q, in: h, out: a.qDim, bias: true),
+            ModuleSpec("self_attn.k_proj", .linear, .k, in: h, out: a.kvDim, bias: true),
+            ModuleSpec("self_attn.v_proj", .linear, .v, in: h, out: a.kvDim, bias: true),
+            ModuleSpec("self_attn.dense", .linear, .o, in: a.qDim, out: h, bias: true),
+        ]
+        if try f.bool("qk_layernorm", default: false) {
+            // nn.LayerNorm(head_dim) over each head of q and of k, weight and bias
+            m += [ModuleSpec("self_attn.q_layernorm", .norm, .qNorm, ownParams: 2 * hd),
+                  ModuleSpec("self_attn.k_layernorm", .norm, .kNorm, ownParams: 2 * hd)]
+            block.headNorm = .perHead
+        }
+        m += [ModuleSpec("mlp.fc1", .linear, .up, in: h, out: inter, bias: true),
+              ModuleSpec("mlp.fc2", .linear, .down, in: inter, out: h, bias: true),
+              ModuleSpec("input_layernorm", .norm, .attentionNorm, ownParams: 2 * h),
+              ModuleSpec("model.final_layernorm", .norm, .finalNorm, ownParams: 2 * h, perLayer: false),
+              ModuleSpec("lm_head", .linear, .head, in: h, out: vocab, bias: true, perLayer: false, tied: a.tiedEmbeddings)]
+        a.block = .gated(block)
+        a.modules = m
+        return a
+    }
+}

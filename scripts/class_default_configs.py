@@ -1,0 +1,84 @@
+"""Writes Tests/PEFTPlanTests/Fixtures/class-default-configs: for model types with no
+published config.json we could cite, the configuration class's own defaults in the pinned
+Transformers (`AutoConfig.for_model(model_type, **overrides).to_dict()`), with the few
+overrides a family needs to be built at all or to reach a trait its defaults leave off.
+
+These are not any checkpoint's config (a class's docstring names one, but its defaults
+need not equal it): they check that peft-plan builds what Transformers builds from the same
+fields, trait by trait; the published configs check real checkpoints. The overrides are
+listed in sources.json beside each file. Run from the repository root with the
+project venv:  .venv/bin/python scripts/class_default_configs.py
+"""
+import json
+import os
+import sys
+
+import transformers
+from transformers import AutoConfig
+
+OUT = os.path.join("Tests", "PEFTPlanTests", "Fixtures", "class-default-configs")
+
+# file stem: (model_type, overrides, why)
+CASES = {
+    "olmo3": ("olmo3", {}, "Olmo3Config defaults"),
+    "olmoe": ("olmoe", {}, "OlmoeConfig defaults"),
+    "ministral": ("ministral", {"head_dim": 128}, "MinistralConfig defaults; head_dim given (its default None fails in MinistralAttention)"),
+    "ministral3": ("ministral3", {}, "Ministral3Config defaults"),
+    "granite": ("granite", {}, "GraniteConfig defaults"),
+    "granite-biases": ("granite", {"attention_bias": True, "mlp_bias": True}, "GraniteConfig with attention and MLP biases"),
+    "granitemoe": ("granitemoe", {}, "GraniteMoeConfig defaults"),
+    "granitemoeshared": ("granitemoeshared", {"shared_intermediate_size": 1024}, "GraniteMoeSharedConfig with a shared MLP (its default 0 builds none)"),
+    "glm4": ("glm4", {}, "Glm4Config defaults"),
+    "glm4_moe": ("glm4_moe", {"head_dim": 128}, "Glm4MoeConfig defaults with GLM-4.5's head_dim 128"),
+    "glm4_moe-qk-norm": ("glm4_moe", {"head_dim": 128, "use_qk_norm": True, "attention_bias": True}, "Glm4MoeConfig with q/k norms and q/k/v biases (GLM-4.5's)"),
+    "phimoe": ("phimoe", {}, "PhimoeConfig defaults"),
+    "phimoe-head-bias": ("phimoe", {"lm_head_bias": True, "attention_bias": True}, "PhimoeConfig with lm_head and attention biases"),
+    "deepseek_v2": ("deepseek_v2", {"num_experts_per_tok": 6}, "DeepseekV2Config defaults with top-6 routing (its default None)"),
+    "deepseek_v2-lite": ("deepseek_v2", {"num_experts_per_tok": 6, "q_lora_rank": None, "first_k_dense_replace": 1, "moe_intermediate_size": 1408,
+                                         "attention_bias": True, "mlp_bias": True},
+                         "DeepseekV2Config as V2-Lite: no query latent, one dense layer, experts 1408 wide (PyTorch's grouped matmul "
+                         "needs 16-byte strides: the default 1407 fails in the forward); with attention and MLP biases"),
+    "phi-qk-layernorm": ("phi", {"qk_layernorm": True}, "PhiConfig with per-head q/k LayerNorms"),
+    "cohere2": ("cohere2", {}, "Cohere2Config defaults"),
+    "llama4_text": ("llama4_text", {}, "Llama4TextConfig defaults"),
+    "llama4_text-interleaved": ("llama4_text", {"interleave_moe_layer_step": 2, "use_qk_norm": False},
+                                "Llama4TextConfig with experts in every second layer (dense MLPs between) and no q/k norm"),
+    "nemotron_h": ("nemotron_h", {}, "NemotronHConfig defaults (one Mamba-2, MoE, attention and MLP layer)"),
+    "nemotron_h-no-mamba": ("nemotron_h", {"layers_block_type": ["full_attention", "moe", "mlp", "moe"], "moe_latent_size": 1024},
+                            "NemotronHConfig without Mamba-2 layers (their CUDA kernels cannot be traced on the CPU), "
+                            "with Nemotron 3 Super's latent projections around the experts"),
+    "granitemoehybrid": ("granitemoehybrid", {}, "GraniteMoeHybridConfig defaults (every layer Mamba-2, experts and the shared MLP)"),
+    "granitemoehybrid-mixed": ("granitemoehybrid", {"num_hidden_layers": 8, "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 2,
+                                                    "position_embedding_type": "rope", "num_key_value_heads": 8, "attention_bias": True,
+                                                    "tie_word_embeddings": True},
+                               "GraniteMoeHybridConfig with an attention layer after every three Mamba-2 layers, rotary, GQA, biases, tied"),
+    "granitemoehybrid-dense": ("granitemoehybrid", {"num_hidden_layers": 8, "layer_types": (["linear_attention"] * 3 + ["full_attention"]) * 2,
+                                                    "num_local_experts": 0, "shared_intermediate_size": 8192, "mamba_proj_bias": True,
+                                                    "mamba_n_groups": 2},
+                               "GraniteMoeHybridConfig without experts (the shared MLP alone, as Granite 4.0 Micro), Mamba biases, two groups"),
+    "granitemoehybrid-attention": ("granitemoehybrid", {"num_hidden_layers": 4, "layer_types": ["full_attention"] * 4, "num_key_value_heads": 8},
+                                   "GraniteMoeHybridConfig with attention layers only (no rotary: position_embedding_type None), "
+                                   "to trace the attention, experts and shared MLP on the CPU"),
+    "cohere2-untied": ("cohere2", {"tie_word_embeddings": False, "attention_bias": True}, "Cohere2Config untied, with attention biases"),
+}
+
+
+def main() -> int:
+    os.makedirs(OUT, exist_ok=True)
+    sources = []
+    for stem, (model_type, overrides, why) in CASES.items():
+        config = AutoConfig.for_model(model_type, **overrides)
+        with open(os.path.join(OUT, stem + ".json"), "w") as f:
+            json.dump(config.to_dict(), f, indent=1, sort_keys=True)
+            f.write("\n")
+        sources.append({"file": stem + ".json", "model_type": model_type, "class": type(config).__name__,
+                        "transformers": transformers.__version__, "overrides": overrides, "note": why})
+    with open(os.path.join(OUT, "sources.json"), "w") as f:
+        json.dump(sources, f, indent=1)
+        f.write("\n")
+    print(f"wrote {len(sources)} configs to {OUT}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
