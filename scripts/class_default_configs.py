@@ -59,6 +59,11 @@ CASES = {
     "granitemoehybrid-attention": ("granitemoehybrid", {"num_hidden_layers": 4, "layer_types": ["full_attention"] * 4, "num_key_value_heads": 8},
                                    "GraniteMoeHybridConfig with attention layers only (no rotary: position_embedding_type None), "
                                    "to trace the attention, experts and shared MLP on the CPU"),
+    "falcon_h1": ("falcon_h1", {}, "FalconH1Config defaults (Mamba-2 without its norm, µP multipliers at 1)"),
+    "falcon_h1-norm-biases": ("falcon_h1", {"mamba_rms_norm": True, "mamba_d_ssm": None, "mamba_n_heads": 64, "mamba_d_head": 128,
+                                            "projectors_bias": True, "mamba_proj_bias": True, "attention_bias": True, "mlp_bias": True,
+                                            "tie_word_embeddings": True},
+                              "FalconH1Config with the Mamba norm, the width from mamba_expand, biases everywhere, tied"),
     "cohere2-untied": ("cohere2", {"tie_word_embeddings": False, "attention_bias": True}, "Cohere2Config untied, with attention biases"),
 }
 

@@ -156,16 +156,20 @@ struct PlanningOptions: ParsableArguments {
         if loraTargets == nil, arch.family.spec.loraTargets == nil, uses([.lora, .qlora]) {
             o.loraTargets = .allLinear
             targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)'; planning all-linear (what PEFT and TRL recipes recommend); \(field: .loraTargets) chooses others"
-            if arch.family.spec.tupleRouter {
-                // all-linear would wrap a router whose forward returns a tuple, and PEFT fails
-                // there: every other Linear of the blocks, by name
+            let refused = arch.family.spec.loraRefusedModules ?? []
+            if arch.family.spec.tupleRouter || !refused.isEmpty {
+                // all-linear would wrap a router whose forward returns a tuple (PEFT fails there),
+                // or modules PEFT refuses (Mamba's out_proj): every other Linear of the blocks, by name
                 var names: [String] = []
-                for m in arch.modules where m.perLayer && m.kind == .linear && m.role != .router {
+                for m in arch.modules where m.perLayer && m.kind == .linear && !(arch.family.spec.tupleRouter && m.role == .router) {
                     let name = String(m.name.split(separator: ".").last ?? Substring(m.name))
-                    if !names.contains(name) { names.append(name) }
+                    if !names.contains(name) && !refused.contains(name) { names.append(name) }
                 }
                 o.loraTargets = .list(names)
-                targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)', and all-linear would wrap its router, which PEFT fails on in the forward; planning every other Linear (\(names.joined(separator: ","))); \(field: .loraTargets) chooses others"
+                let why = arch.family.spec.tupleRouter
+                    ? "all-linear would wrap its router, which PEFT fails on in the forward"
+                    : "PEFT refuses LoRA on \(refused.sorted().joined(separator: " and ")) for this type"
+                targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)', and \(why); planning every other Linear (\(names.joined(separator: ","))); \(field: .loraTargets) chooses others"
             }
         }
         if let text = loraDropout {

@@ -267,6 +267,11 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--runtime", "vllm"], mentions: "--runtime"),
         Bad(args: ["--model", "phi-3-mini", "--method", "lora", "--lora-targets", "default"], mentions: "no default target modules"),
         Bad(args: ["--model", "qwen3-30b-a3b", "--method", "lora", "--lora-targets", "default"], mentions: "no default target modules"),
+        // PEFT refuses LoRA on a Mamba mixer's out_proj (all-linear picks it) for nemotron_h
+        Bad(args: ["--model", "nemotron-3-nano", "--method", "lora", "--lora-targets", "all-linear"], mentions: "PEFT refuses LoRA on 'out_proj'"),
+        Bad(args: ["--model", "nemotron-h-56b", "--method", "qlora", "--lora-targets", "out_proj"], mentions: "Mamba-based models"),
+        // PEFT wraps Llama 4's router (a Linear returning a tuple) and fails in the forward
+        Bad(args: ["--model", "llama-4-scout", "--method", "lora", "--lora-targets", "all-linear"], mentions: "returns a tuple"),
         Bad(args: ["--model", "deepseek-v3", "--method", "lora", "--lora-targets", "gate_proj"], mentions: "without up_proj"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "foo_proj"], mentions: "not found"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "input_layernorm"], mentions: "cannot wrap"),

@@ -16,7 +16,7 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
     case qwen3Next = "qwen3_next", qwen35 = "qwen3_5", qwen35MoE = "qwen3_5_moe", lfm2
     case olmo3, olmoe, ministral, ministral3, granite, granitemoe, granitemoeshared
     case glm4, glm4MoE = "glm4_moe", phimoe, deepseekV2 = "deepseek_v2", phi, cohere2
-    case llama4Text = "llama4_text", llama4, mimoV2Flash = "mimo_v2_flash", nemotronH = "nemotron_h", granitemoehybrid
+    case llama4Text = "llama4_text", llama4, mimoV2Flash = "mimo_v2_flash", nemotronH = "nemotron_h", granitemoehybrid, falconH1 = "falcon_h1"
 
     /// The family's descriptor.
     public var spec: FamilySpec {
@@ -68,6 +68,7 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
         case .mimoV2Flash: return .mimoV2Flash
         case .nemotronH: return .nemotronH
         case .granitemoehybrid: return .granitemoehybrid
+        case .falconH1: return .falconH1
         }
     }
 }

@@ -147,14 +147,17 @@ extension StateSpace {
     /// A Mamba-2 mixer's modules under `prefix` (`NemotronHMamba2Mixer`,
     /// `GraniteMoeHybridMambaLayer`): dt_bias, A_log and D per head; the depthwise `conv1d` over
     /// x, B and C (bias optional); `in_proj` to z, x, B, C and dt; the gated RMSNorm; `out_proj`.
-    func modules(prefix: String, hidden h: Int, projectionBias: Bool, convolutionBias: Bool, layers: [Int]?) -> [ModuleSpec] {
+    /// `outputBias`: `out_proj`'s bias when it differs from `in_proj`'s (Falcon-H1's `projectors_bias`).
+    func modules(prefix: String, hidden h: Int, projectionBias: Bool, convolutionBias: Bool, layers: [Int]?,
+                 outputBias: Bool? = nil) -> [ModuleSpec] {
         var params = ModuleSpec(prefix, .parameters, .ssmParams, ownParams: 3 * heads, layers: layers)
         params.shapes = [[heads], [heads], [heads]]
         var conv = ModuleSpec("\(prefix).conv1d", .parameters, .ssmConv, ownParams: convDim * kernel + (convolutionBias ? convDim : 0), layers: layers)
         conv.shapes = convolutionBias ? [[convDim, 1, kernel], [convDim]] : [[convDim, 1, kernel]]
-        return [params, conv,
-                ModuleSpec("\(prefix).in_proj", .linear, .ssmIn, in: h, out: width + convDim + heads, bias: projectionBias, layers: layers),
-                ModuleSpec("\(prefix).norm", .norm, .ssmNorm, ownParams: width, layers: layers),
-                ModuleSpec("\(prefix).out_proj", .linear, .ssmOut, in: width, out: h, bias: projectionBias, layers: layers)]
+        var m = [params, conv,
+                 ModuleSpec("\(prefix).in_proj", .linear, .ssmIn, in: h, out: width + convDim + heads, bias: projectionBias, layers: layers)]
+        if norm { m.append(ModuleSpec("\(prefix).norm", .norm, .ssmNorm, ownParams: width, layers: layers)) }
+        m.append(ModuleSpec("\(prefix).out_proj", .linear, .ssmOut, in: width, out: h, bias: outputBias ?? projectionBias, layers: layers))
+        return m
     }
 }

@@ -154,7 +154,13 @@ extension ForwardGraph {
         // post-norm blocks (OLMo 2) feed the sub-blocks the residual stream itself
         let h1 = t.norms == .post ? x : blockNorm(x)
         var o: Tape.T
-        if let s = t.stateSpace, [ModuleRole.ssmIn, .ssmConv, .ssmParams, .ssmNorm, .ssmOut].contains(where: { module($0) != nil }) {
+        if t.parallelStateSpace, let s = t.stateSpace {
+            // Falcon-H1: Mamba-2 and attention side by side, each on a scaled copy of the
+            // normed input (a product by a number: a new tensor, nothing kept)
+            let ssmOut = mamba2(tape.new(h1.extent, c.a, rg: h1.rg), s)
+            let attentionOut = selfAttention(tape.new(h1.extent, c.a, rg: h1.rg), cosSin, t)
+            o = tape.new(.q(a.hiddenSize), c.a, rg: ssmOut.rg || attentionOut.rg)
+        } else if let s = t.stateSpace, [ModuleRole.ssmIn, .ssmConv, .ssmParams, .ssmNorm, .ssmOut].contains(where: { module($0) != nil }) {
             o = mamba2(h1, s)                           // Granite 4.0's Mamba-2 layers
         } else if let kernel = t.shortConvolution, module(.shortConv) != nil {
             o = shortConvolution(h1, kernel: kernel)
@@ -163,64 +169,7 @@ extension ForwardGraph {
         } else if let latent = t.latent {
             o = latentAttention(h1, cosSin, latent)
         } else {
-            var q: Tape.T, k: Tape.T, v: Tape.T
-            if t.fusedProjections {
-                let qkv = linear(h1, .qkv)
-                q = qkv; k = qkv; v = qkv                  // views of one storage
-            } else {
-                q = linear(h1, .q)
-                k = linear(h1, .k)
-                v = linear(h1, .v)
-            }
-            // Qwen3-Next/3.5: q_proj yields the queries and a gate (torch.chunk: views)
-            let gate = t.attentionOutputGate ? Tape.T(id: q.id, extent: .q(a.qDim), bytes: q.bytes, rg: q.rg) : nil
-            if t.attentionOutputGate { q = Tape.T(id: q.id, extent: .q(a.qDim), bytes: q.bytes, rg: q.rg) }
-            switch t.headNorm {
-            case .none: break
-            case .perHead where a.norm == .layer:
-                // Phi's qk_layernorm: nn.LayerNorm(head_dim) keeps its input, mean and rstd per head
-                q = layerNorm(q, groups: a.numHeads)
-                k = layerNorm(k, groups: a.nKVHeads)
-            case .perHead:
-                q = rmsNorm(q, heads: a.numHeads, weightInFP32: a.norm == .rmsWeightInFP32)
-                k = rmsNorm(k, heads: a.nKVHeads, weightInFP32: a.norm == .rmsWeightInFP32)
-            case .fullWidth:
-                q = rmsNorm(q, weightInFP32: a.norm == .rmsWeightInFP32)
-                k = rmsNorm(k, weightInFP32: a.norm == .rmsWeightInFP32)
-            case .weightless:
-                // Llama4TextL2Norm in the rotary layers: x.float() * rsqrt(mean(x²) + eps) keeps
-                // the fp32 copy and the reciprocal per head; type_as back to the model dtype
-                if module(.qNorm) != nil {
-                    q = weightlessNorm(q, heads: a.numHeads)
-                    k = weightlessNorm(k, heads: a.nKVHeads)
-                }
-            }
-            if t.headNorm != .none {
-                q = Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg)
-                k = Tape.T(id: k.id, extent: k.extent, bytes: c.a, rg: k.rg)
-            }
-            if t.fusedProjections {
-                let qkv = q
-                q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
-                k = rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin)
-                v = qkv   // a view: saving it keeps the whole qkv storage
-            } else {
-                q = rope(q, cosSin)
-                k = rope(k, cosSin)
-            }
-            let kk = kvSide(k)
-            let vv = t.fusedProjections && !c.prefix ? cachedView(v) : kvSide(v)
-            let sinks = t.sinks && module(.sinks) != nil
-            var attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap,
-                                 softmaxFP32: !t.maxSubtractedSoftmax, vWidth: t.valueHeadDim.map { a.numHeads * $0 },
-                                 sinks: sinks, maxSubtracted: t.maxSubtractedSoftmax)
-            if let gate {
-                // attn_output * sigmoid(gate): sigmoid keeps its output, the product both operands
-                let sig = tape.new(.q(a.qDim), c.a, rg: gate.rg)
-                if gate.rg { tape.save(sig) }
-                attn = mul(attn, sig)
-            }
-            o = linear(attn, .o)
+            o = selfAttention(h1, cosSin, t)
         }
         o = dropout(o, a.hiddenDropout)                 // StarCoder2's, Phi's residual dropout
         if t.normsOutputs { o = blockNorm(o) }
@@ -278,6 +227,70 @@ extension ForwardGraph {
         return tape.new(x.extent, c.stream, rg: x.rg || d.rg || (t.norms == .parallel && o.rg))
     }
 
+    /// The attention sub-block of the gated layer: q, k, v (separate or fused), head norms,
+    /// rotary embeddings, attention (gated, with sinks, soft-capped as the traits say), o.
+    func selfAttention(_ h1: Tape.T, _ cosSin: (Tape.T, Tape.T), _ t: GatedBlock) -> Tape.T {
+        let a = c.arch
+        var q: Tape.T, k: Tape.T, v: Tape.T
+        if t.fusedProjections {
+            let qkv = linear(h1, .qkv)
+            q = qkv; k = qkv; v = qkv                  // views of one storage
+        } else {
+            q = linear(h1, .q)
+            k = linear(h1, .k)
+            v = linear(h1, .v)
+        }
+        // Qwen3-Next/3.5: q_proj yields the queries and a gate (torch.chunk: views)
+        let gate = t.attentionOutputGate ? Tape.T(id: q.id, extent: .q(a.qDim), bytes: q.bytes, rg: q.rg) : nil
+        if t.attentionOutputGate { q = Tape.T(id: q.id, extent: .q(a.qDim), bytes: q.bytes, rg: q.rg) }
+        switch t.headNorm {
+        case .none: break
+        case .perHead where a.norm == .layer:
+            // Phi's qk_layernorm: nn.LayerNorm(head_dim) keeps its input, mean and rstd per head
+            q = layerNorm(q, groups: a.numHeads)
+            k = layerNorm(k, groups: a.nKVHeads)
+        case .perHead:
+            q = rmsNorm(q, heads: a.numHeads, weightInFP32: a.norm == .rmsWeightInFP32)
+            k = rmsNorm(k, heads: a.nKVHeads, weightInFP32: a.norm == .rmsWeightInFP32)
+        case .fullWidth:
+            q = rmsNorm(q, weightInFP32: a.norm == .rmsWeightInFP32)
+            k = rmsNorm(k, weightInFP32: a.norm == .rmsWeightInFP32)
+        case .weightless:
+            // Llama4TextL2Norm in the rotary layers: x.float() * rsqrt(mean(x²) + eps) keeps
+            // the fp32 copy and the reciprocal per head; type_as back to the model dtype
+            if module(.qNorm) != nil {
+                q = weightlessNorm(q, heads: a.numHeads)
+                k = weightlessNorm(k, heads: a.nKVHeads)
+            }
+        }
+        if t.headNorm != .none {
+            q = Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg)
+            k = Tape.T(id: k.id, extent: k.extent, bytes: c.a, rg: k.rg)
+        }
+        if t.fusedProjections {
+            let qkv = q
+            q = rope(Tape.T(id: qkv.id, extent: .q(a.qDim), bytes: c.a, rg: qkv.rg), cosSin)
+            k = rope(Tape.T(id: qkv.id, extent: .q(a.kvDim), bytes: c.a, rg: qkv.rg), cosSin)
+            v = qkv   // a view: saving it keeps the whole qkv storage
+        } else {
+            q = rope(q, cosSin)
+            k = rope(k, cosSin)
+        }
+        let kk = kvSide(k)
+        let vv = t.fusedProjections && !c.prefix ? cachedView(v) : kvSide(v)
+        let sinks = t.sinks && module(.sinks) != nil
+        var attn = attention(q: q, k: kk, v: vv, dropoutP: a.attentionDropout, softcap: t.scoreSoftcap,
+                             softmaxFP32: !t.maxSubtractedSoftmax, vWidth: t.valueHeadDim.map { a.numHeads * $0 },
+                             sinks: sinks, maxSubtracted: t.maxSubtractedSoftmax)
+        if let gate {
+            // attn_output * sigmoid(gate): sigmoid keeps its output, the product both operands
+            let sig = tape.new(.q(a.qDim), c.a, rg: gate.rg)
+            if gate.rg { tape.save(sig) }
+            attn = mul(attn, sig)
+        }
+        return linear(attn, .o)
+    }
+
     /// Nemotron-H's layer (`NemotronHBlock`): the norm, then the layer's one mixer — Mamba-2,
     /// attention without rotary embeddings, a ReLU² MLP, or ReLU² experts behind the latent
     /// projections beside a shared expert — and the residual.
@@ -323,7 +336,7 @@ extension ForwardGraph {
     func mamba2(_ h: Tape.T, _ s: StateSpace) -> Tape.T {
         let a = c.arch
         let zxbcdt = linear(h, .ssmIn)
-        for role in [ModuleRole.ssmConv, .ssmParams, .ssmNorm] where module(role) == nil { tape.missing.insert(role) }
+        for role in [ModuleRole.ssmConv, .ssmParams] + (s.norm ? [.ssmNorm] : []) where module(role) == nil { tape.missing.insert(role) }
         guard let out = module(.ssmOut) else {
             tape.missing.insert(.ssmOut)
             return h
@@ -332,7 +345,7 @@ extension ForwardGraph {
         if rg {
             tape.save(zxbcdt)
             tape.save(.q(s.width), c.a)             // out_x
-            tape.save(.q(s.groups), 4)              // rstd
+            if s.norm { tape.save(.q(s.groups), 4) } // rstd (without the norm the scan gates by z itself)
         }
         // the convolution forward, and again in backward (recomputed), with its gradients
         let conv = 2 * s.convDim * s.kernel

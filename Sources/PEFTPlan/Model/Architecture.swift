@@ -197,6 +197,9 @@ public struct GatedBlock: Equatable, Sendable {
     public var singleMixer = false
     /// Nemotron-H: the Mamba-2 mixers' widths, in the layers that hold `ssmIn`.
     public var stateSpace: StateSpace?
+    /// Falcon-H1: the Mamba-2 mixer runs beside attention in every layer, each on its own
+    /// scaled copy of the normed input, their outputs summed into the residual.
+    public var parallelStateSpace = false
     /// Nemotron-H: experts of up and down projections only (ReLU², no gate).
     public var nonGatedExperts = false
     /// Llama 4 in Transformers (`Llama4TextMoe`): every token goes through every expert, its
@@ -241,6 +244,12 @@ public enum SharedExpert: Equatable, Sendable {
 /// convolution's taps.
 public struct StateSpace: Equatable, Sendable {
     public var heads: Int, headDim: Int, groups: Int, state: Int, kernel: Int
+    /// The gated RMSNorm before `out_proj` (Falcon-H1 only with `mamba_rms_norm`; without it
+    /// the scan gates its output by z itself).
+    public var norm = true
+    public init(heads: Int, headDim: Int, groups: Int, state: Int, kernel: Int) {
+        (self.heads, self.headDim, self.groups, self.state, self.kernel) = (heads, headDim, groups, state, kernel)
+    }
     public var width: Int { heads * headDim }
     public var convDim: Int { width + 2 * groups * state }
 }
