@@ -312,12 +312,12 @@ extension ForwardGraph {
             let u = linear(h, .sharedUp)
             let shared = linear(act(u, width: u.extent.q), .sharedDown)      // ReLU² keeps the ReLU output
             o = tape.new(.q(a.hiddenSize), c.a, rg: routed.rg || shared.rg)
-            if c.method.spec.insertsBottleneck { o = bottleneck(o) }
         } else {
             let u = linear(h, .up)
             o = linear(act(u, width: u.extent.q), .down)
-            if c.method.spec.insertsBottleneck { o = bottleneck(o) }
         }
+        // a bottleneck adapter per layer, as the accounting counts one per layer
+        if c.method.spec.insertsBottleneck { o = bottleneck(o) }
         return tape.new(x0.extent, c.stream, rg: x0.rg || o.rg)
     }
 
