@@ -160,11 +160,7 @@ struct PlanningOptions: ParsableArguments {
             if arch.family.spec.tupleRouter || !refused.isEmpty {
                 // all-linear would wrap a router whose forward returns a tuple (PEFT fails there),
                 // or modules PEFT refuses (Mamba's out_proj): every other Linear of the blocks, by name
-                var names: [String] = []
-                for m in arch.modules where m.perLayer && m.kind == .linear && !(arch.family.spec.tupleRouter && m.role == .router) {
-                    let name = String(m.name.split(separator: ".").last ?? Substring(m.name))
-                    if !names.contains(name) && !refused.contains(name) { names.append(name) }
-                }
+                let names = arch.blockLinearNames(excluding: refused, routers: !arch.family.spec.tupleRouter)
                 o.loraTargets = .list(names)
                 let why = arch.family.spec.tupleRouter
                     ? "all-linear would wrap its router, which PEFT fails on in the forward"

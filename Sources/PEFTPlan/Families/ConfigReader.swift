@@ -104,7 +104,8 @@ public enum ConfigReader {
                 continue
             }
             if b == UInt8(ascii: "\"") { inString = true; out.append(b); i += 1; continue }
-            if let t = tokens.first(where: { i + $0.count <= bytes.count && Array(bytes[i..<(i + $0.count)]) == $0 }) {
+            if b == UInt8(ascii: "N") || b == UInt8(ascii: "I") || b == UInt8(ascii: "-"),
+               let t = tokens.first(where: { i + $0.count <= bytes.count && bytes[i..<(i + $0.count)].elementsEqual($0) }) {
                 out += Array("null".utf8)
                 i += t.count
                 continue
@@ -156,6 +157,9 @@ public enum ConfigReader {
         func optionalCount(_ key: String) throws -> Int? {
             guard let (_, value) = raw([key]) else { return nil }
             if let n = value as? NSNumber, !isBoolean(n), n.doubleValue == 0 { return 0 }
+            if let n = value as? NSNumber, !isBoolean(n), n.doubleValue < 0 {
+                throw PlanError.invalidDimension(field: key, value: "\(n)", reason: "must be 0 or a positive integer")
+            }
             return try positive(key, value)
         }
 
@@ -246,6 +250,36 @@ public enum ConfigReader {
             throw PlanError.invalidDimension(field: "partial_rotary_factor", value: "\(v)", reason: "must be a number in (0, 1]")
         }
         return max(2, Int(Double(headDim) * n.doubleValue))
+    }
+
+    /// A list the config may leave out or null; anything else but a list is refused.
+    static func optionalList(_ f: Fields, _ key: String) throws -> [Any]? {
+        guard let v = f.dict[key], !(v is NSNull) else { return nil }
+        guard let list = v as? [Any] else {
+            throw PlanError.invalidDimension(field: key, value: "\(v)", reason: "must be a list")
+        }
+        return list
+    }
+
+    /// A Mamba-2 head width the config states (a number, or "auto": derived) must be the one
+    /// the widths imply, as the configuration classes' validation requires.
+    static func checkMambaHeadDim(_ f: Fields, _ key: String, is derived: Int) throws {
+        guard let v = f.dict[key], !(v is NSNull), (v as? String) != "auto" else { return }
+        let given = try f.positive(key, v)
+        guard given == derived else {
+            throw PlanError.invalidDimension(field: key, value: "\(given)", reason: "must be the Mamba-2 width over its heads (\(derived))")
+        }
+    }
+
+    /// Mamba-2's groups must divide its heads, and B and C (2 × groups × state) must stay a
+    /// width a real model has.
+    static func checkMambaGroups(groups: Int, heads: Int, state: Int, groupsKey: String, stateKey: String) throws {
+        guard heads % groups == 0 else {
+            throw PlanError.invalidDimension(field: groupsKey, value: "\(groups)", reason: "must divide the Mamba-2 heads \(heads)")
+        }
+        guard state <= dimensionLimit / (2 * groups) else {
+            throw PlanError.invalidDimension(field: stateKey, value: "\(state)", reason: "2 × groups × state is larger than any real model")
+        }
     }
 
     /// A convolution's kernel size (Gated DeltaNet's, LFM2's), refused past ``convolutionLimit``.

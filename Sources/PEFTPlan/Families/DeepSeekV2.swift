@@ -10,7 +10,7 @@ extension FamilySpec {
         read: {
             try GatedReader(family: .deepseekV2, mlpBiasFromConfig: true, mla: MLAReader())
                 .with(moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, sharedCountDefault: 2,
-                                     layersRule: .firstKDense, fp32Router: true)).read($0, name: $1)
+                                     layersRule: .firstKDense, denseWidthDefault: 11008, fp32Router: true)).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,

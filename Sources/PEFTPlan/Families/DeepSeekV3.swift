@@ -8,7 +8,7 @@ extension FamilySpec {
     static let deepseekV3 = FamilySpec(
         read: {
             try GatedReader(family: .deepseekV3, mla: MLAReader())
-                .with(moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense, fp32Router: true)).read($0, name: $1)
+                .with(moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense, denseWidthDefault: 18432, firstKDenseDefault: 3, fp32Router: true)).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,

@@ -7,7 +7,7 @@ extension FamilySpec {
     static let deepseekV32 = FamilySpec(
         read: {
             try GatedReader(family: .deepseekV32, mla: MLAReader(indexer: true))
-                .with(moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense, fp32Router: true)).read($0, name: $1)
+                .with(moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense, denseWidthDefault: 18432, firstKDenseDefault: 3, fp32Router: true)).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,

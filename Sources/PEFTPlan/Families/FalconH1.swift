@@ -4,19 +4,21 @@ extension FamilySpec {
     /// Falcon-H1 (`FalconH1Config`, `modeling_falcon_h1.py`, Transformers 5.25): in every layer
     /// one RMSNorm feeds a Mamba-2 mixer (`mamba`, `mamba_d_ssm` wide or `mamba_expand` ×
     /// hidden; its gated RMSNorm only when `mamba_rms_norm`) and attention side by side, each on
-    /// its own scaled copy of the normed input (`ssm_in_multiplier`, `attention_in_multiplier`);
+    /// its own scaled copy of the normed input (`ssm_in_multiplier` inside `FalconH1Mixer.forward`,
+    /// `attention_in_multiplier` in the decoder layer);
     /// their scaled outputs join the residual; then `pre_ff_layernorm` and a gated
     /// `feed_forward`. The µP multipliers scale tensors without adding any but those copies and
     /// the scaled logits. PEFT refuses LoRA on the Mamba `out_proj` and `conv1d` and has no
     /// default targets; with none given the plan takes every other Linear.
     static let falconH1 = FamilySpec(read: readFalconH1, loraTargets: nil, ia3Targets: nil, configHasKVHeads: true,
-                                     loraRefusedModules: ["out_proj", "conv1d"])
+                                     loraRefusedModules: ["out_proj", "conv1d"],
+        kvHeadsDefault: 8)
 
     @Sendable static func readFalconH1(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
         let h = try f.dim("hidden_size")
         let layers = try f.dim("num_hidden_layers")
         let heads = try f.dim("num_attention_heads")
-        let kv = try f.optionalDim("num_key_value_heads") ?? heads
+        let kv = try f.optionalDim("num_key_value_heads") ?? ModelFamily.falconH1.spec.kvHeadsDefault ?? heads
         let explicitHeadDim = try f.optionalDim("head_dim")
         try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: explicitHeadDim != nil)
         let hd = explicitHeadDim ?? h / heads
@@ -33,7 +35,8 @@ extension FamilySpec {
 
         let ssmHeads = try f.optionalDim("mamba_n_heads") ?? 128
         let width: Int
-        if let d = try f.optionalDim("mamba_d_ssm") { width = d } else {
+        if f.dict["mamba_d_ssm"] == nil { width = 1024 }                    // FalconH1Config's default
+        else if let d = try f.optionalDim("mamba_d_ssm") { width = d } else {
             let (w, o) = (try f.optionalDim("mamba_expand") ?? 2).multipliedReportingOverflow(by: h)
             guard !o, w <= ConfigReader.dimensionLimit else {
                 throw PlanError.invalidDimension(field: "mamba_expand", value: "\(w)", reason: "the Mamba-2 width is larger than any real model")
@@ -43,11 +46,10 @@ extension FamilySpec {
         guard width % ssmHeads == 0 else {
             throw PlanError.invalidDimension(field: "mamba_n_heads", value: "\(ssmHeads)", reason: "must divide the Mamba-2 width \(width)")
         }
+        try ConfigReader.checkMambaHeadDim(f, "mamba_d_head", is: width / ssmHeads)
         let groups = try f.optionalDim("mamba_n_groups") ?? 1
         let state = try f.optionalDim("mamba_d_state") ?? 256
-        guard ssmHeads % groups == 0, state <= ConfigReader.dimensionLimit / (2 * groups) else {
-            throw PlanError.invalidDimension(field: "mamba_n_groups", value: "\(groups)", reason: "must divide mamba_n_heads \(ssmHeads)")
-        }
+        try ConfigReader.checkMambaGroups(groups: groups, heads: ssmHeads, state: state, groupsKey: "mamba_n_groups", stateKey: "mamba_d_state")
         var ssm = StateSpace(heads: ssmHeads, headDim: width / ssmHeads, groups: groups, state: state,
                              kernel: try ConfigReader.convolutionTaps(f, "mamba_d_conv", default: 4))
         ssm.norm = try f.bool("mamba_rms_norm", default: false)

@@ -105,6 +105,10 @@ public struct FamilySpec: Sendable {
     /// Module names PEFT refuses LoRA on for this model type (Mamba mixers' `out_proj` and
     /// `conv1d`: `_check_lora_target_modules_mamba`, peft/tuners/tuners_utils.py, 0.21.2).
     public var loraRefusedModules: Set<String>? = nil
+    /// `num_key_value_heads` when the config leaves it out: the configuration class's default
+    /// (Transformers 5.25; e.g. 8 for Mistral, 4 for Qwen3-MoE); nil where the class takes
+    /// `num_attention_heads`.
+    public var kvHeadsDefault: Int? = nil
 }
 
 /// PEFT's rewrite of LoRA targets for MoE families whose experts Transformers v5 fused into

@@ -15,7 +15,8 @@ extension FamilySpec {
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: nil)
+        moeConversion: nil,
+        kvHeadsDefault: 2)
 
     /// GLM-4.5/4.6/4.7 (`Glm4MoeConfig`, `modeling_glm4_moe.py`): pre-norm, q/k/v biases
     /// (`attention_bias`), per-head q/k norms when `use_qk_norm`, half-rotary heads, dense first
@@ -26,10 +27,11 @@ extension FamilySpec {
     static let glm4MoE = FamilySpec(
         read: {
             try GatedReader(family: .glm4MoE, attentionBias: .fromConfigQKV, partialRotaryDefault: 0.5, headNormKey: "use_qk_norm",
-                            moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense, fp32Router: true)).read($0, name: $1)
+                            moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense, denseWidthDefault: 10944, firstKDenseDefault: 1, fp32Router: true)).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: .qwen2MoE)
+        moeConversion: .qwen2MoE,
+        kvHeadsDefault: 8)
 }

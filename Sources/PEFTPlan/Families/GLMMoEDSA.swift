@@ -5,8 +5,8 @@ extension FamilySpec {
     /// and indexer, GLM's experts.
     static let glmMoeDsa = FamilySpec(
         read: {
-            try GatedReader(family: .glmMoeDsa, mla: MLAReader(indexer: true))
-                .with(moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense, fp32Router: true)).read($0, name: $1)
+            try GatedReader(family: .glmMoeDsa, mla: MLAReader(indexer: true, qRankDefault: 2048))
+                .with(moe: MoEReader(countKeys: ["n_routed_experts"], shared: .summed, layersRule: .firstKDense, denseWidthDefault: 12288, firstKDenseDefault: 3, fp32Router: true)).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,

@@ -63,12 +63,13 @@ struct GatedReader {
         let h = try f.dim("hidden_size")
         let layers = try f.dim("num_hidden_layers")
         let heads = try f.dim("num_attention_heads")
-        let kv = try f.optionalDim("num_key_value_heads") ?? heads
+        let kv = try f.optionalDim("num_key_value_heads") ?? family.spec.kvHeadsDefault ?? heads
         let explicitHeadDim = try f.optionalDim("head_dim") ?? headDimDefault
         try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: explicitHeadDim != nil || mla != nil)
         let hd = explicitHeadDim ?? h / heads
         // an MoE model with no dense layer may leave the dense width out (Qwen3.5-MoE)
         let inter = try intermediateKeys.lazy.compactMap { try f.optionalDim($0) }.first
+            ?? (moe?.denseWidthDefault)
             ?? (moe != nil ? f.optionalDim("moe_intermediate_size") : nil)
             ?? { throw PlanError.invalidDimension(field: intermediateKeys[0], value: "missing", reason: "the config must give it") }()
         let vocab = try f.dim("vocab_size")
@@ -219,7 +220,7 @@ extension GatedReader {
     /// Llama 4's rotary layers: `no_rope_layers` (1 where the layer uses rotary embeddings;
     /// null or empty: every layer but each `no_rope_layer_interval`-th, 4 by default).
     static func rotaryLayers(_ f: ConfigReader.Fields, layers: Int) throws -> [Int] {
-        if let list = f.dict["no_rope_layers"] as? [Any], !list.isEmpty {
+        if let list = try ConfigReader.optionalList(f, "no_rope_layers"), !list.isEmpty {
             guard list.count == layers else {
                 throw PlanError.invalidDimension(field: "no_rope_layers", value: "\(list.count) entries", reason: "must list every one of the \(layers) layers")
             }
@@ -288,6 +289,16 @@ struct MoEReader {
         /// from step − 1.
         case listedOrInterleaved
     }
+    /// The dense layers' `intermediate_size` when the config leaves it out (the configuration
+    /// class's default: DeepSeek-V3 18432, GLM-4.5 10944, …); nil where the model has no dense
+    /// layer to size (Qwen3.5-MoE then takes the expert width).
+    var denseWidthDefault: Int?
+    /// `first_k_dense_replace` when the config leaves it out (DeepSeek-V3/V3.2 and GLM-5: 3,
+    /// GLM-4.5: 1, DeepSeek-V2: 0).
+    var firstKDenseDefault = 0
+    /// Granite: `shared_intermediate_size` when the config leaves it out (Granite MoE Shared: 0,
+    /// Granite 4.0: 1024).
+    var sharedWidthDefault = 0
     /// DeepSeek, GLM-4.5, GLM-5: the router runs in fp32 (``GatedBlock/fp32Router``).
     var fp32Router = false
     /// Llama 4 (`Llama4TextExperts`): the fused tensors are stored input-major,
@@ -300,7 +311,7 @@ struct MoEReader {
         case .qwenSparseStep:
             let step = try f.optionalDim("decoder_sparse_step") ?? 1
             var dense = Set<Int>()
-            if let list = f.dict["mlp_only_layers"] as? [Any] {
+            if let list = try ConfigReader.optionalList(f, "mlp_only_layers") {
                 for v in list {
                     guard let n = v as? NSNumber, !ConfigReader.isBoolean(n), n.doubleValue == n.doubleValue.rounded(),
                           n.doubleValue >= 0, n.doubleValue < Double(ConfigReader.layerLimit) else {
@@ -311,10 +322,10 @@ struct MoEReader {
             }
             return (0..<layers).filter { !dense.contains($0) && ($0 + 1) % step == 0 }
         case .firstKDense:
-            let k = try f.optionalCount("first_k_dense_replace") ?? 0
+            let k = try f.optionalCount("first_k_dense_replace") ?? firstKDenseDefault
             return Array(min(k, layers)..<layers)
         case .listedOrInterleaved:
-            if let list = f.dict["moe_layers"] as? [Any] {
+            if let list = try ConfigReader.optionalList(f, "moe_layers") {
                 var listed = Set<Int>()
                 for v in list {
                     guard let n = v as? NSNumber, !ConfigReader.isBoolean(n), n.doubleValue == n.doubleValue.rounded(),
@@ -356,7 +367,7 @@ struct MoEReader {
             experts]
         var sharedKind: SharedExpert?
         if shared == .graniteShared {
-            let sw = try f.optionalCount("shared_intermediate_size") ?? 0
+            let sw = try f.optionalCount("shared_intermediate_size") ?? sharedWidthDefault
             if sw > 0 {
                 m += [ModuleSpec("shared_mlp.input_linear", .linear, .sharedGateUp, in: h, out: 2 * sw, layers: layers),
                       ModuleSpec("shared_mlp.output_linear", .linear, .sharedDown, in: sw, out: h, layers: layers)]
@@ -397,11 +408,14 @@ struct MoEReader {
 struct MLAReader {
     /// DeepSeek-V3.2, GLM-5: the lightning indexer of the sparse attention.
     var indexer = false
+    /// `q_lora_rank` when the config leaves it out (DeepSeek V2/V3/V3.2: 1536, GLM-5: 2048);
+    /// an explicit null means one `q_proj` (V2-Lite).
+    var qRankDefault = 1536
 
     /// `bias`: the config's `attention_bias`, on `q_a_proj`, `kv_a_proj_with_mqa` and `o_proj`
     /// (DeepseekV2Attention, DeepseekV3Attention; never on `q_proj`, `q_b_proj`, `kv_b_proj`).
     func read(_ f: ConfigReader.Fields, hidden h: Int, heads: Int, bias: Bool) throws -> (modules: [ModuleSpec], qkHeadDim: Int, ropeDim: Int, shape: LatentAttention) {
-        let qRank = try f.optionalDim("q_lora_rank")
+        let qRank = f.dict["q_lora_rank"] == nil ? qRankDefault : try f.optionalDim("q_lora_rank")
         let kvRank = try f.dim("kv_lora_rank")
         let nope = try f.dim("qk_nope_head_dim")
         let rope = try f.dim("qk_rope_head_dim")
@@ -444,7 +458,7 @@ struct LinearAttentionReader {
     func read(_ f: ConfigReader.Fields, hidden h: Int, layers: Int)
         throws -> (modules: [ModuleSpec], attentionLayers: [Int], widths: LinearAttention) {
         var linear: [Int] = []
-        if let types = f.dict["layer_types"] as? [Any] {
+        if let types = try ConfigReader.optionalList(f, "layer_types") {
             guard types.count == layers else {
                 throw PlanError.invalidDimension(field: "layer_types", value: "\(types.count) entries", reason: "must list every one of the \(layers) layers")
             }

@@ -6,5 +6,6 @@ extension FamilySpec {
         read: { try GatedReader(family: .gemma, tiedByDefault: true, attentionBias: .fromConfig, norm: .rmsOnePlusWeight).read($0, name: $1) },
         loraTargets: ["q_proj", "v_proj"],
         ia3Targets: (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
-        configHasKVHeads: true)
+        configHasKVHeads: true,
+        kvHeadsDefault: 16)
 }

@@ -10,5 +10,6 @@ extension FamilySpec {
         },
         loraTargets: ["q_proj", "v_proj"],
         ia3Targets: (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
-        configHasKVHeads: true)
+        configHasKVHeads: true,
+        kvHeadsDefault: 4)
 }

@@ -13,5 +13,6 @@ extension FamilySpec {
         loraTargets: ["q_proj", "v_proj"],
         ia3Targets: (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
         configHasKVHeads: true,
-        moeConversion: nil)
+        moeConversion: nil,
+        kvHeadsDefault: 4)
 }

@@ -18,5 +18,6 @@ extension FamilySpec {
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: nil)
+        moeConversion: nil,
+        kvHeadsDefault: 8)
 }

@@ -16,9 +16,10 @@ extension FamilySpec {
         let h = try f.dim("hidden_size")
         let layers = try f.dim("num_hidden_layers")
         let heads = try f.dim("num_attention_heads")
-        let kv = try f.optionalDim("num_key_value_heads") ?? heads
-        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: false)
-        let hd = h / heads
+        let kv = try f.optionalDim("num_key_value_heads") ?? ModelFamily.granitemoehybrid.spec.kvHeadsDefault ?? heads
+        let explicitHeadDim = try f.optionalDim("head_dim")
+        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: explicitHeadDim != nil)
+        let hd = explicitHeadDim ?? h / heads
         let vocab = try f.dim("vocab_size")
         let positions = try f.contextLength("max_position_embeddings") ?? 2048
         let sharedWidth = try f.optionalCount("shared_intermediate_size") ?? 1024
@@ -57,14 +58,10 @@ extension FamilySpec {
                 throw PlanError.invalidDimension(field: "mamba_n_heads", value: "\(ssmHeads)", reason: "must divide mamba_expand × hidden_size")
             }
             let headDim = width / ssmHeads
-            if let given = try? f.optionalDim("mamba_d_head"), given != headDim {
-                throw PlanError.invalidDimension(field: "mamba_d_head", value: "\(given)", reason: "must be mamba_expand × hidden_size / mamba_n_heads (\(headDim))")
-            }
+            try ConfigReader.checkMambaHeadDim(f, "mamba_d_head", is: headDim)
             let groups = try f.optionalDim("mamba_n_groups") ?? 1
             let state = try f.optionalDim("mamba_d_state") ?? 256
-            guard ssmHeads % groups == 0, state <= ConfigReader.dimensionLimit / (2 * groups) else {
-                throw PlanError.invalidDimension(field: "mamba_n_groups", value: "\(groups)", reason: "must divide mamba_n_heads \(ssmHeads)")
-            }
+            try ConfigReader.checkMambaGroups(groups: groups, heads: ssmHeads, state: state, groupsKey: "mamba_n_groups", stateKey: "mamba_d_state")
             let kernel = try ConfigReader.convolutionTaps(f, "mamba_d_conv", default: 4)
             let s = StateSpace(heads: ssmHeads, headDim: headDim, groups: groups, state: state, kernel: kernel)
             m += s.modules(prefix: "mamba", hidden: h, projectionBias: try f.bool("mamba_proj_bias", default: false),
@@ -81,13 +78,18 @@ extension FamilySpec {
         let experts = try f.optionalCount("num_local_experts") ?? 8
         if experts > 0 {
             let read = try MoEReader(prefix: "block_sparse_moe", routerName: "router", countKeys: ["num_local_experts"],
-                                     expertWidthKeys: ["intermediate_size"], shared: .graniteShared).read(f, hidden: h, layers: nil)
+                                     expertWidthKeys: ["intermediate_size"], shared: .graniteShared,
+                                     sharedWidthDefault: 1024).read(f, hidden: h, layers: nil)
             m += read.modules
             a.numExperts = read.experts
             a.expertsPerToken = read.perToken
             block.sharedExpert = read.shared
-        } else if sharedWidth > 0 {
+        } else {
             // no experts: the shared MLP is the layer's feed-forward block
+            guard sharedWidth > 0 else {
+                throw PlanError.invalidDimension(field: "shared_intermediate_size", value: "0",
+                                                 reason: "leaves the layers no feed-forward block when num_local_experts is 0")
+            }
             block.fusedGateUp = true
             m += [ModuleSpec("shared_mlp.input_linear", .linear, .gateUp, in: h, out: 2 * sharedWidth),
                   ModuleSpec("shared_mlp.output_linear", .linear, .down, in: sharedWidth, out: h)]

@@ -8,13 +8,14 @@ extension FamilySpec {
     /// `feed_forward` (w1, w3, w2) whose width `block_auto_adjust_ff_dim` takes to
     /// ⌈2/3 · `block_ff_dim` · multiplier⌉ to a multiple of `block_multiple_of`; the final norm
     /// is called `embedding_norm`. Tied by default (`tie_embedding`).
-    static let lfm2 = FamilySpec(read: readLFM2, loraTargets: nil, ia3Targets: nil, configHasKVHeads: true)
+    static let lfm2 = FamilySpec(read: readLFM2, loraTargets: nil, ia3Targets: nil, configHasKVHeads: true,
+        kvHeadsDefault: 8)
 
     @Sendable static func readLFM2(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
         let h = try f.dim("hidden_size", "block_dim")
         let layers = try f.dim("num_hidden_layers")
         let heads = try f.dim("num_attention_heads", "num_heads")
-        let kv = try f.optionalDim("num_key_value_heads") ?? heads
+        let kv = try f.optionalDim("num_key_value_heads") ?? ModelFamily.lfm2.spec.kvHeadsDefault ?? heads
         try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: false)
         let hd = h / heads
         var inter = try f.optionalDim("intermediate_size", "block_ff_dim") ?? 12288

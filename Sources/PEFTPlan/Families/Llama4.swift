@@ -16,7 +16,8 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         moeConversion: nil,
-        tupleRouter: true)
+        tupleRouter: true,
+        kvHeadsDefault: 8)
 
     /// A Llama 4 checkpoint's own config (`Llama4Config`, model type `llama4`): the language
     /// model is read from `text_config`, as AutoModelForCausalLM builds `Llama4ForCausalLM`
@@ -28,7 +29,8 @@ extension FamilySpec {
         configHasKVHeads: true,
         moeConversion: nil,
         nestedTextConfig: true,
-        tupleRouter: true)
+        tupleRouter: true,
+        kvHeadsDefault: 8)
 
     static func readLlama4(_ f: ConfigReader.Fields, _ name: String, family: ModelFamily) throws -> Architecture {
         var reader = GatedReader(family: family, attentionBias: .fromConfig,

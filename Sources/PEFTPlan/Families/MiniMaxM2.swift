@@ -13,5 +13,6 @@ extension FamilySpec {
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: .mixtral)
+        moeConversion: .mixtral,
+        kvHeadsDefault: 8)
 }

@@ -8,7 +8,8 @@ extension FamilySpec {
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: nil)
+        moeConversion: nil,
+        kvHeadsDefault: 8)
 
     /// Ministral 3 (`Ministral3Config`, `modeling_ministral3.py`; the Ministral 3 text models and
     /// the language model of Mistral 3): Llama's block, no biases, `head_dim` 128 by default.
@@ -17,5 +18,6 @@ extension FamilySpec {
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: nil)
+        moeConversion: nil,
+        kvHeadsDefault: 8)
 }

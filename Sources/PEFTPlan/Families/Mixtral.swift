@@ -9,5 +9,6 @@ extension FamilySpec {
         loraTargets: nil,
         ia3Targets: (["k_proj", "v_proj", "w2"], ["w2"]),
         configHasKVHeads: true,
-        moeConversion: .mixtral)
+        moeConversion: .mixtral,
+        kvHeadsDefault: 8)
 }

@@ -13,7 +13,8 @@ extension FamilySpec {
                                       loraTargets: ["q_proj", "k_proj", "v_proj", "o_proj"],
                                       ia3Targets: nil,
                                       configHasKVHeads: true,
-                                      loraRefusedModules: ["out_proj", "conv1d"])
+                                      loraRefusedModules: ["out_proj", "conv1d"],
+        kvHeadsDefault: 8)
 
     @Sendable static func readNemotronH(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
         let h = try f.dim("hidden_size")
@@ -23,7 +24,7 @@ extension FamilySpec {
             throw PlanError.invalidDimension(field: "layers_block_type", value: "\(layers) layers", reason: "more than any real model")
         }
         let heads = try f.optionalDim("num_attention_heads") ?? 32
-        let kv = try f.optionalDim("num_key_value_heads") ?? heads
+        let kv = try f.optionalDim("num_key_value_heads") ?? ModelFamily.nemotronH.spec.kvHeadsDefault ?? heads
         let hd = try f.optionalDim("head_dim", "attention_head_dim") ?? 128
         try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: true)
         let inter = try f.optionalDim("intermediate_size") ?? 21504
@@ -49,12 +50,10 @@ extension FamilySpec {
             let groups = try f.optionalDim("n_groups", "mamba_n_groups") ?? 8
             let state = try f.optionalDim("ssm_state_size") ?? 128
             let kernel = try ConfigReader.convolutionTaps(f, "conv_kernel", default: 4)
-            guard ssmHeads % groups == 0 else {
-                throw PlanError.invalidDimension(field: "n_groups", value: "\(groups)", reason: "must divide mamba_num_heads \(ssmHeads)")
-            }
+            try ConfigReader.checkMambaGroups(groups: groups, heads: ssmHeads, state: state, groupsKey: "n_groups", stateKey: "ssm_state_size")
             let (width, o1) = ssmHeads.multipliedReportingOverflow(by: ssmHeadDim)
-            guard !o1, width <= ConfigReader.dimensionLimit, state <= ConfigReader.dimensionLimit / (2 * groups) else {
-                throw PlanError.invalidDimension(field: "mamba_num_heads", value: "\(ssmHeads)", reason: "the Mamba-2 widths are larger than any real model")
+            guard !o1, width <= ConfigReader.dimensionLimit else {
+                throw PlanError.invalidDimension(field: "mamba_num_heads", value: "\(ssmHeads)", reason: "mamba_num_heads × mamba_head_dim is larger than any real model")
             }
             let ssm = StateSpace(heads: ssmHeads, headDim: ssmHeadDim, groups: groups, state: state, kernel: kernel)
             m += ssm.modules(prefix: "mixer", hidden: h, projectionBias: try f.bool("use_bias", default: false),
@@ -62,11 +61,11 @@ extension FamilySpec {
             block.stateSpace = ssm
         }
         if !attention.isEmpty {
-            let bias = try f.bool("attention_bias", default: false)
-            m += [ModuleSpec("mixer.q_proj", .linear, .q, in: h, out: heads * hd, bias: bias, layers: set(attention)),
-                  ModuleSpec("mixer.k_proj", .linear, .k, in: h, out: kv * hd, bias: bias, layers: set(attention)),
-                  ModuleSpec("mixer.v_proj", .linear, .v, in: h, out: kv * hd, bias: bias, layers: set(attention)),
-                  ModuleSpec("mixer.o_proj", .linear, .o, in: heads * hd, out: h, bias: bias, layers: set(attention))]
+            // NemotronHAttention builds q, k, v and o without biases whatever attention_bias says
+            m += [ModuleSpec("mixer.q_proj", .linear, .q, in: h, out: heads * hd, layers: set(attention)),
+                  ModuleSpec("mixer.k_proj", .linear, .k, in: h, out: kv * hd, layers: set(attention)),
+                  ModuleSpec("mixer.v_proj", .linear, .v, in: h, out: kv * hd, layers: set(attention)),
+                  ModuleSpec("mixer.o_proj", .linear, .o, in: heads * hd, out: h, layers: set(attention))]
         }
         let mlpBias = try f.bool("mlp_bias", default: false)
         if !mlp.isEmpty {

@@ -17,8 +17,9 @@ extension FamilySpec {
         let layers = try f.dim("num_hidden_layers")
         let heads = try f.dim("num_attention_heads")
         let kv = try f.optionalDim("num_key_value_heads") ?? heads
-        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: false)
-        let hd = h / heads
+        let explicitHeadDim = try f.optionalDim("head_dim")            // getattr(config, "head_dim", h // heads)
+        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: explicitHeadDim != nil)
+        let hd = explicitHeadDim ?? h / heads
         let inter = try f.dim("intermediate_size")
         let vocab = try f.dim("vocab_size")
         let positions = try f.optionalDim("max_position_embeddings") ?? 2048

@@ -15,5 +15,6 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         moeConversion: nil,
-        tupleRouter: true)
+        tupleRouter: true,
+        kvHeadsDefault: 8)
 }

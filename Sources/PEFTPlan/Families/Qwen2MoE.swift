@@ -9,10 +9,11 @@ extension FamilySpec {
     static let qwen2MoE = FamilySpec(
         read: {
             try GatedReader(family: .qwen2MoE, attentionBias: .fixed(qkv: true, o: false),
-                            moe: MoEReader(shared: .gatedOne, layersRule: .qwenSparseStep)).read($0, name: $1)
+                            moe: MoEReader(shared: .gatedOne, layersRule: .qwenSparseStep, denseWidthDefault: 5632)).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: nil)
+        moeConversion: nil,
+        kvHeadsDefault: 16)
 }

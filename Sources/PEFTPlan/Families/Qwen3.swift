@@ -6,5 +6,6 @@ extension FamilySpec {
         read: { try GatedReader(family: .qwen3, attentionBias: .fromConfig, block: GatedBlock(headNorm: .perHead)).read($0, name: $1) },
         loraTargets: ["q_proj", "v_proj"],
         ia3Targets: (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
-        configHasKVHeads: true)
+        configHasKVHeads: true,
+        kvHeadsDefault: 32)
 }

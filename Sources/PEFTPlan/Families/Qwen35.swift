@@ -14,7 +14,8 @@ extension FamilySpec {
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        nestedTextConfig: true)
+        nestedTextConfig: true,
+        kvHeadsDefault: 4)
 
     /// Qwen3.5-MoE (`Qwen3_5MoeConfig`): Qwen3.5's layers with routed experts and a gated
     /// shared expert. Transformers maps its text type to Qwen3.5's conversion, which has no
@@ -29,5 +30,6 @@ extension FamilySpec {
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        nestedTextConfig: true)
+        nestedTextConfig: true,
+        kvHeadsDefault: 2)
 }

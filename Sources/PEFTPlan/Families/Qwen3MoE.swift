@@ -7,10 +7,11 @@ extension FamilySpec {
     static let qwen3MoE = FamilySpec(
         read: {
             try GatedReader(family: .qwen3MoE, attentionBias: .fromConfig, block: GatedBlock(headNorm: .perHead),
-                            moe: MoEReader(layersRule: .qwenSparseStep)).read($0, name: $1)
+                            moe: MoEReader(layersRule: .qwenSparseStep, denseWidthDefault: 6144)).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: .qwen2MoE)
+        moeConversion: .qwen2MoE,
+        kvHeadsDefault: 4)
 }

@@ -9,11 +9,12 @@ extension FamilySpec {
         read: {
             try GatedReader(family: .qwen3Next, attentionBias: .fromConfig, norm: .rmsOnePlusWeight,
                             block: GatedBlock(headNorm: .perHead),
-                            moe: MoEReader(shared: .gatedOne, layersRule: .qwenSparseStep),
+                            moe: MoEReader(shared: .gatedOne, layersRule: .qwenSparseStep, denseWidthDefault: 5632),
                             linearAttention: LinearAttentionReader(fused: true)).read($0, name: $1)
         },
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: .qwen2MoE)
+        moeConversion: .qwen2MoE,
+        kvHeadsDefault: 2)
 }

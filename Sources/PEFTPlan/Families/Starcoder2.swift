@@ -11,5 +11,6 @@ extension FamilySpec {
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: nil)
+        moeConversion: nil,
+        kvHeadsDefault: 2)
 }

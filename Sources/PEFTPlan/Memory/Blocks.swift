@@ -256,8 +256,10 @@ extension ForwardGraph {
             q = rmsNorm(q, weightInFP32: a.norm == .rmsWeightInFP32)
             k = rmsNorm(k, weightInFP32: a.norm == .rmsWeightInFP32)
         case .weightless:
-            // Llama4TextL2Norm in the rotary layers: x.float() * rsqrt(mean(x²) + eps) keeps
-            // the fp32 copy and the reciprocal per head; type_as back to the model dtype
+            // Llama4TextWeightlessRMSNorm in the rotary layers: x.float() * rsqrt(mean(x²) + eps)
+            // keeps the fp32 copy and the reciprocal per head; type_as back to the model dtype.
+            // Transformers applies it after the rotary embedding, which keeps no q or k of its
+            // own (the complex product keeps only freqs_cis): the order leaves the bytes as they are
             if module(.qNorm) != nil {
                 q = weightlessNorm(q, heads: a.numHeads)
                 k = weightlessNorm(k, heads: a.nKVHeads)

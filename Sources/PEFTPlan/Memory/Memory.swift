@@ -575,8 +575,13 @@ public enum MemoryComponents {
     static func trainableShapes(_ arch: Architecture, account: ParameterAccount) -> [Shape] {
         guard account.method.spec.trainsBase else { return account.adapterTensors.map { Shape(dims: $0.shape, count: 1) } }
         var out: [Shape] = []
-        for m in arch.modules where !m.tied {
+        for m in arch.modules {
             let n = arch.instances(m)
+            if m.tied {
+                // the weight is the embedding's; a tied lm_head's own bias still trains
+                if m.kind == .linear && m.bias { out.append(Shape(dims: [m.outFeatures], count: n)) }
+                continue
+            }
             switch m.kind {
             case .linear, .conv1d:
                 out.append(Shape(dims: [m.outFeatures, m.inFeatures], count: n))

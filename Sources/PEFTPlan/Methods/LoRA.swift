@@ -27,10 +27,7 @@ extension ParameterAccounting {
         if let refused = arch.family.spec.loraRefusedModules,
            let hit = targets.first(where: { refused.contains(String($0.name.split(separator: ".").last ?? "")) }) {
             let name = String(hit.name.split(separator: ".").last ?? "")
-            var seen = Set<String>()
-            let others = arch.modules.filter { $0.perLayer && $0.kind == .linear }
-                .map { String($0.name.split(separator: ".").last ?? "") }
-                .filter { !refused.contains($0) && seen.insert($0).inserted }
+            let others = arch.blockLinearNames(excluding: refused)
             throw PlanError.invalidTargets(method: method.rawValue, reason: """
                 PEFT refuses LoRA on '\(name)' in Mamba-based models (model type '\(arch.family.rawValue)'; \
                 it refuses \(refused.sorted().joined(separator: " and "))); give \(field: .loraTargets) without them \

@@ -86,7 +86,8 @@ public struct ModuleSpec: Sendable, Equatable {
 
     /// Parameters of one instance, as `numel()` summed over its own tensors.
     public var params: Int {
-        if tied { return 0 }
+        // a tied lm_head shares the embedding's weight; its own bias (Phi's) stays a parameter
+        if tied { return (kind == .linear && bias) ? outFeatures : 0 }
         switch kind {
         case .linear, .conv1d: return inFeatures * outFeatures + (bias ? outFeatures : 0)
         case .embedding, .positionEmbedding: return inFeatures * outFeatures
@@ -354,6 +355,18 @@ public struct Architecture: Sendable, Equatable {
         return kinds.map { ($0.layer, $0.count) }
     }
 
+    /// The last name component of every Linear in the blocks, in module order, once each,
+    /// leaving out `excluded` names and, with `routers`, the routers — the module list a LoRA
+    /// target list names when all-linear cannot be used.
+    public func blockLinearNames(excluding excluded: Set<String> = [], routers: Bool = true) -> [String] {
+        var names: [String] = []
+        for m in modules where m.perLayer && m.kind == .linear && (routers || m.role != .router) {
+            let name = String(m.name.split(separator: ".").last ?? Substring(m.name))
+            if !excluded.contains(name) && !names.contains(name) { names.append(name) }
+        }
+        return names
+    }
+
     /// Whether the layers differ from one another.
     public var layersDiffer: Bool { modules.contains { $0.perLayer && $0.layers != nil } }
 
@@ -375,7 +388,7 @@ public struct Architecture: Sendable, Equatable {
             case .norm, .router, .experts, .parameters: own = (m.ownParams, false)
             }
             if own.1 { return nil }
-            let n = (m.tied ? 0 : own.0).multipliedReportingOverflow(by: instances(m))
+            let n = (m.tied ? (m.kind == .linear && m.bias ? m.outFeatures : 0) : own.0).multipliedReportingOverflow(by: instances(m))
             if n.overflow { return nil }
             let s = total.addingReportingOverflow(n.partialValue)
             if s.overflow || s.partialValue > limit { return nil }
