@@ -252,6 +252,19 @@ public enum ConfigReader {
         return max(2, Int(Double(headDim) * n.doubleValue))
     }
 
+    /// The attention heads as a family's configuration class reads them: `num_attention_heads`
+    /// (or its default), `num_key_value_heads` (else the family's ``FamilySpec/kvHeadsDefault``,
+    /// else the head count), the head width from `headDimKeys` (else `headDimDefault`, else
+    /// hidden / heads), checked together.
+    static func attentionHeads(_ f: Fields, family: ModelFamily, hidden h: Int, headsDefault: Int? = nil,
+                               headDimKeys: [String] = ["head_dim"], headDimDefault: Int? = nil) throws -> (heads: Int, kv: Int, headDim: Int) {
+        let heads = try headsDefault.map { try f.optionalDim("num_attention_heads") ?? $0 } ?? f.dim("num_attention_heads")
+        let kv = try f.optionalDim("num_key_value_heads") ?? family.spec.kvHeadsDefault ?? heads
+        let explicitHeadDim = try headDimKeys.lazy.compactMap { try f.optionalDim($0) }.first ?? headDimDefault
+        try checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: explicitHeadDim != nil)
+        return (heads, kv, explicitHeadDim ?? h / heads)
+    }
+
     /// A list the config may leave out or null; anything else but a list is refused.
     static func optionalList(_ f: Fields, _ key: String) throws -> [Any]? {
         guard let v = f.dict[key], !(v is NSNull) else { return nil }

@@ -15,11 +15,7 @@ extension FamilySpec {
     @Sendable static func readGraniteMoEHybrid(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
         let h = try f.dim("hidden_size")
         let layers = try f.dim("num_hidden_layers")
-        let heads = try f.dim("num_attention_heads")
-        let kv = try f.optionalDim("num_key_value_heads") ?? ModelFamily.granitemoehybrid.spec.kvHeadsDefault ?? heads
-        let explicitHeadDim = try f.optionalDim("head_dim")
-        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: explicitHeadDim != nil)
-        let hd = explicitHeadDim ?? h / heads
+        let (heads, kv, hd) = try ConfigReader.attentionHeads(f, family: .granitemoehybrid, hidden: h)
         let vocab = try f.dim("vocab_size")
         let positions = try f.contextLength("max_position_embeddings") ?? 2048
         let sharedWidth = try f.optionalCount("shared_intermediate_size") ?? 1024

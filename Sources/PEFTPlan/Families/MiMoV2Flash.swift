@@ -10,16 +10,14 @@ extension FamilySpec {
     /// Eager attention only (no SDPA with sinks): max-subtracted softmax in the model dtype.
     /// The checkpoint's own `hybrid_layer_pattern`, `moe_layer_freq` and `swa_*` keys are not
     /// read by Transformers and not here. The multi-token-prediction layers are not built.
-    static let mimoV2Flash = FamilySpec(read: readMiMoV2Flash, loraTargets: nil, ia3Targets: nil, configHasKVHeads: true)
+    static let mimoV2Flash = FamilySpec(read: readMiMoV2Flash, loraTargets: nil, ia3Targets: nil, configHasKVHeads: true,
+                                        kvHeadsDefault: 4)
 
     @Sendable static func readMiMoV2Flash(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
         let h = try f.dim("hidden_size")
         let layers = try f.dim("num_hidden_layers")
-        let heads = try f.dim("num_attention_heads")
-        let kv = try f.optionalDim("num_key_value_heads") ?? 4
-        let hd = try f.optionalDim("head_dim") ?? 192
+        let (heads, kv, hd) = try ConfigReader.attentionHeads(f, family: .mimoV2Flash, hidden: h, headDimDefault: 192)
         let vhd = try f.optionalDim("v_head_dim") ?? 128
-        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: true)
         guard heads % (2 * kv) == 0 else {
             throw PlanError.invalidDimension(field: "num_key_value_heads", value: "\(kv)",
                                              reason: "twice it (the sliding-window layers' KV heads) must divide num_attention_heads \(heads)")

@@ -23,10 +23,8 @@ extension FamilySpec {
         guard layers <= ConfigReader.layerLimit else {
             throw PlanError.invalidDimension(field: "layers_block_type", value: "\(layers) layers", reason: "more than any real model")
         }
-        let heads = try f.optionalDim("num_attention_heads") ?? 32
-        let kv = try f.optionalDim("num_key_value_heads") ?? ModelFamily.nemotronH.spec.kvHeadsDefault ?? heads
-        let hd = try f.optionalDim("head_dim", "attention_head_dim") ?? 128
-        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: true)
+        let (heads, kv, hd) = try ConfigReader.attentionHeads(f, family: .nemotronH, hidden: h, headsDefault: 32,
+                                                             headDimKeys: ["head_dim", "attention_head_dim"], headDimDefault: 128)
         let inter = try f.optionalDim("intermediate_size") ?? 21504
         let vocab = try f.dim("vocab_size")
         let positions = try f.contextLength("max_position_embeddings") ?? 4096

@@ -15,14 +15,10 @@ extension FamilySpec {
     @Sendable static func readPhi(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
         let h = try f.dim("hidden_size")
         let layers = try f.dim("num_hidden_layers")
-        let heads = try f.dim("num_attention_heads")
-        let kv = try f.optionalDim("num_key_value_heads") ?? heads
-        let explicitHeadDim = try f.optionalDim("head_dim")            // getattr(config, "head_dim", h // heads)
-        try ConfigReader.checkHeads(hidden: h, heads: heads, kv: kv, headDimGiven: explicitHeadDim != nil)
-        let hd = explicitHeadDim ?? h / heads
+        let (heads, kv, hd) = try ConfigReader.attentionHeads(f, family: .phi, hidden: h)   // getattr(config, "head_dim", h // heads)
         let inter = try f.dim("intermediate_size")
         let vocab = try f.dim("vocab_size")
-        let positions = try f.optionalDim("max_position_embeddings") ?? 2048
+        let positions = try f.contextLength("max_position_embeddings") ?? 2048
         var a = ConfigReader.blank(name, .phi, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,
                                    vocab: vocab, positions: positions, tied: try f.bool("tie_word_embeddings", default: false))
         a.layerPrefix = "model.layers"
