@@ -65,6 +65,27 @@ CASES = {
                                             "tie_word_embeddings": True},
                               "FalconH1Config with the Mamba norm, the width from mamba_expand, biases everywhere, tied"),
     "cohere2-untied": ("cohere2", {"tie_word_embeddings": False, "attention_bias": True}, "Cohere2Config untied, with attention biases"),
+    "qwen2_5_vl": ("qwen2_5_vl", {}, "Qwen2_5_VLConfig defaults (its text and vision sub-configs' defaults)"),
+    "qwen3_vl": ("qwen3_vl", {}, "Qwen3VLConfig defaults"),
+    "qwen3_vl_moe": ("qwen3_vl_moe", {}, "Qwen3VLMoeConfig defaults"),
+    "gemma3": ("gemma3", {}, "Gemma3Config defaults (a SigLIP tower with its attention-pooling head)"),
+    "lfm2_vl": ("lfm2_vl", {}, "Lfm2VlConfig defaults"),
+    "lfm2_vl-no-norm": ("lfm2_vl", {"projector_use_layernorm": False, "projector_bias": False},
+                        "Lfm2VlConfig without the projector's LayerNorm and biases"),
+    "mistral3": ("mistral3", {}, "Mistral3Config defaults"),
+    "mistral3-two-feature-layers": ("mistral3", {"vision_feature_layer": [-1, -2], "multimodal_projector_bias": True},
+                                    "Mistral3Config projecting two vision feature layers, with projector biases"),
+    "kimi_k25": ("kimi_k25", {}, "Kimi_K25Config defaults (a DeepSeek-V3 language model and MoonViT)"),
+    "qwen2_5_vl-tiny": ("qwen2_5_vl", {"text_config": {"hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                                                       "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320,
+                                                       "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0,
+                                                                           "mrope_section": [2, 3, 3]}, "bos_token_id": 0, "eos_token_id": 1},
+                                        "vision_config": {"depth": 2, "hidden_size": 64, "intermediate_size": 96, "num_heads": 4,
+                                                          "out_hidden_size": 64, "fullatt_block_indexes": [1]},
+                                        "image_token_id": 300, "video_token_id": 301, "vision_start_token_id": 302,
+                                        "vision_end_token_id": 303},
+                        "Qwen2_5_VLConfig shrunk to run on the CPU with images (two text and two vision layers, one of "
+                        "them windowed): the saved-tensor trace of the vision tower"),
 }
 
 

@@ -20,7 +20,7 @@ import sys
 import warnings
 import weakref
 
-from peft_reference import config_of, peft_config  # same case format as the parameter counts
+from peft_reference import config_of, full_trainable_ids, peft_config  # same case format as the parameter counts
 
 warnings.filterwarnings("ignore")
 
@@ -51,14 +51,22 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     # PyTorch's checkpoint cannot run on the meta device: checkpointed cases run on the CPU
     # with real (random) weights, so they must be small.
     device = case.get("device", "meta")
+    from transformers import AutoModelForImageTextToText
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    auto = AutoModelForCausalLM if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES else AutoModelForImageTextToText
     with torch.device(device):
         try:
-            model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation=case.get("attention", "sdpa"))
+            model = auto.from_config(cfg, dtype=dtype, attn_implementation=case.get("attention", "sdpa"))
         except ValueError:
             # Gemma 2 and BLOOM refuse sdpa: Transformers users get eager attention there.
-            model = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation="eager")
+            model = auto.from_config(cfg, dtype=dtype, attn_implementation="eager")
     model.train()
     method = case.get("method", "full")
+    if method == "full":
+        # a vision-language model trains its language model; tower and projector stay frozen
+        keep = full_trainable_ids(model)
+        for p in model.parameters():
+            p.requires_grad_(keep is None or id(p) in keep)
     if method != "full":
         model = apply_peft(model, case, method)
     if case.get("grad_checkpointing"):
@@ -67,6 +75,7 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
             model.enable_input_require_grads()
     b, s = case["batch"], case["seq"]
     ids = torch.zeros((b, s), dtype=torch.long, device=device)
+    images = image_inputs(case, cfg, ids, dtype, torch) if case.get("image_tokens") else {}
 
     param_storages = {p.untyped_storage()._cdata for p in model.parameters()}
     packed = []
@@ -81,7 +90,7 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     mapping = grouped_mm_mapping(torch)
     forward_flops = FlopCounterMode(display=False, custom_mapping=mapping)
     with forward_flops, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        output = model(input_ids=ids, labels=ids)
+        output = model(input_ids=ids, labels=ids, **images)
     # What the graph still holds at the end of forward, each storage once.
     seen = {}
     for ref in packed:
@@ -151,7 +160,27 @@ def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _paddi
 
 def apply_peft(model, case, method):
     import peft
-    return peft.get_peft_model(model, peft_config(case))
+    return peft.get_peft_model(model, peft_config(case, model))
+
+
+def image_inputs(case, cfg, ids, dtype, torch):
+    """One square image per sample for Qwen2.5-VL / Qwen3-VL: `image_tokens` image tokens
+    after a vision-start token at the start of each sequence (written into `ids`), and the
+    pixel patches the processor would give for them: (patches, C·T·P·P) and the grid."""
+    n = case["image_tokens"]
+    v = cfg.vision_config
+    merge = v.spatial_merge_size
+    side = int(round(n ** 0.5))
+    if side * side != n:
+        raise ValueError("image_tokens must be a square number of merged tokens")
+    grid = side * merge
+    ids[:, 0] = cfg.vision_start_token_id
+    ids[:, 1:1 + n] = cfg.image_token_id
+    per_patch = v.in_channels * v.temporal_patch_size * v.patch_size * v.patch_size
+    b = ids.shape[0]
+    pixels = torch.randn((b * grid * grid, per_patch), dtype=dtype, device=ids.device)
+    thw = torch.tensor([[1, grid, grid]] * b, dtype=torch.long, device=ids.device)
+    return {"pixel_values": pixels, "image_grid_thw": thw}
 
 
 if __name__ == "__main__":

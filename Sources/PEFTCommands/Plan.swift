@@ -55,8 +55,14 @@ struct Plan: ParsableCommand {
             if !requireFit && !planned.plans.contains(where: { $0.verdicts.contains(where: \.fits) }) {
                 FileHandleOutput.note("this plan fits none of the GPUs named (see `peft-plan` without --emit); the config is written as planned")
             }
+            var emitted = request.methodOptions
+            // PEFT takes the language model's Linears as a pattern over module names
+            if let pattern = request.arch.languageModelTargetPattern ?? (request.arch.isVisionLanguage ? nil : "") {
+                if emitted.loraTargets == .languageModel { emitted.loraTargets = pattern.isEmpty ? .allLinear : .pattern(pattern) }
+                if emitted.ia3Targets == .languageModel { emitted.ia3Targets = pattern.isEmpty ? .allLinear : .pattern(pattern) }
+            }
             let spec = RunSpec(modelName: options.model, family: request.arch.family, method: request.methods[0],
-                               methodOptions: request.methodOptions, training: request.training, scale: request.scale,
+                               methodOptions: emitted, training: request.training, scale: request.scale,
                                packing: request.dataset.packing, epochs: request.dataset.epochs,
                                learningRate: try PlanningOptions.real(learningRate, "--learning-rate"),
                                maxGradNorm: try PlanningOptions.real(maxGradNorm, "--max-grad-norm") ?? 1.0)

@@ -23,6 +23,7 @@ struct PlanningOptions: ParsableArguments {
     // Training
     @Option(parsing: .unconditional, help: "Micro-batch size per GPU (default 1).") var batch: String?
     @Option(parsing: .unconditional, help: "Sequence length in tokens (default 2048, or the model's learned positions if fewer).") var seq: String?
+    @Option(parsing: .unconditional, help: "Vision-language models: image tokens per sample, added to --seq (default 0: text only; the plan says how the model's processor counts them).") var imageTokens: String?
     @Option(parsing: .unconditional, help: "Gradient accumulation steps (default 1; gradients then stay allocated during forward).") var gradAccum: String?
     @Option(help: "bf16|fp16|fp32|mixed-bf16|mixed-fp16") var precision: String = "bf16"
     @Option(help: "adamw|adamw-8bit|paged-adamw-8bit|sgd|sgd-momentum|adafactor|lion") var optimizer: String = "adamw"
@@ -157,7 +158,12 @@ struct PlanningOptions: ParsableArguments {
             o.loraTargets = .allLinear
             targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)'; planning all-linear (what PEFT and TRL recipes recommend); \(field: .loraTargets) chooses others"
             let refused = arch.family.spec.loraRefusedModules ?? []
-            if arch.family.spec.tupleRouter || !refused.isEmpty {
+            if arch.isVisionLanguage {
+                // the tower and projector stay frozen, as vision-language recipes keep them
+                // (LLaMA-Factory's freeze_vision_tower); all-linear would wrap them too
+                o.loraTargets = .languageModel
+                targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)'; planning every Linear of the language model (language-model), the vision tower and projector frozen as vision-language recipes keep them; all-linear would also wrap the tower's; \(field: .loraTargets) chooses others"
+            } else if arch.family.spec.tupleRouter || !refused.isEmpty {
                 // all-linear would wrap a router whose forward returns a tuple (PEFT fails there),
                 // or modules PEFT refuses (Mamba's out_proj): every other Linear of the blocks, by name
                 let names = arch.blockLinearNames(excluding: refused, routers: !arch.family.spec.tupleRouter)
@@ -167,6 +173,10 @@ struct PlanningOptions: ParsableArguments {
                     : "PEFT refuses LoRA on \(refused.sorted().joined(separator: " and ")) for this type"
                 targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)', and \(why); planning every other Linear (\(names.joined(separator: ","))); \(field: .loraTargets) chooses others"
             }
+        }
+        if let tower = arch.vision, o.loraTargets == .allLinear, uses([.lora, .qlora]) {
+            let linears = arch.modules.filter { $0.isVision && $0.kind == .linear }.reduce(0) { $0 + arch.instances($1) }
+            targetsNote = "LoRA targets: all-linear also wraps the \(tower.title)'s and projector's \(linears) Linear modules, as PEFT does (their activations are kept when images are given); \(field: .loraTargets) language-model keeps the image side frozen"
         }
         if let text = loraDropout {
             guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0, v < 1 else {
@@ -191,10 +201,31 @@ struct PlanningOptions: ParsableArguments {
         }
 
         var t = TrainingOptions()
+        var imageNote: PlanText?
         t.batch = try Self.integer(batch, "--batch", default: 1)
         // prompt tuning, P-tuning and prefix tuning (also under `all`) take learned positions
         // for their virtual tokens: the default sequence leaves room for them
         t.seq = try Self.integer(seq, "--seq", default: Planner.defaultSeq(arch, methods: methods, options: o))
+        if let text = imageTokens {
+            guard let tower = arch.vision else {
+                throw PlanError.invalidOption(option: "--image-tokens", value: text, accepted: "a count for a vision-language model; \(arch.name) (\(arch.family.rawValue)) reads text only")
+            }
+            let n = try Self.integer(text, "--image-tokens", default: 0)
+            guard n >= 0, n <= 1 << 20 else {
+                throw PlanError.invalidOption(option: "--image-tokens", value: text, accepted: "0 to 1,048,576 image tokens per sample")
+            }
+            t.imageTokens = n
+            let total = t.seq.addingReportingOverflow(n)
+            guard !total.overflow, total.partialValue <= 1 << 24 else {
+                throw PlanError.invalidOption(option: "--image-tokens", value: text, accepted: "a count that keeps --seq + image tokens within 16,777,216")
+            }
+            t.seq = total.partialValue
+            if n > 0 {
+                imageNote = "images: \(n) image tokens per sample added to the \(t.seq - n) text tokens (sequence \(t.seq)); the \(tower.title) sees \(n * tower.patchesPerToken) patches (\(tower.tokensPerImage)); tower and projector frozen, attention over one image per sample"
+            }
+        } else if let tower = arch.vision {
+            imageNote = "images: none (text-only samples); give --image-tokens for images: \(tower.tokensPerImage)"
+        }
         t.gradAccum = try Self.integer(gradAccum, "--grad-accum", default: 1)
         t.precision = try choice(precision, "--precision", as: Precision.self)
         t.optimizer = try choice(optimizer, "--optimizer", as: Optimizer.self)
@@ -220,6 +251,7 @@ struct PlanningOptions: ParsableArguments {
         var request = PlanRequest(arch: arch, methods: methods, methodsFromAll: fromAll, methodOptions: o, training: t, gpus: gpus, runtime: rt)
         if let modelNote { request.defaults.append(modelNote) }
         if let targetsNote { request.defaults.append(targetsNote) }
+        if let imageNote { request.defaults.append(imageNote) }
         if let note = Planner.shippedQuantisationNote(arch) { request.defaults.append(note) }
         if let note = Planner.expertsUnderQLoRANote(arch, methods: methods) { request.defaults.append(note) }
         if let note = Planner.denseExpertDispatchNote(arch) { request.defaults.append(note) }

@@ -430,6 +430,9 @@ public enum Emitter {
             switch o.loraTargets {
             case .allLinear: targets = pyString("all-linear")
             case let .list(names): targets = pyList(names)
+            case let .pattern(p): targets = pyString(p)
+            case .languageModel:
+                throw PlanError.invalidTargets(method: s.method.title, reason: "language-model targets must be resolved to the model's pattern before emitting")
             case .default:
                 if let family = s.family {
                     guard let names = family.spec.loraTargets else {
@@ -452,6 +455,9 @@ public enum Emitter {
             switch o.ia3Targets {
             case .allLinear: targets = pyString("all-linear")
             case let .list(names): targets = pyList(names)
+            case let .pattern(p): targets = pyString(p)
+            case .languageModel:
+                throw PlanError.invalidTargets(method: s.method.title, reason: "language-model targets must be resolved to the model's pattern before emitting")
             case .default:
                 if let family = s.family {
                     guard let d = family.spec.ia3Targets else {

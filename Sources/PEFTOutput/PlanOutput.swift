@@ -28,9 +28,10 @@ public enum PlanOutput {
             ("num_kv_heads", .int(a.nKVHeads)), ("head_dim", .int(a.headDim)), ("intermediate_size", .int(a.intermediateSize)),
             ("vocab_size", .int(a.vocabSize)), ("tied_embeddings", .bool(a.tiedEmbeddings)),
             ("num_experts", .int(a.numExperts)), ("experts_per_token", .int(a.expertsPerToken)),
+            ("vision_tower", a.vision.map { .string($0.title) } ?? .null), ("vision_params", .int(a.visionParams)),
         ])
         let assumptions: JSONValue = .object([
-            ("batch", .int(t.batch)), ("seq", .int(t.seq)), ("grad_accum", .int(t.gradAccum)),
+            ("batch", .int(t.batch)), ("seq", .int(t.seq)), ("image_tokens", .int(t.imageTokens)), ("grad_accum", .int(t.gradAccum)),
             ("precision", .string(t.precision.rawValue)), ("optimizer", .string(t.optimizer.rawValue)),
             ("runtime", .string(r.request.runtime.name)), ("attention", .string(t.attention.rawValue)),
             ("grad_checkpointing", .bool(t.gradCheckpointing)),
@@ -204,8 +205,10 @@ public enum PlanOutput {
         let a = r.request.arch, t = r.request.training
         var out = ""
         out += "\(a.name) (\(a.family.rawValue)): \(params(a.totalParams)) parameters, \(a.numLayers) layers, hidden \(a.hiddenSize), "
-        out += "heads \(a.numHeads)/\(a.nKVHeads) KV, vocab \(a.vocabSize)\(a.numExperts > 0 ? ", \(a.numExperts) experts (\(a.expertsPerToken) active)" : "")\n"
-        out += "One micro-batch of \(t.batch) × \(t.seq) tokens, \(t.precision.rawValue), \(t.optimizer.rawValue), runtime \(r.request.runtime.name). Memory in GiB.\n\n"
+        out += "heads \(a.numHeads)/\(a.nKVHeads) KV, vocab \(a.vocabSize)\(a.numExperts > 0 ? ", \(a.numExperts) experts (\(a.expertsPerToken) active)" : "")"
+        if let v = a.vision { out += ", \(v.title) vision tower and projector \(params(a.visionParams)) (frozen)" }
+        out += "\n"
+        out += "One micro-batch of \(t.batch) × \(t.seq) tokens\(t.imageTokens > 0 ? " (\(t.imageTokens) of them image tokens)" : ""), \(t.precision.rawValue), \(t.optimizer.rawValue), runtime \(r.request.runtime.name). Memory in GiB.\n\n"
         let head = [("method", 9), ("trainable", 17), ("weights", 8), ("grads", 7), ("optim", 7), ("activ", 7), ("logits", 7), ("transnt", 8), ("device", 8), ("peak at", 9)]
         out += trimmed(head.enumerated().map { pad($0.element.0, $0.element.1, right: $0.offset > 0 && $0.offset < 9) }.joined(separator: " ")) + "\n"
         for p in r.plans {

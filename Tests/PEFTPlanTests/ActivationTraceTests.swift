@@ -26,6 +26,7 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
         t.precision = raw["dtype"].flatMap(Precision.init(rawValue:)) ?? .bf16
         t.attention = raw["attention"].flatMap(AttentionChoice.init(rawValue:)) ?? .sdpa
         t.gradCheckpointing = raw["grad_checkpointing"] == "1" || raw["grad_checkpointing"] == "true"
+        t.imageTokens = raw["image_tokens"].flatMap(Int.init) ?? 0
         return t
     }
 
@@ -51,6 +52,15 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
     func context(runtime: RuntimeProfile) throws -> PlanContext {
         try PlanContext(arch: Fixtures.architecture(model), method: method, methodOptions: options, training: training, runtime: runtime)
     }
+
+    /// `hf-meta`, with PyTorch's CPU flash kernel for sdpa where the case runs on the CPU with
+    /// real tensors (the math kernel where attention has dropout, which that kernel lacks).
+    func traceRuntime() throws -> RuntimeProfile {
+        var runtime = RuntimeProfile.hfMeta
+        let arch = try Fixtures.architecture(model)
+        if raw["device"] == "cpu" && arch.attentionDropout == 0 { runtime.sdpaKernel = .flash }
+        return runtime
+    }
 }
 
 nonisolated(unsafe) let traceReference: Result<[String: Any], PythonReference.ReferenceError> =
@@ -72,7 +82,7 @@ struct ActivationTraceTests {
     @Test("saved bytes within 3%", arguments: TraceCase.all)
     func savedBytes(_ c: TraceCase) throws {
         guard let expected = try c.traced() else { return }
-        let m = try c.context(runtime: .hfMeta).memory(batch: c.batch, seq: c.seq)
+        let m = try c.context(runtime: c.traceRuntime()).memory(batch: c.batch, seq: c.seq)
         let measured = Double(try #require(expected.int("saved_bytes")))
         let predicted = Double(m.activations + m.logits)
         let error = abs(predicted - measured) / measured
@@ -92,12 +102,7 @@ struct FlopTests {
     @Test("forward and backward FLOPs within 0.1%", arguments: TraceCase.all)
     func flops(_ c: TraceCase) throws {
         guard let expected = try c.traced() else { return }
-        let arch = try Fixtures.architecture(c.model)
-        // Cases run on the CPU with real tensors get PyTorch's CPU flash kernel for sdpa
-        // (the math kernel where attention has dropout, which the CPU flash kernel lacks).
-        var runtime = RuntimeProfile.hfMeta
-        if c.raw["device"] == "cpu" && arch.attentionDropout == 0 { runtime.sdpaKernel = .flash }
-        let f = try c.context(runtime: runtime).flops(batch: c.batch, seq: c.seq)
+        let f = try c.context(runtime: c.traceRuntime()).flops(batch: c.batch, seq: c.seq)
         let fwd = Double(try #require(expected.int("forward_flops")))
         let bwd = Double(try #require(expected.int("backward_flops")))
         let compare = {

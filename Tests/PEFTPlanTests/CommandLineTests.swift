@@ -37,6 +37,36 @@ struct CommandLineTests {
         #expect(plan.int("trainable_params") == (try ParameterAccounting.account(arch, method: .lora, options: o)).trainableParams)
     }
 
+    /// A vision-language model: no targets plan the language model's Linears (the image side
+    /// frozen), and --image-tokens lengthens the sequence the language model trains on. The
+    /// byte counts themselves are checked against the saved-tensor trace (ActivationTraceTests).
+    @Test("a vision-language model: language-model targets by default, image tokens lengthen the sequence")
+    func visionLanguage() throws {
+        func plan(_ extra: [String]) throws -> [String: Any] {
+            let r = try CLI.run(["--model", "qwen2.5-vl-7b", "--method", "lora", "--gpu", "H100", "--seq", "2048", "--format", "json"] + extra)
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            return try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        }
+        let text = try plan([]), images = try plan(["--image-tokens", "1024"])
+        let t = text["assumptions"] as! [String: Any], i = images["assumptions"] as! [String: Any]
+        #expect(t["lora_targets"] as? String == "language-model")
+        #expect((t["notes"] as! [String]).contains { $0.contains("planning every Linear of the language model") })
+        #expect(t.int("seq") == 2048 && t.int("image_tokens") == 0)
+        #expect(i.int("seq") == 3072 && i.int("image_tokens") == 1024)
+        #expect((i["notes"] as! [String]).contains { $0.contains("1024 image tokens per sample") && $0.contains("4096 patches") })
+        let model = text["model"] as! [String: Any]
+        #expect(model["vision_tower"] as? String == "Qwen2.5-VL ViT")
+        let arch = try Presets.resolve("qwen2.5-vl-7b")
+        #expect(model.int("vision_params") == arch.visionParams && arch.visionParams > 0)
+        // the frozen tower saves nothing, so the activations grow as the language model's do: by 3072/2048
+        func activations(_ j: [String: Any]) -> Double { Double(((j["plans"] as! [[String: Any]])[0]["memory"] as! [String: Any]).int("activations")!) }
+        let ratio = activations(images) / activations(text)
+        #expect(ratio > 1.45 && ratio < 1.55, "activations grew by \(ratio)")
+        // the same plan with the tower's adapters keeps their activations too
+        let all = try plan(["--image-tokens", "1024", "--lora-targets", "all-linear"])
+        #expect(activations(all) > activations(images))
+    }
+
     /// gpt-oss ships MXFP4 experts, DeepSeek FP8 blocks (their config.json's quantization_config);
     /// the plan says it trains them dequantised to bf16, as Transformers does.
     @Test("a checkpoint published quantised is planned dequantised, and says so")
@@ -273,6 +303,12 @@ struct CommandLineTests {
         // PEFT wraps Llama 4's router (a Linear returning a tuple) and fails in the forward
         Bad(args: ["--model", "llama-4-scout", "--method", "lora", "--lora-targets", "all-linear"], mentions: "returns a tuple"),
         Bad(args: ["--model", "deepseek-v3", "--method", "lora", "--lora-targets", "gate_proj"], mentions: "without up_proj"),
+        // images: for vision-language models only, a count in range
+        Bad(args: ["--model", "qwen3-8b", "--image-tokens", "256"], mentions: "reads text only"),
+        Bad(args: ["--model", "qwen2.5-vl-7b", "--image-tokens", "-1"], mentions: "--image-tokens"),
+        Bad(args: ["--model", "qwen2.5-vl-7b", "--image-tokens", "2000000"], mentions: "--image-tokens"),
+        Bad(args: ["--model", "qwen2.5-vl-7b", "--image-tokens", "many"], mentions: "--image-tokens"),
+        Bad(args: ["--model", "qwen2.5-vl-7b", "--method", "lora", "--lora-targets", "language-model,q_proj"], mentions: "stand alone"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "foo_proj"], mentions: "not found"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "input_layernorm"], mentions: "cannot wrap"),
         Bad(args: [], mentions: "missing --model"),

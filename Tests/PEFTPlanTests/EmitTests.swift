@@ -333,6 +333,8 @@ struct EmitTests {
             switch o.loraTargets {
             case .allLinear: #expect(targets as? String == "all-linear")
             case let .list(names): #expect(targets as? [String] == names.sorted())
+            case let .pattern(p): #expect(targets as? String == p)
+            case .languageModel: Issue.record("language-model targets are emitted as the model's pattern")
             case .default:
                 let defaults = try Presets.resolve(c.model).family.spec.loraTargets?.sorted()
                 #expect(targets as? [String] == defaults)

@@ -32,7 +32,9 @@ struct PublishedConfig: Sendable {
 }
 
 /// The cases of every published config: full fine-tuning, LoRA with PEFT's default targets
-/// (or PEFT's refusal), LoRA on all-linear, and IA³ with PEFT's defaults (or its refusal).
+/// (or PEFT's refusal), LoRA on all-linear, and IA³ with PEFT's defaults (or its refusal);
+/// for a vision-language model also LoRA on the language model's Linears (what peft-plan
+/// plans when no targets are given), as the regular expression PEFT takes.
 struct PublishedCase: CustomTestStringConvertible, Sendable {
     let config: PublishedConfig
     let method: Method
@@ -41,8 +43,12 @@ struct PublishedCase: CustomTestStringConvertible, Sendable {
     var testDescription: String { id }
 
     static let all: [PublishedCase] = PublishedConfig.all.flatMap { c in
-        [PublishedCase(config: c, method: .full, targets: nil), PublishedCase(config: c, method: .lora, targets: nil),
-         PublishedCase(config: c, method: .lora, targets: "all-linear"), PublishedCase(config: c, method: .ia3, targets: nil)]
+        var cases = [PublishedCase(config: c, method: .full, targets: nil), PublishedCase(config: c, method: .lora, targets: nil),
+                     PublishedCase(config: c, method: .lora, targets: "all-linear"), PublishedCase(config: c, method: .ia3, targets: nil)]
+        if (try? ConfigReader.read(path: c.url.path))?.isVisionLanguage == true {
+            cases.append(PublishedCase(config: c, method: .lora, targets: "language-model"))
+        }
+        return cases
     }
 
     var pythonInput: [String: Any] {
@@ -57,6 +63,7 @@ struct PublishedCase: CustomTestStringConvertible, Sendable {
     var options: MethodOptions {
         var o = MethodOptions()
         if targets == "all-linear" { o.loraTargets = .allLinear }
+        if targets == "language-model" { o.loraTargets = .languageModel }
         return o
     }
 }
@@ -97,6 +104,12 @@ struct PublishedConfigTests {
         #expect(arch.totalParams == expected.int("base"), "base model parameters")
         #expect(account.trainableParams == expected.int("trainable"), "trainable params")
         #expect(account.totalParams == expected.int("all"), "all params")
+        if c.targets == "language-model" {
+            // the regular expression --emit writes selects the same modules
+            var o = c.options
+            o.loraTargets = .pattern(try #require(arch.languageModelTargetPattern))
+            #expect(try ParameterAccounting.account(arch, method: c.method, options: o).trainableParams == expected.int("trainable"))
+        }
     }
 }
 

@@ -237,7 +237,8 @@ extension PlanContext {
         let a = Double(training.precision.bytes)
         var bytes = 0.0
         if account.method.spec.wrapper == .lowRank {
-            let perToken = account.wrapped.reduce(0.0) { sum, w in
+            // (a vision tower's adapters run over its patches: their share is left out)
+            let perToken = account.wrapped.filter { !$0.module.isVision }.reduce(0.0) { sum, w in
                 sum + Double(w.instances) * ((a + 4) * Double(w.module.inFeatures) + 16 * Double(w.module.outFeatures))
             }
             bytes += tokens * perToken * (checkpointing ? 4 : 3)
@@ -253,7 +254,7 @@ extension PlanContext {
     /// forward, once in backward, once more in checkpointing's recompute.
     var quantisedCalls: Int {
         guard account.method.spec.quantisesBase else { return 0 }
-        let calls = arch.modules.reduce(0) { $0 + ($1.perLayer && $1.weightElements > 0 ? arch.instances($1) : 0) }
+        let calls = arch.modules.reduce(0) { $0 + ($1.quantisedBy4Bit ? arch.instances($1) : 0) }
         return calls * (checkpointing ? 3 : 2)
     }
 

@@ -219,7 +219,7 @@ public enum ConfigReader {
             if merged["tie_word_embeddings"] == nil, let tie = f.dict["tie_word_embeddings"] { merged["tie_word_embeddings"] = tie }
             fields = Fields(merged, source: f.source)
         }
-        var arch = try family.spec.read(fields, name)
+        var arch = try family.spec.build(fields, name)
         if let q = f.dict["quantization_config"] as? [String: Any], let method = q["quant_method"] as? String,
            !method.isEmpty, method.count <= 32, method.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) {
             arch.shippedQuantisation = method

@@ -17,6 +17,8 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
     case olmo3, olmoe, ministral, ministral3, granite, granitemoe, granitemoeshared
     case glm4, glm4MoE = "glm4_moe", phimoe, deepseekV2 = "deepseek_v2", phi, cohere2
     case llama4Text = "llama4_text", llama4, mimoV2Flash = "mimo_v2_flash", nemotronH = "nemotron_h", granitemoehybrid, falconH1 = "falcon_h1"
+    case qwen25VL = "qwen2_5_vl", qwen3VL = "qwen3_vl", qwen3VLMoE = "qwen3_vl_moe", gemma3, lfm2VL = "lfm2_vl", mistral3
+    case kimiK25 = "kimi_k25"
 
     /// The family's descriptor.
     public var spec: FamilySpec {
@@ -69,6 +71,13 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
         case .nemotronH: return .nemotronH
         case .granitemoehybrid: return .granitemoehybrid
         case .falconH1: return .falconH1
+        case .qwen25VL: return .qwen25VL
+        case .qwen3VL: return .qwen3VL
+        case .qwen3VLMoE: return .qwen3VLMoE
+        case .gemma3: return .gemma3
+        case .lfm2VL: return .lfm2VL
+        case .mistral3: return .mistral3
+        case .kimiK25: return .kimiK25
         }
     }
 }
@@ -80,6 +89,14 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
 /// memory and FLOP model plays) and its quirks as named properties. The rest is what PEFT
 /// itself keys on the model type.
 public struct FamilySpec: Sendable {
+    /// Reads `fields` with this family's reader, the class defaults filling missing keys.
+    func build(_ fields: ConfigReader.Fields, _ name: String) throws -> Architecture {
+        guard !configDefaults.isEmpty else { return try read(fields, name) }
+        var dict = fields.dict
+        for (k, v) in configDefaults where dict[k] == nil || dict[k] is NSNull { dict[k] = v }
+        return try read(ConfigReader.Fields(dict, source: fields.source), name)
+    }
+
     /// Builds the architecture from the config's fields; `name` is the model's name.
     let read: @Sendable (ConfigReader.Fields, String) throws -> Architecture
     /// PEFT's default LoRA targets for the model type
@@ -109,6 +126,11 @@ public struct FamilySpec: Sendable {
     /// (Transformers 5.25; e.g. 8 for Mistral, 4 for Qwen3-MoE); nil where the class takes
     /// `num_attention_heads`.
     public var kvHeadsDefault: Int? = nil
+    /// The configuration class's defaults for keys a published config may leave out (Gemma 3's
+    /// `text_config` gives no vocabulary size or heads: `Gemma3TextConfig` supplies them).
+    nonisolated(unsafe) var configDefaults: [String: Any] = [:]
+    /// A vision-language family: how its language model and image side are read.
+    var vision: VisionLanguageReader? = nil
 }
 
 /// PEFT's rewrite of LoRA targets for MoE families whose experts Transformers v5 fused into

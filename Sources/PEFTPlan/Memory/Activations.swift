@@ -3,11 +3,12 @@ import Foundation
 // MARK: - Sizes
 
 /// The size of a tensor in elements, as coefficients of the training shape:
-/// `q·(B·Sq) + kv·(B·Skv) + pair·(B·Sq·Skv) + pos·Sq + fixed`, where B is the
+/// `q·(B·Sq) + kv·(B·Skv) + pair·(B·Sq·Skv) + pos·Sq + fixed + sample·B`, where B is the
 /// micro-batch, Sq the query length (the sequence, plus prompt-tuning tokens) and Skv the
-/// attended length (plus prefix tokens).
+/// attended length (plus prefix tokens); `sample` counts per sequence whatever does not
+/// grow with its length (a vision tower's patches of the sample's images).
 public struct Extent: Equatable, Sendable {
-    public var q = 0, kv = 0, pair = 0, pos = 0, fixed = 0
+    public var q = 0, kv = 0, pair = 0, pos = 0, fixed = 0, sample = 0
     /// Elements per query token that exist only at micro-batch 1, where a reshape that
     /// merges the batch into the heads is a view and keeps a larger storage alive.
     public var q1 = 0
@@ -19,27 +20,29 @@ public struct Extent: Equatable, Sendable {
 /// Bytes as coefficients of the training shape (see ``Extent``), so that one symbolic pass
 /// over the model serves every batch size and sequence length.
 public struct ByteBill: Equatable, Sendable {
-    public var q = 0.0, kv = 0.0, pair = 0.0, pos = 0.0, fixed = 0.0, q1 = 0.0
+    public var q = 0.0, kv = 0.0, pair = 0.0, pos = 0.0, fixed = 0.0, q1 = 0.0, sample = 0.0
 
     public func bytes(batch: Int, sq: Int, skv: Int) -> Double {
         let b = Double(batch), s = Double(sq), k = Double(skv)
-        return q * b * s + kv * b * k + pair * b * s * k + pos * s + fixed + (batch == 1 ? q1 * s : 0)
+        return q * b * s + kv * b * k + pair * b * s * k + pos * s + fixed + (batch == 1 ? q1 * s : 0) + sample * b
     }
 
     mutating func add(_ e: Extent, bytes: Int, times: Double = 1) {
         let w = Double(bytes) * times
         q += Double(e.q) * w; kv += Double(e.kv) * w; pair += Double(e.pair) * w
-        pos += Double(e.pos) * w; fixed += Double(e.fixed) * w; q1 += Double(e.q1) * w
+        pos += Double(e.pos) * w; fixed += Double(e.fixed) * w; q1 += Double(e.q1) * w; sample += Double(e.sample) * w
     }
 
     static func + (a: ByteBill, b: ByteBill) -> ByteBill {
-        ByteBill(q: a.q + b.q, kv: a.kv + b.kv, pair: a.pair + b.pair, pos: a.pos + b.pos, fixed: a.fixed + b.fixed, q1: a.q1 + b.q1)
+        ByteBill(q: a.q + b.q, kv: a.kv + b.kv, pair: a.pair + b.pair, pos: a.pos + b.pos, fixed: a.fixed + b.fixed, q1: a.q1 + b.q1,
+                 sample: a.sample + b.sample)
     }
     static func * (a: ByteBill, k: Double) -> ByteBill {
-        ByteBill(q: a.q * k, kv: a.kv * k, pair: a.pair * k, pos: a.pos * k, fixed: a.fixed * k, q1: a.q1 * k)
+        ByteBill(q: a.q * k, kv: a.kv * k, pair: a.pair * k, pos: a.pos * k, fixed: a.fixed * k, q1: a.q1 * k, sample: a.sample * k)
     }
     static func - (a: ByteBill, b: ByteBill) -> ByteBill {
-        ByteBill(q: a.q - b.q, kv: a.kv - b.kv, pair: a.pair - b.pair, pos: a.pos - b.pos, fixed: a.fixed - b.fixed, q1: a.q1 - b.q1)
+        ByteBill(q: a.q - b.q, kv: a.kv - b.kv, pair: a.pair - b.pair, pos: a.pos - b.pos, fixed: a.fixed - b.fixed, q1: a.q1 - b.q1,
+                 sample: a.sample - b.sample)
     }
 }
 
@@ -174,6 +177,8 @@ struct GraphContext {
     /// checkpointing turns it off; PEFT's prefix tuning always passes one.
     let useCache: Bool
     let checkpointing: Bool
+    /// Image tokens per sample a vision-language model's tower fills (0: text only).
+    let imageTokens: Int
 
     init(arch: Architecture, account: ParameterAccount, options: MethodOptions, training: TrainingOptions, runtime: RuntimeProfile) {
         self.arch = arch
@@ -196,6 +201,7 @@ struct GraphContext {
         prefix = spec.virtualTokens == .keysValues
         checkpointing = spec.checkpointing(requested: training.gradCheckpointing)
         useCache = prefix || !checkpointing
+        imageTokens = arch.vision == nil ? 0 : training.imageTokens
     }
 
     func module(_ role: ModuleRole, layer: Int) -> ModuleSpec? { arch.module(role, layer: layer) }

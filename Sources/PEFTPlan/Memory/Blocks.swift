@@ -11,7 +11,8 @@ extension ForwardGraph {
                               recomputedFlops: [ByteBill], fp32Flops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill]),
                               flashFlops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])) {
         var marks: [ByteBill] = []
-        var x = embed()
+        let imageRG = visionTower()
+        var x = embed(imageRG: imageRG)
         marks.append(tape.total)
         let cosSin = (tape.new(Extent(pos: c.arch.rotaryDim), c.a, rg: false), tape.new(Extent(pos: c.arch.rotaryDim), c.a, rg: false))
         // Layers 0 and 1 one by one (the requires-grad state settles over them); then each
@@ -62,7 +63,7 @@ extension ForwardGraph {
         }
     }
 
-    func embed() -> Tape.T {
+    func embed(imageRG: Bool = false) -> Tape.T {
         let a = c.arch
         let wrapped = wraps(.embed)
         let trainable = c.baseTrainable || wrapped
@@ -81,6 +82,12 @@ extension ForwardGraph {
         // (`enable_input_require_grads`, also done by prepare_model_for_kbit_training).
         let inputRG = trainable || c.method.spec.quantisesBase || (c.checkpointing && !c.baseTrainable)
         var x = tape.new(.q(a.embedDim), c.stream, rg: inputRG)
+        if c.imageTokens > 0 {
+            // inputs_embeds.masked_scatter(image_mask, image_embeds): the boolean mask (one
+            // byte per token, expanded over the width) is kept when either side needs a gradient
+            if inputRG || imageRG { tape.save(.q(1), 1) }
+            x = tape.new(.q(a.embedDim), c.stream, rg: inputRG || imageRG)
+        }
         if c.virtualQ > 0 {
             tape.save(Extent(fixed: c.virtualQ), 8)                            // prompt indices (1, T)
             x = tape.new(.q(a.embedDim), c.stream, rg: true)                    // cat(prompt, embeds)

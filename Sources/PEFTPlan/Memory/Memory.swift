@@ -522,10 +522,10 @@ public enum MemoryComponents {
     ///   `prepare_model_for_kbit_training` (peft/utils/other.py).
     public static func frozenWeights(_ arch: Architecture, account: ParameterAccount, precision: Precision, options: MethodOptions) -> Int {
         switch account.method.spec.base {
-        case .trained: return 0
+        case .trained: return arch.visionParams * precision.bytes  // a frozen vision tower and projector
         case .quantised4bit:
             var quantised = 0
-            for m in arch.modules where m.perLayer && m.weightElements > 0 {
+            for m in arch.modules where m.quantisedBy4Bit {
                 quantised += nf4Bytes(elements: m.weightElements, doubleQuant: options.doubleQuant) * arch.instances(m)
             }
             // Transformers' bitsandbytes quantizer replaces nn.Linear modules only
@@ -575,7 +575,7 @@ public enum MemoryComponents {
     static func trainableShapes(_ arch: Architecture, account: ParameterAccount) -> [Shape] {
         guard account.method.spec.trainsBase else { return account.adapterTensors.map { Shape(dims: $0.shape, count: 1) } }
         var out: [Shape] = []
-        for m in arch.modules {
+        for m in arch.modules where !m.isVision {
             let n = arch.instances(m)
             if m.tied {
                 // the weight is the embedding's; a tied lm_head's own bias still trains

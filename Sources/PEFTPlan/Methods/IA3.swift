@@ -20,7 +20,7 @@ extension MethodSpec {
             for m in targets {
                 let isFF = ff.contains { ParameterAccounting.matches(arch.fullName(m), $0) }
                 wrapped.append(WrappedModule(module: m, instances: arch.instances(m), feedforward: isFF))
-                for layer in m.perLayer ? arch.layerIndices(m) : [0] {
+                for layer in arch.instanceIndices(m) {
                     let full = "base_model.model." + arch.fullName(m, layer: layer) + ".ia3_l"
                     tensors.append(AdapterTensor(name: full, shape: isFF ? [1, m.inFeatures] : [m.outFeatures, 1]))
                 }

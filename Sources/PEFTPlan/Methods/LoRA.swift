@@ -38,7 +38,7 @@ extension ParameterAccounting {
         var wrapped: [WrappedModule] = []
         for m in targets {
             wrapped.append(WrappedModule(module: m, instances: arch.instances(m)))
-            for layer in m.perLayer ? arch.layerIndices(m) : [0] {
+            for layer in arch.instanceIndices(m) {
                 let full = "base_model.model." + arch.fullName(m, layer: layer)
                 if m.kind == .experts {
                     // Fused experts (Transformers v5 MoE) are wrapped by PEFT's ParamWrapper

@@ -8,18 +8,25 @@ public enum TargetSpec: Equatable, Sendable {
     case allLinear
     /// Module names, matched as PEFT does: the full name equals one or ends with ".name".
     case list([String])
+    /// Every Linear of the language model (all-linear without a vision tower and projector):
+    /// written to PEFT as ``pattern(_:)`` (``Architecture/languageModelTargetPattern``).
+    case languageModel
+    /// A regular expression PEFT matches against whole module names (`re.fullmatch`, when
+    /// `target_modules` is a string other than "all-linear").
+    case pattern(String)
 
     /// Parses a command-line value, refusing an empty list and `all-linear` mixed with names.
     public static func parse(_ text: String, field: PlanField) throws -> TargetSpec {
-        let accepted = "default, all-linear, or module names separated by commas (such as q_proj,v_proj)"
+        let accepted = "default, all-linear, language-model (a vision-language model's language model only), or module names separated by commas (such as q_proj,v_proj)"
         switch text.lowercased().trimmingCharacters(in: .whitespaces) {
         case "default": return .default
         case "all-linear", "all_linear": return .allLinear
+        case "language-model", "language_model": return .languageModel
         default:
             let names = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
             guard !names.isEmpty else { throw PlanError.invalidSetting(field, value: text, accepted: "\(accepted)") }
-            if names.contains(where: { ["all-linear", "all_linear", "default"].contains($0.lowercased()) }) {
-                throw PlanError.invalidSetting(field, value: text, accepted: "all-linear and default stand alone, not in a list of module names")
+            if names.contains(where: { ["all-linear", "all_linear", "default", "language-model", "language_model"].contains($0.lowercased()) }) {
+                throw PlanError.invalidSetting(field, value: text, accepted: "all-linear, language-model and default stand alone, not in a list of module names")
             }
             return .list(names)
         }
@@ -30,6 +37,8 @@ public enum TargetSpec: Equatable, Sendable {
         case .default: return "default"
         case .allLinear: return "all-linear"
         case let .list(l): return l.joined(separator: ",")
+        case .languageModel: return "language-model"
+        case let .pattern(p): return p
         }
     }
 }

@@ -77,8 +77,10 @@ public enum ParameterAccounting {
         let conversion = method.spec.wrapper == .lowRank ? arch.family.spec.moeConversion : nil
         var names: [String]
         switch spec {
-        case .allLinear:
-            let linear = arch.modules.filter { ($0.kind == .linear || $0.kind == .conv1d) && $0.role != .head }
+        case .allLinear, .languageModel:
+            // language-model: all-linear without a vision tower and projector
+            let vision = spec == .languageModel
+            let linear = arch.modules.filter { ($0.kind == .linear || $0.kind == .conv1d) && $0.role != .head && !(vision && $0.isVision) }
             guard let conversion else { return (linear, []) }
             // PEFT resolves all-linear to the leaf names of the Linear modules plus the
             // names the experts and router had as Linear modules in Transformers v4
@@ -91,6 +93,25 @@ public enum ParameterAccounting {
                     "PEFT has no default target modules for model type '\(arch.family.rawValue)'; give \(field: field) (for example all-linear, or module names such as \(exampleTargets(arch)))")
             }
             names = d
+        case let .pattern(p):
+            // PEFT: a string target is matched with re.fullmatch against each module's name
+            guard let regex = try? NSRegularExpression(pattern: "^(?:" + p + ")$") else {
+                throw PlanError.invalidSetting(field, value: p, accepted: "a regular expression over module names")
+            }
+            var selected: [ModuleSpec] = []
+            for m in arch.modules {
+                let name = arch.fullName(m)
+                guard regex.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) != nil else { continue }
+                guard m.kind == .linear || m.kind == .conv1d || (m.kind == .embedding && method.spec.wrapper == .lowRank) else {
+                    throw PlanError.invalidTargets(method: method.rawValue, reason:
+                        "target module '\(name)' is a \(m.kind.rawValue) module, which PEFT cannot wrap with \(method.title)")
+                }
+                selected.append(m)
+            }
+            guard !selected.isEmpty else {
+                throw PlanError.invalidTargets(method: method.rawValue, reason: "no module of \(arch.name) matches the pattern \(p)")
+            }
+            return (selected, [])
         case let .list(l):
             guard !l.isEmpty else {
                 throw PlanError.invalidSetting(field, value: "", accepted: "default, all-linear or module names separated by commas")
@@ -121,7 +142,7 @@ public enum ParameterAccounting {
             names = moduleNames
         }
         var selected: [ModuleSpec] = []
-        for m in arch.modules where names.contains(where: { matches(arch.fullName(m), $0) }) {
+        for m in arch.modules where names.contains(where: { matches(arch.fullName(m), $0) }) && !(spec == .languageModel && m.isVision) {
             // PEFT wraps Linear and Conv1D modules; LoRA also embeddings
             let wrappable = m.kind == .linear || m.kind == .conv1d || (m.kind == .embedding && method.spec.wrapper == .lowRank)
             guard wrappable else {

@@ -38,6 +38,10 @@ public enum ModuleRole: String, Sendable, Equatable, CaseIterable {
     /// convolution, dt_bias / A_log / D, the gated RMSNorm, the output projection; and the
     /// latent projections around Nemotron 3's experts.
     case ssmIn, ssmConv, ssmParams, ssmNorm, ssmOut, latentIn, latentOut
+    /// A vision-language model's image side: the vision tower (patch embedding, its blocks,
+    /// its norms) and the projector (merger) that maps its features into the language model's
+    /// embedding width. Frozen in full fine-tuning; PEFT's all-linear still wraps their Linears.
+    case visionTower, visionProjector
 }
 
 /// One module of the model as `named_modules()` shows it, with its parameter shapes.
@@ -65,6 +69,9 @@ public struct ModuleSpec: Sendable, Equatable {
     /// The tensors of a module counted by `ownParams` when they are not the kind's usual
     /// ones (expert biases, a convolution, several bare parameters); empty: the usual.
     public var shapes: [[Int]] = []
+    /// Instances of a module outside the decoder blocks (a vision tower's blocks, Qwen3-VL's
+    /// deepstack mergers); its `name` then holds `*` where `named_modules()` has the index.
+    public var repeats = 1
 
     public init(_ name: String, _ kind: ModuleKind, _ role: ModuleRole, in inFeatures: Int = 0, out outFeatures: Int = 0,
                 bias: Bool = false, ownParams: Int = 0, perLayer: Bool = true, tied: Bool = false, layers: [Int]? = nil) {
@@ -97,6 +104,14 @@ public struct ModuleSpec: Sendable, Equatable {
 
     /// Weight elements a bitsandbytes 4-bit Linear stores quantised (the matrix, not the bias).
     public var weightElements: Int { (kind == .linear || kind == .conv1d) && !tied ? inFeatures * outFeatures : 0 }
+
+    /// Part of a vision-language model's image side (tower or projector).
+    public var isVision: Bool { role == .visionTower || role == .visionProjector }
+
+    /// Linear modules whose weights Transformers' bitsandbytes quantizer replaces with 4-bit
+    /// ones: every nn.Linear but the output head (`get_keys_to_not_convert`,
+    /// quantizers/base.py, 5.25) — the decoder blocks' and a vision tower's alike.
+    public var quantisedBy4Bit: Bool { (perLayer || isVision) && weightElements > 0 }
 }
 
 public enum NormKind: String, Sendable {
@@ -325,6 +340,8 @@ public struct Architecture: Sendable, Equatable {
 
     /// The name prefix of block modules ("model.layers"), used to build full names.
     public var layerPrefix: String
+    /// A vision-language model's image side (its modules are in `modules`), nil for text models.
+    public var vision: VisionTower? = nil
 
     /// Total parameters as Hugging Face counts them (`named_parameters()`, tied once).
     public var totalParams: Int {
@@ -333,7 +350,16 @@ public struct Architecture: Sendable, Equatable {
 
     /// How many instances of `m` the model holds: one outside the blocks, one per layer
     /// that has it inside.
-    public func instances(_ m: ModuleSpec) -> Int { m.perLayer ? (m.layers?.count ?? numLayers) : 1 }
+    public func instances(_ m: ModuleSpec) -> Int { m.perLayer ? (m.layers?.count ?? numLayers) : m.repeats }
+
+    /// The index of each instance of `m`: its layers inside the blocks, 0..<repeats outside.
+    public func instanceIndices(_ m: ModuleSpec) -> [Int] { m.perLayer ? layerIndices(m) : Array(0..<m.repeats) }
+
+    /// Parameters of the image side (vision tower and projector), which full fine-tuning
+    /// leaves frozen; 0 for a text model.
+    public var visionParams: Int {
+        modules.reduce(0) { $0 + ($1.isVision ? $1.params * instances($1) : 0) }
+    }
 
     /// The layers that hold block module `m` (empty for a module outside the blocks).
     public func layerIndices(_ m: ModuleSpec) -> [Int] { m.perLayer ? (m.layers ?? Array(0..<numLayers)) : [] }
@@ -372,7 +398,7 @@ public struct Architecture: Sendable, Equatable {
 
     /// Parameters outside the decoder blocks (embeddings, final norm, untied lm_head).
     public var nonBlockParams: Int {
-        modules.reduce(0) { $0 + ($1.perLayer ? 0 : $1.params) }
+        modules.reduce(0) { $0 + ($1.perLayer ? 0 : $1.params * instances($1)) }
     }
 
     /// Total parameters with every product and sum checked; nil past `limit`.
@@ -399,7 +425,7 @@ public struct Architecture: Sendable, Equatable {
 
     /// Parameters in block Linear weights: the part bitsandbytes quantises for QLoRA.
     public var blockLinearWeightParams: Int {
-        modules.reduce(0) { $0 + ($1.perLayer ? $1.weightElements * instances($1) : 0) }
+        modules.reduce(0) { $0 + ($1.quantisedBy4Bit ? $1.weightElements * instances($1) : 0) }
     }
 
     /// Parameters a token touches in one forward pass (MoE: only its experts).
@@ -411,7 +437,8 @@ public struct Architecture: Sendable, Equatable {
 
     /// The full name of a module instance in layer `layer` (its first layer for matching).
     public func fullName(_ m: ModuleSpec, layer: Int? = nil) -> String {
-        m.perLayer ? "\(layerPrefix).\(layer ?? m.layers?.first ?? 0).\(m.name)" : m.name
+        if m.perLayer { return "\(layerPrefix).\(layer ?? m.layers?.first ?? 0).\(m.name)" }
+        return m.repeats > 1 || m.name.contains("*") ? m.name.replacingOccurrences(of: "*", with: "\(layer ?? 0)") : m.name
     }
 
     /// The input (token) embedding's full name, whatever the family calls it

@@ -54,6 +54,9 @@ public struct TrainingOptions: Equatable, Sendable {
     public var optimizer: Optimizer = .adamw
     public var gradCheckpointing = false
     public var attention: AttentionChoice = .sdpa
+    /// Of `seq`, the tokens that stand for images (a vision-language model's image tokens,
+    /// each the merger's output for `patchesPerToken` of the tower's patches); 0: text only.
+    public var imageTokens = 0
 
     public init() {}
 }

@@ -48,11 +48,29 @@ def targets(value):
     return value.split(",") if isinstance(value, str) else value
 
 
-def peft_config(case):
+def language_model_pattern(model):
+    """"language-model" targets: every nn.Linear of a vision-language model's language model
+    (model.model.language_model) and none of its vision tower or projector, as the regular
+    expression PEFT matches whole module names with (re.fullmatch)."""
+    import re
+    import torch
+    names = []
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.startswith("model.language_model."):
+            leaf = name.split(".")[-1]
+            if leaf not in names:
+                names.append(leaf)
+    return r"model\.language_model\..*\.(" + "|".join(re.escape(n) for n in names) + ")"
+
+
+def peft_config(case, model=None):
     import peft
     method = case["method"]
     if method in ("lora", "qlora"):
-        return peft.LoraConfig(r=case.get("r", 8), lora_alpha=case.get("alpha", 16), target_modules=targets(case.get("targets")),
+        target_modules = targets(case.get("targets"))
+        if target_modules == ["language-model"]:
+            target_modules = language_model_pattern(model)
+        return peft.LoraConfig(r=case.get("r", 8), lora_alpha=case.get("alpha", 16), target_modules=target_modules,
                                use_dora=case.get("dora", False), lora_dropout=case.get("dropout", 0.0), task_type="CAUSAL_LM")
     if method == "ia3":
         return peft.IA3Config(target_modules=targets(case.get("ia3_targets")),
@@ -82,18 +100,43 @@ def config_of(case):
         config = dict(case["config"])
     if case.get("dequantised"):
         config.pop("quantization_config", None)
+    # Transformers builds these model types itself; a published config's auto_map (LFM2-VL,
+    # Kimi K2.5 point at the authors' remote code) is not what peft-plan plans
+    config.pop("auto_map", None)
     return config
 
 
 def build(config_dict, device):
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForImageTextToText
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
     with tempfile.TemporaryDirectory() as folder:
         with open(os.path.join(folder, "config.json"), "w") as f:
             json.dump(config_dict, f)
         cfg = AutoConfig.from_pretrained(folder)
+    # vision-language types with no causal-LM mapping are built as image-text-to-text models
+    auto = AutoModelForCausalLM if cfg.model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES else AutoModelForImageTextToText
     with torch.device(device):
-        return AutoModelForCausalLM.from_config(cfg)
+        return auto.from_config(cfg)
+
+
+def full_trainable(model):
+    """Full fine-tuning's trainable parameters: all of them, except that a vision-language
+    model trains its language model and lm_head only (the vision tower and projector frozen,
+    LLaMA-Factory's default: freeze_vision_tower, freeze_multi_modal_projector)."""
+    keep = full_trainable_ids(model)
+    return sum(p.numel() for p in model.parameters() if keep is None or id(p) in keep)
+
+
+def full_trainable_ids(model):
+    """The ids of the parameters full fine-tuning trains, or None for all of them."""
+    inner = getattr(model, "model", None)
+    language = getattr(inner, "language_model", None)
+    if language is None or language is inner:
+        return None
+    keep = {id(p) for p in language.parameters()}
+    keep |= {id(p) for p in model.get_output_embeddings().parameters()}
+    return keep
 
 
 def run(case):
@@ -102,13 +145,14 @@ def run(case):
     base = sum(p.numel() for p in model.parameters())
     result = {"base": base}
     if case["method"] == "full":
-        result.update(trainable=base, all=base)
+        result.update(trainable=full_trainable(model), all=base)
         return result
-    pm = peft.get_peft_model(model, peft_config(case))
+    pm = peft.get_peft_model(model, peft_config(case, model))
     trainable, total = pm.get_nb_trainable_parameters()
     result.update(trainable=trainable, all=total)
     if case.get("save"):
-        pm = peft.get_peft_model(build(config_of(case), "cpu"), peft_config(case))
+        cpu_model = build(config_of(case), "cpu")
+        pm = peft.get_peft_model(cpu_model, peft_config(case, cpu_model))
         with tempfile.TemporaryDirectory() as folder:
             pm.save_pretrained(folder)
             result["file_bytes"] = os.path.getsize(os.path.join(folder, "adapter_model.safetensors"))
