@@ -26,7 +26,7 @@ public enum PlannerBenchmark {
         let arch = try Presets.resolve(model)
         let gpus = try HardwareCatalog.bundled()
         var o = MethodOptions()
-        if arch.family.spec.loraTargets == nil { o.loraTargets = .allLinear }
+        if arch.family.spec.loraTargets == nil && arch.family.spec.loraTargetPattern == nil { o.loraTargets = .allLinear }
         let methods = Method.standard.filter { (try? ParameterAccounting.account(arch, method: $0, options: o)) != nil }
 
         let clock = ContinuousClock()
@@ -81,7 +81,7 @@ public enum SearchBenchmark {
     public static func run(model: String, rounds: Int, globalBatch: Int = 256) throws -> Result {
         let arch = try Presets.resolve(model)
         var o = MethodOptions()
-        if arch.family.spec.loraTargets == nil { o.loraTargets = .allLinear }
+        if arch.family.spec.loraTargets == nil && arch.family.spec.loraTargetPattern == nil { o.loraTargets = .allLinear }
         let methods = Method.standard.filter { (try? ParameterAccounting.account(arch, method: $0, options: o)) != nil }
         let request = PlanRequest(arch: arch, methods: methods, methodsFromAll: true, methodOptions: o,
                                   gpus: try HardwareCatalog.bundled())

@@ -154,7 +154,7 @@ struct PlanningOptions: ParsableArguments {
         // No targets given and PEFT has none for the type: plan all-linear, what PEFT's and
         // TRL's recipes recommend, and say so (an explicit `default` is still refused, as PEFT does).
         var targetsNote: PlanText?
-        if loraTargets == nil, arch.family.spec.loraTargets == nil, uses([.lora, .qlora]) {
+        if loraTargets == nil, arch.family.spec.loraTargets == nil && arch.family.spec.loraTargetPattern == nil, uses([.lora, .qlora]) {
             o.loraTargets = .allLinear
             targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)'; planning all-linear (what PEFT and TRL recipes recommend); \(field: .loraTargets) chooses others"
             let refused = arch.family.spec.loraRefusedModules ?? []

@@ -434,7 +434,9 @@ public enum Emitter {
             case .languageModel:
                 throw PlanError.invalidTargets(method: s.method.title, reason: "language-model targets must be resolved to the model's pattern before emitting")
             case .default:
-                if let family = s.family {
+                if let family = s.family, let pattern = family.spec.loraTargetPattern {
+                    targets = pyString(pattern)
+                } else if let family = s.family {
                     guard let names = family.spec.loraTargets else {
                         throw PlanError.invalidTargets(method: s.method.title, reason: "PEFT has no default LoRA target modules for model_type '\(family.rawValue)'; pass --lora-targets all-linear or module names")
                     }

@@ -206,7 +206,7 @@ public enum PlanOutput {
         var out = ""
         out += "\(a.name) (\(a.family.rawValue)): \(params(a.totalParams)) parameters, \(a.numLayers) layers, hidden \(a.hiddenSize), "
         out += "heads \(a.numHeads)/\(a.nKVHeads) KV, vocab \(a.vocabSize)\(a.numExperts > 0 ? ", \(a.numExperts) experts (\(a.expertsPerToken) active)" : "")"
-        if let v = a.vision { out += ", \(v.title) vision tower and projector \(params(a.visionParams)) (frozen)" }
+        if let v = a.vision { out += ", \(v.title) and projector \(params(a.visionParams)) (frozen)" }
         out += "\n"
         out += "One micro-batch of \(t.batch) × \(t.seq) tokens\(t.imageTokens > 0 ? " (\(t.imageTokens) of them image tokens)" : ""), \(t.precision.rawValue), \(t.optimizer.rawValue), runtime \(r.request.runtime.name). Memory in GiB.\n\n"
         let head = [("method", 9), ("trainable", 17), ("weights", 8), ("grads", 7), ("optim", 7), ("activ", 7), ("logits", 7), ("transnt", 8), ("device", 8), ("peak at", 9)]

@@ -328,6 +328,25 @@ public enum ConfigReader {
         }
     }
 
+    /// The start of an own reader for a Llama-like layout (`model.layers`, full rotary heads):
+    /// width, layers, heads, MLP width, vocabulary and context read with the family's defaults.
+    static func decoder(_ f: Fields, _ name: String, _ family: ModelFamily, headDimDefault: Int? = nil, positions fallback: Int,
+                        tiedDefault: Bool, norm: NormKind) throws -> Architecture {
+        let h = try f.dim("hidden_size")
+        let layers = try f.dim("num_hidden_layers")
+        let (heads, kv, hd) = try attentionHeads(f, family: family, hidden: h, headDimDefault: headDimDefault)
+        let inter = try f.dim("intermediate_size")
+        let vocab = try f.dim("vocab_size")
+        let positions = try f.contextLength("max_position_embeddings") ?? fallback
+        var a = blank(name, family, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,
+                      vocab: vocab, positions: positions, tied: try f.bool("tie_word_embeddings", default: tiedDefault))
+        a.layerPrefix = "model.layers"
+        a.norm = norm
+        a.rotaryDim = hd
+        a.attentionDropout = try f.probability("attention_dropout", default: 0)
+        return a
+    }
+
     static func blank(_ name: String, _ family: ModelFamily, h: Int, layers: Int, heads: Int, kv: Int, headDim: Int,
                       inter: Int, vocab: Int, positions: Int, tied: Bool) -> Architecture {
         Architecture(name: name, family: family, hiddenSize: h, numLayers: layers, numHeads: heads, nKVHeads: kv,

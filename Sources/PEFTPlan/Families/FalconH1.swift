@@ -15,18 +15,8 @@ extension FamilySpec {
         kvHeadsDefault: 8)
 
     @Sendable static func readFalconH1(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
-        let h = try f.dim("hidden_size")
-        let layers = try f.dim("num_hidden_layers")
-        let (heads, kv, hd) = try ConfigReader.attentionHeads(f, family: .falconH1, hidden: h)
-        let inter = try f.dim("intermediate_size")
-        let vocab = try f.dim("vocab_size")
-        let positions = try f.contextLength("max_position_embeddings") ?? 8192
-        var a = ConfigReader.blank(name, .falconH1, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,
-                                   vocab: vocab, positions: positions, tied: try f.bool("tie_word_embeddings", default: false))
-        a.layerPrefix = "model.layers"
-        a.norm = .rms
-        a.rotaryDim = hd
-        a.attentionDropout = try f.probability("attention_dropout", default: 0)
+        var a = try ConfigReader.decoder(f, name, .falconH1, positions: 8192, tiedDefault: false, norm: .rms)
+        let (h, heads, kv, hd, inter, vocab) = (a.hiddenSize, a.numHeads, a.nKVHeads, a.headDim, a.intermediateSize, a.vocabSize)
         a.scaledLogits = true                                   // logits × lm_head_multiplier
 
         let ssmHeads = try f.optionalDim("mamba_n_heads") ?? 128

@@ -18,7 +18,7 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
     case glm4, glm4MoE = "glm4_moe", phimoe, deepseekV2 = "deepseek_v2", phi, cohere2
     case llama4Text = "llama4_text", llama4, mimoV2Flash = "mimo_v2_flash", nemotronH = "nemotron_h", granitemoehybrid, falconH1 = "falcon_h1"
     case qwen25VL = "qwen2_5_vl", qwen3VL = "qwen3_vl", qwen3VLMoE = "qwen3_vl_moe", gemma3, lfm2VL = "lfm2_vl", mistral3
-    case kimiK25 = "kimi_k25"
+    case kimiK25 = "kimi_k25", gemma4Text = "gemma4_text", gemma4
 
     /// The family's descriptor.
     public var spec: FamilySpec {
@@ -78,6 +78,8 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
         case .lfm2VL: return .lfm2VL
         case .mistral3: return .mistral3
         case .kimiK25: return .kimiK25
+        case .gemma4Text: return .gemma4Text
+        case .gemma4: return .gemma4
         }
     }
 }
@@ -103,6 +105,9 @@ public struct FamilySpec: Sendable {
     /// (`TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING`, peft/utils/constants.py,
     /// PEFT 0.21.2); nil where PEFT has none and asks for explicit `target_modules`.
     public let loraTargets: [String]?
+    /// PEFT's default LoRA targets where the mapping gives a regular expression over module
+    /// names rather than names (Gemma 4: its language model's q_proj and v_proj).
+    public var loraTargetPattern: String? = nil
     /// PEFT's default IA³ targets and the feed-forward ones among them
     /// (`TRANSFORMERS_MODELS_TO_IA3_TARGET_MODULES_MAPPING` and `…_FEEDFORWARD_MODULES_MAPPING`).
     public let ia3Targets: (targets: [String], feedforward: [String])?

@@ -23,6 +23,8 @@ struct VisionLanguageReader: Sendable {
     var textAtTopLevel = false
     /// The configuration class's `tie_word_embeddings` default.
     var tiedByDefault = false
+    /// The class builds no encoders when `vision_config` is left out (Gemma 4's default).
+    var visionOptional = false
     /// Builds the image side from `vision_config` (class defaults where a key is missing),
     /// the top level, and the language model's width.
     let tower: @Sendable (_ vision: ConfigReader.Fields, _ top: ConfigReader.Fields, _ textHidden: Int) throws -> (modules: [ModuleSpec], tower: VisionTower)
@@ -63,6 +65,10 @@ struct VisionLanguageReader: Sendable {
             arch.layerPrefix = "model.language_model." + arch.layerPrefix.dropFirst("model.".count)
         }
         let visionValue = f.dict["vision_config"]
+        if visionOptional && (visionValue == nil || visionValue is NSNull) {
+            arch.family = family
+            return arch
+        }
         var visionDict: [String: Any] = [:]
         if let v = visionValue, !(v is NSNull) {
             guard let d = v as? [String: Any] else {

@@ -71,6 +71,11 @@ final class Tape {
     private(set) var logits = ByteBill()
     /// The layer being played (which of a layer-varying model's modules exist).
     var layer = 0
+    /// Gemma 4: the keys and values each attention width's last producing layer made, which
+    /// its KV-sharing layers reuse (the same storages: saving them again adds nothing).
+    var sharedKV: [String: (k: T, v: T)] = [:]
+    /// Gemma 4: the per-layer inputs every layer reads a slice of (a view of one storage).
+    var perLayerInputs: T?
     /// What the layer being played stands for: the steady stage plays each kind of layer
     /// once, weighted by its share of the layers after the first two.
     var weight = 1.0

@@ -13,6 +13,7 @@ extension ForwardGraph {
         var marks: [ByteBill] = []
         let imageRG = visionTower()
         var x = embed(imageRG: imageRG)
+        if case let .gated(t) = c.arch.block, let width = t.perLayerInput { perLayerInputs(x, width: width) }
         marks.append(tape.total)
         let cosSin = (tape.new(Extent(pos: c.arch.rotaryDim), c.a, rg: false), tape.new(Extent(pos: c.arch.rotaryDim), c.a, rg: false))
         // Layers 0 and 1 one by one (the requires-grad state settles over them); then each
@@ -60,6 +61,7 @@ extension ForwardGraph {
         case .rmsOnePlusWeight: return gemmaNorm(x, width: c.arch.hiddenSize)
         case .layer: return layerNorm(x)
         case .cohereLayer: return cohereLayerNorm(x, width: c.arch.hiddenSize)
+        case .gemma4: return gemma4Norm(x, groups: 1, width: c.arch.hiddenSize)
         }
     }
 
@@ -188,7 +190,9 @@ extension ForwardGraph {
             h2 = t.norms == .post ? x : blockNorm(x)
         }
         var d: Tape.T
-        if module(.experts) != nil {
+        if t.expertsBesideMLP {
+            d = denseAndExperts(h2, residual: x)
+        } else if module(.experts) != nil {
             d = t.denseExpertDispatch ? denseDispatchExperts(h2) : moe(h2)
             if let shared = t.sharedExpert {
                 // the shared experts run on every token beside the routed ones
@@ -231,12 +235,14 @@ extension ForwardGraph {
         d = dropout(d, a.hiddenDropout)
         if t.normsOutputs { d = blockNorm(d) }
         if c.method.spec.insertsBottleneck { d = bottleneck(d) }
-        return tape.new(x.extent, c.stream, rg: x.rg || d.rg || (t.norms == .parallel && o.rg))
+        let out = tape.new(x.extent, c.stream, rg: x.rg || d.rg || (t.norms == .parallel && o.rg))
+        return t.perLayerInput != nil ? perLayerInput(out) : out
     }
 
     /// The attention sub-block of the gated layer: q, k, v (separate or fused), head norms,
     /// rotary embeddings, attention (gated, with sinks, soft-capped as the traits say), o.
     func selfAttention(_ h1: Tape.T, _ cosSin: (Tape.T, Tape.T), _ t: GatedBlock) -> Tape.T {
+        if t.layerHeadDims { return layerWidthAttention(h1, cosSin, t) }
         let a = c.arch
         var q: Tape.T, k: Tape.T, v: Tape.T
         if t.fusedProjections {
@@ -509,7 +515,19 @@ extension ForwardGraph {
         let routerTrainable = c.baseTrainable || wraps(.router)
         let fp32Router: Bool
         if case let .gated(t) = a.block { fp32Router = t.fp32Router } else { fp32Router = false }
-        if routerTrainable { fp32Router ? tape.save(h.extent, 4) : tape.save(h) }
+        // a Linear router wrapped by a LoRA layer trains its adapter, not its weight; a router
+        // wrapped through target_parameters (PEFT's ParamWrapper) gets its weight's gradient
+        let linearLoRA = wraps(.router) && c.method.spec.wrapper == .lowRank && module(.router)?.kind == .linear
+        let routerWeightGrad = linearLoRA ? c.baseTrainable : routerTrainable
+        if routerWeightGrad { fp32Router ? tape.save(h.extent, 4) : tape.save(h) }
+        if linearLoRA, let rm = module(.router) {
+            // a LoRA-wrapped Linear router (all-linear picks it): the adapter's fp32 input and
+            // rank-r output are kept, its matmuls run in fp32 (as for every wrapped Linear)
+            let r = c.options.loraR, la = 2 * rm.inFeatures * r, lb = 2 * r * rm.outFeatures
+            tape.flops(.q(1), forward: la + lb, backward: la + 2 * lb + (h.rg ? la : 0), fp32: true)
+            tape.save(h.bytes == 4 ? h : tape.new(h.extent, 4, rg: h.rg))
+            tape.save(.q(r), 4)
+        }
         let logitsRG = h.rg || routerTrainable
         if logitsRG {
             tape.save(.q(e), 4)          // softmax output
@@ -523,7 +541,7 @@ extension ForwardGraph {
         // router h → E, then per visited expert gate_up (in → 2I, or up in → I) and down (I → out)
         let router = 2 * a.hiddenSize * e, expert = 2 * k * (nonGated ? 2 : 3) * inWidth * inter
         tape.flops(.q(1), forward: router + expert,
-                   backward: (h.rg ? router : 0) + (routerTrainable ? router : 0) + expert + (expertsTrainable ? expert : 0),
+                   backward: (h.rg ? router : 0) + (routerWeightGrad ? router : 0) + expert + (expertsTrainable ? expert : 0),
                    fp32: c.method.spec.quantisesBase)
         let gathered = tape.new(.q(k * inWidth), eb, rg: xIn.rg)
         if expertsTrainable { tape.save(gathered) }
@@ -676,5 +694,109 @@ extension ForwardGraph {
         var d = linear(act(f, width: a.intermediateSize), .down)
         if c.method.spec.insertsBottleneck { d = bottleneck(d) }
         return tape.new(x0.extent, c.a, rg: x1.rg || o.rg || d.rg)
+    }
+}
+
+// MARK: - Gemma 4
+
+extension ForwardGraph {
+    /// Gemma 4's attention (`Gemma4TextAttention`, modeling_gemma4.py, 5.25): widths from the
+    /// layer's own q_proj (sliding and full layers differ), q and k normed per head, the
+    /// values by a weightless RMSNorm, rotary on q and k. A layer without k_proj reuses the
+    /// keys and values of the last layer of its width that made them; one without v_proj
+    /// takes its keys, before their norm and rotary, as values (K = V).
+    func layerWidthAttention(_ h1: Tape.T, _ cosSin: (Tape.T, Tape.T), _ t: GatedBlock) -> Tape.T {
+        let a = c.arch
+        guard let qm = module(.q) else {
+            tape.missing.insert(.q)
+            return h1
+        }
+        let width = qm.outFeatures
+        var q = linear(h1, .q)
+        q = gemma4Norm(q, groups: a.numHeads, width: width / max(1, a.numHeads))
+        q = rope(Tape.T(id: q.id, extent: q.extent, bytes: c.a, rg: q.rg), cosSin)
+        let kv: (k: Tape.T, v: Tape.T)
+        let sharing = t.kvSharingLayers.contains(tape.layer)
+        if !sharing, let km = module(.k) {
+            let heads = max(1, km.outFeatures * a.numHeads / max(1, width))
+            let raw = linear(h1, .k)
+            let vRaw = t.keyAsValueLayers.contains(tape.layer) ? raw : linear(h1, .v)
+            var k = gemma4Norm(raw, groups: heads, width: width / max(1, a.numHeads))
+            k = rope(Tape.T(id: k.id, extent: k.extent, bytes: c.a, rg: k.rg), cosSin)
+            let v = t.valueNorm ? gemma4Norm(vRaw, groups: heads, width: 0, weighted: false) : vRaw
+            kv = (kvSide(k), kvSide(v))
+            tape.sharedKV[qm.key] = kv
+        } else if sharing, let stored = tape.sharedKV[qm.key] {
+            kv = stored
+        } else {
+            tape.missing.insert(.k)
+            return h1
+        }
+        let attn = attention(q: q, k: kv.k, v: kv.v, dropoutP: a.attentionDropout, qkWidth: width, vWidth: width)
+        return linear(attn, .o)
+    }
+
+    /// Gemma 4's dense MLP and routed experts side by side (`Gemma4TextDecoderLayer` with
+    /// `enable_moe_block`): the MLP's output normed; the router reading the residual through a
+    /// weightless RMSNorm, the experts reading it through their own norm, their output normed;
+    /// the two added.
+    func denseAndExperts(_ h2: Tape.T, residual x: Tape.T) -> Tape.T {
+        let a = c.arch
+        let g = linear(h2, .gate)
+        let u = linear(h2, .up)
+        let dense = gemma4Norm(linear(mul(act(g, width: g.extent.q), u), .down), groups: 1, width: a.hiddenSize)
+        // the router's weightless norm, then × scale (a parameter: kept when it trains)
+        var routerInput = gemma4Norm(x, groups: 1, width: 0, weighted: false)
+        if c.baseTrainable { tape.save(routerInput) }
+        routerInput = tape.new(routerInput.extent, c.a, rg: routerInput.rg || c.baseTrainable)
+        let expertsInput = gemma4Norm(x, groups: 1, width: a.hiddenSize)
+        let routed = gemma4Norm(moe(routerInput, expertsInput: expertsInput), groups: 1, width: a.hiddenSize)
+        return tape.new(.q(a.hiddenSize), c.a, rg: dense.rg || routed.rg)
+    }
+
+    /// `Gemma4RMSNorm` over `groups` slices of `width` each (one for the hidden state, one per
+    /// head for q, k and v, one per layer for the per-layer inputs): x.float() kept by pow(2)
+    /// and the product, the mean kept by pow(−0.5), its result by the product; the fp32
+    /// weight kept when the input needs a gradient, the normed fp32 tensor when the weight
+    /// trains; `weighted: false` for the scale-free norms (values, the router's input).
+    func gemma4Norm(_ x: Tape.T, groups: Int, width: Int, weighted: Bool = true) -> Tape.T {
+        let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
+        if x.rg {
+            tape.save(x32)
+            tape.save(.q(groups), 4)
+            tape.save(.q(groups), 4)
+        }
+        var rg = x.rg
+        if weighted {
+            if x.rg { tape.save(Extent(fixed: width), 4) }
+            if c.baseTrainable { tape.save(tape.new(x.extent, 4, rg: true)) }
+            rg = rg || c.baseTrainable
+        }
+        return tape.new(x.extent, c.stream, rg: rg)
+    }
+
+    /// The per-layer inputs (`get_per_layer_inputs`, `project_per_layer_inputs`): the packed
+    /// per-layer embedding of the tokens plus the embeddings' projection to every layer's
+    /// inputs (normed per layer), kept for the layers to read.
+    func perLayerInputs(_ x: Tape.T, width: Int) {
+        let a = c.arch
+        let layers = a.numLayers
+        let trainable = c.baseTrainable || wraps(.perLayerEmbed)
+        let projected = module(.perLayerModelProjection) != nil ? linear(x, .perLayerModelProjection) : x
+        let normed = gemma4Norm(projected, groups: layers, width: width)
+        tape.perLayerInputs = tape.new(.q(layers * width), c.a, rg: normed.rg || trainable)
+    }
+
+    /// The layer's per-layer input (`Gemma4TextDecoderLayer.forward`): gate the output to the
+    /// per-layer width, GELU, multiply by the layer's slice of the per-layer inputs (a view of
+    /// their one storage), project back, norm, add.
+    func perLayerInput(_ x: Tape.T) -> Tape.T {
+        let a = c.arch
+        let g = linear(x, .perLayerGate)
+        let gelu = act(g, width: g.extent.q)
+        let slice = tape.perLayerInputs ?? tape.new(g.extent, c.a, rg: false)
+        let p = mul(gelu, slice, out: g.extent)
+        let back = gemma4Norm(linear(p, .perLayerProjection), groups: 1, width: a.hiddenSize)
+        return tape.new(x.extent, c.stream, rg: x.rg || back.rg)
     }
 }

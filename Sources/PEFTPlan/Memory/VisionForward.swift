@@ -19,10 +19,14 @@ extension ForwardGraph {
     func visionTower() -> Bool {
         guard let v = c.arch.vision, c.imageTokens > 0 else { return false }
         let tokens = c.imageTokens, patches = c.imageTokens * v.patchesPerToken
-        let modules = c.arch.modules.filter(\.isVision)
+        let modules = c.arch.modules.filter { $0.isVision && (v.prefix.map($0.name.hasPrefix) ?? true || $0.role == .visionProjector) }
         func named(_ name: String) -> ModuleSpec? { modules.first { $0.name == name } }
         let blockLinears = modules.filter { $0.role == .visionTower && $0.kind == .linear && $0.repeats == v.layers }
-        func leaf(_ m: ModuleSpec) -> String { String(m.name.split(separator: ".").last ?? "") }
+        // Gemma 4's encoder wraps each Linear (`q_proj.linear`): the wrapper names it
+        func leaf(_ m: ModuleSpec) -> String {
+            let parts = m.name.split(separator: ".")
+            return String(parts.last == "linear" && parts.count > 1 ? parts[parts.count - 2] : parts.last ?? "")
+        }
         func block(_ names: [String]) -> ModuleSpec? { blockLinears.first { names.contains(leaf($0)) } }
         let blockNorms = modules.filter { $0.role == .visionTower && $0.kind == .norm && $0.repeats == v.layers }
         let rms = blockNorms.first.map { $0.ownParams == $0.inFeatures } ?? false

@@ -87,6 +87,8 @@ public enum ParameterAccounting {
             // (peft/utils/transformers_weight_conversion.py, _resolve_string_target_modules).
             names = Array(Set(linear.map { $0.name.split(separator: ".").last.map(String.init) ?? $0.name })).sorted()
             names += conversion.mapping.map(\.old).filter { !names.contains($0) }
+        case .default where method.spec.wrapper == .lowRank && arch.family.spec.loraTargetPattern != nil:
+            return try resolveTargetsAndParameters(.pattern(arch.family.spec.loraTargetPattern!), arch: arch, method: method, defaults: nil)
         case .default:
             guard let d = defaults else {
                 throw PlanError.invalidTargets(method: method.rawValue, reason:

@@ -42,6 +42,13 @@ public enum ModuleRole: String, Sendable, Equatable, CaseIterable {
     /// its norms) and the projector (merger) that maps its features into the language model's
     /// embedding width. Frozen in full fine-tuning; PEFT's all-linear still wraps their Linears.
     case visionTower, visionProjector
+    /// Gemma 4's per-layer inputs: in each layer the gate to the layer's input width, the
+    /// projection back and its norm; outside the blocks the packed per-layer embedding table,
+    /// the projection of the embeddings to every layer's inputs and its norm.
+    case perLayerGate, perLayerProjection, perLayerNorm, perLayerEmbed, perLayerModelProjection, perLayerProjectionNorm
+    /// Gemma 4's experts beside the dense MLP: the router's scales, the norms of the dense
+    /// MLP's output, of the experts' input and of their output.
+    case routerScale, mlpOutputNorm, expertsNorm, expertsOutputNorm
 }
 
 /// One module of the model as `named_modules()` shows it, with its parameter shapes.
@@ -127,6 +134,9 @@ public enum NormKind: String, Sendable {
     /// Cohere's LayerNorm (`Cohere2LayerNorm`): weight, no bias; fp32 throughout, the input
     /// centred twice (two fp32 tensors kept), the fp32 weight multiplied before the cast back.
     case cohereLayer
+    /// Gemma 4's RMSNorm (`Gemma4RMSNorm`): fp32 throughout, `pow(mean + eps, −0.5)` keeping
+    /// both the mean and the reciprocal, the fp32 weight (not 1 + weight) multiplied.
+    case gemma4
 }
 
 /// Which decoder block the symbolic forward plays: the closed set of block shapes the
@@ -226,6 +236,20 @@ public struct GatedBlock: Equatable, Sendable {
     /// (`_keep_in_fp32_modules_strict`) and its input cast to fp32 (`F.linear(x.float(), w)`):
     /// where the router trains, backward keeps that fp32 copy of the input.
     public var fp32Router = false
+    /// Gemma 4: each layer's attention widths are its q_proj's (sliding and full layers have
+    /// different head dims); a layer without k_proj reuses the keys and values of the last
+    /// earlier layer of its width; a layer without v_proj uses its keys as values.
+    public var layerHeadDims = false
+    /// Gemma 4: the layers that reuse an earlier layer's keys and values (no k/v projections),
+    /// and those whose keys are their values (no v_proj).
+    public var kvSharingLayers: [Int] = []
+    public var keyAsValueLayers: [Int] = []
+    /// Gemma 4: a weightless RMSNorm over each value head.
+    public var valueNorm = false
+    /// Gemma 4's per-layer inputs, of this width per layer.
+    public var perLayerInput: Int?
+    /// Gemma 4: routed experts beside the dense MLP, their outputs normed and added.
+    public var expertsBesideMLP = false
     /// Multi-head latent attention in place of q/k/v projections, if any.
     public var latent: LatentAttention?
 

@@ -20,6 +20,9 @@ public struct VisionTower: Sendable, Equatable {
     public var patchesPerToken: Int
     /// How the family's processor turns an image into tokens, for the help and notes.
     public var tokensPerImage: String
+    /// The name prefix of the image encoder's modules, where a model has other encoders
+    /// (Gemma 4's audio encoder) beside it; nil: every image-side module.
+    public var prefix: String? = nil
     /// The tower's blocks turn q and k by a rotary embedding in fp32 (Qwen-VL, Pixtral,
     /// MoonViT): two fp32 copies and the cast results; SigLIP has learned positions only.
     public var rotary = true
@@ -50,7 +53,7 @@ extension Architecture {
 
     /// The regular expression PEFT takes as `target_modules` for every Linear of the
     /// language model and none of the image side (LLaMA-Factory's `lora_target: all` with
-    /// the vision tower frozen): `model\.language_model\..*\.(q_proj|…)`; nil for a text model.
+    /// the vision tower frozen): `model\.language_model\.(.*\.)?(q_proj|…)`; nil for a text model.
     public var languageModelTargetPattern: String? {
         guard isVisionLanguage else { return nil }
         var names: [String] = []
@@ -59,6 +62,6 @@ extension Architecture {
             if !names.contains(leaf) { names.append(leaf) }
         }
         let prefix = layerPrefix.split(separator: ".").dropLast().joined(separator: "\\.")
-        return prefix + "\\..*\\.(" + names.joined(separator: "|") + ")"
+        return prefix + "\\.(.*\\.)?(" + names.joined(separator: "|") + ")"
     }
 }

@@ -60,7 +60,7 @@ def language_model_pattern(model):
             leaf = name.split(".")[-1]
             if leaf not in names:
                 names.append(leaf)
-    return r"model\.language_model\..*\.(" + "|".join(re.escape(n) for n in names) + ")"
+    return r"model\.language_model\.(.*\.)?(" + "|".join(re.escape(n) for n in names) + ")"
 
 
 def peft_config(case, model=None):
