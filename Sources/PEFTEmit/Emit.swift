@@ -382,11 +382,13 @@ public enum Emitter {
         py += config.code + "\n"
 
         py += "training_args = SFTConfig(\n" + trainingArguments(s).map { "    \($0),\n" }.joined() + ")\n\n"
+        // vision-language types that Transformers does not map for causal LM load as image-text models
+        let auto = s.family?.spec.autoModelClass ?? "AutoModelForCausalLM"
 
         py += """
             if __name__ == "__main__":
                 from datasets import load_dataset
-                from transformers import AutoModelForCausalLM
+                from transformers import \(auto)
 
                 # Your data: a "text" column, or "messages" / "prompt" + "completion" (TRL's dataset formats).
                 train_dataset = load_dataset("json", data_files="train.jsonl", split="train")
@@ -404,7 +406,7 @@ public enum Emitter {
             py += "    # Loaded after training_args, so DeepSpeed ZeRO-3 partitions the model while loading it.\n"
         }
         py += """
-                model = AutoModelForCausalLM.from_pretrained(model_id, **model_kwargs)
+                model = \(auto).from_pretrained(model_id, **model_kwargs)
                 trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, peft_config=peft_config)
                 trainer.train()
                 trainer.save_model()

@@ -309,6 +309,7 @@ struct CommandLineTests {
         Bad(args: ["--model", "qwen2.5-vl-7b", "--image-tokens", "2000000"], mentions: "--image-tokens"),
         Bad(args: ["--model", "qwen2.5-vl-7b", "--image-tokens", "many"], mentions: "--image-tokens"),
         Bad(args: ["--model", "qwen2.5-vl-7b", "--method", "lora", "--lora-targets", "language-model,q_proj"], mentions: "stand alone"),
+        Bad(args: ["--model", "qwen2.5-vl-7b", "--method", "ia3", "--ia3-targets", "language-model"], mentions: "IA³ takes module names"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "foo_proj"], mentions: "not found"),
         Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "input_layernorm"], mentions: "cannot wrap"),
         Bad(args: [], mentions: "missing --model"),

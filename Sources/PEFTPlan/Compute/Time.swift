@@ -244,18 +244,27 @@ extension PlanContext {
             bytes += tokens * perToken * (checkpointing ? 4 : 3)
         }
         if account.method.spec.quantisesBase {
-            let quantised = Double(arch.blockLinearWeightParams)
-            bytes += quantised * runtime.dequantBytesPerWeight * (checkpointing ? 3 : 2)
+            let blocks = arch.modules.reduce(0) { $0 + ($1.perLayer && $1.quantisedBy4Bit ? $1.weightElements * arch.instances($1) : 0) }
+            let tower = arch.modules.reduce(0) { $0 + ($1.isVision && $1.quantisedBy4Bit ? $1.weightElements * arch.instances($1) : 0) }
+            bytes += (Double(blocks) * Double(checkpointing ? 3 : 2) + Double(tower) * Double(towerPasses)) * runtime.dequantBytesPerWeight
         }
         return bytes
+    }
+
+    /// How often a vision tower's 4-bit Linears run per micro-batch: never without images,
+    /// forward only when no adapter sits in the tower, else as the blocks' do.
+    var towerPasses: Int {
+        guard arch.vision != nil, training.imageTokens > 0 else { return 0 }
+        return account.wrapped.contains { $0.module.isVision } ? (checkpointing ? 3 : 2) : 1
     }
 
     /// 4-bit matmul calls per micro-batch (QLoRA): each quantised block Linear once in
     /// forward, once in backward, once more in checkpointing's recompute.
     var quantisedCalls: Int {
         guard account.method.spec.quantisesBase else { return 0 }
-        let calls = arch.modules.reduce(0) { $0 + ($1.quantisedBy4Bit ? arch.instances($1) : 0) }
-        return calls * (checkpointing ? 3 : 2)
+        let blocks = arch.modules.reduce(0) { $0 + ($1.perLayer && $1.quantisedBy4Bit ? arch.instances($1) : 0) }
+        let tower = arch.modules.reduce(0) { $0 + ($1.isVision && $1.quantisedBy4Bit ? arch.instances($1) : 0) }
+        return blocks * (checkpointing ? 3 : 2) + tower * towerPasses
     }
 
     /// Bytes read when the run starts: the base model as stored (16-bit checkpoint files).

@@ -31,7 +31,7 @@ extension FamilySpec {
     }()
 
     static let gemma4Reader = VisionLanguageReader(family: .gemma4, textTypes: [nil: .gemma4Text, "gemma4_text": .gemma4Text],
-                                                   tiedByDefault: true, visionOptional: true, tower: VisionLanguageReader.gemma4Towers)
+                                                   tiedByDefault: true, causalLM: true, tower: VisionLanguageReader.gemma4Towers)
 
     @Sendable static func readGemma4Text(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
         var a = try ConfigReader.decoder(f, name, .gemma4Text, headDimDefault: 256, positions: 131_072, tiedDefault: true, norm: .gemma4)
@@ -64,8 +64,9 @@ extension FamilySpec {
             let globalKV = kEqV ? (try f.optionalDim("num_global_key_value_heads") ?? kv) : kv
             for i in full { shape[i] = (globalHD, globalKV) }
         }
-        for s in shape where heads % s.kv != 0 {
-            throw PlanError.invalidDimension(field: "num_key_value_heads", value: "\(s.kv)", reason: "must divide num_attention_heads \(heads)")
+        for (i, s) in shape.enumerated() where heads % s.kv != 0 {
+            let field = sliding.contains(i) || f.dict["per_layer_config"] != nil ? "num_key_value_heads" : "num_global_key_value_heads"
+            throw PlanError.invalidDimension(field: field, value: "\(s.kv)", reason: "must divide num_attention_heads \(heads)")
         }
         // KV sharing: the last num_kv_shared_layers layers reuse an earlier layer's keys and values
         let sharedCount = try f.optionalCount("num_kv_shared_layers") ?? 0
@@ -73,7 +74,11 @@ extension FamilySpec {
             throw PlanError.invalidDimension(field: "num_kv_shared_layers", value: "\(sharedCount)", reason: "more than the \(layers) layers")
         }
         let firstShared = layers - sharedCount
-        if sharedCount > 0 && sharedCount < layers {
+        guard sharedCount < layers else {
+            throw PlanError.invalidDimension(field: "num_kv_shared_layers", value: "\(sharedCount)",
+                                             reason: "must leave a layer that makes the keys and values the others share")
+        }
+        if sharedCount > 0 {
             let producing = Set((0..<firstShared).map { sliding.contains($0) })
             guard producing == Set((0..<layers).map { sliding.contains($0) }) else {
                 throw PlanError.invalidDimension(field: "num_kv_shared_layers", value: "\(sharedCount)",
@@ -102,6 +107,10 @@ extension FamilySpec {
             let q = try VisionLanguageReader.width("head_dim", heads, headDim)
             let kvWidth = try VisionLanguageReader.width("head_dim", kvHeads, headDim)
             let producers = all(group) { $0 < firstShared }
+            guard !producers.isEmpty else {
+                throw PlanError.invalidDimension(field: "per_layer_config", value: "layer \(group[0])",
+                                                 reason: "a KV-sharing layer whose head shape no earlier layer of its type has")
+            }
             m += [ModuleSpec("self_attn.q_proj", .linear, .q, in: h, out: q, bias: bias, layers: set(group)),
                   ModuleSpec("self_attn.q_norm", .norm, .qNorm, ownParams: headDim, layers: set(group))]
             if !producers.isEmpty {
@@ -182,7 +191,13 @@ extension VisionLanguageReader {
     /// `audio_config` (`Gemma4AudioModel`, class defaults `Gemma4AudioConfig`): two strided
     /// convolutions, Conformer layers (two feed-forwards, attention with a relative-position
     /// projection, a light convolution), an output projection and `embed_audio`.
-    static func gemma4Towers(_ v: ConfigReader.Fields, _ top: ConfigReader.Fields, _ textHidden: Int) throws -> ([ModuleSpec], VisionTower) {
+    static func gemma4Towers(_ v: ConfigReader.Fields, _ top: ConfigReader.Fields, _ textHidden: Int) throws -> ([ModuleSpec], VisionTower?) {
+        let audio = top.dict["audio_config"] as? [String: Any]
+        let audioModules = try audio.map { try gemma4Audio(ConfigReader.Fields($0, source: top.source), textHidden) } ?? []
+        // Gemma4Model builds each encoder only when its config is given
+        guard let vision = top.dict["vision_config"], !(vision is NSNull) else {
+            return (keepLastProjection(audioModules), nil)
+        }
         let layers = try dim(v, "num_hidden_layers", 16), h = try dim(v, "hidden_size", 768), i = try dim(v, "intermediate_size", 3072)
         let heads = try dim(v, "num_attention_heads", 12), kvHeads = try dim(v, "num_key_value_heads", 12), hd = try dim(v, "head_dim", 64)
         let p = try dim(v, "patch_size", 16), positions = try dim(v, "position_embedding_size", 10 * 1024)
@@ -198,10 +213,7 @@ extension VisionLanguageReader {
         m += ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"]
             .map { norm(block + $0, h, bias: false, repeats: layers) }
         m.append(linear("model.embed_vision.embedding_projection", h, textHidden, bias: false, .visionProjector))
-        let audio = top.dict["audio_config"] as? [String: Any]
-        if let audio {
-            m += try gemma4Audio(ConfigReader.Fields(audio, source: top.source), textHidden)
-        }
+        m = keepLastProjection(m + audioModules)
         let tokens = try dim(top, "vision_soft_tokens_per_image", 280)
         var tower = towerSummary(audio == nil ? "Gemma 4 vision encoder" : "Gemma 4 vision and audio encoders", modules: m, layers: layers, hidden: h, intermediate: i, heads: heads,
                                  patchesPerToken: try width("pooling_kernel_size", pool, pool),
@@ -209,6 +221,15 @@ extension VisionLanguageReader {
         tower.prefix = prefix
         tower.projector = [.linear("model.embed_vision.embedding_projection", merged: true)]
         return (m, tower)
+    }
+
+    /// bitsandbytes leaves the module of the model's last parameter unquantised
+    /// (`get_keys_to_not_convert`, quantizers/base.py, 5.25): in Gemma 4 (tied lm_head) that is
+    /// the last encoder's embedding projection.
+    static func keepLastProjection(_ modules: [ModuleSpec]) -> [ModuleSpec] {
+        var m = modules
+        if let i = m.lastIndex(where: { $0.role == .visionProjector && $0.kind == .linear }) { m[i].keep16Bit = true }
+        return m
     }
 
     static func gemma4Audio(_ v: ConfigReader.Fields, _ textHidden: Int) throws -> [ModuleSpec] {

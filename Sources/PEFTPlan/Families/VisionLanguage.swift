@@ -21,13 +21,17 @@ struct VisionLanguageReader: Sendable {
     var anyTextType = false
     /// Qwen2.5-VL's published configs keep the language model's keys at the top level.
     var textAtTopLevel = false
+    /// Most layers (or repeated mergers) an encoder may have.
+    static let towerLayerLimit = 1000
     /// The configuration class's `tie_word_embeddings` default.
     var tiedByDefault = false
-    /// The class builds no encoders when `vision_config` is left out (Gemma 4's default).
-    var visionOptional = false
+    /// Whether Transformers maps the type for AutoModelForCausalLM (Gemma 3 and 4 do); the
+    /// others load with AutoModelForImageTextToText only.
+    var causalLM = false
     /// Builds the image side from `vision_config` (class defaults where a key is missing),
     /// the top level, and the language model's width.
-    let tower: @Sendable (_ vision: ConfigReader.Fields, _ top: ConfigReader.Fields, _ textHidden: Int) throws -> (modules: [ModuleSpec], tower: VisionTower)
+    /// (No tower: Gemma 4 builds no vision encoder when `vision_config` is left out.)
+    let tower: @Sendable (_ vision: ConfigReader.Fields, _ top: ConfigReader.Fields, _ textHidden: Int) throws -> (modules: [ModuleSpec], tower: VisionTower?)
 
     func read(_ f: ConfigReader.Fields, name: String) throws -> Architecture {
         var text: [String: Any]
@@ -53,7 +57,8 @@ struct VisionLanguageReader: Sendable {
             textFamily = known
         } else {
             throw PlanError.invalidDimension(field: "text_config.model_type", value: typeName ?? "missing",
-                                             reason: "not a language model \(family.rawValue) builds (\(textTypes.keys.compactMap { $0 }.sorted().joined(separator: ", ")))")
+                                             reason: anyTextType ? "not a language model peft-plan reads" :
+                                                "not a language model \(family.rawValue) builds (\(textTypes.keys.compactMap { $0 }.sorted().joined(separator: ", ")))")
         }
         text["model_type"] = textFamily.rawValue
         var arch = try textFamily.spec.build(ConfigReader.Fields(text, source: f.source), name)
@@ -65,10 +70,6 @@ struct VisionLanguageReader: Sendable {
             arch.layerPrefix = "model.language_model." + arch.layerPrefix.dropFirst("model.".count)
         }
         let visionValue = f.dict["vision_config"]
-        if visionOptional && (visionValue == nil || visionValue is NSNull) {
-            arch.family = family
-            return arch
-        }
         var visionDict: [String: Any] = [:]
         if let v = visionValue, !(v is NSNull) {
             guard let d = v as? [String: Any] else {
@@ -77,11 +78,12 @@ struct VisionLanguageReader: Sendable {
             visionDict = d
         }
         let image = try tower(ConfigReader.Fields(visionDict, source: f.source), f, arch.hiddenSize)
-        guard image.tower.layers <= ConfigReader.layerLimit else {
-            throw PlanError.invalidDimension(field: "vision_config", value: "\(image.tower.layers) layers", reason: "more than \(ConfigReader.layerLimit) layers, far beyond any real tower")
+        guard image.modules.allSatisfy({ $0.repeats <= Self.towerLayerLimit }), (image.tower?.layers ?? 0) <= Self.towerLayerLimit else {
+            throw PlanError.invalidDimension(field: "vision_config", value: "more than \(Self.towerLayerLimit) layers or mergers",
+                                             reason: "far beyond any real encoder (they have tens)")
         }
-        guard image.tower.patchesPerToken <= 1024 else {
-            throw PlanError.invalidDimension(field: "vision_config", value: "\(image.tower.patchesPerToken) patches per image token",
+        guard (image.tower?.patchesPerToken ?? 1) <= 1024 else {
+            throw PlanError.invalidDimension(field: "vision_config", value: "\(image.tower?.patchesPerToken ?? 0) patches per image token",
                                              reason: "more than 1024 patches merged into one token, far beyond any real model")
         }
         arch.modules = image.modules + arch.modules
@@ -158,6 +160,18 @@ extension VisionLanguageReader {
         return try list.map { try v.positive(key, $0 as Any) }
     }
 
+    /// A list of 0-based layer indices.
+    static func indexList(_ v: ConfigReader.Fields, _ key: String, _ fallback: [Int]) throws -> [Int] {
+        guard let list = try ConfigReader.optionalList(v, key) else { return fallback }
+        guard list.count <= towerLayerLimit else {
+            throw PlanError.invalidDimension(field: key, value: "\(list.count) entries", reason: "more than \(towerLayerLimit) layers")
+        }
+        return try list.map { e in
+            if let n = e as? NSNumber, !ConfigReader.isBoolean(n), n.doubleValue == 0 { return 0 }
+            return try v.positive(key, e as Any)
+        }
+    }
+
     /// The tower's summary; its modules are in `modules`.
     static func towerSummary(_ title: String, modules: [ModuleSpec], layers: Int, hidden: Int, intermediate: Int, heads: Int,
                              patchesPerToken: Int, tokensPerImage: String) -> VisionTower {
@@ -209,7 +223,7 @@ extension VisionLanguageReader {
         // windows of window_size pixels (whole merged tokens), full attention in fullatt_block_indexes
         let window = try dim(v, "window_size", 112) / side
         tower.windowPatches = try width("window_size", max(1, window), max(1, window), merge, merge)
-        tower.fullAttentionLayers = try intList(v, "fullatt_block_indexes", [7, 15, 23, 31])
+        tower.fullAttentionLayers = try indexList(v, "fullatt_block_indexes", [7, 15, 23, 31])
         tower.projector = [.norm("model.visual.merger.ln_q", rms: true, merged: false), .linear("model.visual.merger.mlp.0", merged: true),
                            .gelu(width: mh, merged: true), .linear("model.visual.merger.mlp.2", merged: true)]
         return (m, tower)
@@ -223,7 +237,7 @@ extension VisionLanguageReader {
         let q = try QwenViT(v, depth: 27, hidden: 1152, intermediate: 4304, patch: 16, out: 3584)
         let (depth, h, i, heads, c, p, merge, t, out, mh) = (q.depth, q.h, q.i, q.heads, q.c, q.p, q.merge, q.t, q.out, q.mh)
         let positions = try dim(v, "num_position_embeddings", 2304)
-        let deepstack = try intList(v, "deepstack_visual_indexes", [8, 16, 24]).count
+        let deepstack = try indexList(v, "deepstack_visual_indexes", [8, 16, 24]).count
         var m: [ModuleSpec] = [try tensors("model.visual.patch_embed.proj", [[h, c, t, p, p], [h]]), embedding("model.visual.pos_embed", positions, h)]
             + q.blocks(layerNorm: true, mlp: [("linear_fc1", h, i), ("linear_fc2", i, h)]) + [
             norm("model.visual.merger.norm", h, bias: true, .visionProjector),
@@ -344,14 +358,17 @@ extension VisionLanguageReader {
     /// (`Mistral3MultiModalProjector`: RMSNorm, a 2×2 patch merger, two Linears).
     static func pixtral(_ v: ConfigReader.Fields, _ top: ConfigReader.Fields, _ textHidden: Int) throws -> ([ModuleSpec], VisionTower) {
         let layers = try dim(v, "num_hidden_layers", 24), h = try dim(v, "hidden_size", 1024), i = try dim(v, "intermediate_size", 4096)
-        let heads = try dim(v, "num_attention_heads", 16), c = try dim(v, "num_channels", 3), p = try dim(v, "patch_size", 14)
-        let headDim = try dim(v, "head_dim", h / heads)
+        // PixtralVisionConfig's patch is 16; Mistral3Config's own vision default (no vision_config) 14
+        let heads = try dim(v, "num_attention_heads", 16), c = try dim(v, "num_channels", 3), p = try dim(v, "patch_size", v.dict.isEmpty ? 14 : 16)
+        guard h % heads == 0 else {
+            throw PlanError.invalidDimension(field: "vision_config.num_attention_heads", value: "\(heads)", reason: "must divide hidden_size \(h)")
+        }
         let merge = try dim(top, "spatial_merge_size", 2)
         let bias = try top.bool("multimodal_projector_bias", default: false)
         // one feature layer (a number) or several (a list), concatenated before linear_1
         let featureLayers = (top.dict["vision_feature_layer"] as? [Any])?.count ?? 1
         let prefix = "model.vision_tower"
-        let q = try width("head_dim", heads, headDim)
+        let q = h        // PixtralVisionConfig sets head_dim to hidden_size / heads: q, k, v and o are hidden × hidden
         let block = prefix + ".transformer.layers.*."
         let m: [ModuleSpec] = [
             try tensors(prefix + ".patch_conv", [[h, c, p, p]]),
@@ -420,6 +437,10 @@ extension FamilySpec {
     /// Whether the family is a vision-language model with an image side.
     public var isVisionLanguage: Bool { vision != nil }
 
+    /// The Auto class that loads the family: `AutoModelForImageTextToText` for the
+    /// vision-language types Transformers does not map for causal LM.
+    public var autoModelClass: String { (vision.map { !$0.causalLM } ?? false) ? "AutoModelForImageTextToText" : "AutoModelForCausalLM" }
+
     private static func visionLanguage(_ reader: VisionLanguageReader, kvHeads: Bool = true) -> FamilySpec {
         var spec = FamilySpec(read: { try reader.read($0, name: $1) }, loraTargets: nil, ia3Targets: nil, configHasKVHeads: kvHeads)
         spec.vision = reader
@@ -444,7 +465,7 @@ extension FamilySpec {
     /// Gemma 3 multimodal (`Gemma3ForConditionalGeneration`, also what AutoModelForCausalLM
     /// builds for `gemma3`): Gemma 3's language model and a SigLIP tower.
     static let gemma3 = visionLanguage(VisionLanguageReader(
-        family: .gemma3, textTypes: [nil: .gemma3Text, "gemma3_text": .gemma3Text], tiedByDefault: true, tower: VisionLanguageReader.gemma3SigLIP))
+        family: .gemma3, textTypes: [nil: .gemma3Text, "gemma3_text": .gemma3Text], tiedByDefault: true, causalLM: true, tower: VisionLanguageReader.gemma3SigLIP))
 
     /// LFM2-VL (`Lfm2VlForConditionalGeneration`): an LFM2 language model and a SigLIP 2 tower.
     static let lfm2VL = visionLanguage(VisionLanguageReader(

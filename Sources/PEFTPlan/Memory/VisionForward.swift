@@ -42,7 +42,17 @@ extension ForwardGraph {
         for step in v.pre { x = visionStep(step, x, patches: patches, tokens: tokens, named: named) }
 
         let h = v.hiddenSize, heads = v.heads
-        for layer in 0..<v.layers {
+        // the first two layers one by one (where requires-grad settles), then one layer of each
+        // kind (windowed, full attention) weighted by how many layers it stands for
+        var plays: [(layer: Int, weight: Double)] = (0..<min(2, v.layers)).map { ($0, 1) }
+        let rest = Array(min(2, v.layers)..<v.layers)
+        for kind in [rest.filter { !v.fullAttentionLayers.contains($0) }, rest.filter { v.fullAttentionLayers.contains($0) }] where !kind.isEmpty {
+            plays.append((kind[0], Double(kind.count)))
+        }
+        let outerWeight = tape.weight
+        defer { tape.weight = outerWeight }
+        for (layer, weight) in plays {
+            tape.weight = outerWeight * weight
             if c.checkpointing && x.rg { tape.save(x) }   // a GradientCheckpointingLayer keeps its input
             let saving = !c.checkpointing
             let save: (Tape.T) -> Void = { if saving { tape.save($0) } }
@@ -95,6 +105,7 @@ extension ForwardGraph {
             }
             x = tape.new(x.extent, c.a, rg: x.rg || mlp.rg)
         }
+        tape.weight = outerWeight
         for step in v.projector { x = visionStep(step, x, patches: patches, tokens: tokens, named: named) }
         return x.rg
     }

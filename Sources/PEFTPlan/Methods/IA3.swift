@@ -8,6 +8,12 @@ extension MethodSpec {
         insertsBottleneck: false, promptEncoderMLP: false, notes: [.ia3], leaner: nil,
         account: { arch, method, o in
             let defaults = arch.family.spec.ia3Targets
+            switch o.ia3Targets {
+            case .languageModel, .pattern:
+                // PEFT's IA³ then asks for feedforward_modules, which a pattern cannot name
+                throw PlanError.invalidTargets(method: "ia3", reason: "IA³ takes module names (or default or all-linear), not language-model or a pattern; give \(field: .ia3Targets) and \(field: .ia3Feedforward) as names")
+            default: break
+            }
             let targets = try ParameterAccounting.resolveTargets(o.ia3Targets, arch: arch, method: method, defaults: defaults?.targets)
             let ff: [String]
             if let given = o.ia3Feedforward { ff = given } else if case .default = o.ia3Targets { ff = defaults?.feedforward ?? [] } else { ff = [] }

@@ -76,6 +76,8 @@ public struct ModuleSpec: Sendable, Equatable {
     /// The tensors of a module counted by `ownParams` when they are not the kind's usual
     /// ones (expert biases, a convolution, several bare parameters); empty: the usual.
     public var shapes: [[Int]] = []
+    /// bitsandbytes keeps this Linear 16-bit (the module of the model's last parameter).
+    public var keep16Bit = false
     /// Instances of a module outside the decoder blocks (a vision tower's blocks, Qwen3-VL's
     /// deepstack mergers); its `name` then holds `*` where `named_modules()` has the index.
     public var repeats = 1
@@ -118,7 +120,7 @@ public struct ModuleSpec: Sendable, Equatable {
     /// Linear modules whose weights Transformers' bitsandbytes quantizer replaces with 4-bit
     /// ones: every nn.Linear but the output head (`get_keys_to_not_convert`,
     /// quantizers/base.py, 5.25) — the decoder blocks' and a vision tower's alike.
-    public var quantisedBy4Bit: Bool { (perLayer || isVision) && weightElements > 0 }
+    public var quantisedBy4Bit: Bool { (perLayer || isVision) && weightElements > 0 && !keep16Bit }
 }
 
 public enum NormKind: String, Sendable {
