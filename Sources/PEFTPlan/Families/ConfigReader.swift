@@ -330,12 +330,12 @@ public enum ConfigReader {
 
     /// The start of an own reader for a Llama-like layout (`model.layers`, full rotary heads):
     /// width, layers, heads, MLP width, vocabulary and context read with the family's defaults.
-    static func decoder(_ f: Fields, _ name: String, _ family: ModelFamily, headDimDefault: Int? = nil, positions fallback: Int,
-                        tiedDefault: Bool, norm: NormKind) throws -> Architecture {
+    static func decoder(_ f: Fields, _ name: String, _ family: ModelFamily, headDimDefault: Int? = nil, intermediateDefault: Int? = nil,
+                        positions fallback: Int, tiedDefault: Bool, norm: NormKind) throws -> Architecture {
         let h = try f.dim("hidden_size")
         let layers = try f.dim("num_hidden_layers")
         let (heads, kv, hd) = try attentionHeads(f, family: family, hidden: h, headDimDefault: headDimDefault)
-        let inter = try f.dim("intermediate_size")
+        let inter = try intermediateDefault.map { try f.optionalDim("intermediate_size") ?? $0 } ?? f.dim("intermediate_size")
         let vocab = try f.dim("vocab_size")
         let positions = try f.contextLength("max_position_embeddings") ?? fallback
         var a = blank(name, family, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,

@@ -14,23 +14,15 @@ extension FamilySpec {
                                         kvHeadsDefault: 4)
 
     @Sendable static func readMiMoV2Flash(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
-        let h = try f.dim("hidden_size")
-        let layers = try f.dim("num_hidden_layers")
-        let (heads, kv, hd) = try ConfigReader.attentionHeads(f, family: .mimoV2Flash, hidden: h, headDimDefault: 192)
+        var a = try ConfigReader.decoder(f, name, .mimoV2Flash, headDimDefault: 192, intermediateDefault: 16384, positions: 131072,
+                                         tiedDefault: false, norm: .rms)
+        let (h, layers, heads, kv, hd, inter, vocab) = (a.hiddenSize, a.numLayers, a.numHeads, a.nKVHeads, a.headDim, a.intermediateSize, a.vocabSize)
         let vhd = try f.optionalDim("v_head_dim") ?? 128
         guard heads % (2 * kv) == 0 else {
             throw PlanError.invalidDimension(field: "num_key_value_heads", value: "\(kv)",
                                              reason: "twice it (the sliding-window layers' KV heads) must divide num_attention_heads \(heads)")
         }
-        let inter = try f.optionalDim("intermediate_size") ?? 16384
-        let vocab = try f.dim("vocab_size")
-        let positions = try f.contextLength("max_position_embeddings") ?? 131072
-        var a = ConfigReader.blank(name, .mimoV2Flash, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,
-                                   vocab: vocab, positions: positions, tied: try f.bool("tie_word_embeddings", default: false))
-        a.layerPrefix = "model.layers"
-        a.norm = .rms
         a.rotaryDim = try ConfigReader.rotaryWidth(f, headDim: hd, default: 0.334)
-        a.attentionDropout = try f.probability("attention_dropout", default: 0)
         a.supportsSDPA = false
         let bias = try f.bool("attention_bias", default: false)
 

@@ -13,20 +13,12 @@ extension FamilySpec {
                                 configHasKVHeads: true)
 
     @Sendable static func readPhi(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
-        let h = try f.dim("hidden_size")
-        let layers = try f.dim("num_hidden_layers")
-        let (heads, kv, hd) = try ConfigReader.attentionHeads(f, family: .phi, hidden: h)   // getattr(config, "head_dim", h // heads)
-        let inter = try f.dim("intermediate_size")
-        let vocab = try f.dim("vocab_size")
-        let positions = try f.contextLength("max_position_embeddings") ?? 2048
-        var a = ConfigReader.blank(name, .phi, h: h, layers: layers, heads: heads, kv: kv, headDim: hd, inter: inter,
-                                   vocab: vocab, positions: positions, tied: try f.bool("tie_word_embeddings", default: false))
-        a.layerPrefix = "model.layers"
-        a.norm = .layer
-        a.rotaryDim = try ConfigReader.rotaryWidth(f, headDim: hd, default: 0.5)
+        // head_dim: getattr(config, "head_dim", h // heads)
+        var a = try ConfigReader.decoder(f, name, .phi, positions: 2048, tiedDefault: false, norm: .layer)
+        let (h, hd, inter, vocab) = (a.hiddenSize, a.headDim, a.intermediateSize, a.vocabSize)
+        a.rotaryDim = try ConfigReader.rotaryWidth(f, headDim: a.headDim, default: 0.5)
         a.hiddenDropout = try f.probability("resid_pdrop", default: 0)
         a.embeddingDropout = try f.probability("embd_pdrop", default: 0)
-        a.attentionDropout = try f.probability("attention_dropout", default: 0)
         var block = GatedBlock(plainMLP: true, norms: .parallel)
         block.tanhGELUChain = (f.string("hidden_act") ?? "gelu_new") == "gelu_new"
         var m: [ModuleSpec] = [
