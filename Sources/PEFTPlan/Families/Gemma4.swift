@@ -215,7 +215,7 @@ extension VisionLanguageReader {
         m.append(linear("model.embed_vision.embedding_projection", h, textHidden, bias: false, .visionProjector))
         m = keepLastProjection(m + audioModules)
         let tokens = try dim(top, "vision_soft_tokens_per_image", 280)
-        var tower = towerSummary(audio == nil ? "Gemma 4 vision encoder" : "Gemma 4 vision and audio encoders", modules: m, layers: layers, hidden: h, intermediate: i, heads: heads,
+        var tower = VisionTower(audio == nil ? "Gemma 4 vision encoder" : "Gemma 4 vision and audio encoders", layers: layers, hidden: h, heads: heads,
                                  patchesPerToken: try width("pooling_kernel_size", pool, pool),
                                  tokensPerImage: "up to \(tokens) tokens per image, each pooling \(pool)×\(pool) patches of \(p)×\(p) pixels")
         tower.prefix = prefix

@@ -171,13 +171,6 @@ extension VisionLanguageReader {
             return try v.positive(key, e as Any)
         }
     }
-
-    /// The tower's summary; its modules are in `modules`.
-    static func towerSummary(_ title: String, modules: [ModuleSpec], layers: Int, hidden: Int, intermediate: Int, heads: Int,
-                             patchesPerToken: Int, tokensPerImage: String) -> VisionTower {
-        VisionTower(title: title, layers: layers, hiddenSize: hidden, intermediateSize: intermediate, heads: heads,
-                    patchesPerToken: patchesPerToken, tokensPerImage: tokensPerImage)
-    }
 }
 
 // MARK: - The towers
@@ -218,7 +211,7 @@ extension VisionLanguageReader {
             linear("model.visual.merger.mlp.2", mh, out, bias: true, .visionProjector),
         ]
         let side = try width("patch_size", p, merge)
-        var tower = towerSummary("Qwen2.5-VL ViT", modules: m, layers: depth, hidden: h, intermediate: i, heads: heads,
+        var tower = VisionTower("Qwen2.5-VL ViT", layers: depth, hidden: h, heads: heads,
                                  patchesPerToken: merge * merge, tokensPerImage: "one token per \(side)×\(side) pixels (a 448×448 image: \((448 / side) * (448 / side)))")
         // windows of window_size pixels (whole merged tokens), full attention in fullatt_block_indexes
         let window = try dim(v, "window_size", 112) / side
@@ -250,7 +243,7 @@ extension VisionLanguageReader {
                   linear("model.visual.deepstack_merger_list.*.linear_fc2", mh, out, bias: true, .visionProjector, repeats: deepstack)]
         }
         let side = try width("patch_size", p, merge)
-        var tower = towerSummary("Qwen3-VL ViT", modules: m, layers: depth, hidden: h, intermediate: i, heads: heads,
+        var tower = VisionTower("Qwen3-VL ViT", layers: depth, hidden: h, heads: heads,
                                  patchesPerToken: merge * merge, tokensPerImage: "one token per \(side)×\(side) pixels (a 448×448 image: \((448 / side) * (448 / side)))")
         tower.projector = [.norm("model.visual.merger.norm", rms: false, merged: false), .linear("model.visual.merger.linear_fc1", merged: true),
                            .gelu(width: mh, merged: true), .linear("model.visual.merger.linear_fc2", merged: true)]
@@ -309,7 +302,7 @@ extension VisionLanguageReader {
         m += siglipEncoder(prefix: prefix, layers: layers, h: h, i: i, head: try v.bool("vision_use_head", default: true))
         m += [try tensors("model.multi_modal_projector", [[h, textHidden]], .visionProjector),
               norm("model.multi_modal_projector.mm_soft_emb_norm", h, bias: false, .visionProjector)]
-        var tower = towerSummary("SigLIP", modules: m, layers: layers, hidden: h, intermediate: i, heads: heads,
+        var tower = VisionTower("SigLIP", layers: layers, hidden: h, heads: heads,
                                  patchesPerToken: max(1, side * side / tokens), tokensPerImage: "\(tokens) tokens per image (resized to \(image)×\(image))")
         tower.rotary = false
         // post_layernorm, average pooling to mm_tokens_per_image, Gemma's RMSNorm, the projection
@@ -341,7 +334,7 @@ extension VisionLanguageReader {
         m += [linear("model.multi_modal_projector.linear_1", merged, projector, bias: bias, .visionProjector),
               linear("model.multi_modal_projector.linear_2", projector, textHidden, bias: bias, .visionProjector)]
         let side = try width("patch_size", p, factor)
-        var tower = towerSummary("SigLIP 2 NaFlex", modules: m, layers: layers, hidden: h, intermediate: i, heads: heads,
+        var tower = VisionTower("SigLIP 2 NaFlex", layers: layers, hidden: h, heads: heads,
                                  patchesPerToken: factor * factor, tokensPerImage: "one token per \(side)×\(side) pixels, large images in 512×512 tiles")
         tower.rotary = false
         tower.projector = [.norm(prefix + ".post_layernorm", rms: false, merged: false)]
@@ -384,7 +377,7 @@ extension VisionLanguageReader {
             linear("model.multi_modal_projector.linear_2", textHidden, textHidden, bias: bias, .visionProjector),
         ]
         let side = try width("patch_size", p, merge)
-        var tower = towerSummary("Pixtral ViT", modules: m, layers: layers, hidden: h, intermediate: i, heads: heads,
+        var tower = VisionTower("Pixtral ViT", layers: layers, hidden: h, heads: heads,
                                  patchesPerToken: merge * merge, tokensPerImage: "one token per \(side)×\(side) pixels, plus one per row and an end token")
         tower.pre = [.norm(prefix + ".ln_pre", rms: true, merged: false)]
         tower.projector = [.norm("model.multi_modal_projector.norm", rms: true, merged: false),
@@ -421,7 +414,7 @@ extension VisionLanguageReader {
             linear("model.mm_projector.in_proj", merged, merged, bias: true, .visionProjector),
             linear("model.mm_projector.out_proj", merged, textHidden, bias: true, .visionProjector),
         ]
-        var tower = towerSummary("MoonViT", modules: m, layers: layers, hidden: h, intermediate: i, heads: heads,
+        var tower = VisionTower("MoonViT", layers: layers, hidden: h, heads: heads,
                                  patchesPerToken: try width("merge_kernel_size", kernel[0], kernel[1]),
                                  tokensPerImage: "one token per \(try width("patch_size", p, kernel[0]))×\(try width("patch_size", p, kernel[1])) pixels")
         tower.projector = [.norm(prefix + ".final_layernorm", rms: false, merged: false), .norm("model.mm_projector.pre_norm", rms: false, merged: false),

@@ -14,12 +14,20 @@ public struct VisionTower: Sendable, Equatable {
     public var title: String
     public var layers: Int
     public var hiddenSize: Int
-    public var intermediateSize: Int
     public var heads: Int
     /// Patches the tower embeds per image token the language model sees.
     public var patchesPerToken: Int
     /// How the family's processor turns an image into tokens, for the help and notes.
     public var tokensPerImage: String
+    public init(_ title: String, layers: Int, hidden: Int, heads: Int, patchesPerToken: Int, tokensPerImage: String) {
+        self.title = title
+        self.layers = layers
+        self.hiddenSize = hidden
+        self.heads = heads
+        self.patchesPerToken = patchesPerToken
+        self.tokensPerImage = tokensPerImage
+    }
+
     /// The name prefix of the image encoder's modules, where a model has other encoders
     /// (Gemma 4's audio encoder) beside it; nil: every image-side module.
     public var prefix: String? = nil
