@@ -102,6 +102,18 @@ CASES = {
                                         "vision_end_token_id": 303},
                         "Qwen2_5_VLConfig shrunk to run on the CPU with images (two text and two vision layers, one of "
                         "them windowed): the saved-tensor trace of the vision tower"),
+    "deepseek_v4": ("deepseek_v4", {}, "DeepseekV4Config defaults (V4-Flash's widths with V4-Pro's attention schedule)"),
+    "deepseek_v4-tiny": ("deepseek_v4", {"vocab_size": 512, "hidden_size": 64, "moe_intermediate_size": 32, "num_hidden_layers": 5,
+                                         "num_attention_heads": 4, "head_dim": 32, "q_lora_rank": 48, "partial_rotary_factor": 0.25,
+                                         "num_experts_per_tok": 2, "n_routed_experts": 8, "o_groups": 2, "o_lora_rank": 24,
+                                         "index_n_heads": 4, "index_head_dim": 16, "index_topk": 8, "sliding_window": 16,
+                                         "compress_rates": {"compressed_sparse_attention": 4, "heavily_compressed_attention": 16},
+                                         "layer_types": ["sliding_attention", "compressed_sparse_attention", "heavily_compressed_attention",
+                                                         "compressed_sparse_attention", "sliding_attention"],
+                                         "mlp_layer_types": ["hash_moe", "moe", "moe", "moe", "moe"], "max_position_embeddings": 4096},
+                         "DeepseekV4Config shrunk for the saved-tensor trace: sliding, compressed sparse (with the indexer) and "
+                         "heavily compressed layers (rate 16 so that 128 tokens fill windows), hash and learned routing, "
+                         "four hyper-connection streams"),
 }
 
 

@@ -81,10 +81,15 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     packed = []
 
     def pack(t):
-        # Keep only a weak reference: what autograd drops (a detached branch, such as
-        # DoRA's weight norm) is freed, and its storage address may then be reused.
-        packed.append(weakref.ref(t))
-        return t
+        # The graph keeps a detached alias (the same storage): a node that saves its own
+        # output would otherwise hold it, with its grad_fn, in a reference cycle that outlives
+        # a branch autograd drops (DeepSeek-V4's indexer, whose top-k values are discarded),
+        # which training without hooks frees. Keep only a weak reference to the alias: what
+        # autograd drops (a detached branch, such as DoRA's weight norm) is freed, and its
+        # storage address may then be reused.
+        alias = t.detach()
+        packed.append(weakref.ref(alias))
+        return alias
 
     from torch.utils.flop_counter import FlopCounterMode
     mapping = grouped_mm_mapping(torch)

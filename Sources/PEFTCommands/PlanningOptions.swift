@@ -163,6 +163,13 @@ struct PlanningOptions: ParsableArguments {
                 // (LLaMA-Factory's freeze_vision_tower); all-linear would wrap them too
                 o.loraTargets = .languageModel
                 targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)'; planning every Linear of the language model (language-model), the vision tower and projector frozen as vision-language recipes keep them; all-linear would also wrap the tower's; \(field: .loraTargets) chooses others"
+            } else if !arch.family.spec.loraFailingModules.isEmpty {
+                // all-linear would wrap a module whose LoRA forward fails (DeepSeek-V4's o_a_proj)
+                let failing = arch.family.spec.loraFailingModules
+                let names = arch.blockLinearNames(excluding: Set(failing.keys).union(refused))
+                o.loraTargets = .list(names)
+                let why = failing.keys.sorted().map { "\($0), \(failing[$0] ?? $0)," }.joined(separator: " and ")
+                targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)', and all-linear would wrap \(why) on which LoRA fails in the forward; planning every other Linear (\(names.joined(separator: ","))); \(field: .loraTargets) chooses others"
             } else if arch.family.spec.tupleRouter || !refused.isEmpty {
                 // all-linear would wrap a router whose forward returns a tuple (PEFT fails there),
                 // or modules PEFT refuses (Mamba's out_proj): every other Linear of the blocks, by name

@@ -37,6 +37,24 @@ struct CommandLineTests {
         #expect(plan.int("trainable_params") == (try ParameterAccounting.account(arch, method: .lora, options: o)).trainableParams)
     }
 
+    /// DeepSeek-V4: with no targets the plan takes every Linear but the grouped o_a_proj (on
+    /// which LoRA fails in the forward: PublishedConfigTests' one-step check), and says why;
+    /// the count is PEFT's for that list.
+    @Test("DeepSeek-V4 without targets: every Linear but o_a_proj, stated in the assumptions")
+    func deepSeekV4DefaultTargets() throws {
+        let r = try CLI.run(["--model", "deepseek-v4-flash", "--method", "lora", "--gpu", "H100", "--format", "json"])
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let assumptions = j["assumptions"] as! [String: Any]
+        let targets = try #require(assumptions["lora_targets"] as? String)
+        #expect(!targets.contains("o_a_proj") && targets.contains("o_b_proj") && targets.contains("q_a_proj"))
+        #expect((assumptions["notes"] as! [String]).contains { $0.contains("o_a_proj") && $0.contains("fails in the forward") })
+        // PEFT 0.21.2 on the meta device, LoraConfig(r=8, target_modules=that list) on
+        // V4-Flash's published config: get_nb_trainable_parameters() = 32,442,880
+        let plan = (j["plans"] as! [[String: Any]])[0]
+        #expect(plan.int("trainable_params") == 32_442_880)
+    }
+
     /// A vision-language model: no targets plan the language model's Linears (the image side
     /// frozen), and --image-tokens lengthens the sequence the language model trains on. The
     /// byte counts themselves are checked against the saved-tensor trace (ActivationTraceTests).
@@ -297,6 +315,9 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--runtime", "vllm"], mentions: "--runtime"),
         Bad(args: ["--model", "phi-3-mini", "--method", "lora", "--lora-targets", "default"], mentions: "no default target modules"),
         Bad(args: ["--model", "qwen3-30b-a3b", "--method", "lora", "--lora-targets", "default"], mentions: "no default target modules"),
+        // all-linear wraps DeepSeek-V4's grouped o_a_proj, on which LoRA fails in the forward
+        Bad(args: ["--model", "deepseek-v4-flash", "--method", "lora", "--lora-targets", "all-linear"], mentions: "leave it out of the targets"),
+        Bad(args: ["--model", "deepseek-v4-flash", "--method", "qlora", "--lora-targets", "o_a_proj,o_b_proj"], mentions: "o_a_proj"),
         // PEFT refuses LoRA on a Mamba mixer's out_proj (all-linear picks it) for nemotron_h
         Bad(args: ["--model", "nemotron-3-nano", "--method", "lora", "--lora-targets", "all-linear"], mentions: "PEFT refuses LoRA on 'out_proj'"),
         Bad(args: ["--model", "nemotron-h-56b", "--method", "qlora", "--lora-targets", "out_proj"], mentions: "Mamba-based models"),

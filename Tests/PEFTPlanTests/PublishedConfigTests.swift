@@ -113,26 +113,47 @@ struct PublishedConfigTests {
     }
 }
 
-/// Some MoE routers are `nn.Linear` subclasses whose forward returns a tuple; PEFT's all-linear
-/// wraps them and the wrapped layer then fails in the forward. peft-plan refuses to plan such
-/// a target list exactly where the real PEFT fails one training step on a tiny model of the
-/// family (scripts/tuple_router_reference.py, on the CPU), and plans it where the step runs.
-@Suite("LoRA on all-linear refused where the real PEFT fails in the forward")
+/// Some MoE routers are `nn.Linear` subclasses whose forward returns a tuple, and DeepSeek-V4's
+/// grouped output projection one whose forward is a batched matmul per group; PEFT's all-linear
+/// wraps them and the wrapped layer then fails in the forward. On DeepSeek-V4, prefix tuning
+/// fails on PEFT's own cache (its layers lack the compressor state the compressed layers store)
+/// and prompt and P-tuning on the hash-routed layers (they look experts up by input_ids, and the
+/// virtual tokens arrive as inputs_embeds). peft-plan refuses each exactly where one training
+/// step of the real PEFT fails on a tiny model of the family (scripts/tuple_router_reference.py,
+/// on the CPU), and plans it where the step runs: prompt tuning once no layer is hash-routed,
+/// prefix tuning once no layer is compressed and the config gives the one key head the
+/// attention has (PEFT sizes the prefix by num_key_value_heads), both on Llama.
+@Suite("PEFT methods and LoRA target lists refused where the real PEFT fails in the forward")
 struct TupleRouterTests {
     nonisolated(unsafe) static let tiny: [String: Any] = ["hidden_size": 64, "intermediate_size": 32, "num_attention_heads": 4,
-                                      "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 128,
+                                                         "num_key_value_heads": 2, "num_hidden_layers": 2, "vocab_size": 128,
                                                          "num_experts_per_tok": 2]
-    nonisolated(unsafe) static let cases: [(id: String, type: String, extra: [String: Any])] = [
-        ("phimoe", "phimoe", ["num_local_experts": 4]),
-        ("llama4_text", "llama4_text", ["num_local_experts": 4, "intermediate_size_mlp": 64, "head_dim": 16]),
-        ("qwen3_moe", "qwen3_moe", ["num_experts": 4, "moe_intermediate_size": 32, "head_dim": 16]),
-        ("granitemoe", "granitemoe", ["num_local_experts": 4]),
-        ("mixtral", "mixtral", ["num_local_experts": 4]),
+    nonisolated(unsafe) static let v4: [String: Any] = ["n_routed_experts": 4, "head_dim": 16, "q_lora_rank": 32, "o_groups": 2, "o_lora_rank": 16,
+                                                       "index_n_heads": 2, "index_head_dim": 16, "index_topk": 4,
+                                                       "layer_types": ["compressed_sparse_attention", "sliding_attention"],
+                                                       "mlp_layer_types": ["hash_moe", "moe"]]
+    /// method: `nil` is LoRA on all-linear
+    nonisolated(unsafe) static let cases: [(id: String, type: String, extra: [String: Any], method: Method?)] = [
+        ("phimoe", "phimoe", ["num_local_experts": 4], nil),
+        ("llama4_text", "llama4_text", ["num_local_experts": 4, "intermediate_size_mlp": 64, "head_dim": 16], nil),
+        ("qwen3_moe", "qwen3_moe", ["num_experts": 4, "moe_intermediate_size": 32, "head_dim": 16], nil),
+        ("granitemoe", "granitemoe", ["num_local_experts": 4], nil),
+        ("mixtral", "mixtral", ["num_local_experts": 4], nil),
+        ("deepseek_v4", "deepseek_v4", v4, nil),
+        ("v4-prefix", "deepseek_v4", v4, .prefix),
+        ("v4-prompt", "deepseek_v4", v4, .prompt),
+        ("v4-ptuning", "deepseek_v4", v4, .ptuning),
+        ("v4-no-hash-prompt", "deepseek_v4", v4.merging(["mlp_layer_types": ["moe", "moe"]]) { $1 }, .prompt),
+        ("v4-sliding-prefix", "deepseek_v4", v4.merging(["layer_types": ["sliding_attention", "sliding_attention"], "num_key_value_heads": 1]) { $1 }, .prefix),
+        ("v4-sliding-prefix-2kv", "deepseek_v4", v4.merging(["layer_types": ["sliding_attention", "sliding_attention"]]) { $1 }, .prefix),
+        ("llama-prefix", "llama", [:], .prefix),
+        ("llama-prompt", "llama", [:], .prompt),
     ]
 
     nonisolated(unsafe) static let reference: Result<[String: Any], PythonReference.ReferenceError> =
         PythonReference.run(script: "tuple_router_reference.py", input: cases.map { c in
-            ["id": c.id, "model_type": c.type, "config": tiny.merging(c.extra) { $1 }] as [String: Any]
+            ["id": c.id, "model_type": c.type, "config": tiny.merging(c.extra) { $1 },
+             "method": c.method?.rawValue ?? "lora-all-linear"] as [String: Any]
         })
 
     @Test("refused exactly where one training step fails")
@@ -144,21 +165,21 @@ struct TupleRouterTests {
             let config = try #require(r["config"] as? [String: Any])
             let arch = try ConfigReader.parse(data: JSONSerialization.data(withJSONObject: config), name: c.id)
             var o = MethodOptions()
-            o.loraTargets = .allLinear
+            if c.method == nil { o.loraTargets = .allLinear }
             var t = TrainingOptions()
             t.seq = 8
             let trains = try #require(r["trains"] as? Bool)
             if trains {
                 #expect(throws: Never.self, "\(c.id): PEFT trains, peft-plan must plan") {
-                    _ = try PlanContext(arch: arch, method: .lora, methodOptions: o, training: t)
+                    _ = try PlanContext(arch: arch, method: c.method ?? .lora, methodOptions: o, training: t)
                 }
             } else {
                 failing += 1
                 #expect(throws: PlanError.self, "\(c.id): PEFT fails (\(r["error"] ?? "")), peft-plan must refuse") {
-                    _ = try PlanContext(arch: arch, method: .lora, methodOptions: o, training: t)
+                    _ = try PlanContext(arch: arch, method: c.method ?? .lora, methodOptions: o, training: t)
                 }
             }
         }
-        #expect(failing >= 2, "the reference should show the failing routers")
+        #expect(failing >= 7, "the reference should show the failing routers, the grouped projection and the V4 methods")
     }
 }

@@ -223,6 +223,9 @@ public enum ConfigReader {
         if let q = f.dict["quantization_config"] as? [String: Any], let method = q["quant_method"] as? String,
            !method.isEmpty, method.count <= 32, method.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" }) {
             arch.shippedQuantisation = method
+            // DeepSeek-V4: FP8 blocks with the experts FP4-packed (`expert_dtype`, which
+            // DeepseekV4Config moves into the quantization config)
+            if method == "fp8", ((q["expert_dtype"] ?? f.dict["expert_dtype"]) as? String) == "fp4" { arch.shippedQuantisation = "fp8-fp4-experts" }
         }
         guard arch.numLayers <= layerLimit else {
             throw PlanError.invalidDimension(field: "num_hidden_layers", value: "\(arch.numLayers)",

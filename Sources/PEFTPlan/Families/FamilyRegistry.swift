@@ -18,7 +18,7 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
     case glm4, glm4MoE = "glm4_moe", phimoe, deepseekV2 = "deepseek_v2", phi, cohere2
     case llama4Text = "llama4_text", llama4, mimoV2Flash = "mimo_v2_flash", nemotronH = "nemotron_h", granitemoehybrid, falconH1 = "falcon_h1"
     case qwen25VL = "qwen2_5_vl", qwen3VL = "qwen3_vl", qwen3VLMoE = "qwen3_vl_moe", gemma3, lfm2VL = "lfm2_vl", mistral3
-    case kimiK25 = "kimi_k25", gemma4Text = "gemma4_text", gemma4
+    case kimiK25 = "kimi_k25", gemma4Text = "gemma4_text", gemma4, deepseekV4 = "deepseek_v4"
 
     /// The family's descriptor.
     public var spec: FamilySpec {
@@ -80,6 +80,7 @@ public enum ModelFamily: String, CaseIterable, Sendable, Codable {
         case .kimiK25: return .kimiK25
         case .gemma4Text: return .gemma4Text
         case .gemma4: return .gemma4
+        case .deepseekV4: return .deepseekV4
         }
     }
 }
@@ -127,6 +128,10 @@ public struct FamilySpec: Sendable {
     /// Module names PEFT refuses LoRA on for this model type (Mamba mixers' `out_proj` and
     /// `conv1d`: `_check_lora_target_modules_mamba`, peft/tuners/tuners_utils.py, 0.21.2).
     public var loraRefusedModules: Set<String>? = nil
+    /// Module names PEFT wraps (all-linear picks them) but whose LoRA forward then fails, with
+    /// what the module is: planning refuses targets that include them and plans the others
+    /// (DeepSeek-V4's grouped `o_a_proj`).
+    public var loraFailingModules: [String: String] = [:]
     /// `num_key_value_heads` when the config leaves it out: the configuration class's default
     /// (Transformers 5.25; e.g. 8 for Mistral, 4 for Qwen3-MoE); nil where the class takes
     /// `num_attention_heads`.

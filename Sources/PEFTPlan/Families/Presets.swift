@@ -68,6 +68,8 @@ public enum Presets {
         Entry(name: "deepseek-v3", aliases: ["deepseek"], source: "deepseek-ai/DeepSeek-V3"),
         Entry(name: "deepseek-r1", aliases: [], source: "deepseek-ai/DeepSeek-R1"),
         Entry(name: "deepseek-v3.2", aliases: [], source: "deepseek-ai/DeepSeek-V3.2"),
+        Entry(name: "deepseek-v4-flash", aliases: ["deepseek-v4"], source: "deepseek-ai/DeepSeek-V4-Flash"),
+        Entry(name: "deepseek-v4-pro", aliases: [], source: "deepseek-ai/DeepSeek-V4-Pro"),
         Entry(name: "glm-5", aliases: [], source: "zai-org/GLM-5"),
         Entry(name: "smollm3-3b", aliases: ["smollm3"], source: "HuggingFaceTB/SmolLM3-3B"),
         Entry(name: "olmo-2-13b", aliases: ["olmo2-13b"], source: "allenai/OLMo-2-1124-13B"),

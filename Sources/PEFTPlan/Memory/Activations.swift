@@ -12,6 +12,10 @@ public struct Extent: Equatable, Sendable {
     /// Elements per query token that exist only at micro-batch 1, where a reshape that
     /// merges the batch into the heads is a view and keeps a larger storage alive.
     public var q1 = 0
+    /// Elements per attended token that exist only at a micro-batch above 1: `torch.matmul`
+    /// folds the batch into a broadcast (stride-0) head dimension by copying, where at batch 1
+    /// the fold is a view (DeepSeek-V4: one key head read by every query head).
+    public var kvMulti = 0
     static func q(_ n: Int) -> Extent { Extent(q: n) }
     static func kv(_ n: Int) -> Extent { Extent(kv: n) }
     static func pair(_ n: Int) -> Extent { Extent(pair: n) }
@@ -20,29 +24,32 @@ public struct Extent: Equatable, Sendable {
 /// Bytes as coefficients of the training shape (see ``Extent``), so that one symbolic pass
 /// over the model serves every batch size and sequence length.
 public struct ByteBill: Equatable, Sendable {
-    public var q = 0.0, kv = 0.0, pair = 0.0, pos = 0.0, fixed = 0.0, q1 = 0.0, sample = 0.0
+    public var q = 0.0, kv = 0.0, pair = 0.0, pos = 0.0, fixed = 0.0, q1 = 0.0, sample = 0.0, kvMulti = 0.0
 
     public func bytes(batch: Int, sq: Int, skv: Int) -> Double {
         let b = Double(batch), s = Double(sq), k = Double(skv)
         return q * b * s + kv * b * k + pair * b * s * k + pos * s + fixed + (batch == 1 ? q1 * s : 0) + sample * b
+            + (batch > 1 ? kvMulti * b * k : 0)
     }
 
     mutating func add(_ e: Extent, bytes: Int, times: Double = 1) {
         let w = Double(bytes) * times
         q += Double(e.q) * w; kv += Double(e.kv) * w; pair += Double(e.pair) * w
         pos += Double(e.pos) * w; fixed += Double(e.fixed) * w; q1 += Double(e.q1) * w; sample += Double(e.sample) * w
+        kvMulti += Double(e.kvMulti) * w
     }
 
     static func + (a: ByteBill, b: ByteBill) -> ByteBill {
         ByteBill(q: a.q + b.q, kv: a.kv + b.kv, pair: a.pair + b.pair, pos: a.pos + b.pos, fixed: a.fixed + b.fixed, q1: a.q1 + b.q1,
-                 sample: a.sample + b.sample)
+                 sample: a.sample + b.sample, kvMulti: a.kvMulti + b.kvMulti)
     }
     static func * (a: ByteBill, k: Double) -> ByteBill {
-        ByteBill(q: a.q * k, kv: a.kv * k, pair: a.pair * k, pos: a.pos * k, fixed: a.fixed * k, q1: a.q1 * k, sample: a.sample * k)
+        ByteBill(q: a.q * k, kv: a.kv * k, pair: a.pair * k, pos: a.pos * k, fixed: a.fixed * k, q1: a.q1 * k, sample: a.sample * k,
+                 kvMulti: a.kvMulti * k)
     }
     static func - (a: ByteBill, b: ByteBill) -> ByteBill {
         ByteBill(q: a.q - b.q, kv: a.kv - b.kv, pair: a.pair - b.pair, pos: a.pos - b.pos, fixed: a.fixed - b.fixed, q1: a.q1 - b.q1,
-                 sample: a.sample - b.sample)
+                 sample: a.sample - b.sample, kvMulti: a.kvMulti - b.kvMulti)
     }
 }
 
@@ -85,7 +92,9 @@ final class Tape {
         return T(id: nextID, extent: e, bytes: bytes, rg: rg, logits: logits)
     }
 
-    func save(_ t: T) {
+    /// Saves `t` (once per storage); `times` scales it where a size is a fraction of the
+    /// shape's terms (DeepSeek-V4's compressed entries: one per `rate` tokens).
+    func save(_ t: T, times: Double = 1) {
         guard !savedIDs.contains(t.id) else { return }
         savedIDs.insert(t.id)
         recomputedFlops[stage] = recomputedFlops[stage] + sinceLastSave[stage]
@@ -94,10 +103,10 @@ final class Tape {
         fp32SinceLastSave[stage] = ByteBill()
         flashRecomputedFlops[stage] = flashRecomputedFlops[stage] + flashSinceLastSave[stage]
         flashSinceLastSave[stage] = ByteBill()
-        if t.logits { logits.add(t.extent, bytes: t.bytes, times: weight) } else { activations.add(t.extent, bytes: t.bytes, times: weight) }
+        if t.logits { logits.add(t.extent, bytes: t.bytes, times: weight * times) } else { activations.add(t.extent, bytes: t.bytes, times: weight * times) }
     }
 
-    func save(_ e: Extent, _ bytes: Int) { save(new(e, bytes, rg: false)) }
+    func save(_ e: Extent, _ bytes: Int, times: Double = 1) { save(new(e, bytes, rg: false), times: times) }
 
     var total: ByteBill { activations + logits }
 
@@ -125,8 +134,8 @@ final class Tape {
     private(set) var flashRecomputedFlops = [ByteBill](repeating: ByteBill(), count: 5)
     private var flashSinceLastSave = [ByteBill](repeating: ByteBill(), count: 5)
 
-    func flops(_ e: Extent, forward: Int, backward: Int, fp32: Bool = false, causalFlash: Bool = false) {
-        let w = weight
+    func flops(_ e: Extent, forward: Int, backward: Int, fp32: Bool = false, causalFlash: Bool = false, times: Double = 1) {
+        let w = weight * times
         forwardFlops[stage].add(e, bytes: forward, times: w)
         backwardFlops[stage].add(e, bytes: backward, times: w)
         sinceLastSave[stage].add(e, bytes: forward, times: w)
@@ -232,12 +241,25 @@ struct ForwardGraph {
     /// `nn.Linear` / GPT-2 `Conv1D`, with the method's wrapper if the module is targeted.
     /// A frozen base weight saves nothing (its input grad needs only the weight); a
     /// trainable one saves its input.
-    func linear(_ x: Tape.T, _ role: ModuleRole, outBytes: Int? = nil) -> Tape.T {
+    /// A module on a branch that reaches no loss (DeepSeek-V4's indexer feeds a top-k whose
+    /// values are dropped) runs no backward: `branch` says whether what it saved is `kept` (a
+    /// cache holds the branch's output, and so its graph) or `dropped` with the branch's graph
+    /// when the forward leaves it.
+    enum Branch { case trained, kept, dropped }
+
+    func linear(_ x: Tape.T, _ role: ModuleRole, outBytes: Int? = nil, branch: Branch = .trained) -> Tape.T {
         guard let m = module(role) else {
             tape.missing.insert(role)
             return x
         }
         let ob = outBytes ?? c.a
+        let backward = branch == .trained
+        if branch == .dropped {
+            let r = c.wrapped[m.key] != nil && c.method.spec.wrapper == .lowRank ? c.options.loraR : 0
+            tape.flops(.q(1), forward: 2 * m.inFeatures * m.outFeatures, backward: 0)
+            if r > 0 { tape.flops(.q(1), forward: 2 * r * (m.inFeatures + m.outFeatures), backward: 0, fp32: true) }
+            return tape.new(.q(m.outFeatures), ob, rg: false)
+        }
         if c.baseTrainable { tape.save(x) }
         if c.method.spec.quantisesBase && m.perLayer && m.weightElements > 0 && x.rg {
             // bitsandbytes' MatMul4Bit keeps its input (cast to the compute dtype by
@@ -249,7 +271,7 @@ struct ForwardGraph {
         // y = x Wᵀ: 2·in·out per token; backward needs the input's gradient where the
         // input needs one, and the weight's where the weight trains.
         let mm = 2 * m.inFeatures * m.outFeatures
-        tape.flops(.q(1), forward: mm, backward: (x.rg ? mm : 0) + (c.baseTrainable ? mm : 0))
+        tape.flops(.q(1), forward: mm, backward: backward ? (x.rg ? mm : 0) + (c.baseTrainable ? mm : 0) : 0)
         if let w = c.wrapped[m.key] {
             switch c.method.spec.wrapper {
             case .lowRank?:
@@ -257,7 +279,7 @@ struct ForwardGraph {
                 let a = 2 * m.inFeatures * r, b = 2 * r * m.outFeatures
                 // forward lora_A and lora_B; backward both weights, lora_B's input, and
                 // lora_A's input where x needs a gradient
-                tape.flops(.q(1), forward: a + b, backward: a + 2 * b + (x.rg ? a : 0), fp32: true)
+                tape.flops(.q(1), forward: a + b, backward: backward ? a + 2 * b + (x.rg ? a : 0) : 0, fp32: true)
                 // PEFT casts the input to the adapter's dtype (fp32) before lora_dropout and
                 // lora_A; lora_A saves that input, lora_B saves lora_A's rank-r output.
                 var xin = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)

@@ -13,6 +13,10 @@ extension ForwardGraph {
         var marks: [ByteBill] = []
         let imageRG = visionTower()
         var x = embed(imageRG: imageRG)
+        if case let .gated(t) = c.arch.block, let hc = t.hyperConnections {
+            // DeepSeek-V4: the embeddings expanded to the residual streams (a contiguous copy)
+            x = tape.new(.q(hc.streams * c.arch.hiddenSize), x.bytes, rg: x.rg)
+        }
         if case let .gated(t) = c.arch.block, let width = t.perLayerInput { perLayerInputs(x, width: width) }
         marks.append(tape.total)
         let cosSin = (tape.new(Extent(pos: c.arch.rotaryDim), c.a, rg: false), tape.new(Extent(pos: c.arch.rotaryDim), c.a, rg: false))
@@ -39,7 +43,10 @@ extension ForwardGraph {
             marks.append(tape.total)
         }
         let count = min(layers, 3)
-        let checkpointInput = x.bytes * c.arch.hiddenSize
+        // the layers' input as checkpointing keeps it (DeepSeek-V4's: every residual stream)
+        var hyper = false
+        if case let .gated(t) = c.arch.block { hyper = t.hyperConnections != nil }
+        let checkpointInput = x.bytes * (hyper ? x.extent.q : c.arch.hiddenSize)
         tape.stage = 4
         head(x)
         let end = tape.total
@@ -128,6 +135,8 @@ extension ForwardGraph {
 
     func head(_ x: Tape.T) {
         let a = c.arch
+        var x = x
+        if case let .gated(t) = a.block, let hc = t.hyperConnections { x = hyperHead(x, hc) }
         // post-LN OPT (do_layer_norm_before false: OPT-350m) has no final layer norm
         var h = module(.finalNorm) != nil ? blockNorm(x) : x
         if module(.projectOut) != nil { h = linear(h, .projectOut) }
@@ -158,6 +167,7 @@ extension ForwardGraph {
     /// family's variations as traits; the layer being played decides dense or experts.
     func gatedLayer(_ x0: Tape.T, _ cosSin: (Tape.T, Tape.T), _ t: GatedBlock) -> Tape.T {
         if t.singleMixer { return mixerLayer(x0, t) }
+        if let hc = t.hyperConnections { return hyperConnectedLayer(x0, t, hc) }
         let a = c.arch
         var x = x0
         // post-norm blocks (OLMo 2) feed the sub-blocks the residual stream itself
@@ -529,7 +539,18 @@ extension ForwardGraph {
             tape.save(.q(r), 4)
         }
         let logitsRG = h.rg || routerTrainable
-        if logitsRG {
+        var plainClamp = false
+        if case let .gated(t) = a.block { plainClamp = t.clampedPlainSwiGLU }
+        if logitsRG && plainClamp {
+            // DeepSeek-V4 (`DeepseekV4TopKRouter`, `DeepseekV4HashRouter`): sqrt(softplus(logits))
+            // in the model dtype keeps the logits and the root; gather keeps the indices; the
+            // renormalisation keeps the picked scores and their sum
+            tape.save(.q(e), c.a)
+            tape.save(.q(e), c.a)
+            tape.save(.q(k), 8)
+            tape.save(.q(1), c.a)
+            tape.save(.q(k), c.a)
+        } else if logitsRG {
             tape.save(.q(e), 4)          // softmax output
             tape.save(.q(k), 8)          // top-k indices
             tape.save(.q(1), 4)          // sum for renormalisation
@@ -551,6 +572,15 @@ extension ForwardGraph {
             // ReLU²: relu keeps its output, square keeps its input (the same tensor)
             if gu.rg { tape.save(.q(k * inter), eb) }
             p = tape.new(.q(k * inter), eb, rg: gu.rg)
+        } else if plainClamp {
+            // DeepSeek-V4 (`DeepseekV4Experts._apply_gate`): gate and up are views of gate_up,
+            // each clamped (clamp keeps its input: the gate_up storage); SiLU keeps the clamped
+            // gate; the product keeps SiLU's output and the clamped up
+            if gu.rg {
+                tape.save(gu)
+                for _ in 0..<3 { tape.save(.q(k * inter), eb) }
+            }
+            p = tape.new(.q(k * inter), eb, rg: gu.rg)
         } else if case let .gated(t) = a.block, t.clampedSwiGLU {
             // gpt-oss (`GptOssExperts._apply_gate`): gate and up are strided views of
             // gate_up, each clamped (clamp keeps its input: the gate_up storage), then
@@ -570,7 +600,7 @@ extension ForwardGraph {
         }
         if expertsTrainable { tape.save(p) }
         let proj = tape.new(.q(k * inWidth), eb, rg: p.rg || expertsTrainable)
-        let weights = tape.new(.q(k), 4, rg: logitsRG)
+        let weights = tape.new(.q(k), plainClamp ? c.a : 4, rg: logitsRG)
         _ = mul(proj, weights, out: .q(k * inWidth))
         if proj.rg || weights.rg { tape.save(.q(k), 8) }       // inverse permutation
         return tape.new(.q(inWidth), c.a, rg: proj.rg || weights.rg)

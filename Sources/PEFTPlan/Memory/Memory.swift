@@ -174,6 +174,20 @@ public struct PlanContext: Sendable {
                 (for example q_proj,k_proj,v_proj,o_proj)
                 """)
         }
+        if let why = arch.failingMethods[method] {
+            throw PlanError.conflict("\(method.title) fails in training's forward on \(arch.family.rawValue) (Transformers 5.25, PEFT 0.21): \(why); plan another method")
+        }
+        let failing = arch.family.spec.loraFailingModules
+        if !failing.isEmpty, spec.wrapper == .lowRank,
+           let hit = account.wrapped.first(where: { failing[String($0.module.name.split(separator: ".").last ?? "")] != nil }) {
+            let leaf = String(hit.module.name.split(separator: ".").last ?? "")
+            let others = arch.blockLinearNames(excluding: Set(failing.keys))
+            throw PlanError.invalidTargets(method: method.rawValue, reason: """
+                PEFT wraps \(leaf) (\(failing[leaf] ?? leaf)) as a plain Linear, and LoRA's update then fails in \
+                training's forward (Transformers 5.25, PEFT 0.21); leave it out of the targets \
+                (every other Linear: \(others.joined(separator: ",")))
+                """)
+        }
         if spec.refusesCheckpointing && training.gradCheckpointing {
             throw PlanError.refusesCheckpointing(method)
         }

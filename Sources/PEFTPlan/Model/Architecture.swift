@@ -49,6 +49,17 @@ public enum ModuleRole: String, Sendable, Equatable, CaseIterable {
     /// Gemma 4's experts beside the dense MLP: the router's scales, the norms of the dense
     /// MLP's output, of the experts' input and of their output.
     case routerScale, mlpOutputNorm, expertsNorm, expertsOutputNorm
+    /// DeepSeek-V4's attention: the one key-and-value head (`kv_proj`, keys are the values)
+    /// and its norm; the grouped output projection (`o_a_proj`, one block per group of heads)
+    /// and the projection that mixes the groups (`o_b_proj`); in the compressed layers the
+    /// compressor's key-value and gate projections, its learned position bias and its norm,
+    /// and the lightning indexer's own compressor (key-value, gate, position bias, norm).
+    case sharedKV, sharedKVNorm, groupedO, groupedOMix
+    case compressorKV, compressorGate, compressorBias, compressorNorm
+    case indexerKV, indexerGate, indexerBias, indexerNorm
+    /// Manifold-constrained hyper-connections (DeepSeek-V4): the mixing weights before
+    /// attention and before the MLP in each layer, and the final collapse of the streams.
+    case attentionHyperConnection, feedForwardHyperConnection, hyperHead
 }
 
 /// One module of the model as `named_modules()` shows it, with its parameter shapes.
@@ -212,6 +223,15 @@ public struct GatedBlock: Equatable, Sendable {
     public var maxSubtractedSoftmax = false
     /// gpt-oss: the experts' clamped SwiGLU with α (`swiglu_limit`, `swiglu_alpha`).
     public var clampedSwiGLU = false
+    /// DeepSeek-V4: gate clamped from above and up on both sides before SiLU(gate) · up, in
+    /// the routed experts and the shared one; the router scores by sqrt(softplus(logits)) in
+    /// the model dtype (a learned top-k, or a fixed token-to-expert table in the first layers).
+    public var clampedPlainSwiGLU = false
+    /// DeepSeek-V4's attention in place of q/k/v projections, if any.
+    public var compressed: CompressedAttention?
+    /// DeepSeek-V4's manifold-constrained hyper-connections: the residual is this many
+    /// streams, collapsed into each sub-block's input and expanded from its output.
+    public var hyperConnections: HyperConnections?
     /// Qwen3-Next, Qwen3.5: `q_proj` also yields a gate; the attention output is scaled by its sigmoid.
     public var attentionOutputGate = false
     /// LFM2: the short convolution's kernel (taps) in the layers that hold one.
@@ -315,6 +335,29 @@ public struct LatentAttention: Equatable, Sendable {
     public var indexer = false
 }
 
+/// DeepSeek-V4's attention (DeepSeek-V4 report §2.3; `DeepseekV4Attention`, Transformers
+/// 5.25): queries through a latent (`q_a_proj`, its norm, `q_b_proj`, a weightless norm per
+/// head), one key head that is also the value (`kv_proj`), partial interleaved rotary on the
+/// last `rope` channels of each head, learned sinks, eager attention over the sequence (the
+/// sliding window is a mask) plus, in the compressed layers, one entry per `rate` tokens
+/// (compressed sparse attention, rate `csaRate`, with a lightning indexer; heavily compressed
+/// attention, rate `hcaRate`), the rotary undone on the output, and the output through
+/// `groups` blocks of `groupRank` then one mixing projection.
+public struct CompressedAttention: Equatable, Sendable {
+    public var qRank: Int, rope: Int, groups: Int, groupRank: Int
+    public var csaRate: Int, hcaRate: Int
+    public var indexerHeads: Int, indexerDim: Int, indexerTopK: Int
+    /// The layers of each kind (the rest slide over the window only).
+    public var csaLayers: [Int], hcaLayers: [Int]
+}
+
+/// Manifold-constrained hyper-connections (Xie et al. 2026; `DeepseekV4HyperConnection`):
+/// `streams` copies of the residual, mixed by weights from one projection of all of them,
+/// the residual mixing projected by `sinkhornIterations` Sinkhorn-Knopp steps.
+public struct HyperConnections: Equatable, Sendable {
+    public var streams: Int, sinkhornIterations: Int
+}
+
 /// A decoder-only transformer, reduced to what counts for parameters, memory and compute.
 ///
 /// Built from a Hugging Face `config.json` (``ConfigReader``) or a preset (``Presets``).
@@ -368,6 +411,9 @@ public struct Architecture: Sendable, Equatable {
     public var layerPrefix: String
     /// A vision-language model's image side (its modules are in `modules`), nil for text models.
     public var vision: VisionTower? = nil
+    /// Methods whose training step fails on this model in the pinned Transformers and PEFT,
+    /// with why (DeepSeek-V4: prefix tuning's cache, prompt tuning's embeddings): refused.
+    public var failingMethods: [Method: String] = [:]
 
     /// Total parameters as Hugging Face counts them (`named_parameters()`, tied once).
     public var totalParams: Int {

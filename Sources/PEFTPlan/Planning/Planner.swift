@@ -113,6 +113,8 @@ public enum Planner {
             return "the checkpoint ships its experts in MXFP4: Transformers dequantises them to bf16 to train (Mxfp4Config(dequantize=True)), which is what is planned"
         case "fp8":
             return "the checkpoint ships FP8 weights: training loads them dequantised to bf16 (FineGrainedFP8Config(dequantize=True)), which is what is planned"
+        case "fp8-fp4-experts":
+            return "the checkpoint ships FP8 weights and FP4-packed experts: training loads them dequantised to bf16 (FineGrainedFP8Config(dequantize=True), expert_dtype fp4), which is what is planned"
         default:
             return "the checkpoint ships quantised (quant_method \(method)): planned as its weights dequantised to the compute dtype"
         }
@@ -185,6 +187,10 @@ public enum Planner {
             let taken = method.positionsTaken(request.methodOptions)
             if taken > 0 && request.arch.hasLearnedPositions && request.training.seq + taken > request.arch.maxPositions {
                 skipped.append((method, "\(request.training.seq) tokens plus \(taken) \(method.virtualTokensWords) exceed the model's \(request.arch.maxPositions) learned positions"))
+                continue
+            }
+            if let why = request.arch.failingMethods[method], request.methodsFromAll {
+                skipped.append((method, "\(method.title) fails in training's forward on this model: \(why)"))
                 continue
             }
             if method.spec.refusesCheckpointing && request.training.gradCheckpointing && request.methodsFromAll {

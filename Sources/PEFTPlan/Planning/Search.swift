@@ -57,6 +57,7 @@ public enum Search {
         let globalBatch = max(1, space.globalBatch)
         var all: [Candidate] = []
         for method in request.methods {
+            if request.arch.failingMethods[method] != nil && request.methodsFromAll { continue }   // as `plan` skips it from `all`
             let account: ParameterAccount
             do {
                 account = try ParameterAccounting.account(request.arch, method: method, options: request.methodOptions)
