@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+import PEFTCalibration
+import PEFTTestSupport
+@testable import PEFTPlan
+
+/// One run of the collection the time model is validated on (issue 16): a published,
+/// fully specified fine-tuning throughput (Fixtures/published-throughput/runs.json, each with
+/// its source's table row), or one of our own H100 bursts (reports/calibration).
+struct ThroughputRun: CustomTestStringConvertible, Sendable {
+    var id: String
+    var source: String
+    var stack: String
+    var arch: Architecture
+    var method: Method
+    var options: MethodOptions
+    var training: TrainingOptions
+    var gpu: String
+    var scale: ScaleOptions
+    var compile: Bool
+    var tokensPerSecond: Double
+    var testDescription: String { id }
+
+    /// The plan the time model estimates for the run.
+    func context() throws -> PlanContext {
+        try PlanContext(arch: arch, method: method, methodOptions: options, training: training, scale: scale)
+    }
+
+    /// hf-cuda's tokens/s over all GPUs for the run.
+    func predicted() throws -> Double {
+        let profile = try HardwareCatalog.select(gpu, from: HardwareCatalog.bundled())[0]
+        return TimeModel.estimate(try context(), gpu: profile, dataset: Dataset(), budget: BudgetOptions()).tokensPerSecond
+    }
+}
+
+enum ThroughputCollection {
+    nonisolated(unsafe) static let file = Fixtures.json("published-throughput/runs.json") as! [String: Any]
+    static var sources: [[String: Any]] { file["sources"] as! [[String: Any]] }
+
+    /// The published runs, read into plans; a malformed run is a test failure, not a skip.
+    static func published() throws -> [ThroughputRun] {
+        try (file["runs"] as! [[String: Any]]).map { r in
+            let id = try #require(r["id"] as? String)
+            var o = MethodOptions()
+            if let rank = r["lora_r"] as? Int { o.loraR = rank }
+            if let alpha = r["lora_alpha"] as? Int { o.loraAlpha = alpha }
+            if let targets = r["lora_targets"] as? String { o.loraTargets = try TargetSpec.parse(targets, field: .loraTargets) }
+            var t = TrainingOptions()
+            t.batch = try #require(r["batch"] as? Int, "\(id): batch")
+            t.seq = try #require(r["seq"] as? Int, "\(id): seq")
+            t.gradAccum = try #require(r["grad_accum"] as? Int, "\(id): grad_accum")
+            t.gradCheckpointing = try #require(r["checkpointing"] as? Bool, "\(id): checkpointing")
+            let sharding = try #require(Sharding(rawValue: r["sharding"] as? String ?? ""), "\(id): sharding")
+            let offload = try #require(Offload(rawValue: r["offload"] as? String ?? ""), "\(id): offload")
+            return ThroughputRun(id: id, source: try #require(r["source"] as? String), stack: try #require(r["stack"] as? String),
+                                 arch: try Fixtures.architecture(try #require(r["model"] as? String)), method: try #require(Method(rawValue: r["method"] as? String ?? ""), "\(id): method"),
+                                 options: o, training: t, gpu: try #require(r["gpu"] as? String),
+                                 scale: ScaleOptions(gpus: try #require(r["gpus"] as? Int), sharding: sharding, offload: offload),
+                                 compile: r["compile"] as? Bool ?? false, tokensPerSecond: try #require(r["tokens_per_second"] as? Double, "\(id): tokens/s"))
+        }
+    }
+
+    /// Our own H100 bursts (autocast, as the Trainer runs them), read as `calibrate --compare` reads them.
+    static func own() throws -> [ThroughputRun] {
+        var runs: [ThroughputRun] = []
+        for path in file["own_bursts"] as! [String] {
+            let results = try TorchCalibration.load(TorchResults.self, path: repoRoot.appendingPathComponent(path).path, option: "--compare")
+            let jobPath = path.replacingOccurrences(of: ".json", with: ".job.json")
+            let job = try TorchCalibration.load(TorchJob.self, path: repoRoot.appendingPathComponent(jobPath).path, option: "--job")
+            let configs = job.resolved
+            for r in results.bursts where r.error == nil {
+                guard let c = configs[r.id], let tps = r.tokensPerSecond else { continue }
+                let ctx = try TorchCalibration.context(c, runtime: .hfCUDA)
+                runs.append(ThroughputRun(id: r.id, source: "own-h100", stack: "hf", arch: ctx.arch, method: ctx.account.method,
+                                          options: ctx.methodOptions, training: ctx.training, gpu: "H100 SXM", scale: ScaleOptions(),
+                                          compile: false, tokensPerSecond: tps))
+            }
+        }
+        return runs
+    }
+}
+
+/// The collection itself: cited, specified, and as broad as issue 16 asks (at least 40 runs
+/// from at least 5 independent sources on at least 5 GPU types, single- and multi-GPU).
+@Suite("Published throughput collection")
+struct ThroughputCollectionTests {
+    @Test("every published run is cited and specified, and the time model can plan it")
+    func runsAreSpecified() throws {
+        let sources = Dictionary(uniqueKeysWithValues: ThroughputCollection.sources.map { ($0["key"] as! String, $0) })
+        for s in sources.values {
+            let cited = (s["repository"] as? String).map { _ in (s["commit"] as? String)?.count == 40 && s["path"] != nil }
+                ?? (s["path"] as? String == "reports/calibration/")
+            #expect(cited, "\(s["key"]!): a repository, path and commit (or our own results)")
+            #expect(!(s["setup"] as? String ?? "").isEmpty && !(s["figure"] as? String ?? "").isEmpty)
+        }
+        let raw = ThroughputCollection.file["runs"] as! [[String: Any]]
+        for r in raw {
+            let id = r["id"] as? String ?? "?"
+            #expect(sources[r["source"] as? String ?? ""] != nil, "\(id): unknown source")
+            #expect(!(r["quote"] as? String ?? "").isEmpty && !(r["derivation"] as? String ?? "").isEmpty, "\(id): quote and derivation")
+        }
+        #expect(Set(raw.compactMap { $0["id"] as? String }).count == raw.count, "run ids are unique")
+        for run in try ThroughputCollection.published() {
+            _ = try HardwareCatalog.select(run.gpu, from: HardwareCatalog.bundled())
+            let p = try run.predicted()
+            #expect(p.isFinite && p > 0, "\(run.id): predicted \(p)")
+            #expect(run.tokensPerSecond > 0)
+        }
+    }
+
+    @Test("at least 40 runs from 5 sources on 5 GPU types, single- and multi-GPU")
+    func coverage() throws {
+        let runs = try ThroughputCollection.published() + ThroughputCollection.own()
+        #expect(runs.count >= 40)
+        #expect(Set(runs.map(\.source)).count >= 5)
+        #expect(Set(runs.map(\.gpu)).count >= 5)
+        #expect(runs.contains { $0.scale.gpus == 1 } && runs.contains { $0.scale.gpus > 1 })
+        #expect(Set(runs.map(\.method)).isSuperset(of: [.full, .lora, .qlora]))
+    }
+
+    /// Where hf-cuda stands on the collection before the time model is fitted to it: the
+    /// signed error of predicted over published tokens/s, median and median magnitude, over
+    /// all runs and by source, GPU and method (printed; the README quotes them).
+    @Test("the time model's error on the collection, by source, GPU and method")
+    func errorSummary() throws {
+        let runs = try ThroughputCollection.published() + ThroughputCollection.own()
+        var errors: [(run: ThroughputRun, error: Double)] = []
+        for r in runs {
+            let p = try r.predicted()
+            #expect(p.isFinite && p > 0, "\(r.id): predicted \(p)")
+            errors.append((r, p / r.tokensPerSecond - 1))
+        }
+        func median(_ v: [Double]) -> Double {
+            let s = v.sorted()
+            return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        func line(_ name: String, _ e: [Double]) -> String {
+            String(format: "%@: %d runs, median %+.0f%%, median |error| %.0f%%", name, e.count, median(e) * 100, median(e.map(abs)) * 100)
+        }
+        print("throughput collection, hf-cuda: " + line("all", errors.map(\.error)))
+        for (name, key) in [("source", { (r: ThroughputRun) in r.source }), ("GPU", { $0.gpu }), ("method", { $0.method.rawValue })] {
+            let groups = Dictionary(grouping: errors, by: { key($0.run) })
+            for k in groups.keys.sorted() { print("  \(name) " + line(k, groups[k]!.map(\.error))) }
+        }
+        #expect(errors.count == runs.count)
+    }
+}
+
