@@ -27,7 +27,7 @@ let package = Package(
         .target(
             name: "PEFTPlan",
             exclude: ["README.md"],
-            resources: [.copy("Resources/hardware-profiles"), .copy("Resources/models"), .copy("Resources/python")]
+            resources: [.copy("Resources/hardware-profiles"), .copy("Resources/models"), .copy("Resources/prices"), .copy("Resources/python")]
         ),
 
         // MARK: - The training engine

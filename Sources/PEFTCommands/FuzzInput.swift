@@ -25,6 +25,9 @@ public enum FuzzInput {
         /// (`--model`), the second the content of `refs/main`, the rest the snapshot's
         /// config.json; read offline from a cache made of them, then planned.
         case hubcache
+        /// A price catalogue (JSON, `--price-file`) → its first provider's offers priced into a
+        /// plan on every GPU it offers.
+        case prices
     }
 
     /// Runs one input through one target. Returns whether the input was accepted.
@@ -57,6 +60,16 @@ public enum FuzzInput {
                 _ = Calibrate.table(rows, config: config)
             case .hubcache:
                 try hubCache(data)
+            case .prices:
+                let catalogue = try PriceCatalogue.parse(data: data, path: "fuzz.json")
+                let provider = catalogue.providers[0].name
+                let gpus = try HardwareCatalog.bundled().filter { catalogue.gpus(provider: provider).contains($0.name) }
+                guard !gpus.isEmpty else { return true }
+                var request = PlanRequest(arch: try Presets.resolve("tiny"), methods: [.lora], methodsFromAll: false, training: TrainingOptions(),
+                                          gpus: gpus, runtime: .hfCUDA)
+                request.budget.provider = provider
+                request.budget.prices = catalogue
+                _ = try Planner.plan(request)
             case .compare:
                 struct Pair: Decodable { var results: TorchResults; var job: TorchJob }
                 let pair = try TorchCalibration.decode(Pair.self, from: data, option: "--compare", path: "fuzz.json")

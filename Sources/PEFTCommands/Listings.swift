@@ -20,6 +20,16 @@ struct GPUs: ParsableCommand {
     }
 }
 
+struct Prices: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "prices", abstract: "List the dated GPU price catalogue: providers, billing and offers.")
+    @Option(help: "table|json") var format: String = "table"
+    @Option(parsing: .unconditional, help: "A price catalogue of your own to check and list instead.") var priceFile: String?
+
+    func run() throws {
+        PeftPlan.emit(try Listings.prices(json: try listingJSON(format), file: priceFile))
+    }
+}
+
 /// Listings print a table or JSON; anything else is refused.
 func listingJSON(_ format: String) throws -> Bool {
     switch format.lowercased() {

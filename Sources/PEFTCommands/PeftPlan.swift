@@ -38,6 +38,7 @@ struct PeftPlan: ParsableCommand {
               peft-plan plan --model ./config.json --method qlora --seq 4096 --format json
               peft-plan models        (presets and their aliases)
               peft-plan gpus          (hardware profiles)
+              peft-plan prices        (dated GPU prices by provider; plan --provider NAME)
               peft-plan plan --model 70b --gpu 80GB --cheapest
               peft-plan bench --model tiny --method lora
               peft-plan calibrate --backend engine
@@ -52,7 +53,7 @@ struct PeftPlan: ParsableCommand {
               64   the command line itself: an unknown option or a missing value
               130  calibrate interrupted by Ctrl-C (its --resume command is printed)
             """,
-        subcommands: [Plan.self, Models.self, GPUs.self, Bench.self, Calibrate.self, ReportCommand.self, ClaimsCommand.self, BenchPlanner.self, BenchSearch.self, LedgerCheckCommand.self],
+        subcommands: [Plan.self, Models.self, GPUs.self, Prices.self, Bench.self, Calibrate.self, ReportCommand.self, ClaimsCommand.self, BenchPlanner.self, BenchSearch.self, LedgerCheckCommand.self],
         defaultSubcommand: Plan.self)
 
     /// Errors become one line on stderr and a non-zero status; help goes to stdout.

@@ -60,6 +60,8 @@ struct PlanningOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Epochs (default 1; fractions allowed).") var epochs: String?
     @Flag(help: "Examples are packed into full sequences (otherwise each is padded to --seq).") var packing = false
     @Option(parsing: .unconditional, help: "USD per GPU-hour (default: the profile's dated typical price).") var price: String?
+    @Option(parsing: .unconditional, help: "Price at this provider's on-demand offers, billed in its increments (`peft-plan prices` lists them); without --gpu, every GPU it offers.") var provider: String?
+    @Option(parsing: .unconditional, help: "A price catalogue of your own (negotiated rates) in the bundled catalogue's JSON format, used with --provider.") var priceFile: String?
     @Option(parsing: .unconditional, help: "Fraction of the 16-bit peak the matmuls reach, 0–1 (default: the runtime profile's).") var mfu: String?
     @Option(parsing: .unconditional, help: "Fixed minutes per run for start-up, installs and tokenising (default 10).") var setupMinutes: String?
 
@@ -251,8 +253,41 @@ struct PlanningOptions: ParsableArguments {
         }
         let catalog = try HardwareCatalog.bundled()
         var gpus: [GPUProfile] = []
-        for q in (gpu.isEmpty ? Self.defaultGPUs : gpu) {
-            for p in try HardwareCatalog.select(q, from: catalog) where !gpus.contains(p) { gpus.append(p) }
+        // --provider: the provider's offers price the GPUs (and, without --gpu, choose them)
+        var pricing: (catalogue: PriceCatalogue, provider: PriceProvider)?
+        var pricingNote: PlanText?
+        if provider != nil || priceFile != nil {
+            guard price == nil else {
+                throw PlanError.contradictoryOptions("--price and --provider price the GPUs two ways: give one")
+            }
+            let catalogue = try priceFile.map { try PriceCatalogue.load(path: $0) } ?? PriceCatalogue.bundled()
+            guard let name = provider ?? (catalogue.providers.count == 1 ? catalogue.providers[0].name : nil) else {
+                throw PlanError.contradictoryOptions("--price-file lists several providers (\(catalogue.providers.map(\.name).joined(separator: ", "))): choose one with --provider")
+            }
+            guard let info = catalogue.provider(named: name) else {
+                throw PlanError.invalidOption(option: "--provider", value: name, accepted: catalogue.providers.map(\.name).joined(separator: ", "))
+            }
+            let offered = catalogue.gpus(provider: info.name)
+            guard !offered.isEmpty else {
+                throw PlanError.contradictoryOptions("\(info.name) has no on-demand offer in the price catalogue")
+            }
+            pricing = (catalogue, info)
+            if gpu.isEmpty {
+                gpus = catalog.filter { offered.contains($0.name) }
+            } else {
+                var asked: [GPUProfile] = []
+                for q in gpu { for p in try HardwareCatalog.select(q, from: catalog) where !asked.contains(p) { asked.append(p) } }
+                gpus = asked.filter { offered.contains($0.name) }
+                guard !gpus.isEmpty else {
+                    throw PlanError.contradictoryOptions("\(info.name) offers none of \(asked.map(\.name).joined(separator: ", ")) on demand; it offers \(offered.joined(separator: ", "))")
+                }
+                let left = asked.filter { !offered.contains($0.name) }
+                if !left.isEmpty { pricingNote = "prices: \(info.name) offers no \(left.map(\.name).joined(separator: ", ")) on demand; left out" }
+            }
+        } else {
+            for q in (gpu.isEmpty ? Self.defaultGPUs : gpu) {
+                for p in try HardwareCatalog.select(q, from: catalog) where !gpus.contains(p) { gpus.append(p) }
+            }
         }
         for w in calibration?.warnings(gpus: gpus) ?? [] { FileHandle.standardError.write(Data("peft-plan: warning: \(w)\n".utf8)) }
         var request = PlanRequest(arch: arch, methods: methods, methodsFromAll: fromAll, methodOptions: o, training: t, gpus: gpus, runtime: rt)
@@ -288,6 +323,12 @@ struct PlanningOptions: ParsableArguments {
         budget.pricePerGPUHour = try Self.real(price, "--price")
         budget.mfu = try Self.real(mfu, "--mfu")
         budget.setupMinutes = try Self.real(setupMinutes, "--setup-minutes") ?? budget.setupMinutes
+        if let pricing {
+            budget.provider = pricing.provider.name
+            budget.prices = pricing.catalogue
+            request.defaults.append("prices: \(pricing.provider.name)'s on-demand offers, billed \(pricing.provider.billing.summary) (\(pricing.provider.billing.source)); each GPU's offer, page and date under Prices")
+        }
+        if let pricingNote { request.defaults.append(pricingNote) }
         request.budget = budget
         return request
     }

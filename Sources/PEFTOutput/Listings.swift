@@ -54,4 +54,35 @@ public enum Listings {
         out += "Prices are typical on-demand figures at their date, as each profile states.\n"
         return out
     }
+
+    /// The price catalogue (bundled, or `file`): providers with their billing, then every offer
+    /// with its date and source.
+    public static func prices(json: Bool, file: String? = nil) throws -> String {
+        let c = try file.map { try PriceCatalogue.load(path: $0) } ?? PriceCatalogue.bundled()
+        if json {
+            return JSONValue.object([
+                ("providers", .array(c.providers.map { p in
+                    .object([("name", .string(p.name)), ("kind", .string(p.kind)), ("billing_unit_seconds", .double(p.billing.unitSeconds)),
+                             ("minimum_billed_seconds", .double(p.billing.minimumSeconds)), ("billing_source", .string(p.billing.source))])
+                })),
+                ("offers", .array(c.offers.map { o in
+                    .object([("provider", .string(o.provider)), ("tier", .string(o.tier)), ("gpu", .string(o.gpu)),
+                             ("usd_per_gpu_hour", .double(o.usdPerGPUHour)), ("offering", .string(o.offering)),
+                             ("gpus_per_instance", .int(o.gpusPerInstance)), ("date", .string(o.date)), ("source", .string(o.source))])
+                })),
+            ]).render() + "\n"
+        }
+        var out = ""
+        for p in c.providers {
+            out += "\(p.name) (\(p.kind)), billed \(p.billing.summary)\n"
+            for o in c.offers where o.provider == p.name {
+                out += "  " + PlanOutput.pad(o.tier, 14) + PlanOutput.pad(o.gpu, 15) + PlanOutput.pad(String(format: "$%.2f", o.usdPerGPUHour), 8)
+                    + PlanOutput.pad("×\(o.gpusPerInstance)", 5) + o.date + "\n"
+            }
+        }
+        out += "\nPer GPU-hour, as each source page showed it on its date; an instance of several GPUs is rented\n"
+        out += "whole. `--format json` gives every offer's source page; `peft-plan plan --provider NAME` prices a plan\n"
+        out += "with them, `--price-file FILE` takes your own rates in the same format.\n"
+        return out
+    }
 }

@@ -88,6 +88,13 @@ public enum PlanOutput {
             ("step_seconds", .double(e.stepSeconds)), ("optimizer_steps", .double(e.optimizerSteps)),
             ("train_hours", .double(e.trainHours)), ("overhead_hours", .double(e.overheadHours)),
             ("gpu_hours", .double(e.gpuHours)), ("price_usd_per_gpu_hour", .double(e.pricePerGPUHour)),
+            ("price", .object([
+                ("source", .string(e.priceSource)), ("date", .string(e.priceDate)),
+                ("provider", e.provider.map { .string($0) } ?? .null), ("offering", e.offering.map { .string($0) } ?? .null),
+                ("billing_unit_seconds", e.billing.map { .double($0.unitSeconds) } ?? .null),
+                ("minimum_billed_seconds", e.billing.map { .double($0.minimumSeconds) } ?? .null),
+                ("billed_hours", .double(e.billedHours)), ("charged_gpus", .int(e.chargedGPUs)),
+            ])),
             ("cost_per_epoch_usd", .double(e.costPerEpochUSD)), ("cost_per_million_tokens_usd", .double(e.costPerMillionTokensUSD)),
         ])
     }
@@ -122,7 +129,7 @@ public enum PlanOutput {
         for p in r.plans { out += " " + pad(p.method.rawValue, w, right: true) }
         out += "\n"
         for (i, g) in r.request.gpus.enumerated() {
-            let price = r.request.budget.pricePerGPUHour ?? g.price.usdPerHour
+            let price = r.plans.first.map { $0.verdicts[i].time.pricePerGPUHour } ?? (r.request.budget.pricePerGPUHour ?? g.price.usdPerHour)
             var line = "  " + pad(String(g.name.prefix(13)), 13) + " " + pad(String(format: price < 100 ? "%.2f" : "%.0f", price), 7, right: true)
             for p in r.plans {
                 let v = p.verdicts[i]
@@ -130,6 +137,17 @@ public enum PlanOutput {
                 line += " " + pad(cell, w, right: true)
             }
             out += trimmed(line) + "\n"
+        }
+        // a provider's prices: each GPU's offer, instance size, date and page
+        if let plan = r.plans.first, r.request.budget.provider != nil {
+            out += "Prices:\n"
+            for v in plan.verdicts {
+                let t = v.time
+                guard let offering = t.offering else { continue }
+                let charged = t.chargedGPUs > r.request.scale.gpus ? " (whole instances: \(t.chargedGPUs) GPUs charged)" : ""
+                let line = "- \(v.gpu.name): $\(String(format: "%.2f", t.pricePerGPUHour)) per GPU-hour, \(offering)\(charged), \(t.priceDate), \(t.priceSource)"
+                out += wrap(line, width: 100, indent: "  ")
+            }
         }
         return out
     }

@@ -193,6 +193,14 @@ struct CommandLineTests {
         var testDescription: String { args.joined(separator: " ") }
     }
 
+    /// A team's price file: two providers (so --provider must choose), one offer of "Ours".
+    static func priceFile(gpu: String, price: String, date: String) -> String {
+        let billing = #"{"unitSeconds": 60, "minimumSeconds": 0, "source": "our contract"}"#
+        return writeConfig(#"{"providers": [{"name": "Ours", "kind": "gpu-cloud", "billing": "# + billing + #"}, "#
+            + #"{"name": "Theirs", "kind": "gpu-cloud", "billing": "# + billing + #"}], "offers": [{"provider": "Ours", "tier": "on-demand", "#
+            + #""gpu": ""# + gpu + #"", "usdPerGPUHour": "# + price + #", "offering": "8x", "gpusPerInstance": 8, "source": "contract", "date": ""# + date + #""}]}"#,
+                           name: "prices-\(gpu.count)-\(price)-\(date.count).json")
+    }
     static let malformed = writeConfig(#"{"model_type": "llama", "hidden_size": 4096, "num_hid"#)
     static let notObject = writeConfig("[1, 2, 3]")
     static let t5 = writeConfig(#"{"model_type": "t5", "d_model": 512}"#)
@@ -315,6 +323,18 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--runtime", "vllm"], mentions: "--runtime"),
         Bad(args: ["--model", "phi-3-mini", "--method", "lora", "--lora-targets", "default"], mentions: "no default target modules"),
         Bad(args: ["--model", "qwen3-30b-a3b", "--method", "lora", "--lora-targets", "default"], mentions: "no default target modules"),
+        // prices: an unknown provider, two ways to price, a provider without the GPU asked for,
+        // and price files that are missing or wrong
+        Bad(args: ["--model", "8b", "--provider", "azure"], mentions: "--provider"),
+        Bad(args: ["--model", "8b", "--provider", "lambda", "--price", "2"], mentions: "two ways"),
+        Bad(args: ["--model", "8b", "--provider", "lambda", "--gpu", "24GB"], mentions: "Lambda offers none of"),
+        Bad(args: ["--model", "8b", "--price-file", "/nonexistent/prices.json"], mentions: "cannot read the price file"),
+        Bad(args: ["--model", "8b", "--price-file", writeConfig(#"{"providers": []}"#, name: "p1.json")], mentions: "not a price catalogue"),
+        Bad(args: ["--model", "8b", "--price-file", priceFile(gpu: "H100 SXM", price: "2.5", date: "2026-11")], mentions: "choose one with --provider"),
+        Bad(args: ["--model", "8b", "--price-file", priceFile(gpu: "H100X", price: "2.5", date: "2026-11"), "--provider", "Ours"], mentions: "not a GPU profile name"),
+        Bad(args: ["--model", "8b", "--price-file", priceFile(gpu: "H100 SXM", price: "-1", date: "2026-11"), "--provider", "Ours"], mentions: "usdPerGPUHour"),
+        Bad(args: ["--model", "8b", "--price-file", priceFile(gpu: "H100 SXM", price: "2.5", date: "last week"), "--provider", "Ours"], mentions: "date must be"),
+        Bad(args: ["prices", "--price-file", writeConfig("[1]", name: "p2.json")], mentions: "not a price catalogue"),
         // all-linear wraps DeepSeek-V4's grouped o_a_proj, on which LoRA fails in the forward
         Bad(args: ["--model", "deepseek-v4-flash", "--method", "lora", "--lora-targets", "all-linear"], mentions: "leave it out of the targets"),
         Bad(args: ["--model", "deepseek-v4-flash", "--method", "qlora", "--lora-targets", "o_a_proj,o_b_proj"], mentions: "o_a_proj"),

@@ -48,6 +48,7 @@ struct FuzzRegressionTests {
                 args = FuzzInput.arguments(data)
                 // commands that train, run Python or write files are replayed in-process only
                 if let first = args.first, ["bench", "calibrate", "report", "ledger-check", "bench-planner", "bench-search"].contains(first) { continue }
+            case .prices: args = ["--model", "tiny", "--price-file", url.path]
             case .progress, .compare, .hubcache:
                 continue   // resuming or comparing through the binary would run bursts or need two files: in-process only
             }

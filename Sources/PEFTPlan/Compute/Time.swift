@@ -63,6 +63,12 @@ public struct BudgetOptions: Equatable, Sendable {
     public var ioBytesPerSecond = 1e9
     /// Checkpoints written per epoch (`--checkpoints-per-epoch`).
     public var checkpointsPerEpoch = 1.0
+    /// `--provider`: price each GPU at this provider's offer in `prices` (the bundled catalogue
+    /// or `--price-file`), in `tier`, billed in the provider's increments; nil: `--price` or
+    /// the profile's typical price.
+    public var provider: String?
+    public var prices: PriceCatalogue?
+    public var tier = "on-demand"
 
     public init() {}
 }
@@ -90,6 +96,17 @@ public struct TimeEstimate: Equatable, Sendable {
     public var hours = 0.0
     public var gpuHours = 0.0
     public var pricePerGPUHour = 0.0
+    /// Where the price comes from (the offer's page, `--price`, or the profile's estimate), its
+    /// date, and the provider's offer and billing when one is used.
+    public var priceSource = ""
+    public var priceDate = ""
+    public var provider: String?
+    public var offering: String?
+    public var billing: Billing?
+    /// Hours billed (the run rounded up to the billing increment, at least the minimum charge)
+    /// and GPUs charged (whole instances: renting 8-GPU instances for one GPU charges eight).
+    public var billedHours = 0.0
+    public var chargedGPUs = 0
     public var costUSD = 0.0
     public var costPerEpochUSD = 0.0
     /// Per million real (non-padding) training tokens.
@@ -161,7 +178,28 @@ public enum TimeModel {
         e.hours = e.trainHours + e.overheadHours
         e.gpuHours = e.hours * shards
         e.pricePerGPUHour = budget.pricePerGPUHour ?? gpu.price.usdPerHour
+        e.priceSource = budget.pricePerGPUHour != nil ? "--price" : gpu.price.source
+        e.priceDate = budget.pricePerGPUHour != nil ? "" : gpu.price.date
+        e.billedHours = e.hours
+        e.chargedGPUs = Int(shards)
         e.costUSD = e.gpuHours * e.pricePerGPUHour
+        if let name = budget.provider, let prices = budget.prices, let info = prices.provider(named: name) {
+            // the provider's offer that charges least for this many GPUs (whole instances)
+            let n = Int(shards)
+            func charged(_ o: PriceOffer) -> Int { (n + o.gpusPerInstance - 1) / o.gpusPerInstance * o.gpusPerInstance }
+            let offers = prices.offers.filter { $0.provider.lowercased() == name.lowercased() && $0.gpu == gpu.name && $0.tier == budget.tier }
+            if let o = offers.min(by: { Double(charged($0)) * $0.usdPerGPUHour < Double(charged($1)) * $1.usdPerGPUHour }) {
+                e.provider = info.name
+                e.offering = o.offering
+                e.billing = info.billing
+                e.pricePerGPUHour = o.usdPerGPUHour
+                e.priceSource = o.source
+                e.priceDate = o.date
+                e.chargedGPUs = charged(o)
+                e.billedHours = info.billing.billedSeconds(e.hours * 3600) / 3600
+                e.costUSD = e.billedHours * Double(e.chargedGPUs) * o.usdPerGPUHour
+            }
+        }
         e.costPerEpochUSD = e.costUSD / max(dataset.epochs, 1e-9)
         e.costPerMillionTokensUSD = e.costUSD / max(realTokens * dataset.epochs / 1e6, 1e-9)
         return e
