@@ -37,6 +37,11 @@ struct UsableMemoryTests {
     static let observed: [Cited] = [
         Cited(profile: "A10", printed: .gib("21.99"), url: "https://github.com/zai-org/CogVLM/issues/236"),
         Cited(profile: "A10G", printed: .mib(22723), url: "https://github.com/shylane/YoloV3"),
+        Cited(profile: "A40", printed: .bytes(47_608_692_736),
+              url: "https://github.com/thamada/nvidia-smi/blob/5f6b772848f86e938c96cb7b6ff46d11f4957cba/nvsim/A40x10_deviceQuery.py"),
+        Cited(profile: "H100 NVL", printed: .bytes(99_861_594_112),
+              url: "https://github.com/thamada/nvidia-smi/blob/b09ef139265ffc7e3c78006346981de8e4d70499/gls/H100NVLx2_deviceQuery.py"),
+        Cited(profile: "H100 NVL", printed: .gib("93.00"), url: "https://github.com/ali-vilab/VACE/issues/56"),
         Cited(profile: "A100 40GB PCIe", printed: .bytes(42_285_268_992), url: "https://github.com/WFU-HPC/deac-docs"),
         Cited(profile: "A100 40GB SXM", printed: .bytes(42_298_834_944), url: "https://github.com/bottlerocket-os/bottlerocket/pull/3873"),
         Cited(profile: "A100 80GB PCIe", printed: .bytes(84_974_239_744), url: "https://github.com/WFU-HPC/deac-docs"),
