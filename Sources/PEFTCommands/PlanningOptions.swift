@@ -172,14 +172,11 @@ struct PlanningOptions: ParsableArguments {
                 o.loraTargets = .list(names)
                 let why = failing.keys.sorted().map { "\($0), \(failing[$0] ?? $0)," }.joined(separator: " and ")
                 targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)', and all-linear would wrap \(why) on which LoRA fails in the forward; planning every other Linear (\(names.joined(separator: ","))); \(field: .loraTargets) chooses others"
-            } else if arch.family.spec.tupleRouter || !refused.isEmpty {
-                // all-linear would wrap a router whose forward returns a tuple (PEFT fails there),
-                // or modules PEFT refuses (Mamba's out_proj): every other Linear of the blocks, by name
-                let names = arch.blockLinearNames(excluding: refused, routers: !arch.family.spec.tupleRouter)
+            } else if !refused.isEmpty {
+                // all-linear would wrap modules PEFT refuses (Mamba's out_proj): every other Linear of the blocks, by name
+                let names = arch.blockLinearNames(excluding: refused)
                 o.loraTargets = .list(names)
-                let why = arch.family.spec.tupleRouter
-                    ? "all-linear would wrap its router, which PEFT fails on in the forward"
-                    : "PEFT refuses LoRA on \(refused.sorted().joined(separator: " and ")) for this type"
+                let why = "PEFT refuses LoRA on \(refused.sorted().joined(separator: " and ")) for this type"
                 targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)', and \(why); planning every other Linear (\(names.joined(separator: ","))); \(field: .loraTargets) chooses others"
             }
         }

@@ -68,8 +68,8 @@ struct FamilyRegistryTests {
         if a.family.spec.loraTargets == nil { o.loraTargets = .allLinear }
         // PEFT fails on these routers (TupleRouterTests): attention only
         // and PEFT refuses LoRA on Mamba's out_proj for some types (all-linear picks it)
-        if a.family.spec.tupleRouter || a.family.spec.loraRefusedModules != nil { o.loraTargets = .list(["q_proj", "k_proj", "v_proj", "o_proj"]) }
-        // and LoRA fails on DeepSeek-V4's grouped o_a_proj: every other Linear
+        if a.family.spec.loraRefusedModules != nil { o.loraTargets = .list(["q_proj", "k_proj", "v_proj", "o_proj"]) }
+        // and LoRA fails on routers returning a tuple and DeepSeek-V4's grouped o_a_proj: every other Linear
         let failing = a.family.spec.loraFailingModules
         if !failing.isEmpty { o.loraTargets = .list(a.blockLinearNames(excluding: Set(failing.keys))) }
         return o

@@ -121,16 +121,14 @@ public struct FamilySpec: Sendable {
     /// A vision-language config whose language model AutoModelForCausalLM builds from
     /// `text_config` (the vision tower is then not part of the model).
     public var nestedTextConfig = false
-    /// The router is an `nn.Linear` subclass whose forward returns a tuple (PhiMoE's
-    /// `PhimoeTopKRouter`, Llama 4's `Llama4Router`): PEFT wraps it (all-linear picks every
-    /// Linear), and the wrapped layer fails in the forward adding its update to a tuple.
-    public var tupleRouter = false
     /// Module names PEFT refuses LoRA on for this model type (Mamba mixers' `out_proj` and
     /// `conv1d`: `_check_lora_target_modules_mamba`, peft/tuners/tuners_utils.py, 0.21.2).
     public var loraRefusedModules: Set<String>? = nil
     /// Module names PEFT wraps (all-linear picks them) but whose LoRA forward then fails, with
-    /// what the module is: planning refuses targets that include them and plans the others
-    /// (DeepSeek-V4's grouped `o_a_proj`).
+    /// what the module is: planning refuses targets that include them and plans the others.
+    /// A router that is an `nn.Linear` subclass returning a tuple (PhiMoE's `PhimoeTopKRouter`,
+    /// Llama 4's `Llama4Router`: the wrapped layer adds its update to a tuple); DeepSeek-V4's
+    /// grouped `o_a_proj` (a batched matmul per group, whose output LoRA's update does not match).
     public var loraFailingModules: [String: String] = [:]
     /// `num_key_value_heads` when the config leaves it out: the configuration class's default
     /// (Transformers 5.25; e.g. 8 for Mistral, 4 for Qwen3-MoE); nil where the class takes

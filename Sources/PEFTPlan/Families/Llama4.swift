@@ -16,7 +16,7 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         moeConversion: nil,
-        tupleRouter: true,
+        loraFailingModules: ["router": "Llama 4's router, a Linear whose forward returns a tuple"],
         kvHeadsDefault: 8)
 
     /// A Llama 4 checkpoint's own config (`Llama4Config`, model type `llama4`): the language
@@ -29,7 +29,7 @@ extension FamilySpec {
         configHasKVHeads: true,
         moeConversion: nil,
         nestedTextConfig: true,
-        tupleRouter: true,
+        loraFailingModules: ["router": "Llama 4's router, a Linear whose forward returns a tuple"],
         kvHeadsDefault: 8)
 
     static func readLlama4(_ f: ConfigReader.Fields, _ name: String, family: ModelFamily) throws -> Architecture {

@@ -167,13 +167,6 @@ public struct PlanContext: Sendable {
         let method = account.method
         let p = training.precision
         let spec = method.spec
-        if arch.family.spec.tupleRouter, let router = account.wrapped.first(where: { $0.module.role == .router }) {
-            throw PlanError.invalidTargets(method: method.rawValue, reason: """
-                PEFT wraps \(arch.family.rawValue)'s router \(router.module.name), a Linear whose forward returns a tuple, \
-                and the wrapped layer fails in training's forward; leave it out of the targets \
-                (for example q_proj,k_proj,v_proj,o_proj)
-                """)
-        }
         if let why = arch.failingMethods[method] {
             throw PlanError.conflict("\(method.title) fails in training's forward on \(arch.family.rawValue) (Transformers 5.25, PEFT 0.21): \(why); plan another method")
         }

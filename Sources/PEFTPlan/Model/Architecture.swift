@@ -454,11 +454,11 @@ public struct Architecture: Sendable, Equatable {
     }
 
     /// The last name component of every Linear in the blocks, in module order, once each,
-    /// leaving out `excluded` names and, with `routers`, the routers — the module list a LoRA
+    /// leaving out `excluded` names — the module list a LoRA
     /// target list names when all-linear cannot be used.
-    public func blockLinearNames(excluding excluded: Set<String> = [], routers: Bool = true) -> [String] {
+    public func blockLinearNames(excluding excluded: Set<String> = []) -> [String] {
         var names: [String] = []
-        for m in modules where m.perLayer && m.kind == .linear && (routers || m.role != .router) {
+        for m in modules where m.perLayer && m.kind == .linear {
             let name = String(m.name.split(separator: ".").last ?? Substring(m.name))
             if !excluded.contains(name) && !names.contains(name) { names.append(name) }
         }
