@@ -311,9 +311,13 @@ public enum Report {
         pg.heading("Hardware figures and their sources")
         for g in PlanCharts.gpuRows(r) {
             let bf16 = g.denseTflops["bf16"].map { String(format: "%.0f", $0) } ?? "—"
+            // the price the plan used: a provider's offer (its instance, date and page), else the profile's
+            let offer = r.plans.first.flatMap { p in p.verdicts.first { $0.gpu.name == g.name } }.map(\.time).flatMap { t in
+                t.offering.map { String(format: "$%.2f/GPU-hour", t.pricePerGPUHour) + " (\(t.provider ?? ""), \($0), \(t.priceDate), \(t.priceSource))" }
+            }
             pg.paragraph("\(g.name) (\(g.formFactor)): \(g.nominalMemoryGB) GB \(g.memoryType), " + String(format: "%.0f GB/s", g.memoryBandwidthBytesPerSecond / 1e9)
-                + ", \(bf16) dense bf16 TFLOP/s, \(g.interconnect.name); " + String(format: "$%.2f/GPU-hour", g.price.usdPerHour)
-                + " (\(g.price.date), \(g.price.source)). Source: \(g.source). "
+                + ", \(bf16) dense bf16 TFLOP/s, \(g.interconnect.name); "
+                + (offer ?? String(format: "$%.2f/GPU-hour", g.price.usdPerHour) + " (\(g.price.date), \(g.price.source))") + ". Source: \(g.source). "
                 + (g.usableMemory.map { "Usable: " + PlanOutput.capacity($0.bytes) + " (\($0.basis.rawValue): \($0.source))." } ?? "Usable: the nominal size (the profile gives no usable figure)."),
                 size: 7.5, bullet: "•")
         }
