@@ -183,22 +183,17 @@ public enum TimeModel {
         e.billedHours = e.hours
         e.chargedGPUs = Int(shards)
         e.costUSD = e.gpuHours * e.pricePerGPUHour
-        if let name = budget.provider, let prices = budget.prices, let info = prices.provider(named: name) {
-            // the provider's offer that charges least for this many GPUs (whole instances)
-            let n = Int(shards)
-            func charged(_ o: PriceOffer) -> Int { (n + o.gpusPerInstance - 1) / o.gpusPerInstance * o.gpusPerInstance }
-            let offers = prices.offers.filter { $0.provider.lowercased() == name.lowercased() && $0.gpu == gpu.name && $0.tier == budget.tier }
-            if let o = offers.min(by: { Double(charged($0)) * $0.usdPerGPUHour < Double(charged($1)) * $1.usdPerGPUHour }) {
-                e.provider = info.name
-                e.offering = o.offering
-                e.billing = info.billing
-                e.pricePerGPUHour = o.usdPerGPUHour
-                e.priceSource = o.source
-                e.priceDate = o.date
-                e.chargedGPUs = charged(o)
-                e.billedHours = info.billing.billedSeconds(e.hours * 3600) / 3600
-                e.costUSD = e.billedHours * Double(e.chargedGPUs) * o.usdPerGPUHour
-            }
+        if let name = budget.provider, let prices = budget.prices, let info = prices.provider(named: name),
+           let (o, charged) = prices.offer(provider: name, gpu: gpu.name, gpus: Int(shards), tier: budget.tier) {
+            e.provider = info.name
+            e.offering = o.offering
+            e.billing = info.billing
+            e.pricePerGPUHour = o.usdPerGPUHour
+            e.priceSource = o.source
+            e.priceDate = o.date
+            e.chargedGPUs = charged
+            e.billedHours = info.billing.billedSeconds(e.hours * 3600) / 3600
+            e.costUSD = e.billedHours * Double(charged) * o.usdPerGPUHour
         }
         e.costPerEpochUSD = e.costUSD / max(dataset.epochs, 1e-9)
         e.costPerMillionTokensUSD = e.costUSD / max(realTokens * dataset.epochs / 1e6, 1e-9)

@@ -128,10 +128,12 @@ public struct PriceCatalogue: Codable, Equatable, Sendable {
         providers.first { $0.name.lowercased() == name.lowercased() }
     }
 
-    /// The provider's cheapest offer for the GPU in the tier.
-    public func offer(provider: String, gpu: String, tier: String = "on-demand") -> PriceOffer? {
+    /// The provider's offer for the GPU in the tier that charges least for `gpus` GPUs, and the
+    /// GPUs it charges: instances are rented whole (one GPU on an 8-GPU instance pays for eight).
+    public func offer(provider: String, gpu: String, gpus: Int, tier: String = "on-demand") -> (offer: PriceOffer, charged: Int)? {
         offers.filter { $0.provider.lowercased() == provider.lowercased() && $0.gpu == gpu && $0.tier == tier }
-            .min { $0.usdPerGPUHour < $1.usdPerGPUHour }
+            .map { o in (o, (gpus + o.gpusPerInstance - 1) / o.gpusPerInstance * o.gpusPerInstance) }
+            .min { Double($0.1) * $0.0.usdPerGPUHour < Double($1.1) * $1.0.usdPerGPUHour }
     }
 
     /// The GPU profiles the provider offers in the tier, in catalogue order.
