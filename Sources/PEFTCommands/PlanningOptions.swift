@@ -60,7 +60,12 @@ struct PlanningOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Epochs (default 1; fractions allowed).") var epochs: String?
     @Flag(help: "Examples are packed into full sequences (otherwise each is padded to --seq).") var packing = false
     @Option(parsing: .unconditional, help: "USD per GPU-hour (default: the profile's dated typical price).") var price: String?
-    @Option(parsing: .unconditional, help: "Price at this provider's on-demand offers, billed in its increments (`peft-plan prices` lists them); without --gpu, every GPU it offers.") var provider: String?
+    @Option(parsing: .unconditional, help: "Price at this provider's on-demand offers, billed in its increments (`peft-plan prices` lists them); 'all' compares every provider and prices each GPU at the cheapest. Without --gpu, every GPU offered.") var provider: String?
+    @Flag(help: "Price at interruptible offers (spot, interruptible) instead of on-demand, adding the expected time lost to interruptions (implies --provider all unless one is named).") var spot = false
+    @Option(parsing: .unconditional, help: "With --spot: interruptions per instance-hour (default 0.000274: 20% of instances a month, AWS's highest band for H100 spot).") var interruptionsPerHour: Double?
+    @Option(parsing: .unconditional, help: "With --spot: minutes of training between checkpoints (default 30).") var checkpointMinutes: Double?
+    @Option(parsing: .unconditional, help: "With --spot: minutes from an interruption to training again (default 15).") var restartMinutes: Double?
+    @Flag(help: "The training step runs under torch.compile (the time model's fitted compile factor).") var compile = false
     @Option(parsing: .unconditional, help: "A price catalogue of your own (negotiated rates) in the bundled catalogue's JSON format, used with --provider.") var priceFile: String?
     @Option(parsing: .unconditional, help: "Fraction of the 16-bit peak the matmuls reach, 0–1 (default: the runtime profile's).") var mfu: String?
     @Option(parsing: .unconditional, help: "Fixed minutes per run for start-up, installs and tokenising (default 10).") var setupMinutes: String?
@@ -251,35 +256,63 @@ struct PlanningOptions: ParsableArguments {
         let catalog = try HardwareCatalog.bundled()
         var gpus: [GPUProfile] = []
         // --provider: the provider's offers price the GPUs (and, without --gpu, choose them)
-        var pricing: (catalogue: PriceCatalogue, provider: PriceProvider)?
+        var pricing: (catalogue: PriceCatalogue, name: String, provider: PriceProvider?)?
         var pricingNote: PlanText?
-        if provider != nil || priceFile != nil {
+        var spotPolicy: SpotPolicy?
+        if spot {
+            var sp = SpotPolicy()
+            if let v = interruptionsPerHour {
+                guard v.isFinite, v >= 0, v <= 10 else { throw PlanError.invalidOption(option: "--interruptions-per-hour", value: Units.plain(v), accepted: "interruptions per instance-hour from 0 to 10") }
+                sp.interruptionsPerHour = v
+            }
+            if let v = checkpointMinutes {
+                guard v.isFinite, v >= 1, v <= 10_080 else { throw PlanError.invalidOption(option: "--checkpoint-minutes", value: Units.plain(v), accepted: "minutes from 1 to 10080") }
+                sp.checkpointMinutes = v
+            }
+            if let v = restartMinutes {
+                guard v.isFinite, v >= 0, v <= 1440 else { throw PlanError.invalidOption(option: "--restart-minutes", value: Units.plain(v), accepted: "minutes from 0 to 1440") }
+                sp.restartMinutes = v
+            }
+            spotPolicy = sp
+        } else if interruptionsPerHour != nil || checkpointMinutes != nil || restartMinutes != nil {
+            throw PlanError.contradictoryOptions("--interruptions-per-hour, --checkpoint-minutes and --restart-minutes describe --spot: add --spot")
+        }
+        let tiers = spotPolicy == nil ? ["on-demand"] : SpotPolicy.tiers
+        let tierWords = spotPolicy == nil ? "on demand" : "interruptible (spot)"
+        if provider != nil || priceFile != nil || spot {
             guard price == nil else {
                 throw PlanError.contradictoryOptions("--price and --provider price the GPUs two ways: give one")
             }
             let catalogue = try priceFile.map { try PriceCatalogue.load(path: $0) } ?? PriceCatalogue.bundled()
-            guard let name = provider ?? (catalogue.providers.count == 1 ? catalogue.providers[0].name : nil) else {
-                throw PlanError.contradictoryOptions("--price-file lists several providers (\(catalogue.providers.map(\.name).joined(separator: ", "))): choose one with --provider")
+            guard let name = provider ?? (catalogue.providers.count == 1 ? catalogue.providers[0].name : (spot ? BudgetOptions.allProviders : nil)) else {
+                throw PlanError.contradictoryOptions("--price-file lists several providers (\(catalogue.providers.map(\.name).joined(separator: ", "))): choose one with --provider, or --provider all")
             }
-            guard let info = catalogue.provider(named: name) else {
-                throw PlanError.invalidOption(option: "--provider", value: name, accepted: catalogue.providers.map(\.name).joined(separator: ", "))
+            let all = name.lowercased() == BudgetOptions.allProviders
+            guard all || catalogue.provider(named: name) != nil else {
+                throw PlanError.invalidOption(option: "--provider", value: name, accepted: (catalogue.providers.map(\.name) + [BudgetOptions.allProviders]).joined(separator: ", "))
             }
-            let offered = catalogue.gpus(provider: info.name)
+            let info = catalogue.provider(named: name)
+            let names = all ? catalogue.providers.map(\.name) : [info!.name]
+            var offered: [String] = []
+            for n in names { for t in tiers { for g in catalogue.gpus(provider: n, tier: t) where !offered.contains(g) { offered.append(g) } } }
+            let who = all ? "no provider in the catalogue" : info!.name
             guard !offered.isEmpty else {
-                throw PlanError.contradictoryOptions("\(info.name) has no on-demand offer in the price catalogue")
+                let with = catalogue.providers.map(\.name).filter { n in tiers.contains { !catalogue.gpus(provider: n, tier: $0).isEmpty } }
+                throw PlanError.contradictoryOptions("\(who) has no \(tierWords) offer in the price catalogue" + (with.isEmpty ? "" : "; these have: \(with.joined(separator: ", "))"))
             }
-            pricing = (catalogue, info)
+            pricing = (catalogue, all ? BudgetOptions.allProviders : info!.name, info)
             if gpu.isEmpty {
                 gpus = catalog.filter { offered.contains($0.name) }
             } else {
                 var asked: [GPUProfile] = []
                 for q in gpu { for p in try HardwareCatalog.select(q, from: catalog) where !asked.contains(p) { asked.append(p) } }
                 gpus = asked.filter { offered.contains($0.name) }
+                let offerer = all ? "No provider in the catalogue offers" : "\(info!.name) offers"
                 guard !gpus.isEmpty else {
-                    throw PlanError.contradictoryOptions("\(info.name) offers none of \(asked.map(\.name).joined(separator: ", ")) on demand; it offers \(offered.joined(separator: ", "))")
+                    throw PlanError.contradictoryOptions("\(offerer) none of \(asked.map(\.name).joined(separator: ", ")) \(tierWords); offered: \(offered.joined(separator: ", "))")
                 }
                 let left = asked.filter { !offered.contains($0.name) }
-                if !left.isEmpty { pricingNote = "prices: \(info.name) offers no \(left.map(\.name).joined(separator: ", ")) on demand; left out" }
+                if !left.isEmpty { pricingNote = "prices: \(all ? "no provider" : info!.name) offers \(left.map(\.name).joined(separator: ", ")) \(tierWords); left out" }
             }
         } else {
             for q in (gpu.isEmpty ? Self.defaultGPUs : gpu) {
@@ -320,11 +353,22 @@ struct PlanningOptions: ParsableArguments {
         budget.pricePerGPUHour = try Self.real(price, "--price")
         budget.mfu = try Self.real(mfu, "--mfu")
         budget.setupMinutes = try Self.real(setupMinutes, "--setup-minutes") ?? budget.setupMinutes
+        budget.compile = compile
+        budget.spot = spotPolicy
         if let pricing {
-            budget.provider = pricing.provider.name
+            budget.provider = pricing.name
             budget.prices = pricing.catalogue
-            request.defaults.append("prices: \(pricing.provider.name)'s on-demand offers, billed \(pricing.provider.billing.summary) (\(pricing.provider.billing.source)); each GPU's offer, page and date under Prices")
+            if let info = pricing.provider {
+                request.defaults.append("prices: \(info.name)'s \(spotPolicy == nil ? "on-demand" : "interruptible") offers, billed \(info.billing.summary) (\(info.billing.source)); each GPU's offer, page and date under Prices")
+            } else {
+                request.defaults.append("prices: every provider's \(spotPolicy == nil ? "on-demand" : "interruptible") offers in the catalogue, each billed in its own increments; each GPU priced at the cheapest, the others listed under Prices")
+            }
         }
+        if let sp = spotPolicy {
+            request.defaults.append(PlanText(stringLiteral: String(format: "--spot: %.6g interruptions per instance-hour (%@), a checkpoint every %g min, %g min to restart; each interruption loses the restart and half a checkpoint interval",
+                sp.interruptionsPerHour, interruptionsPerHour == nil ? "20% of instances a month: AWS Spot Instance Advisor's highest band for H100, 2025-05" : "--interruptions-per-hour", sp.checkpointMinutes, sp.restartMinutes)))
+        }
+        if compile { request.defaults.append(PlanText(stringLiteral: String(format: "--compile: compute time × %.2f (the time model's compile factor, fitted on torchtune's compiled runs)", rt.time.compileFactor))) }
         if let pricingNote { request.defaults.append(pricingNote) }
         request.budget = budget
         return request

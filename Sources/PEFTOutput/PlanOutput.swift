@@ -94,9 +94,39 @@ public enum PlanOutput {
                 ("billing_unit_seconds", e.billing.map { .double($0.unitSeconds) } ?? .null),
                 ("minimum_billed_seconds", e.billing.map { .double($0.minimumSeconds) } ?? .null),
                 ("billed_hours", .double(e.billedHours)), ("charged_gpus", .int(e.chargedGPUs)),
+                ("interruption_hours", .double(e.interruptionHours)),
+                ("quotes", .array(e.quotes.map { q in .object([
+                    ("provider", .string(q.provider)), ("tier", .string(q.tier)), ("offering", .string(q.offering)),
+                    ("usd_per_gpu_hour", .double(q.usdPerGPUHour)), ("billing_unit_seconds", .double(q.billing.unitSeconds)),
+                    ("minimum_billed_seconds", .double(q.billing.minimumSeconds)), ("charged_gpus", .int(q.chargedGPUs)),
+                    ("interruption_hours", .double(q.interruptionHours)), ("billed_hours", .double(q.billedHours)),
+                    ("cost_usd", .double(q.costUSD)), ("cost_usd_p10", .double(q.costP10USD)), ("cost_usd_p90", .double(q.costP90USD)),
+                    ("date", .string(q.date)), ("source", .string(q.source)),
+                ]) })),
             ])),
+            ("range", rangeJSON(e)),
             ("cost_per_epoch_usd", .double(e.costPerEpochUSD)), ("cost_per_million_tokens_usd", .double(e.costPerMillionTokensUSD)),
         ])
+    }
+
+    /// Hours and cost at the time model's held-out 10th and 90th percentiles.
+    static func rangeJSON(_ e: TimeEstimate) -> JSONValue {
+        .object([
+            ("hours_p10", .double(e.hoursP10)), ("hours_p90", .double(e.hoursP90)),
+            ("cost_usd_p10", .double(e.costP10USD)), ("cost_usd_p90", .double(e.costP90USD)),
+            ("basis", .string(rangeBasis)),
+        ])
+    }
+
+    /// What the range means, in one sentence (table, JSON, report).
+    public static var rangeBasis: String {
+        let c = RuntimeProfile.hfCUDA.time
+        return String(format: "10th–90th percentile of measured ÷ predicted step time (%.2f–%.2f×) over published runs held out of the time model's fit, by source", c.timeRatioP10, c.timeRatioP90)
+    }
+
+    /// "12.5–22.8 h, $40–$73": a plan's range in words.
+    public static func range(_ e: TimeEstimate) -> String {
+        "\(hours(e.hoursP10))–\(hours(e.hoursP90)), \(dollars(e.costP10USD))–\(dollars(e.costP90USD))"
     }
 
     /// Hours as people read them: 0.4h, 12.3h, 1234h.
@@ -138,15 +168,36 @@ public enum PlanOutput {
             }
             out += trimmed(line) + "\n"
         }
+        // the range of the cheapest fitting GPU per method
+        var ranges: [String] = []
+        for p in r.plans {
+            guard let v = p.verdicts.filter(\.fits).min(by: { $0.time.costUSD < $1.time.costUSD }) else { continue }
+            ranges.append("\(p.method.rawValue) on \(v.gpu.name): \(range(v.time))")
+        }
+        if !ranges.isEmpty {
+            let c = RuntimeProfile.hfCUDA.time
+            out += wrap(String(format: "Range, P10–P90 (the time model's held-out error, %.2f–%.2f× the training time): ", c.timeRatioP10, c.timeRatioP90)
+                        + ranges.joined(separator: "; "), width: 100, indent: "  ")
+        }
         // a provider's prices: each GPU's offer, instance size, date and page
         if let plan = r.plans.first, r.request.budget.provider != nil {
             out += "Prices:\n"
             for v in plan.verdicts {
                 let t = v.time
-                guard let offering = t.offering else { continue }
-                let charged = t.chargedGPUs > r.request.scale.gpus ? " (whole instances: \(t.chargedGPUs) GPUs charged)" : ""
-                let line = "- \(v.gpu.name): $\(String(format: "%.2f", t.pricePerGPUHour)) per GPU-hour, \(offering)\(charged), \(t.priceDate), \(t.priceSource)"
-                out += wrap(line, width: 100, indent: "  ")
+                guard t.offering != nil else { continue }
+                if t.quotes.count > 1 { out += "- \(v.gpu.name), \(plan.method.rawValue), cheapest first:\n" }
+                for q in t.quotes {
+                    let charged = q.chargedGPUs > r.request.scale.gpus ? " (whole instances: \(q.chargedGPUs) GPUs charged)" : ""
+                    let tier = q.tier == "on-demand" ? "" : " \(q.tier)"
+                    let lost = q.interruptionHours > 0 ? String(format: ", +%.2g h expected for interruptions and checkpoints", q.interruptionHours) : ""
+                    let cost = v.fits ? ": \(dollars(q.costUSD)) (P10–P90 \(dollars(q.costP10USD))–\(dollars(q.costP90USD))), billed \(hours(q.billedHours))\(lost)" : ""
+                    let price = "$\(String(format: "%.2f", q.usdPerGPUHour)) per GPU-hour"
+                    let line = (t.quotes.count > 1 ? "\(q.provider)\(tier) \(price)" : "- \(v.gpu.name): \(price) (\(q.provider)\(tier))")
+                        + "\(cost); \(q.offering)\(charged), \(q.date), \(q.source)"
+                    // wrap drops leading spaces: the quotes under a GPU's line get theirs back
+                    let wrapped = wrap(line, width: 100, indent: "      ")
+                    out += t.quotes.count > 1 ? "    " + wrapped : wrapped
+                }
             }
         }
         return out

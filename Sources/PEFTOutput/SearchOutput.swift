@@ -56,6 +56,9 @@ public enum SearchOutput {
             ("micro_batch", .int(c.batch)), ("grad_accum", .int(c.gradAccum)), ("grad_checkpointing", .bool(c.checkpointing)),
             ("device_total", .int(c.deviceBytes)), ("host_bytes", .int(c.hostBytes)),
             ("tokens_per_second", .double(c.time.tokensPerSecond)), ("hours", .double(c.time.hours)), ("cost_usd", .double(c.time.costUSD)),
+            ("range", PlanOutput.rangeJSON(c.time)),
+            ("provider", c.time.provider.map { .string($0) } ?? .null), ("offering", c.time.offering.map { .string($0) } ?? .null),
+            ("usd_per_gpu_hour", .double(c.time.pricePerGPUHour)),
         ])
     }
 

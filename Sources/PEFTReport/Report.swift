@@ -185,6 +185,7 @@ public enum Report {
         if let best = recommendation(r) {
             let v = best.verdict
             pg.paragraph("\(best.method.rawValue) on \(v.gpu.name)\(n > 1 ? " × \(n)" : ""): " + String(format: "%.1f h, ", v.time.hours) + money(v.time.costUSD)
+                + " (P10–P90 \(PlanOutput.range(v.time)))"
                 + ", \(gibs(v.gpu.usableMemoryBytes - v.headroomBytes)) of \(gibs(v.gpu.usableMemoryBytes)) GiB usable (\(v.gpu.nominalMemoryGB) GB card) used, micro-batch up to \(v.maxMicroBatch).", size: 11, bold: true)
             // the best plan on each GPU size, for a question asked about smaller cards
             let sizes = PlanCharts.capacities(r)
@@ -274,13 +275,31 @@ public enum Report {
         let timeH = PlanCharts.timeHeight(r)
         PlanCharts.timeCost(r, on: c, x: pg.left - 10, y: pg.chart(timeH), w: pg.width + 10)
         pg.heading("Cheapest fitting GPU per method")
-        pg.table(["method", "GPU", "tokens/s", "MFU set", "hours", "GPU-hours", "$/GPU-h", "cost"], r.plans.map { p in
-            guard let v = PlanCharts.cheapest(p) else { return [p.method.rawValue, "fits none", "", "", "", "", "", ""] }
+        pg.table(["method", "GPU", "tokens/s", "MFU set", "hours", "P10–P90 h", "$/GPU-h", "cost", "P10–P90 $"], r.plans.map { p in
+            guard let v = PlanCharts.cheapest(p) else { return [p.method.rawValue, "fits none", "", "", "", "", "", "", ""] }
             let tm = v.time
             return [p.method.rawValue, v.gpu.name, String(format: "%.0f", tm.tokensPerSecond), String(format: "%.2f", tm.mfuUsed), PlanOutput.hours(tm.hours),
-                    String(format: "%.1f", tm.gpuHours), String(format: "%.2f", tm.pricePerGPUHour), money(tm.costUSD)]
-        }, xs: [0, 62, 160, 215, 270, 325, 385, 440], rightAligned: [2, 3, 4, 5, 6, 7])
-        pg.paragraph("MFU set: the fraction of the GPU's dense 16-bit peak the time model assumes for the matmuls (runtime profile or --mfu); checkpointing's recompute is counted as extra work, not as a lower MFU.", size: 7.5, color: .grey)
+                    PlanOutput.hours(tm.hoursP10) + "–" + PlanOutput.hours(tm.hoursP90), String(format: "%.2f", tm.pricePerGPUHour), money(tm.costUSD),
+                    money(tm.costP10USD) + "–" + money(tm.costP90USD)]
+        }, xs: [0, 50, 135, 180, 218, 258, 330, 375, 432], rightAligned: [2, 3, 4, 5, 6, 7])
+        pg.paragraph("MFU set: the fraction of the GPU's dense 16-bit peak the time model assumes for the matmuls (its fitted figure for the GPU, or --mfu); checkpointing's recompute is counted as extra work, not as a lower MFU. "
+            + "P10–P90: \(PlanOutput.rangeBasis).", size: 7.5, color: .grey)
+        // the providers compared (--provider): each method's cheapest plan at every offer of its GPU
+        let compared = r.plans.compactMap { p in PlanCharts.cheapest(p).map { (p.method, $0) } }.filter { !$0.1.time.quotes.isEmpty }
+        if !compared.isEmpty {
+            pg.heading("Cost by provider")
+            var rows: [[String]] = []
+            for (method, v) in compared {
+                for q in v.time.quotes.prefix(8) {
+                    rows.append([method.rawValue, v.gpu.name, q.provider + (q.tier == "on-demand" ? "" : " (\(q.tier))"), String(format: "%.2f", q.usdPerGPUHour),
+                                 "\(q.chargedGPUs)", PlanOutput.hours(q.billedHours), money(q.costUSD), money(q.costP10USD) + "–" + money(q.costP90USD), q.date])
+                }
+            }
+            pg.table(["method", "GPU", "provider", "$/GPU-h", "GPUs", "billed h", "cost", "P10–P90 $", "price date"], rows,
+                     xs: [0, 45, 120, 225, 262, 300, 345, 392, 462], rightAligned: [3, 4, 5, 6])
+            let spot = r.request.budget.spot.map { String(format: " Interruptible offers add the expected time lost to interruptions (%.3g per instance-hour, a checkpoint every %g min, %g min to restart).", $0.interruptionsPerHour, $0.checkpointMinutes, $0.restartMinutes) } ?? ""
+            pg.paragraph("Each provider's cheapest offer of the GPU, billed in its own increments (rounded up, minimum charge) for whole instances; prices with their pages under Hardware figures and in `peft-plan prices`." + spot, size: 7.5, color: .grey)
+        }
         if PlanCharts.isSharded(r) {
             pg.newPage()
             PlanCharts.scaling(r, on: c, x: pg.left - 10, y: pg.chart(420), w: pg.width + 10, h: 420)

@@ -327,6 +327,12 @@ struct CommandLineTests {
         // and price files that are missing or wrong
         Bad(args: ["--model", "8b", "--provider", "azure"], mentions: "--provider"),
         Bad(args: ["--model", "8b", "--provider", "lambda", "--price", "2"], mentions: "two ways"),
+        Bad(args: ["--model", "8b", "--provider", "all", "--price", "2"], mentions: "two ways"),
+        Bad(args: ["--model", "8b", "--provider", "RunPod", "--spot"], mentions: "no interruptible (spot) offer"),
+        Bad(args: ["--model", "8b", "--checkpoint-minutes", "10"], mentions: "add --spot"),
+        Bad(args: ["--model", "8b", "--spot", "--interruptions-per-hour", "-1"], mentions: "--interruptions-per-hour"),
+        Bad(args: ["--model", "8b", "--spot", "--checkpoint-minutes", "0"], mentions: "--checkpoint-minutes"),
+        Bad(args: ["--model", "8b", "--spot", "--restart-minutes", "nan"], mentions: "--restart-minutes"),
         Bad(args: ["--model", "8b", "--provider", "lambda", "--gpu", "24GB"], mentions: "Lambda offers none of"),
         Bad(args: ["--model", "8b", "--price-file", "/nonexistent/prices.json"], mentions: "cannot read the price file"),
         Bad(args: ["--model", "8b", "--price-file", writeConfig(#"{"providers": []}"#, name: "p1.json")], mentions: "not a price catalogue"),

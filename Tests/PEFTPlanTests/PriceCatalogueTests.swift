@@ -64,4 +64,57 @@ struct PriceCatalogueTests {
         for g in offered { #expect(r.stdout.contains("- \(g): $"), "no price line for \(g)") }
         #expect(r.stdout.contains("billed per second"))
     }
+
+    /// `--provider all`: each provider's cheapest offer of the GPU, billed by its own rule
+    /// (Lambda by the minute, RunPod by the second, AWS by the second with a minute's minimum),
+    /// listed cheapest first; the plan's cost is the first.
+    @Test("--provider all compares every provider's offer of the GPU, each billed its own way")
+    func allProviders() throws {
+        let catalogue = try PriceCatalogue.bundled()
+        let h100 = try plan(["--provider", "all", "--gpu", "H100 SXM"])
+        let time = h100["time"] as! [String: Any], price = time["price"] as! [String: Any]
+        let quotes = try #require(price["quotes"] as? [[String: Any]])
+        let offering = Set(catalogue.offers.filter { $0.gpu == "H100 SXM" && $0.tier == "on-demand" }.map(\.provider))
+        #expect(Set(quotes.compactMap { $0["provider"] as? String }) == offering && offering.count >= 4)
+        let costs = quotes.compactMap { $0["cost_usd"] as? Double }
+        #expect(costs == costs.sorted() && costs.first == h100["cost_usd"] as? Double)
+        let hours = try #require(h100["hours"] as? Double)
+        for q in quotes {
+            let name = q["provider"] as! String
+            let billing = try #require(catalogue.provider(named: name)).billing
+            let billed = try #require(q["billed_hours"] as? Double)
+            #expect(abs(billed - billing.billedSeconds(hours * 3600) / 3600) < 1e-9, "\(name): billed \(billed) h for \(hours) h")
+            let cost = billed * Double(q["charged_gpus"] as! Int) * (q["usd_per_gpu_hour"] as! Double)
+            #expect(abs(cost - (q["cost_usd"] as! Double)) < 1e-6)
+            let p10 = try #require(q["cost_usd_p10"] as? Double), p90 = try #require(q["cost_usd_p90"] as? Double)
+            #expect(p10 < cost && cost < p90, "\(name): range \(p10)–\(p90) around \(cost)")
+        }
+        // the range of the plan itself brackets its hours and dollars
+        let range = time["range"] as! [String: Any]
+        #expect((range["hours_p10"] as! Double) < hours && hours < (range["hours_p90"] as! Double))
+        #expect(!(range["basis"] as? String ?? "").isEmpty)
+    }
+
+    /// `--spot`: interruptible tiers only; with no interruptions the cost is the spot price
+    /// billed over the same hours; interruptions and a longer restart add time and money.
+    @Test("--spot prices interruptible offers and charges the time interruptions lose")
+    func spot() throws {
+        let catalogue = try PriceCatalogue.bundled()
+        let none = try plan(["--spot", "--gpu", "H100 SXM", "--interruptions-per-hour", "0"])
+        let onDemand = try plan(["--provider", "all", "--gpu", "H100 SXM"])
+        let quotes = ((none["time"] as! [String: Any])["price"] as! [String: Any])["quotes"] as! [[String: Any]]
+        #expect(!quotes.isEmpty && quotes.allSatisfy { ["spot", "interruptible"].contains($0["tier"] as? String ?? "") })
+        let spotOffers = catalogue.offers.filter { $0.gpu == "H100 SXM" && ["spot", "interruptible"].contains($0.tier) }
+        #expect(Set(quotes.map { $0["provider"] as! String }) == Set(spotOffers.map(\.provider)))
+        // no interruptions and the adapter's tiny checkpoints: the same hours as on demand
+        #expect(abs((none["hours"] as! Double) - (onDemand["hours"] as! Double)) < 0.01)
+        let often = try plan(["--spot", "--gpu", "H100 SXM", "--interruptions-per-hour", "0.5", "--restart-minutes", "30"])
+        let lost = try #require(((often["time"] as! [String: Any])["price"] as? [String: Any])?["interruption_hours"] as? Double)
+        #expect(lost > 0.5, "one interruption every two hours on a multi-hour run loses more than half an hour: \(lost)")
+        #expect(abs((often["hours"] as! Double) - lost - (onDemand["hours"] as! Double)) < 1e-6, "the lost time is added to the on-demand hours")
+        #expect((often["cost_usd"] as! Double) > (none["cost_usd"] as! Double))
+        let table = try CLI.run(["--model", "8b", "--method", "qlora", "--gpu", "24GB", "--spot"])
+        #expect(table.status == 0, "\(table.stderr)")
+        #expect(table.stdout.contains("interruptions per instance-hour") && table.stdout.contains("expected for interruptions"))
+    }
 }

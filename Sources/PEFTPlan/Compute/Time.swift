@@ -68,7 +68,15 @@ public struct BudgetOptions: Equatable, Sendable {
     /// the profile's typical price.
     public var provider: String?
     public var prices: PriceCatalogue?
-    public var tier = "on-demand"
+    /// `--spot`: price at interruptible offers (tiers spot and interruptible), with the
+    /// interruptions' expected cost in time added; nil: on-demand offers.
+    public var spot: SpotPolicy?
+    /// The catalogue tiers priced: on-demand, or the interruptible ones under `--spot`.
+    public var tiers: [String] { spot == nil ? ["on-demand"] : SpotPolicy.tiers }
+    /// `--provider all`: every provider in the catalogue, each GPU priced at the cheapest.
+    public static let allProviders = "all"
+    /// `--compile`: the training step runs under `torch.compile`.
+    public var compile = false
 
     public init() {}
 }
@@ -108,64 +116,50 @@ public struct TimeEstimate: Equatable, Sendable {
     public var billedHours = 0.0
     public var chargedGPUs = 0
     public var costUSD = 0.0
+    /// The range of hours and cost: training time scaled by the time model's held-out 10th and
+    /// 90th percentile of measured ÷ predicted step time (``TimeCoefficients/timeRatioP10``);
+    /// setup and checkpoint I/O as estimated; billing applied to each end.
+    public var hoursP10 = 0.0, hoursP90 = 0.0
+    public var costP10USD = 0.0, costP90USD = 0.0
+    /// Every provider's price for this plan (`--provider`; all of them with `--provider all`),
+    /// cheapest first; the first is the one the cost above uses.
+    public var quotes: [ProviderQuote] = []
+    /// Expected hours added by interruptions and the checkpoints that bound their loss (`--spot`).
+    public var interruptionHours = 0.0
     public var costPerEpochUSD = 0.0
     /// Per million real (non-padding) training tokens.
     public var costPerMillionTokensUSD = 0.0
 }
 
-/// Step time from FLOPs, bandwidth and the runtime's efficiencies (README, "The model": Time).
-///
-/// time(micro-batch) = F₁₆ / (peak₁₆ · MFU) + F₃₂ / (peak₃₂ · MFU₃₂) + bytes moved by
-/// memory-bound extras / (bandwidth · η_mem). `MFU` is the fraction of the datasheet's
-/// dense 16-bit peak that the matmuls reach, counting every FLOP actually executed
-/// (checkpointing's recompute included), so recompute costs time as it does on a GPU.
+/// Step time from the step's work (``StepWork``: FLOPs, bytes, calls, link traffic) and the
+/// runtime's fitted coefficients (``TimeCoefficients``; README, "The model": Time, and
+/// docs/time-model.md). FLOPs count every executed matmul, checkpointing's recompute
+/// included, so recompute costs time as it does on a GPU; hours and cost come with the
+/// held-out range.
 public enum TimeModel {
     /// Estimates one plan on `gpu` × the context's GPU count, sharding and offload.
     public static func estimate(_ ctx: PlanContext, gpu: GPUProfile, dataset: Dataset, budget: BudgetOptions) -> TimeEstimate {
         let scale = ctx.scale
         var e = TimeEstimate()
         let t = ctx.training
-        let rt = ctx.runtime
-        let b = t.batch, s = t.seq
-        let f = ctx.flops(batch: b, seq: s), f32 = ctx.fp32Flops(batch: b, seq: s)
+        let c = ctx.runtime.time
+        let w = ctx.stepWork(gpu: gpu)
+        let s = t.seq
+        let f = ctx.flops(batch: t.batch, seq: s), f32 = ctx.fp32Flops(batch: t.batch, seq: s)
         e.flopsPerMicroBatch = f.forward + f.backward + f.recompute
         e.fp32FlopsPerMicroBatch = f32.forward + f32.backward + f32.recompute
-        let mfu = budget.mfu ?? rt.mfu
+        let mfu = budget.mfu ?? c.matmulEfficiency(gpu)
         e.mfuUsed = mfu
-        let peak16 = (gpu.denseTflops[t.precision.tflopsKey] ?? gpu.denseTflops["fp16"] ?? gpu.denseTflops["fp32"] ?? 1) * 1e12
-        let peak32 = (gpu.denseTflops["fp32"] ?? 1) * 1e12
-        let bandwidth = gpu.memoryBandwidthBytesPerSecond * rt.bandwidthEfficiency
-        // Causal flash attention executes about half of the s × s square the counter counts
-        // (FlashAttention-2, Dao 2023, §3.1: blocks above the diagonal are skipped).
-        let flash = ctx.flashAttentionFlops(batch: b, seq: s)
-        let executed = e.flopsPerMicroBatch - 0.5 * (flash.forward + flash.backward + flash.recompute)
-        let f16 = t.precision == .fp32 ? 0 : (rt.autocast ? executed : executed - e.fp32FlopsPerMicroBatch)
-        let fp32 = executed - f16
-        // fp32 training runs its matmuls at the fp32 rate with the same efficiency.
-        let fp32Efficiency = t.precision == .fp32 ? mfu : rt.fp32Efficiency
-        e.computeSeconds = f16 / (peak16 * mfu) + fp32 / (peak32 * fp32Efficiency)
-            + ctx.memoryBoundBytes(batch: b, seq: s) / bandwidth + Double(ctx.quantisedCalls) * rt.quantisedCallSeconds
-
-        // Optimizer step: memory-bound on the GPU over this GPU's shard (the context's
-        // components are already per GPU); on the host when offloaded.
+        let seconds = c.seconds(w, gpu: gpu, precision: t.precision, matmulEfficiency: mfu, compile: budget.compile,
+                                hostLinkBytesPerSecond: ctx.runtime.hostLinkBytesPerSecond, networkBytesPerSecondPerGPU: ctx.runtime.networkBytesPerSecondPerGPU)
+        e.computeSeconds = seconds.microBatch
+        e.optimizerSeconds = seconds.optimizer
+        e.communicationSeconds = seconds.exposedCommunication
+        e.stepSeconds = seconds.step
+        e.tokensPerSecond = w.tokensPerStep / e.stepSeconds
         let shards = Double(max(1, scale.gpus))
-        if scale.offload == .none {
-            e.optimizerSeconds = Double(ctx.optimizerTrafficBytes) / bandwidth
-        } else {
-            // ZeRO-Offload: this GPU's gradient shard to the host, the step over its share of
-            // the host's states, the updated 16-bit weights back.
-            let share = scale.sharding.shardsOptimizer ? 1 / shards : 1
-            let moved = Double(ctx.unsharded.gradients + ctx.unsharded.trainableWeights) * share
-            e.optimizerSeconds = moved / rt.hostLinkBytesPerSecond + 2 * Double(ctx.hostBytes) / shards / rt.hostMemoryBytesPerSecond
-        }
-        let comm = communicationSeconds(ctx, gpu: gpu, scale: scale)
-        let micro = e.computeSeconds + comm.perMicroBatchExtra
-        let accum = Double(t.gradAccum)
-        // Communication runs on its own stream; what exceeds the compute it overlaps shows.
-        e.communicationSeconds = max(0, comm.perStep - accum * micro * rt.communicationOverlap)
-        e.stepSeconds = accum * micro + e.optimizerSeconds + e.communicationSeconds
-        let tokensPerStep = Double(b) * Double(s) * accum * shards
-        e.tokensPerSecond = tokensPerStep / e.stepSeconds
+        let b = t.batch
+        let accum = w.microBatches
 
         let (sequences, realTokens) = dataset.sequencesPerEpoch(seq: s)
         let sequencesPerStep = Double(b) * accum * shards
@@ -183,26 +177,41 @@ public enum TimeModel {
         e.billedHours = e.hours
         e.chargedGPUs = Int(shards)
         e.costUSD = e.gpuHours * e.pricePerGPUHour
-        if let name = budget.provider, let prices = budget.prices, let info = prices.provider(named: name),
-           let (o, charged) = prices.offer(provider: name, gpu: gpu.name, gpus: Int(shards), tier: budget.tier) {
-            e.provider = info.name
-            e.offering = o.offering
-            e.billing = info.billing
-            e.pricePerGPUHour = o.usdPerGPUHour
-            e.priceSource = o.source
-            e.priceDate = o.date
-            e.chargedGPUs = charged
-            e.billedHours = info.billing.billedSeconds(e.hours * 3600) / 3600
-            e.costUSD = e.billedHours * Double(charged) * o.usdPerGPUHour
+        e.hoursP10 = e.trainHours * c.timeRatioP10 + e.overheadHours
+        e.hoursP90 = e.trainHours * c.timeRatioP90 + e.overheadHours
+        e.costP10USD = e.hoursP10 * shards * e.pricePerGPUHour
+        e.costP90USD = e.hoursP90 * shards * e.pricePerGPUHour
+        if let name = budget.provider, let prices = budget.prices {
+            let names = name.lowercased() == BudgetOptions.allProviders ? prices.providers.map(\.name) : [name]
+            let save = Double(ctx.checkpointSaveBytes) / budget.ioBytesPerSecond
+            e.quotes = names.flatMap { n in budget.tiers.compactMap { tier in
+                e.quote(prices: prices, provider: n, tier: tier, gpu: gpu.name, gpus: Int(shards), spot: budget.spot, saveSeconds: save)
+            } }.sorted { ($0.costUSD, $0.provider) < ($1.costUSD, $1.provider) }
+            if let q = e.quotes.first {
+                e.provider = q.provider
+                e.offering = q.offering
+                e.billing = q.billing
+                e.pricePerGPUHour = q.usdPerGPUHour
+                e.priceSource = q.source
+                e.priceDate = q.date
+                e.chargedGPUs = q.chargedGPUs
+                e.interruptionHours = q.interruptionHours
+                e.hours += q.interruptionHours
+                e.hoursP10 += q.interruptionHours
+                e.hoursP90 += q.interruptionHours
+                e.gpuHours = e.hours * shards
+                e.billedHours = q.billedHours
+                (e.costUSD, e.costP10USD, e.costP90USD) = (q.costUSD, q.costP10USD, q.costP90USD)
+            }
         }
         e.costPerEpochUSD = e.costUSD / max(dataset.epochs, 1e-9)
         e.costPerMillionTokensUSD = e.costUSD / max(realTokens * dataset.epochs / 1e6, 1e-9)
         return e
     }
 
-    /// Bytes each GPU sends per optimizer step (`perStep`, may overlap with compute) and
-    /// the extra seconds of each micro-batch that cannot overlap (fetching offloaded
-    /// parameters), from ring-collective volumes:
+    /// Bytes each GPU sends per optimizer step (`perStep`, may overlap with compute) and the
+    /// parameter bytes fetched from the host per micro-batch (parameter offload), from
+    /// ring-collective volumes:
     /// - all-reduce moves 2·(N−1)/N of the buffer per GPU; reduce-scatter and all-gather
     ///   (N−1)/N each (Rajbhandari et al., ZeRO, SC'20, §7: DDP and ZeRO-1/2 move 2Ψ,
     ///   ZeRO-3 3Ψ per step).
@@ -211,18 +220,18 @@ public enum TimeModel {
     ///   all-gather of the updated 16-bit weights per step. ZeRO-3 / FSDP: per micro-batch
     ///   two all-gathers of the weights (forward, backward; three with checkpointing's
     ///   recompute) and a reduce-scatter of the gradients.
-    static func communicationSeconds(_ ctx: PlanContext, gpu: GPUProfile, scale: ScaleOptions)
-        -> (perStep: Double, perMicroBatchExtra: Double) {
+    static func collectiveBytes(_ ctx: PlanContext, scale: ScaleOptions) -> (perStep: Double, offloadPerMicroBatch: Double) {
         let n = Double(scale.gpus)
         let accum = Double(ctx.training.gradAccum)
-        let weights16 = Double(ctx.account.baseParams * ctx.training.precision.bytes)
-        var extra = 0.0
+        // The weights as the GPUs hold them: 16-bit, or 4-bit blocks with their constants
+        // under QLoRA (FSDP shards and gathers the quantised storage).
+        let weights = Double(ctx.unsharded.weights)
+        var offload = 0.0
         if scale.offload == .params {
             // Offloaded parameters cross PCIe for forward, backward (and recompute).
-            let passes = ctx.checkpointing ? 3.0 : 2.0
-            extra = passes * weights16 / ctx.runtime.hostLinkBytesPerSecond
+            offload = (ctx.checkpointing ? 3.0 : 2.0) * weights
         }
-        guard n > 1 else { return (0, extra) }
+        guard n > 1 else { return (0, offload) }
         let g = Double(ctx.unsharded.gradients)
         let frac = (n - 1) / n
         var bytes = 0.0
@@ -233,18 +242,151 @@ public enum TimeModel {
             bytes = accum * frac * g + frac * Double(ctx.unsharded.trainableWeights)
         case .zero3, .fsdp:
             let gathers = ctx.checkpointing ? 3.0 : 2.0
-            bytes = accum * (gathers * frac * weights16 + frac * g)
+            bytes = accum * (gathers * frac * weights + frac * g)
         }
-        return (bytes / linkBytesPerSecond(gpu: gpu, gpus: scale.gpus, runtime: ctx.runtime), extra)
+        return (bytes, offload)
     }
+}
 
-    /// Per-GPU bandwidth one direction of a ring collective gets: half the profile's
-    /// interconnect figure (datasheets quote both directions) times the runtime's
-    /// collective efficiency; past one node (8 GPUs) the network's per-GPU bandwidth.
-    static func linkBytesPerSecond(gpu: GPUProfile, gpus: Int, runtime: RuntimeProfile) -> Double {
-        let inNode = gpu.interconnect.bytesPerSecond / 2
-        let link = gpus > runtime.gpusPerNode ? min(inNode, runtime.networkBytesPerSecondPerGPU) : inNode
-        return link * runtime.collectiveEfficiency
+/// One provider's price for a plan: its cheapest offer of the GPU in a tier, billed in its
+/// increments for whole instances, at the expected hours and at each end of the range.
+public struct ProviderQuote: Equatable, Sendable {
+    public var provider: String
+    public var tier: String
+    public var offering: String
+    public var usdPerGPUHour: Double
+    public var billing: Billing
+    public var chargedGPUs: Int
+    /// Hours added by interruptions (interruptible tiers under `--spot`), included below.
+    public var interruptionHours: Double
+    public var billedHours: Double
+    public var costUSD: Double, costP10USD: Double, costP90USD: Double
+    public var date: String
+    public var source: String
+}
+
+/// How `--spot` plans interruptible capacity: how often an instance is reclaimed, how often
+/// training saves a checkpoint to resume from, and what a restart costs. Each interruption
+/// loses the work since the last checkpoint (half an interval on average) and the restart;
+/// each checkpoint costs its write.
+public struct SpotPolicy: Equatable, Sendable {
+    /// Interruptions per instance-hour. Default 0.20 per instance-month (730 h): the highest
+    /// band AWS's Spot Instance Advisor gave H100 instances (p5, "10–20%" of instances
+    /// reclaimed over the trailing month), as reported from the Advisor on 2025-05-01 by
+    /// thundercompute.com/blog/should-i-use-cloud-gpu-spot-instances (read 2026-12-07).
+    /// Marketplace hosts can be reclaimed far more often: set `--interruptions-per-hour`.
+    public var interruptionsPerHour = 0.20 / 730
+    /// `--checkpoint-minutes`: training time between checkpoints.
+    public var checkpointMinutes = 30.0
+    /// `--restart-minutes`: from an interruption to training again (a new instance, the
+    /// environment, the model and the last checkpoint loaded).
+    public var restartMinutes = 15.0
+
+    public static let tiers = ["spot", "interruptible"]
+
+    public init() {}
+
+    /// Hours added to a run of `hours` on `instances` instances whose checkpoint takes
+    /// `saveSeconds` to write, and the interruptions expected.
+    public func addedHours(hours: Double, instances: Int, saveSeconds: Double) -> (hours: Double, interruptions: Double) {
+        let saves = (hours * 60 / checkpointMinutes).rounded(.down) * saveSeconds / 3600
+        let interruptions = interruptionsPerHour * Double(max(1, instances)) * (hours + saves)
+        let lost = interruptions * (restartMinutes / 60 + checkpointMinutes / 120)
+        return (saves + lost, interruptions)
+    }
+}
+
+extension TimeEstimate {
+    /// `provider`'s price for this estimate in `tier`, nil when it offers no such GPU there.
+    func quote(prices: PriceCatalogue, provider: String, tier: String, gpu: String, gpus: Int, spot: SpotPolicy?, saveSeconds: Double) -> ProviderQuote? {
+        guard let info = prices.provider(named: provider), let (o, charged) = prices.offer(provider: provider, gpu: gpu, gpus: gpus, tier: tier) else { return nil }
+        let added = tier == "on-demand" ? 0 : (spot?.addedHours(hours: hours, instances: charged / o.gpusPerInstance, saveSeconds: saveSeconds).hours ?? 0)
+        func cost(_ h: Double) -> (billed: Double, cost: Double) {
+            let billed = info.billing.billedSeconds((h + added) * 3600) / 3600
+            return (billed, billed * Double(charged) * o.usdPerGPUHour)
+        }
+        let mid = cost(hours)
+        return ProviderQuote(provider: info.name, tier: tier, offering: o.offering, usdPerGPUHour: o.usdPerGPUHour, billing: info.billing,
+                             chargedGPUs: charged, interruptionHours: added, billedHours: mid.billed, costUSD: mid.cost,
+                             costP10USD: cost(hoursP10).cost, costP90USD: cost(hoursP90).cost, date: o.date, source: o.source)
+    }
+}
+
+/// The work of one optimizer step on one GPU, as physical quantities the time model turns
+/// into seconds with its coefficients (``TimeCoefficients``): FLOPs, bytes moved by
+/// memory-bound work, kernel calls, bytes over links. Derived from the plan alone.
+public struct StepWork: Equatable, Sendable {
+    /// Micro-batches per optimizer step (gradient accumulation).
+    public var microBatches = 1.0
+    /// Matmul FLOPs executed per micro-batch in the 16-bit dtype and in fp32 (causal flash
+    /// attention's skipped blocks taken out; recompute included).
+    public var matmul16 = 0.0, matmul32 = 0.0
+    /// Bytes of saved activations and logits written in forward and read in backward per
+    /// micro-batch (recompute writes them once more): the elementwise traffic that grows
+    /// with tokens × width rather than with FLOPs.
+    public var activationBytes = 0.0
+    /// LoRA's extra elementwise traffic per micro-batch (casts, scaled update, addition).
+    public var adapterBytes = 0.0
+    /// 4-bit weights dequantised per micro-batch (QLoRA), and 4-bit matmul calls.
+    public var dequantWeights = 0.0, quantisedCalls = 0.0
+    /// Transformer blocks run per micro-batch (forward, backward, recompute each count one).
+    public var blockPasses = 0.0
+    /// Bytes the optimizer step moves in GPU memory; seconds it takes on the host when offloaded.
+    public var optimizerBytes = 0.0, hostOptimizerSeconds = 0.0
+    /// Bytes of collectives per optimizer step, and parameter bytes fetched from the host per
+    /// micro-batch (parameter offload).
+    public var collectiveBytes = 0.0, offloadBytesPerMicroBatch = 0.0
+    /// Where the collectives run: within one node over NVLink-class links, over PCIe, or
+    /// across nodes.
+    public var link = Link.none
+    /// Tokens one optimizer step processes over all GPUs (padding included).
+    public var tokensPerStep = 0.0
+
+    public enum Link: String, Sendable { case none, nvlink, pcie, network }
+}
+
+extension PlanContext {
+    /// The step's work on `gpu` (the context's GPU count, sharding and offload).
+    public func stepWork(gpu: GPUProfile) -> StepWork {
+        var w = StepWork()
+        let t = training, b = t.batch, s = t.seq
+        let f = flops(batch: b, seq: s), f32 = fp32Flops(batch: b, seq: s)
+        let all = f.forward + f.backward + f.recompute
+        let all32 = f32.forward + f32.backward + f32.recompute
+        // Causal flash attention executes about half of the s × s square the counter counts
+        // (FlashAttention-2, Dao 2023, §3.1: blocks above the diagonal are skipped).
+        let flash = flashAttentionFlops(batch: b, seq: s)
+        let executed = all - 0.5 * (flash.forward + flash.backward + flash.recompute)
+        let f16 = t.precision == .fp32 ? 0 : (runtime.autocast ? executed : executed - all32)
+        w.matmul16 = f16
+        w.matmul32 = executed - f16
+        w.microBatches = Double(t.gradAccum)
+        let (sq, skv) = lengths(seq: s)
+        let passes = checkpointing ? 4.0 / 3 : 1
+        w.activationBytes = (blockActivations(batch: b, sq: sq, skv: skv) + logitsBill.bytes(batch: b, sq: sq, skv: skv)) * passes
+        let bytes = memoryBoundParts(batch: b, seq: s)
+        w.adapterBytes = bytes.adapter
+        w.dequantWeights = bytes.dequantWeights
+        w.quantisedCalls = Double(quantisedCalls)
+        w.blockPasses = Double(arch.numLayers) * (checkpointing ? 3 : 2)
+        let shards = Double(max(1, scale.gpus))
+        if scale.offload == .none {
+            w.optimizerBytes = Double(optimizerTrafficBytes)
+        } else {
+            // ZeRO-Offload: this GPU's gradient shard to the host, the step over its share of
+            // the host's states, the updated 16-bit weights back.
+            let share = scale.sharding.shardsOptimizer ? 1 / shards : 1
+            let moved = Double(unsharded.gradients + unsharded.trainableWeights) * share
+            w.hostOptimizerSeconds = moved / runtime.hostLinkBytesPerSecond + 2 * Double(hostBytes) / shards / runtime.hostMemoryBytesPerSecond
+        }
+        let comm = TimeModel.collectiveBytes(self, scale: scale)
+        w.collectiveBytes = comm.perStep
+        w.offloadBytesPerMicroBatch = comm.offloadPerMicroBatch
+        if scale.gpus > 1 {
+            w.link = scale.gpus > runtime.gpusPerNode ? .network : (gpu.interconnect.isPCIe ? .pcie : .nvlink)
+        }
+        w.tokensPerStep = Double(b) * Double(s) * w.microBatches * shards
+        return w
     }
 }
 
@@ -256,7 +398,8 @@ extension PlanContext {
         2 * (trainableWeights + optimizerStates + masterWeights) + gradients
     }
 
-    /// Bytes moved by memory-bound work the 16-bit MFU does not cover, per micro-batch:
+    /// Memory-bound work the 16-bit matmul rate does not cover, per micro-batch: LoRA's bytes
+    /// and QLoRA's dequantised weights.
     /// - LoRA (peft/tuners/lora/layer.py `forward`): per wrapped module and token, the
     ///   input cast to fp32 (read a, write 4 bytes per input feature), the scaled fp32
     ///   update and its addition to the base output (about 16 bytes per output feature);
@@ -264,24 +407,24 @@ extension PlanContext {
     /// - QLoRA (bitsandbytes `matmul_4bit`): every 4-bit block weight dequantised to the
     ///   compute dtype before its matmul in forward, backward and recompute, at the
     ///   runtime's `dequantBytesPerWeight` (a perfect kernel: read ½, write 2 bytes).
-    func memoryBoundBytes(batch: Int, seq: Int) -> Double {
+    func memoryBoundParts(batch: Int, seq: Int) -> (adapter: Double, dequantWeights: Double) {
         let (sq, _) = lengths(seq: seq)
         let tokens = Double(batch) * Double(sq)
         let a = Double(training.precision.bytes)
-        var bytes = 0.0
+        var adapter = 0.0, dequant = 0.0
         if account.method.spec.wrapper == .lowRank {
             // (a vision tower's adapters run over its patches: their share is left out)
             let perToken = account.wrapped.filter { !$0.module.isVision }.reduce(0.0) { sum, w in
                 sum + Double(w.instances) * ((a + 4) * Double(w.module.inFeatures) + 16 * Double(w.module.outFeatures))
             }
-            bytes += tokens * perToken * (checkpointing ? 4 : 3)
+            adapter = tokens * perToken * (checkpointing ? 4 : 3)
         }
         if account.method.spec.quantisesBase {
             let blocks = arch.modules.reduce(0) { $0 + ($1.perLayer && $1.quantisedBy4Bit ? $1.weightElements * arch.instances($1) : 0) }
             let tower = arch.modules.reduce(0) { $0 + ($1.isVision && $1.quantisedBy4Bit ? $1.weightElements * arch.instances($1) : 0) }
-            bytes += (Double(blocks) * Double(checkpointing ? 3 : 2) + Double(tower) * Double(towerPasses)) * runtime.dequantBytesPerWeight
+            dequant = Double(blocks) * Double(checkpointing ? 3 : 2) + Double(tower) * Double(towerPasses)
         }
-        return bytes
+        return (adapter, dequant)
     }
 
     /// How often a vision tower's 4-bit Linears run per micro-batch: never without images,

@@ -10,6 +10,8 @@ public struct GPUProfile: Codable, Equatable, Sendable {
     public struct Interconnect: Codable, Equatable, Sendable {
         public var name: String
         public var bytesPerSecond: Double
+        /// Whether GPUs reach each other over PCIe (no NVLink or Infinity Fabric between them).
+        public var isPCIe: Bool { name.hasPrefix("PCIe") }
     }
     public struct Price: Codable, Equatable, Sendable {
         public var usdPerHour: Double

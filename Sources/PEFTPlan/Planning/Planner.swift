@@ -356,13 +356,13 @@ public enum Planner {
 
     /// How time and cost were reckoned, for the notes.
     static func timeNote(_ r: PlanRequest) -> PlanText {
+        let c = r.runtime.time
         let mfu: PlanText = r.budget.mfu.map { "\(String(format: "%.0f%%", $0 * 100)) (\(field: .mfu))" }
-            ?? "\(String(format: "%.0f%% (runtime %@)", r.runtime.mfu * 100, r.runtime.name))"
-        var n: PlanText = "time: matmul FLOPs (recompute included) at \(mfu) of the GPU's dense 16-bit peak, fp32 parts at "
-        n += "\(String(format: "%.0f%% of its fp32 peak", r.runtime.fp32Efficiency * 100))"
-        n += ", optimizer step and LoRA/QLoRA elementwise work at "
-        n += "\(String(format: "%.0f%% of memory bandwidth", r.runtime.bandwidthEfficiency * 100))"
-        n += "; \(r.dataset.summary); cost = hours × GPUs × price (profile's typical on-demand price unless \(field: .price))"
+            ?? "\(String(format: "%.0f%% on data-centre GPUs (scaled by each one's measured achievable matmul rate), %.0f%% on workstation and consumer cards", c.matmulEfficiency * 100, c.matmulEfficiencyWorkstation * 100))"
+        var n: PlanText = "time (runtime \(r.runtime.name), fitted to \(TimeCoefficients.fittedRuns) published and measured runs; docs/time-model.md): matmul FLOPs (recompute included) at a fraction of the GPU's dense 16-bit peak: \(mfu); "
+        n += "\(String(format: "elementwise traffic %.1f× the saved activations and logits, %.2f ms per block pass, %.0f ms per step", c.activationTraffic, c.blockPassSeconds * 1e3, c.stepFixedSeconds * 1e3))"
+        n += "\(String(format: "; range P10–P90 = %.2f–%.2f× the training time (held-out error)", c.timeRatioP10, c.timeRatioP90))"
+        n += "; \(r.dataset.summary); cost = hours × GPUs × price (profile's typical on-demand price unless \(field: .price) or a provider's offer)"
         n += "\(String(format: ", plus %g min set-up, model load and checkpoint saves at 1 GB/s", r.budget.setupMinutes))"
         return n
     }
@@ -376,7 +376,7 @@ public enum Planner {
         if (s.sharding.zeroStage ?? 0) > 0 && (r.training.precision == .bf16 || r.training.precision == .fp16) {
             n += "; DeepSpeed ZeRO keeps fp32 master weights and optimizer states even for \(r.training.precision.rawValue)"
         }
-        n += "; collectives at half the interconnect's quoted bandwidth × \(Int(r.runtime.collectiveEfficiency * 100))%, \(Int(r.runtime.communicationOverlap * 100))% hidden behind compute"
+        n += "; collectives at half the interconnect's quoted bandwidth × \(Int(r.runtime.time.nvlinkEfficiency * 100))% (NVLink) or \(Int(r.runtime.time.pcieEfficiency * 100))% (PCIe), \(Int(r.runtime.time.communicationOverlap * 100))% hidden behind compute"
         if s.gpus > r.runtime.gpusPerNode { n += ", past \(r.runtime.gpusPerNode) GPUs over a \(Int(r.runtime.networkBytesPerSecondPerGPU / 1e9)) GB/s-per-GPU network" }
         return n
     }

@@ -27,40 +27,21 @@ public struct RuntimeProfile: Sendable, Equatable {
     /// Memory the process holds outside the allocator (CUDA context, cuBLAS/cuDNN handles).
     public var outsideAllocatorBytes: Int
 
-    // Speed (README, "The model": Time): how the runtime turns FLOPs and bytes into time.
-    /// Fraction of the datasheet's dense 16-bit peak the step's matmuls reach, counting
-    /// every executed FLOP (recompute included); `--mfu` overrides it. 0.44: the median of
-    /// nine Llama-3.1-8B bursts (full, LoRA, IA³, prompt; micro-batch 1–4 × 2048; with and
-    /// without checkpointing) measured on one H100 SXM with Transformers 5.23, PEFT 0.21.2,
-    /// PyTorch 2.11 (reports/calibration/cuda-llama-3.1-8b.json; range 0.38–0.49).
-    public var mfu = 0.44
-    /// Fraction of the fp32 (non-tensor-core) peak reached by fp32 matmuls and attention:
-    /// 0.44, from the same run's QLoRA bursts (0.42 and 0.46), whose attention and lm_head
-    /// run in fp32.
-    public var fp32Efficiency = 0.44
+    // Speed (README, "The model": Time; docs/time-model.md).
     /// Whether forward runs under `torch.autocast` in the 16-bit dtype, as the Trainer's
     /// `bf16=True`/`fp16=True` runs it: fp32 parts (PEFT's fp32 adapters, QLoRA's fp32
     /// attention and lm_head) then multiply in 16 bits. Measured on an H100: QLoRA on
     /// Llama-3.1-8B ran 2.5× faster with autocast than without
     /// (reports/calibration/cuda-llama-3.1-8b-autocast.json).
     public var autocast = true
-    /// Bytes of memory traffic one QLoRA dequantisation costs per 4-bit weight, as a
-    /// bandwidth-bound kernel would move them (fitted: bitsandbytes' dequantize + matmul
-    /// overhead measured on an H100 is far above the ½ + 2 bytes a perfect kernel moves).
-    public var dequantBytesPerWeight = 2.5
-    /// Fixed seconds per 4-bit matmul call (forward, backward and recompute each call
-    /// one): bitsandbytes' dequantise-then-matmul launches several small kernels per call.
-    /// 0.25 ms fits Llama-3.1-8B QLoRA on an H100 at micro-batch 4 × 2048 and 1 × 8192
-    /// (measured 1053 and 1157 ms per step; predicted −1% and +2%); it underestimates
-    /// micro-batch 1 × 2048 (−25%), where the GPU waits on the host.
-    public var quantisedCallSeconds = 2.5e-4
-    /// Fraction of the memory bandwidth reached by memory-bound work (optimizer step,
-    /// elementwise extras).
-    public var bandwidthEfficiency = 0.8
-    /// Fraction of a ring collective's link bandwidth reached (NCCL bus bandwidth).
-    public var collectiveEfficiency = 0.8
-    /// Fraction of a micro-batch's compute that communication can hide behind.
-    public var communicationOverlap = 0.9
+    /// How step time follows from the step's work (``TimeCoefficients``).
+    public var time = TimeCoefficients.fitted
+    /// The fraction of the 16-bit peak matmuls reach (`--mfu` overrides it per plan): read as
+    /// the data-centre figure; a calibration profile's fit, made on one GPU, sets both.
+    public var mfu: Double {
+        get { time.matmulEfficiency }
+        set { time.matmulEfficiency = newValue; time.matmulEfficiencyWorkstation = newValue }
+    }
     /// GPUs per node; beyond that, collectives cross the network.
     public var gpusPerNode = 8
     /// Network bandwidth per GPU between nodes, one direction (400 Gb/s InfiniBand NDR per GPU).
