@@ -54,6 +54,7 @@ struct TimeFitTests {
     @Test("the shipped coefficients are the fit on the whole collection")
     func shippedIsTheFit() throws {
         let samples = try Self.samples()
+        #expect(samples.count == TimeCoefficients.fittedRuns, "the plan's notes say how many runs the coefficients were fitted on")
         let all = TimeFit.fit(samples)
         let shipped = TimeCoefficients.fitted
         for p in TimeFit.parameters {
