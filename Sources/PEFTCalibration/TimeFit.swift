@@ -64,8 +64,7 @@ public enum TimeFit {
 
     /// Predicted tokens/s of `s` under `c`.
     public static func predicted(_ s: Sample, _ c: TimeCoefficients, runtime: RuntimeProfile = .hfCUDA) -> Double {
-        let t = c.seconds(s.work, gpu: s.gpu, precision: s.precision, matmulEfficiency: c.matmulEfficiency(s.gpu), compile: s.compile,
-                          hostLinkBytesPerSecond: runtime.hostLinkBytesPerSecond, networkBytesPerSecondPerGPU: runtime.networkBytesPerSecondPerGPU)
+        let t = c.seconds(s.work, gpu: s.gpu, precision: s.precision, matmulEfficiency: c.matmulEfficiency(s.gpu), compile: s.compile, runtime: runtime)
         return s.work.tokensPerStep / t.step
     }
 

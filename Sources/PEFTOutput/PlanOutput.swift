@@ -72,7 +72,7 @@ public enum PlanOutput {
                         ("blocker", v.blocker.map { .string($0.forCommandLine) } ?? .null),
                         ("tokens_per_second", .double(v.time.tokensPerSecond)), ("hours", .double(v.time.hours)),
                         ("cost_usd", .double(v.time.costUSD)),
-                        ("time", timeJSON(v.time)),
+                        ("time", timeJSON(v.time, r.request.runtime.time)),
                     ])
                 })),
             ])
@@ -80,7 +80,7 @@ public enum PlanOutput {
         return .object([("model", model), ("assumptions", assumptions), ("plans", .array(plans))])
     }
 
-    static func timeJSON(_ e: TimeEstimate) -> JSONValue {
+    static func timeJSON(_ e: TimeEstimate, _ c: TimeCoefficients) -> JSONValue {
         .object([
             ("flops_per_micro_batch", .double(e.flopsPerMicroBatch)), ("fp32_flops_per_micro_batch", .double(e.fp32FlopsPerMicroBatch)),
             ("mfu", .double(e.mfuUsed)), ("compute_seconds_per_micro_batch", .double(e.computeSeconds)),
@@ -104,24 +104,24 @@ public enum PlanOutput {
                     ("date", .string(q.date)), ("source", .string(q.source)),
                 ]) })),
             ])),
-            ("range", rangeJSON(e)),
+            ("range", rangeJSON(e, c)),
             ("cost_per_epoch_usd", .double(e.costPerEpochUSD)), ("cost_per_million_tokens_usd", .double(e.costPerMillionTokensUSD)),
         ])
     }
 
-    /// Hours and cost at the time model's held-out 10th and 90th percentiles.
-    static func rangeJSON(_ e: TimeEstimate) -> JSONValue {
+    /// Hours and cost at the held-out 10th and 90th percentiles of `c`, the plan's runtime's
+    /// time model.
+    static func rangeJSON(_ e: TimeEstimate, _ c: TimeCoefficients) -> JSONValue {
         .object([
             ("hours_p10", .double(e.hoursP10)), ("hours_p90", .double(e.hoursP90)),
             ("cost_usd_p10", .double(e.costP10USD)), ("cost_usd_p90", .double(e.costP90USD)),
-            ("basis", .string(rangeBasis)),
+            ("basis", .string(rangeBasis(c))),
         ])
     }
 
-    /// What the range means, in one sentence (table, JSON, report).
-    public static var rangeBasis: String {
-        let c = RuntimeProfile.hfCUDA.time
-        return String(format: "10th–90th percentile of measured ÷ predicted step time (%.2f–%.2f×) over published runs held out of the time model's fit, by source", c.timeRatioP10, c.timeRatioP90)
+    /// What the range means, in one sentence (JSON, report).
+    public static func rangeBasis(_ c: TimeCoefficients) -> String {
+        String(format: "10th–90th percentile of measured ÷ predicted step time (%.2f–%.2f×) over published runs held out of the time model's fit, by source", c.timeRatioP10, c.timeRatioP90)
     }
 
     /// "12.5–22.8 h, $40–$73": a plan's range in words.
@@ -175,7 +175,7 @@ public enum PlanOutput {
             ranges.append("\(p.method.rawValue) on \(v.gpu.name): \(range(v.time))")
         }
         if !ranges.isEmpty {
-            let c = RuntimeProfile.hfCUDA.time
+            let c = r.request.runtime.time
             out += wrap(String(format: "Range, P10–P90 (the time model's held-out error, %.2f–%.2f× the training time): ", c.timeRatioP10, c.timeRatioP90)
                         + ranges.joined(separator: "; "), width: 100, indent: "  ")
         }

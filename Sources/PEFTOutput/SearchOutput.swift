@@ -49,14 +49,14 @@ public enum SearchOutput {
         return out
     }
 
-    static func candidateJSON(_ c: Candidate) -> JSONValue {
+    static func candidateJSON(_ c: Candidate, _ k: TimeCoefficients) -> JSONValue {
         .object([
             ("method", .string(c.method.rawValue)), ("gpu", .string(c.gpu.name)), ("count", .int(c.scale.gpus)),
             ("sharding", .string(c.scale.sharding.rawValue)), ("offload", .string(c.scale.offload.rawValue)),
             ("micro_batch", .int(c.batch)), ("grad_accum", .int(c.gradAccum)), ("grad_checkpointing", .bool(c.checkpointing)),
             ("device_total", .int(c.deviceBytes)), ("host_bytes", .int(c.hostBytes)),
             ("tokens_per_second", .double(c.time.tokensPerSecond)), ("hours", .double(c.time.hours)), ("cost_usd", .double(c.time.costUSD)),
-            ("range", PlanOutput.rangeJSON(c.time)),
+            ("range", PlanOutput.rangeJSON(c.time, k)),
             ("provider", c.time.provider.map { .string($0) } ?? .null), ("offering", c.time.offering.map { .string($0) } ?? .null),
             ("usd_per_gpu_hour", .double(c.time.pricePerGPUHour)),
         ])
@@ -65,8 +65,9 @@ public enum SearchOutput {
     public static func json(_ r: SearchResult) -> JSONValue {
         .object([
             ("model", .string(r.request.arch.name)), ("evaluated", .int(r.evaluated)), ("fitting", .int(r.fitting)),
-            ("cheapest", .array(r.cheapest.map(candidateJSON))), ("fastest", .array(r.fastest.map(candidateJSON))),
-            ("fewest_gpus", .array(r.fewestGPUs.map(candidateJSON))),
+            ("cheapest", .array(r.cheapest.map { candidateJSON($0, r.request.runtime.time) })),
+            ("fastest", .array(r.fastest.map { candidateJSON($0, r.request.runtime.time) })),
+            ("fewest_gpus", .array(r.fewestGPUs.map { candidateJSON($0, r.request.runtime.time) })),
         ])
     }
 }

@@ -145,13 +145,11 @@ public enum TimeModel {
         let c = ctx.runtime.time
         let w = ctx.stepWork(gpu: gpu)
         let s = t.seq
-        let f = ctx.flops(batch: t.batch, seq: s), f32 = ctx.fp32Flops(batch: t.batch, seq: s)
-        e.flopsPerMicroBatch = f.forward + f.backward + f.recompute
-        e.fp32FlopsPerMicroBatch = f32.forward + f32.backward + f32.recompute
+        e.flopsPerMicroBatch = w.countedFlops
+        e.fp32FlopsPerMicroBatch = w.countedFp32Flops
         let mfu = budget.mfu ?? c.matmulEfficiency(gpu)
         e.mfuUsed = mfu
-        let seconds = c.seconds(w, gpu: gpu, precision: t.precision, matmulEfficiency: mfu, compile: budget.compile,
-                                hostLinkBytesPerSecond: ctx.runtime.hostLinkBytesPerSecond, networkBytesPerSecondPerGPU: ctx.runtime.networkBytesPerSecondPerGPU)
+        let seconds = c.seconds(w, gpu: gpu, precision: t.precision, matmulEfficiency: mfu, compile: budget.compile, runtime: ctx.runtime)
         e.computeSeconds = seconds.microBatch
         e.optimizerSeconds = seconds.optimizer
         e.communicationSeconds = seconds.exposedCommunication
@@ -318,6 +316,9 @@ extension TimeEstimate {
 public struct StepWork: Equatable, Sendable {
     /// Micro-batches per optimizer step (gradient accumulation).
     public var microBatches = 1.0
+    /// Matmul FLOPs of one micro-batch as PyTorch's counter counts them (forward, backward,
+    /// recompute), and the fp32 part of them.
+    public var countedFlops = 0.0, countedFp32Flops = 0.0
     /// Matmul FLOPs executed per micro-batch in the 16-bit dtype and in fp32 (causal flash
     /// attention's skipped blocks taken out; recompute included).
     public var matmul16 = 0.0, matmul32 = 0.0
@@ -353,6 +354,7 @@ extension PlanContext {
         let f = flops(batch: b, seq: s), f32 = fp32Flops(batch: b, seq: s)
         let all = f.forward + f.backward + f.recompute
         let all32 = f32.forward + f32.backward + f32.recompute
+        (w.countedFlops, w.countedFp32Flops) = (all, all32)
         // Causal flash attention executes about half of the s × s square the counter counts
         // (FlashAttention-2, Dao 2023, §3.1: blocks above the diagonal are skipped).
         let flash = flashAttentionFlops(batch: b, seq: s)

@@ -72,8 +72,9 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
     public static let achievableMatmulReference = 0.803
 
     /// Seconds of one micro-batch, the optimizer step, exposed communication and the whole step.
+    /// `runtime` gives the host link (offload) and the network past one node.
     public func seconds(_ w: StepWork, gpu: GPUProfile, precision: Precision, matmulEfficiency u: Double, compile: Bool,
-                        hostLinkBytesPerSecond: Double, networkBytesPerSecondPerGPU: Double)
+                        runtime: RuntimeProfile)
         -> (microBatch: Double, optimizer: Double, exposedCommunication: Double, step: Double) {
         let peak16 = (gpu.denseTflops[precision.tflopsKey] ?? gpu.denseTflops["fp16"] ?? gpu.denseTflops["fp32"] ?? 1) * 1e12
         let peak32 = (gpu.denseTflops["fp32"] ?? 1) * 1e12
@@ -85,7 +86,7 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
             + w.quantisedCalls * quantisedCallSeconds + w.blockPasses * blockPassSeconds
         if compile { compute *= compileFactor }
         // Offloaded parameters are prefetched on their own stream: what exceeds the compute shows.
-        let fetch = w.offloadBytesPerMicroBatch / hostLinkBytesPerSecond
+        let fetch = w.offloadBytesPerMicroBatch / runtime.hostLinkBytesPerSecond
         let micro = compute + max(0, fetch - communicationOverlap * compute)
         let optimizer = w.hostOptimizerSeconds + w.optimizerBytes / (bandwidth * bandwidthEfficiency)
         var link = 0.0
@@ -93,7 +94,7 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
         case .none: break
         case .nvlink: link = gpu.interconnect.bytesPerSecond / 2 * nvlinkEfficiency
         case .pcie: link = gpu.interconnect.bytesPerSecond / 2 * pcieEfficiency
-        case .network: link = min(gpu.interconnect.bytesPerSecond / 2, networkBytesPerSecondPerGPU) * networkEfficiency
+        case .network: link = min(gpu.interconnect.bytesPerSecond / 2, runtime.networkBytesPerSecondPerGPU) * networkEfficiency
         }
         let comm = link > 0 ? w.collectiveBytes / link : 0
         // Communication runs on its own stream; what exceeds the compute it overlaps shows.
