@@ -78,6 +78,7 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     images = image_inputs(case, cfg, ids, dtype, torch) if case.get("image_tokens") else {}
 
     param_storages = {p.untyped_storage()._cdata for p in model.parameters()}
+    trainable_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     packed = []
 
     def pack(t):
@@ -118,6 +119,7 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     for nbytes, dt, _ in seen.values():
         by_dtype[dt] = by_dtype.get(dt, 0) + nbytes
     return {"saved_bytes": total, "logits_bytes": logits, "by_dtype": by_dtype, "tensors": len(seen),
+            "trainable_bytes": trainable_bytes,
             "forward_flops": forward_flops.get_total_flops(), "backward_flops": backward_flops.get_total_flops()}
 
 
@@ -165,7 +167,10 @@ def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _paddi
 
 def apply_peft(model, case, method):
     import peft
-    return peft.get_peft_model(model, peft_config(case, model))
+    # "adapter_dtype": "model" keeps LoRA's adapters in the model's dtype (PEFT upcasts them to
+    # fp32 unless told not to)
+    return peft.get_peft_model(model, peft_config(case, model),
+                               autocast_adapter_dtype=case.get("adapter_dtype", "fp32") == "fp32")
 
 
 def image_inputs(case, cfg, ids, dtype, torch):

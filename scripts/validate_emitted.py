@@ -353,13 +353,16 @@ def trl_case(case, folder):
             if hasattr(pc, f):
                 v = getattr(pc, f)
                 result["peft"][f] = sorted(v) if isinstance(v, (set, list)) else plain(v)
+        kwargs = scope.get("peft_model_kwargs", {})
+        result["peft_model_kwargs"] = plain(kwargs)
         if case.get("config_path"):
-            result["peft"]["counts"] = count(case["config_path"], pc)
+            result["peft"]["counts"] = count(case["config_path"], pc, kwargs, scope["model_kwargs"].get("dtype"))
     return result
 
 
-def count(config_path, peft_config):
-    """Trainable and all parameters after get_peft_model, on the meta device (as peft_reference.py)."""
+def count(config_path, peft_config, peft_model_kwargs=None, dtype=None):
+    """Trainable and all parameters after get_peft_model, on the meta device (as peft_reference.py),
+    and the trainable parameters' bytes with the model loaded in the script's dtype."""
     import copy
     import peft
     import torch
@@ -371,9 +374,11 @@ def count(config_path, peft_config):
             json.dump(config_dict, f)
         cfg = AutoConfig.from_pretrained(folder)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg)
-    trainable, total = peft.get_peft_model(model, copy.deepcopy(peft_config)).get_nb_trainable_parameters()
-    return {"trainable": trainable, "all": total}
+        model = AutoModelForCausalLM.from_config(cfg, **({"dtype": dtype} if dtype is not None else {}))
+    peft_model = peft.get_peft_model(model, copy.deepcopy(peft_config), **(peft_model_kwargs or {}))
+    trainable, total = peft_model.get_nb_trainable_parameters()
+    trainable_bytes = sum(p.numel() * p.element_size() for p in peft_model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "all": total, "trainable_bytes": trainable_bytes}
 
 
 if __name__ == "__main__":

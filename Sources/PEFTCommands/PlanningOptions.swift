@@ -35,6 +35,7 @@ struct PlanningOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "LoRA alpha (default 16; does not change memory).") var loraAlpha: String?
     @Option(help: "default|all-linear|q_proj,v_proj,… (PEFT's matching).") var loraTargets: String?
     @Option(parsing: .unconditional, help: "LoRA dropout probability (PEFT default 0; above 0 each wrapped module keeps a mask).") var loraDropout: String?
+    @Option(parsing: .unconditional, help: "LoRA adapters' dtype: fp32 (default: PEFT ≥ 0.12 upcasts them, autocast_adapter_dtype=True) or model (the model's 16-bit dtype: autocast_adapter_dtype=False, PEFT before 0.12, Answer.AI's FSDP-QLoRA).") var adapterDtype: String?
     @Flag(help: "DoRA: one magnitude vector per wrapped module.") var dora = false
     @Option(help: "QLoRA storage: nf4|fp4.") var quant: String?
     @Flag(inversion: .prefixedNo, help: "QLoRA double quantisation of the absmax values (default on).") var doubleQuant = true
@@ -143,6 +144,7 @@ struct PlanningOptions: ParsableArguments {
         try refuse("--lora-alpha", loraAlpha != nil, for: [.lora, .qlora])
         try refuse("--lora-targets", loraTargets != nil, for: [.lora, .qlora])
         try refuse("--lora-dropout", loraDropout != nil, for: [.lora, .qlora])
+        try refuse("--adapter-dtype", adapterDtype != nil, for: [.lora, .qlora])
         try refuse("--dora", dora, for: [.lora, .qlora])
         try refuse("--quant", quant != nil, for: [.qlora])
         try refuse("--no-double-quant", !doubleQuant, for: [.qlora])
@@ -196,6 +198,7 @@ struct PlanningOptions: ParsableArguments {
             o.loraDropout = v == 0 ? 0 : v
         }
         o.dora = dora
+        if let v = adapterDtype { o.adapterDtype = try choice(v, "--adapter-dtype", as: AdapterDtype.self) }
         if let v = quant { o.quant = try choice(v, "--quant", as: QuantType.self) }
         o.doubleQuant = doubleQuant
         if let v = adapter { o.adapter = try choice(v, "--adapter", as: AdapterKind.self) }

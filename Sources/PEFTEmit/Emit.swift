@@ -362,9 +362,10 @@ public enum Emitter {
                 "bnb_4bit_use_double_quant=\(pyBool(o.doubleQuant))",
                 "bnb_4bit_compute_dtype=torch.\(computeDtype(t.precision))",
             ]
-            if s.scale.sharding.shardsParameters {
+            if s.scale.sharding.shardsParameters || o.adapterDtype == .model {
                 // FSDP and ZeRO-3 shard the packed 4-bit weights only when they are stored in
-                // the same float dtype as the rest of the model (PEFT docs, "FSDP + QLoRA").
+                // the same float dtype as the rest of the model (PEFT docs, "FSDP + QLoRA");
+                // LoRA's adapters take the 4-bit weights' dtype when PEFT does not upcast them.
                 args.append("bnb_4bit_quant_storage=torch.\(loadDtype(t.precision))")
             }
             py += "bnb_config = BitsAndBytesConfig(\n" + args.map { "    \($0),\n" }.joined() + ")\n"
@@ -379,7 +380,13 @@ public enum Emitter {
         if s.method.spec.quantisesBase { modelKwargs.append("\"quantization_config\": bnb_config") }
         py += "model_kwargs = {" + modelKwargs.joined(separator: ", ") + "}\n\n"
 
-        py += config.code + "\n"
+        py += config.code
+        let ownPeftModel = s.method.spec.wrapper == .lowRank && o.adapterDtype == .model
+        if ownPeftModel {
+            py += "# LoRA's adapters stay in the model's dtype (planned with --adapter-dtype model): PEFT upcasts them to fp32 otherwise.\n"
+            py += "peft_model_kwargs = {\"autocast_adapter_dtype\": False}\n"
+        }
+        py += "\n"
 
         py += "training_args = SFTConfig(\n" + trainingArguments(s).map { "    \($0),\n" }.joined() + ")\n\n"
         // vision-language types that Transformers does not map for causal LM load as image-text models
@@ -404,6 +411,23 @@ public enum Emitter {
         }
         if s.scale.sharding == .zero3 {
             py += "    # Loaded after training_args, so DeepSpeed ZeRO-3 partitions the model while loading it.\n"
+        }
+        if ownPeftModel {
+            // SFTTrainer's own get_peft_model upcasts the adapters: build the PEFT model here.
+            py += "    from peft import get_peft_model\n"
+            if s.method.spec.quantisesBase { py += "    from peft import prepare_model_for_kbit_training\n" }
+            py += "\n    model = \(auto).from_pretrained(model_id, **model_kwargs)\n"
+            if s.method.spec.quantisesBase {
+                py += "    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=\(pyBool(s.checkpointing)))\n"
+            }
+            py += """
+                    model = get_peft_model(model, peft_config, **peft_model_kwargs)
+                    trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset)
+                    trainer.train()
+                    trainer.save_model()
+
+                """
+            return py
         }
         py += """
                 model = \(auto).from_pretrained(model_id, **model_kwargs)

@@ -36,7 +36,7 @@ public enum PlanOutput {
             ("runtime", .string(r.request.runtime.name)), ("attention", .string(t.attention.rawValue)),
             ("grad_checkpointing", .bool(t.gradCheckpointing)),
             ("lora_r", .int(o.loraR)), ("lora_alpha", .int(o.loraAlpha)), ("lora_targets", .string(o.loraTargets.text)),
-            ("lora_dropout", .double(o.loraDropout)), ("dora", .bool(o.dora)),
+            ("lora_dropout", .double(o.loraDropout)), ("dora", .bool(o.dora)), ("adapter_dtype", .string(o.adapterDtype.rawValue)),
             ("quant", .string(o.quant.rawValue)), ("double_quant", .bool(o.doubleQuant)),
             ("adapter", .string(o.adapter.rawValue)), ("adapter_reduction", .int(o.adapterReduction)),
             ("prefix_tokens", .int(o.prefixTokens)), ("prefix_projection", .int(o.prefixProjection)),

@@ -35,6 +35,7 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
         if let t = raw["targets"] { o.loraTargets = try! .parse(t, field: .loraTargets) }
         if raw["dora"] == "1" || raw["dora"] == "true" { o.dora = true }
         if let d = raw["dropout"] { o.loraDropout = Double(d)! }
+        if let d = raw["adapter_dtype"] { o.adapterDtype = AdapterDtype(rawValue: d)! }
         return o
     }
 
@@ -90,6 +91,15 @@ struct ActivationTraceTests {
         let logitsMeasured = Double(try #require(expected.int("logits_bytes")))
         #expect(abs(Double(m.logits) - logitsMeasured) <= Self.tolerance * logitsMeasured,
                 "logits \(m.logits) vs traced \(Int(logitsMeasured))")
+    }
+
+    /// The trainable weights' bytes equal what PEFT's model holds (LoRA's adapters in fp32,
+    /// or in the model's dtype with `autocast_adapter_dtype=False`), exactly.
+    @Test("trainable bytes equal the traced model's", arguments: TraceCase.all.filter { $0.method == .lora || $0.method == .qlora })
+    func trainableBytes(_ c: TraceCase) throws {
+        guard let expected = try c.traced() else { return }
+        let ctx = try c.context(runtime: c.traceRuntime())
+        #expect(ctx.unsharded.trainableWeights == (try #require(expected.int("trainable_bytes"))), "\(c.id)")
     }
 }
 

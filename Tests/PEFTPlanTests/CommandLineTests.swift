@@ -121,6 +121,30 @@ struct CommandLineTests {
         #expect(again.stdout == r.stdout, "same input, byte-identical output")
     }
 
+    /// `--adapter-dtype model`: LoRA's 3,407,872 adapter weights (PEFT's count) in bf16, so
+    /// their weights, gradients and AdamW states take 2 bytes each instead of fp32's 4; the
+    /// assumptions say so, and the step is shorter (no fp32 casts of the adapters' inputs).
+    @Test func adapterDtype() throws {
+        func plan(_ extra: [String]) throws -> (assumptions: [String: Any], memory: [String: Any], hours: Double) {
+            let r = try CLI.run(["--model", "llama-3.1-8b", "--method", "lora", "--gpu", "RTX 4090", "--format", "json"] + extra)
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            let p = try #require((obj["plans"] as? [[String: Any]])?.first)
+            let gpu = try #require((p["gpus"] as? [[String: Any]])?.first)
+            return (try #require(obj["assumptions"] as? [String: Any]), try #require(p["memory"] as? [String: Any]),
+                    try #require(gpu["hours"] as? Double))
+        }
+        let fp32 = try plan([]), model = try plan(["--adapter-dtype", "model"])
+        #expect(fp32.assumptions["adapter_dtype"] as? String == "fp32")
+        #expect(model.assumptions["adapter_dtype"] as? String == "model")
+        #expect(fp32.memory["trainable_weights"] as? Int == 3_407_872 * 4)
+        #expect(model.memory["trainable_weights"] as? Int == 3_407_872 * 2)
+        #expect(model.memory["gradients"] as? Int == 3_407_872 * 2)
+        #expect(model.memory["optimizer_states"] as? Int == 3_407_872 * 2 * 2)
+        #expect(model.hours < fp32.hours)
+        #expect((model.assumptions["notes"] as? [String] ?? []).contains { $0.contains("autocast_adapter_dtype=False") })
+    }
+
     @Test("csv and markdown", arguments: ["csv", "markdown"])
     func otherFormats(_ format: String) throws {
         let r = try CLI.run(["--model", "gpt2", "--gpu", "T4", "--format", format, "--precision", "fp16", "--seq", "512"])
@@ -308,6 +332,8 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--lora-r", "0"], mentions: "--lora-r"),
         Bad(args: ["--model", "7b", "--lora-dropout", "1.5"], mentions: "--lora-dropout"),
         Bad(args: ["--model", "7b", "--lora-dropout", "nan"], mentions: "--lora-dropout"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--adapter-dtype", "bf16"], mentions: "--adapter-dtype"),
+        Bad(args: ["--model", "7b", "--method", "ia3", "--adapter-dtype", "model"], mentions: "--adapter-dtype"),
         Bad(args: ["--model", "7b", "--adapter-reduction", "100000"], mentions: "--adapter-reduction"),
         Bad(args: ["--model", "7b", "--gpu", "RTX 9090"], mentions: "unknown GPU"),
         Bad(args: ["--model", "7b", "--gpu", "7GB"], mentions: "sizes:"),

@@ -34,6 +34,10 @@ struct EmitCase: CustomTestStringConvertible, Sendable {
         EmitCase("lora-1gpu", model: "llama-3.2-1b", method: .lora, packing: true, epochs: 3,
                  options: { $0.loraR = 16; $0.loraAlpha = 32; $0.loraDropout = 0.05 },
                  training: { $0.batch = 4; $0.gradAccum = 8; $0.seq = 2048; $0.gradCheckpointing = true }),
+        EmitCase("lora-adapters-in-model-dtype", model: "llama-3.2-1b", method: .lora,
+                 options: { $0.adapterDtype = .model; $0.loraTargets = .allLinear }, training: { $0.batch = 2 }),
+        EmitCase("qlora-adapters-in-model-dtype", model: "qwen2.5-0.5b", method: .qlora,
+                 options: { $0.adapterDtype = .model }, training: { $0.gradAccum = 2 }),
         EmitCase("qlora-fsdp-4gpu", model: "llama-3.2-1b", method: .qlora, gpus: 4, sharding: .fsdp,
                  options: { $0.loraR = 64; $0.loraAlpha = 16; $0.loraTargets = .allLinear },
                  training: { $0.batch = 2; $0.gradAccum = 4; $0.seq = 4096; $0.optimizer = .pagedAdamw8bit }),
@@ -311,7 +315,7 @@ struct EmitTests {
             #expect(b.string("compute_dtype") == ([.fp16, .mixedFP16].contains(t.precision) ? "float16" : t.precision == .fp32 ? "float32" : "bfloat16"))
             // FSDP and ZeRO-3 need the 4-bit weights stored in the model's float dtype;
             // otherwise bitsandbytes' default uint8 storage.
-            #expect(b.string("quant_storage") == (s.scale.sharding.shardsParameters ? expectedLoadDtype(t.precision) : "uint8"))
+            #expect(b.string("quant_storage") == (s.scale.sharding.shardsParameters || o.adapterDtype == .model ? expectedLoadDtype(t.precision) : "uint8"))
         } else {
             #expect(r["bnb"] == nil)
         }
@@ -365,6 +369,12 @@ struct EmitTests {
         let account = try ParameterAccounting.account(try Presets.resolve(c.model), method: s.method, options: o)
         #expect(counts.int("trainable") == account.trainableParams)
         #expect(counts.int("all") == account.totalParams)
+        if s.method.spec.wrapper == .lowRank {
+            // and their bytes, with the adapters in fp32 or (--adapter-dtype model) in the model's dtype
+            #expect(counts.int("trainable_bytes") == MemoryComponents.trainableWeights(account, precision: t.precision, options: o))
+            let kwargs = r.sub("peft_model_kwargs") ?? [:]
+            #expect(kwargs.bool("autocast_adapter_dtype") == (o.adapterDtype == .model ? false : nil))
+        }
     }
 
     @Test("Transformers' cross-check reports a ds_config.json that disagrees with the arguments")

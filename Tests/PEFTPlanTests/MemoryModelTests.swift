@@ -167,7 +167,10 @@ struct HardwareTests {
         }
         for name in ["RTX 3090", "RTX 4090", "RTX 5090", "RTX 4060 Ti 16GB", "RTX A6000", "RTX 6000 Ada", "L40S", "T4", "L4", "A10G",
                      "V100 16GB SXM2", "V100 32GB SXM2", "A100 40GB PCIe", "A100 80GB PCIe", "A100 40GB SXM", "A100 80GB SXM",
-                     "H100 PCIe", "H100 SXM", "H200 SXM", "B200", "MI300X"] {
+                     "H100 PCIe", "H100 SXM", "H200 SXM", "B200", "MI300X",
+                     // issue 16's additions
+                     "RTX 5080", "RTX 5070 Ti", "RTX 5060 Ti 16GB", "RTX PRO 6000 Blackwell", "RTX 4000 Ada", "RTX 4500 Ada",
+                     "RTX 5000 Ada", "A40", "A30", "RTX A4000", "H100 NVL", "H20", "GH200", "B300", "MI325X", "MI355X"] {
             #expect(all.contains { $0.name == name }, "missing \(name)")
         }
     }

@@ -83,7 +83,7 @@ struct ReportTests {
         let table = try #require(text.range(of: "Longest sequence at micro-batch").map { String(text[$0.upperBound...].prefix(1500)) })
         #expect(table.contains("16 GB") && table.contains("48 GB"), "\(table)")
         #expect(!table.contains("no bf16"), "\(table)")
-        #expect(table.contains("RTX 4060 Ti 16GB, 15.67 GiB") || table.contains("RTX 4080, 15.67 GiB"), "\(table)")
+        #expect(table.contains("RTX 5070 Ti, 15.47 GiB") || table.contains("RTX 5080, 15.47 GiB"), "\(table)")
     }
 
     @Test func tablesAndClaimsMatchTheJSON() throws {

@@ -8,11 +8,14 @@ import PEFTCalibration
 /// GPU and method; and the shipped coefficients are the fit on every run.
 @Suite("Time model fitted to published throughput, checked on held-out sources")
 struct TimeFitTests {
-    /// The collection's runs as the fit sees them; runs the collection marks excluded (their
-    /// figure contradicts the stated setup) are left out, each with its reason in runs.json.
+    /// The collection's runs as the fit sees them; runs the collection marks excluded (a
+    /// criterion of the collection their source does not meet, or a figure the stated setup
+    /// cannot produce) are left out, each with its reason in runs.json.
     static func samples() throws -> [TimeFit.Sample] {
-        let excluded = Set((ThroughputCollection.file["runs"] as! [[String: Any]]).compactMap { r in r["excluded"] != nil ? r["id"] as? String : nil })
-        return try (ThroughputCollection.published() + ThroughputCollection.own()).filter { !excluded.contains($0.id) }.map { r in
+        // TIME_FIT_ALL=1 keeps the excluded runs too (docs/time-model.md quotes both figures)
+        let runs = ProcessInfo.processInfo.environment["TIME_FIT_ALL"] != nil
+            ? try ThroughputCollection.published() + ThroughputCollection.own() : try ThroughputCollection.usable()
+        return try runs.map { r in
             let gpu = try HardwareCatalog.select(r.gpu, from: HardwareCatalog.bundled())[0]
             let ctx = try r.context()
             return TimeFit.Sample(id: r.id, source: r.source, work: ctx.stepWork(gpu: gpu), gpu: gpu, precision: ctx.training.precision,
@@ -33,20 +36,24 @@ struct TimeFitTests {
         print(String(format: "time model, held out by source: %d runs, median |error| %.1f%%, median %+.1f%%, P10–P90 of measured/predicted time %.2f–%.2f",
                      errors.count, medianAbs * 100, Self.median(errors) * 100,
                      TimeFit.quantile(errors.map { 1 + $0 }, 0.1), TimeFit.quantile(errors.map { 1 + $0 }, 0.9)))
+        if ProcessInfo.processInfo.environment["TIME_FIT_RUNS"] != nil {
+            for h in held.sorted(by: { $0.error < $1.error }) {
+                print(String(format: "  %+6.1f%%  %@ (%@, %@)", h.error * 100, h.sample.id, h.sample.gpu.name, h.sample.method))
+            }
+        }
         var worst = 0.0
         for (name, key) in [("source", { (s: TimeFit.Sample) in s.source }), ("GPU", { $0.gpu.name }), ("method", { $0.method })] {
             let groups = Dictionary(grouping: held, by: { key($0.sample) })
             for k in groups.keys.sorted() {
                 let e = groups[k]!.map(\.error)
-                print(String(format: "  %@ %@: %d runs, median %+.0f%%, median |error| %.0f%%", name, k, e.count, Self.median(e) * 100, Self.median(e.map(abs)) * 100))
+                print(String(format: "  %@ %@: %d runs, median %+.1f%%, median |error| %.1f%%", name, k, e.count, Self.median(e) * 100, Self.median(e.map(abs)) * 100))
                 if name != "source", e.count >= 3 { worst = max(worst, abs(Self.median(e))) }
             }
         }
-        // Where the fit stands (README): the issue's bar is a median |error| of 12% and no GPU
-        // type or method (with three runs or more) biased beyond ±10%; these bounds hold the
-        // model at least to what it reaches now, so a change that makes it worse fails.
-        #expect(medianAbs <= 0.18, "held-out median |error| \(medianAbs)")
-        #expect(worst <= 0.25, "largest held-out median bias of a GPU type or method: \(worst)")
+        // Issue 16's bar: a median |error| of 12% on the held-out runs, and no GPU type or
+        // method (with three runs or more) biased beyond ±10% (README states where it stands).
+        #expect(medianAbs <= 0.12, "held-out median |error| \(medianAbs)")
+        #expect(worst <= 0.10, "largest held-out median bias of a GPU type or method: \(worst)")
     }
 
     /// The coefficients hf-cuda ships are the fit on every run of the collection (so a change

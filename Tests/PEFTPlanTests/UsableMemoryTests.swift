@@ -62,6 +62,17 @@ struct UsableMemoryTests {
         Cited(profile: "RTX 4090", printed: .gib("23.49"), url: "https://github.com/Sautenich/UAV-VLA/issues/7"),
         Cited(profile: "RTX 5090", printed: .gib("31.36"), url: "https://github.com/TrajectoryCrafter/TrajectoryCrafter/issues/20"),
         Cited(profile: "RTX 6000 Ada", printed: .gib("44.43"), url: "https://github.com/DINGYANB/MTVCrafter/issues/21"),
+        Cited(profile: "GH200", printed: .gib("94.88"), url: "https://github.com/Lightning-AI/litgpt/issues/1892"),
+        Cited(profile: "H20", printed: .mib(97285),
+              url: "https://github.com/alipay/PainlessInferenceAcceleration/blob/2dc6e96a8878635305dcf40b4c7321e58bbe6877/flood/flood/ops/seg_attn.py"),
+        Cited(profile: "MI355X", printed: .bytes(301_973_504 * 1024), url: "https://github.com/ROCm/ATOM/issues/1400"),
+        Cited(profile: "A30", printed: .gib("23.53"), url: "https://github.com/google/RB-Modulation/issues/5"),
+        Cited(profile: "RTX 4000 Ada", printed: .bytes(21_125_267_456),
+              url: "https://github.com/thamada/nvidia-smi/blob/03fbe6e68c0bb4c28b72d5da786a9712a33cf408/nvsim/RTX4000Ada_deviceQuery.py"),
+        Cited(profile: "RTX A4000", printed: .gib("15.61"), url: "https://github.com/DengKaiCQ/VGGT-Long/issues/6"),
+        Cited(profile: "RTX PRO 6000 Blackwell", printed: .gib("94.97"), url: "https://github.com/antirez/ds4/issues/431"),
+        Cited(profile: "RTX 5060 Ti 16GB", printed: .bytes(16_617_897_984),
+              url: "https://github.com/Jumperkables/cuda-benchmarking/blob/76861cac2517f94d10bdf106589021991464bbda/00_deviceQuery/README.md"),
         Cited(profile: "RTX A6000", printed: .mib(48676), url: "https://github.com/pytorch/ao/blob/2a18357813a661f9db05459e15af7a4ea0488997/torchao/prototype/hqq/README.md"),
     ]
 

@@ -405,7 +405,9 @@ extension PlanContext {
     /// - LoRA (peft/tuners/lora/layer.py `forward`): per wrapped module and token, the
     ///   input cast to fp32 (read a, write 4 bytes per input feature), the scaled fp32
     ///   update and its addition to the base output (about 16 bytes per output feature);
-    ///   backward twice that; checkpointing's recompute once more.
+    ///   backward twice that; checkpointing's recompute once more. Adapters in the model's
+    ///   16-bit dtype cast nothing and write, scale and add a 16-bit update (4a bytes per
+    ///   output feature).
     /// - QLoRA (bitsandbytes `matmul_4bit`): every 4-bit block weight dequantised to the
     ///   compute dtype before its matmul in forward, backward and recompute, at the
     ///   runtime's `dequantBytesPerWeight` (a perfect kernel: read ½, write 2 bytes).
@@ -416,8 +418,10 @@ extension PlanContext {
         var adapter = 0.0, dequant = 0.0
         if account.method.spec.wrapper == .lowRank {
             // (a vision tower's adapters run over its patches: their share is left out)
+            let fp32 = methodOptions.adapterDtype == .fp32 || training.precision == .fp32
             let perToken = account.wrapped.filter { !$0.module.isVision }.reduce(0.0) { sum, w in
-                sum + Double(w.instances) * ((a + 4) * Double(w.module.inFeatures) + 16 * Double(w.module.outFeatures))
+                let (i, o) = (Double(w.module.inFeatures), Double(w.module.outFeatures))
+                return sum + Double(w.instances) * (fp32 ? (a + 4) * i + 16 * o : 4 * a * o)
             }
             adapter = tokens * perToken * (checkpointing ? 4 : 3)
         }

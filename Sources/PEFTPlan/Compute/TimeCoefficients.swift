@@ -10,11 +10,14 @@ import Foundation
 ///   + parameter-offload transfer not hidden behind that compute
 /// seconds(step) = micro-batches · seconds(micro-batch) + optimizer + exposed communication + t_step
 public struct TimeCoefficients: Codable, Equatable, Sendable {
-    /// `u`: the fraction of the datasheet's dense 16-bit peak that matmuls reach, on data-centre
-    /// GPUs and on workstation and consumer cards (whose datasheet clocks are conservative and
-    /// whose peak is low beside their memory bandwidth).
+    /// `u`: the fraction of the GPU's measured maximum achievable matmul rate
+    /// (``achievableMatmulTflops``) that training's matmuls reach, the same on every GPU; a GPU
+    /// without a measurement is taken to reach what the closest measured card of its segment
+    /// does (``achievableFraction(_:)``).
     public var matmulEfficiency: Double
-    public var matmulEfficiencyWorkstation: Double
+    /// A fraction of the datasheet's dense 16-bit peak that replaces `u × achievable fraction` on
+    /// every GPU: `--mfu`, or a calibration profile's fit made on one GPU.
+    public var peakFraction: Double?
     /// `u₃₂`: the same for matmuls run in fp32 (no autocast).
     public var fp32Efficiency: Double
     /// `c_act`: passes over the saved activations and logits the elementwise work makes, as
@@ -45,31 +48,47 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
     public var compileFactor: Double
 
     /// Runs the shipped coefficients were fitted on.
-    public static let fittedRuns = 63
+    public static let fittedRuns = 79
 
     /// The range of the actual step time as a multiple of the predicted one: the 10th and 90th
     /// percentiles of measured ÷ predicted step time over the runs each fit held out.
     public var timeRatioP10: Double
     public var timeRatioP90: Double
 
-    /// The fraction of `gpu`'s peak matmuls reach: the segment's figure, scaled on data-centre
-    /// GPUs whose maximum achievable matmul rate has been measured by the ratio of that
-    /// rate's efficiency to the H100 SXM's.
+    /// The fraction of `gpu`'s dense 16-bit peak matmuls reach.
     public func matmulEfficiency(_ gpu: GPUProfile) -> Double {
-        guard gpu.segment == "datacenter" else { return matmulEfficiencyWorkstation }
-        return matmulEfficiency * (Self.achievableMatmul[gpu.name] ?? Self.achievableMatmulReference) / Self.achievableMatmulReference
+        peakFraction ?? matmulEfficiency * Self.achievableFraction(gpu)
     }
 
-    /// Maximum achievable bf16 matmul TFLOPS ÷ the datasheet's dense peak, measured by a
-    /// search over matmul shapes (stas00/ml-engineering, compute/accelerator/README.md,
-    /// "Maximum Achievable Matmul FLOPS comparison table", commit 744d01e1, 2026-08-22).
-    /// H200 is quoted there as the H100's figure.
-    public static let achievableMatmul: [String: Double] = [
-        "A100 40GB SXM": 0.869, "A100 80GB SXM": 0.869, "A100 40GB PCIe": 0.811, "A100 80GB PCIe": 0.811,
-        "H100 SXM": 0.803, "H200 SXM": 0.803, "B200": 0.776, "MI300X": 0.514,
+    /// Measured maximum achievable bf16 matmul TFLOPS ÷ the profile's dense bf16 (or fp16) peak;
+    /// for a GPU without a measurement, the H100 SXM's on data-centre and workstation cards and
+    /// the RTX 4090's on consumer cards.
+    public static func achievableFraction(_ gpu: GPUProfile) -> Double {
+        let peak = gpu.denseTflops["bf16"] ?? gpu.denseTflops["fp16"] ?? 0
+        if let m = achievableMatmulTflops[gpu.name], peak > 0 { return m / peak }
+        return gpu.segment == "consumer" ? consumerReference : datacenterReference
+    }
+    static let datacenterReference = 794.5 / 989.5
+    static let consumerReference = 165.26 / 165.2
+
+    /// Maximum achievable bf16 matmul TFLOPS measured by a search over matmul shapes, per GPU
+    /// profile. Data-centre GPUs: stas00/ml-engineering, compute/accelerator/README.md, "Maximum
+    /// Achievable Matmul FLOPS comparison table" (mean of 100 iterations at the best shape),
+    /// commit 744d01e18b79512572f64a6bbd8b5f4a725203a7, 2026-08-22; H200 is stated there to be
+    /// the H100's. Other cards: zzc0721/torch-performance-test-data, database.md (the best
+    /// TFLOPS over square bf16 matmuls of 1024–10240, 30 iterations each, test.py), commit
+    /// 9d82827637262c4351e3f9483f96b8cff57a601f, 2026-01-12: the median of the rows for that
+    /// card (24 GB RTX 4090: 170.06, 173.31, 162.39, 163.09, 165.71, 164.81; RTX 3090: 76.34,
+    /// 76.68, 76.58; RTX 5090 desktop: 236.03, 242.18, 221.65, 240.05; one row each for the
+    /// others). Its H100 rows (797.51, 783.66) and A100 SXM4 80GB row (264.53) agree with
+    /// stas00's 794.5 and 271.2 within 3%.
+    public static let achievableMatmulTflops: [String: Double] = [
+        "A100 40GB SXM": 271.2, "A100 80GB SXM": 271.2, "A100 40GB PCIe": 252.9, "A100 80GB PCIe": 252.9,
+        "H100 SXM": 794.5, "H200 SXM": 794.5, "GH200": 828.6, "B200": 1745.0, "B300": 1769.0,
+        "MI300X": 668.4, "MI325X": 784.9, "MI355X": 1565.0,
+        "H100 PCIe": 495.93, "RTX 4090": 165.26, "RTX 3090": 76.58, "RTX 5090": 238.04, "RTX A6000": 123.34,
+        "RTX PRO 6000 Blackwell": 417.98, "RTX 4060 Ti 16GB": 42.65,
     ]
-    /// The H100 SXM's, which `matmulEfficiency` is stated against.
-    public static let achievableMatmulReference = 0.803
 
     /// Seconds of one micro-batch, the optimizer step, exposed communication and the whole step.
     /// `runtime` gives the host link (offload) and the network past one node.
@@ -106,22 +125,22 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
     /// The values before the fit: one H100's measured efficiencies and the physical
     /// defaults the planner used through issue 15.
     public static let unfitted = TimeCoefficients(
-        matmulEfficiency: 0.44, matmulEfficiencyWorkstation: 0.44, fp32Efficiency: 0.44,
+        matmulEfficiency: 0.44 / datacenterReference, peakFraction: nil, fp32Efficiency: 0.44,
         activationTraffic: 0, adapterTraffic: 1 / 0.8, dequantBytesPerWeight: 2.5 / 0.8, quantisedCallSeconds: 2.5e-4,
         blockPassSeconds: 0, stepFixedSeconds: 0, bandwidthEfficiency: 0.8,
         nvlinkEfficiency: 0.8, pcieEfficiency: 0.8, networkEfficiency: 0.8, communicationOverlap: 0.9, compileFactor: 1,
         timeRatioP10: 1, timeRatioP90: 1)
 
-    /// hf-cuda's coefficients: the fit (PEFTCalibration's `TimeFit`) on all 63 usable runs of
+    /// hf-cuda's coefficients: the fit (PEFTCalibration's `TimeFit`) on all 79 usable runs of
     /// the throughput collection (Tests/PEFTPlanTests/Fixtures/published-throughput/runs.json:
-    /// 42 published runs from four sources and 21 of our own H100 bursts), reproduced by
+    /// 58 published runs from five sources and 21 of our own H100 bursts), reproduced by
     /// `swift test --filter TimeFitTests`, which fails when these drift from the refit. The
     /// range is the 10th–90th percentile of measured ÷ predicted step time over the runs each
     /// source's fit held out (docs/time-model.md).
     public static let fitted = TimeCoefficients(
-        matmulEfficiency: 0.5046, matmulEfficiencyWorkstation: 0.6661, fp32Efficiency: 0.44,
-        activationTraffic: 2.836, adapterTraffic: 0.9222, dequantBytesPerWeight: 3.018, quantisedCallSeconds: 2.584e-4,
-        blockPassSeconds: 9.939e-5, stepFixedSeconds: 0.04617, bandwidthEfficiency: 0.8,
-        nvlinkEfficiency: 0.8, pcieEfficiency: 0.353, networkEfficiency: 0.8, communicationOverlap: 0.7481, compileFactor: 0.6958,
-        timeRatioP10: 0.768, timeRatioP90: 1.404)
+        matmulEfficiency: 0.6546, peakFraction: nil, fp32Efficiency: 0.44,
+        activationTraffic: 2.972, adapterTraffic: 0.9942, dequantBytesPerWeight: 3.005, quantisedCallSeconds: 2.592e-4,
+        blockPassSeconds: 9.929e-5, stepFixedSeconds: 0.04685, bandwidthEfficiency: 0.8,
+        nvlinkEfficiency: 0.8, pcieEfficiency: 0.5, networkEfficiency: 0.8, communicationOverlap: 0.8, compileFactor: 0.6968,
+        timeRatioP10: 0.866, timeRatioP90: 1.188)
 }

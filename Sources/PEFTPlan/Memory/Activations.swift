@@ -257,7 +257,7 @@ struct ForwardGraph {
         if branch == .dropped {
             let r = c.wrapped[m.key] != nil && c.method.spec.wrapper == .lowRank ? c.options.loraR : 0
             tape.flops(.q(1), forward: 2 * m.inFeatures * m.outFeatures, backward: 0)
-            if r > 0 { tape.flops(.q(1), forward: 2 * r * (m.inFeatures + m.outFeatures), backward: 0, fp32: true) }
+            if r > 0 { tape.flops(.q(1), forward: 2 * r * (m.inFeatures + m.outFeatures), backward: 0, fp32: c.options.adapterDtype == .fp32) }
             return tape.new(.q(m.outFeatures), ob, rg: false)
         }
         if c.baseTrainable { tape.save(x) }
@@ -279,16 +279,18 @@ struct ForwardGraph {
                 let a = 2 * m.inFeatures * r, b = 2 * r * m.outFeatures
                 // forward lora_A and lora_B; backward both weights, lora_B's input, and
                 // lora_A's input where x needs a gradient
-                tape.flops(.q(1), forward: a + b, backward: backward ? a + 2 * b + (x.rg ? a : 0) : 0, fp32: true)
-                // PEFT casts the input to the adapter's dtype (fp32) before lora_dropout and
-                // lora_A; lora_A saves that input, lora_B saves lora_A's rank-r output.
-                var xin = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
+                // the adapter's dtype: fp32 (PEFT's autocast_adapter_dtype) or the model's
+                let ab = c.options.adapterDtype == .fp32 ? 4 : c.a
+                tape.flops(.q(1), forward: a + b, backward: backward ? a + 2 * b + (x.rg ? a : 0) : 0, fp32: ab == 4)
+                // PEFT casts the input to the adapter's dtype before lora_dropout and lora_A;
+                // lora_A saves that input, lora_B saves lora_A's rank-r output.
+                var xin = x.bytes == ab ? x : tape.new(x.extent, ab, rg: x.rg)
                 if c.options.loraDropout > 0 {
-                    if xin.rg { tape.save(Extent.q(m.inFeatures), c.maskBytes == 0 ? 4 : c.maskBytes) }
-                    xin = tape.new(x.extent, 4, rg: x.rg)
+                    if xin.rg { tape.save(Extent.q(m.inFeatures), c.maskBytes == 0 ? ab : c.maskBytes) }
+                    xin = tape.new(x.extent, ab, rg: x.rg)
                 }
                 tape.save(xin)
-                let u = tape.new(.q(c.options.loraR), 4, rg: true)
+                let u = tape.new(.q(c.options.loraR), ab, rg: true)
                 tape.save(u)
                 if c.options.dora {
                     // the LoRA weight for the norm: an (in × in) identity through lora_A and lora_B
@@ -297,10 +299,10 @@ struct ForwardGraph {
                     // branch (freed after forward; see PlanContext's DoRA transient); kept are
                     // the magnitude scales and both results that
                     // `(mag_norm_scale - 1) * base_result + mag_norm_scale * lora_result` multiplies.
-                    tape.save(Extent(fixed: m.outFeatures), 4)          // mag_norm_scale
-                    tape.save(Extent(fixed: m.outFeatures), 4)          // mag_norm_scale - 1
+                    tape.save(Extent(fixed: m.outFeatures), ab)         // mag_norm_scale
+                    tape.save(Extent(fixed: m.outFeatures), ab)         // mag_norm_scale - 1
                     tape.save(out, ob)                                  // base result
-                    tape.save(out, 4)                                   // LoRA result
+                    tape.save(out, ab)                                  // LoRA result
                 }
                 return tape.new(out, ob, rg: true)
             case .scaling?:

@@ -188,11 +188,13 @@ public struct PlanContext: Sendable {
 
         // Weights: MemoryComponents documents each formula.
         let frozen = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions)
-        let trainable = MemoryComponents.trainableWeights(account, precision: p)
+        let adapters16 = !spec.trainsBase && spec.wrapper == .lowRank && methodOptions.adapterDtype == .model
+        let trainable = MemoryComponents.trainableWeights(account, precision: p, options: methodOptions)
         let master = MemoryComponents.masterWeights(account, precision: p)
-        let grads = MemoryComponents.gradients(account, precision: p)
+        let grads = MemoryComponents.gradients(account, precision: p, options: methodOptions)
         let shapes = MemoryComponents.trainableShapes(arch, account: account)
-        let stateBytes = spec.trainsBase ? (p.hasMasterWeights ? 4 : p.bytes) : 4
+        // torch's optimizers keep states in the parameter's dtype
+        let stateBytes = spec.trainsBase ? (p.hasMasterWeights ? 4 : p.bytes) : (adapters16 ? p.bytes : 4)
         let states = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer, stateBytes: stateBytes)
         let pageable = training.optimizer == .pagedAdamw8bit
             ? MemoryComponents.optimizerStates(shapes.filter { $0.numel >= 100_000 }, optimizer: .adamw8bit, stateBytes: stateBytes) : 0
@@ -200,7 +202,8 @@ public struct PlanContext: Sendable {
         let statesZeRO = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer,
                                                           stateBytes: spec.trainsBase ? (pZeRO.hasMasterWeights ? 4 : pZeRO.bytes) : 4)
         optimizerPlain = (master, states)
-        optimizerZeRO = (MemoryComponents.masterWeights(account, precision: pZeRO), statesZeRO)
+        // DeepSpeed's 16-bit optimizers keep an fp32 master copy of 16-bit adapters too
+        optimizerZeRO = (adapters16 && pZeRO.hasMasterWeights ? account.trainableParams * 4 : MemoryComponents.masterWeights(account, precision: pZeRO), statesZeRO)
         self.scale = scale
         unsharded = (frozen + trainable, trainable, grads, states, master)
         unshardedFrozen = frozen
@@ -557,9 +560,12 @@ public enum MemoryComponents {
     }
 
     /// Trainable weights: the model's own in full fine-tuning (its precision), else the
-    /// adapter's, which PEFT keeps in fp32 (`autocast_adapter_dtype=True`).
-    public static func trainableWeights(_ account: ParameterAccount, precision: Precision) -> Int {
-        account.method.spec.trainsBase ? account.trainableParams * precision.bytes : account.trainableParams * 4
+    /// adapter's, which PEFT keeps in fp32 (`autocast_adapter_dtype=True`) unless LoRA's
+    /// adapters are asked for in the model's dtype (``AdapterDtype/model``).
+    public static func trainableWeights(_ account: ParameterAccount, precision: Precision, options: MethodOptions = MethodOptions()) -> Int {
+        if account.method.spec.trainsBase { return account.trainableParams * precision.bytes }
+        let model = account.method.spec.wrapper == .lowRank && options.adapterDtype == .model
+        return account.trainableParams * (model ? precision.bytes : 4)
     }
 
     /// Mixed precision keeps an fp32 master copy of 16-bit trainable weights (ZeRO §3).
@@ -568,8 +574,8 @@ public enum MemoryComponents {
     }
 
     /// Gradients: one per trainable parameter, in the parameter's dtype.
-    public static func gradients(_ account: ParameterAccount, precision: Precision) -> Int {
-        trainableWeights(account, precision: precision)
+    public static func gradients(_ account: ParameterAccount, precision: Precision, options: MethodOptions = MethodOptions()) -> Int {
+        trainableWeights(account, precision: precision, options: options)
     }
 
     /// A trainable tensor's shape and how many of it there are.

@@ -11,7 +11,7 @@ extension MethodSpec {
 
 extension MethodNote {
     static let lowRank = MethodNote(order: 10) { o in
-        "LoRA r=\(o.loraR) alpha=\(o.loraAlpha) targets=\(o.loraTargets.text) dropout=\(o.loraDropout)\(o.dora ? " DoRA" : ""); adapters kept in fp32 (PEFT autocast_adapter_dtype)"
+        "LoRA r=\(o.loraR) alpha=\(o.loraAlpha) targets=\(o.loraTargets.text) dropout=\(o.loraDropout)\(o.dora ? " DoRA" : ""); \(o.adapterDtype == .fp32 ? "adapters kept in fp32 (PEFT autocast_adapter_dtype)" : "adapters in the model's 16-bit dtype (autocast_adapter_dtype=False), their gradients and optimizer states too")"
     }
 }
 

@@ -52,6 +52,18 @@ public enum AdapterKind: String, CaseIterable, Sendable {
 }
 
 /// Every method's own settings, with PEFT's defaults unless the design says otherwise.
+/// The dtype LoRA's adapters live in.
+public enum AdapterDtype: String, CaseIterable, Sendable {
+    /// fp32: PEFT's default since 0.12 (`get_peft_model(..., autocast_adapter_dtype=True)`
+    /// upcasts bf16/fp16 adapter weights, peft/tuners/tuners_utils.py `_cast_adapter_dtype`).
+    case fp32
+    /// The model's 16-bit dtype: `autocast_adapter_dtype=False`, or PEFT before 0.12, whose
+    /// LoRA layers take the base weight's floating dtype (peft v0.10.0 tuners/lora/layer.py
+    /// `update_layer`: `self.to(weight.device, dtype=weight.dtype)`); under QLoRA the 4-bit
+    /// weights must be stored in that dtype (`bnb_4bit_quant_storage`, as FSDP-QLoRA sets it).
+    case model
+}
+
 public struct MethodOptions: Equatable, Sendable {
     public var loraR = 8
     public var loraAlpha = 16
@@ -59,6 +71,9 @@ public struct MethodOptions: Equatable, Sendable {
     /// PEFT's default is 0 (no dropout module); above 0 each wrapped module keeps a mask.
     public var loraDropout = 0.0
     public var dora = false
+    /// The dtype of LoRA's adapter weights (and so of their gradients and optimizer states,
+    /// and of the input lora_A multiplies).
+    public var adapterDtype: AdapterDtype = .fp32
     public var quant: QuantType = .nf4
     public var doubleQuant = true
     public var adapter: AdapterKind = .pfeiffer

@@ -358,7 +358,8 @@ public enum Planner {
     static func timeNote(_ r: PlanRequest) -> PlanText {
         let c = r.runtime.time
         let mfu: PlanText = r.budget.mfu.map { "\(String(format: "%.0f%%", $0 * 100)) (\(field: .mfu))" }
-            ?? "\(String(format: "%.0f%% on data-centre GPUs (scaled by each one's measured achievable matmul rate), %.0f%% on workstation and consumer cards", c.matmulEfficiency * 100, c.matmulEfficiencyWorkstation * 100))"
+            ?? c.peakFraction.map { "\(String(format: "%.0f%%", $0 * 100)) (the runtime profile's)" }
+            ?? "\(String(format: "%.0f%% of each GPU's measured achievable matmul rate", c.matmulEfficiency * 100))\(r.gpus.first.map { String(format: " (%.0f%% of the peak on %@)", c.matmulEfficiency($0) * 100, $0.name) } ?? "")"
         var n: PlanText = "time (runtime \(r.runtime.name), fitted to \(TimeCoefficients.fittedRuns) published and measured runs; docs/time-model.md): matmul FLOPs (recompute included) at a fraction of the GPU's dense 16-bit peak: \(mfu); "
         n += "\(String(format: "elementwise traffic %.1f× the saved activations and logits, %.2f ms per block pass, %.0f ms per step", c.activationTraffic, c.blockPassSeconds * 1e3, c.stepFixedSeconds * 1e3))"
         n += "\(String(format: "; range P10–P90 = %.2f–%.2f× the training time (held-out error)", c.timeRatioP10, c.timeRatioP90))"

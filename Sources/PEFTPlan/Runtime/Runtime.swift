@@ -36,11 +36,11 @@ public struct RuntimeProfile: Sendable, Equatable {
     public var autocast = true
     /// How step time follows from the step's work (``TimeCoefficients``).
     public var time = TimeCoefficients.fitted
-    /// The fraction of the 16-bit peak matmuls reach (`--mfu` overrides it per plan): read as
-    /// the data-centre figure; a calibration profile's fit, made on one GPU, sets both.
+    /// The fraction of the 16-bit peak matmuls reach (`--mfu` overrides it per plan): read on
+    /// the H100 SXM unless set; a calibration profile's fit, made on one GPU, sets it for every GPU.
     public var mfu: Double {
-        get { time.matmulEfficiency }
-        set { time.matmulEfficiency = newValue; time.matmulEfficiencyWorkstation = newValue }
+        get { time.peakFraction ?? time.matmulEfficiency * TimeCoefficients.datacenterReference }
+        set { time.peakFraction = newValue }
     }
     /// GPUs per node; beyond that, collectives cross the network.
     public var gpusPerNode = 8
