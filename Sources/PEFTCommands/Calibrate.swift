@@ -222,7 +222,8 @@ struct Calibrate: ParsableCommand {
         var out = "fitted \(p.name) on \(p.fit.fittedOn.count) bursts, \(p.fit.heldOut.count) held out; base \(b.name); wrote \(path)\n"
         out += String(format: "  reserved/allocated   %.3f (base %.2f)\n", c.reservedOverAllocated, b.reservedOverAllocated)
         out += "  outside allocator    \(PlanOutput.gib(c.outsideAllocatorBytes)) (base \(PlanOutput.gib(b.outsideAllocatorBytes)))\n"
-        out += c.mfu.map { String(format: "  MFU                  %.3f (base %.2f)\n", $0, b.mfu) } ?? "  MFU                  not fitted (give --gpu)\n"
+        let baseMFU = gpuProfile.map { b.time.matmulEfficiency($0) } ?? b.mfu
+        out += c.mfu.map { String(format: "  MFU                  %.3f (base %.2f)\n", $0, baseMFU) } ?? "  MFU                  not fitted (give --gpu)\n"
         for (m, k) in c.activationScale.sorted(by: { $0.key < $1.key }) { out += String(format: "  activations × %.4f   %@\n", k, m) }
         for m in result.unfittedScales { out += "  activations × 1      \(m) (the best scale ran to the bound of 0.5–2: its error is not in the activations)\n" }
         let width = (result.rows.map { $0.id.count + ($0.heldOut ? 11 : 0) }.max() ?? 5) + 1

@@ -150,12 +150,14 @@ public enum Emitter {
     /// upcasts every trainable parameter to an fp32 master copy whenever mixed precision is
     /// on (accelerate/utils/fsdp_utils.py, `fsdp2_prepare_model`: "Upcast to fp32 master
     /// weights"), which the plan for pure bf16 does not hold; so the flag is off there.
-    /// PEFT's adapters are fp32 already, so that upcast changes nothing for them.
+    /// PEFT's fp32 adapters are fp32 already, so that upcast changes nothing for them; LoRA's
+    /// adapters planned in the model's dtype would be upcast, so the flag is off for them too.
     static func autocast(_ s: RunSpec) -> String? {
+        let trains16 = s.method.spec.trainsBase || (s.method.spec.wrapper == .lowRank && s.methodOptions.adapterDtype == .model)
         switch s.training.precision {
         case .fp32: return nil
-        case .bf16 where s.method.spec.trainsBase && s.scale.sharding == .fsdp: return nil
-        case .fp16 where s.method.spec.trainsBase && s.scale.sharding == .fsdp: return nil
+        case .bf16 where trains16 && s.scale.sharding == .fsdp: return nil
+        case .fp16 where trains16 && s.scale.sharding == .fsdp: return nil
         case .bf16, .mixedBF16: return "bf16"
         case .fp16, .mixedFP16: return "fp16"
         }

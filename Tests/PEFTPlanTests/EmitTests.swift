@@ -38,6 +38,8 @@ struct EmitCase: CustomTestStringConvertible, Sendable {
                  options: { $0.adapterDtype = .model; $0.loraTargets = .allLinear }, training: { $0.batch = 2 }),
         EmitCase("qlora-adapters-in-model-dtype", model: "qwen2.5-0.5b", method: .qlora,
                  options: { $0.adapterDtype = .model }, training: { $0.gradAccum = 2 }),
+        EmitCase("qlora-fsdp-adapters-in-model-dtype-2gpu", model: "llama-3.2-1b", method: .qlora, gpus: 2, sharding: .fsdp,
+                 options: { $0.adapterDtype = .model; $0.loraTargets = .allLinear }, training: { $0.batch = 2 }),
         EmitCase("qlora-fsdp-4gpu", model: "llama-3.2-1b", method: .qlora, gpus: 4, sharding: .fsdp,
                  options: { $0.loraR = 64; $0.loraAlpha = 16; $0.loraTargets = .allLinear },
                  training: { $0.batch = 2; $0.gradAccum = 4; $0.seq = 4096; $0.optimizer = .pagedAdamw8bit }),
@@ -172,7 +174,9 @@ private func expectedLoadDtype(_ p: Precision) -> String {
 /// fine-tuning in pure 16 bits under FSDP, where Accelerate would add fp32 master copies
 /// (accelerate/utils/fsdp_utils.py) that a pure-precision plan does not hold.
 private func expectedAutocast(_ s: RunSpec) -> String {
-    if s.method == .full && s.scale.sharding == .fsdp && [.bf16, .fp16].contains(s.training.precision) { return "no" }
+    // Accelerate's FSDP upcasts trainable parameters under autocast: off where they are 16-bit
+    let trains16 = s.method == .full || ([.lora, .qlora].contains(s.method) && s.methodOptions.adapterDtype == .model)
+    if trains16 && s.scale.sharding == .fsdp && [.bf16, .fp16].contains(s.training.precision) { return "no" }
     switch s.training.precision {
     case .bf16, .mixedBF16: return "bf16"
     case .fp16, .mixedFP16: return "fp16"

@@ -419,9 +419,12 @@ extension PlanContext {
         if account.method.spec.wrapper == .lowRank {
             // (a vision tower's adapters run over its patches: their share is left out)
             let fp32 = methodOptions.adapterDtype == .fp32 || training.precision == .fp32
+            // QLoRA's residual stream is fp32 (prepare_model_for_kbit_training): 16-bit adapters
+            // cast their input down (read 4, write a bytes per input feature)
+            let castDown = account.method.spec.quantisesBase ? 4 + a : 0
             let perToken = account.wrapped.filter { !$0.module.isVision }.reduce(0.0) { sum, w in
                 let (i, o) = (Double(w.module.inFeatures), Double(w.module.outFeatures))
-                return sum + Double(w.instances) * (fp32 ? (a + 4) * i + 16 * o : 4 * a * o)
+                return sum + Double(w.instances) * (fp32 ? (a + 4) * i + 16 * o : castDown * i + 4 * a * o)
             }
             adapter = tokens * perToken * (checkpointing ? 4 : 3)
         }

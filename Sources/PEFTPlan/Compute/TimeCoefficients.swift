@@ -12,8 +12,8 @@ import Foundation
 public struct TimeCoefficients: Codable, Equatable, Sendable {
     /// `u`: the fraction of the GPU's measured maximum achievable matmul rate
     /// (``achievableMatmulTflops``) that training's matmuls reach, the same on every GPU; a GPU
-    /// without a measurement is taken to reach what the closest measured card of its segment
-    /// does (``achievableFraction(_:)``).
+    /// without a measurement is taken to reach the H100 SXM's fraction of its peak (data-centre
+    /// and workstation cards) or the RTX 4090's (consumer cards) (``achievableFraction(_:)``).
     public var matmulEfficiency: Double
     /// A fraction of the datasheet's dense 16-bit peak that replaces `u × achievable fraction` on
     /// every GPU: `--mfu`, or a calibration profile's fit made on one GPU.
@@ -48,7 +48,7 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
     public var compileFactor: Double
 
     /// Runs the shipped coefficients were fitted on.
-    public static let fittedRuns = 79
+    public static let fittedRuns = 68
 
     /// The range of the actual step time as a multiple of the predicted one: the 10th and 90th
     /// percentiles of measured ÷ predicted step time over the runs each fit held out.
@@ -81,7 +81,9 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
     /// card (24 GB RTX 4090: 170.06, 173.31, 162.39, 163.09, 165.71, 164.81; RTX 3090: 76.34,
     /// 76.68, 76.58; RTX 5090 desktop: 236.03, 242.18, 221.65, 240.05; one row each for the
     /// others). Its H100 rows (797.51, 783.66) and A100 SXM4 80GB row (264.53) agree with
-    /// stas00's 794.5 and 271.2 within 3%.
+    /// stas00's 794.5 and 271.2 within 3%. The RTX PRO 6000 Blackwell's is the table's Workstation
+    /// row (417.98; its Server Edition row 409.42); the project's issues #160 and #161 report
+    /// 368.43 (Workstation) and 417.34 (Server), a spread of 12%.
     public static let achievableMatmulTflops: [String: Double] = [
         "A100 40GB SXM": 271.2, "A100 80GB SXM": 271.2, "A100 40GB PCIe": 252.9, "A100 80GB PCIe": 252.9,
         "H100 SXM": 794.5, "H200 SXM": 794.5, "GH200": 828.6, "B200": 1745.0, "B300": 1769.0,
@@ -131,16 +133,16 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
         nvlinkEfficiency: 0.8, pcieEfficiency: 0.8, networkEfficiency: 0.8, communicationOverlap: 0.9, compileFactor: 1,
         timeRatioP10: 1, timeRatioP90: 1)
 
-    /// hf-cuda's coefficients: the fit (PEFTCalibration's `TimeFit`) on all 79 usable runs of
+    /// hf-cuda's coefficients: the fit (PEFTCalibration's `TimeFit`) on all 68 usable runs of
     /// the throughput collection (Tests/PEFTPlanTests/Fixtures/published-throughput/runs.json:
-    /// 58 published runs from five sources and 21 of our own H100 bursts), reproduced by
+    /// 47 published runs from five sources and 21 of our own H100 bursts), reproduced by
     /// `swift test --filter TimeFitTests`, which fails when these drift from the refit. The
     /// range is the 10th–90th percentile of measured ÷ predicted step time over the runs each
     /// source's fit held out (docs/time-model.md).
     public static let fitted = TimeCoefficients(
-        matmulEfficiency: 0.6546, peakFraction: nil, fp32Efficiency: 0.44,
-        activationTraffic: 2.972, adapterTraffic: 0.9942, dequantBytesPerWeight: 3.005, quantisedCallSeconds: 2.592e-4,
-        blockPassSeconds: 9.929e-5, stepFixedSeconds: 0.04685, bandwidthEfficiency: 0.8,
-        nvlinkEfficiency: 0.8, pcieEfficiency: 0.5, networkEfficiency: 0.8, communicationOverlap: 0.8, compileFactor: 0.6968,
-        timeRatioP10: 0.866, timeRatioP90: 1.188)
+        matmulEfficiency: 0.6654, peakFraction: nil, fp32Efficiency: 0.44,
+        activationTraffic: 2.957, adapterTraffic: 0.9824, dequantBytesPerWeight: 3.001, quantisedCallSeconds: 2.583e-4,
+        blockPassSeconds: 9.954e-5, stepFixedSeconds: 0.04743, bandwidthEfficiency: 0.8,
+        nvlinkEfficiency: 0.8, pcieEfficiency: 0.5, networkEfficiency: 0.8, communicationOverlap: 0.8, compileFactor: 0.6971,
+        timeRatioP10: 0.849, timeRatioP90: 1.146)
 }

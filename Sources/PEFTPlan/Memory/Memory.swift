@@ -181,6 +181,9 @@ public struct PlanContext: Sendable {
                 (every other Linear: \(others.joined(separator: ",")))
                 """)
         }
+        if spec.wrapper == .lowRank && methodOptions.adapterDtype == .model && ![.bf16, .fp16].contains(p) {
+            throw PlanError.conflict("\(setting: .adapterDtype, "model") needs a pure 16-bit \(field: .precision) (bf16 or fp16): under mixed precision the Trainer keeps trainable weights in fp32, and fp32 training keeps fp32 adapters")
+        }
         if spec.refusesCheckpointing && training.gradCheckpointing {
             throw PlanError.refusesCheckpointing(method)
         }
@@ -215,9 +218,11 @@ public struct PlanContext: Sendable {
         let largest = arch.modules.filter(\.perLayer).map(\.weightElements).max() ?? 0
         var transient = spec.quantisesBase ? largest * p.bytes : 0
         if methodOptions.dora && spec.wrapper == .lowRank {
-            // DoRA materialises, per wrapped module in forward, an fp32 identity (in × in)
-            // pushed through lora_A and lora_B and the combined weight (out × in) for its norm.
-            let dora = account.wrapped.map { 4 * ($0.module.inFeatures * $0.module.inFeatures + 2 * $0.module.weightElements) }.max() ?? 0
+            // DoRA materialises, per wrapped module in forward, an identity (in × in) in the
+            // adapter's dtype pushed through lora_A and lora_B and the combined weight (out × in)
+            // for its norm.
+            let eye = adapters16 ? p.bytes : 4
+            let dora = account.wrapped.map { eye * ($0.module.inFeatures * $0.module.inFeatures + 2 * $0.module.weightElements) }.max() ?? 0
             transient += dora
         }
         dequantTransient = transient

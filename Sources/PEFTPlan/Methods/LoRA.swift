@@ -11,7 +11,7 @@ extension MethodSpec {
 
 extension MethodNote {
     static let lowRank = MethodNote(order: 10) { o in
-        "LoRA r=\(o.loraR) alpha=\(o.loraAlpha) targets=\(o.loraTargets.text) dropout=\(o.loraDropout)\(o.dora ? " DoRA" : ""); \(o.adapterDtype == .fp32 ? "adapters kept in fp32 (PEFT autocast_adapter_dtype)" : "adapters in the model's 16-bit dtype (autocast_adapter_dtype=False), their gradients and optimizer states too")"
+        "LoRA r=\(o.loraR) alpha=\(o.loraAlpha) targets=\(o.loraTargets.text) dropout=\(o.loraDropout)\(o.dora ? " DoRA" : ""); \(o.adapterDtype == .fp32 ? "adapters kept in fp32 (PEFT autocast_adapter_dtype)" : "adapters in the model's 16-bit dtype (autocast_adapter_dtype=False), their gradients, optimizer states and saved file too")"
     }
 }
 
@@ -71,6 +71,10 @@ extension ParameterAccounting {
                 }
             }
         }
-        return finish(arch, method, tensors, wrapped)
+        var account = finish(arch, method, tensors, wrapped)
+        // adapters in the model's 16-bit dtype are saved in it (BF16; an F16 header is one byte
+        // shorter per tensor)
+        if o.adapterDtype == .model { account.adapterFileBytes = safetensorsBytes(tensors, dtype: "BF16", elementBytes: 2) }
+        return account
     }
 }

@@ -51,7 +51,6 @@ public enum AdapterKind: String, CaseIterable, Sendable {
     case houlsby
 }
 
-/// Every method's own settings, with PEFT's defaults unless the design says otherwise.
 /// The dtype LoRA's adapters live in.
 public enum AdapterDtype: String, CaseIterable, Sendable {
     /// fp32: PEFT's default since 0.12 (`get_peft_model(..., autocast_adapter_dtype=True)`
@@ -64,6 +63,7 @@ public enum AdapterDtype: String, CaseIterable, Sendable {
     case model
 }
 
+/// Every method's own settings, with PEFT's defaults unless the design says otherwise.
 public struct MethodOptions: Equatable, Sendable {
     public var loraR = 8
     public var loraAlpha = 16

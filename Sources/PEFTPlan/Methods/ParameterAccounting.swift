@@ -179,18 +179,18 @@ public enum ParameterAccounting {
             .map { $0.name.split(separator: ".").last.map(String.init) ?? $0.name }.filter { seen.insert($0).inserted }.joined(separator: ",")
     }
 
-    /// Size of a safetensors file holding `tensors` as fp32, exactly: 8 bytes of header
+    /// Size of a safetensors file holding `tensors` as fp32 (or `dtype`), exactly: 8 bytes of header
     /// length, the JSON header (`__metadata__` {"format": "pt"} and one entry per tensor,
     /// offsets in name order), padded with spaces to a multiple of 8, then the data.
     /// (safetensors' serialisation format, as `save_pretrained()` writes it.)
-    public static func safetensorsBytes(_ tensors: [AdapterTensor]) -> Int {
+    public static func safetensorsBytes(_ tensors: [AdapterTensor], dtype: String = "F32", elementBytes: Int = 4) -> Int {
         guard !tensors.isEmpty else { return 0 }
         let sorted = tensors.sorted { Array($0.name.utf8).lexicographicallyPrecedes(Array($1.name.utf8)) }
         var header = "{\"__metadata__\":{\"format\":\"pt\"}".utf8.count
         var offset = 0
         for t in sorted {
-            let bytes = t.numel * 4
-            let entry = "\"\(t.name)\":{\"dtype\":\"F32\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
+            let bytes = t.numel * elementBytes
+            let entry = "\"\(t.name)\":{\"dtype\":\"\(dtype)\",\"shape\":[\(t.shape.map(String.init).joined(separator: ","))],\"data_offsets\":[\(offset),\(offset + bytes)]}"
             header += 1 + entry.utf8.count
             offset += bytes
         }

@@ -6,7 +6,7 @@ import Foundation
 public enum PlanField: String, CaseIterable, Sendable {
     case model, gpu, gpus, method, batch, seq, gradAccum, gradCheckpointing, precision, optimizer
     case sharding, offload, runtime
-    case loraR, loraAlpha, loraDropout, loraTargets, ia3Targets, ia3Feedforward
+    case loraR, loraAlpha, loraDropout, loraTargets, adapterDtype, ia3Targets, ia3Feedforward
     case adapterReduction, prefixTokens, prefixProjection, promptTokens
     case tokens, epochs, examples, avgTokens, price, mfu, setupMinutes
 }
