@@ -153,7 +153,7 @@ public enum Emitter {
     /// PEFT's fp32 adapters are fp32 already, so that upcast changes nothing for them; LoRA's
     /// adapters planned in the model's dtype would be upcast, so the flag is off for them too.
     static func autocast(_ s: RunSpec) -> String? {
-        let trains16 = s.method.spec.trainsBase || (s.method.spec.wrapper == .lowRank && s.methodOptions.adapterDtype == .model)
+        let trains16 = s.method.spec.trainsBase || s.method.adaptersInModelDtype(s.methodOptions)
         switch s.training.precision {
         case .fp32: return nil
         case .bf16 where trains16 && s.scale.sharding == .fsdp: return nil
@@ -383,7 +383,7 @@ public enum Emitter {
         py += "model_kwargs = {" + modelKwargs.joined(separator: ", ") + "}\n\n"
 
         py += config.code
-        let ownPeftModel = s.method.spec.wrapper == .lowRank && o.adapterDtype == .model
+        let ownPeftModel = s.method.adaptersInModelDtype(o)
         if ownPeftModel {
             py += "# LoRA's adapters stay in the model's dtype (planned with --adapter-dtype model): PEFT upcasts them to fp32 otherwise.\n"
             py += "peft_model_kwargs = {\"autocast_adapter_dtype\": False}\n"

@@ -181,7 +181,8 @@ public struct PlanContext: Sendable {
                 (every other Linear: \(others.joined(separator: ",")))
                 """)
         }
-        if spec.wrapper == .lowRank && methodOptions.adapterDtype == .model && ![.bf16, .fp16].contains(p) {
+        let adapters16 = account.method.adaptersInModelDtype(methodOptions)
+        if adapters16 && ![.bf16, .fp16].contains(p) {
             throw PlanError.conflict("\(setting: .adapterDtype, "model") needs a pure 16-bit \(field: .precision) (bf16 or fp16): under mixed precision the Trainer keeps trainable weights in fp32, and fp32 training keeps fp32 adapters")
         }
         if spec.refusesCheckpointing && training.gradCheckpointing {
@@ -191,7 +192,6 @@ public struct PlanContext: Sendable {
 
         // Weights: MemoryComponents documents each formula.
         let frozen = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions)
-        let adapters16 = !spec.trainsBase && spec.wrapper == .lowRank && methodOptions.adapterDtype == .model
         let trainable = MemoryComponents.trainableWeights(account, precision: p, options: methodOptions)
         let master = MemoryComponents.masterWeights(account, precision: p)
         let grads = MemoryComponents.gradients(account, precision: p, options: methodOptions)
@@ -569,8 +569,7 @@ public enum MemoryComponents {
     /// adapters are asked for in the model's dtype (``AdapterDtype/model``).
     public static func trainableWeights(_ account: ParameterAccount, precision: Precision, options: MethodOptions = MethodOptions()) -> Int {
         if account.method.spec.trainsBase { return account.trainableParams * precision.bytes }
-        let model = account.method.spec.wrapper == .lowRank && options.adapterDtype == .model
-        return account.trainableParams * (model ? precision.bytes : 4)
+        return account.trainableParams * (account.method.adaptersInModelDtype(options) ? precision.bytes : 4)
     }
 
     /// Mixed precision keeps an fp32 master copy of 16-bit trainable weights (ZeRO §3).

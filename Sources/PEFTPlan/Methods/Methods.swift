@@ -63,6 +63,13 @@ public enum AdapterDtype: String, CaseIterable, Sendable {
     case model
 }
 
+extension Method {
+    /// Whether the method trains LoRA adapters kept in the model's 16-bit dtype under `o`.
+    public func adaptersInModelDtype(_ o: MethodOptions) -> Bool {
+        spec.wrapper == .lowRank && o.adapterDtype == .model
+    }
+}
+
 /// Every method's own settings, with PEFT's defaults unless the design says otherwise.
 public struct MethodOptions: Equatable, Sendable {
     public var loraR = 8
