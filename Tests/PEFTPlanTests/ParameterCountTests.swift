@@ -22,6 +22,7 @@ struct CountCase: CustomTestStringConvertible, Sendable {
         if let r = raw["r"] { o.loraR = Int(r)! }
         if let t = raw["targets"] { o.loraTargets = try! .parse(t, field: .loraTargets) }
         if raw["dora"] == "1" || raw["dora"] == "true" { o.dora = true }
+        if let d = raw["adapter_dtype"] { o.adapterDtype = AdapterDtype(rawValue: d)! }
         if let t = raw["tokens"] { o.prefixTokens = Int(t)!; o.promptTokens = Int(t)! }
         if let p = raw["projection"] { o.prefixProjection = Int(p)! }
         if let h = raw["encoder_hidden"] { o.ptuningHidden = Int(h)! }

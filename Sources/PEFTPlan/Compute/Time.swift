@@ -418,7 +418,7 @@ extension PlanContext {
         var adapter = 0.0, dequant = 0.0
         if account.method.spec.wrapper == .lowRank {
             // (a vision tower's adapters run over its patches: their share is left out)
-            let fp32 = !account.method.adaptersInModelDtype(methodOptions) || training.precision == .fp32
+            let fp32 = account.method.adapterElementBytes(methodOptions, precision: training.precision) == 4
             // QLoRA's residual stream is fp32 (prepare_model_for_kbit_training): 16-bit adapters
             // cast their input down (read 4, write a bytes per input feature)
             let castDown = account.method.spec.quantisesBase ? 4 + a : 0

@@ -68,8 +68,10 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
         if let m = achievableMatmulTflops[gpu.name], peak > 0 { return m / peak }
         return gpu.segment == "consumer" ? consumerReference : datacenterReference
     }
-    static let datacenterReference = 794.5 / 989.5
-    static let consumerReference = 165.26 / 165.2
+    /// The H100 SXM's and the RTX 4090's measured rate over their datasheet peaks (989.5 and
+    /// 165.2 dense bf16 TFLOPS).
+    static let datacenterReference = achievableMatmulTflops["H100 SXM"]! / 989.5
+    static let consumerReference = achievableMatmulTflops["RTX 4090"]! / 165.2
 
     /// Maximum achievable bf16 matmul TFLOPS measured by a search over matmul shapes, per GPU
     /// profile. Data-centre GPUs: stas00/ml-engineering, compute/accelerator/README.md, "Maximum

@@ -179,6 +179,8 @@ struct GraphContext {
     let wrapped: [String: WrappedModule]
     /// Bytes of an activation in the compute dtype.
     let a: Int
+    /// Bytes of a LoRA adapter's elements: fp32 (PEFT's autocast_adapter_dtype) or the model's.
+    let adapterBytes: Int
     /// Bytes of the residual stream (QLoRA after `prepare_model_for_kbit_training`
     /// keeps embeddings and norms in fp32, so the stream is fp32).
     let stream: Int
@@ -202,6 +204,7 @@ struct GraphContext {
         for m in account.wrapped { w[m.module.key] = m }
         self.wrapped = w
         a = training.precision.bytes
+        adapterBytes = account.method.adapterElementBytes(options, precision: training.precision)
         let spec = account.method.spec
         stream = spec.quantisesBase ? 4 : training.precision.bytes
         switch training.attention {
@@ -257,7 +260,7 @@ struct ForwardGraph {
         if branch == .dropped {
             let r = c.wrapped[m.key] != nil && c.method.spec.wrapper == .lowRank ? c.options.loraR : 0
             tape.flops(.q(1), forward: 2 * m.inFeatures * m.outFeatures, backward: 0)
-            if r > 0 { tape.flops(.q(1), forward: 2 * r * (m.inFeatures + m.outFeatures), backward: 0, fp32: c.options.adapterDtype == .fp32) }
+            if r > 0 { tape.flops(.q(1), forward: 2 * r * (m.inFeatures + m.outFeatures), backward: 0, fp32: c.adapterBytes == 4) }
             return tape.new(.q(m.outFeatures), ob, rg: false)
         }
         if c.baseTrainable { tape.save(x) }
@@ -280,7 +283,7 @@ struct ForwardGraph {
                 // forward lora_A and lora_B; backward both weights, lora_B's input, and
                 // lora_A's input where x needs a gradient
                 // the adapter's dtype: fp32 (PEFT's autocast_adapter_dtype) or the model's
-                let ab = c.options.adapterDtype == .fp32 ? 4 : c.a
+                let ab = c.adapterBytes
                 tape.flops(.q(1), forward: a + b, backward: backward ? a + 2 * b + (x.rg ? a : 0) : 0, fp32: ab == 4)
                 // PEFT casts the input to the adapter's dtype before lora_dropout and lora_A;
                 // lora_A saves that input, lora_B saves lora_A's rank-r output.

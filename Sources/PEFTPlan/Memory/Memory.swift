@@ -197,7 +197,7 @@ public struct PlanContext: Sendable {
         let grads = MemoryComponents.gradients(account, precision: p, options: methodOptions)
         let shapes = MemoryComponents.trainableShapes(arch, account: account)
         // torch's optimizers keep states in the parameter's dtype
-        let stateBytes = spec.trainsBase ? (p.hasMasterWeights ? 4 : p.bytes) : (adapters16 ? p.bytes : 4)
+        let stateBytes = spec.trainsBase ? (p.hasMasterWeights ? 4 : p.bytes) : account.method.adapterElementBytes(methodOptions, precision: p)
         let states = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer, stateBytes: stateBytes)
         let pageable = training.optimizer == .pagedAdamw8bit
             ? MemoryComponents.optimizerStates(shapes.filter { $0.numel >= 100_000 }, optimizer: .adamw8bit, stateBytes: stateBytes) : 0
@@ -221,7 +221,7 @@ public struct PlanContext: Sendable {
             // DoRA materialises, per wrapped module in forward, an identity (in × in) in the
             // adapter's dtype pushed through lora_A and lora_B and the combined weight (out × in)
             // for its norm.
-            let eye = adapters16 ? p.bytes : 4
+            let eye = account.method.adapterElementBytes(methodOptions, precision: p)
             let dora = account.wrapped.map { eye * ($0.module.inFeatures * $0.module.inFeatures + 2 * $0.module.weightElements) }.max() ?? 0
             transient += dora
         }
@@ -569,7 +569,7 @@ public enum MemoryComponents {
     /// adapters are asked for in the model's dtype (``AdapterDtype/model``).
     public static func trainableWeights(_ account: ParameterAccount, precision: Precision, options: MethodOptions = MethodOptions()) -> Int {
         if account.method.spec.trainsBase { return account.trainableParams * precision.bytes }
-        return account.trainableParams * (account.method.adaptersInModelDtype(options) ? precision.bytes : 4)
+        return account.trainableParams * account.method.adapterElementBytes(options, precision: precision)
     }
 
     /// Mixed precision keeps an fp32 master copy of 16-bit trainable weights (ZeRO §3).

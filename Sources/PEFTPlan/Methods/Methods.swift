@@ -68,6 +68,13 @@ extension Method {
     public func adaptersInModelDtype(_ o: MethodOptions) -> Bool {
         spec.wrapper == .lowRank && o.adapterDtype == .model
     }
+
+    /// Bytes per element of a PEFT method's trainable tensors (and so of their gradients,
+    /// torch optimizer states and the inputs PEFT casts to them): fp32, or the 16-bit model
+    /// dtype for LoRA adapters kept in it.
+    public func adapterElementBytes(_ o: MethodOptions, precision: Precision) -> Int {
+        adaptersInModelDtype(o) ? precision.bytes : 4
+    }
 }
 
 /// Every method's own settings, with PEFT's defaults unless the design says otherwise.

@@ -152,7 +152,12 @@ def run(case):
     result.update(trainable=trainable, all=total)
     if case.get("save"):
         cpu_model = build(config_of(case), "cpu")
-        pm = peft.get_peft_model(cpu_model, peft_config(case, cpu_model))
+        # "adapter_dtype": "model": a bf16 model whose LoRA adapters PEFT does not upcast
+        model_dtype = case.get("adapter_dtype") == "model"
+        if model_dtype:
+            import torch
+            cpu_model = cpu_model.to(torch.bfloat16)
+        pm = peft.get_peft_model(cpu_model, peft_config(case, cpu_model), autocast_adapter_dtype=not model_dtype)
         with tempfile.TemporaryDirectory() as folder:
             pm.save_pretrained(folder)
             result["file_bytes"] = os.path.getsize(os.path.join(folder, "adapter_model.safetensors"))
