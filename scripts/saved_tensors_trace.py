@@ -10,7 +10,9 @@ Input (stdin): a JSON list of cases
   {"id": str, "config": {config.json dict} or "config_path": str, "batch": int, "seq": int,
    "dtype": "bf16"|"fp16"|"fp32", "attention": "sdpa"|"eager", "grad_checkpointing": bool,
    "device": "meta" (default) or "cpu" (real weights: needed for gradient checkpointing),
-   "method": ..., and the method's options as scripts/peft_reference.py reads them}
+   "method": ..., and the method's options as scripts/peft_reference.py reads them,
+   "loss": "standard" (default) or "chunked" (TRL's fused LM head, as its SFTTrainer runs it),
+   "reentrant": true for use_reentrant=True checkpointing}
 Output (stdout): a JSON object id -> {"saved_bytes", "logits_bytes", "by_dtype",
 "forward_flops", "backward_flops" (PyTorch's FlopCounterMode over forward and backward), ...}
 or {"error": str}.
@@ -69,8 +71,17 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
             p.requires_grad_(keep is None or id(p) in keep)
     if method != "full":
         model = apply_peft(model, case, method)
+    loss = case.get("loss", "standard")
+    if loss == "chunked":
+        # TRL's SFTTrainer (trl/trainer/sft_trainer.py, TRL 1.16.0) patches the base model with
+        # its fused LM head and calls the model with fused_lm_head=True; on a device without
+        # Triton the tiles are folded in torch ops, which save the same tensors.
+        from trl.trainer.utils import add_fused_lm_head
+        add_fused_lm_head(model.get_base_model() if method != "full" else model, outputs=("log_probs", "entropy", "is_top1"))
+    elif loss != "standard":
+        raise ValueError(f"loss {loss!r} runs only on CUDA (Triton kernels); nothing to trace on the CPU")
     if case.get("grad_checkpointing"):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": bool(case.get("reentrant"))})
         if method != "full":
             model.enable_input_require_grads()
     b, s = case["batch"], case["seq"]
@@ -96,7 +107,8 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     mapping = grouped_mm_mapping(torch)
     forward_flops = FlopCounterMode(display=False, custom_mapping=mapping)
     with forward_flops, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        output = model(input_ids=ids, labels=ids, **images)
+        fused = {"fused_lm_head": True} if loss == "chunked" else {}
+        output = model(input_ids=ids, labels=ids, **images, **fused)
     # What the graph still holds at the end of forward, each storage once.
     seen = {}
     for ref in packed:
@@ -124,13 +136,18 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
 
 
 def grouped_mm_mapping(torch):
-    """FLOP formulas FlopCounterMode lacks or gets wrong: grouped convolution backward (below) and
+    """FLOP formulas FlopCounterMode lacks or gets wrong: in-place addmm_, grouped convolution backward (below) and
     torch._grouped_mm, which FlopCounterMode lacks and the Transformers
     v5 mixture of experts runs its experts with: every row of the left operand meets the
     matrix of its group, 2 FLOPs per multiply-add, as for mm. The forward and the input's
     gradient are (rows × k) against (groups × k × n); the weights' gradient is (k × rows)
     against (rows × n), giving (groups × k × n), where each row belongs to one group."""
-    mapping = {torch.ops.aten.convolution_backward: conv_backward_flops}
+    # The in-place addmm_ (TRL's chunked LM head accumulates its gradients with it on the CPU)
+    # does the work of addmm, for which the counter has a formula; it has none for the in-place op.
+    def addmm_inplace(_self_shape, a_shape, b_shape, *args, out_shape=None, **kwargs):
+        return 2 * a_shape[0] * a_shape[1] * b_shape[1]
+
+    mapping = {torch.ops.aten.convolution_backward: conv_backward_flops, torch.ops.aten.addmm_: addmm_inplace}
     op = getattr(torch.ops.aten, "_grouped_mm", None)
     if op is None:
         return mapping

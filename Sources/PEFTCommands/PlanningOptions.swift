@@ -29,6 +29,8 @@ struct PlanningOptions: ParsableArguments {
     @Option(help: "adamw|adamw-8bit|paged-adamw-8bit|sgd|sgd-momentum|adafactor|lion") var optimizer: String = "adamw"
     @Flag(help: "Gradient checkpointing (QLoRA always has it, as prepare_model_for_kbit_training turns it on).") var gradCheckpointing = false
     @Option(help: "sdpa|flash|eager") var attention: String = "sdpa"
+    @Option(help: "How checkpointing recomputes (turns --grad-checkpointing on): non-reentrant (default: use_reentrant=False, the recompute stops at each block's last saved tensor) or reentrant (use_reentrant=True: each block's whole forward again; TRL forces it for PEFT under DeepSpeed ZeRO-3).") var checkpointing: String?
+    @Option(help: "The loss over the vocabulary: standard (default: Transformers' cross-entropy over the full logits), chunked (TRL's chunked LM head, what TRL 1.16's SFTTrainer runs), liger (Liger's fused linear cross-entropy), cce (Cut Cross-Entropy, Ampere or newer).") var loss: String = "standard"
 
     // LoRA / QLoRA
     @Option(parsing: .unconditional, help: "LoRA rank (default 8).") var loraR: String?
@@ -60,6 +62,7 @@ struct PlanningOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Average tokens per example (with --examples).") var avgTokens: String?
     @Option(parsing: .unconditional, help: "Epochs (default 1; fractions allowed).") var epochs: String?
     @Flag(help: "Examples are packed into full sequences (otherwise each is padded to --seq).") var packing = false
+    @Option(help: "A file of the dataset's token lengths (one per line, 'LENGTH COUNT' lines, or JSON; scripts/token_lengths.py writes one): memory is planned at the longest micro-batch the sampler can build and time from the tokens, with each micro-batch padded to its longest example unless --packing.") var lengths: String?
     @Option(parsing: .unconditional, help: "USD per GPU-hour (default: the profile's dated typical price).") var price: String?
     @Option(parsing: .unconditional, help: "Price at this provider's on-demand offers, billed in its increments (`peft-plan prices` lists them); 'all' compares every provider and prices each GPU at the cheapest. Without --gpu, every GPU offered.") var provider: String?
     @Flag(help: "Price at interruptible offers (spot, interruptible) instead of on-demand, adding the expected time lost to interruptions (implies --provider all unless one is named).") var spot = false
@@ -74,6 +77,23 @@ struct PlanningOptions: ParsableArguments {
     @Option(help: "table|json|csv|markdown") var format: String = "table"
 
     static let defaultGPUs = ["16GB", "24GB", "48GB", "80GB"]
+
+    /// Reads a `--lengths` file: one line on stderr naming the file and the line for
+    /// anything unreadable.
+    static func readLengths(_ path: String) throws -> TokenLengths {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), !isDirectory.boolValue else {
+            throw PlanError.invalidOption(option: "--lengths", value: path, accepted: "a file of token lengths (no such file)")
+        }
+        guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8) else {
+            throw PlanError.invalidOption(option: "--lengths", value: path, accepted: "a readable UTF-8 text file of token lengths")
+        }
+        do {
+            return try TokenLengths(parsing: text)
+        } catch let e as LengthsError {
+            throw PlanError.invalidOption(option: "--lengths", value: path, accepted: "token lengths (\(e.message))")
+        }
+    }
 
     func choice<E: RawRepresentable & CaseIterable>(_ value: String, _ flag: String, as: E.Type) throws -> E where E.RawValue == String {
         if let e = E(rawValue: value.lowercased()) { return e }
@@ -220,6 +240,23 @@ struct PlanningOptions: ParsableArguments {
         // prompt tuning, P-tuning and prefix tuning (also under `all`) take learned positions
         // for their virtual tokens: the default sequence leaves room for them
         t.seq = try Self.integer(seq, "--seq", default: Planner.defaultSeq(arch, methods: methods, options: o))
+        var lengthsNote: PlanText?
+        var tokenLengths: TokenLengths?
+        if let path = lengths {
+            let l = try Self.readLengths(path)
+            tokenLengths = l
+            let limit = arch.maxPositions
+            if seq == nil && limit > 0 && l.longest > limit {
+                throw PlanError.invalidOption(option: "--lengths", value: path, accepted: "lengths within \(arch.name)'s limit of \(limit) tokens (max_position_embeddings): its longest example has \(l.longest); drop the longer examples, or give --seq \(limit) or less to truncate them as TRL's max_length does")
+            }
+            if seq == nil && !packing { t.seq = l.longest }
+            let truncated = l.histogram.filter { $0.length > t.seq }.reduce(0) { $0 + $1.count }
+            if !packing { t.seq = min(t.seq, l.longest) }
+            let cut: PlanText = truncated > 0 ? "; \(truncated) longer than \(t.seq) tokens truncated to it" : ""
+            lengthsNote = packing
+                ? "\(field: .lengths): \(l.examples) examples, \(l.shortest)–\(l.longest) tokens, packed into sequences of \(t.seq): memory planned at \(t.batch) × \(t.seq), time from their \(Units.count(l.tokens(cap: t.seq))) tokens\(cut)"
+                : "\(field: .lengths): \(l.examples) examples, \(l.shortest)–\(l.longest) tokens; each micro-batch is padded to its longest example (TRL's collator), so memory is planned at the longest micro-batch, \(t.batch) × \(t.seq), and time at the expected longest of \(t.batch) (\(String(format: "%.0f", l.expectedLongest(of: t.batch, cap: t.seq))) tokens)\(cut)"
+        }
         if let text = imageTokens {
             guard let tower = arch.vision else {
                 throw PlanError.invalidOption(option: "--image-tokens", value: text, accepted: "a count for a vision-language model; \(arch.name) (\(arch.family.rawValue)) reads text only")
@@ -244,7 +281,12 @@ struct PlanningOptions: ParsableArguments {
         t.precision = try choice(precision, "--precision", as: Precision.self)
         t.optimizer = try choice(optimizer, "--optimizer", as: Optimizer.self)
         t.gradCheckpointing = gradCheckpointing
+        if let style = checkpointing {
+            t.checkpointStyle = try choice(style, "--checkpointing", as: CheckpointStyle.self)
+            t.gradCheckpointing = true
+        }
         t.attention = try choice(attention, "--attention", as: AttentionChoice.self)
+        t.loss = try choice(loss, "--loss", as: LossKind.self)
 
         let rt: RuntimeProfile
         var calibration: CalibrationProfile?
@@ -337,6 +379,13 @@ struct PlanningOptions: ParsableArguments {
                                      offload: try choice(offload, "--offload", as: Offload.self))
         var d = Dataset(packing: packing)
         d.tokens = try Self.real(tokens, "--tokens")
+        if let l = tokenLengths {
+            guard tokens == nil, examples == nil, avgTokens == nil else {
+                throw PlanError.contradictoryOptions("--lengths already sizes the dataset: give it without --tokens, --examples or --avg-tokens")
+            }
+            d.lengths = l
+            if let n = lengthsNote { request.defaults.append(n) }
+        }
         if examples != nil || avgTokens != nil {
             guard examples != nil, avgTokens != nil else {
                 throw PlanError.contradictoryOptions("--examples and --avg-tokens go together: give both (or --tokens instead)")
@@ -347,7 +396,7 @@ struct PlanningOptions: ParsableArguments {
             d.examples = try Self.integer(examples, "--examples", default: 0)
             d.avgTokens = try Self.integer(avgTokens, "--avg-tokens", default: 0)
         }
-        if packing && d.examples == nil && d.tokens != nil {
+        if packing && d.examples == nil && d.lengths == nil && d.tokens != nil {
             throw PlanError.contradictoryOptions("--packing applies to --examples with --avg-tokens (--tokens already counts packed tokens)")
         }
         d.epochs = try Self.real(epochs, "--epochs") ?? 1

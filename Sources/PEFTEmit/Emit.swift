@@ -336,6 +336,16 @@ public enum Emitter {
     /// names are `transformers.training_args.OptimizerNames`; PEFT classes are PEFT 0.21's.
     static func trlScript(_ s: RunSpec) throws -> String {
         try refusePureFP16Full(s, format: .trl)
+        // TRL 1.16's SFTTrainer installs its own chunked LM head (trl/trainer/sft_trainer.py,
+        // add_fused_lm_head) and refuses Liger's fused linear cross-entropy beside it; no TRL
+        // or Transformers option selects Cut Cross-Entropy (docs/loss.md).
+        switch s.training.loss {
+        case .standard, .chunked: break
+        case .liger:
+            throw PlanError.contradictoryOptions("--emit trl cannot run --loss liger: TRL 1.16's SFTTrainer computes the loss with its own chunked LM head and refuses Liger's fused linear cross-entropy; plan with --loss chunked (what the script runs)")
+        case .cce:
+            throw PlanError.contradictoryOptions("--emit trl cannot run --loss cce: TRL 1.16's SFTTrainer computes the loss with its own chunked LM head and has no option for Cut Cross-Entropy; plan with --loss chunked (what the script runs)")
+        }
         let o = s.methodOptions, t = s.training
         var py = header(s, lines: [
             "TRL SFTTrainer script planned by peft-plan (TRL 1.16, Transformers 5.23, PEFT 0.21).",
@@ -531,6 +541,9 @@ public enum Emitter {
             // Under FSDP the checkpointing is FSDP's own (fsdp_config below).
             "activation_checkpointing=\(pyBool(s.checkpointing && !fsdp))",
         ]
+        if s.checkpointing && !fsdp && t.checkpointStyle == .reentrant {
+            args.append("activation_checkpointing_kwargs={\"use_reentrant\": True}")
+        }
         let (optim, optimArgs) = optimizerName(t.optimizer)
         args.append("optim=\(pyString(optim))")
         if let optimArgs { args.append("optim_args=\(pyString(optimArgs))") }
@@ -572,6 +585,9 @@ public enum Emitter {
     /// Where the engines will not run exactly what the plan counted, said in the script.
     static func notes(_ s: RunSpec) -> [String] {
         var n: [String] = []
+        if s.training.loss == .standard {
+            n.append("Note: TRL's SFTTrainer computes the loss with its chunked LM head, which keeps no full logits: less memory than this plan (--loss standard) counts; --loss chunked plans what runs.")
+        }
         let p = s.training.precision
         if s.usesDeepSpeed && (p == .bf16 || p == .fp16) {
             n.append("Note: DeepSpeed keeps fp32 master weights and optimizer states in \(p.rawValue) mode, more than a pure \(p.rawValue) plan holds.")

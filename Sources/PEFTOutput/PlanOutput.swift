@@ -33,8 +33,8 @@ public enum PlanOutput {
         let assumptions: JSONValue = .object([
             ("batch", .int(t.batch)), ("seq", .int(t.seq)), ("image_tokens", .int(t.imageTokens)), ("grad_accum", .int(t.gradAccum)),
             ("precision", .string(t.precision.rawValue)), ("optimizer", .string(t.optimizer.rawValue)),
-            ("runtime", .string(r.request.runtime.name)), ("attention", .string(t.attention.rawValue)),
-            ("grad_checkpointing", .bool(t.gradCheckpointing)),
+            ("runtime", .string(r.request.runtime.name)), ("attention", .string(t.attention.rawValue)), ("loss", .string(t.loss.rawValue)),
+            ("grad_checkpointing", .bool(t.gradCheckpointing)), ("checkpoint_style", .string(t.checkpointStyle.rawValue)),
             ("lora_r", .int(o.loraR)), ("lora_alpha", .int(o.loraAlpha)), ("lora_targets", .string(o.loraTargets.text)),
             ("lora_dropout", .double(o.loraDropout)), ("dora", .bool(o.dora)), ("adapter_dtype", .string(o.adapterDtype.rawValue)),
             ("quant", .string(o.quant.rawValue)), ("double_quant", .bool(o.doubleQuant)),
@@ -59,7 +59,8 @@ public enum PlanOutput {
                 ("phase_peaks", .object(Phase.allCases.map { ($0.rawValue, .int(p.memory.phasePeak($0))) })),
                 ("host_bytes", .int(p.hostBytes)),
                 ("advice", p.advice.map { a in .object([("gpu", .string(a.gpu)), ("changes", .array(a.changes.map { c in
-                    .object([("change", .string(c.change.forCommandLine)), ("saved_bytes", .int(c.savedBytes)), ("device_total", .int(c.deviceBytes))])
+                    .object([("change", .string(c.change.forCommandLine)), ("saved_bytes", .int(c.savedBytes)), ("device_total", .int(c.deviceBytes)),
+                             ("gpu_hours_factor", .double(c.gpuHoursFactor))])
                 }))]) } ?? .null),
                 ("flops_per_step", .object([("forward", .double(p.flops.forward)), ("backward", .double(p.flops.backward)),
                                             ("recompute", .double(p.flops.recompute))])),
@@ -311,8 +312,9 @@ public enum PlanOutput {
             guard let a = p.advice else { continue }
             out += "\n" + wrap("\(p.method.rawValue) fits none of these GPUs. On \(a.gpu), each of these makes it fit:", width: 100, indent: "  ")
             if a.changes.isEmpty { out += "  (no change tried here does; try `--cheapest`)\n" }
-            for c in a.changes.sorted(by: { $0.savedBytes < $1.savedBytes }) {
-                out += "  " + wrap("- \(c.change.forCommandLine): −\(gib(c.savedBytes)) → \(gib(c.deviceBytes))", width: 98, indent: "    ")
+            // the advisor's order: the cheapest in GPU time first
+            for c in a.changes {
+                out += "  " + wrap("- \(c.change.forCommandLine): −\(gib(c.savedBytes)) → \(gib(c.deviceBytes)), GPU-hours ×\(String(format: "%.2f", c.gpuHoursFactor))", width: 98, indent: "    ")
             }
         }
         if r.request.scale.offload != .none {

@@ -27,6 +27,8 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
         t.attention = raw["attention"].flatMap(AttentionChoice.init(rawValue:)) ?? .sdpa
         t.gradCheckpointing = raw["grad_checkpointing"] == "1" || raw["grad_checkpointing"] == "true"
         t.imageTokens = raw["image_tokens"].flatMap(Int.init) ?? 0
+        t.loss = raw["loss"].flatMap(LossKind.init(rawValue:)) ?? .standard
+        if raw["reentrant"] == "1" || raw["reentrant"] == "true" { t.checkpointStyle = .reentrant }
         return t
     }
 

@@ -145,6 +145,39 @@ struct CommandLineTests {
         #expect((model.assumptions["notes"] as? [String] ?? []).contains { $0.contains("autocast_adapter_dtype=False") })
     }
 
+    /// `--loss`: Qwen3-8B QLoRA at 1 × 4096 on a 24 GB card. A fused loss keeps no logits
+    /// (TRL's chunked head keeps the head's input instead: the trace tests check those bytes
+    /// against the real TRL), its transients are a tile instead of the vocabulary-wide fp32
+    /// copies, and the head's recompute makes the step a little longer; the assumptions and
+    /// notes name the loss. At 16,384 tokens the standard plan does not fit, and the advice
+    /// offers the fused losses, cheapest in time first.
+    @Test func loss() throws {
+        func plan(_ extra: [String]) throws -> (obj: [String: Any], memory: [String: Int], hours: Double) {
+            let r = try CLI.run(["--model", "qwen3-8b", "--method", "qlora", "--gpu", "RTX 4090", "--format", "json"] + extra)
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            let p = try #require((obj["plans"] as? [[String: Any]])?.first)
+            let gpu = try #require((p["gpus"] as? [[String: Any]])?.first)
+            return (obj, try #require(p["memory"] as? [String: Int]), try #require(gpu["hours"] as? Double))
+        }
+        let standard = try plan(["--seq", "4096"]), chunked = try plan(["--seq", "4096", "--loss", "chunked"])
+        #expect((standard.obj["assumptions"] as? [String: Any])?["loss"] as? String == "standard")
+        #expect((chunked.obj["assumptions"] as? [String: Any])?["loss"] as? String == "chunked")
+        #expect(standard.memory["logits"]! > 2 << 30, "Qwen3-8B's 151,936-entry logits at 4096 tokens")
+        #expect(chunked.memory["logits"] == 0)
+        #expect(chunked.memory["transient"]! < standard.memory["transient"]! / 4)
+        #expect(chunked.memory["device_total"]! < standard.memory["device_total"]!)
+        #expect(chunked.hours > standard.hours && chunked.hours < standard.hours * 1.05, "one more head matmul in backward")
+        let notes = ((chunked.obj["assumptions"] as? [String: Any])?["notes"] as? [String]) ?? []
+        #expect(notes.contains { $0.contains("TRL's chunked LM head") })
+
+        let long = try CLI.run(["--model", "qwen3-8b", "--method", "qlora", "--gpu", "RTX 4090", "--seq", "16384"])
+        #expect(long.status == 0, "stderr: \(long.stderr)")
+        let advice = long.stdout.split(separator: "\n").filter { $0.hasPrefix("  - ") }
+        #expect(advice.first?.contains("--loss") == true, "the fused losses cost least GPU time: \(advice)")
+        #expect(advice.contains { $0.contains("--loss chunked") })
+    }
+
     @Test("csv and markdown", arguments: ["csv", "markdown"])
     func otherFormats(_ format: String) throws {
         let r = try CLI.run(["--model", "gpt2", "--gpu", "T4", "--format", format, "--precision", "fp16", "--seq", "512"])
@@ -344,6 +377,10 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--method", "full", "--lora-r", "16"], mentions: "--lora-r applies to"),
         Bad(args: ["--model", "7b", "--method", "lorra"], mentions: "--method"),
         Bad(args: ["--model", "7b", "--precision", "bf8"], mentions: "--precision"),
+        Bad(args: ["--model", "7b", "--loss", "fused"], mentions: "--loss"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--lora-targets", "q_proj,lm_head", "--loss", "chunked"], mentions: "lm_head"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--loss", "liger", "--emit", "trl"], mentions: "--loss chunked"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--loss", "cce", "--emit", "trl"], mentions: "Cut Cross-Entropy"),
         Bad(args: ["--model", "7b", "--optimizer", "adam"], mentions: "did you mean 'adamw'"),
         Bad(args: ["--model", "7b", "--format", "yaml"], mentions: "--format"),
         Bad(args: ["--model", "7b", "--runtime", "vllm"], mentions: "--runtime"),

@@ -10,6 +10,8 @@ public struct Dataset: Equatable, Sendable {
     public var epochs: Double = 1
     /// Whether examples are packed into full sequences (else each is padded to `--seq`).
     public var packing = false
+    /// The examples' token lengths (`--lengths`), in place of `examples` × `avgTokens`.
+    public var lengths: TokenLengths?
 
     /// The dataset assumed when none is given: 100 million tokens, one epoch.
     public static let defaultTokens = 100_000_000.0
@@ -22,12 +24,25 @@ public struct Dataset: Equatable, Sendable {
         self.packing = packing
     }
 
-    public var isDefault: Bool { tokens == nil && examples == nil }
+    public var isDefault: Bool { tokens == nil && examples == nil && lengths == nil }
+
+    /// The sequence length a step is timed at for micro-batches of `batch` when sequences are
+    /// `seq` long: with a lengths file and no packing, the expected longest of `batch`
+    /// examples (TRL's collator pads a micro-batch to its longest); `seq` otherwise.
+    public func timedLength(batch: Int, seq: Int) -> Int {
+        guard let l = lengths, !packing else { return seq }
+        return max(1, min(seq, Int(l.expectedLongest(of: batch, cap: seq).rounded())))
+    }
 
     /// Sequences of `seq` tokens one epoch needs, and the tokens they carry that are real
     /// (not padding). `--tokens` counts tokens as sequences of `seq` hold them (packed).
     public func sequencesPerEpoch(seq: Int) -> (sequences: Double, realTokens: Double) {
         let s = Double(seq)
+        if let l = lengths {
+            let kept = l.tokens(cap: seq)             // examples longer than the sequence are truncated
+            if packing { return ((kept / s).rounded(.up), kept) }
+            return (Double(l.examples), kept)
+        }
         if let e = examples, let avg = avgTokens {
             let kept = Double(min(avg, seq))          // longer examples are truncated to the sequence length
             if packing { return ((Double(e) * kept / s).rounded(.up), Double(e) * kept) }
@@ -40,6 +55,12 @@ public struct Dataset: Equatable, Sendable {
     /// The dataset in words, for the notes and the time table.
     public var summary: PlanText {
         let ep = epochs == 1 ? "1 epoch" : String(format: "%g epochs", epochs)
+        if let l = lengths {
+            let n = l.examples
+            let mean = Int((l.tokens(cap: Int.max) / Double(n)).rounded())
+            let layout: PlanText = packing ? "packed" : "each micro-batch padded to its longest example"
+            return "\(n) example\(n == 1 ? "" : "s") from \(field: .lengths) (\(l.shortest)–\(l.longest) tokens, mean \(mean)), \(ep), \(layout)"
+        }
         if let e = examples, let avg = avgTokens {
             let layout: PlanText = packing ? "packed" : "each padded to \(field: .seq)"
             return "\(e) example\(e == 1 ? "" : "s") × \(avg) tokens, \(ep), \(layout)"
@@ -143,8 +164,11 @@ public enum TimeModel {
         var e = TimeEstimate()
         let t = ctx.training
         let c = ctx.runtime.time
-        let w = ctx.stepWork(gpu: gpu)
         let s = t.seq
+        // Micro-batches padded to their longest example are timed at its expected length.
+        var timed = ctx
+        timed.training.seq = dataset.timedLength(batch: t.batch, seq: s)
+        let w = timed.stepWork(gpu: gpu)
         e.flopsPerMicroBatch = w.countedFlops
         e.fp32FlopsPerMicroBatch = w.countedFp32Flops
         let mfu = budget.mfu ?? c.matmulEfficiency(gpu)
@@ -365,7 +389,17 @@ extension PlanContext {
         w.microBatches = Double(t.gradAccum)
         let (sq, skv) = lengths(seq: s)
         let passes = checkpointing ? 4.0 / 3 : 1
-        w.activationBytes = (blockActivations(batch: b, sq: sq, skv: skv) + logitsBill.bytes(batch: b, sq: sq, skv: skv)) * passes
+        // The loss's logits-sized traffic: the kept logits (standard); the tiles a fused loss
+        // writes and folds once per pass, in the head's compute dtype (chunked, liger); none
+        // for Cut Cross-Entropy, whose logits stay on chip.
+        let logitsTraffic: Double
+        switch t.loss {
+        case .standard: logitsTraffic = logitsBill.bytes(batch: b, sq: sq, skv: skv)
+        case .chunked, .liger:
+            logitsTraffic = Double(b) * Double(sq) * Double(arch.vocabSize) * Double(account.method.spec.quantisesBase ? 4 : t.precision.bytes)
+        case .cce: logitsTraffic = 0
+        }
+        w.activationBytes = (blockActivations(batch: b, sq: sq, skv: skv) + logitsTraffic) * passes
         let bytes = memoryBoundParts(batch: b, seq: s)
         w.adapterBytes = bytes.adapter
         w.dequantWeights = bytes.dequantWeights

@@ -195,6 +195,8 @@ struct GraphContext {
     let checkpointing: Bool
     /// Image tokens per sample a vision-language model's tower fills (0: text only).
     let imageTokens: Int
+    /// The loss over the vocabulary (what the head keeps, computes again or computes early).
+    let loss: LossKind
 
     init(arch: Architecture, account: ParameterAccount, options: MethodOptions, training: TrainingOptions, runtime: RuntimeProfile) {
         self.arch = arch
@@ -219,6 +221,7 @@ struct GraphContext {
         checkpointing = spec.checkpointing(requested: training.gradCheckpointing)
         useCache = prefix || !checkpointing
         imageTokens = arch.vision == nil ? 0 : training.imageTokens
+        loss = training.loss
     }
 
     func module(_ role: ModuleRole, layer: Int) -> ModuleSpec? { arch.module(role, layer: layer) }

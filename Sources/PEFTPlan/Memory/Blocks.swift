@@ -146,10 +146,51 @@ extension ForwardGraph {
         }
         // lm_head: trainable in full fine-tuning (tied or not), never for the adapters.
         let headTrainable = c.baseTrainable || wraps(.head)
-        if headTrainable { tape.save(h) }
         let headMM = 2 * lmHead.inFeatures * a.vocabSize
-        tape.flops(.q(1), forward: headMM, backward: (h.rg ? headMM : 0) + (headTrainable ? headMM : 0),
-                   fp32: c.method.spec.quantisesBase)   // lm_head upcast to fp32 by prepare_model_for_kbit_training
+        let gradientMM = (h.rg ? headMM : 0) + (headTrainable ? headMM : 0)
+        let fp32Head = c.method.spec.quantisesBase     // lm_head upcast to fp32 by prepare_model_for_kbit_training
+        switch c.loss {
+        case .standard: break
+        case .chunked:
+            // TRL 1.16.0 trl/kernels/chunked_logprob.py, ChunkedLogProbFunction.forward:
+            // save_for_backward(hidden, weight, bias, targets, log_z, entropy). hidden is
+            // hidden_states[mask] (trainer/utils.py _fused_forward, on CUDA): a copy of the
+            // head's input; targets labels[mask] (int64); log_z and entropy fp32 per token (the
+            // SFTTrainer asks for the entropy). No logits are kept. backward recomputes every
+            // tile (one more head matmul) before the gradient GEMMs. It scores the positions
+            // that have a next token, `hidden_states[:, :-1]`: s − 1 per sequence.
+            let scored = Extent(q: 1, sample: -1)
+            tape.save(tape.new(Extent(q: lmHead.inFeatures, sample: -lmHead.inFeatures), h.bytes, rg: false))
+            tape.save(scored, 8)
+            tape.save(scored, 4)
+            tape.save(scored, 4)
+            tape.flops(scored, forward: headMM, backward: headMM + gradientMM, fp32: fp32Head)
+            return
+        case .liger:
+            // Liger-Kernel @ead96b61 ops/fused_linear_cross_entropy.py: forward computes, chunk
+            // by chunk, grad_input (zeros_like(_input)) and, for a trainable head, grad_weight
+            // (zeros_like(weight), accum_dtype unset) and saves them (save_for_backward(
+            // grad_input, grad_weight, grad_bias)); backward only scales them. The gradient
+            // GEMMs run in forward.
+            tape.save(tape.new(.q(lmHead.inFeatures), h.bytes, rg: false))
+            if headTrainable { tape.save(Extent(fixed: lmHead.inFeatures * a.vocabSize), c.a) }
+            tape.flops(.q(1), forward: headMM + gradientMM, backward: 0, fp32: fp32Head)
+            return
+        case .cce:
+            // apple/ml-cross-entropy @d42911f9 cut_cross_entropy/cce.py: save_for_backward(e, c,
+            // bias, lse, targets, valids, logit_avg): e is the head's input (flattened, the same
+            // storage), lse fp32, targets and the valid positions int64 per token. backward
+            // recomputes the logits block by block (one more head matmul; its gradient filter
+            // skips blocks whose softmax is below bf16's precision, not counted here).
+            tape.save(h)
+            tape.save(.q(1), 4)
+            tape.save(.q(1), 8)
+            tape.save(.q(1), 8)
+            tape.flops(.q(1), forward: headMM, backward: headMM + gradientMM, fp32: fp32Head)
+            return
+        }
+        if headTrainable { tape.save(h) }
+        tape.flops(.q(1), forward: headMM, backward: gradientMM, fp32: fp32Head)
         var logits = tape.new(.q(a.vocabSize), c.method.spec.quantisesBase ? 4 : c.a, rg: true, logits: true)
         if a.scaledLogits { logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true) }
         if a.finalLogitSoftcapping {

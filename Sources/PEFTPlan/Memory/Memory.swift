@@ -114,6 +114,8 @@ public struct PlanContext: Sendable {
     public private(set) var pageableOptimizerBytes: Int
     /// Gradient bytes of the output head, allocated first in backward (full fine-tuning).
     let headGradients: Int
+    /// The output head's input width (the hidden size, or OPT-350m's projection).
+    let headInFeatures: Int
     /// Weight-sized temporaries of one module's forward and backward: QLoRA's largest
     /// block weight dequantised to the compute dtype; DoRA's weight-norm computation.
     let dequantTransient: Int
@@ -133,6 +135,12 @@ public struct PlanContext: Sendable {
     let flashFlops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])
     /// Whether gradient checkpointing is on (QLoRA always: prepare_model_for_kbit_training).
     public let checkpointing: Bool
+    /// Whether checkpointing reruns whole blocks: `use_reentrant=True` asked for, or forced by
+    /// TRL 1.16 for a PEFT method under DeepSpeed ZeRO-3 (sft_trainer.py: "`use_reentrant` is
+    /// forced to `True` in this configuration").
+    public var recomputesWholeBlocks: Bool {
+        training.checkpointStyle == .reentrant || (!account.method.spec.trainsBase && scale.sharding == .zero3)
+    }
 
     /// GPUs, sharding and offload: the persistent components above are per GPU.
     public private(set) var scale: ScaleOptions
@@ -215,6 +223,10 @@ public struct PlanContext: Sendable {
         (hostBytes, gatherBytes, gradientBucketBytes) = (0, 0, 0)
         let headParams = arch.module(.head).map { $0.inFeatures * $0.outFeatures } ?? 0
         headGradients = spec.trainsBase ? headParams * p.bytes : 0
+        headInFeatures = arch.module(.head)?.inFeatures ?? arch.hiddenSize
+        if training.loss != .standard, let head = arch.module(.head), account.wrapped.contains(where: { $0.module.key == head.key }) {
+            throw PlanError.conflict("\(setting: .loss, training.loss.rawValue) reads lm_head's weight directly, so an adapter on lm_head would be left out of the loss; take lm_head out of \(field: .loraTargets) or use \(setting: .loss, "standard")")
+        }
         let largest = arch.modules.filter(\.perLayer).map(\.weightElements).max() ?? 0
         var transient = spec.quantisesBase ? largest * p.bytes : 0
         if methodOptions.dora && spec.wrapper == .lowRank {
@@ -310,7 +322,9 @@ public struct PlanContext: Sendable {
         let backward = overModel(b, batch: batch, sq: sq, skv: skv)
         var recompute = 0.0
         if checkpointing {
-            var blocksOnly = r
+            // Reentrant checkpointing reruns each block's whole forward; non-reentrant stops at
+            // the block's last saved tensor.
+            var blocksOnly = recomputesWholeBlocks ? f : r
             blocksOnly[0] = ByteBill(); blocksOnly[4] = ByteBill()
             recompute = overModel(blocksOnly, batch: batch, sq: sq, skv: skv)
         }
@@ -379,12 +393,12 @@ public struct PlanContext: Sendable {
             + (l >= 2 ? cache[1].bytes(batch: batch, sq: sq, skv: skv) : 0)
             + (l >= 3 ? (l - 2) * cache[2].bytes(batch: batch, sq: sq, skv: skv) : 0)
 
-        // Transients (MemoryComponents documents the sources):
-        // forward: the logits in the model dtype and their fp32 copy for the loss;
-        // backward: log_softmax's gradient and its input's gradient, both fp32.
-        let logitsDtype = account.method.spec.quantisesBase ? 4.0 : a
-        let forwardLogits = tokens * v * (logitsDtype + (logitsDtype == 4 ? 0 : 4))
-        let backwardLogits = tokens * v * 8
+        // Transients of the loss over the vocabulary (MemoryComponents.lossTransients).
+        let loss = MemoryComponents.lossTransients(training.loss, tokens: tokens, vocab: v, hidden: Double(headInFeatures),
+                                                   logitsBytes: account.method.spec.quantisesBase ? 4.0 : a, actBytes: a,
+                                                   headTrainable: headGradients > 0)
+        let forwardLogits = loss.forward
+        let backwardLogits = loss.backward
         let workspace = MemoryComponents.blockGradientWorkspace(arch, tokens: tokens, actBytes: a)
         let dequant = Double(dequantTransient)
 
@@ -395,7 +409,9 @@ public struct PlanContext: Sendable {
         return Phases(
             activations: activations, logits: logits,
             forward: persistent + accumulated + activations + logits + forwardLogits + dequant + kvCache + gather,
-            backwardStart: persistent + max(accumulated, Double(headGradients)) + activations + logits + backwardLogits + gather + bucket,
+            // Liger's head gradient was made in forward and is among the saved tensors.
+            backwardStart: persistent + max(accumulated, training.loss == .liger ? 0 : Double(headGradients)) + activations + logits
+                + backwardLogits + gather + bucket,
             backwardEnd: persistent + g + preBytes + lastBlock + workspace + dequant + gather + bucket,
             optimizer: persistent + g)
     }
@@ -649,6 +665,45 @@ public enum MemoryComponents {
             total += bytes * s.count
         }
         return total
+    }
+
+    /// The loss's transients at the end of forward and at the start of backward, beyond what
+    /// it saves (which the symbolic forward counts), for `tokens` tokens, a `vocab`-wide head
+    /// over `hidden` inputs, logits in `logitsBytes` (the head's compute dtype) and
+    /// activations in `actBytes`:
+    /// - standard (Transformers' `ForCausalLMLoss`): forward the logits and their fp32 copy
+    ///   (`logits.float()`; one tensor when they are fp32 already); backward `log_softmax`'s
+    ///   gradient and its input's, both fp32.
+    /// - chunked (TRL 1.16.0 `trl/kernels/chunked_logprob.py`): forward one tile `mm_buf` of
+    ///   min(tokens, 4,096) × min(vocab, 32,768) in the compute dtype and eight fp32 per-token
+    ///   vectors (running max, sums, target logit, log-probabilities); backward the tile again,
+    ///   `grad_hidden` in fp32 and its cast to the input's dtype, and for a trainable head
+    ///   `grad_weight` in fp32 (its cast is the head's gradient, counted apart).
+    /// - liger (Liger-Kernel @ead96b61 `ops/fused_linear_cross_entropy.py`): forward `loss_1d`
+    ///   (fp32 per token), one chunk of logits (chunk = next power of two of tokens ÷
+    ///   ⌈vocab ÷ hidden⌉, so about tokens × hidden elements), the chunk's `grad_logits @ weight`
+    ///   before it is copied into `grad_input`, and for a trainable head the chunk's weight
+    ///   gradient `mm(...)` and its `.float()` (vocab × hidden in both dtypes); backward nothing.
+    /// - cce (apple/ml-cross-entropy @d42911f9 `cce.py`, `cce_backward.py`): forward `lse`,
+    ///   `neg_dot` and `nll` (fp32 per token) and the valid-position index (int64); backward
+    ///   `de` (zeros_like(e)); `dc` (zeros_like(c)) is the head's gradient, counted apart.
+    public static func lossTransients(_ kind: LossKind, tokens: Double, vocab v: Double, hidden h: Double, logitsBytes ld: Double,
+                                      actBytes a: Double, headTrainable: Bool) -> (forward: Double, backward: Double) {
+        switch kind {
+        case .standard:
+            return (tokens * v * (ld + (ld == 4 ? 0 : 4)), tokens * v * 8)
+        case .chunked:
+            let tile = min(tokens, 4096) * min(v, 32768) * ld
+            return (tile + tokens * 8 * 4, tile + tokens * h * (4 + a) + (headTrainable ? v * h * 4 : 0))
+        case .liger:
+            let factor = (v / h).rounded(.up)
+            var chunk = 1.0
+            while chunk < (tokens / factor).rounded(.up) { chunk *= 2 }
+            chunk = min(chunk, tokens)
+            return (tokens * 4 + chunk * v * ld + chunk * h * a + (headTrainable ? v * h * (a + 4) : 0), 0)
+        case .cce:
+            return (tokens * (3 * 4 + 8), tokens * h * a)
+        }
     }
 
     /// Activation gradients alive while one block runs backward: the feed-forward's

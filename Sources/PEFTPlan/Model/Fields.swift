@@ -4,11 +4,11 @@ import Foundation
 /// end's spelling: the command line renders each as its flag (`PEFTOutput`'s
 /// `CommandLineNames`), a library user as it likes.
 public enum PlanField: String, CaseIterable, Sendable {
-    case model, gpu, gpus, method, batch, seq, gradAccum, gradCheckpointing, precision, optimizer
+    case model, gpu, gpus, method, batch, seq, gradAccum, gradCheckpointing, checkpointing, precision, optimizer, loss
     case sharding, offload, runtime
     case loraR, loraAlpha, loraDropout, loraTargets, adapterDtype, ia3Targets, ia3Feedforward
     case adapterReduction, prefixTokens, prefixProjection, promptTokens
-    case tokens, epochs, examples, avgTokens, price, mfu, setupMinutes
+    case tokens, epochs, examples, avgTokens, lengths, packing, price, mfu, setupMinutes
 }
 
 /// A sentence of the model's that may name planner inputs (``PlanField``) and settings of

@@ -43,6 +43,54 @@ public enum AttentionChoice: String, CaseIterable, Sendable, Codable {
     case eager
 }
 
+/// How the loss over the vocabulary is computed: what it keeps for backward, what it allocates
+/// on the way and what it computes again (docs/loss.md gives each source line by line).
+public enum LossKind: String, CaseIterable, Sendable, Codable {
+    /// Transformers' `ForCausalLMLoss` under the `Trainer`: the full logits, their fp32 copy,
+    /// `log_softmax`'s fp32 output kept for backward.
+    case standard
+    /// TRL's fused LM head (`trl/kernels/chunked_logprob.py`, TRL 1.16.0, which its
+    /// `SFTTrainer` always uses): log-probabilities over tiles of 4,096 tokens × 32,768 vocabulary
+    /// entries, the head's input kept, the tiles computed again in backward.
+    case chunked
+    /// Liger's fused linear cross-entropy (`liger_kernel/ops/fused_linear_cross_entropy.py`):
+    /// the gradients computed in forward over token chunks, kept until backward.
+    case liger
+    /// Cut Cross-Entropy (`cut_cross_entropy/cce.py`): the log-sum-exp only, the logits computed
+    /// again block by block in backward, never in memory; Ampere or newer.
+    case cce
+
+    /// Its name in advice ("use … ").
+    public var name: String {
+        switch self {
+        case .standard: return "the standard cross-entropy"
+        case .chunked: return "TRL's chunked LM head"
+        case .liger: return "Liger's fused linear cross-entropy"
+        case .cce: return "Cut Cross-Entropy"
+        }
+    }
+
+    /// How a plan's notes describe it.
+    public var title: String {
+        switch self {
+        case .standard: return "standard cross-entropy (full logits and an fp32 copy)"
+        case .chunked: return "TRL's chunked LM head (no full logits; the head recomputed in backward)"
+        case .liger: return "Liger's fused linear cross-entropy (gradients in forward, no full logits)"
+        case .cce: return "Cut Cross-Entropy (no logits in memory; recomputed in backward)"
+        }
+    }
+}
+
+/// How gradient checkpointing recomputes a block (when it is on).
+public enum CheckpointStyle: String, CaseIterable, Sendable, Codable {
+    /// `use_reentrant=False`, what Transformers 5 and TRL default to: the recompute stops at
+    /// the block's last saved tensor (PyTorch's early stop).
+    case nonReentrant = "non-reentrant"
+    /// `use_reentrant=True` (torch.utils.checkpoint's CheckpointFunction): the whole block's
+    /// forward is run again in backward. TRL 1.16 forces it for PEFT under DeepSpeed ZeRO-3.
+    case reentrant
+}
+
 /// How one training step is run: everything besides the model and the method.
 public struct TrainingOptions: Equatable, Sendable {
     /// Micro-batch size per GPU.
@@ -53,7 +101,11 @@ public struct TrainingOptions: Equatable, Sendable {
     public var precision: Precision = .bf16
     public var optimizer: Optimizer = .adamw
     public var gradCheckpointing = false
+    /// How checkpointing recomputes (when on).
+    public var checkpointStyle: CheckpointStyle = .nonReentrant
     public var attention: AttentionChoice = .sdpa
+    /// The loss over the vocabulary.
+    public var loss: LossKind = .standard
     /// Of `seq`, the tokens that stand for images (a vision-language model's image tokens,
     /// each the merger's output for `patchesPerToken` of the tower's patches); 0: text only.
     public var imageTokens = 0

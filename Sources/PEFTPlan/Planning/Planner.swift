@@ -226,8 +226,12 @@ public enum Planner {
     public static func verdict(_ ctx: PlanContext, memory: MemoryBreakdown, gpu: GPUProfile) -> GPUVerdict {
         let cap = gpu.usableMemoryBytes
         let p = ctx.training.precision
-        let blocker: PlanText? = (p == .bf16 || p == .mixedBF16) && !gpu.supportsBF16
+        var blocker: PlanText? = (p == .bf16 || p == .mixedBF16) && !gpu.supportsBF16
             ? "\(gpu.name) has no bf16 support: plan with \(setting: .precision, "fp16") or mixed-fp16" : nil
+        if blocker == nil, ctx.training.loss == .cce, !gpu.supportsBF16 {
+            // cut_cross_entropy/cce.py refuses to run unless torch.cuda.is_bf16_supported()
+            blocker = "Cut Cross-Entropy needs an Ampere or newer GPU (bf16 support), which \(gpu.name) lacks: plan with \(setting: .loss, "chunked") or liger"
+        }
         let fits = memory.deviceTotal <= cap && blocker == nil
         let b = ctx.training.batch, s = ctx.training.seq
         let maxBatch = largest(upTo: batchSearchLimit) { ctx.deviceTotal(batch: $0, seq: s) <= cap }
@@ -334,10 +338,21 @@ public enum Planner {
             n.append("\(r.arch.family.rawValue) has no sdpa in Transformers v5: eager attention (s² scores kept) is used")
         }
         n.append("attention \(t.attention.rawValue)\(t.attention == .sdpa && r.arch.supportsSDPA ? " (→ \(r.runtime.sdpaKernel.rawValue) kernel)" : "")")
+        switch t.loss {
+        case .standard:
+            n.append("loss \(t.loss.rawValue): \(t.loss.title); TRL 1.16's SFTTrainer computes it with its chunked LM head instead (\(setting: .loss, "chunked"))")
+        case .chunked, .liger, .cce:
+            n.append("loss \(t.loss.rawValue): \(t.loss.title)")
+        }
         let forced = t.gradCheckpointing ? [] : r.methods.compactMap { m -> String? in
             if case let .forced(reason) = m.spec.checkpointing { return " (\(m.title): on, \(reason))" } else { return nil }
         }
-        n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(forced.joined())")
+        let style: PlanText = t.gradCheckpointing && t.checkpointStyle == .reentrant
+            ? " (\(setting: .checkpointing, "reentrant"): each block's whole forward again in backward)" : ""
+        n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(style)\(forced.joined())")
+        if r.scale.sharding == .zero3 && r.methods.contains(where: { !$0.spec.trainsBase }) && (t.gradCheckpointing || r.methods.contains { $0.spec.checkpointing(requested: false) }) && t.checkpointStyle != .reentrant {
+            n.append("PEFT under DeepSpeed ZeRO-3: TRL 1.16 forces reentrant checkpointing (use_reentrant=True), so each block's whole forward is recomputed")
+        }
         if t.optimizer == .pagedAdamw8bit {
             n.append("paged-adamw-8bit: states of tensors of 100,000 elements or more live in CUDA unified memory, which can page to the host; they are left out of device_total (JSON: pageable_bytes)")
         }

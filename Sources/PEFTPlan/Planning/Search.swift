@@ -92,7 +92,7 @@ public enum Search {
                                 tt.gradAccum = max(1, (perGPU + mb - 1) / mb)
                                 for gpu in request.gpus {
                                     result.evaluated += 1
-                                    if (t.precision == .bf16 || t.precision == .mixedBF16) && !gpu.supportsBF16 { continue }
+                                    if (t.precision == .bf16 || t.precision == .mixedBF16 || t.loss == .cce) && !gpu.supportsBF16 { continue }
                                     let ctx = ctx0.withTraining(tt)
                                     let device = ctx.deviceTotal(batch: mb, seq: tt.seq)
                                     guard device <= gpu.usableMemoryBytes else { continue }
@@ -148,6 +148,10 @@ public struct Advice: Sendable, Equatable {
     /// Device bytes saved per GPU (positive = smaller).
     public var savedBytes: Int
     public var deviceBytes: Int
+    /// GPU-hours with the change ÷ without it (the time model's estimate on the GPU the advice
+    /// is for, hours × GPUs): what the change costs in GPU time, and so in money (below 1 where
+    /// it saves).
+    public var gpuHoursFactor: Double = 1
 }
 
 public enum Advisor {
@@ -164,25 +168,43 @@ public enum Advisor {
         let now = ctx.deviceTotal(batch: t.batch, seq: t.seq)
         guard now > cap else { return [] }
         var out: [Advice] = []
-        func consider(_ change: PlanText, _ device: Int?) {
-            guard let device, device <= cap else { return }
-            out.append(Advice(change: change, savedBytes: now - device, deviceBytes: device))
+        let hoursNow = TimeModel.estimate(ctx, gpu: gpu, dataset: request.dataset, budget: request.budget).gpuHours
+        /// The change's context, when it fits: the device bytes at the plan's shape and its time.
+        func consider(_ change: PlanText, _ changed: PlanContext?) {
+            guard let changed else { return }
+            let device = changed.deviceTotal(batch: changed.training.batch, seq: changed.training.seq)
+            guard device <= cap else { return }
+            let hours = TimeModel.estimate(changed, gpu: gpu, dataset: request.dataset, budget: request.budget).gpuHours
+            out.append(Advice(change: change, savedBytes: now - device, deviceBytes: device,
+                              gpuHoursFactor: hoursNow > 0 && hours.isFinite ? hours / hoursNow : 1))
         }
         func context(_ tt: TrainingOptions, _ m: Method = method, _ scale: ScaleOptions? = nil) -> PlanContext? {
             guard let acc = try? ParameterAccounting.account(request.arch, method: m, options: request.methodOptions) else { return nil }
             return try? PlanContext(arch: request.arch, account: acc, methodOptions: request.methodOptions, training: tt,
                                     runtime: request.runtime, scale: scale ?? request.scale)
         }
+        func fits(_ changed: PlanContext?) -> Bool {
+            guard let changed else { return false }
+            return changed.deviceTotal(batch: changed.training.batch, seq: changed.training.seq) <= cap
+        }
+        // A loss that keeps no full logits (docs/loss.md), each where the GPU can run it.
+        if t.loss == .standard {
+            for kind in [LossKind.chunked, .liger, .cce] where kind != .cce || gpu.supportsBF16 {
+                var tt = t; tt.loss = kind
+                consider("use \(kind.name), no full logits (\(setting: .loss, kind.rawValue))", context(tt))
+            }
+        }
         if !ctx.checkpointing && !method.spec.refusesCheckpointing {
             var tt = t; tt.gradCheckpointing = true
-            consider("enable gradient checkpointing (\(field: .gradCheckpointing))", context(tt)?.deviceTotal(batch: t.batch, seq: t.seq))
+            consider("enable gradient checkpointing (\(field: .gradCheckpointing))", context(tt))
         }
         if t.batch > 1 {
             var b = t.batch / 2
             while b >= 1 {
                 var tt = t; tt.batch = b; tt.gradAccum = t.gradAccum * ((t.batch + b - 1) / b)
-                if let d = context(tt)?.deviceTotal(batch: b, seq: t.seq), d <= cap {
-                    consider("micro-batch \(t.batch) → \(b) with \(setting: .gradAccum, "\(tt.gradAccum)") (same global batch)", d)
+                let changed = context(tt)
+                if fits(changed) {
+                    consider("micro-batch \(t.batch) → \(b) with \(setting: .gradAccum, "\(tt.gradAccum)") (same global batch)", changed)
                     break
                 }
                 b /= 2
@@ -190,10 +212,10 @@ public enum Advisor {
         }
         if t.optimizer == .adamw && account.trainableParams > 0 {
             var tt = t; tt.optimizer = .adamw8bit
-            consider("8-bit AdamW (\(setting: .optimizer, "adamw-8bit"))", context(tt)?.deviceTotal(batch: t.batch, seq: t.seq))
+            consider("8-bit AdamW (\(setting: .optimizer, "adamw-8bit"))", context(tt))
         }
         if let leaner = method.spec.leaner {
-            consider(leaner.change, context(t, leaner.method)?.deviceTotal(batch: t.batch, seq: t.seq))
+            consider(leaner.change, context(t, leaner.method))
         }
         // More GPUs with parameter sharding; with checkpointing too if that alone is not enough.
         var ckptOptions = [t.gradCheckpointing]
@@ -202,9 +224,10 @@ public enum Advisor {
             for n in [2, 4, 8, 16, 32, 64] where n > request.scale.gpus {
                 let scale = ScaleOptions(gpus: n, sharding: method.spec.base == .frozen ? .zero3 : .fsdp, offload: request.scale.offload)
                 var tt = t; tt.gradCheckpointing = ck
-                if let d = context(tt, method, scale)?.deviceTotal(batch: t.batch, seq: t.seq), d <= cap {
+                let changed = context(tt, method, scale)
+                if fits(changed) {
                     let also: PlanText = ck && !t.gradCheckpointing ? " and \(field: .gradCheckpointing)" : ""
-                    consider("\(n) GPUs with \(setting: .sharding, scale.sharding.rawValue)\(also)", d)
+                    consider("\(n) GPUs with \(setting: .sharding, scale.sharding.rawValue)\(also)", changed)
                     break sharding
                 }
             }
@@ -214,9 +237,12 @@ public enum Advisor {
             let scale = ScaleOptions(gpus: request.scale.gpus, sharding: sharding, offload: .optimizer)
             let flags: PlanText = sharding == request.scale.sharding ? "\(setting: .offload, "optimizer")"
                 : "\(setting: .sharding, sharding.rawValue) \(setting: .offload, "optimizer")"
-            consider("optimizer states in host RAM (ZeRO-Offload: \(flags))", context(t, method, scale)?.deviceTotal(batch: t.batch, seq: t.seq))
+            consider("optimizer states in host RAM (ZeRO-Offload: \(flags))", context(t, method, scale))
         }
-        return out
+        // the cheapest in GPU time first
+        return out.enumerated().sorted { a, b in
+            abs(a.element.gpuHoursFactor - b.element.gpuHoursFactor) > 1e-9 ? a.element.gpuHoursFactor < b.element.gpuHoursFactor : a.offset < b.offset
+        }.map(\.element)
     }
 }
 
