@@ -305,6 +305,8 @@ def trl_case(case, folder):
         "fp16": a.fp16,
         "mixed_precision": a.mixed_precision,
         "activation_checkpointing": a.activation_checkpointing,
+        "use_reentrant": (a.activation_checkpointing_kwargs or {}).get("use_reentrant"),
+        "activation_offloading": a.activation_offloading,
         "optim": plain(a.optim),
         "optim_args": a.optim_args,
         "max_length": a.max_length,

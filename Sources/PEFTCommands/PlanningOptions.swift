@@ -29,6 +29,7 @@ struct PlanningOptions: ParsableArguments {
     @Option(help: "adamw|adamw-8bit|paged-adamw-8bit|sgd|sgd-momentum|adafactor|lion") var optimizer: String = "adamw"
     @Flag(help: "Gradient checkpointing (QLoRA always has it, as prepare_model_for_kbit_training turns it on).") var gradCheckpointing = false
     @Option(help: "sdpa|flash|eager") var attention: String = "sdpa"
+    @Flag(help: "TRL's activation offloading (SFTConfig activation_offloading=True): the blocks' saved tensors live in pinned host memory between forward and backward.") var activationOffloading = false
     @Option(help: "How checkpointing recomputes (turns --grad-checkpointing on): non-reentrant (default: use_reentrant=False, the recompute stops at each block's last saved tensor) or reentrant (use_reentrant=True: each block's whole forward again; TRL forces it for PEFT under DeepSpeed ZeRO-3).") var checkpointing: String?
     @Option(help: "The loss over the vocabulary: standard (default: Transformers' cross-entropy over the full logits), chunked (TRL's chunked LM head, what TRL 1.16's SFTTrainer runs), liger (Liger's fused linear cross-entropy), cce (Cut Cross-Entropy, Ampere or newer).") var loss: String = "standard"
 
@@ -287,6 +288,7 @@ struct PlanningOptions: ParsableArguments {
         }
         t.attention = try choice(attention, "--attention", as: AttentionChoice.self)
         t.loss = try choice(loss, "--loss", as: LossKind.self)
+        t.activationOffloading = activationOffloading
 
         let rt: RuntimeProfile
         var calibration: CalibrationProfile?

@@ -541,6 +541,7 @@ public enum Emitter {
             // Under FSDP the checkpointing is FSDP's own (fsdp_config below).
             "activation_checkpointing=\(pyBool(s.checkpointing && !fsdp))",
         ]
+        if t.activationOffloading { args.append("activation_offloading=True") }
         if s.checkpointing && !fsdp && t.checkpointStyle == .reentrant {
             args.append("activation_checkpointing_kwargs={\"use_reentrant\": True}")
         }

@@ -35,6 +35,7 @@ public enum PlanOutput {
             ("precision", .string(t.precision.rawValue)), ("optimizer", .string(t.optimizer.rawValue)),
             ("runtime", .string(r.request.runtime.name)), ("attention", .string(t.attention.rawValue)), ("loss", .string(t.loss.rawValue)),
             ("grad_checkpointing", .bool(t.gradCheckpointing)), ("checkpoint_style", .string(t.checkpointStyle.rawValue)),
+            ("activation_offloading", .bool(t.activationOffloading)),
             ("lora_r", .int(o.loraR)), ("lora_alpha", .int(o.loraAlpha)), ("lora_targets", .string(o.loraTargets.text)),
             ("lora_dropout", .double(o.loraDropout)), ("dora", .bool(o.dora)), ("adapter_dtype", .string(o.adapterDtype.rawValue)),
             ("quant", .string(o.quant.rawValue)), ("double_quant", .bool(o.doubleQuant)),
@@ -57,7 +58,7 @@ public enum PlanOutput {
                 ("peak_phase", .string(p.memory.peakPhase.rawValue)),
                 ("live_at_peak", .array(p.memory.live.keys.map(JSONValue.string))),
                 ("phase_peaks", .object(Phase.allCases.map { ($0.rawValue, .int(p.memory.phasePeak($0))) })),
-                ("host_bytes", .int(p.hostBytes)),
+                ("host_bytes", .int(p.hostBytes)), ("offloaded_activation_bytes", .int(p.memory.offloadedActivations)),
                 ("advice", p.advice.map { a in .object([("gpu", .string(a.gpu)), ("changes", .array(a.changes.map { c in
                     .object([("change", .string(c.change.forCommandLine)), ("saved_bytes", .int(c.savedBytes)), ("device_total", .int(c.deviceBytes)),
                              ("gpu_hours_factor", .double(c.gpuHoursFactor))])
@@ -317,9 +318,9 @@ public enum PlanOutput {
                 out += "  " + wrap("- \(c.change.forCommandLine): −\(gib(c.savedBytes)) → \(gib(c.deviceBytes)), GPU-hours ×\(String(format: "%.2f", c.gpuHoursFactor))", width: 98, indent: "    ")
             }
         }
-        if r.request.scale.offload != .none {
+        if r.request.scale.offload != .none || t.activationOffloading {
             let host = r.plans.map { "\($0.method.rawValue) \(gib($0.hostBytes))" }.joined(separator: ", ")
-            out += "\n" + wrap("Host RAM for offload (all \(r.request.scale.gpus) GPUs' shards together): \(host).", width: 100, indent: "  ")
+            out += "\n" + wrap("Host RAM for offload (all \(r.request.scale.gpus) GPUs' together): \(host).", width: 100, indent: "  ")
         }
         out += timeTable(r)
         for (m, text) in r.skipped {

@@ -178,6 +178,33 @@ struct CommandLineTests {
         #expect(advice.contains { $0.contains("--loss chunked") })
     }
 
+    /// `--checkpointing reentrant` reruns whole blocks (more recompute FLOPs, same memory);
+    /// `--activation-offloading` moves the blocks' saved tensors to the host: the GPU keeps one
+    /// block in flight, host_bytes holds the rest, and the plan says so.
+    @Test func activationPolicies() throws {
+        func plan(_ extra: [String]) throws -> (obj: [String: Any], p: [String: Any]) {
+            let r = try CLI.run(["--model", "llama-3.1-8b", "--method", "lora", "--gpu", "H100 SXM", "--seq", "4096", "--format", "json"] + extra)
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            return (obj, try #require((obj["plans"] as? [[String: Any]])?.first))
+        }
+        func memory(_ p: [String: Any]) -> [String: Int] { p["memory"] as? [String: Int] ?? [:] }
+        func recompute(_ p: [String: Any]) -> Double { (p["flops_per_step"] as? [String: Double])?["recompute"] ?? 0 }
+        let plain = try plan(["--grad-checkpointing"]), reentrant = try plan(["--checkpointing", "reentrant"])
+        #expect((reentrant.obj["assumptions"] as? [String: Any])?["checkpoint_style"] as? String == "reentrant")
+        #expect(memory(reentrant.p)["device_total"] == memory(plain.p)["device_total"])
+        #expect(recompute(reentrant.p) > recompute(plain.p))
+
+        let kept = try plan([]), offloaded = try plan(["--activation-offloading"])
+        let moved = offloaded.p["offloaded_activation_bytes"] as? Int ?? 0
+        #expect(moved > 0)
+        #expect(memory(offloaded.p)["activations"]! + moved == memory(kept.p)["activations"]!)
+        #expect(offloaded.p["host_bytes"] as? Int == moved)
+        #expect(memory(offloaded.p)["device_total"]! < memory(kept.p)["device_total"]!)
+        let notes = ((offloaded.obj["assumptions"] as? [String: Any])?["notes"] as? [String]) ?? []
+        #expect(notes.contains { $0.contains("activation offloading") })
+    }
+
     @Test("csv and markdown", arguments: ["csv", "markdown"])
     func otherFormats(_ format: String) throws {
         let r = try CLI.run(["--model", "gpt2", "--gpu", "T4", "--format", format, "--precision", "fp16", "--seq", "512"])

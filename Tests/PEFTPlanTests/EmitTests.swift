@@ -72,6 +72,8 @@ struct EmitCase: CustomTestStringConvertible, Sendable {
         EmitCase("qlora-zero3-2gpu", model: "llama-3.2-1b", method: .qlora, gpus: 2, sharding: .zero3,
                  training: { $0.gradAccum = 8 }),
         EmitCase("adapter-zero2-2gpu", model: "llama-3.2-1b", method: .adapter, gpus: 2, sharding: .zero2),
+        EmitCase("lora-reentrant-offloading-chunked-1gpu", model: "qwen2.5-0.5b", method: .lora,
+                 training: { $0.gradCheckpointing = true; $0.checkpointStyle = .reentrant; $0.activationOffloading = true; $0.loss = .chunked }),
     ]
 
     /// The emitted text for a format, nil where the emitter refuses it (checked separately).
@@ -266,6 +268,9 @@ struct EmitTests {
         #expect(a.bool("bf16") == (expectedAutocast(s) == "bf16"))
         #expect(a.bool("fp16") == (expectedAutocast(s) == "fp16"))
         #expect(a.bool("activation_checkpointing") == (checkpointing && !fsdp), "under FSDP it is FSDP's own")
+        // reentrant checkpointing travels in activation_checkpointing_kwargs; unset otherwise
+        #expect(a.bool("use_reentrant") == (checkpointing && !fsdp && t.checkpointStyle == .reentrant ? true : nil))
+        #expect(a.bool("activation_offloading") == t.activationOffloading)
         #expect(a.int("max_length") == t.seq)
         #expect(a.bool("packing") == s.packing)
         #expect(r.sub("model_kwargs")?.string("dtype") == expectedLoadDtype(t.precision))

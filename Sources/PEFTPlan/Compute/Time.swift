@@ -418,6 +418,10 @@ extension PlanContext {
         let comm = TimeModel.collectiveBytes(self, scale: scale)
         w.collectiveBytes = comm.perStep
         w.offloadBytesPerMicroBatch = comm.offloadPerMicroBatch
+        if t.activationOffloading {
+            // out in forward, back in backward, on their own stream (overlapped like parameters)
+            w.offloadBytesPerMicroBatch += 2 * phases(batch: b, seq: s).offloaded
+        }
         if scale.gpus > 1 {
             w.link = scale.gpus > runtime.gpusPerNode ? .network : (gpu.interconnect.isPCIe ? .pcie : .nvlink)
         }

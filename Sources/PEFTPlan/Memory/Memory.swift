@@ -37,6 +37,8 @@ public struct MemoryBreakdown: Equatable, Sendable {
     public var live: LiveComponents = []
     /// Bytes that live in host memory instead (paged optimizer states spill there).
     public var pageableBytes = 0
+    /// Saved activations moved to host memory by activation offloading (this GPU's).
+    public var offloadedActivations = 0
 
     public init() {}
 }
@@ -360,6 +362,8 @@ public struct PlanContext: Sendable {
     /// The phase totals of one step, as plain numbers (the planner's hot path).
     struct Phases {
         var activations, logits, forward, backwardStart, backwardEnd, optimizer: Double
+        /// Saved activations in host memory (activation offloading).
+        var offloaded = 0.0
         var peak: Double { max(forward, backwardStart, backwardEnd, optimizer) }
     }
 
@@ -384,7 +388,22 @@ public struct PlanContext: Sendable {
             blocks = k * blockActivations(batch: batch, sq: sq, skv: skv)
             lastBlock = k * layer0.bytes(batch: batch, sq: sq, skv: skv)
         }
-        let activations = outer + blocks
+        // TRL 1.16 trl/models/activation_offloading.py (OffloadActivations.pack_tensor): every
+        // saved tensor of 1,024 bytes or more on the GPU that is not a parameter goes to pinned
+        // host memory; the output head runs under a NoOpManager (get_act_offloading_ctx_manager),
+        // and with streams the last max_fwd_stash_size = 5 offloaded tensors stay referenced
+        // until later ones are packed, so the loss's saved tensors end forward on the GPU. Here:
+        // the blocks' saved tensors go to the host; one block's (or one checkpointed input and
+        // the block being recomputed) stays in flight, the forward stash and the backward's
+        // prefetch; the parts outside the blocks and the logits stay.
+        var offloaded = 0.0
+        var blocksOnGPU = blocks
+        if training.activationOffloading {
+            let window = checkpointing ? k * Double(checkpointInputPerToken) * tokens : k * oneBlock(batch: batch, sq: sq, skv: skv)
+            blocksOnGPU = min(blocks, window)
+            offloaded = blocks - blocksOnGPU
+        }
+        let activations = outer + blocksOnGPU
         let logits = k * logitsBill.bytes(batch: batch, sq: sq, skv: skv)
         // The KV cache Transformers fills during a training forward: alive until the
         // outputs are dropped (before backward), where not already saved for backward.
@@ -413,7 +432,7 @@ public struct PlanContext: Sendable {
             backwardStart: persistent + max(accumulated, training.loss == .liger ? 0 : Double(headGradients)) + activations + logits
                 + backwardLogits + gather + bucket,
             backwardEnd: persistent + g + preBytes + lastBlock + workspace + dequant + gather + bucket,
-            optimizer: persistent + g)
+            optimizer: persistent + g, offloaded: offloaded)
     }
 
     /// Largest byte count the model reports (1 EiB); anything above saturates here, far
@@ -454,6 +473,7 @@ public struct PlanContext: Sendable {
         m.gradients = gradients
         m.optimizerStates = optimizerStates
         m.pageableBytes = pageableOptimizerBytes
+        m.offloadedActivations = Self.bytes(p.offloaded.rounded(.down))
         m.activations = Self.bytes(activations.rounded(.down))
         m.logits = Self.bytes(logits.rounded(.down))
         m.forwardPeak = Self.bytes(forward.rounded())

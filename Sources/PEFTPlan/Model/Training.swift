@@ -103,6 +103,9 @@ public struct TrainingOptions: Equatable, Sendable {
     public var gradCheckpointing = false
     /// How checkpointing recomputes (when on).
     public var checkpointStyle: CheckpointStyle = .nonReentrant
+    /// TRL's activation offloading (`SFTConfig(activation_offloading=True)`): the blocks' saved
+    /// tensors go to pinned host memory in forward and come back in backward.
+    public var activationOffloading = false
     public var attention: AttentionChoice = .sdpa
     /// The loss over the vocabulary.
     public var loss: LossKind = .standard

@@ -210,7 +210,8 @@ public enum Planner {
             }
             var plan = MethodPlan(method: method, account: account, memory: memory, checkpointing: ctx.checkpointing, verdicts: verdicts)
             plan.flops = ctx.flops(batch: request.training.batch, seq: request.training.seq)
-            plan.hostBytes = ctx.hostBytes
+            // offloaded states (all GPUs' shards) and each GPU's offloaded activations
+            plan.hostBytes = ctx.hostBytes + memory.offloadedActivations * max(1, request.scale.gpus)
             if !verdicts.contains(where: \.fits), let big = verdicts.filter({ $0.blocker == nil }).max(by: { $0.gpu.usableMemoryBytes < $1.gpu.usableMemoryBytes }) {
                 plan.advice = (big.gpu.name, Advisor.advise(request, method: method, gpu: big.gpu))
             }
@@ -350,6 +351,9 @@ public enum Planner {
         let style: PlanText = t.gradCheckpointing && t.checkpointStyle == .reentrant
             ? " (\(setting: .checkpointing, "reentrant"): each block's whole forward again in backward)" : ""
         n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(style)\(forced.joined())")
+        if t.activationOffloading {
+            n.append("activation offloading (TRL's OffloadActivations): the blocks' saved tensors go to pinned host memory in forward and come back in backward, one block in flight; host_bytes counts them, and their transfer over the host link shows in the time where it exceeds the compute it overlaps")
+        }
         if r.scale.sharding == .zero3 && r.methods.contains(where: { !$0.spec.trainsBase }) && (t.gradCheckpointing || r.methods.contains { $0.spec.checkpointing(requested: false) }) && t.checkpointStyle != .reentrant {
             n.append("PEFT under DeepSpeed ZeRO-3: TRL 1.16 forces reentrant checkpointing (use_reentrant=True), so each block's whole forward is recomputed")
         }

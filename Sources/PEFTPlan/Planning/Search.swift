@@ -198,6 +198,22 @@ public enum Advisor {
             var tt = t; tt.gradCheckpointing = true
             consider("enable gradient checkpointing (\(field: .gradCheckpointing))", context(tt))
         }
+        // A fused loss with checkpointing, where neither fits alone: the usual pairing.
+        if t.loss == .standard && !ctx.checkpointing && !method.spec.refusesCheckpointing {
+            var ckpt = t; ckpt.gradCheckpointing = true
+            if !fits(context(ckpt)) {
+                for kind in [LossKind.chunked, .liger] {
+                    var tt = ckpt; tt.loss = kind
+                    if !fits(context({ var u = t; u.loss = kind; return u }())) {
+                        consider("enable gradient checkpointing and use \(kind.name) (\(field: .gradCheckpointing) \(setting: .loss, kind.rawValue))", context(tt))
+                    }
+                }
+            }
+        }
+        if !t.activationOffloading {
+            var tt = t; tt.activationOffloading = true
+            consider("offload the blocks' saved activations to host memory (\(field: .activationOffloading))", context(tt))
+        }
         if t.batch > 1 {
             var b = t.batch / 2
             while b >= 1 {
