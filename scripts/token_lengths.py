@@ -3,8 +3,9 @@
 
 Each line of the dataset is one JSON object, tokenised as TRL's SFTTrainer would see it:
   - "messages": a conversation, rendered with the tokenizer's chat template;
-  - "prompt" and "completion": the two concatenated;
+  - "prompt" and "completion": the two concatenated (lists of messages: through the chat template);
   - otherwise the text field (--field, default "text").
+Text and completions get the EOS token appended where they lack it, as TRL does.
 The tokenizer is a local folder or file the Transformers AutoTokenizer loads (the model's
 own; nothing is downloaded unless a Hub id is given and the network allows it).
 
@@ -79,10 +80,21 @@ def length(tok, example, field, path, number):
             ids = ids["input_ids"]
         return len(ids)
     if "prompt" in example and "completion" in example:
-        return len(tok(str(example["prompt"]) + str(example["completion"]))["input_ids"])
+        prompt, completion = example["prompt"], example["completion"]
+        if isinstance(prompt, list) and isinstance(completion, list):
+            # conversational prompt-completion: the chat template over both, as TRL renders it
+            return length(tok, {"messages": prompt + completion}, field, path, number)
+        return len(tok(with_eos(tok, str(prompt) + str(completion)))["input_ids"])
     if field not in example:
         fail(f"{path} line {number}: no \"{field}\" field (nor messages, nor prompt and completion)")
-    return len(tok(str(example[field]))["input_ids"])
+    return len(tok(with_eos(tok, str(example[field])))["input_ids"])
+
+
+def with_eos(tok, text):
+    """TRL's SFTTrainer appends the EOS token to language-modelling text and completions that
+    lack it (trl/trainer/sft_trainer.py, add_eos, TRL 1.16.0)."""
+    eos = tok.eos_token
+    return text if not eos or text.endswith(eos) else text + eos
 
 
 def fail(message):

@@ -30,7 +30,7 @@ struct PlanningOptions: ParsableArguments {
     @Flag(help: "Gradient checkpointing (QLoRA always has it, as prepare_model_for_kbit_training turns it on).") var gradCheckpointing = false
     @Option(help: "sdpa|flash|eager") var attention: String = "sdpa"
     @Flag(help: "TRL's activation offloading (SFTConfig activation_offloading=True): the blocks' saved tensors live in pinned host memory between forward and backward.") var activationOffloading = false
-    @Option(help: "How checkpointing recomputes (turns --grad-checkpointing on): non-reentrant (default: use_reentrant=False, the recompute stops at each block's last saved tensor) or reentrant (use_reentrant=True: each block's whole forward again; TRL forces it for PEFT under DeepSpeed ZeRO-3).") var checkpointing: String?
+    @Option(help: "How checkpointing recomputes (turns --grad-checkpointing on): non-reentrant (default: use_reentrant=False, the recompute stops at each block's last saved tensor) or reentrant (use_reentrant=True: each block's whole forward again).") var checkpointing: String?
     @Option(help: "The loss over the vocabulary: standard (default: Transformers' cross-entropy over the full logits), chunked (TRL's chunked LM head, what TRL 1.16's SFTTrainer runs), liger (Liger's fused linear cross-entropy), cce (Cut Cross-Entropy, Ampere or newer).") var loss: String = "standard"
 
     // LoRA / QLoRA
@@ -256,7 +256,7 @@ struct PlanningOptions: ParsableArguments {
             let cut: PlanText = truncated > 0 ? "; \(truncated) longer than \(t.seq) tokens truncated to it" : ""
             lengthsNote = packing
                 ? "\(field: .lengths): \(l.examples) examples, \(l.shortest)–\(l.longest) tokens, packed into sequences of \(t.seq): memory planned at \(t.batch) × \(t.seq), time from their \(Units.count(l.tokens(cap: t.seq))) tokens\(cut)"
-                : "\(field: .lengths): \(l.examples) examples, \(l.shortest)–\(l.longest) tokens; each micro-batch is padded to its longest example (TRL's collator), so memory is planned at the longest micro-batch, \(t.batch) × \(t.seq), and time at the expected longest of \(t.batch) (\(String(format: "%.0f", l.expectedLongest(of: t.batch, cap: t.seq))) tokens)\(cut)"
+                : "\(field: .lengths): \(l.examples) examples, \(l.shortest)–\(l.longest) tokens; each micro-batch is padded to its longest example (TRL's collator), so memory is planned at the longest micro-batch, \(t.batch) × \(t.seq), and time at the expected longest example of a micro-batch (\(String(format: "%.0f", l.expectedLongest(of: t.batch, cap: t.seq))) tokens; with several GPUs the longest of batch × GPUs, as the slowest sets the pace)\(cut)"
         }
         if let text = imageTokens {
             guard let tower = arch.vision else {

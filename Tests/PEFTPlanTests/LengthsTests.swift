@@ -47,6 +47,11 @@ struct LengthsTests {
         let timed = try Self.plan(["--batch", "2", "--seq", "775", "--examples", "1000", "--avg-tokens", "775"])
         #expect(fromFile.device == peak.device)
         #expect(abs(fromFile.hours - timed.hours) <= 1e-9 * timed.hours)
+        // micro-batches of 1 on two GPUs: each pads its own, the slower sets the pace, so a step
+        // runs at the longer of two examples, 775 expected again
+        let twoGPUs = try Self.plan(["--gpus", "2", "--lengths", lengths])
+        let twoTimed = try Self.plan(["--gpus", "2", "--seq", "775", "--examples", "1000", "--avg-tokens", "775"])
+        #expect(abs(twoGPUs.hours - twoTimed.hours) <= 1e-9 * twoTimed.hours)
     }
 
     /// Packed, the same 1,000 × 512 tokens fill 125 sequences of 4,096: memory at 1 × 4096,
@@ -106,8 +111,10 @@ struct LengthsTests {
 
     /// scripts/token_lengths.py on a JSONL of the three shapes TRL reads, with the tiny
     /// tokenizer: a text of 5 words, one of 12, a conversation rendered by the chat template
-    /// ("user: does it fit" and "assistant: the plan fits": 8 words), and a prompt with its
-    /// completion ("one two" + " three": 3). The histogram it writes is read by --lengths.
+    /// ("user: does it fit" and "assistant: the plan fits": 8 words), a prompt with its
+    /// completion ("one two" + " three": 3), and a conversational prompt with its completion,
+    /// rendered together by the template ("user: a b" and "assistant: c": 5). The tokenizer has
+    /// no EOS token, so nothing is appended. The histogram it writes is read by --lengths.
     @Test func datasetScript() throws {
         let data = writeConfig("""
             {"text": "the plan fits the gpu"}
@@ -115,6 +122,7 @@ struct LengthsTests {
             {"messages": [{"role": "user", "content": "does it fit"}, {"role": "assistant", "content": "the plan fits"}]}
             {"prompt": "one two", "completion": " three"}
             {"text": "the plan fits the gpu"}
+            {"prompt": [{"role": "user", "content": "a b"}], "completion": [{"role": "assistant", "content": "c"}]}
 
             """, name: "data.jsonl")
         let out = URL(fileURLWithPath: data).deletingLastPathComponent().appendingPathComponent("lengths.txt").path
@@ -124,7 +132,7 @@ struct LengthsTests {
         let text = try String(contentsOfFile: out, encoding: .utf8)
         let l = try TokenLengths(parsing: text)
         #expect(l.histogram.map(\.length) == [3, 5, 8, 12])
-        #expect(l.histogram.map(\.count) == [1, 2, 1, 1])
+        #expect(l.histogram.map(\.count) == [1, 3, 1, 1])
         let plan = try CLI.run(["--model", "llama-3.1-8b", "--method", "lora", "--lengths", out])
         #expect(plan.status == 0, "stderr: \(plan.stderr)")
         #expect(plan.stdout.contains("1 × 12 tokens"))

@@ -165,9 +165,10 @@ public enum TimeModel {
         let t = ctx.training
         let c = ctx.runtime.time
         let s = t.seq
-        // Micro-batches padded to their longest example are timed at its expected length.
+        // Micro-batches padded to their longest example are timed at its expected length; each
+        // GPU pads its own and the slowest sets the pace: the longest of batch × GPUs examples.
         var timed = ctx
-        timed.training.seq = dataset.timedLength(batch: t.batch, seq: s)
+        timed.training.seq = dataset.timedLength(batch: t.batch * max(1, ctx.scale.gpus), seq: s)
         let w = timed.stepWork(gpu: gpu)
         e.flopsPerMicroBatch = w.countedFlops
         e.fp32FlopsPerMicroBatch = w.countedFp32Flops
@@ -361,6 +362,9 @@ public struct StepWork: Equatable, Sendable {
     /// Bytes of collectives per optimizer step, and parameter bytes fetched from the host per
     /// micro-batch (parameter offload).
     public var collectiveBytes = 0.0, offloadBytesPerMicroBatch = 0.0
+    /// Bytes per micro-batch copied from the host that compute waits for (activation
+    /// offloading's backward copies).
+    public var exposedHostBytesPerMicroBatch = 0.0
     /// Where the collectives run: within one node over NVLink-class links, over PCIe, or
     /// across nodes.
     public var link = Link.none
@@ -419,8 +423,20 @@ extension PlanContext {
         w.collectiveBytes = comm.perStep
         w.offloadBytesPerMicroBatch = comm.offloadPerMicroBatch
         if t.activationOffloading {
-            // out in forward, back in backward, on their own stream (overlapped like parameters)
-            w.offloadBytesPerMicroBatch += 2 * phases(batch: b, seq: s).offloaded
+            // TRL 1.16 trl/models/activation_offloading.py: forward copies each saved tensor to
+            // the host on a side stream (overlapped, like parameter prefetch); backward copies
+            // each back on demand and the compute stream waits for it (unpack_tensor_with_streams:
+            // s0.wait_stream(s1), no prefetch), so that half is exposed. Reentrant checkpointing
+            // reruns each block under the same hooks in backward: its saved tensors go out and
+            // come back once more.
+            let offloaded = phases(batch: b, seq: s).offloaded
+            var again = 0.0
+            if checkpointing && recomputesWholeBlocks {
+                let (sq, skv) = lengths(seq: s)
+                again = activationScale * Double(arch.numLayers) * oneBlock(batch: b, sq: sq, skv: skv)
+            }
+            w.offloadBytesPerMicroBatch += offloaded + again
+            w.exposedHostBytesPerMicroBatch = offloaded + again
         }
         if scale.gpus > 1 {
             w.link = scale.gpus > runtime.gpusPerNode ? .network : (gpu.interconnect.isPCIe ? .pcie : .nvlink)

@@ -111,6 +111,7 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
         // Offloaded parameters are prefetched on their own stream: what exceeds the compute shows.
         let fetch = w.offloadBytesPerMicroBatch / runtime.hostLinkBytesPerSecond
         let micro = compute + max(0, fetch - communicationOverlap * compute)
+            + w.exposedHostBytesPerMicroBatch / runtime.hostLinkBytesPerSecond
         let optimizer = w.hostOptimizerSeconds + w.optimizerBytes / (bandwidth * bandwidthEfficiency)
         var link = 0.0
         switch w.link {

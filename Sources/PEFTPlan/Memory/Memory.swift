@@ -137,12 +137,12 @@ public struct PlanContext: Sendable {
     let flashFlops: (forward: [ByteBill], backward: [ByteBill], recomputed: [ByteBill])
     /// Whether gradient checkpointing is on (QLoRA always: prepare_model_for_kbit_training).
     public let checkpointing: Bool
-    /// Whether checkpointing reruns whole blocks: `use_reentrant=True` asked for, or forced by
-    /// TRL 1.16 for a PEFT method under DeepSpeed ZeRO-3 (sft_trainer.py: "`use_reentrant` is
-    /// forced to `True` in this configuration").
-    public var recomputesWholeBlocks: Bool {
-        training.checkpointStyle == .reentrant || (!account.method.spec.trainsBase && scale.sharding == .zero3)
-    }
+    /// Whether checkpointing reruns whole blocks (`use_reentrant=True`). TRL 1.16 means to force
+    /// it for PEFT under DeepSpeed ZeRO-3 (sft_trainer.py), but writes the deprecated
+    /// `gradient_checkpointing_kwargs`, which Transformers 5.25's Trainer no longer reads
+    /// (`activation_checkpointing_kwargs`, defaulting to `use_reentrant=False`): the pinned
+    /// stack runs non-reentrant there unless asked.
+    public var recomputesWholeBlocks: Bool { training.checkpointStyle == .reentrant }
 
     /// GPUs, sharding and offload: the persistent components above are per GPU.
     public private(set) var scale: ScaleOptions
@@ -390,12 +390,13 @@ public struct PlanContext: Sendable {
         }
         // TRL 1.16 trl/models/activation_offloading.py (OffloadActivations.pack_tensor): every
         // saved tensor of 1,024 bytes or more on the GPU that is not a parameter goes to pinned
-        // host memory; the output head runs under a NoOpManager (get_act_offloading_ctx_manager),
-        // and with streams the last max_fwd_stash_size = 5 offloaded tensors stay referenced
-        // until later ones are packed, so the loss's saved tensors end forward on the GPU. Here:
-        // the blocks' saved tensors go to the host; one block's (or one checkpointed input and
-        // the block being recomputed) stays in flight, the forward stash and the backward's
-        // prefetch; the parts outside the blocks and the logits stay.
+        // host memory; the output head's own forward runs under a NoOpManager
+        // (get_act_offloading_ctx_manager), and with streams the last max_fwd_stash_size = 5
+        // offloaded tensors stay referenced until later ones are packed, so the loss's saved
+        // tensors (copied to the host too, not counted there) end forward on the GPU. Here: the
+        // blocks' saved tensors go to the host; one block's (or one checkpointed input and the
+        // block being recomputed) stays in flight, the forward stash and the tensors brought
+        // back in backward; the parts outside the blocks and the logits stay.
         var offloaded = 0.0
         var blocksOnGPU = blocks
         if training.activationOffloading {
@@ -415,7 +416,8 @@ public struct PlanContext: Sendable {
         // Transients of the loss over the vocabulary (MemoryComponents.lossTransients).
         let loss = MemoryComponents.lossTransients(training.loss, tokens: tokens, vocab: v, hidden: Double(headInFeatures),
                                                    logitsBytes: account.method.spec.quantisesBase ? 4.0 : a, actBytes: a,
-                                                   headTrainable: headGradients > 0)
+                                                   headTrainable: headGradients > 0,
+                                                   fp32HeadUnderAutocast: account.method.spec.quantisesBase && runtime.autocast)
         let forwardLogits = loss.forward
         let backwardLogits = loss.backward
         let workspace = MemoryComponents.blockGradientWorkspace(arch, tokens: tokens, actBytes: a)
@@ -707,8 +709,14 @@ public enum MemoryComponents {
     /// - cce (apple/ml-cross-entropy @d42911f9 `cce.py`, `cce_backward.py`): forward `lse`,
     ///   `neg_dot` and `nll` (fp32 per token) and the valid-position index (int64); backward
     ///   `de` (zeros_like(e)); `dc` (zeros_like(c)) is the head's gradient, counted apart.
+    /// Under QLoRA with autocast the head's weight is fp32 (`prepare_model_for_kbit_training`)
+    /// and frozen, which autocast's cast cache does not keep: Liger's chunk matmuls cast the
+    /// whole vocab × hidden weight to 16 bits for each chunk (one such copy alive in forward),
+    /// and `cce.py` casts it once (`c = c.to(autocast dtype)`) and saves that copy for backward.
     public static func lossTransients(_ kind: LossKind, tokens: Double, vocab v: Double, hidden h: Double, logitsBytes ld: Double,
-                                      actBytes a: Double, headTrainable: Bool) -> (forward: Double, backward: Double) {
+                                      actBytes a: Double, headTrainable: Bool,
+                                      fp32HeadUnderAutocast: Bool = false) -> (forward: Double, backward: Double) {
+        let castWeight = fp32HeadUnderAutocast ? v * h * 2 : 0
         switch kind {
         case .standard:
             return (tokens * v * (ld + (ld == 4 ? 0 : 4)), tokens * v * 8)
@@ -720,9 +728,9 @@ public enum MemoryComponents {
             var chunk = 1.0
             while chunk < (tokens / factor).rounded(.up) { chunk *= 2 }
             chunk = min(chunk, tokens)
-            return (tokens * 4 + chunk * v * ld + chunk * h * a + (headTrainable ? v * h * (a + 4) : 0), 0)
+            return (tokens * 4 + chunk * v * ld + chunk * h * a + (headTrainable ? v * h * (a + 4) : 0) + castWeight, 0)
         case .cce:
-            return (tokens * (3 * 4 + 8), tokens * h * a)
+            return (tokens * (3 * 4 + 8) + castWeight, tokens * h * a + castWeight)
         }
     }
 

@@ -87,7 +87,7 @@ public enum CheckpointStyle: String, CaseIterable, Sendable, Codable {
     /// the block's last saved tensor (PyTorch's early stop).
     case nonReentrant = "non-reentrant"
     /// `use_reentrant=True` (torch.utils.checkpoint's CheckpointFunction): the whole block's
-    /// forward is run again in backward. TRL 1.16 forces it for PEFT under DeepSpeed ZeRO-3.
+    /// forward is run again in backward.
     case reentrant
 }
 

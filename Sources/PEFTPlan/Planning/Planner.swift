@@ -352,11 +352,9 @@ public enum Planner {
             ? " (\(setting: .checkpointing, "reentrant"): each block's whole forward again in backward)" : ""
         n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(style)\(forced.joined())")
         if t.activationOffloading {
-            n.append("activation offloading (TRL's OffloadActivations): the blocks' saved tensors go to pinned host memory in forward and come back in backward, one block in flight; host_bytes counts them, and their transfer over the host link shows in the time where it exceeds the compute it overlaps")
+            n.append("activation offloading (TRL's OffloadActivations): the blocks' saved tensors go to pinned host memory in forward and come back in backward, one block in flight; host_bytes counts them (exact bytes; PyTorch's pinned host allocator rounds each block up to a power of two); the copies out overlap forward, the copies back are waited for in backward (TRL brings each back on demand)")
         }
-        if r.scale.sharding == .zero3 && r.methods.contains(where: { !$0.spec.trainsBase }) && (t.gradCheckpointing || r.methods.contains { $0.spec.checkpointing(requested: false) }) && t.checkpointStyle != .reentrant {
-            n.append("PEFT under DeepSpeed ZeRO-3: TRL 1.16 forces reentrant checkpointing (use_reentrant=True), so each block's whole forward is recomputed")
-        }
+
         if t.optimizer == .pagedAdamw8bit {
             n.append("paged-adamw-8bit: states of tensors of 100,000 elements or more live in CUDA unified memory, which can page to the host; they are left out of device_total (JSON: pageable_bytes)")
         }
