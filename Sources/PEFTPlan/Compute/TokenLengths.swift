@@ -64,10 +64,6 @@ public struct TokenLengths: Equatable, Sendable {
         histogram = counts.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
     }
 
-    public init(histogram: [(length: Int, count: Int)]) {
-        self.histogram = histogram.sorted { $0.length < $1.length }
-    }
-
     static func integer(_ v: Any) -> Int? {
         if let n = v as? Int { return n }
         if let d = v as? Double, d == d.rounded(), abs(d) < 1e15 { return Int(d) }

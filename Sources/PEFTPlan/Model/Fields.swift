@@ -8,7 +8,7 @@ public enum PlanField: String, CaseIterable, Sendable {
     case sharding, offload, runtime
     case loraR, loraAlpha, loraDropout, loraTargets, adapterDtype, ia3Targets, ia3Feedforward
     case adapterReduction, prefixTokens, prefixProjection, promptTokens
-    case tokens, epochs, examples, avgTokens, lengths, packing, price, mfu, setupMinutes
+    case tokens, epochs, examples, avgTokens, lengths, price, mfu, setupMinutes
 }
 
 /// A sentence of the model's that may name planner inputs (``PlanField``) and settings of

@@ -188,25 +188,24 @@ public enum Advisor {
             return changed.deviceTotal(batch: changed.training.batch, seq: changed.training.seq) <= cap
         }
         // A loss that keeps no full logits (docs/loss.md), each where the GPU can run it.
+        var fitsAlone: Set<LossKind> = []
         if t.loss == .standard {
             for kind in [LossKind.chunked, .liger, .cce] where kind != .cce || gpu.supportsBF16 {
                 var tt = t; tt.loss = kind
-                consider("use \(kind.name), no full logits (\(setting: .loss, kind.rawValue))", context(tt))
+                let changed = context(tt)
+                if fits(changed) { fitsAlone.insert(kind) }
+                consider("use \(kind.name), no full logits (\(setting: .loss, kind.rawValue))", changed)
             }
         }
         if !ctx.checkpointing && !method.spec.refusesCheckpointing {
-            var tt = t; tt.gradCheckpointing = true
-            consider("enable gradient checkpointing (\(field: .gradCheckpointing))", context(tt))
-        }
-        // A fused loss with checkpointing, where neither fits alone: the usual pairing.
-        if t.loss == .standard && !ctx.checkpointing && !method.spec.refusesCheckpointing {
             var ckpt = t; ckpt.gradCheckpointing = true
-            if !fits(context(ckpt)) {
-                for kind in [LossKind.chunked, .liger] {
+            let checkpointed = context(ckpt)
+            consider("enable gradient checkpointing (\(field: .gradCheckpointing))", checkpointed)
+            // A fused loss with checkpointing, where neither fits alone: the usual pairing.
+            if t.loss == .standard && !fits(checkpointed) {
+                for kind in [LossKind.chunked, .liger] where !fitsAlone.contains(kind) {
                     var tt = ckpt; tt.loss = kind
-                    if !fits(context({ var u = t; u.loss = kind; return u }())) {
-                        consider("enable gradient checkpointing and use \(kind.name) (\(field: .gradCheckpointing) \(setting: .loss, kind.rawValue))", context(tt))
-                    }
+                    consider("enable gradient checkpointing and use \(kind.name) (\(field: .gradCheckpointing) \(setting: .loss, kind.rawValue))", context(tt))
                 }
             }
         }
