@@ -307,6 +307,8 @@ def trl_case(case, folder):
         "activation_checkpointing": a.activation_checkpointing,
         "use_reentrant": (a.activation_checkpointing_kwargs or {}).get("use_reentrant"),
         "activation_offloading": a.activation_offloading,
+        "use_liger_kernel": a.use_liger_kernel,
+        "padding_free": a.padding_free,
         "optim": plain(a.optim),
         "optim_args": a.optim_args,
         "max_length": a.max_length,

@@ -30,8 +30,9 @@ struct PlanningOptions: ParsableArguments {
     @Flag(help: "Gradient checkpointing (QLoRA always has it, as prepare_model_for_kbit_training turns it on).") var gradCheckpointing = false
     @Option(help: "sdpa|flash|eager") var attention: String = "sdpa"
     @Flag(help: "TRL's activation offloading (SFTConfig activation_offloading=True): the blocks' saved tensors live in pinned host memory between forward and backward.") var activationOffloading = false
-    @Option(help: "How checkpointing recomputes (turns --grad-checkpointing on): non-reentrant (default: use_reentrant=False, the recompute stops at each block's last saved tensor) or reentrant (use_reentrant=True: each block's whole forward again).") var checkpointing: String?
-    @Option(help: "The loss over the vocabulary: standard (default: Transformers' cross-entropy over the full logits), chunked (TRL's chunked LM head, what TRL 1.16's SFTTrainer runs), liger (Liger's fused linear cross-entropy), cce (Cut Cross-Entropy, Ampere or newer).") var loss: String = "standard"
+    @Option(help: "How checkpointing recomputes (turns --grad-checkpointing on): non-reentrant (default: use_reentrant=False, the recompute stops at each block's last saved tensor), reentrant (use_reentrant=True: each block's whole forward again), offloaded (Unsloth's use_gradient_checkpointing=\"unsloth\": reentrant, each block's input in pinned host memory; the default under --kernels unsloth), or off (no checkpointing; QLoRA's stays on).") var checkpointing: String?
+    @Option(help: "The loss over the vocabulary: standard (default: Transformers' cross-entropy over the full logits), chunked (TRL's chunked LM head, what TRL 1.16's SFTTrainer runs), liger (Liger's fused linear cross-entropy), cce (Cut Cross-Entropy, Ampere or newer), unsloth (Unsloth's fused cross-entropy; the default under --kernels unsloth).") var loss: String?
+    @Option(help: "The kernels of the layer ops, which change what backward saves: none (default: Transformers' modules and PEFT's LoRA layers), liger (Liger-Kernel's RMSNorm, RoPE and SwiGLU/GeGLU, as TRL's use_liger_kernel applies them), unsloth (Unsloth's RMSNorm, RoPE and fused LoRA kernels for Llama, Mistral, Qwen2/3 and Gemma 1/2 under LoRA or QLoRA; its loss and offloaded checkpointing by default).") var kernels: String = "none"
 
     // LoRA / QLoRA
     @Option(parsing: .unconditional, help: "LoRA rank (default 8).") var loraR: String?
@@ -96,9 +97,10 @@ struct PlanningOptions: ParsableArguments {
         }
     }
 
-    func choice<E: RawRepresentable & CaseIterable>(_ value: String, _ flag: String, as: E.Type) throws -> E where E.RawValue == String {
+    /// `extra`: further accepted words the caller handles itself (named in the message).
+    func choice<E: RawRepresentable & CaseIterable>(_ value: String, _ flag: String, as: E.Type, extra: [String] = []) throws -> E where E.RawValue == String {
         if let e = E(rawValue: value.lowercased()) { return e }
-        let names = E.allCases.map(\.rawValue)
+        let names = E.allCases.map(\.rawValue) + extra
         let near = names.min { levenshteinCount($0, value) < levenshteinCount($1, value) }
         throw PlanError.invalidOption(option: flag, value: value, accepted: "one of \(names.joined(separator: ", "))\(near.map { "; did you mean '\($0)'?" } ?? "")")
     }
@@ -184,7 +186,13 @@ struct PlanningOptions: ParsableArguments {
         // No targets given and PEFT has none for the type: plan all-linear, what PEFT's and
         // TRL's recipes recommend, and say so (an explicit `default` is still refused, as PEFT does).
         var targetsNote: PlanText?
-        if loraTargets == nil, arch.family.spec.loraTargets == nil && arch.family.spec.loraTargetPattern == nil, uses([.lora, .qlora]) {
+        let kernelStack = try choice(kernels, "--kernels", as: KernelStack.self)
+        if loraTargets == nil, kernelStack == .unsloth, arch.family.spec.unslothKernels, uses([.lora, .qlora]) {
+            // Unsloth's get_peft_model defaults (unsloth @015bdef0 models/llama.py L3064–3075)
+            let names = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+            o.loraTargets = .list(names)
+            targetsNote = "LoRA targets: Unsloth's default (\(names.joined(separator: ","))), which its fused kernels cover; \(field: .loraTargets) chooses others"
+        } else if loraTargets == nil, arch.family.spec.loraTargets == nil && arch.family.spec.loraTargetPattern == nil, uses([.lora, .qlora]) {
             o.loraTargets = .allLinear
             targetsNote = "LoRA targets: PEFT has no default target modules for model type '\(arch.family.rawValue)'; planning all-linear (what PEFT and TRL recipes recommend); \(field: .loraTargets) chooses others"
             let refused = arch.family.spec.loraRefusedModules ?? []
@@ -237,6 +245,7 @@ struct PlanningOptions: ParsableArguments {
 
         var t = TrainingOptions()
         var imageNote: PlanText?
+        var kernelDefaults: [PlanText] = []
         t.batch = try Self.integer(batch, "--batch", default: 1)
         // prompt tuning, P-tuning and prefix tuning (also under `all`) take learned positions
         // for their virtual tokens: the default sequence leaves room for them
@@ -281,13 +290,29 @@ struct PlanningOptions: ParsableArguments {
         t.gradAccum = try Self.integer(gradAccum, "--grad-accum", default: 1)
         t.precision = try choice(precision, "--precision", as: Precision.self)
         t.optimizer = try choice(optimizer, "--optimizer", as: Optimizer.self)
+        t.kernels = kernelStack
         t.gradCheckpointing = gradCheckpointing
-        if let style = checkpointing {
-            t.checkpointStyle = try choice(style, "--checkpointing", as: CheckpointStyle.self)
+        if checkpointing?.lowercased() == "off" {
+            if gradCheckpointing {
+                throw PlanError.contradictoryOptions("--checkpointing off contradicts --grad-checkpointing; give one of them")
+            }
+        } else if let style = checkpointing {
+            t.checkpointStyle = try choice(style, "--checkpointing", as: CheckpointStyle.self, extra: ["off"])
             t.gradCheckpointing = true
+        } else if t.kernels == .unsloth {
+            // Unsloth's get_peft_model defaults to use_gradient_checkpointing="unsloth"
+            // (unsloth @015bdef0 models/llama.py L3064–3075)
+            t.checkpointStyle = .offloaded
+            t.gradCheckpointing = true
+            kernelDefaults.append("checkpointing offloaded: Unsloth's default (use_gradient_checkpointing=\"unsloth\"); --checkpointing reentrant|non-reentrant|off for another")
         }
         t.attention = try choice(attention, "--attention", as: AttentionChoice.self)
-        t.loss = try choice(loss, "--loss", as: LossKind.self)
+        if let loss {
+            t.loss = try choice(loss, "--loss", as: LossKind.self)
+        } else if t.kernels == .unsloth {
+            t.loss = .unsloth
+            kernelDefaults.append("loss unsloth: Unsloth's default, its fused cross-entropy")
+        }
         t.activationOffloading = activationOffloading
 
         let rt: RuntimeProfile
@@ -371,6 +396,7 @@ struct PlanningOptions: ParsableArguments {
         if let modelNote { request.defaults.append(modelNote) }
         if let targetsNote { request.defaults.append(targetsNote) }
         if let imageNote { request.defaults.append(imageNote) }
+        request.defaults += kernelDefaults
         if let note = Planner.shippedQuantisationNote(arch) { request.defaults.append(note) }
         if let note = Planner.expertsUnderQLoRANote(arch, methods: methods) { request.defaults.append(note) }
         if let note = Planner.denseExpertDispatchNote(arch) { request.defaults.append(note) }

@@ -339,8 +339,13 @@ public enum Emitter {
         // TRL 1.16's SFTTrainer installs its own chunked LM head (trl/trainer/sft_trainer.py,
         // add_fused_lm_head) and refuses Liger's fused linear cross-entropy beside it; no TRL
         // or Transformers option selects Cut Cross-Entropy (docs/loss.md).
+        if s.training.kernels == .unsloth {
+            throw PlanError.contradictoryOptions("--emit trl writes a Transformers + PEFT script, and --kernels unsloth runs under Unsloth's FastLanguageModel (its kernels, loss and offloaded checkpointing), which the script does not load; plan with --kernels none or liger to emit")
+        }
         switch s.training.loss {
         case .standard, .chunked: break
+        case .unsloth:
+            throw PlanError.contradictoryOptions("--emit trl cannot run --loss unsloth, Unsloth's own loss; plan with --loss chunked (what the script runs)")
         case .liger:
             throw PlanError.contradictoryOptions("--emit trl cannot run --loss liger: TRL 1.16's SFTTrainer computes the loss with its own chunked LM head and refuses Liger's fused linear cross-entropy; plan with --loss chunked (what the script runs)")
         case .cce:
@@ -542,6 +547,10 @@ public enum Emitter {
             "activation_checkpointing=\(pyBool(s.checkpointing && !fsdp))",
         ]
         if t.activationOffloading { args.append("activation_offloading=True") }
+        // Transformers' Trainer applies Liger's layer kernels to the model (integrations/liger.py);
+        // TRL 1.16 turns Liger's fused linear cross-entropy off beside its own head
+        // (sft_trainer.py, liger_kernel_config) and warns that the flag is deprecated.
+        if t.kernels == .liger { args.append("use_liger_kernel=True") }
         if s.checkpointing && !fsdp && t.checkpointStyle == .reentrant {
             args.append("activation_checkpointing_kwargs={\"use_reentrant\": True}")
         }
@@ -550,6 +559,9 @@ public enum Emitter {
         if let optimArgs { args.append("optim_args=\(pyString(optimArgs))") }
         args.append("max_length=\(t.seq)")
         args.append("packing=\(pyBool(s.packing))")
+        // TRL 1.16 turns padding-free batches on with packing's default "bfd" strategy
+        // (sft_trainer.py: padding_free or packing with bfd/bfd_split): written out, as planned.
+        if s.packing { args.append("padding_free=True") }
         if s.usesDeepSpeed {
             args.append("deepspeed=\(pyString(EmitFormat.deepspeed.fileName))")
         } else if fsdp {

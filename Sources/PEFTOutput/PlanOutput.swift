@@ -33,7 +33,7 @@ public enum PlanOutput {
         let assumptions: JSONValue = .object([
             ("batch", .int(t.batch)), ("seq", .int(t.seq)), ("image_tokens", .int(t.imageTokens)), ("grad_accum", .int(t.gradAccum)),
             ("precision", .string(t.precision.rawValue)), ("optimizer", .string(t.optimizer.rawValue)),
-            ("runtime", .string(r.request.runtime.name)), ("attention", .string(t.attention.rawValue)), ("loss", .string(t.loss.rawValue)),
+            ("runtime", .string(r.request.runtime.name)), ("attention", .string(t.attention.rawValue)), ("loss", .string(t.loss.rawValue)), ("kernels", .string(t.kernels.rawValue)),
             ("grad_checkpointing", .bool(t.gradCheckpointing)), ("checkpoint_style", .string(t.checkpointStyle.rawValue)),
             ("activation_offloading", .bool(t.activationOffloading)),
             ("lora_r", .int(o.loraR)), ("lora_alpha", .int(o.loraAlpha)), ("lora_targets", .string(o.loraTargets.text)),

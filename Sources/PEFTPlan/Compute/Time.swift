@@ -402,6 +402,9 @@ extension PlanContext {
         case .chunked, .liger:
             logitsTraffic = Double(b) * Double(sq) * Double(arch.vocabSize) * Double(account.method.spec.quantisesBase ? 4 : t.precision.bytes)
         case .cce: logitsTraffic = 0
+        case .unsloth:
+            // per chunk the 16-bit logits and their fp32 cross-entropy
+            logitsTraffic = Double(b) * Double(sq) * Double(arch.vocabSize) * Double(t.precision.bytes + 4)
         }
         w.activationBytes = (blockActivations(batch: b, sq: sq, skv: skv) + logitsTraffic) * passes
         let bytes = memoryBoundParts(batch: b, seq: s)
@@ -422,6 +425,18 @@ extension PlanContext {
         let comm = TimeModel.collectiveBytes(self, scale: scale)
         w.collectiveBytes = comm.perStep
         w.offloadBytesPerMicroBatch = comm.offloadPerMicroBatch
+        if offloadsBlockInputs(batch: b, seq: s) {
+            // Unsloth's offloaded checkpointing (unsloth-zoo @ce232d6c gradient_checkpointing.py):
+            // forward copies each block's input out on a side stream, overlapped with the block
+            // (L851–885); backward copies it back into the staging buffer and the compute stream
+            // waits for it before the recompute (L914–983), without prefetching the next layer's:
+            // that half is exposed. The last layer's input stays on the GPU after the first step.
+            let (sq, _) = lengths(seq: s)
+            let input = activationScale * Double(b) * Double(sq) * Double(checkpointInputPerToken)
+            let moved = Double(max(0, arch.numLayers - 1)) * input
+            w.offloadBytesPerMicroBatch += moved
+            w.exposedHostBytesPerMicroBatch += moved
+        }
         if t.activationOffloading {
             // TRL 1.16 trl/models/activation_offloading.py: forward copies each saved tensor to
             // the host on a side stream (overlapped, like parameter prefetch); backward copies
@@ -476,8 +491,13 @@ extension PlanContext {
             // QLoRA's residual stream is fp32 (prepare_model_for_kbit_training): 16-bit adapters
             // cast their input down (read 4, write a bytes per input feature)
             let castDown = account.method.spec.quantisesBase ? 4 + a : 0
+            // Unsloth's matmul_lora adds X·A·B into the base output with one addmm_ in the
+            // input's dtype (unsloth @015bdef0 kernels/utils.py L1163–1167): the output read and
+            // written once more, no casts of the activations.
+            let unsloth = training.kernels == .unsloth && KernelPatch(arch.family.spec, kernels: .unsloth).unslothLoRA
             let perToken = account.wrapped.filter { !$0.module.isVision }.reduce(0.0) { sum, w in
                 let (i, o) = (Double(w.module.inFeatures), Double(w.module.outFeatures))
+                if unsloth { return sum + Double(w.instances) * 2 * a * o }
                 return sum + Double(w.instances) * (fp32 ? (a + 4) * i + 16 * o : castDown * i + 4 * a * o)
             }
             adapter = tokens * perToken * (checkpointing ? 4 : 3)

@@ -11,5 +11,6 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         moeConversion: nil,
-        kvHeadsDefault: 32)
+        kvHeadsDefault: 32,
+        liger: LigerPatch(headNorms: true))
 }

@@ -12,7 +12,8 @@ extension FamilySpec {
     /// default targets; with none given the plan takes every other Linear.
     static let falconH1 = FamilySpec(read: readFalconH1, loraTargets: nil, ia3Targets: nil, configHasKVHeads: true,
                                      loraRefusedModules: ["out_proj", "conv1d"],
-        kvHeadsDefault: 8)
+        kvHeadsDefault: 8,
+        liger: LigerPatch())
 
     @Sendable static func readFalconH1(_ f: ConfigReader.Fields, _ name: String) throws -> Architecture {
         var a = try ConfigReader.decoder(f, name, .falconH1, positions: 8192, tiedDefault: false, norm: .rms)

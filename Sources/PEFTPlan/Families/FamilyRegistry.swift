@@ -139,6 +139,14 @@ public struct FamilySpec: Sendable {
     nonisolated(unsafe) var configDefaults: [String: Any] = [:]
     /// A vision-language family: how its language model and image side are read.
     var vision: VisionLanguageReader? = nil
+    /// What Liger-Kernel's layer kernels replace in this model type; nil where Liger has no
+    /// patch for it.
+    public var liger: LigerPatch? = nil
+    /// Whether Unsloth's `FastLanguageModel` runs this model type on its hand-written kernels
+    /// (unsloth @015bdef0 models/loader.py L828–890: llama, mistral, gemma, gemma2, qwen2,
+    /// qwen3, for LoRA and 4-bit QLoRA; every other type, and full fine-tuning, goes through
+    /// its `torch.compile`d Transformers code, whose saved tensors Inductor decides).
+    public var unslothKernels = false
 }
 
 /// PEFT's rewrite of LoRA targets for MoE families whose experts Transformers v5 fused into

@@ -16,7 +16,8 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         moeConversion: nil,
-        kvHeadsDefault: 2)
+        kvHeadsDefault: 2,
+        liger: LigerPatch())
 
     /// GLM-4.5/4.6/4.7 (`Glm4MoeConfig`, `modeling_glm4_moe.py`): pre-norm, q/k/v biases
     /// (`attention_bias`), per-head q/k norms when `use_qk_norm`, half-rotary heads, dense first

@@ -7,5 +7,7 @@ extension FamilySpec {
         loraTargets: ["q_proj", "v_proj"],
         ia3Targets: (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
         configHasKVHeads: true,
-        kvHeadsDefault: 16)
+        kvHeadsDefault: 16,
+        liger: LigerPatch(),
+        unslothKernels: true)
 }

@@ -11,5 +11,7 @@ extension FamilySpec {
         loraTargets: ["q_proj", "v_proj"],
         ia3Targets: (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
         configHasKVHeads: true,
-        kvHeadsDefault: 4)
+        kvHeadsDefault: 4,
+        liger: LigerPatch(),
+        unslothKernels: true)
 }

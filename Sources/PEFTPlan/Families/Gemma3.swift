@@ -18,5 +18,6 @@ extension FamilySpec {
         // Gemma3TextConfig's defaults (Transformers 5.25): the published Gemma 3 4B's
         // text_config gives neither vocabulary nor heads
         configDefaults: ["vocab_size": 262_208, "hidden_size": 2304, "intermediate_size": 9216, "num_hidden_layers": 26,
-                         "num_attention_heads": 8, "head_dim": 256, "max_position_embeddings": 131_072])
+                         "num_attention_heads": 8, "head_dim": 256, "max_position_embeddings": 131_072],
+        liger: LigerPatch(headNorms: true))
 }

@@ -19,5 +19,6 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         moeConversion: nil,
-        kvHeadsDefault: 8)
+        kvHeadsDefault: 8,
+        liger: LigerPatch(mlp: false))
 }

@@ -9,7 +9,8 @@ extension FamilySpec {
         loraTargets: nil,
         ia3Targets: nil,
         configHasKVHeads: true,
-        moeConversion: nil)
+        moeConversion: nil,
+        liger: LigerPatch())
 
     /// Granite MoE (`GraniteMoeConfig`, `modeling_granitemoe.py`; Granite 3.x 1B-A400M,
     /// 3B-A800M): experts in every layer under `block_sparse_moe`, a bias-free router

@@ -6,5 +6,7 @@ extension FamilySpec {
         read: { try GatedReader(family: .llama, attentionBias: .fromConfig, mlpBiasFromConfig: true).read($0, name: $1) },
         loraTargets: ["q_proj", "v_proj"],
         ia3Targets: (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
-        configHasKVHeads: true)
+        configHasKVHeads: true,
+        liger: LigerPatch(),
+        unslothKernels: true)
 }

@@ -9,7 +9,8 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         moeConversion: nil,
-        kvHeadsDefault: 8)
+        kvHeadsDefault: 8,
+        liger: LigerPatch())
 
     /// Ministral 3 (`Ministral3Config`, `modeling_ministral3.py`; the Ministral 3 text models and
     /// the language model of Mistral 3): Llama's block, no biases, `head_dim` 128 by default.

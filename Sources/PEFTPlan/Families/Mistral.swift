@@ -7,5 +7,7 @@ extension FamilySpec {
         loraTargets: ["q_proj", "v_proj"],
         ia3Targets: (["k_proj", "v_proj", "down_proj"], ["down_proj"]),
         configHasKVHeads: true,
-        kvHeadsDefault: 8)
+        kvHeadsDefault: 8,
+        liger: LigerPatch(),
+        unslothKernels: true)
 }

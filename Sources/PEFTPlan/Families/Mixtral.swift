@@ -10,5 +10,6 @@ extension FamilySpec {
         ia3Targets: (["k_proj", "v_proj", "w2"], ["w2"]),
         configHasKVHeads: true,
         moeConversion: .mixtral,
-        kvHeadsDefault: 8)
+        kvHeadsDefault: 8,
+        liger: LigerPatch(fusedMoE: true))
 }

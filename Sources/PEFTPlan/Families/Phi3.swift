@@ -7,5 +7,6 @@ extension FamilySpec {
         read: { try GatedReader(family: .phi3, block: GatedBlock(fusedProjections: true)).read($0, name: $1) },
         loraTargets: nil,
         ia3Targets: nil,
-        configHasKVHeads: true)
+        configHasKVHeads: true,
+        liger: LigerPatch())
 }

@@ -7,5 +7,7 @@ extension FamilySpec {
         loraTargets: ["q_proj", "v_proj"],
         ia3Targets: (["q_proj", "v_proj", "down_proj"], ["down_proj"]),
         configHasKVHeads: true,
-        kvHeadsDefault: 32)
+        kvHeadsDefault: 32,
+        liger: LigerPatch(),
+        unslothKernels: true)
 }

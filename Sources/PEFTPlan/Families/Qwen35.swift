@@ -15,7 +15,8 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         nestedTextConfig: true,
-        kvHeadsDefault: 4)
+        kvHeadsDefault: 4,
+        liger: LigerPatch())
 
     /// Qwen3.5-MoE (`Qwen3_5MoeConfig`): Qwen3.5's layers with routed experts and a gated
     /// shared expert. Transformers maps its text type to Qwen3.5's conversion, which has no
@@ -31,5 +32,6 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         nestedTextConfig: true,
-        kvHeadsDefault: 2)
+        kvHeadsDefault: 2,
+        liger: LigerPatch(fusedMoE: true))
 }

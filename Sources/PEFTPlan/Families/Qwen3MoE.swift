@@ -13,5 +13,6 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         moeConversion: .qwen2MoE,
-        kvHeadsDefault: 4)
+        kvHeadsDefault: 4,
+        liger: LigerPatch(fusedMoE: true))
 }

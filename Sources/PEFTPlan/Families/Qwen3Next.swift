@@ -16,5 +16,6 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         moeConversion: .qwen2MoE,
-        kvHeadsDefault: 2)
+        kvHeadsDefault: 2,
+        liger: LigerPatch(fusedMoE: true))
 }

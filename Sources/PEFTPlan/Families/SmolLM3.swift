@@ -11,5 +11,6 @@ extension FamilySpec {
         ia3Targets: nil,
         configHasKVHeads: true,
         moeConversion: nil,
-        kvHeadsDefault: 4)
+        kvHeadsDefault: 4,
+        liger: LigerPatch())
 }

@@ -190,13 +190,17 @@ struct GraphContext {
     let virtualQ: Int               // prompt-tuning tokens added to the query length
     let prefix: Bool
     /// Transformers fills a DynamicCache in training (config `use_cache`) unless gradient
-    /// checkpointing turns it off; PEFT's prefix tuning always passes one.
+    /// checkpointing turns it off or TRL's trainer asks for none; PEFT's prefix tuning always
+    /// passes one.
     let useCache: Bool
     let checkpointing: Bool
     /// Image tokens per sample a vision-language model's tower fills (0: text only).
     let imageTokens: Int
     /// The loss over the vocabulary (what the head keeps, computes again or computes early).
     let loss: LossKind
+    /// The kernel stack and what it replaces in this family (``KernelPatch``).
+    let kernels: KernelStack
+    let patch: KernelPatch
 
     init(arch: Architecture, account: ParameterAccount, options: MethodOptions, training: TrainingOptions, runtime: RuntimeProfile) {
         self.arch = arch
@@ -208,7 +212,11 @@ struct GraphContext {
         a = training.precision.bytes
         adapterBytes = account.method.adapterElementBytes(options, precision: training.precision)
         let spec = account.method.spec
-        stream = spec.quantisesBase ? 4 : training.precision.bytes
+        kernels = training.kernels
+        patch = KernelPatch(arch.family.spec, kernels: training.kernels)
+        // Unsloth casts only the trainable parameters (unsloth-zoo training_utils.py
+        // prepare_model_for_training): the frozen norms stay 16-bit, so the stream does too.
+        stream = spec.quantisesBase && training.kernels != .unsloth ? 4 : training.precision.bytes
         switch training.attention {
         case .eager: kernel = nil
         case .flash: kernel = .flash
@@ -219,9 +227,22 @@ struct GraphContext {
         virtualQ = spec.virtualTokens == .input ? options.promptTokens : 0
         prefix = spec.virtualTokens == .keysValues
         checkpointing = spec.checkpointing(requested: training.gradCheckpointing)
-        useCache = prefix || !checkpointing
+        // TRL's SFTTrainer, whose chunked head `--loss chunked` plans (and Unsloth's, which runs
+        // under it), passes use_cache=False to every training forward (TRL 1.16 sft_trainer.py
+        // compute_loss; trainer/utils.py, the fused head's forward).
+        let trl = training.loss == .chunked || training.loss == .unsloth
+        useCache = prefix || (!checkpointing && !trl)
         imageTokens = arch.vision == nil ? 0 : training.imageTokens
         loss = training.loss
+    }
+
+    /// Whether Unsloth's fused LoRA function runs `roles` together (`LoRA_QKV`, `LoRA_W`,
+    /// `LoRA_MLP`; unsloth @015bdef0 models/llama.py `patch_peft_model` L3695–3767): each of
+    /// them wrapped by LoRA, without a base bias or DoRA (and LoRA dropout 0, checked when
+    /// planning starts).
+    func unslothFuses(_ roles: [ModuleRole], layer: Int) -> Bool {
+        guard patch.unslothLoRA, method.spec.wrapper == .lowRank, !options.dora else { return false }
+        return roles.allSatisfy { r in module(r, layer: layer).map { wrapped[$0.key] != nil && !$0.bias } ?? false }
     }
 
     func module(_ role: ModuleRole, layer: Int) -> ModuleSpec? { arch.module(role, layer: layer) }
@@ -332,7 +353,9 @@ struct ForwardGraph {
 
     /// Hugging Face RMSNorm (Llama, Mistral, Mixtral, Qwen, Phi-3): fp32 input, rsqrt, the
     /// cast normalised tensor (saved only for a trainable weight).
-    func rmsNorm(_ x: Tape.T, heads: Int = 1, weightInFP32: Bool = false) -> Tape.T {
+    /// `headNorm`: the attention's q or k norm, which a kernel stack patches separately.
+    func rmsNorm(_ x: Tape.T, heads: Int = 1, weightInFP32: Bool = false, headNorm: Bool = false) -> Tape.T {
+        if headNorm ? c.patch.headNorms : c.patch.norms { return fusedRMSNorm(x, heads: heads) }
         let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
         if x.rg {
             tape.save(x32)
@@ -355,8 +378,25 @@ struct ForwardGraph {
         return tape.new(x.extent, c.a, rg: x.rg)
     }
 
+    /// A fused RMSNorm kernel: Liger's `LigerRMSNormFunction` (Liger-Kernel @ead96b61
+    /// ops/rms_norm.py L612–659: `save_for_backward(X, W, RSTD)`, X the input itself — a view,
+    /// no copy — and RSTD one fp32 value per row in the llama and gemma casting modes, L452) or
+    /// Unsloth's `Fast_RMS_Layernorm` (unsloth @015bdef0 kernels/rms_layernorm.py L162–206:
+    /// `save_for_backward(X, W, r)`, r fp32 per row). Neither keeps an fp32 copy or the normed
+    /// tensor (backward recomputes it); the output has the input's dtype. Gemma's (1 + weight)
+    /// is the kernels' offset, nothing kept. CUDA kernels (Triton): not traced; the model
+    /// follows these lines.
+    func fusedRMSNorm(_ x: Tape.T, heads: Int) -> Tape.T {
+        if x.rg || c.baseTrainable {
+            tape.save(x)
+            tape.save(.q(heads), 4)
+        }
+        return tape.new(x.extent, x.bytes, rg: x.rg || c.baseTrainable)
+    }
+
     /// Gemma's RMSNorm: computes in fp32 and multiplies by (1 + weight) in fp32.
     func gemmaNorm(_ x: Tape.T, width: Int) -> Tape.T {
+        if c.patch.norms { return fusedRMSNorm(x, heads: 1) }
         let x32 = x.bytes == 4 ? x : tape.new(x.extent, 4, rg: x.rg)
         if x.rg {
             tape.save(x32)
@@ -459,7 +499,7 @@ struct ForwardGraph {
         // Under QLoRA, Linear4bit returns its input's dtype: q, k and v are fp32 (the
         // residual stream is fp32 after prepare_model_for_kbit_training), so attention runs
         // in fp32, where PyTorch has no flash kernel.
-        tape.flops(.pair(1), forward: pairFlops + pvFlops, backward: backwardFlops, fp32: c.method.spec.quantisesBase,
+        tape.flops(.pair(1), forward: pairFlops + pvFlops, backward: backwardFlops, fp32: c.method.spec.quantisesBase && c.stream == 4,
                    causalFlash: c.kernel == .flash)
         switch c.kernel {
         case .flash?:

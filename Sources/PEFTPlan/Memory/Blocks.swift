@@ -148,7 +148,8 @@ extension ForwardGraph {
         let headTrainable = c.baseTrainable || wraps(.head)
         let headMM = 2 * lmHead.inFeatures * a.vocabSize
         let gradientMM = (h.rg ? headMM : 0) + (headTrainable ? headMM : 0)
-        let fp32Head = c.method.spec.quantisesBase     // lm_head upcast to fp32 by prepare_model_for_kbit_training
+        // lm_head upcast to fp32 by prepare_model_for_kbit_training (not by Unsloth)
+        let fp32Head = c.method.spec.quantisesBase && c.kernels != .unsloth
         switch c.loss {
         case .standard: break
         case .chunked:
@@ -166,7 +167,10 @@ extension ForwardGraph {
             tape.save(scored, 4)
             tape.flops(scored, forward: headMM, backward: headMM + gradientMM, fp32: fp32Head)
             return
-        case .liger:
+        case .liger, .unsloth:
+            // Unsloth's UnslothFusedLoss (unsloth-zoo @ce232d6c fused_losses/cross_entropy_loss.py
+            // L176–446) likewise: gradients per chunk in forward, save_for_backward(grad_inputs,
+            // grad_lm_head, grad_lm_head_bias) (L442), backward only rescales them.
             // Liger-Kernel @ead96b61 ops/fused_linear_cross_entropy.py: forward computes, chunk
             // by chunk, grad_input (zeros_like(_input)) and, for a trainable head, grad_weight
             // (zeros_like(weight), accum_dtype unset) and saves them (save_for_backward(
@@ -191,7 +195,7 @@ extension ForwardGraph {
         }
         if headTrainable { tape.save(h) }
         tape.flops(.q(1), forward: headMM, backward: gradientMM, fp32: fp32Head)
-        var logits = tape.new(.q(a.vocabSize), c.method.spec.quantisesBase ? 4 : c.a, rg: true, logits: true)
+        var logits = tape.new(.q(a.vocabSize), fp32Head ? 4 : c.a, rg: true, logits: true)
         if a.scaledLogits { logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true) }
         if a.finalLogitSoftcapping {
             logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
@@ -271,17 +275,46 @@ extension ForwardGraph {
         } else if t.fusedProjections || t.fusedGateUp {
             let gu = linear(h2, .gateUp)
             let width = gu.extent.q / 2
-            let g = act(gu, width: width)               // saves the gate_up storage
-            let p = mul(g, gu, out: .q(width))
-            d = linear(p, .down)
+            if c.patch.gatedMLP {
+                // LigerPhi3SwiGLUMLP (Liger-Kernel @ead96b61 transformers/swiglu.py): gate_up_proj,
+                // chunk, LigerSiLUMulFunction — whose ensure_contiguous copies each chunk, and
+                // it keeps the two copies (ops/swiglu.py L262)
+                if gu.rg { tape.save(.q(width), gu.bytes); tape.save(.q(width), gu.bytes) }
+                d = linear(tape.new(.q(width), c.a, rg: gu.rg), .down)
+            } else {
+                let g = act(gu, width: width)           // saves the gate_up storage
+                let p = mul(g, gu, out: .q(width))
+                d = linear(p, .down)
+            }
         } else if t.plainMLP {
             let f = linear(h2, .up)
             d = linear(t.tanhGELUChain ? geluNew(f, width: f.extent.q) : act(f, width: f.extent.q), .down)
+        } else if c.unslothFuses([.gate, .up, .down], layer: tape.layer) {
+            // Unsloth's LoRA_MLP (unsloth @015bdef0 kernels/fast_lora.py L28–229): one autograd
+            // function for gate, up, the SwiGLU (GeGLU on Gemma) and down, which keeps X (the
+            // normed input itself), e = gate(X) and g = up(X) (save_for_backward L110) and
+            // recomputes the activation, h and each X·A in backward. CUDA (Triton): not traced.
+            tape.save(h2)
+            let e = unslothLinear(h2, .gate)
+            let g = unslothLinear(h2, .up)
+            tape.save(e)
+            tape.save(g)
+            d = unslothLinear(tape.new(e.extent, c.a, rg: true), .down)
         } else {
             let g = linear(h2, .gate)
             let u = linear(h2, .up)
-            let p = mul(act(g, width: g.extent.q), u)
-            d = linear(p, .down)
+            if c.patch.gatedMLP {
+                // LigerSwiGLUMLP / LigerGEGLUMLP (Liger-Kernel @ead96b61 transformers/swiglu.py,
+                // geglu.py): down_proj(LigerSiLUMulFunction(gate_proj(x), up_proj(x))), which
+                // keeps its two inputs and recomputes the activation in backward
+                // (ops/swiglu.py L262, ops/geglu.py L138); Transformers' act(gate) * up keeps
+                // the activation's output as well. CUDA (Triton): not traced.
+                if g.rg || u.rg { tape.save(g); tape.save(u) }
+                d = linear(tape.new(g.extent, c.a, rg: g.rg || u.rg), .down)
+            } else {
+                let p = mul(act(g, width: g.extent.q), u)
+                d = linear(p, .down)
+            }
         }
         d = dropout(d, a.hiddenDropout)
         if t.normsOutputs { d = blockNorm(d) }
@@ -299,6 +332,14 @@ extension ForwardGraph {
         if t.fusedProjections {
             let qkv = linear(h1, .qkv)
             q = qkv; k = qkv; v = qkv                  // views of one storage
+        } else if c.unslothFuses([.q, .k, .v], layer: tape.layer) {
+            // Unsloth's LoRA_QKV (unsloth @015bdef0 kernels/fast_lora.py L335–540): keeps X
+            // (the normed input itself, save_for_backward L418–426), not q, k or v; each X·A
+            // recomputed in backward
+            tape.save(h1)
+            q = unslothLinear(h1, .q)
+            k = unslothLinear(h1, .k)
+            v = unslothLinear(h1, .v)
         } else {
             q = linear(h1, .q)
             k = linear(h1, .k)
@@ -314,11 +355,11 @@ extension ForwardGraph {
             q = layerNorm(q, groups: a.numHeads)
             k = layerNorm(k, groups: a.nKVHeads)
         case .perHead:
-            q = rmsNorm(q, heads: a.numHeads, weightInFP32: a.norm == .rmsWeightInFP32)
-            k = rmsNorm(k, heads: a.nKVHeads, weightInFP32: a.norm == .rmsWeightInFP32)
+            q = rmsNorm(q, heads: a.numHeads, weightInFP32: a.norm == .rmsWeightInFP32, headNorm: true)
+            k = rmsNorm(k, heads: a.nKVHeads, weightInFP32: a.norm == .rmsWeightInFP32, headNorm: true)
         case .fullWidth:
-            q = rmsNorm(q, weightInFP32: a.norm == .rmsWeightInFP32)
-            k = rmsNorm(k, weightInFP32: a.norm == .rmsWeightInFP32)
+            q = rmsNorm(q, weightInFP32: a.norm == .rmsWeightInFP32, headNorm: true)
+            k = rmsNorm(k, weightInFP32: a.norm == .rmsWeightInFP32, headNorm: true)
         case .weightless:
             // Llama4TextWeightlessRMSNorm in the rotary layers: x.float() * rsqrt(mean(x²) + eps)
             // keeps the fp32 copy and the reciprocal per head; type_as back to the model dtype.
@@ -354,7 +395,30 @@ extension ForwardGraph {
             if gate.rg { tape.save(sig) }
             attn = mul(attn, sig)
         }
+        if c.unslothFuses([.o], layer: tape.layer) {
+            // Unsloth's LoRA_W for o_proj (fast_lora.py L574–650): keeps its input X (the
+            // attention output, reshaped: a view) and recomputes X·A in backward
+            tape.save(attn)
+            return unslothLinear(attn, .o)
+        }
         return linear(attn, .o)
+    }
+
+    /// One projection inside an Unsloth fused LoRA function (`matmul_lora`, unsloth @015bdef0
+    /// kernels/utils.py L1128–1170): the base matmul (a 4-bit weight dequantised into one
+    /// reused buffer, never kept) plus X·A·B with the fp32 adapters cast to the input's dtype
+    /// per call; nothing saved here (the function keeps its inputs, above). Backward runs the
+    /// input's and both adapters' gradients and computes X·A again (L173–189).
+    func unslothLinear(_ x: Tape.T, _ role: ModuleRole) -> Tape.T {
+        guard let m = module(role) else {
+            tape.missing.insert(role)
+            return x
+        }
+        let mm = 2 * m.inFeatures * m.outFeatures
+        let r = c.options.loraR
+        let a = 2 * m.inFeatures * r, b = 2 * r * m.outFeatures
+        tape.flops(.q(1), forward: mm + a + b, backward: (x.rg ? mm : 0) + a + 2 * b + (x.rg ? a : 0) + a)
+        return tape.new(.q(m.outFeatures), c.a, rg: true)
     }
 
     /// Nemotron-H's layer (`NemotronHBlock`): the norm, then the layer's one mixer — Mamba-2,

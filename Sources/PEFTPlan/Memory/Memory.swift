@@ -142,7 +142,17 @@ public struct PlanContext: Sendable {
     /// `gradient_checkpointing_kwargs`, which Transformers 5.25's Trainer no longer reads
     /// (`activation_checkpointing_kwargs`, defaulting to `use_reentrant=False`): the pinned
     /// stack runs non-reentrant there unless asked.
-    public var recomputesWholeBlocks: Bool { training.checkpointStyle == .reentrant }
+    public var recomputesWholeBlocks: Bool { training.checkpointStyle != .nonReentrant }
+
+    /// Whether Unsloth's offloaded checkpointing moves the block inputs to the host for a
+    /// micro-batch of `batch` × `seq`: under Unsloth's style, from 512 tokens (below, Unsloth
+    /// turns the mode into plain checkpointing: unsloth @015bdef0 models/_utils.py L374–378),
+    /// and for inputs of more than 1,048,576 elements (unsloth-zoo @ce232d6c
+    /// gradient_checkpointing.py MINIMUM_SIZE, L692–694, L753–770).
+    public func offloadsBlockInputs(batch: Int, seq: Int) -> Bool {
+        guard checkpointing, training.checkpointStyle == .offloaded, seq >= 512 else { return false }
+        return Double(batch) * Double(lengths(seq: seq).sq) * Double(arch.hiddenSize) > Double(1 << 20)
+    }
 
     /// GPUs, sharding and offload: the persistent components above are per GPU.
     public private(set) var scale: ScaleOptions
@@ -159,6 +169,46 @@ public struct PlanContext: Sendable {
     private(set) var gatherBytes: Int, gradientBucketBytes: Int
     /// Unsharded pageable optimizer bytes (paged 8-bit AdamW).
     private var unshardedPageable = 0
+
+    /// Refuses a kernel stack, loss or checkpointing style the family or method cannot run with.
+    static func checkKernels(_ arch: Architecture, account: ParameterAccount, methodOptions o: MethodOptions, training t: TrainingOptions) throws {
+        let family = arch.family.rawValue
+        switch t.kernels {
+        case .none: break
+        case .liger:
+            guard let patch = arch.family.spec.liger else {
+                throw PlanError.conflict("Liger-Kernel (@ead96b61, monkey_patch.py) has no kernels for \(family); plan with \(setting: .kernels, "none")")
+            }
+            if patch.fusedMoE {
+                throw PlanError.conflict("Liger replaces \(family)'s experts with its fused MoE function, which peft-plan does not model yet (and which fails in forward with LoRA on the experts); plan with \(setting: .kernels, "none")")
+            }
+        case .unsloth:
+            guard arch.family.spec.unslothKernels else {
+                throw PlanError.conflict("Unsloth runs its own kernels for llama, mistral, qwen2, qwen3, gemma and gemma2 only; \(family) goes through its torch.compile'd Transformers code, whose saved tensors cannot be derived: plan with \(setting: .kernels, "none") or liger")
+            }
+            guard account.method.spec.wrapper == .lowRank, !account.method.spec.trainsBase else {
+                throw PlanError.conflict("Unsloth's kernels run LoRA and QLoRA (\(account.method.title) goes through its torch.compile'd path): plan with \(setting: .kernels, "none")")
+            }
+            if o.loraDropout > 0 {
+                throw PlanError.conflict("Unsloth patches no layer when lora_dropout > 0 (models/llama.py patch_peft_model): plan with \(setting: .loraDropout, "0") or \(setting: .kernels, "none")")
+            }
+            if o.dora {
+                throw PlanError.conflict("Unsloth's fused LoRA kernels leave DoRA layers to PEFT: plan DoRA with \(setting: .kernels, "none")")
+            }
+            if t.precision == .fp32 {
+                throw PlanError.conflict("Unsloth loads the model in 16 bits: plan with \(setting: .precision, "bf16") or fp16")
+            }
+            if t.loss != .unsloth {
+                throw PlanError.conflict("Unsloth computes the loss with its own fused cross-entropy: plan with \(setting: .loss, "unsloth") (the default under \(setting: .kernels, "unsloth"))")
+            }
+        }
+        if t.loss == .unsloth && t.kernels != .unsloth {
+            throw PlanError.conflict("\(setting: .loss, "unsloth") is Unsloth's own loss: plan it with \(setting: .kernels, "unsloth")")
+        }
+        if t.checkpointStyle == .offloaded && t.kernels != .unsloth {
+            throw PlanError.conflict("offloaded checkpointing is Unsloth's (use_gradient_checkpointing=\"unsloth\"): plan it with \(setting: .kernels, "unsloth")")
+        }
+    }
 
     public init(arch: Architecture, method: Method, methodOptions: MethodOptions, training: TrainingOptions,
                 runtime: RuntimeProfile = .hfCUDA, scale: ScaleOptions = ScaleOptions()) throws {
@@ -201,7 +251,8 @@ public struct PlanContext: Sendable {
         checkpointing = spec.checkpointing(requested: training.gradCheckpointing)
 
         // Weights: MemoryComponents documents each formula.
-        let frozen = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions)
+        try Self.checkKernels(arch, account: account, methodOptions: methodOptions, training: training)
+        let frozen = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions, kernels: training.kernels)
         let trainable = MemoryComponents.trainableWeights(account, precision: p, options: methodOptions)
         let master = MemoryComponents.masterWeights(account, precision: p)
         let grads = MemoryComponents.gradients(account, precision: p, options: methodOptions)
@@ -371,6 +422,8 @@ public struct PlanContext: Sendable {
         let (sq, skv) = lengths(seq: seq)
         let tokens = Double(batch) * Double(sq)
         let a = Double(training.precision.bytes)
+        // QLoRA's lm_head is fp32 after prepare_model_for_kbit_training; Unsloth leaves it 16-bit.
+        let fp32Head = account.method.spec.quantisesBase && training.kernels != .unsloth
         let v = Double(arch.vocabSize)
         let k = activationScale
         let preBytes = k * pre.bytes(batch: batch, sq: sq, skv: skv)
@@ -399,7 +452,18 @@ public struct PlanContext: Sendable {
         // back in backward; the parts outside the blocks and the logits stay.
         var offloaded = 0.0
         var blocksOnGPU = blocks
-        if training.activationOffloading {
+        if offloadsBlockInputs(batch: batch, seq: seq) {
+            // UnslothCheckpointFunction (unsloth-zoo @ce232d6c gradient_checkpointing.py
+            // L753–885): each block's input is copied into its own pinned host buffer (grown to the
+            // exact size, never shrunk: the first pass offloads every layer's) and the block runs
+            // under no_grad; the last layer keeps its input on the GPU after the first pass, and
+            // backward copies each input back into one shared GPU buffer (L914–984; a second,
+            // double-buffering one only where 512 MiB are free after the first backward, L788–804)
+            // before rerunning the block. On the GPU: the last input and the staging buffer.
+            let input = k * tokens * Double(checkpointInputPerToken)
+            blocksOnGPU = min(blocks, 2 * input)
+            offloaded = blocks
+        } else if training.activationOffloading {
             let window = checkpointing ? k * Double(checkpointInputPerToken) * tokens : k * oneBlock(batch: batch, sq: sq, skv: skv)
             blocksOnGPU = min(blocks, window)
             offloaded = blocks - blocksOnGPU
@@ -415,9 +479,9 @@ public struct PlanContext: Sendable {
 
         // Transients of the loss over the vocabulary (MemoryComponents.lossTransients).
         let loss = MemoryComponents.lossTransients(training.loss, tokens: tokens, vocab: v, hidden: Double(headInFeatures),
-                                                   logitsBytes: account.method.spec.quantisesBase ? 4.0 : a, actBytes: a,
+                                                   logitsBytes: fp32Head ? 4.0 : a, actBytes: a,
                                                    headTrainable: headGradients > 0,
-                                                   fp32HeadUnderAutocast: account.method.spec.quantisesBase && runtime.autocast)
+                                                   fp32HeadUnderAutocast: fp32Head && runtime.autocast)
         let forwardLogits = loss.forward
         let backwardLogits = loss.backward
         let workspace = MemoryComponents.blockGradientWorkspace(arch, tokens: tokens, actBytes: a)
@@ -431,7 +495,7 @@ public struct PlanContext: Sendable {
             activations: activations, logits: logits,
             forward: persistent + accumulated + activations + logits + forwardLogits + dequant + kvCache + gather,
             // Liger's head gradient was made in forward and is among the saved tensors.
-            backwardStart: persistent + max(accumulated, training.loss == .liger ? 0 : Double(headGradients)) + activations + logits
+            backwardStart: persistent + max(accumulated, training.loss.gradientsInForward ? 0 : Double(headGradients)) + activations + logits
                 + backwardLogits + gather + bucket,
             backwardEnd: persistent + g + preBytes + lastBlock + workspace + dequant + gather + bucket,
             optimizer: persistent + g, offloaded: offloaded)
@@ -572,8 +636,11 @@ public enum MemoryComponents {
     /// - bf16/fp16/mixed: 2 bytes; fp32: 4 bytes per parameter.
     /// - QLoRA: Linear weights inside the blocks in bitsandbytes 4-bit (``nf4Bytes``);
     ///   everything else (embeddings, norms, lm_head, biases) is upcast to fp32 by
-    ///   `prepare_model_for_kbit_training` (peft/utils/other.py).
-    public static func frozenWeights(_ arch: Architecture, account: ParameterAccount, precision: Precision, options: MethodOptions) -> Int {
+    ///   `prepare_model_for_kbit_training` (peft/utils/other.py) — not under Unsloth, whose
+    ///   `prepare_model_for_training` casts only the trainable parameters (unsloth-zoo
+    ///   @ce232d6c training_utils.py L376–422): the rest stays in the model's 16-bit dtype.
+    public static func frozenWeights(_ arch: Architecture, account: ParameterAccount, precision: Precision, options: MethodOptions,
+                                     kernels: KernelStack = .none) -> Int {
         switch account.method.spec.base {
         case .trained: return arch.visionParams * precision.bytes  // a frozen vision tower and projector
         case .quantised4bit:
@@ -586,7 +653,7 @@ public enum MemoryComponents {
             // 3-D parameters, stay 16-bit, and prepare_model_for_kbit_training upcasts them to
             // fp32 with the embeddings, norms and lm_head (checked with bitsandbytes on the CPU).
             let rest = arch.totalParams - arch.blockLinearWeightParams
-            return quantised + rest * 4
+            return quantised + rest * (kernels == .unsloth ? precision.bytes : 4)
         case .frozen:
             return arch.totalParams * precision.bytes
         }
@@ -731,6 +798,21 @@ public enum MemoryComponents {
             return (tokens * 4 + chunk * v * ld + chunk * h * a + (headTrainable ? v * h * (a + 4) : 0) + castWeight, 0)
         case .cce:
             return (tokens * (3 * 4 + 8) + castWeight, tokens * h * a + castWeight)
+        case .unsloth:
+            // unsloth-zoo @ce232d6c fused_losses/cross_entropy_loss.py: get_chunk_size splits the
+            // rows so that one chunk's fp32 logits stay within min(half the free memory, 4 GiB)
+            // (L137–171; the 4 GiB cap taken here, free memory being unknown before the run);
+            // per chunk the head's 16-bit logits (L102–106) and their fp32 cross-entropy, which
+            // the chunk size is set by ("target_gb specifies the max GB memory the fused loss can
+            // use", L202); the chunk function is compiled by default (torch_compile=True), so the
+            // eager graph's further fp32 copies are not counted: not measured on a GPU yet.
+            // grad_inputs (empty_like(hidden), L442) is among the saved tensors, the head's
+            // gradient where it trains.
+            let fp32Logits = tokens * v * 4
+            let exact = fp32Logits / Double(4 << 30)
+            let chunks = exact <= 1 ? 1 : (exact / 4).rounded(.up) * 4
+            let rows = (tokens / max(1, chunks)).rounded(.up)
+            return (rows * v * (a + 4) + (headTrainable ? v * h * a : 0), 0)
         }
     }
 

@@ -59,6 +59,13 @@ public enum LossKind: String, CaseIterable, Sendable, Codable {
     /// Cut Cross-Entropy (`cut_cross_entropy/cce.py`): the log-sum-exp only, the logits computed
     /// again block by block in backward, never in memory; Ampere or newer.
     case cce
+    /// Unsloth's fused cross-entropy (unsloth-zoo @ce232d6c `fused_losses/cross_entropy_loss.py`,
+    /// `UnslothFusedLoss`), what Unsloth trains with: the gradients computed in forward over row
+    /// chunks of at most 4 GiB of fp32 logits, kept until backward; only under Unsloth's kernels.
+    case unsloth
+
+    /// Whether it computes the gradients in forward (nothing left for backward's head).
+    public var gradientsInForward: Bool { self == .liger || self == .unsloth }
 
     /// Its name in advice ("use … ").
     public var name: String {
@@ -67,6 +74,7 @@ public enum LossKind: String, CaseIterable, Sendable, Codable {
         case .chunked: return "TRL's chunked LM head"
         case .liger: return "Liger's fused linear cross-entropy"
         case .cce: return "Cut Cross-Entropy"
+        case .unsloth: return "Unsloth's fused cross-entropy"
         }
     }
 
@@ -77,6 +85,7 @@ public enum LossKind: String, CaseIterable, Sendable, Codable {
         case .chunked: return "TRL's chunked LM head (no full logits; the head recomputed in backward)"
         case .liger: return "Liger's fused linear cross-entropy (gradients in forward, no full logits)"
         case .cce: return "Cut Cross-Entropy (no logits in memory; recomputed in backward)"
+        case .unsloth: return "Unsloth's fused cross-entropy (gradients in forward over chunks of at most 4 GiB of fp32 logits; the chunk's 16-bit logits and fp32 cross-entropy counted, the compiled chunk function's further temporaries not)"
         }
     }
 }
@@ -89,6 +98,31 @@ public enum CheckpointStyle: String, CaseIterable, Sendable, Codable {
     /// `use_reentrant=True` (torch.utils.checkpoint's CheckpointFunction): the whole block's
     /// forward is run again in backward.
     case reentrant
+    /// Unsloth's offloaded checkpointing (`use_gradient_checkpointing="unsloth"`, unsloth-zoo
+    /// @ce232d6c `gradient_checkpointing.py`, `UnslothCheckpointFunction`): reentrant, with each
+    /// block's input in pinned host memory between forward and backward.
+    case offloaded
+}
+
+/// The kernel stack that replaces Transformers' layer ops, which changes what backward saves.
+public enum KernelStack: String, CaseIterable, Sendable, Codable {
+    /// Transformers' own modules (`LlamaRMSNorm`, `LlamaMLP`, …) and PEFT's LoRA layers.
+    case none
+    /// Liger-Kernel's layer kernels as TRL's `use_liger_kernel=True` applies them (RMSNorm,
+    /// RoPE, SwiGLU/GeGLU; TRL 1.16 leaves the loss to its own chunked head).
+    case liger
+    /// Unsloth's hand-written kernels (`FastLanguageModel`: its RMSNorm, RoPE and fused LoRA
+    /// autograd functions for q/k/v, o and the MLP) and its fused cross-entropy.
+    case unsloth
+
+    /// The stack in a sentence, for notes.
+    public var title: String {
+        switch self {
+        case .none: return "Transformers' modules and PEFT's LoRA layers"
+        case .liger: return "Liger-Kernel's RMSNorm, RoPE and SwiGLU/GeGLU (TRL's use_liger_kernel)"
+        case .unsloth: return "Unsloth's RMSNorm, RoPE and fused LoRA kernels"
+        }
+    }
 }
 
 /// How one training step is run: everything besides the model and the method.
@@ -109,6 +143,8 @@ public struct TrainingOptions: Equatable, Sendable {
     public var attention: AttentionChoice = .sdpa
     /// The loss over the vocabulary.
     public var loss: LossKind = .standard
+    /// The kernel stack of the layer ops.
+    public var kernels: KernelStack = .none
     /// Of `seq`, the tokens that stand for images (a vision-language model's image tokens,
     /// each the merger's output for `patchesPerToken` of the tower's patches); 0: text only.
     public var imageTokens = 0

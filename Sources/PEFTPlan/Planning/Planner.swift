@@ -344,12 +344,28 @@ public enum Planner {
             n.append("loss \(t.loss.rawValue): \(t.loss.title); TRL 1.16's SFTTrainer computes it with its chunked LM head instead (\(setting: .loss, "chunked"))")
         case .chunked, .liger, .cce:
             n.append("loss \(t.loss.rawValue): \(t.loss.title)")
+        case .unsloth:
+            n.append("loss \(t.loss.rawValue): \(t.loss.title); its chunks follow min(half the free memory, 4 GiB) when training starts, planned at the 4 GiB cap")
+        }
+        switch t.kernels {
+        case .none: break
+        case .liger:
+            n.append("kernels liger: \(t.kernels.title): the norms keep their 16-bit input and one fp32 value per row, the gated MLP its gate and up outputs (no activation output); the kernels' own speed is not modelled beyond the bytes they save (no GPU measurement yet)")
+        case .unsloth:
+            n.append("kernels unsloth: \(t.kernels.title): the norms keep their input and one fp32 value per row; q/k/v, o and the MLP, where LoRA wraps each of them, keep only their inputs (and the MLP its gate and up outputs), recomputing each X·A in backward; frozen embeddings, norms and lm_head stay 16-bit under QLoRA (Unsloth casts only the trainable parameters); not measured on a GPU yet")
         }
         let forced = t.gradCheckpointing ? [] : r.methods.compactMap { m -> String? in
             if case let .forced(reason) = m.spec.checkpointing { return " (\(m.title): on, \(reason))" } else { return nil }
         }
-        let style: PlanText = t.gradCheckpointing && t.checkpointStyle == .reentrant
-            ? " (\(setting: .checkpointing, "reentrant"): each block's whole forward again in backward)" : ""
+        let style: PlanText
+        switch (t.gradCheckpointing, t.checkpointStyle) {
+        case (true, .reentrant): style = " (\(setting: .checkpointing, "reentrant"): each block's whole forward again in backward)"
+        case (true, .offloaded):
+            style = t.seq < 512
+                ? " (\(setting: .checkpointing, "offloaded"): below 512 tokens Unsloth runs plain reentrant checkpointing, nothing offloaded)"
+                : " (\(setting: .checkpointing, "offloaded"), Unsloth's: each block's input in pinned host memory, host_bytes; copied back before the block reruns, and compute waits for the copy)"
+        default: style = ""
+        }
         n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(style)\(forced.joined())")
         if t.activationOffloading {
             n.append("activation offloading (TRL's OffloadActivations): the blocks' saved tensors go to pinned host memory in forward and come back in backward, one block in flight; host_bytes counts them (exact bytes; PyTorch's pinned host allocator rounds each block up to a power of two); the copies out overlap forward, the copies back are waited for in backward (TRL brings each back on demand)")

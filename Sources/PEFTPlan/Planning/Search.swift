@@ -209,6 +209,21 @@ public enum Advisor {
                 }
             }
         }
+        // Kernel stacks that keep less for backward (docs/kernels.md), where the family has them.
+        if t.kernels == .none && request.arch.family.spec.plansLiger {
+            var tt = t; tt.kernels = .liger
+            consider("use Liger's layer kernels (\(setting: .kernels, "liger"))", context(tt))
+        }
+        if t.kernels != .unsloth, request.arch.family.spec.unslothKernels, method.spec.wrapper == .lowRank,
+           !method.spec.trainsBase, request.methodOptions.loraDropout == 0, !request.methodOptions.dora, t.precision != .fp32 {
+            var tt = t; tt.kernels = .unsloth; tt.loss = .unsloth
+            tt.gradCheckpointing = true; tt.checkpointStyle = .offloaded
+            consider("train under Unsloth: its kernels, fused loss and offloaded checkpointing (\(setting: .kernels, "unsloth"))", context(tt))
+        }
+        if t.kernels == .unsloth && !(ctx.checkpointing && t.checkpointStyle == .offloaded) {
+            var tt = t; tt.gradCheckpointing = true; tt.checkpointStyle = .offloaded
+            consider("Unsloth's offloaded checkpointing (\(setting: .checkpointing, "offloaded"))", context(tt))
+        }
         if !t.activationOffloading {
             var tt = t; tt.activationOffloading = true
             consider("offload the blocks' saved activations to host memory (\(field: .activationOffloading))", context(tt))
