@@ -12,7 +12,9 @@ Input (stdin): a JSON list of cases
    "device": "meta" (default) or "cpu" (real weights: needed for gradient checkpointing),
    "method": ..., and the method's options as scripts/peft_reference.py reads them,
    "loss": "standard" (default) or "chunked" (TRL's fused LM head, as its SFTTrainer runs it),
-   "reentrant": true for use_reentrant=True checkpointing}
+   "reentrant": true for use_reentrant=True checkpointing,
+   "selective": true for TRL's selective activation checkpointing (the attention op's outputs
+   cached by PyTorch's SAC, outside the autograd graph, and counted here with the rest)}
 Output (stdout): a JSON object id -> {"saved_bytes", "logits_bytes", "by_dtype",
 "forward_flops", "backward_flops" (PyTorch's FlopCounterMode over forward and backward), ...}
 or {"error": str}.
@@ -80,6 +82,21 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
         add_fused_lm_head(model.get_base_model() if method != "full" else model, outputs=("log_probs", "entropy", "is_top1"))
     elif loss != "standard":
         raise ValueError(f"loss {loss!r} runs only on CUDA (Triton kernels); nothing to trace on the CPU")
+    sac_storages = []
+    if case.get("selective"):
+        # TRL 1.16's SFTTrainer with gradient_checkpointing_kwargs={"selective": True} wraps the
+        # model's gradient_checkpointing_enable (trl/models/selective_activation_checkpointing.py);
+        # each checkpointed call then builds its SAC contexts, whose cache is recorded here.
+        import trl.models.selective_activation_checkpointing as sac
+        original = sac.create_selective_checkpoint_contexts
+
+        def recording(*args, **kwargs):
+            contexts = original(*args, **kwargs)
+            sac_storages.append(contexts[0].storage)
+            return contexts
+
+        sac.create_selective_checkpoint_contexts = recording
+        sac.enable_selective_activation_checkpointing(model)
     if case.get("grad_checkpointing"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": bool(case.get("reentrant"))})
         if method != "full":
@@ -119,6 +136,16 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
         key = st._cdata
         if key not in param_storages and key not in seen:
             seen[key] = (st.nbytes(), str(t.dtype), tuple(t.shape))
+    # What selective checkpointing cached: each op's outputs, per checkpointed call.
+    for storage in sac_storages:
+        for per_op in storage.values():
+            for out in per_op.values():
+                for w in (out if isinstance(out, (tuple, list)) else (out,)):
+                    t = getattr(w, "val", w)        # each output is held in a _VersionWrapper
+                    if isinstance(t, torch.Tensor):
+                        st = t.untyped_storage()
+                        if st._cdata not in param_storages and st._cdata not in seen:
+                            seen[st._cdata] = (st.nbytes(), str(t.dtype), tuple(t.shape))
     backward_flops = FlopCounterMode(display=False, custom_mapping=mapping)
     with backward_flops:
         output.loss.backward()

@@ -306,6 +306,8 @@ def trl_case(case, folder):
         "mixed_precision": a.mixed_precision,
         "activation_checkpointing": a.activation_checkpointing,
         "use_reentrant": (a.activation_checkpointing_kwargs or {}).get("use_reentrant"),
+        # what TRL's SFTTrainer reads to turn selective checkpointing on
+        "selective": (a.gradient_checkpointing_kwargs or {}).get("selective"),
         "activation_offloading": a.activation_offloading,
         "use_liger_kernel": a.use_liger_kernel,
         "padding_free": a.padding_free,

@@ -30,8 +30,9 @@ struct PlanningOptions: ParsableArguments {
     @Flag(help: "Gradient checkpointing (QLoRA always has it, as prepare_model_for_kbit_training turns it on).") var gradCheckpointing = false
     @Option(help: "sdpa|flash|eager") var attention: String = "sdpa"
     @Flag(help: "TRL's activation offloading (SFTConfig activation_offloading=True): the blocks' saved tensors live in pinned host memory between forward and backward.") var activationOffloading = false
-    @Option(help: "How checkpointing recomputes (turns --grad-checkpointing on): non-reentrant (default: use_reentrant=False, the recompute stops at each block's last saved tensor), reentrant (use_reentrant=True: each block's whole forward again), offloaded (Unsloth's use_gradient_checkpointing=\"unsloth\": reentrant, each block's input in pinned host memory; the default under --kernels unsloth), or off (no checkpointing; QLoRA's stays on).") var checkpointing: String?
+    @Option(help: "How checkpointing recomputes (turns --grad-checkpointing on): non-reentrant (default: use_reentrant=False, the recompute stops at each block's last saved tensor), reentrant (use_reentrant=True: each block's whole forward again), offloaded (Unsloth's use_gradient_checkpointing=\"unsloth\": reentrant, each block's input in pinned host memory; the default under --kernels unsloth), selective (TRL's selective activation checkpointing, full fine-tuning: the attention op's outputs kept, the rest recomputed), or off (no checkpointing; QLoRA's stays on).") var checkpointing: String?
     @Option(help: "The loss over the vocabulary: standard (default: Transformers' cross-entropy over the full logits), chunked (TRL's chunked LM head, what TRL 1.16's SFTTrainer runs), liger (Liger's fused linear cross-entropy), cce (Cut Cross-Entropy, Ampere or newer), unsloth (Unsloth's fused cross-entropy; the default under --kernels unsloth).") var loss: String?
+    @Flag(help: "The optimizer step fused into backward (one optimizer per parameter, stepped by its post-accumulate-grad hook, which frees the gradient: torchtune's optimizer_in_bwd, Transformers' *_layerwise optimizers): one gradient alive at a time; one GPU, --grad-accum 1, no gradient clipping.") var optimizerInBackward = false
     @Option(help: "The kernels of the layer ops, which change what backward saves: none (default: Transformers' modules and PEFT's LoRA layers), liger (Liger-Kernel's RMSNorm, RoPE and SwiGLU/GeGLU, as TRL's use_liger_kernel applies them), unsloth (Unsloth's RMSNorm, RoPE and fused LoRA kernels for Llama, Mistral, Qwen2/3 and Gemma 1/2 under LoRA or QLoRA; its loss and offloaded checkpointing by default).") var kernels: String = "none"
 
     // LoRA / QLoRA
@@ -72,6 +73,7 @@ struct PlanningOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "With --spot: minutes of training between checkpoints (default 30).") var checkpointMinutes: Double?
     @Option(parsing: .unconditional, help: "With --spot: minutes from an interruption to training again (default 15).") var restartMinutes: Double?
     @Flag(help: "The training step runs under torch.compile (the time model's fitted compile factor).") var compile = false
+    @Option(parsing: .unconditional, help: "With --compile: the saved activations' multiple under torch.compile, as you measured it (saved bytes compiled ÷ eager; default 1, none assumed: no source states what its partitioner keeps; docs/kernels.md lists measured ones).") var compileActivationFactor: String?
     @Option(parsing: .unconditional, help: "A price catalogue of your own (negotiated rates) in the bundled catalogue's JSON format, used with --provider.") var priceFile: String?
     @Option(parsing: .unconditional, help: "Fraction of the 16-bit peak the matmuls reach, 0–1 (default: the runtime profile's).") var mfu: String?
     @Option(parsing: .unconditional, help: "Fixed minutes per run for start-up, installs and tokenising (default 10).") var setupMinutes: String?
@@ -314,6 +316,13 @@ struct PlanningOptions: ParsableArguments {
             kernelDefaults.append("loss unsloth: Unsloth's default, its fused cross-entropy")
         }
         t.activationOffloading = activationOffloading
+        t.optimizerInBackward = optimizerInBackward
+        if let f = try Self.real(compileActivationFactor, "--compile-activation-factor") {
+            guard compile else {
+                throw PlanError.contradictoryOptions("--compile-activation-factor applies to a step under torch.compile: give --compile with it")
+            }
+            t.compiledActivationFactor = f
+        }
 
         let rt: RuntimeProfile
         var calibration: CalibrationProfile?
@@ -448,7 +457,11 @@ struct PlanningOptions: ParsableArguments {
             request.defaults.append(PlanText(stringLiteral: String(format: "--spot: %.6g interruptions per instance-hour (%@), a checkpoint every %g min, %g min to restart; each interruption loses the restart and half a checkpoint interval",
                 sp.interruptionsPerHour, interruptionsPerHour == nil ? "20% of instances a month: AWS Spot Instance Advisor's highest band for H100, 2025-05" : "--interruptions-per-hour", sp.checkpointMinutes, sp.restartMinutes)))
         }
-        if compile { request.defaults.append(PlanText(stringLiteral: String(format: "--compile: compute time × %.2f (the time model's compile factor, fitted on torchtune's compiled runs)", rt.time.compileFactor))) }
+        if compile {
+            request.defaults.append(PlanText(stringLiteral: String(format: "--compile: compute time × %.2f (the time model's compile factor, fitted on torchtune's compiled runs)", rt.time.compileFactor)))
+            request.defaults.append(t.compiledActivationFactor.map { PlanText(stringLiteral: String(format: "--compile-activation-factor %g: saved activations × %g under torch.compile, as given", $0, $0)) }
+                ?? "--compile: saved activations as without it (torch.compile's partitioner decides what it keeps, which no source states; --compile-activation-factor applies one you measured)")
+        }
         if let pricingNote { request.defaults.append(pricingNote) }
         request.budget = budget
         return request

@@ -339,6 +339,9 @@ public enum Emitter {
         // TRL 1.16's SFTTrainer installs its own chunked LM head (trl/trainer/sft_trainer.py,
         // add_fused_lm_head) and refuses Liger's fused linear cross-entropy beside it; no TRL
         // or Transformers option selects Cut Cross-Entropy (docs/loss.md).
+        if s.training.optimizerInBackward {
+            throw PlanError.contradictoryOptions("--emit trl cannot run --optimizer-in-backward: TRL and Transformers fuse the step into backward only for their GaLore, APOLLO and LOMO optimizers (optim=\"*_layerwise\", \"lomo\"), not for the planned --optimizer; plan without it to emit")
+        }
         if s.training.kernels == .unsloth {
             throw PlanError.contradictoryOptions("--emit trl writes a Transformers + PEFT script, and --kernels unsloth runs under Unsloth's FastLanguageModel (its kernels, loss and offloaded checkpointing), which the script does not load; plan with --kernels none or liger to emit")
         }
@@ -553,6 +556,12 @@ public enum Emitter {
         if t.kernels == .liger { args.append("use_liger_kernel=True") }
         if s.checkpointing && !fsdp && t.checkpointStyle == .reentrant {
             args.append("activation_checkpointing_kwargs={\"use_reentrant\": True}")
+        }
+        // TRL 1.16 reads the key from gradient_checkpointing_kwargs, the same dict in
+        // Transformers 5.25's TrainingArguments (a deprecated alias), and wraps the model's
+        // gradient_checkpointing_enable with its SAC policy (sft_trainer.py).
+        if s.checkpointing && !fsdp && t.checkpointStyle == .selective {
+            args.append("activation_checkpointing_kwargs={\"selective\": True}")
         }
         let (optim, optimArgs) = optimizerName(t.optimizer)
         args.append("optim=\(pyString(optim))")

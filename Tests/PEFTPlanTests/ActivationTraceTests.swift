@@ -29,6 +29,7 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
         t.imageTokens = raw["image_tokens"].flatMap(Int.init) ?? 0
         t.loss = raw["loss"].flatMap(LossKind.init(rawValue:)) ?? .standard
         if raw["reentrant"] == "1" || raw["reentrant"] == "true" { t.checkpointStyle = .reentrant }
+        if raw["selective"] == "1" || raw["selective"] == "true" { t.checkpointStyle = .selective }
         return t
     }
 

@@ -74,6 +74,8 @@ struct EmitCase: CustomTestStringConvertible, Sendable {
         EmitCase("adapter-zero2-2gpu", model: "llama-3.2-1b", method: .adapter, gpus: 2, sharding: .zero2),
         EmitCase("lora-reentrant-offloading-chunked-1gpu", model: "qwen2.5-0.5b", method: .lora,
                  training: { $0.gradCheckpointing = true; $0.checkpointStyle = .reentrant; $0.activationOffloading = true; $0.loss = .chunked }),
+        EmitCase("full-selective-checkpointing-1gpu", model: "qwen2.5-0.5b", method: .full,
+                 training: { $0.gradCheckpointing = true; $0.checkpointStyle = .selective; $0.loss = .chunked }),
         EmitCase("lora-liger-kernels-packed-1gpu", model: "llama-3.2-1b", method: .lora, packing: true,
                  training: { $0.kernels = .liger; $0.loss = .chunked }),
     ]
@@ -272,6 +274,7 @@ struct EmitTests {
         #expect(a.bool("activation_checkpointing") == (checkpointing && !fsdp), "under FSDP it is FSDP's own")
         // reentrant checkpointing travels in activation_checkpointing_kwargs; unset otherwise
         #expect(a.bool("use_reentrant") == (checkpointing && !fsdp && t.checkpointStyle == .reentrant ? true : nil))
+        #expect(a.bool("selective") == (checkpointing && !fsdp && t.checkpointStyle == .selective ? true : nil))
         #expect(a.bool("activation_offloading") == t.activationOffloading)
         #expect(a.bool("use_liger_kernel") == (t.kernels == .liger))
         #expect(a.bool("padding_free") == s.packing)

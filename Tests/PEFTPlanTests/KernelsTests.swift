@@ -146,3 +146,37 @@ struct KernelsTests {
         #expect(p["host_bytes"] as? Int == 32 * 2048 * 4096 * 2, "the default 2,048 tokens: 32 inputs of 2048 × 4096 × 2 bytes")
     }
 }
+
+/// `--optimizer-in-backward` against PyTorch: scripts/optimizer_in_backward_reference.py trains
+/// one step on the CPU with one AdamW per parameter stepped from its post-accumulate-grad
+/// hook and records the gradient bytes alive at each hook. The plan's `gradients` term must
+/// equal the largest measured.
+@Suite("The optimizer step in backward against PyTorch")
+struct OptimizerInBackwardTests {
+    static let cases: [(id: String, model: String, method: Method, batch: Int, seq: Int)] = [
+        ("tiny-full", "tiny", .full, 2, 64),
+        ("tiny-lora", "tiny", .lora, 2, 64),
+        ("qwen2.5-0.5b-full", "qwen2.5-0.5b", .full, 1, 32),
+    ]
+
+    nonisolated(unsafe) static let reference = PythonReference.run(
+        script: "optimizer_in_backward_reference.py",
+        input: cases.map { ["id": $0.id, "config_path": Fixtures.modelPath($0.model), "method": $0.method.rawValue,
+                            "batch": $0.batch, "seq": $0.seq] as [String: Any] })
+
+    @Test func gradientsAliveAtOnce() throws {
+        let measured = try Self.reference.get()
+        for c in Self.cases {
+            let r = try #require(measured[c.id] as? [String: Any], "no result for \(c.id)")
+            if let error = r["error"] as? String { Issue.record("\(c.id): \(error)"); continue }
+            var t = TrainingOptions()
+            t.batch = c.batch
+            t.seq = c.seq
+            let plain = try PlanContext(arch: try Presets.resolve(c.model), method: c.method, methodOptions: MethodOptions(), training: t)
+            t.optimizerInBackward = true
+            let fused = try PlanContext(arch: try Presets.resolve(c.model), method: c.method, methodOptions: MethodOptions(), training: t)
+            #expect(fused.gradients == r["peak_gradient_bytes"] as? Int, "\(c.id)")
+            #expect(plain.gradients == r["all_gradient_bytes"] as? Int, "\(c.id): every gradient without it")
+        }
+    }
+}

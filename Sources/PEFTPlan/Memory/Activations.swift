@@ -156,6 +156,12 @@ final class Tape {
     private var cached: [(id: Int, extent: Extent, bytes: Int, stage: Int, weight: Double)] = []
     var stage = 0
 
+    /// The outputs of the attention op (SDPA's output and log-sum-exp), by stage: what
+    /// selective checkpointing caches per block (``CheckpointStyle/selective``).
+    private(set) var attentionOutputs = [ByteBill](repeating: ByteBill(), count: 5)
+
+    func cacheAttentionOutput(_ e: Extent, _ bytes: Int) { attentionOutputs[stage].add(e, bytes: bytes, times: weight) }
+
     func keepAlive(_ t: T) {
         guard !cached.contains(where: { $0.id == t.id }) else { return }
         cached.append((t.id, t.extent, t.bytes, stage, weight))
@@ -503,6 +509,10 @@ struct ForwardGraph {
                    causalFlash: c.kernel == .flash)
         switch c.kernel {
         case .flash?:
+            // TRL's selective checkpointing keeps the op's outputs: the output and the fp32
+            // log-sum-exp (aten::_scaled_dot_product_flash_attention and its CPU twin)
+            tape.cacheAttentionOutput(.q(vd), c.a)
+            tape.cacheAttentionOutput(.q(nh), 4)
             if anyRG {
                 tape.save(q); tape.save(k); tape.save(v)
                 let out = tape.new(.q(vd), c.a, rg: true)

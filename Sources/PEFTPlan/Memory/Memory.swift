@@ -128,6 +128,9 @@ public struct PlanContext: Sendable {
     /// checkpointing recomputes one block at a time, so its peak is the largest kind.
     let steadyKinds: [ByteBill]
     let checkpointInputPerToken: Int
+    /// What selective checkpointing caches per block: the attention op's outputs (layers 0, 1,
+    /// and the steady layer's weighted mean); zero where the kernel is not one it matches.
+    let attentionOutputs: [ByteBill]
     /// Per-layer bytes of the KV cache that no saved tensor holds (layers 0, 1, steady).
     let cache: [ByteBill]
     /// Matmul FLOPs by stage (embedding, blocks 0, 1, steady, head), forward and backward.
@@ -142,7 +145,7 @@ public struct PlanContext: Sendable {
     /// `gradient_checkpointing_kwargs`, which Transformers 5.25's Trainer no longer reads
     /// (`activation_checkpointing_kwargs`, defaulting to `use_reentrant=False`): the pinned
     /// stack runs non-reentrant there unless asked.
-    public var recomputesWholeBlocks: Bool { training.checkpointStyle != .nonReentrant }
+    public var recomputesWholeBlocks: Bool { training.checkpointStyle == .reentrant || training.checkpointStyle == .offloaded }
 
     /// Whether Unsloth's offloaded checkpointing moves the block inputs to the host for a
     /// micro-batch of `batch` × `seq`: under Unsloth's style, from 512 tokens (below, Unsloth
@@ -205,6 +208,9 @@ public struct PlanContext: Sendable {
         if t.loss == .unsloth && t.kernels != .unsloth {
             throw PlanError.conflict("\(setting: .loss, "unsloth") is Unsloth's own loss: plan it with \(setting: .kernels, "unsloth")")
         }
+        if t.checkpointStyle == .selective && t.gradCheckpointing && !account.method.spec.trainsBase {
+            throw PlanError.conflict("TRL 1.16's selective checkpointing fails with a PEFT model (TRL wraps the PeftModel's gradient_checkpointing_enable, which Transformers 5.25 does not call: \"Unexpected keyword arguments: selective\"); plan it with full fine-tuning, or \(setting: .checkpointing, "non-reentrant")")
+        }
         if t.checkpointStyle == .offloaded && t.kernels != .unsloth {
             throw PlanError.conflict("offloaded checkpointing is Unsloth's (use_gradient_checkpointing=\"unsloth\"): plan it with \(setting: .kernels, "unsloth")")
         }
@@ -223,7 +229,10 @@ public struct PlanContext: Sendable {
         self.methodOptions = methodOptions
         self.training = training
         self.runtime = runtime
-        activationScale = runtime.activationScale[account.method.rawValue] ?? 1
+        activationScale = (runtime.activationScale[account.method.rawValue] ?? 1) * (training.compiledActivationFactor ?? 1)
+        if let f = training.compiledActivationFactor, !(f >= 0.05 && f <= 2) {
+            throw PlanError.invalidSetting(.compileActivationFactor, value: Units.plain(f), accepted: "a factor from 0.05 to 2 (measured saved bytes under torch.compile ÷ without it; docs/kernels.md lists some)")
+        }
         let method = account.method
         let p = training.precision
         let spec = method.spec
@@ -252,11 +261,23 @@ public struct PlanContext: Sendable {
 
         // Weights: MemoryComponents documents each formula.
         try Self.checkKernels(arch, account: account, methodOptions: methodOptions, training: training)
+        if training.optimizerInBackward {
+            if training.gradAccum > 1 {
+                throw PlanError.conflict("with the optimizer step in backward each gradient is freed as soon as it is made, so none can accumulate over micro-batches: plan \(setting: .gradAccum, "1") (Transformers' layerwise optimizers refuse accumulation too)")
+            }
+            if scale.gpus > 1 || scale.sharding != .none {
+                throw PlanError.conflict("the optimizer step in backward runs in one process here (Transformers' layerwise optimizers refuse distributed training): plan it on one GPU without \(field: .sharding)")
+            }
+        }
+        if training.gradCheckpointing && training.checkpointStyle == .selective && scale.sharding == .fsdp {
+            throw PlanError.conflict("under FSDP the Trainer checkpoints with FSDP's own wrapper, which TRL's selective checkpointing does not reach; plan \(setting: .checkpointing, "selective") without \(setting: .sharding, "fsdp")")
+        }
         let frozen = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions, kernels: training.kernels)
         let trainable = MemoryComponents.trainableWeights(account, precision: p, options: methodOptions)
         let master = MemoryComponents.masterWeights(account, precision: p)
         let grads = MemoryComponents.gradients(account, precision: p, options: methodOptions)
         let shapes = MemoryComponents.trainableShapes(arch, account: account)
+        largestTrainableElements = shapes.map { $0.dims.reduce(1, *) }.max() ?? 0
         // torch's optimizers keep states in the parameter's dtype
         let stateBytes = spec.trainsBase ? (p.hasMasterWeights ? 4 : p.bytes) : account.method.adapterElementBytes(methodOptions, precision: p)
         let states = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer, stateBytes: stateBytes)
@@ -303,13 +324,22 @@ public struct PlanContext: Sendable {
         cache = r.cache
         forwardFlops = r.forwardFlops
         backwardFlops = r.backwardFlops
-        recomputedFlops = r.recomputedFlops
-        fp32Flops = r.fp32Flops
-        flashFlops = r.flashFlops
+        attentionOutputs = (1...3).map { graph.tape.attentionOutputs[$0] }
+        // TRL's selective checkpointing takes the attention op's outputs from its cache in the
+        // recompute: the attention FLOPs (the terms over token pairs) are not run again — where
+        // the kernel is one its policy matches (the flash kernels; not eager or math attention).
+        let selective = checkpointing && training.checkpointStyle == .selective && graph.c.kernel == .flash
+        func withoutPairs(_ bills: [ByteBill]) -> [ByteBill] { selective ? bills.map { var b = $0; b.pair = 0; return b } : bills }
+        recomputedFlops = withoutPairs(r.recomputedFlops)
+        fp32Flops = (r.fp32Flops.forward, r.fp32Flops.backward, withoutPairs(r.fp32Flops.recomputed))
+        flashFlops = (r.flashFlops.forward, r.flashFlops.backward, withoutPairs(r.flashFlops.recomputed))
         applyScale(scale)
     }
 
     private var unshardedFrozen = 0
+    /// Elements of the largest trainable tensor (the one gradient alive at a time with the
+    /// optimizer step in backward).
+    private var largestTrainableElements = 0
 
     /// Sets the per-GPU persistent components for `scale` from the unsharded ones.
     private mutating func applyScale(_ scale: ScaleOptions) {
@@ -324,6 +354,11 @@ public struct PlanContext: Sendable {
         trainableWeights = sh.trainable
         masterWeights = sh.master
         gradients = sh.gradients
+        if training.optimizerInBackward && account.trainableParams > 0 {
+            // each parameter's hook steps its optimizer and sets its gradient to None as soon as
+            // the gradient is accumulated: at most the largest one is alive
+            gradients = min(gradients, largestTrainableElements * (unsharded.gradients / account.trainableParams))
+        }
         optimizerStates = sh.optimizerStates
         pageableOptimizerBytes = scale.offload == .none
             ? MemoryComponents.shard(unshardedPageable, over: scale.sharding.shardsOptimizer ? scale.gpus : 1) : 0
@@ -396,10 +431,15 @@ public struct PlanContext: Sendable {
 
     /// Saved activations of all blocks (no checkpointing), excluding logits.
     func blockActivations(batch: Int, sq: Int, skv: Int) -> Double {
+        perLayer([layer0, layer1, steady], batch: batch, sq: sq, skv: skv)
+    }
+
+    /// A per-layer quantity (layers 0, 1 and the steady mean) summed over the model's layers.
+    func perLayer(_ bills: [ByteBill], batch: Int, sq: Int, skv: Int) -> Double {
         let l = arch.numLayers
-        var total = layer0.bytes(batch: batch, sq: sq, skv: skv)
-        if l >= 2 { total += layer1.bytes(batch: batch, sq: sq, skv: skv) }
-        if l >= 3 { total += Double(l - 2) * steady.bytes(batch: batch, sq: sq, skv: skv) }
+        var total = bills[0].bytes(batch: batch, sq: sq, skv: skv)
+        if l >= 2 { total += bills[1].bytes(batch: batch, sq: sq, skv: skv) }
+        if l >= 3 { total += Double(l - 2) * bills[2].bytes(batch: batch, sq: sq, skv: skv) }
         return total
     }
 
@@ -436,6 +476,7 @@ public struct PlanContext: Sendable {
             // Each block keeps only its input; backward recomputes one block at a time.
             let input = tokens * Double(checkpointInputPerToken)
             blocks = k * Double(arch.numLayers) * input
+                + (training.checkpointStyle == .selective ? k * perLayer(attentionOutputs, batch: batch, sq: sq, skv: skv) : 0)
             lastBlock = k * (input + oneBlock(batch: batch, sq: sq, skv: skv))
         } else {
             blocks = k * blockActivations(batch: batch, sq: sq, skv: skv)

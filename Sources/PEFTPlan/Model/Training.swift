@@ -102,6 +102,10 @@ public enum CheckpointStyle: String, CaseIterable, Sendable, Codable {
     /// @ce232d6c `gradient_checkpointing.py`, `UnslothCheckpointFunction`): reentrant, with each
     /// block's input in pinned host memory between forward and backward.
     case offloaded
+    /// TRL's selective activation checkpointing (`gradient_checkpointing_kwargs={"selective":
+    /// True}`, TRL 1.16 trl/models/selective_activation_checkpointing.py): non-reentrant, with
+    /// the SDPA op's outputs cached by PyTorch's selective checkpointing instead of recomputed.
+    case selective
 }
 
 /// The kernel stack that replaces Transformers' layer ops, which changes what backward saves.
@@ -145,6 +149,15 @@ public struct TrainingOptions: Equatable, Sendable {
     public var loss: LossKind = .standard
     /// The kernel stack of the layer ops.
     public var kernels: KernelStack = .none
+    /// The optimizer step fused into backward: one optimizer per parameter, stepped by the
+    /// parameter's post-accumulate-grad hook, which then frees its gradient (PyTorch's
+    /// `Tensor.register_post_accumulate_grad_hook`; torch 2.15
+    /// `torch.distributed.optim._apply_optimizer_in_backward`; Transformers 5.25's `*_layerwise`
+    /// optimizers, trainer_optimizer.py): one gradient alive at a time.
+    public var optimizerInBackward = false
+    /// `torch.compile`'s effect on the saved activations, as a factor the user measured (its
+    /// partitioner decides what to keep, which no source states): nil for none assumed.
+    public var compiledActivationFactor: Double?
     /// Of `seq`, the tokens that stand for images (a vision-language model's image tokens,
     /// each the merger's output for `patchesPerToken` of the tower's patches); 0: text only.
     public var imageTokens = 0

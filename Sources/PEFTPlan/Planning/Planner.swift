@@ -364,6 +364,8 @@ public enum Planner {
             style = t.seq < 512
                 ? " (\(setting: .checkpointing, "offloaded"): below 512 tokens Unsloth runs plain reentrant checkpointing, nothing offloaded)"
                 : " (\(setting: .checkpointing, "offloaded"), Unsloth's: each block's input in pinned host memory, host_bytes; copied back before the block reruns, and compute waits for the copy)"
+        case (true, .selective):
+            style = " (\(setting: .checkpointing, "selective"), TRL's: each block keeps its input and the attention op's outputs, cached by PyTorch's selective checkpointing, and recomputes the rest but attention)"
         default: style = ""
         }
         n.append("gradient checkpointing \(t.gradCheckpointing ? "on" : "off")\(style)\(forced.joined())")
@@ -373,6 +375,9 @@ public enum Planner {
 
         if t.optimizer == .pagedAdamw8bit {
             n.append("paged-adamw-8bit: states of tensors of 100,000 elements or more live in CUDA unified memory, which can page to the host; they are left out of device_total (JSON: pageable_bytes)")
+        }
+        if t.optimizerInBackward {
+            n.append("optimizer step in backward: each parameter's optimizer steps from its post-accumulate-grad hook and frees the gradient, so gradients hold the largest one only; no gradient clipping (the Trainer's clipping sees no gradients), no accumulation")
         }
         if t.gradAccum > 1 { n.append("gradient accumulation \(t.gradAccum): gradients stay allocated during forward") }
         let methodNotes = r.methods.flatMap(\.spec.notes).sorted { $0.order < $1.order }

@@ -224,6 +224,10 @@ public enum Advisor {
             var tt = t; tt.gradCheckpointing = true; tt.checkpointStyle = .offloaded
             consider("Unsloth's offloaded checkpointing (\(setting: .checkpointing, "offloaded"))", context(tt))
         }
+        if !t.optimizerInBackward && t.gradAccum == 1 && request.scale.gpus <= 1 && request.scale.sharding == .none && account.trainableParams > 0 {
+            var tt = t; tt.optimizerInBackward = true
+            consider("step the optimizer in backward, one gradient alive at a time (\(field: .optimizerInBackward))", context(tt))
+        }
         if !t.activationOffloading {
             var tt = t; tt.activationOffloading = true
             consider("offload the blocks' saved activations to host memory (\(field: .activationOffloading))", context(tt))
