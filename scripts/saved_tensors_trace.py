@@ -13,6 +13,9 @@ Input (stdin): a JSON list of cases
    "method": ..., and the method's options as scripts/peft_reference.py reads them,
    "loss": "standard" (default) or "chunked" (TRL's fused LM head, as its SFTTrainer runs it),
    "reentrant": true for use_reentrant=True checkpointing,
+   "padding_free": true for TRL's padding-free batch (its collator's layout: the batch's `batch`
+   sequences of `seq` tokens concatenated into one row, position ids restarting at each, no
+   attention mask),
    "selective": true for TRL's selective activation checkpointing (the attention op's outputs
    cached by PyTorch's SAC, outside the autograd graph, and counted here with the rest)}
 Output (stdout): a JSON object id -> {"saved_bytes", "logits_bytes", "by_dtype",
@@ -103,6 +106,12 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
             model.enable_input_require_grads()
     b, s = case["batch"], case["seq"]
     ids = torch.zeros((b, s), dtype=torch.long, device=device)
+    row = {}
+    if case.get("padding_free"):
+        # DataCollatorForLanguageModeling with padding_free (TRL 1.16): one row, position ids
+        # per sequence; Transformers builds the block-diagonal mask from them (masking_utils)
+        ids = torch.zeros((1, b * s), dtype=torch.long, device=device)
+        row = {"position_ids": torch.arange(s, device=device).repeat(b).unsqueeze(0)}
     images = image_inputs(case, cfg, ids, dtype, torch) if case.get("image_tokens") else {}
 
     param_storages = {p.untyped_storage()._cdata for p in model.parameters()}
@@ -125,7 +134,7 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     forward_flops = FlopCounterMode(display=False, custom_mapping=mapping)
     with forward_flops, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         fused = {"fused_lm_head": True} if loss == "chunked" else {}
-        output = model(input_ids=ids, labels=ids, **images, **fused)
+        output = model(input_ids=ids, labels=ids, **images, **fused, **row)
     # What the graph still holds at the end of forward, each storage once.
     seen = {}
     for ref in packed:

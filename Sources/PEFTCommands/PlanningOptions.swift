@@ -64,7 +64,7 @@ struct PlanningOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Number of training examples (with --avg-tokens).") var examples: String?
     @Option(parsing: .unconditional, help: "Average tokens per example (with --examples).") var avgTokens: String?
     @Option(parsing: .unconditional, help: "Epochs (default 1; fractions allowed).") var epochs: String?
-    @Flag(help: "Examples are packed into full sequences (otherwise each is padded to --seq).") var packing = false
+    @Flag(help: "Examples are packed into full sequences (otherwise each is padded to --seq), in TRL's padding-free rows (packing's default strategy): under --attention sdpa or eager a row attends over all its sequences; under flash each sequence attends to itself.") var packing = false
     @Option(help: "A file of the dataset's token lengths (one per line, 'LENGTH COUNT' lines, or JSON; scripts/token_lengths.py writes one): memory is planned at the longest micro-batch the sampler can build and time from the tokens, with each micro-batch padded to its longest example unless --packing.") var lengths: String?
     @Option(parsing: .unconditional, help: "USD per GPU-hour (default: the profile's dated typical price).") var price: String?
     @Option(parsing: .unconditional, help: "Price at this provider's on-demand offers, billed in its increments (`peft-plan prices` lists them); 'all' compares every provider and prices each GPU at the cheapest. Without --gpu, every GPU offered.") var provider: String?
@@ -317,6 +317,7 @@ struct PlanningOptions: ParsableArguments {
         }
         t.activationOffloading = activationOffloading
         t.optimizerInBackward = optimizerInBackward
+        t.paddingFree = packing
         if let f = try Self.real(compileActivationFactor, "--compile-activation-factor") {
             guard compile else {
                 throw PlanError.contradictoryOptions("--compile-activation-factor applies to a step under torch.compile: give --compile with it")

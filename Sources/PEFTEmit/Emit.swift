@@ -610,6 +610,9 @@ public enum Emitter {
         if s.training.loss == .standard {
             n.append("Note: TRL's SFTTrainer computes the loss with its chunked LM head, which keeps no full logits: less memory than this plan (--loss standard) counts; --loss chunked plans what runs.")
         }
+        if s.packing && s.training.attention != .flash {
+            n.append("Note: packing runs padding-free rows; under \(attnImplementation(s.training.attention)) Transformers 5.25 separates the packed sequences with a block-diagonal mask over the whole row (--attention flash attends within each sequence without it).")
+        }
         let p = s.training.precision
         if s.usesDeepSpeed && (p == .bf16 || p == .fp16) {
             n.append("Note: DeepSpeed keeps fp32 master weights and optimizer states in \(p.rawValue) mode, more than a pure \(p.rawValue) plan holds.")

@@ -88,6 +88,7 @@ public enum PlanOutput {
             ("flops_per_micro_batch", .double(e.flopsPerMicroBatch)), ("fp32_flops_per_micro_batch", .double(e.fp32FlopsPerMicroBatch)),
             ("mfu", .double(e.mfuUsed)), ("compute_seconds_per_micro_batch", .double(e.computeSeconds)),
             ("optimizer_seconds", .double(e.optimizerSeconds)), ("communication_seconds", .double(e.communicationSeconds)),
+            ("host_link_bytes_per_step", .double(e.hostLinkBytesPerStep)), ("exposed_host_seconds_per_step", .double(e.exposedHostSecondsPerStep)),
             ("step_seconds", .double(e.stepSeconds)), ("optimizer_steps", .double(e.optimizerSteps)),
             ("train_hours", .double(e.trainHours)), ("overhead_hours", .double(e.overheadHours)),
             ("gpu_hours", .double(e.gpuHours)), ("price_usd_per_gpu_hour", .double(e.pricePerGPUHour)),

@@ -30,6 +30,7 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
         t.loss = raw["loss"].flatMap(LossKind.init(rawValue:)) ?? .standard
         if raw["reentrant"] == "1" || raw["reentrant"] == "true" { t.checkpointStyle = .reentrant }
         if raw["selective"] == "1" || raw["selective"] == "true" { t.checkpointStyle = .selective }
+        t.paddingFree = raw["padding_free"] == "1" || raw["padding_free"] == "true"
         return t
     }
 

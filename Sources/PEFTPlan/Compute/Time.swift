@@ -114,6 +114,10 @@ public struct TimeEstimate: Equatable, Sendable {
     public var optimizerSeconds = 0.0
     /// Communication of one optimizer step that is not hidden behind compute.
     public var communicationSeconds = 0.0
+    /// Bytes one GPU moves over its host link per optimizer step (parameter offload's fetches,
+    /// offloaded activations or block inputs out and back), and the seconds of it compute
+    /// waits for (the copies back that nothing overlaps).
+    public var hostLinkBytesPerStep = 0.0, exposedHostSecondsPerStep = 0.0
     /// One optimizer step: grad-accum micro-batches + optimizer + exposed communication.
     public var stepSeconds = 0.0
     /// Tokens per second over all GPUs (padding included, as the GPU processes them).
@@ -179,6 +183,8 @@ public enum TimeModel {
         e.optimizerSeconds = seconds.optimizer
         e.communicationSeconds = seconds.exposedCommunication
         e.stepSeconds = seconds.step
+        e.hostLinkBytesPerStep = (w.offloadBytesPerMicroBatch + w.exposedHostBytesPerMicroBatch) * w.microBatches
+        e.exposedHostSecondsPerStep = w.exposedHostBytesPerMicroBatch * w.microBatches / ctx.runtime.hostLinkBytesPerSecond
         e.tokensPerSecond = w.tokensPerStep / e.stepSeconds
         let shards = Double(max(1, scale.gpus))
         let b = t.batch
@@ -378,7 +384,8 @@ extension PlanContext {
     /// The step's work on `gpu` (the context's GPU count, sharding and offload).
     public func stepWork(gpu: GPUProfile) -> StepWork {
         var w = StepWork()
-        let t = training, b = t.batch, s = t.seq
+        let t = training
+        let (b, s) = layout(batch: t.batch, seq: t.seq)     // one row under padding-free SDPA
         let f = flops(batch: b, seq: s), f32 = fp32Flops(batch: b, seq: s)
         let all = f.forward + f.backward + f.recompute
         let all32 = f32.forward + f32.backward + f32.recompute

@@ -204,6 +204,14 @@ struct GraphContext {
     let imageTokens: Int
     /// The loss over the vocabulary (what the head keeps, computes again or computes early).
     let loss: LossKind
+    /// A padding-free row under SDPA without a cache (TRL's trainer passes use_cache=False;
+    /// checkpointing turns the cache off): Transformers 5.25 builds a block-diagonal mask from
+    /// the position ids (masking_utils.py: only with no attention mask and no cache), so the
+    /// keys and values are expanded to every head (sdpa_attention.py `repeat_kv`, as
+    /// `use_gqa_in_sdpa` needs no mask) and each layer's SDPA call turns the boolean mask into
+    /// one in the query's dtype, which its kernel keeps (checked on the CPU). Without it (the
+    /// plain Trainer's cache) the row attends causally across its sequences, unmasked.
+    let packedMask: Bool
     /// The kernel stack and what it replaces in this family (``KernelPatch``).
     let kernels: KernelStack
     let patch: KernelPatch
@@ -238,6 +246,7 @@ struct GraphContext {
         // compute_loss; trainer/utils.py, the fused head's forward).
         let trl = training.loss == .chunked || training.loss == .unsloth
         useCache = prefix || (!checkpointing && !trl)
+        packedMask = training.paddingFree && training.attention == .sdpa && !useCache && spec.virtualTokens == nil
         imageTokens = arch.vision == nil ? 0 : training.imageTokens
         loss = training.loss
     }
@@ -493,6 +502,15 @@ struct ForwardGraph {
         // latent attention: queries and keys of one width, values and the output of another
         let qd = qkWidth ?? arch.qDim, nh = arch.numHeads, vd = vWidth ?? qd
         let anyRG = q.rg || k.rg || v.rg
+        // a padding-free row's block-diagonal mask (GraphContext.packedMask): k and v repeated to
+        // every head, the mask in the query's dtype kept per layer, no causal block skipping
+        // (the kernel that takes a mask computes the whole square)
+        let masked = c.packedMask && c.kernel == .flash
+        var k = k, v = v
+        if masked && arch.nKVHeads < nh {
+            k = tape.new(.kv(qd), k.bytes, rg: k.rg)
+            v = tape.new(.kv(vd), v.bytes, rg: v.rg)
+        }
         // QKᵀ and PV: 2·head_dim per (query, key) pair and head, each. Backward: the flash
         // kernel recomputes QKᵀ and computes dQ, dK, dV and dP whenever anything needs a
         // gradient (five products, torch.utils.flop_counter's sdpa backward); the math and
@@ -506,7 +524,7 @@ struct ForwardGraph {
         // residual stream is fp32 after prepare_model_for_kbit_training), so attention runs
         // in fp32, where PyTorch has no flash kernel.
         tape.flops(.pair(1), forward: pairFlops + pvFlops, backward: backwardFlops, fp32: c.method.spec.quantisesBase && c.stream == 4,
-                   causalFlash: c.kernel == .flash)
+                   causalFlash: c.kernel == .flash && !masked)
         switch c.kernel {
         case .flash?:
             // TRL's selective checkpointing keeps the op's outputs: the output and the fp32
@@ -515,6 +533,7 @@ struct ForwardGraph {
             tape.cacheAttentionOutput(.q(nh), 4)
             if anyRG {
                 tape.save(q); tape.save(k); tape.save(v)
+                if masked { tape.save(.pair(1), c.a) }
                 let out = tape.new(.q(vd), c.a, rg: true)
                 tape.save(out)
                 tape.save(.q(nh), 4)   // log-sum-exp

@@ -387,6 +387,18 @@ public struct PlanContext: Sendable {
     /// forward recomputed by gradient checkpointing, counted as PyTorch's FlopCounterMode
     /// counts (2 per multiply-add of every mm/bmm; the flash kernel's backward as dQ, dK,
     /// dV and dP).
+    /// The shape a micro-batch of `batch` sequences of `seq` tokens runs as: one row of
+    /// batch × seq tokens under padding-free batches where attention spans the row (SDPA and
+    /// eager attention: TRL 1.16's collator passes position ids and no mask, and Transformers
+    /// 5.25 runs causal attention over the row — checked on the CPU with the real collator);
+    /// the sequences as they are otherwise (flash_attention_2's varlen path attends per
+    /// sequence). Methods with virtual tokens keep theirs per sequence.
+    public func layout(batch: Int, seq: Int) -> (batch: Int, seq: Int) {
+        guard training.paddingFree, training.attention != .flash, account.method.spec.virtualTokens == nil else { return (batch, seq) }
+        let row = batch.multipliedReportingOverflow(by: seq)
+        return row.overflow ? (batch, seq) : (1, row.partialValue)
+    }
+
     public func flops(batch: Int, seq: Int) -> (forward: Double, backward: Double, recompute: Double) {
         stepFlops(batch: batch, seq: seq, forwardFlops, backwardFlops, recomputedFlops)
     }
@@ -405,6 +417,7 @@ public struct PlanContext: Sendable {
 
     private func stepFlops(batch: Int, seq: Int, _ f: [ByteBill], _ b: [ByteBill], _ r: [ByteBill])
         -> (forward: Double, backward: Double, recompute: Double) {
+        let (batch, seq) = layout(batch: batch, seq: seq)
         let (sq, skv) = lengths(seq: seq)
         let forward = overModel(f, batch: batch, sq: sq, skv: skv)
         let backward = overModel(b, batch: batch, sq: sq, skv: skv)
@@ -459,6 +472,7 @@ public struct PlanContext: Sendable {
     }
 
     func phases(batch: Int, seq: Int) -> Phases {
+        let (batch, seq) = layout(batch: batch, seq: seq)
         let (sq, skv) = lengths(seq: seq)
         let tokens = Double(batch) * Double(sq)
         let a = Double(training.precision.bytes)

@@ -4,7 +4,7 @@ import Foundation
 /// end's spelling: the command line renders each as its flag (`PEFTOutput`'s
 /// `CommandLineNames`), a library user as it likes.
 public enum PlanField: String, CaseIterable, Sendable {
-    case model, gpu, gpus, method, batch, seq, gradAccum, gradCheckpointing, checkpointing, activationOffloading, precision, optimizer, loss, kernels, optimizerInBackward, compileActivationFactor
+    case model, gpu, gpus, method, batch, seq, gradAccum, gradCheckpointing, checkpointing, activationOffloading, precision, optimizer, loss, kernels, attention, optimizerInBackward, compileActivationFactor
     case sharding, offload, runtime
     case loraR, loraAlpha, loraDropout, loraTargets, adapterDtype, ia3Targets, ia3Feedforward
     case adapterReduction, prefixTokens, prefixProjection, promptTokens

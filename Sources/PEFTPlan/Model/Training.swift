@@ -158,6 +158,12 @@ public struct TrainingOptions: Equatable, Sendable {
     /// `torch.compile`'s effect on the saved activations, as a factor the user measured (its
     /// partitioner decides what to keep, which no source states): nil for none assumed.
     public var compiledActivationFactor: Double?
+    /// TRL's padding-free batches (what its packing turns on, `padding_free=True`): the
+    /// collator concatenates the micro-batch's sequences into one row with position ids
+    /// restarting at each (TRL 1.16 `DataCollatorForLanguageModeling`). Under
+    /// flash_attention_2 each sequence attends to itself (varlen); under SDPA and eager
+    /// attention Transformers 5.25 gets no mask and attends causally over the whole row.
+    public var paddingFree = false
     /// Of `seq`, the tokens that stand for images (a vision-language model's image tokens,
     /// each the merger's output for `patchesPerToken` of the tower's patches); 0: text only.
     public var imageTokens = 0

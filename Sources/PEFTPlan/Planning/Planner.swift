@@ -376,6 +376,11 @@ public enum Planner {
         if t.optimizer == .pagedAdamw8bit {
             n.append("paged-adamw-8bit: states of tensors of 100,000 elements or more live in CUDA unified memory, which can page to the host; they are left out of device_total (JSON: pageable_bytes)")
         }
+        if t.paddingFree {
+            n.append(t.attention == .flash
+                ? "packing: TRL's padding-free rows (its collator concatenates the micro-batch's sequences with position ids); flash_attention_2 attends within each sequence"
+                : "packing: TRL's padding-free rows of \(t.batch) × \(t.seq) tokens, planned as one sequence each; under \(setting: .attention, t.attention.rawValue) with TRL's trainer (no KV cache) Transformers 5.25 masks each sequence off from the others with a block-diagonal mask over the row (under sdpa kept per layer in the compute dtype, keys and values repeated to every head, the whole square computed); with the plain Trainer's cache it builds none and the sequences attend across each other; \(setting: .attention, "flash") attends within each sequence at no such cost")
+        }
         if t.optimizerInBackward {
             n.append("optimizer step in backward: each parameter's optimizer steps from its post-accumulate-grad hook and frees the gradient, so gradients hold the largest one only; no gradient clipping (the Trainer's clipping sees no gradients), no accumulation")
         }

@@ -209,6 +209,11 @@ public enum Advisor {
                 }
             }
         }
+        // Padding-free rows attend over the whole row under SDPA and eager attention.
+        if t.paddingFree && t.attention != .flash {
+            var tt = t; tt.attention = .flash
+            consider("attend within each packed sequence with flash_attention_2 (\(setting: .attention, "flash"))", context(tt))
+        }
         // Kernel stacks that keep less for backward (docs/kernels.md), where the family has them.
         if t.kernels == .none && request.arch.family.spec.plansLiger {
             var tt = t; tt.kernels = .liger
