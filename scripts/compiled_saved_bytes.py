@@ -12,32 +12,18 @@ Prints: eager bytes, compiled bytes and their ratio (the factor).
 import json
 import sys
 import warnings
-import weakref
 
 warnings.filterwarnings("ignore")
 
 
 def saved_bytes(torch, model, ids):
-    params = {p.untyped_storage()._cdata for p in model.parameters()}
-    packed = []
-
-    def pack(t):
-        alias = t.detach()
-        packed.append(weakref.ref(alias))
-        return alias
-
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    from saved_tensors_trace import SavedTensors   # the trace's counting, storage by storage
+    saved = SavedTensors(torch, model)
+    with saved.hooks():
         out = model(input_ids=ids, labels=ids)
-    seen = {}
-    for ref in packed:
-        t = ref()
-        if t is None:
-            continue
-        st = t.untyped_storage()
-        if st._cdata not in params and st._cdata not in seen:
-            seen[st._cdata] = st.nbytes()
+    total = sum(v[0] for v in saved.storages().values())
     out.loss.backward()
-    return sum(seen.values())
+    return total
 
 
 def build(torch, path, method):

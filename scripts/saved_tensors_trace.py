@@ -111,50 +111,27 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
         # DataCollatorForLanguageModeling with padding_free (TRL 1.16): one row, position ids
         # per sequence; Transformers builds the block-diagonal mask from them (masking_utils)
         ids = torch.zeros((1, b * s), dtype=torch.long, device=device)
-        row = {"position_ids": torch.arange(s, device=device).repeat(b).unsqueeze(0)}
+        # and TRL's SFTTrainer passes use_cache=False (sft_trainer.py compute_loss)
+        row = {"position_ids": torch.arange(s, device=device).repeat(b).unsqueeze(0), "use_cache": False}
     images = image_inputs(case, cfg, ids, dtype, torch) if case.get("image_tokens") else {}
 
-    param_storages = {p.untyped_storage()._cdata for p in model.parameters()}
     trainable_bytes = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
-    packed = []
-
-    def pack(t):
-        # The graph keeps a detached alias (the same storage): a node that saves its own
-        # output would otherwise hold it, with its grad_fn, in a reference cycle that outlives
-        # a branch autograd drops (DeepSeek-V4's indexer, whose top-k values are discarded),
-        # which training without hooks frees. Keep only a weak reference to the alias: what
-        # autograd drops (a detached branch, such as DoRA's weight norm) is freed, and its
-        # storage address may then be reused.
-        alias = t.detach()
-        packed.append(weakref.ref(alias))
-        return alias
+    saved = SavedTensors(torch, model)
 
     from torch.utils.flop_counter import FlopCounterMode
     mapping = grouped_mm_mapping(torch)
     forward_flops = FlopCounterMode(display=False, custom_mapping=mapping)
-    with forward_flops, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with forward_flops, saved.hooks():
         fused = {"fused_lm_head": True} if loss == "chunked" else {}
         output = model(input_ids=ids, labels=ids, **images, **fused, **row)
     # What the graph still holds at the end of forward, each storage once.
-    seen = {}
-    for ref in packed:
-        t = ref()
-        if t is None:
-            continue
-        st = t.untyped_storage()
-        key = st._cdata
-        if key not in param_storages and key not in seen:
-            seen[key] = (st.nbytes(), str(t.dtype), tuple(t.shape))
+    seen = saved.storages()
     # What selective checkpointing cached: each op's outputs, per checkpointed call.
     for storage in sac_storages:
         for per_op in storage.values():
             for out in per_op.values():
                 for w in (out if isinstance(out, (tuple, list)) else (out,)):
-                    t = getattr(w, "val", w)        # each output is held in a _VersionWrapper
-                    if isinstance(t, torch.Tensor):
-                        st = t.untyped_storage()
-                        if st._cdata not in param_storages and st._cdata not in seen:
-                            seen[st._cdata] = (st.nbytes(), str(t.dtype), tuple(t.shape))
+                    saved.add(getattr(w, "val", w))   # each output is held in a _VersionWrapper
     backward_flops = FlopCounterMode(display=False, custom_mapping=mapping)
     with backward_flops:
         output.loss.backward()
@@ -169,6 +146,43 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
     return {"saved_bytes": total, "logits_bytes": logits, "by_dtype": by_dtype, "tensors": len(seen),
             "trainable_bytes": trainable_bytes,
             "forward_flops": forward_flops.get_total_flops(), "backward_flops": backward_flops.get_total_flops()}
+
+
+class SavedTensors:
+    """What autograd saves for backward inside `hooks()`, each storage once, parameters left out."""
+
+    def __init__(self, torch, model):
+        self.torch = torch
+        self.params = {p.untyped_storage()._cdata for p in model.parameters()}
+        self.packed = []
+        self.seen = {}
+
+    def pack(self, t):
+        # The graph keeps a detached alias (the same storage): a node that saves its own
+        # output would otherwise hold it, with its grad_fn, in a reference cycle that outlives
+        # a branch autograd drops (DeepSeek-V4's indexer, whose top-k values are discarded),
+        # which training without hooks frees. Keep only a weak reference to the alias: what
+        # autograd drops (a detached branch, such as DoRA's weight norm) is freed, and its
+        # storage address may then be reused.
+        alias = t.detach()
+        self.packed.append(weakref.ref(alias))
+        return alias
+
+    def hooks(self):
+        return self.torch.autograd.graph.saved_tensors_hooks(self.pack, lambda t: t)
+
+    def add(self, t):
+        """Counts `t`'s storage (a tensor held outside the graph's saved tensors)."""
+        if isinstance(t, self.torch.Tensor):
+            st = t.untyped_storage()
+            if st._cdata not in self.params and st._cdata not in self.seen:
+                self.seen[st._cdata] = (st.nbytes(), str(t.dtype), tuple(t.shape))
+
+    def storages(self):
+        """storage id -> (bytes, dtype, shape) of what is still alive of the packed tensors."""
+        for ref in self.packed:
+            self.add(ref())
+        return self.seen
 
 
 def grouped_mm_mapping(torch):

@@ -64,7 +64,7 @@ struct PlanningOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Number of training examples (with --avg-tokens).") var examples: String?
     @Option(parsing: .unconditional, help: "Average tokens per example (with --examples).") var avgTokens: String?
     @Option(parsing: .unconditional, help: "Epochs (default 1; fractions allowed).") var epochs: String?
-    @Flag(help: "Examples are packed into full sequences (otherwise each is padded to --seq), in TRL's padding-free rows (packing's default strategy): under --attention sdpa or eager a row attends over all its sequences; under flash each sequence attends to itself.") var packing = false
+    @Flag(help: "Examples are packed into full sequences (otherwise each is padded to --seq), in TRL's padding-free rows (packing's default strategy): under --attention sdpa or eager a row is one sequence to attention, with a block-diagonal mask over it; under flash each sequence attends to itself.") var packing = false
     @Option(help: "A file of the dataset's token lengths (one per line, 'LENGTH COUNT' lines, or JSON; scripts/token_lengths.py writes one): memory is planned at the longest micro-batch the sampler can build and time from the tokens, with each micro-batch padded to its longest example unless --packing.") var lengths: String?
     @Option(parsing: .unconditional, help: "USD per GPU-hour (default: the profile's dated typical price).") var price: String?
     @Option(parsing: .unconditional, help: "Price at this provider's on-demand offers, billed in its increments (`peft-plan prices` lists them); 'all' compares every provider and prices each GPU at the cheapest. Without --gpu, every GPU offered.") var provider: String?
@@ -314,6 +314,10 @@ struct PlanningOptions: ParsableArguments {
         } else if t.kernels == .unsloth {
             t.loss = .unsloth
             kernelDefaults.append("loss unsloth: Unsloth's default, its fused cross-entropy")
+        } else if t.kernels == .liger {
+            // Liger's layer kernels as TRL's use_liger_kernel applies them: TRL's own head
+            t.loss = .chunked
+            kernelDefaults.append("loss chunked: TRL's chunked LM head, which its SFTTrainer runs beside Liger's layer kernels (use_liger_kernel); --loss liger for Liger's fused loss under Transformers' Trainer")
         }
         t.activationOffloading = activationOffloading
         t.optimizerInBackward = optimizerInBackward

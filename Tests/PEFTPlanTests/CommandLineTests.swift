@@ -420,7 +420,7 @@ struct CommandLineTests {
         Bad(args: ["--model", "llama-3.1-8b", "--compile", "--compile-activation-factor", "lots"], mentions: "--compile-activation-factor"),
         Bad(args: ["--method", "lora", "--gpu", "H100 SXM", "--model", "llama-3.1-8b", "--kernels", "triton"], mentions: "--kernels"),
         Bad(args: ["--method", "lora", "--gpu", "H100 SXM", "--model", "mixtral-8x7b", "--kernels", "unsloth"], mentions: "llama, mistral, qwen2, qwen3, gemma and gemma2"),
-        Bad(args: ["--method", "lora", "--gpu", "H100 SXM", "--model", "gpt2", "--kernels", "liger"], mentions: "no kernels for gpt2"),
+        Bad(args: ["--method", "lora", "--gpu", "H100 SXM", "--model", "gpt2", "--kernels", "liger"], mentions: "Liger-Kernel's (@ead96b61) kernels for gpt2"),
         Bad(args: ["--method", "lora", "--gpu", "H100 SXM", "--model", "mixtral-8x7b", "--kernels", "liger"], mentions: "fused MoE function"),
         Bad(args: ["--gpu", "H100 SXM", "--model", "llama-3.1-8b", "--method", "full", "--kernels", "unsloth"], mentions: "LoRA and QLoRA"),
         Bad(args: ["--method", "lora", "--gpu", "H100 SXM", "--model", "llama-3.1-8b", "--kernels", "unsloth", "--lora-dropout", "0.05"], mentions: "--lora-dropout 0"),

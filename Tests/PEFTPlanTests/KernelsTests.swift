@@ -86,8 +86,8 @@ struct KernelsTests {
 
     /// Unsloth's offloaded checkpointing, Llama-3.1-8B at 1 × 4096: each of the 32 block inputs
     /// (4096 × 4096 bf16 = 32 MiB) in its own pinned host buffer; on the GPU the last layer's
-    /// input and the staging buffer instead of all 32; below 512 tokens nothing is offloaded;
-    /// the copies back cost time.
+    /// input and the two staging buffers (double buffering) instead of all 32; below 512 tokens
+    /// nothing is offloaded; the copies back cost time.
     @Test func offloadedCheckpointing() throws {
         let input = 4096.0 * 4096 * 2
         let reentrant = try Self.context("llama-3.1-8b", kernels: .unsloth, targets: Self.allSeven, checkpoint: .reentrant)
@@ -96,7 +96,7 @@ struct KernelsTests {
         #expect(o.offloadedActivations == 32 * 33_554_432)
         #expect(r.offloadedActivations == 0)
         let k = offloaded.activationScale
-        #expect(abs(Double(r.activations - o.activations) - k * 30 * input) <= 2, "\(r.activations - o.activations)")
+        #expect(abs(Double(r.activations - o.activations) - k * 29 * input) <= 2, "\(r.activations - o.activations)")
         let short = try Self.context("llama-3.1-8b", kernels: .unsloth, targets: Self.allSeven, seq: 256, checkpoint: .offloaded)
         #expect(short.memory(batch: 1, seq: 256).offloadedActivations == 0)
         let gpu = try HardwareCatalog.select("H100 SXM", from: HardwareCatalog.bundled())[0]
@@ -128,6 +128,20 @@ struct KernelsTests {
         }
     }
 
+    /// Without --method, a technique that serves some methods only plans those and lists the
+    /// others with the reason, rather than failing the whole plan.
+    @Test func everyMethodSkipsWhatATechniqueCannotRun() throws {
+        for (args, planned) in [(["--kernels", "unsloth"], ["lora", "qlora"]), (["--checkpointing", "selective"], ["full"])] {
+            let r = try CLI.run(["--model", "llama-3.1-8b", "--gpu", "H100 SXM", "--format", "json"] + args)
+            #expect(r.status == 0, "stderr: \(r.stderr)")
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            let plans = try #require(obj["plans"] as? [[String: Any]]).compactMap { $0["method"] as? String }
+            #expect(plans == planned, "\(args)")
+            let skipped = ((obj["assumptions"] as? [String: Any])?["skipped_methods"] as? [[String: Any]]) ?? []
+            #expect(skipped.count == 7 - planned.count, "\(args): \(skipped)")
+        }
+    }
+
     /// The command line's defaults under Unsloth: its targets, loss and offloaded
     /// checkpointing, each said in the notes; host_bytes carries the offloaded inputs.
     @Test func unslothDefaultsAreStated() throws {
@@ -150,13 +164,14 @@ struct KernelsTests {
 /// `--optimizer-in-backward` against PyTorch: scripts/optimizer_in_backward_reference.py trains
 /// one step on the CPU with one AdamW per parameter stepped from its post-accumulate-grad
 /// hook and records the gradient bytes alive at each hook. The plan's `gradients` term must
-/// equal the largest measured.
+/// equal the largest measured. (Untied models only: with a tied embedding autograd holds the
+/// head's share of its gradient in its own buffer, which `.grad` does not show; the plan adds
+/// it from the source of the engine's accumulation, not from this measurement.)
 @Suite("The optimizer step in backward against PyTorch")
 struct OptimizerInBackwardTests {
     static let cases: [(id: String, model: String, method: Method, batch: Int, seq: Int)] = [
         ("tiny-full", "tiny", .full, 2, 64),
         ("tiny-lora", "tiny", .lora, 2, 64),
-        ("qwen2.5-0.5b-full", "qwen2.5-0.5b", .full, 1, 32),
     ]
 
     nonisolated(unsafe) static let reference = PythonReference.run(

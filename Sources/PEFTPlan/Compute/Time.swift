@@ -501,10 +501,9 @@ extension PlanContext {
             // Unsloth's matmul_lora adds X·A·B into the base output with one addmm_ in the
             // input's dtype (unsloth @015bdef0 kernels/utils.py L1163–1167): the output read and
             // written once more, no casts of the activations.
-            let unsloth = training.kernels == .unsloth && KernelPatch(arch.family.spec, kernels: .unsloth).unslothLoRA
             let perToken = account.wrapped.filter { !$0.module.isVision }.reduce(0.0) { sum, w in
                 let (i, o) = (Double(w.module.inFeatures), Double(w.module.outFeatures))
-                if unsloth { return sum + Double(w.instances) * 2 * a * o }
+                if unslothFuses(w.module) { return sum + Double(w.instances) * 2 * a * o }
                 return sum + Double(w.instances) * (fp32 ? (a + 4) * i + 16 * o : castDown * i + 4 * a * o)
             }
             adapter = tokens * perToken * (checkpointing ? 4 : 3)
@@ -515,6 +514,18 @@ extension PlanContext {
             dequant = Double(blocks) * Double(checkpointing ? 3 : 2) + Double(tower) * Double(towerPasses)
         }
         return (adapter, dequant)
+    }
+
+    /// Whether Unsloth's fused LoRA functions run `module` (as ``GraphContext``'s
+    /// `unslothFuses`: its group — q/k/v, o, or gate/up/down — all wrapped, without a base bias
+    /// or DoRA).
+    func unslothFuses(_ module: ModuleSpec) -> Bool {
+        guard training.kernels == .unsloth, KernelPatch(arch.family.spec, kernels: .unsloth).unslothLoRA,
+              account.method.spec.wrapper == .lowRank, !methodOptions.dora else { return false }
+        let groups: [[ModuleRole]] = [[.q, .k, .v], [.o], [.gate, .up, .down]]
+        guard let group = groups.first(where: { $0.contains(module.role) }) else { return false }
+        let wrapped = Set(account.wrapped.map(\.module.key))
+        return group.allSatisfy { role in arch.module(role, layer: 0).map { wrapped.contains($0.key) && !$0.bias } ?? false }
     }
 
     /// How often a vision tower's 4-bit Linears run per micro-batch: never without images,

@@ -162,6 +162,16 @@ final class Tape {
 
     func cacheAttentionOutput(_ e: Extent, _ bytes: Int) { attentionOutputs[stage].add(e, bytes: bytes, times: weight) }
 
+    /// The forward FLOPs of those attention ops, by stage (all, and the causal-flash part):
+    /// what selective checkpointing's recompute takes from its cache instead of rerunning.
+    private(set) var cachedAttentionFlops = [ByteBill](repeating: ByteBill(), count: 5)
+    private(set) var cachedFlashFlops = [ByteBill](repeating: ByteBill(), count: 5)
+
+    func cacheAttentionFlops(_ e: Extent, forward: Int, causalFlash: Bool) {
+        cachedAttentionFlops[stage].add(e, bytes: forward, times: weight)
+        if causalFlash { cachedFlashFlops[stage].add(e, bytes: forward, times: weight) }
+    }
+
     func keepAlive(_ t: T) {
         guard !cached.contains(where: { $0.id == t.id }) else { return }
         cached.append((t.id, t.extent, t.bytes, stage, weight))
@@ -243,8 +253,9 @@ struct GraphContext {
         checkpointing = spec.checkpointing(requested: training.gradCheckpointing)
         // TRL's SFTTrainer, whose chunked head `--loss chunked` plans (and Unsloth's, which runs
         // under it), passes use_cache=False to every training forward (TRL 1.16 sft_trainer.py
-        // compute_loss; trainer/utils.py, the fused head's forward).
-        let trl = training.loss == .chunked || training.loss == .unsloth
+        // compute_loss; trainer/utils.py, the fused head's forward); padding-free rows come from
+        // its collator, so they run under it too.
+        let trl = training.loss == .chunked || training.loss == .unsloth || training.paddingFree
         useCache = prefix || (!checkpointing && !trl)
         packedMask = training.paddingFree && training.attention == .sdpa && !useCache && spec.virtualTokens == nil
         imageTokens = arch.vision == nil ? 0 : training.imageTokens
@@ -531,6 +542,7 @@ struct ForwardGraph {
             // log-sum-exp (aten::_scaled_dot_product_flash_attention and its CPU twin)
             tape.cacheAttentionOutput(.q(vd), c.a)
             tape.cacheAttentionOutput(.q(nh), 4)
+            tape.cacheAttentionFlops(.pair(1), forward: pairFlops + pvFlops, causalFlash: !masked)
             if anyRG {
                 tape.save(q); tape.save(k); tape.save(v)
                 if masked { tape.save(.pair(1), c.a) }

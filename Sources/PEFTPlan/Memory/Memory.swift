@@ -153,7 +153,7 @@ public struct PlanContext: Sendable {
     /// and for inputs of more than 1,048,576 elements (unsloth-zoo @ce232d6c
     /// gradient_checkpointing.py MINIMUM_SIZE, L692–694, L753–770).
     public func offloadsBlockInputs(batch: Int, seq: Int) -> Bool {
-        guard checkpointing, training.checkpointStyle == .offloaded, seq >= 512 else { return false }
+        guard checkpointing, training.checkpointStyle == .offloaded, training.seq >= 512 else { return false }
         return Double(batch) * Double(lengths(seq: seq).sq) * Double(arch.hiddenSize) > Double(1 << 20)
     }
 
@@ -173,6 +173,34 @@ public struct PlanContext: Sendable {
     /// Unsharded pageable optimizer bytes (paged 8-bit AdamW).
     private var unshardedPageable = 0
 
+    /// Why `method` cannot train under the training options' techniques (a kernel stack or
+    /// checkpointing style that serves other methods only), or nil. Planning refuses it; a
+    /// plan of every method skips it with this reason.
+    public static func methodRefusal(_ method: Method, training t: TrainingOptions) -> PlanText? {
+        if t.kernels == .unsloth && (method.spec.wrapper != .lowRank || method.spec.trainsBase) {
+            return "Unsloth's kernels run LoRA and QLoRA only (for \(method.title) it runs its torch.compile'd Transformers code, whose saved tensors cannot be derived): plan with \(setting: .kernels, "none")"
+        }
+        if t.checkpointStyle == .selective && t.gradCheckpointing && !method.spec.trainsBase {
+            return "TRL 1.16's selective checkpointing fails with a PEFT model (TRL wraps the PeftModel's gradient_checkpointing_enable, which Transformers 5.25 does not call: \"Unexpected keyword arguments: selective\"); plan it with full fine-tuning, or \(setting: .checkpointing, "non-reentrant")"
+        }
+        return nil
+    }
+
+    /// Why the training options' techniques cannot run at `scale`, or nil (the search skips
+    /// such scales; planning refuses them).
+    public static func scaleRefusal(_ t: TrainingOptions, scale: ScaleOptions) -> PlanText? {
+        if t.optimizerInBackward && (scale.gpus > 1 || scale.sharding != .none) {
+            return "the optimizer step in backward runs in one process here (Transformers' layerwise optimizers refuse distributed training): plan it on one GPU without \(field: .sharding)"
+        }
+        if t.gradCheckpointing && t.checkpointStyle == .selective && scale.sharding == .fsdp {
+            return "under FSDP the Trainer checkpoints with FSDP's own wrapper, which TRL's selective checkpointing does not reach; plan \(setting: .checkpointing, "selective") without \(setting: .sharding, "fsdp")"
+        }
+        if t.kernels == .unsloth && scale.sharding.shardsParameters {
+            return "Unsloth's fused LoRA kernels read the base weights directly, which parameter sharding (ZeRO-3, FSDP) leaves as shards: plan \(setting: .kernels, "unsloth") without them"
+        }
+        return nil
+    }
+
     /// Refuses a kernel stack, loss or checkpointing style the family or method cannot run with.
     static func checkKernels(_ arch: Architecture, account: ParameterAccount, methodOptions o: MethodOptions, training t: TrainingOptions) throws {
         let family = arch.family.rawValue
@@ -180,7 +208,7 @@ public struct PlanContext: Sendable {
         case .none: break
         case .liger:
             guard let patch = arch.family.spec.liger else {
-                throw PlanError.conflict("Liger-Kernel (@ead96b61, monkey_patch.py) has no kernels for \(family); plan with \(setting: .kernels, "none")")
+                throw PlanError.conflict("peft-plan does not model Liger-Kernel's (@ead96b61) kernels for \(family); plan with \(setting: .kernels, "none")")
             }
             if patch.fusedMoE {
                 throw PlanError.conflict("Liger replaces \(family)'s experts with its fused MoE function, which peft-plan does not model yet (and which fails in forward with LoRA on the experts); plan with \(setting: .kernels, "none")")
@@ -189,9 +217,7 @@ public struct PlanContext: Sendable {
             guard arch.family.spec.unslothKernels else {
                 throw PlanError.conflict("Unsloth runs its own kernels for llama, mistral, qwen2, qwen3, gemma and gemma2 only; \(family) goes through its torch.compile'd Transformers code, whose saved tensors cannot be derived: plan with \(setting: .kernels, "none") or liger")
             }
-            guard account.method.spec.wrapper == .lowRank, !account.method.spec.trainsBase else {
-                throw PlanError.conflict("Unsloth's kernels run LoRA and QLoRA (\(account.method.title) goes through its torch.compile'd path): plan with \(setting: .kernels, "none")")
-            }
+            if let why = methodRefusal(account.method, training: t) { throw PlanError.conflict(why) }
             if o.loraDropout > 0 {
                 throw PlanError.conflict("Unsloth patches no layer when lora_dropout > 0 (models/llama.py patch_peft_model): plan with \(setting: .loraDropout, "0") or \(setting: .kernels, "none")")
             }
@@ -208,8 +234,12 @@ public struct PlanContext: Sendable {
         if t.loss == .unsloth && t.kernels != .unsloth {
             throw PlanError.conflict("\(setting: .loss, "unsloth") is Unsloth's own loss: plan it with \(setting: .kernels, "unsloth")")
         }
-        if t.checkpointStyle == .selective && t.gradCheckpointing && !account.method.spec.trainsBase {
-            throw PlanError.conflict("TRL 1.16's selective checkpointing fails with a PEFT model (TRL wraps the PeftModel's gradient_checkpointing_enable, which Transformers 5.25 does not call: \"Unexpected keyword arguments: selective\"); plan it with full fine-tuning, or \(setting: .checkpointing, "non-reentrant")")
+        if let why = methodRefusal(account.method, training: t) { throw PlanError.conflict(why) }
+        if t.checkpointStyle == .offloaded && t.gradCheckpointing && t.activationOffloading {
+            throw PlanError.conflict("Unsloth's offloaded checkpointing and TRL's activation offloading both move the blocks' tensors to the host; plan one of them")
+        }
+        if t.kernels == .liger && t.loss == .standard {
+            throw PlanError.conflict("with \(setting: .kernels, "liger") and the standard loss Transformers' Trainer would also install Liger's fused linear cross-entropy: plan \(setting: .loss, "chunked") (TRL's SFTTrainer, the default under Liger's kernels) or \(setting: .loss, "liger")")
         }
         if t.checkpointStyle == .offloaded && t.kernels != .unsloth {
             throw PlanError.conflict("offloaded checkpointing is Unsloth's (use_gradient_checkpointing=\"unsloth\"): plan it with \(setting: .kernels, "unsloth")")
@@ -261,23 +291,18 @@ public struct PlanContext: Sendable {
 
         // Weights: MemoryComponents documents each formula.
         try Self.checkKernels(arch, account: account, methodOptions: methodOptions, training: training)
-        if training.optimizerInBackward {
-            if training.gradAccum > 1 {
-                throw PlanError.conflict("with the optimizer step in backward each gradient is freed as soon as it is made, so none can accumulate over micro-batches: plan \(setting: .gradAccum, "1") (Transformers' layerwise optimizers refuse accumulation too)")
-            }
-            if scale.gpus > 1 || scale.sharding != .none {
-                throw PlanError.conflict("the optimizer step in backward runs in one process here (Transformers' layerwise optimizers refuse distributed training): plan it on one GPU without \(field: .sharding)")
-            }
+        if training.optimizerInBackward && training.gradAccum > 1 {
+            throw PlanError.conflict("with the optimizer step in backward each gradient is freed as soon as it is made, so none can accumulate over micro-batches: plan \(setting: .gradAccum, "1") (Transformers' layerwise optimizers refuse accumulation too)")
         }
-        if training.gradCheckpointing && training.checkpointStyle == .selective && scale.sharding == .fsdp {
-            throw PlanError.conflict("under FSDP the Trainer checkpoints with FSDP's own wrapper, which TRL's selective checkpointing does not reach; plan \(setting: .checkpointing, "selective") without \(setting: .sharding, "fsdp")")
-        }
+        if let why = Self.scaleRefusal(training, scale: scale) { throw PlanError.conflict(why) }
         let frozen = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions, kernels: training.kernels)
         let trainable = MemoryComponents.trainableWeights(account, precision: p, options: methodOptions)
         let master = MemoryComponents.masterWeights(account, precision: p)
         let grads = MemoryComponents.gradients(account, precision: p, options: methodOptions)
         let shapes = MemoryComponents.trainableShapes(arch, account: account)
-        largestTrainableElements = shapes.map { $0.dims.reduce(1, *) }.max() ?? 0
+        let sizes = shapes.map(\.numel).sorted(by: >)
+        let tiedTrained = spec.trainsBase && (arch.module(.head)?.tied ?? false)
+        largestTrainableElements = (sizes.first ?? 0) + (tiedTrained && sizes.count > 1 ? sizes[1] : 0)
         // torch's optimizers keep states in the parameter's dtype
         let stateBytes = spec.trainsBase ? (p.hasMasterWeights ? 4 : p.bytes) : account.method.adapterElementBytes(methodOptions, precision: p)
         let states = MemoryComponents.optimizerStates(shapes, optimizer: training.optimizer, stateBytes: stateBytes)
@@ -326,19 +351,26 @@ public struct PlanContext: Sendable {
         backwardFlops = r.backwardFlops
         attentionOutputs = (1...3).map { graph.tape.attentionOutputs[$0] }
         // TRL's selective checkpointing takes the attention op's outputs from its cache in the
-        // recompute: the attention FLOPs (the terms over token pairs) are not run again — where
-        // the kernel is one its policy matches (the flash kernels; not eager or math attention).
-        let selective = checkpointing && training.checkpointStyle == .selective && graph.c.kernel == .flash
-        func withoutPairs(_ bills: [ByteBill]) -> [ByteBill] { selective ? bills.map { var b = $0; b.pair = 0; return b } : bills }
-        recomputedFlops = withoutPairs(r.recomputedFlops)
-        fp32Flops = (r.fp32Flops.forward, r.fp32Flops.backward, withoutPairs(r.fp32Flops.recomputed))
-        flashFlops = (r.flashFlops.forward, r.flashFlops.backward, withoutPairs(r.flashFlops.recomputed))
+        // recompute: those ops' FLOPs are not run again (the SDPA kernels its policy matches;
+        // eager and math attention, and other token-pair work such as an indexer's, rerun).
+        // Full fine-tuning only (PEFT is refused), whose attention is never in the fp32 part.
+        if checkpointing && training.checkpointStyle == .selective {
+            let tape = graph.tape
+            recomputedFlops = (0..<5).map { r.recomputedFlops[$0] - tape.cachedAttentionFlops[$0] }
+            flashFlops = (r.flashFlops.forward, r.flashFlops.backward, (0..<5).map { r.flashFlops.recomputed[$0] - tape.cachedFlashFlops[$0] })
+        } else {
+            recomputedFlops = r.recomputedFlops
+            flashFlops = r.flashFlops
+        }
+        fp32Flops = r.fp32Flops
         applyScale(scale)
     }
 
     private var unshardedFrozen = 0
-    /// Elements of the largest trainable tensor (the one gradient alive at a time with the
-    /// optimizer step in backward).
+    /// Elements of the gradients alive at once with the optimizer step in backward: the
+    /// largest trainable tensor's; with a trained tied embedding, that embedding's (autograd
+    /// holds the head's share of its gradient from the start of backward until the
+    /// embedding's share arrives at the end) plus the largest other.
     private var largestTrainableElements = 0
 
     /// Sets the per-GPU persistent components for `scale` from the unsharded ones.
@@ -388,13 +420,14 @@ public struct PlanContext: Sendable {
     /// counts (2 per multiply-add of every mm/bmm; the flash kernel's backward as dQ, dK,
     /// dV and dP).
     /// The shape a micro-batch of `batch` sequences of `seq` tokens runs as: one row of
-    /// batch × seq tokens under padding-free batches where attention spans the row (SDPA and
-    /// eager attention: TRL 1.16's collator passes position ids and no mask, and Transformers
-    /// 5.25 runs causal attention over the row — checked on the CPU with the real collator);
-    /// the sequences as they are otherwise (flash_attention_2's varlen path attends per
-    /// sequence). Methods with virtual tokens keep theirs per sequence.
+    /// batch × seq tokens under padding-free batches where attention runs over the row (SDPA
+    /// and eager attention: TRL 1.16's collator makes one row with position ids, and
+    /// Transformers 5.25 masks it block-diagonally or, for prompt-learning methods, whose
+    /// position ids PEFT drops, not at all — checked on the CPU with the real collator; the
+    /// virtual tokens are added to the row once); the sequences as they are otherwise
+    /// (flash_attention_2's varlen path attends per sequence).
     public func layout(batch: Int, seq: Int) -> (batch: Int, seq: Int) {
-        guard training.paddingFree, training.attention != .flash, account.method.spec.virtualTokens == nil else { return (batch, seq) }
+        guard training.paddingFree, training.attention != .flash else { return (batch, seq) }
         let row = batch.multipliedReportingOverflow(by: seq)
         return row.overflow ? (batch, seq) : (1, row.partialValue)
     }
@@ -512,11 +545,12 @@ public struct PlanContext: Sendable {
             // L753–885): each block's input is copied into its own pinned host buffer (grown to the
             // exact size, never shrunk: the first pass offloads every layer's) and the block runs
             // under no_grad; the last layer keeps its input on the GPU after the first pass, and
-            // backward copies each input back into one shared GPU buffer (L914–984; a second,
-            // double-buffering one only where 512 MiB are free after the first backward, L788–804)
-            // before rerunning the block. On the GPU: the last input and the staging buffer.
+            // backward copies each input back into a shared GPU buffer (L914–984), two of them
+            // (double buffering) once 512 MiB are free after the first backward (L788–804), as
+            // they usually are then, before rerunning the block. On the GPU: the last input and
+            // the two staging buffers.
             let input = k * tokens * Double(checkpointInputPerToken)
-            blocksOnGPU = min(blocks, 2 * input)
+            blocksOnGPU = min(blocks, 3 * input)
             offloaded = blocks
         } else if training.activationOffloading {
             let window = checkpointing ? k * Double(checkpointInputPerToken) * tokens : k * oneBlock(batch: batch, sq: sq, skv: skv)

@@ -162,7 +162,8 @@ public struct TrainingOptions: Equatable, Sendable {
     /// collator concatenates the micro-batch's sequences into one row with position ids
     /// restarting at each (TRL 1.16 `DataCollatorForLanguageModeling`). Under
     /// flash_attention_2 each sequence attends to itself (varlen); under SDPA and eager
-    /// attention Transformers 5.25 gets no mask and attends causally over the whole row.
+    /// attention Transformers 5.25 attends over the whole row through a block-diagonal mask
+    /// it builds from the position ids (TRL's trainer runs without a KV cache).
     public var paddingFree = false
     /// Of `seq`, the tokens that stand for images (a vision-language model's image tokens,
     /// each the merger's output for `patchesPerToken` of the tower's patches); 0: text only.

@@ -193,6 +193,10 @@ public enum Planner {
                 skipped.append((method, "\(method.title) fails in training's forward on this model: \(why)"))
                 continue
             }
+            if request.methodsFromAll, let why = PlanContext.methodRefusal(method, training: request.training) {
+                skipped.append((method, why))
+                continue
+            }
             if method.spec.refusesCheckpointing && request.training.gradCheckpointing && request.methodsFromAll {
                 skipped.append((method, "\(method.title) cannot use gradient checkpointing (PEFT refuses it)"))
                 continue
@@ -379,7 +383,7 @@ public enum Planner {
         if t.paddingFree {
             n.append(t.attention == .flash
                 ? "packing: TRL's padding-free rows (its collator concatenates the micro-batch's sequences with position ids); flash_attention_2 attends within each sequence"
-                : "packing: TRL's padding-free rows of \(t.batch) × \(t.seq) tokens, planned as one sequence each; under \(setting: .attention, t.attention.rawValue) with TRL's trainer (no KV cache) Transformers 5.25 masks each sequence off from the others with a block-diagonal mask over the row (under sdpa kept per layer in the compute dtype, keys and values repeated to every head, the whole square computed); with the plain Trainer's cache it builds none and the sequences attend across each other; \(setting: .attention, "flash") attends within each sequence at no such cost")
+                : "packing: TRL's padding-free rows of \(t.batch) × \(t.seq) tokens, planned as one sequence each; under \(setting: .attention, t.attention.rawValue) Transformers 5.25 masks each sequence off from the others with a block-diagonal mask over the row (TRL runs without a KV cache; under sdpa the mask is kept per layer in the compute dtype, keys and values are repeated to every head and the whole square is computed; prompt-learning methods, whose position ids PEFT drops, get no mask and attend across); \(setting: .attention, "flash") attends within each sequence at no such cost")
         }
         if t.optimizerInBackward {
             n.append("optimizer step in backward: each parameter's optimizer steps from its post-accumulate-grad hook and frees the gradient, so gradients hold the largest one only; no gradient clipping (the Trainer's clipping sees no gradients), no accumulation")

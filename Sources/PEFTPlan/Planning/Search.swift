@@ -58,6 +58,7 @@ public enum Search {
         var all: [Candidate] = []
         for method in request.methods {
             if request.arch.failingMethods[method] != nil && request.methodsFromAll { continue }   // as `plan` skips it from `all`
+            if request.methodsFromAll && PlanContext.methodRefusal(method, training: t0) != nil { continue }
             let account: ParameterAccount
             do {
                 account = try ParameterAccounting.account(request.arch, method: method, options: request.methodOptions)
@@ -81,7 +82,10 @@ public enum Search {
                             if offload == .optimizer && sharding == .fsdp { continue }
                             if offload == .params && !sharding.shardsParameters { continue }
                             if offload != .none && !account.method.spec.trainsBase && account.trainableParams < 1_000_000_000 { continue }
-                            let ctx0 = base.scaled(ScaleOptions(gpus: count, sharding: sharding, offload: offload))
+                            let scale = ScaleOptions(gpus: count, sharding: sharding, offload: offload)
+                            // what planning refuses at this scale (PlanContext.scaleRefusal)
+                            if PlanContext.scaleRefusal(t, scale: scale) != nil { continue }
+                            let ctx0 = base.scaled(scale)
                             var mb = 1
                             while mb <= space.maxMicroBatch {
                                 // Global batch kept: micro-batches per GPU and step, rounded up.
@@ -90,6 +94,7 @@ public enum Search {
                                 var tt = t
                                 tt.batch = mb
                                 tt.gradAccum = max(1, (perGPU + mb - 1) / mb)
+                                if tt.optimizerInBackward && tt.gradAccum > 1 { mb *= 2; continue }
                                 for gpu in request.gpus {
                                     result.evaluated += 1
                                     if (t.precision == .bf16 || t.precision == .mixedBF16 || t.loss == .cce) && !gpu.supportsBF16 { continue }
@@ -209,7 +214,7 @@ public enum Advisor {
                 }
             }
         }
-        // Padding-free rows attend over the whole row under SDPA and eager attention.
+        // Padding-free rows are one sequence to SDPA and eager attention (a mask over the row).
         if t.paddingFree && t.attention != .flash {
             var tt = t; tt.attention = .flash
             consider("attend within each packed sequence with flash_attention_2 (\(setting: .attention, "flash"))", context(tt))
@@ -217,7 +222,13 @@ public enum Advisor {
         // Kernel stacks that keep less for backward (docs/kernels.md), where the family has them.
         if t.kernels == .none && request.arch.family.spec.plansLiger {
             var tt = t; tt.kernels = .liger
-            consider("use Liger's layer kernels (\(setting: .kernels, "liger"))", context(tt))
+            if tt.loss == .standard {
+                // TRL's SFTTrainer applies them beside its chunked head
+                tt.loss = .chunked
+                consider("use Liger's layer kernels with TRL's chunked head (\(setting: .kernels, "liger") \(setting: .loss, "chunked"))", context(tt))
+            } else {
+                consider("use Liger's layer kernels (\(setting: .kernels, "liger"))", context(tt))
+            }
         }
         if t.kernels != .unsloth, request.arch.family.spec.unslothKernels, method.spec.wrapper == .lowRank,
            !method.spec.trainsBase, request.methodOptions.loraDropout == 0, !request.methodOptions.dora, t.precision != .fp32 {
