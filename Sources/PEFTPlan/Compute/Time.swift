@@ -520,12 +520,10 @@ extension PlanContext {
     /// `unslothFuses`: its group — q/k/v, o, or gate/up/down — all wrapped, without a base bias
     /// or DoRA).
     func unslothFuses(_ module: ModuleSpec) -> Bool {
-        guard training.kernels == .unsloth, KernelPatch(arch.family.spec, kernels: .unsloth).unslothLoRA,
-              account.method.spec.wrapper == .lowRank, !methodOptions.dora else { return false }
-        let groups: [[ModuleRole]] = [[.q, .k, .v], [.o], [.gate, .up, .down]]
-        guard let group = groups.first(where: { $0.contains(module.role) }) else { return false }
+        guard let group = KernelPatch.unslothGroups.first(where: { $0.contains(module.role) }) else { return false }
         let wrapped = Set(account.wrapped.map(\.module.key))
-        return group.allSatisfy { role in arch.module(role, layer: 0).map { wrapped.contains($0.key) && !$0.bias } ?? false }
+        return KernelPatch(arch.family.spec, kernels: training.kernels)
+            .unslothFuses(group, layer: 0, arch: arch, method: account.method, options: methodOptions) { wrapped.contains($0.key) }
     }
 
     /// How often a vision tower's 4-bit Linears run per micro-batch: never without images,

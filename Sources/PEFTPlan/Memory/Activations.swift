@@ -267,8 +267,7 @@ struct GraphContext {
     /// them wrapped by LoRA, without a base bias or DoRA (and LoRA dropout 0, checked when
     /// planning starts).
     func unslothFuses(_ roles: [ModuleRole], layer: Int) -> Bool {
-        guard patch.unslothLoRA, method.spec.wrapper == .lowRank, !options.dora else { return false }
-        return roles.allSatisfy { r in module(r, layer: layer).map { wrapped[$0.key] != nil && !$0.bias } ?? false }
+        patch.unslothFuses(roles, layer: layer, arch: arch, method: method, options: options) { wrapped[$0.key] != nil }
     }
 
     func module(_ role: ModuleRole, layer: Int) -> ModuleSpec? { arch.module(role, layer: layer) }

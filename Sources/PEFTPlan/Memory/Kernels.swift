@@ -30,6 +30,19 @@ struct KernelPatch: Sendable {
     /// Unsloth's fused LoRA functions for q/k/v, o and the MLP (where LoRA wraps them all).
     var unslothLoRA = false
 
+    /// The projections Unsloth's fused LoRA functions run together: `LoRA_QKV`, `LoRA_W` (o_proj)
+    /// and `LoRA_MLP` (unsloth @015bdef0 models/llama.py `patch_peft_model` L3695–3767).
+    static let unslothGroups: [[ModuleRole]] = [[.q, .k, .v], [.o], [.gate, .up, .down]]
+
+    /// Whether Unsloth's fused function for `roles` runs in `layer`: each of them wrapped by LoRA
+    /// (`isWrapped`), without a base bias, and no DoRA (LoRA dropout 0 is checked when planning
+    /// starts).
+    func unslothFuses(_ roles: [ModuleRole], layer: Int, arch: Architecture, method: Method, options: MethodOptions,
+                      isWrapped: (ModuleSpec) -> Bool) -> Bool {
+        guard unslothLoRA, method.spec.wrapper == .lowRank, !options.dora else { return false }
+        return roles.allSatisfy { r in arch.module(r, layer: layer).map { isWrapped($0) && !$0.bias } ?? false }
+    }
+
     init(_ spec: FamilySpec, kernels: KernelStack) {
         switch kernels {
         case .none: break
