@@ -14,6 +14,8 @@ mkdir -p reports
 # A 70B model on eight 80 GB cards with ZeRO-3 and checkpointing: the document and the GPU-count chart
 "$bin" report --model 70b --gpu 80GB --gpus 8 --sharding zero3 --grad-checkpointing --out reports/llama-3.1-70b-on-8x80gb.pdf
 "$bin" report --model 70b --gpu 80GB --gpus 8 --sharding zero3 --grad-checkpointing --out reports/llama-3.1-70b-on-8x80gb-scaling.png --chart scaling
+# GRPO with LoRA on Qwen3-8B (issue 18): the trainer's memory, the prompts per step and the generation time
+"$bin" report --model qwen3-8b --gpu 24GB --gpu 80GB --method lora --trainer grpo --num-generations 8 --max-completion 1024 --out reports/qwen3-8b-grpo-lora.pdf
 # Calibration: the committed H100 bursts against hf-cuda, and the CPU engine against engine-cpu
 "$bin" calibrate --compare reports/calibration/cuda-llama-3.1-8b.json --report reports/calibration-h100-llama-3.1-8b.pdf >/dev/null
 "$bin" calibrate --compare reports/calibration/cuda-llama-3.1-8b.json --report reports/calibration-h100-llama-3.1-8b-parity.svg >/dev/null

@@ -308,16 +308,21 @@ def trl_case(case, folder):
         "use_reentrant": (a.activation_checkpointing_kwargs or {}).get("use_reentrant"),
         # what TRL's SFTTrainer reads to turn selective checkpointing on
         "selective": (a.gradient_checkpointing_kwargs or {}).get("selective"),
-        "activation_offloading": a.activation_offloading,
+        "activation_offloading": getattr(a, "activation_offloading", False),
         "use_liger_kernel": a.use_liger_kernel,
-        "padding_free": a.padding_free,
+        "padding_free": getattr(a, "padding_free", None),
         "optim": plain(a.optim),
         "optim_args": a.optim_args,
-        "max_length": a.max_length,
-        "packing": a.packing,
+        "max_length": getattr(a, "max_length", None),
+        "packing": getattr(a, "packing", None),
         "deepspeed": a.deepspeed,
         "fsdp": bool(a.fsdp),
     }
+    # the preference and RL trainers' own fields (DPOConfig, KTOConfig, ORPOConfig, CPOConfig, GRPOConfig)
+    for name in ("beta", "precompute_ref_log_probs", "loss_type", "cpo_alpha", "num_generations", "max_completion_length",
+                 "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization", "generation_batch_size", "steps_per_generation"):
+        if hasattr(a, name):
+            result["training_args"][name] = plain(getattr(a, name))
     cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(a)
     result["optimizer"] = {"class": f"{cls.__module__}.{cls.__name__}", "kwargs": plain(kwargs)}
     if a.deepspeed:

@@ -78,6 +78,17 @@ struct PlanningOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Fraction of the 16-bit peak the matmuls reach, 0–1 (default: the runtime profile's).") var mfu: String?
     @Option(parsing: .unconditional, help: "Fixed minutes per run for start-up, installs and tokenising (default 10).") var setupMinutes: String?
 
+    // Trainer (TRL 1.16; docs/trainers.md)
+    @Option(help: "The TRL trainer: sft (default), dpo, orpo, kto, simpo (CPOTrainer with loss_type=\"simpo\") or grpo. Under a trainer other than sft --batch counts pairs (dpo, orpo, simpo), examples (kto) or completions (grpo), --seq is a whole row of prompt and completion, and checkpointing is on as TRL's configs default.") var trainer: String = "sft"
+    @Option(parsing: .unconditional, help: "GRPO: completions per prompt (num_generations; default 8, TRL's).") var numGenerations: String?
+    @Option(parsing: .unconditional, help: "GRPO: tokens generated per completion (max_completion_length; default 512, TRL's; each completion is planned at full length). DPO and KTO: the completion's tokens in each row, the only positions TRL's fused head scores on CUDA (default: every position).") var maxCompletion: String?
+    @Option(help: "GRPO: where completions are generated: transformers (default, TRL's use_vllm=False: the policy's generate, its KV cache on the training GPU), vllm-colocate (vLLM in the training process, holding --vllm-memory of the card), vllm-server (vLLM on --vllm-gpus GPUs of its own, billed too).") var generation: String?
+    @Option(parsing: .unconditional, help: "GRPO with vLLM: the share of each of its cards vLLM claims (gpu_memory_utilization; default 0.3 colocated, TRL's, and 0.9 on a server, vllm serve's).") var vllmMemory: String?
+    @Option(parsing: .unconditional, help: "GRPO with --generation vllm-server: GPUs of the planned kind the server runs on, tensor parallel (default 1).") var vllmGpus: String?
+    @Option(parsing: .unconditional, help: "DPO, ORPO, KTO, SimPO, GRPO: beta (default the trainer's: 0.1; GRPO 0.0, so no reference model). GRPO plans a reference forward, and for full fine-tuning a reference copy of the weights, when it is not 0.") var beta: String?
+    @Flag(help: "DPO, KTO: reference log-probabilities computed once before training (precompute_ref_log_probs): no reference forward or model in the step.") var precomputeRef = false
+    @Option(parsing: .unconditional, help: "Optimizer steps to time (default: the dataset's; GRPO without a dataset: 500).") var steps: String?
+
     @Option(help: "table|json|csv|markdown") var format: String = "table"
 
     static let defaultGPUs = ["16GB", "24GB", "48GB", "80GB"]
@@ -321,6 +332,8 @@ struct PlanningOptions: ParsableArguments {
         }
         t.activationOffloading = activationOffloading
         t.optimizerInBackward = optimizerInBackward
+        var trainerDefaults: [PlanText] = []
+        t.trainer = try trainerOptions(seqGiven: seq != nil, training: &t, notes: &trainerDefaults)
         t.paddingFree = packing
         if let f = try Self.real(compileActivationFactor, "--compile-activation-factor") {
             guard compile else {
@@ -411,6 +424,7 @@ struct PlanningOptions: ParsableArguments {
         if let targetsNote { request.defaults.append(targetsNote) }
         if let imageNote { request.defaults.append(imageNote) }
         request.defaults += kernelDefaults
+        request.defaults += trainerDefaults
         if let note = Planner.shippedQuantisationNote(arch) { request.defaults.append(note) }
         if let note = Planner.expertsUnderQLoRANote(arch, methods: methods) { request.defaults.append(note) }
         if let note = Planner.denseExpertDispatchNote(arch) { request.defaults.append(note) }
@@ -448,6 +462,15 @@ struct PlanningOptions: ParsableArguments {
         budget.mfu = try Self.real(mfu, "--mfu")
         budget.setupMinutes = try Self.real(setupMinutes, "--setup-minutes") ?? budget.setupMinutes
         budget.compile = compile
+        if let s = steps {
+            budget.steps = try Self.integer(s, "--steps", default: 1)
+            guard budget.steps! >= 1 && budget.steps! <= 100_000_000 else {
+                throw PlanError.invalidOption(option: "--steps", value: s, accepted: "an integer from 1 to 100000000")
+            }
+        } else if t.trainer.kind == .grpo && d.isDefault {
+            budget.steps = 500
+            request.defaults.append("steps: 500 optimizer steps timed (no dataset given; --steps, or --examples as prompts)")
+        }
         budget.spot = spotPolicy
         if let pricing {
             budget.provider = pricing.name
@@ -470,6 +493,80 @@ struct PlanningOptions: ParsableArguments {
         if let pricingNote { request.defaults.append(pricingNote) }
         request.budget = budget
         return request
+    }
+
+    /// The trainer's options, with TRL's defaults applied to `t` and stated in `notes`; an
+    /// option that belongs to another trainer is refused.
+    func trainerOptions(seqGiven: Bool, training t: inout TrainingOptions, notes: inout [PlanText]) throws -> TrainerOptions {
+        var tr = TrainerOptions()
+        tr.kind = try choice(trainer, "--trainer", as: TrainerKind.self)
+        func only(_ given: Bool, _ flag: String, _ kinds: [TrainerKind], _ what: String) throws {
+            guard given, !kinds.contains(tr.kind) else { return }
+            throw PlanError.contradictoryOptions("\(flag) is \(what) of --trainer \(kinds.map(\.rawValue).joined(separator: "|")), not of \(tr.kind.rawValue)")
+        }
+        try only(numGenerations != nil, "--num-generations", [.grpo], "an option")
+        try only(generation != nil, "--generation", [.grpo], "an option")
+        try only(vllmMemory != nil, "--vllm-memory", [.grpo], "an option")
+        try only(vllmGpus != nil, "--vllm-gpus", [.grpo], "an option")
+        try only(maxCompletion != nil, "--max-completion", [.grpo, .dpo, .kto], "an option")
+        try only(beta != nil, "--beta", [.dpo, .orpo, .kto, .simpo, .grpo], "an option")
+        try only(precomputeRef, "--precompute-ref", [.dpo, .kto], "an option")
+        guard tr.kind != .sft else { return tr }
+        if let v = numGenerations {
+            tr.numGenerations = try Self.integer(v, "--num-generations", default: 8)
+            // GRPOConfig (TRL 1.16) refuses fewer than 2: the group's rewards are normalised
+            guard (2...65536).contains(tr.numGenerations) else {
+                throw PlanError.invalidOption(option: "--num-generations", value: v, accepted: "an integer from 2 to 65536 (GRPO compares each completion with the others of its prompt)")
+            }
+        }
+        if let v = generation { tr.generation = try choice(v, "--generation", as: GenerationBackend.self) }
+        if vllmMemory != nil && !tr.generation.usesVLLM {
+            throw PlanError.contradictoryOptions("--vllm-memory sizes vLLM's share: give it with --generation vllm-colocate or vllm-server")
+        }
+        if vllmGpus != nil && tr.generation != .vllmServer {
+            throw PlanError.contradictoryOptions("--vllm-gpus counts a vLLM server's GPUs: give it with --generation vllm-server")
+        }
+        tr.vllmMemory = try Self.real(vllmMemory, "--vllm-memory")
+        if let v = vllmGpus { tr.vllmGPUs = try Self.integer(v, "--vllm-gpus", default: 1) }
+        if let v = beta {
+            guard let b = Double(v.trimmingCharacters(in: .whitespaces)), b.isFinite, b >= 0 else {
+                throw PlanError.invalidOption(option: "--beta", value: v, accepted: "a number of 0 or more")
+            }
+            tr.beta = b
+        }
+        tr.precomputeRef = precomputeRef
+        if let v = maxCompletion { tr.completion = try Self.integer(v, "--max-completion", default: 512) }
+        if tr.kind == .grpo {
+            if batch == nil {
+                // one prompt's group per micro-batch: always a whole number of groups
+                t.batch = tr.numGenerations
+                notes.append("GRPO micro-batch: \(t.batch) completions, one prompt's group (\(field: .batch) sets per_device_train_batch_size)")
+            }
+            let c = tr.completion ?? 512
+            tr.completion = c
+            if !seqGiven {
+                t.seq = c + 512
+                notes.append("GRPO rows: \(t.seq) tokens, 512 of prompt (default; \(field: .seq) sets the whole row) and \(c) generated\(maxCompletion == nil ? " (max_completion_length 512, TRL's default)" : ""), each completion planned at full length")
+            }
+            notes.append("GRPO: \(tr.numGenerations) generations per prompt\(numGenerations == nil ? " (TRL's default)" : ""); \(field: .batch) counts completions per micro-batch (per_device_train_batch_size), \(field: .batch) × \(field: .gradAccum) × \(field: .gpus) completions generated per step; generation by \(tr.generation == .transformers ? "Transformers' generate in the training process (use_vllm=False, TRL's default)" : tr.generation == .vllmColocate ? "vLLM colocated (\(Units.plain(tr.effectiveVLLMMemory)) of the card)" : "a vLLM server on \(tr.vllmGPUs) GPU(s) of its own")")
+        } else if tr.kind.fusedHead && tr.completion == nil {
+            notes.append("\(tr.kind.title): every position of the row scored by TRL's fused head (\(field: .maxCompletion) for the completion's share, the only part scored on CUDA)")
+        }
+        if tr.kind.hasReference {
+            let b = tr.effectiveBeta
+            notes.append(PlanText(stringLiteral: "\(tr.kind.title): beta \(Units.plain(b))\(beta == nil ? " (TRL's default)" : "")") + (tr.referenceForward
+                ? "; a reference forward per micro-batch (no saved activations): the base with the adapter disabled under PEFT, a second copy of the weights under full fine-tuning"
+                : tr.kind == .grpo ? "; no reference model (GRPO runs one only when beta is not 0)" : "; reference log-probabilities precomputed: no reference in the step"))
+        }
+        if !gradCheckpointing && checkpointing == nil && kernels == "none" {
+            t.gradCheckpointing = true
+            notes.append("checkpointing: on, as TRL's configs default (gradient_checkpointing=True); \(setting: .checkpointing, "off") for none")
+        }
+        if loss == nil && tr.kind.fusedHead && t.kernels != .unsloth {
+            t.loss = .chunked
+            notes.append("loss: TRL's fused LM head (\(setting: .loss, "chunked")), which \(tr.kind.title) scores log-probabilities with")
+        }
+        return tr
     }
 
     func outputFormat() throws -> OutputFormat { try choice(format, "--format", as: OutputFormat.self) }

@@ -355,8 +355,10 @@ public enum Emitter {
             throw PlanError.contradictoryOptions("--emit trl cannot run --loss cce: TRL 1.16's SFTTrainer computes the loss with its own chunked LM head and has no option for Cut Cross-Entropy; plan with --loss chunked (what the script runs)")
         }
         let o = s.methodOptions, t = s.training
+        let kind = t.trainer.kind
+        let trainerClass = trainerClassName(kind)
         var py = header(s, lines: [
-            "TRL SFTTrainer script planned by peft-plan (TRL 1.16, Transformers 5.23, PEFT 0.21).",
+            "TRL \(trainerClass) script planned by peft-plan (TRL 1.16, Transformers 5.23, PEFT 0.21).",
             "Fill in model_id and the dataset, then run:",
             s.scale.gpus > 1 || s.scale.sharding != .none
                 ? "  accelerate launch --config_file \(EmitFormat.accelerate.fileName) \(EmitFormat.trl.fileName)   (peft-plan ... --emit accelerate)"
@@ -368,7 +370,7 @@ public enum Emitter {
         let config = try peftConfig(s)
         if let c = config.className { imports.append("from peft import \(c)") }
         if s.method.spec.quantisesBase { imports.append("from transformers import BitsAndBytesConfig") }
-        imports.append("from trl import SFTConfig, SFTTrainer")
+        imports.append("from \(trainerModule(kind)) import \(kind.configClass), \(trainerClass)")
         py += imports.joined(separator: "\n") + "\n\n"
 
         py += "# peft-plan planned for '\(oneLine(s.modelName))': replace with its Hugging Face model id or local folder.\n"
@@ -408,7 +410,7 @@ public enum Emitter {
         }
         py += "\n"
 
-        py += "training_args = SFTConfig(\n" + trainingArguments(s).map { "    \($0),\n" }.joined() + ")\n\n"
+        py += "training_args = \(kind.configClass)(\n" + trainingArguments(s).map { "    \($0),\n" }.joined() + ")\n\n"
         // vision-language types that Transformers does not map for causal LM load as image-text models
         let auto = s.family?.spec.autoModelClass ?? "AutoModelForCausalLM"
 
@@ -417,10 +419,19 @@ public enum Emitter {
                 from datasets import load_dataset
                 from transformers import \(auto)
 
-                # Your data: a "text" column, or "messages" / "prompt" + "completion" (TRL's dataset formats).
+                # Your data: \(datasetColumns(kind)) (TRL's dataset formats).
                 train_dataset = load_dataset("json", data_files="train.jsonl", split="train")
 
             """
+        if kind == .grpo {
+            py += """
+
+                    # Your reward: one float per completion (GRPOTrainer's reward_funcs).
+                    def reward(completions, **kwargs):
+                        return [0.0 for _ in completions]
+
+                """
+        }
         if s.method.spec.quantisesBase && !s.scale.sharding.shardsParameters {
             // A 4-bit model is placed at load time, one whole copy per process.
             py += """
@@ -442,7 +453,7 @@ public enum Emitter {
             }
             py += """
                     model = get_peft_model(model, peft_config, **peft_model_kwargs)
-                    trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset)
+                    trainer = \(trainerClass)(model=model, \(kind == .grpo ? "reward_funcs=reward, " : "")args=training_args, train_dataset=train_dataset)
                     trainer.train()
                     trainer.save_model()
 
@@ -451,7 +462,7 @@ public enum Emitter {
         }
         py += """
                 model = \(auto).from_pretrained(model_id, **model_kwargs)
-                trainer = SFTTrainer(model=model, args=training_args, train_dataset=train_dataset, peft_config=peft_config)
+                trainer = \(trainerClass)(model=model, \(kind == .grpo ? "reward_funcs=reward, " : "")args=training_args, train_dataset=train_dataset, peft_config=peft_config)
                 trainer.train()
                 trainer.save_model()
 
@@ -533,6 +544,63 @@ public enum Emitter {
     }
 
     /// `SFTConfig(...)` arguments, one per line.
+    /// TRL 1.16's trainer class for a trainer, and where it is imported from (ORPO and CPO
+    /// live in `trl.experimental`).
+    static func trainerClassName(_ k: TrainerKind) -> String {
+        switch k {
+        case .sft: return "SFTTrainer"
+        case .dpo: return "DPOTrainer"
+        case .orpo: return "ORPOTrainer"
+        case .kto: return "KTOTrainer"
+        case .simpo: return "CPOTrainer"
+        case .grpo: return "GRPOTrainer"
+        }
+    }
+
+    static func trainerModule(_ k: TrainerKind) -> String {
+        switch k {
+        case .orpo: return "trl.experimental.orpo"
+        case .simpo: return "trl.experimental.cpo"
+        default: return "trl"
+        }
+    }
+
+    static func datasetColumns(_ k: TrainerKind) -> String {
+        switch k {
+        case .sft: return "a \"text\" column, or \"messages\" / \"prompt\" + \"completion\""
+        case .dpo, .orpo, .simpo: return "\"prompt\", \"chosen\" and \"rejected\" columns"
+        case .kto: return "\"prompt\", \"completion\" and a boolean \"label\" column"
+        case .grpo: return "a \"prompt\" column"
+        }
+    }
+
+    /// The trainer's own config fields with the planned values (TRL 1.16's names).
+    static func trainerArguments(_ t: TrainingOptions) -> [String] {
+        let tr = t.trainer
+        var args: [String] = []
+        switch tr.kind {
+        case .sft: return []
+        case .dpo, .kto:
+            args.append("beta=\(pyFloat(tr.effectiveBeta))")
+            args.append("precompute_ref_log_probs=\(pyBool(tr.precomputeRef))")
+        case .orpo:
+            args.append("beta=\(pyFloat(tr.effectiveBeta))")
+        case .simpo:
+            // the paper's SimPO: no NLL term (cpo_alpha's default 1.0 adds CPO's)
+            args += ["loss_type=\"simpo\"", "cpo_alpha=0.0", "beta=\(pyFloat(tr.effectiveBeta))"]
+        case .grpo:
+            args.append("num_generations=\(tr.numGenerations)")
+            args.append("max_completion_length=\(tr.completion ?? 512)")
+            args.append("beta=\(pyFloat(tr.effectiveBeta))")
+            args.append("use_vllm=\(pyBool(tr.generation.usesVLLM))")
+            if tr.generation.usesVLLM {
+                args.append("vllm_mode=\(pyString(tr.generation == .vllmColocate ? "colocate" : "server"))")
+                if tr.generation == .vllmColocate { args.append("vllm_gpu_memory_utilization=\(pyFloat(tr.effectiveVLLMMemory))") }
+            }
+        }
+        return args
+    }
+
     static func trainingArguments(_ s: RunSpec) -> [String] {
         let t = s.training
         let flag = autocast(s)
@@ -566,8 +634,11 @@ public enum Emitter {
         let (optim, optimArgs) = optimizerName(t.optimizer)
         args.append("optim=\(pyString(optim))")
         if let optimArgs { args.append("optim_args=\(pyString(optimArgs))") }
-        args.append("max_length=\(t.seq)")
-        args.append("packing=\(pyBool(s.packing))")
+        let kind = t.trainer.kind
+        // GRPO's rows are prompt + generated completion: no max_length (prompts are not truncated)
+        if kind != .grpo { args.append("max_length=\(t.seq)") }
+        if kind == .sft { args.append("packing=\(pyBool(s.packing))") }
+        args += trainerArguments(t)
         // TRL 1.16 turns padding-free batches on with packing's default "bfd" strategy
         // (sft_trainer.py: padding_free or packing with bfd/bfd_split): written out, as planned.
         if s.packing { args.append("padding_free=True") }
@@ -607,7 +678,7 @@ public enum Emitter {
     /// Where the engines will not run exactly what the plan counted, said in the script.
     static func notes(_ s: RunSpec) -> [String] {
         var n: [String] = []
-        if s.training.loss == .standard {
+        if s.training.loss == .standard && s.training.trainer.kind == .sft {
             n.append("Note: TRL's SFTTrainer computes the loss with its chunked LM head, which keeps no full logits: less memory than this plan (--loss standard) counts; --loss chunked plans what runs.")
         }
         if s.packing && s.training.attention != .flash {

@@ -58,7 +58,8 @@ public enum PlanOutput {
                 ("memory", .object(memoryKeys(p.memory).map { ($0.0, .int($0.1)) })),
                 ("peak_phase", .string(p.memory.peakPhase.rawValue)),
                 ("live_at_peak", .array(p.memory.live.keys.map(JSONValue.string))),
-                ("phase_peaks", .object(Phase.allCases.map { ($0.rawValue, .int(p.memory.phasePeak($0))) })),
+                ("phase_peaks", .object(Phase.allCases.filter { $0 != .generation || t.trainer.kind == .grpo }.map { ($0.rawValue, .int(p.memory.phasePeak($0))) })),
+                ("trainer", trainerJSON(r, p)),
                 ("host_bytes", .int(p.hostBytes)), ("offloaded_activation_bytes", .int(p.memory.offloadedActivations)),
                 ("advice", p.advice.map { a in .object([("gpu", .string(a.gpu)), ("changes", .array(a.changes.map { c in
                     .object([("change", .string(c.change.forCommandLine)), ("saved_bytes", .int(c.savedBytes)), ("device_total", .int(c.deviceBytes)),
@@ -76,11 +77,124 @@ public enum PlanOutput {
                         ("tokens_per_second", .double(v.time.tokensPerSecond)), ("hours", .double(v.time.hours)),
                         ("cost_usd", .double(v.time.costUSD)),
                         ("time", timeJSON(v.time, r.request.runtime.time)),
+                        ("vllm", v.vllm.map { s in .object([("claimed_bytes", .int(s.claimed)), ("weights_bytes", .int(s.weights)),
+                                                            ("activation_bytes", .int(s.activations)), ("kv_cache_bytes", .int(s.kvCache)),
+                                                            ("sequences", .int(s.sequences))]) } ?? .null),
+                        ("max_prompts_per_step", t.trainer.kind == .grpo ? .int(maxPrompts(r, v)) : .null),
+                        ("extra_forward_seconds_per_step", .double(v.time.extraForwardSeconds)),
+                        ("generation", v.time.generation.map { g in .object([("completions_per_step", .int(g.rows)), ("concurrent", .int(g.concurrency)),
+                                                                             ("prefill_seconds", .double(g.prefillSeconds)), ("decode_seconds", .double(g.decodeSeconds)),
+                                                                             ("weight_sync_seconds", .double(g.syncSeconds)), ("seconds", .double(g.seconds))]) } ?? .null),
+                        ("generation_gpus", .int(v.time.generationGPUs)),
                     ])
                 })),
             ])
         }
         return .object([("model", model), ("assumptions", assumptions), ("plans", .array(plans))])
+    }
+
+    /// The trainer's terms of a plan (null under SFT).
+    static func trainerJSON(_ r: PlanResult, _ p: MethodPlan) -> JSONValue {
+        let tr = r.request.training.trainer
+        guard tr.kind != .sft else { return .null }
+        return .object([
+            ("kind", .string(tr.kind.rawValue)), ("rows_per_micro_batch", .int(tr.rows(r.request.training.batch))),
+            ("completion_tokens", tr.completion.map(JSONValue.int) ?? .null),
+            ("beta", .double(tr.effectiveBeta)), ("reference_forward", .bool(tr.referenceForward)),
+            ("precompute_ref_log_probs", .bool(tr.precomputeRef)), ("extra_forwards_per_micro_batch", .int(tr.extraForwards)),
+            ("reference_weights_bytes", .int(p.memory.referenceWeights)),
+            ("num_generations", tr.kind == .grpo ? .int(tr.numGenerations) : .null),
+            ("generation_backend", tr.kind == .grpo ? .string(tr.generation.rawValue) : .null),
+            ("vllm_memory", tr.kind == .grpo && tr.generation.usesVLLM ? .double(tr.effectiveVLLMMemory) : .null),
+            ("vllm_gpus", tr.generation == .vllmServer ? .int(tr.vllmGPUs) : .null),
+            ("generation_cache_bytes", .int(p.memory.generationCache)),
+            ("generation_peak_bytes", .int(p.memory.generationPeak)),
+        ])
+    }
+
+    /// GRPO: the most prompts one optimizer step can take on a GPU: the largest micro-batch
+    /// that fits, rounded down to whole groups of generations over the generation batch.
+    static func maxPrompts(_ r: PlanResult, _ v: GPUVerdict) -> Int {
+        let t = r.request.training, g = t.trainer.numGenerations
+        let perStep = t.gradAccum * r.request.scale.gpus
+        var d = g, e = perStep
+        while e != 0 { (d, e) = (e, d % e) }
+        let q = g / max(1, d)
+        let batch = v.blocker == nil ? v.maxMicroBatch / q * q : 0
+        return batch * perStep / g
+    }
+
+    /// The trainer's sentences (none under SFT): its rows, what it adds to memory, the
+    /// largest batch of prompts (GRPO), the time per step, and advice; each with its
+    /// indentation level (0 or 1). The table and the PDF both print them.
+    public static func trainerLines(_ r: PlanResult) -> [(level: Int, text: String)] {
+        let t = r.request.training, tr = t.trainer
+        guard tr.kind != .sft else { return [] }
+        var out: [(Int, String)] = []
+        let rows = tr.rows(t.batch)
+        var head = "\(tr.kind.title): \(rows) rows of \(t.seq) tokens per micro-batch"
+        if tr.kind.pairs { head += " (\(t.batch) chosen and \(t.batch) rejected, run together)" }
+        if tr.kind == .grpo, let c = tr.completion {
+            head += " (\(t.seq - c) prompt + \(c) generated), \(t.batch * t.gradAccum * r.request.scale.gpus / tr.numGenerations) prompt(s) × \(tr.numGenerations) generations per step"
+        }
+        if tr.extraForwards > 0 {
+            let what: String
+            switch tr.kind {
+            case .kto: what = "KL estimate" + (tr.referenceForward ? " and reference" : "")
+            case .grpo: what = [tr.referenceForward ? "reference" : nil, tr.generation.usesVLLM ? "old log-probabilities" : nil].compactMap { $0 }.joined(separator: " and ")
+            default: what = "reference"
+            }
+            head += "; \(tr.extraForwards) no-grad forward(s) more per micro-batch (\(what))"
+        }
+        out.append((0, head + "."))
+        for p in r.plans {
+            var parts: [String] = []
+            if p.memory.referenceWeights > 0 { parts.append("reference model \(gib(p.memory.referenceWeights)) (in weights)") }
+            if tr.kind == .grpo {
+                switch tr.generation {
+                case .transformers:
+                    parts.append("generation KV cache \(gib(p.memory.generationCache)) (Transformers' cache of \(rows * t.gradAccum) completions; generation peaks at \(gib(p.memory.generationPeak)) allocated)")
+                    parts.append("vLLM share none (\(CommandLineNames.setting(.generation, "vllm-colocate")) to generate with vLLM)")
+                case .vllmColocate, .vllmServer:
+                    if let v = p.verdicts.first(where: { $0.vllm != nil }), let s = v.vllm {
+                        let pct = Units.plain((tr.effectiveVLLMMemory * 100).rounded())
+                        let whereText = tr.generation == .vllmColocate ? "colocated takes \(pct)% of the card" : "server on \(tr.vllmGPUs) GPU(s) of its own takes \(pct)% of each"
+                        parts.append("vLLM share: vLLM \(whereText): \(gib(s.claimed)) on \(v.gpu.name), of which its weights \(gib(s.weights)), working set \(gib(s.activations)), KV cache \(gib(s.kvCache)) (\(s.sequences) rows of \(t.seq) tokens)")
+                    }
+                    parts.append("generation KV cache in the training process none")
+                }
+            }
+            if !parts.isEmpty { out.append((1, "\(p.method.rawValue): " + parts.joined(separator: "; ") + ".")) }
+            if tr.kind == .grpo {
+                let cells = p.verdicts.map { "\($0.gpu.name) \(maxPrompts(r, $0))" }
+                out.append((1, "\(p.method.rawValue): largest batch of prompts per step that fits: " + cells.joined(separator: ", ") + "."))
+            }
+            if let v = p.verdicts.first(where: \.fits), tr.kind == .grpo || tr.extraForwards > 0 {
+                let g = v.time.generation
+                let training = v.time.stepSeconds - (g?.seconds ?? 0) - v.time.extraForwardSeconds
+                var line = "\(p.method.rawValue): per step on \(v.gpu.name): "
+                if let g {
+                    line += String(format: "%.1f s generating (%d completions, %d at once: prefill %.1f s, decode %.1f s%@), ", g.seconds, g.rows, g.concurrency,
+                                   g.prefillSeconds, g.decodeSeconds, g.syncSeconds > 0 ? String(format: ", weight sync %.1f s", g.syncSeconds) : "")
+                }
+                line += String(format: "%.1f s training", training)
+                if v.time.extraForwardSeconds > 0 { line += String(format: ", %.1f s in no-grad forwards", v.time.extraForwardSeconds) }
+                out.append((1, line + "."))
+            }
+        }
+        if tr.kind == .grpo && tr.generation == .vllmColocate, let p = r.plans.first,
+           let v = p.verdicts.first(where: { !$0.fits && $0.vllm != nil }), let s = v.vllm {
+            let pct = Units.plain((tr.effectiveVLLMMemory * 100).rounded())
+            out.append((0, "Advice: vLLM colocated takes \(pct)% of \(v.gpu.name) (\(gib(s.claimed))): plan 2 GPUs with vLLM on one (\(CommandLineNames.setting(.generation, "vllm-server"))), or Transformers' generate (\(CommandLineNames.setting(.generation, "transformers")))."))
+        }
+        return out
+    }
+
+    /// The trainer's lines under the memory table (nothing under SFT).
+    static func trainerSection(_ r: PlanResult) -> String {
+        let lines = trainerLines(r)
+        guard !lines.isEmpty else { return "" }
+        return "\n" + lines.map { ($0.level == 0 ? "" : "  ") + wrap($0.text, width: $0.level == 0 ? 100 : 98, indent: $0.level == 0 ? "  " : "    ") }.joined()
     }
 
     static func timeJSON(_ e: TimeEstimate, _ c: TimeCoefficients) -> JSONValue {
@@ -154,7 +268,7 @@ public enum PlanOutput {
     static func timeTable(_ r: PlanResult) -> String {
         guard !r.plans.isEmpty else { return "" }
         let n = r.request.scale.gpus
-        var head = "Time and cost, \(r.request.dataset.summary.forCommandLine)"
+        var head = "Time and cost, " + (r.request.budget.steps.map { "\($0) optimizer steps" } ?? r.request.dataset.summary.forCommandLine)
         head += n > 1 ? ", on \(n) GPUs" : ""
         head += ": hours and USD at the price per GPU-hour shown (— = does not fit)"
         var out = "\n" + wrap(head, width: 100, indent: "  ")
@@ -324,6 +438,7 @@ public enum PlanOutput {
             let host = r.plans.map { "\($0.method.rawValue) \(gib($0.hostBytes))" }.joined(separator: ", ")
             out += "\n" + wrap("Host RAM for offload (all \(r.request.scale.gpus) GPUs' together): \(host).", width: 100, indent: "  ")
         }
+        out += trainerSection(r)
         out += timeTable(r)
         for (m, text) in r.skipped {
             let reason = text.forCommandLine

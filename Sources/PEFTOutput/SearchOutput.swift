@@ -32,7 +32,7 @@ public enum SearchOutput {
 
     public static func table(_ r: SearchResult) -> String {
         let a = r.request.arch, t = r.request.training
-        var out = PlanOutput.wrap("\(a.name): \(PlanOutput.params(a.totalParams)) parameters; seq \(t.seq), \(t.precision.rawValue), \(t.optimizer.rawValue); \(r.request.dataset.summary.forCommandLine).", width: 100, indent: "  ")
+        var out = PlanOutput.wrap("\(a.name): \(PlanOutput.params(a.totalParams)) parameters; seq \(t.seq), \(t.precision.rawValue), \(t.optimizer.rawValue)\(t.trainer.kind == .sft ? "" : ", TRL's \(t.trainer.kind.title) trainer"); \(r.request.budget.steps.map { "\($0) optimizer steps" } ?? r.request.dataset.summary.forCommandLine).", width: 100, indent: "  ")
         out += PlanOutput.wrap("Searched \(r.evaluated) configurations (methods × GPU types × 1–64 GPUs × sharding × offload × micro-batch × checkpointing): \(r.fitting) fit (the time a search takes: `peft-plan bench-search`).", width: 100, indent: "")
         guard !r.cheapest.isEmpty else {
             return out + "\nNothing fits: try larger GPUs (--gpu 80GB), a PEFT method, or a shorter --seq.\n"

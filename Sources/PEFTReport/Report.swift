@@ -179,7 +179,8 @@ public enum Report {
         let n = r.request.scale.gpus
         let gpuWords = r.request.gpus.count > 6 ? "\(r.request.gpus.count) GPU types (\(PlanCharts.capacities(r).map(\.label).joined(separator: ", ")))" : r.request.gpus.map(\.name).joined(separator: ", ")
         pg.paragraph("Question. Which fine-tuning methods fit \(a.name) (\(String(format: "%.2f", Double(a.totalParams) / 1e9)) B parameters) at micro-batch \(t.batch) × \(t.seq) tokens in \(t.precision.rawValue) with \(t.optimizer.rawValue)"
-            + (n > 1 ? " on \(n) GPUs (sharding \(r.request.scale.sharding.rawValue))" : "") + ", on \(gpuWords); how long does each take and what does it cost?", size: 11)
+            + (n > 1 ? " on \(n) GPUs (sharding \(r.request.scale.sharding.rawValue))" : "")
+            + (t.trainer.kind != .sft ? " under TRL's \(t.trainer.kind.title) trainer" : "") + ", on \(gpuWords); how long does each take and what does it cost?", size: 11)
         pg.y += 8
         pg.heading("Recommendation")
         if let best = recommendation(r) {
@@ -214,6 +215,11 @@ public enum Report {
             pg.paragraph(line, size: 9.5, indent: 10)
         }
         for (m, why) in r.skipped { pg.paragraph("\(m.rawValue): left out — \(why.forCommandLine)", size: 9, indent: 10, color: .grey) }
+        let trainer = PlanOutput.trainerLines(r)
+        if !trainer.isEmpty {
+            pg.heading("Trainer: \(t.trainer.kind.title)")
+            for line in trainer { pg.paragraph(line.text, size: 9, indent: line.level == 0 ? 0 : 10) }
+        }
         pg.y += 10
         let summaryH = PlanCharts.fitHeight(r, compact: true)
         if pg.y + summaryH <= pg.bottom { PlanCharts.fitMatrix(r, on: c, x: pg.left, y: pg.chart(summaryH), w: pg.width, compact: true) }

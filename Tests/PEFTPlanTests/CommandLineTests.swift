@@ -577,6 +577,28 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--cheapest", "--gpus", "8"], mentions: "--cheapest searches"),
         Bad(args: ["--model", "7b", "--cheapest", "--format", "csv"], mentions: "--format"),
         Bad(args: ["--model", "7b", "--serve", "2", "--gpus", "4"], mentions: "--serve sizes"),
+        // trainers (issue 18): an option of another trainer, zero generations, a row longer than
+        // the model allows (Qwen3-8B's config.json: max_position_embeddings 40960), vLLM colocated
+        // on a card too small for two copies of the weights
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "dpo", "--num-generations", "4"], mentions: "--num-generations is an option of --trainer grpo"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "simpo", "--precompute-ref"], mentions: "--precompute-ref"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "kto", "--generation", "vllm-server"], mentions: "--generation"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--num-generations", "8"], mentions: "not of sft"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--num-generations", "0"], mentions: "--num-generations"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--num-generations", "1"], mentions: "from 2"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--max-completion", "50000"], mentions: "40960"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--max-completion", "2048", "--seq", "1024"], mentions: "--max-completion"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--max-completion", "0"], mentions: "--max-completion"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--gpu", "24GB", "--trainer", "grpo", "--generation", "vllm-colocate"], mentions: "two copies of the weights"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--vllm-memory", "0.5"], mentions: "--vllm-memory"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--generation", "vllm-colocate", "--vllm-memory", "nan"], mentions: "--vllm-memory"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--generation", "vllm-server", "--vllm-gpus", "0"], mentions: "--vllm-gpus"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--batch", "3"], mentions: "multiple of 8"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--beta", "-1"], mentions: "--beta"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "ppo"], mentions: "did you mean 'dpo'"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "orpo", "--loss", "chunked"], mentions: "--loss standard"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "dpo", "--packing"], mentions: "packing"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "dpo", "--steps", "0"], mentions: "--steps"),
     ]
 
     /// `peft-plan bench` trains for real and reports the fields of docs/CONTRACT.md.
@@ -684,5 +706,84 @@ struct CommandLineTests {
         #expect(lines.count == 1, "stderr: \(r.stderr)")
         #expect(r.stderr.hasPrefix("peft-plan: error: "))
         #expect(r.stderr.contains(b.mentions), "stderr: \(r.stderr)")
+    }
+}
+
+/// The preference and RL trainers from the command line (issue 18, docs/trainers.md).
+@Suite("Trainers from the command line")
+struct TrainerCommandLineTests {
+    /// The question users ask in TRL's and Unsloth's trackers: GRPO on Qwen3-8B with LoRA, one
+    /// 24 GB card, 8 generations of 1,024 tokens.
+    @Test func grpoOnQwen3On24GB() throws {
+        let args = ["--model", "qwen3-8b", "--gpu", "24GB", "--method", "lora", "--trainer", "grpo",
+                    "--num-generations", "8", "--max-completion", "1024"]
+        let table = try CLI.run(args)
+        #expect(table.status == 0, "\(table.stderr)")
+        for words in ["generation KV cache", "vLLM share", "largest batch of prompts per step that fits", "500 optimizer steps", "generating"] {
+            #expect(table.stdout.contains(words), "the table does not say \(words)")
+        }
+        let r = try CLI.run(args + ["--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let plan = try #require((j["plans"] as? [[String: Any]])?.first)
+        let trainer = try #require(plan["trainer"] as? [String: Any])
+        #expect(trainer["kind"] as? String == "grpo")
+        #expect(trainer["generation_backend"] as? String == "transformers")
+        // Transformers' cache of the 8 completions of 512 + 1,024 tokens (less the last, never fed
+        // back), from Qwen3-8B's config.json: 36 layers × K and V × 8 KV heads × head_dim 128, bf16
+        #expect(trainer["generation_cache_bytes"] as? Int == 8 * (512 + 1024 - 1) * 36 * 2 * 8 * 128 * 2)
+        let gpus = try #require(plan["gpus"] as? [[String: Any]])
+        #expect(!gpus.isEmpty)
+        for g in gpus {
+            #expect(g["vllm"] is NSNull, "no vLLM with Transformers' generate")
+            let prompts = try #require(g["max_prompts_per_step"] as? Int)
+            let fits = try #require(g["fits"] as? Bool)
+            // the default micro-batch is one prompt's 8 completions: fitting means one prompt at least
+            #expect(fits ? prompts >= 1 : prompts == 0, "\(g["name"] ?? "")")
+            let time = try #require(g["time"] as? [String: Any])
+            #expect(time["optimizer_steps"] as? Double == 500)
+            let generation = try #require(g["generation"] as? [String: Any])
+            #expect(generation["completions_per_step"] as? Int == 8)
+            let step = try #require(time["step_seconds"] as? Double), gen = try #require(generation["seconds"] as? Double)
+            #expect(gen > 0 && gen < step, "generation is part of the step")
+            let hours = try #require(g["hours"] as? Double), cost = try #require(g["cost_usd"] as? Double)
+            #expect(hours >= 500 * step / 3600 && cost > 0)
+        }
+    }
+
+    /// vLLM on GPUs of its own: those GPUs are billed too, and the training GPU holds no vLLM.
+    @Test func grpoVLLMServerIsBilled() throws {
+        let base = ["--model", "qwen3-1.7b", "--gpu", "h100-sxm", "--method", "lora", "--trainer", "grpo", "--max-completion", "512", "--format", "json"]
+        func first(_ extra: [String]) throws -> [String: Any] {
+            let r = try CLI.run(base + extra)
+            #expect(r.status == 0, "\(r.stderr)")
+            let j = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+            return try #require(((j["plans"] as? [[String: Any]])?.first?["gpus"] as? [[String: Any]])?.first)
+        }
+        let server = try first(["--generation", "vllm-server", "--vllm-gpus", "2"])
+        #expect(server["generation_gpus"] as? Int == 2)
+        let time = try #require(server["time"] as? [String: Any])
+        #expect((time["price"] as? [String: Any])?["charged_gpus"] as? Int == 3)
+        // GPU-hours: the wall-clock hours on the training GPU and the server's two
+        #expect(abs((time["gpu_hours"] as? Double ?? 0) - 3 * (server["hours"] as? Double ?? 0)) < 1e-9)
+        let colocated = try first(["--generation", "vllm-colocate"])
+        let share = try #require(colocated["vllm"] as? [String: Any])
+        // TRL's default vllm_gpu_memory_utilization, 0.3 of the card's usable bytes
+        let usable = try #require(colocated["usable_memory_bytes"] as? Int)
+        #expect(share["claimed_bytes"] as? Int == Int(0.3 * Double(usable)))
+        #expect(colocated["headroom_bytes"] as? Int ?? 0 < usable - (share["claimed_bytes"] as? Int ?? 0))
+    }
+
+    /// DPO stacks chosen and rejected: twice the rows of SFT at the same micro-batch.
+    @Test func dpoDoublesTheRows() throws {
+        let r = try CLI.run(["--model", "qwen2.5-0.5b", "--gpu", "24GB", "--method", "lora", "--trainer", "dpo", "--batch", "2", "--format", "json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let trainer = try #require((j["plans"] as? [[String: Any]])?.first?["trainer"] as? [String: Any])
+        #expect(trainer["rows_per_micro_batch"] as? Int == 4)
+        #expect(trainer["reference_forward"] as? Bool == true)
+        #expect(trainer["reference_weights_bytes"] as? Int == 0, "LoRA's reference is the base with the adapter disabled")
+        let notes = try #require((j["assumptions"] as? [String: Any])?["notes"] as? [String])
+        #expect(notes.contains { $0.contains("TRL's configs default") }, "checkpointing on as TRL defaults, said")
     }
 }

@@ -78,6 +78,25 @@ struct EmitCase: CustomTestStringConvertible, Sendable {
                  training: { $0.gradCheckpointing = true; $0.checkpointStyle = .selective; $0.loss = .chunked }),
         EmitCase("lora-liger-kernels-packed-1gpu", model: "llama-3.2-1b", method: .lora, packing: true,
                  training: { $0.kernels = .liger; $0.loss = .chunked }),
+        // the preference and RL trainers (docs/trainers.md): their configs with the planned values
+        EmitCase("dpo-lora-1gpu", model: "qwen2.5-0.5b", method: .lora,
+                 training: { $0.batch = 2; $0.seq = 1024; $0.loss = .chunked; $0.gradCheckpointing = true; $0.trainer.kind = .dpo }),
+        EmitCase("dpo-full-precomputed-zero3-2gpu", model: "qwen2.5-0.5b", method: .full, gpus: 2, sharding: .zero3,
+                 training: { $0.loss = .chunked; $0.trainer.kind = .dpo; $0.trainer.precomputeRef = true; $0.trainer.beta = 0.05 }),
+        EmitCase("kto-lora-1gpu", model: "llama-3.2-1b", method: .lora,
+                 training: { $0.batch = 4; $0.loss = .chunked; $0.trainer.kind = .kto }),
+        EmitCase("orpo-lora-1gpu", model: "llama-3.2-1b", method: .lora,
+                 training: { $0.batch = 2; $0.trainer.kind = .orpo; $0.trainer.beta = 0.2 }),
+        EmitCase("simpo-full-1gpu", model: "qwen2.5-0.5b", method: .full,
+                 training: { $0.gradCheckpointing = true; $0.trainer.kind = .simpo }),
+        EmitCase("grpo-lora-vllm-colocate-1gpu", model: "qwen2.5-0.5b", method: .lora,
+                 training: { $0.batch = 8; $0.seq = 1536; $0.loss = .chunked; $0.gradCheckpointing = true; $0.trainer.kind = .grpo
+                             $0.trainer.completion = 1024; $0.trainer.generation = .vllmColocate; $0.trainer.vllmMemory = 0.4 }),
+        EmitCase("grpo-full-transformers-1gpu", model: "qwen2.5-0.5b", method: .full,
+                 training: { $0.batch = 4; $0.seq = 768; $0.loss = .chunked; $0.trainer.kind = .grpo; $0.trainer.numGenerations = 4
+                             $0.trainer.completion = 256; $0.trainer.beta = 0.04 }),
+        EmitCase("grpo-qlora-vllm-server-1gpu", model: "llama-3.2-1b", method: .qlora,
+                 training: { $0.batch = 8; $0.loss = .chunked; $0.trainer.kind = .grpo; $0.trainer.completion = 512; $0.trainer.generation = .vllmServer }),
     ]
 
     /// The emitted text for a format, nil where the emitter refuses it (checked separately).
@@ -262,7 +281,8 @@ struct EmitTests {
         let checkpointing = t.gradCheckpointing || s.method == .qlora
 
         let a = try #require(r.sub("training_args"))
-        #expect(a.string("class") == "SFTConfig")
+        let tr = t.trainer
+        #expect(a.string("class") == tr.kind.configClass)
         #expect(a.int("per_device_train_batch_size") == t.batch)
         #expect(a.int("gradient_accumulation_steps") == t.gradAccum)
         #expect(a.double("num_train_epochs") == s.epochs)
@@ -277,9 +297,39 @@ struct EmitTests {
         #expect(a.bool("selective") == (checkpointing && !fsdp && t.checkpointStyle == .selective ? true : nil))
         #expect(a.bool("activation_offloading") == t.activationOffloading)
         #expect(a.bool("use_liger_kernel") == (t.kernels == .liger))
-        #expect(a.bool("padding_free") == s.packing)
-        #expect(a.int("max_length") == t.seq)
-        #expect(a.bool("packing") == s.packing)
+        switch tr.kind {
+        case .sft:
+            #expect(a.bool("padding_free") == s.packing)
+            #expect(a.bool("packing") == s.packing)
+        case .dpo:
+            #expect(a.bool("padding_free") == false, "DPO's padding-free batches fall back to padding in TRL 1.16")
+        default:
+            #expect(a["padding_free"] is NSNull && a["packing"] is NSNull)
+        }
+        // GRPO's rows are prompt + completion, its prompts never truncated: no max_length
+        #expect(a.int("max_length") == (tr.kind == .grpo ? nil : t.seq))
+        switch tr.kind {
+        case .sft: break
+        case .dpo, .kto:
+            #expect(a.double("beta") == tr.effectiveBeta)
+            #expect(a.bool("precompute_ref_log_probs") == tr.precomputeRef)
+        case .orpo:
+            #expect(a.double("beta") == tr.effectiveBeta)
+        case .simpo:
+            #expect(a.string("loss_type") == "simpo")
+            #expect(a.double("cpo_alpha") == 0, "the planned SimPO keeps no NLL term")
+            #expect(a.double("beta") == tr.effectiveBeta)
+        case .grpo:
+            #expect(a.int("num_generations") == tr.numGenerations)
+            #expect(a.int("max_completion_length") == tr.completion)
+            #expect(a.double("beta") == tr.effectiveBeta)
+            #expect(a.bool("use_vllm") == tr.generation.usesVLLM)
+            if tr.generation.usesVLLM { #expect(a.string("vllm_mode") == (tr.generation == .vllmColocate ? "colocate" : "server")) }
+            if tr.generation == .vllmColocate { #expect(a.double("vllm_gpu_memory_utilization") == tr.effectiveVLLMMemory) }
+            // the generation batch TRL derives: per-device batch × GPUs × steps_per_generation (= accumulation)
+            #expect(a.int("steps_per_generation") == t.gradAccum)
+            #expect(a.int("generation_batch_size") == t.batch * s.scale.gpus * t.gradAccum)
+        }
         #expect(r.sub("model_kwargs")?.string("dtype") == expectedLoadDtype(t.precision))
         #expect(r.string("model_id") == c.model)
 

@@ -98,6 +98,8 @@ public struct BudgetOptions: Equatable, Sendable {
     public static let allProviders = "all"
     /// `--compile`: the training step runs under `torch.compile`.
     public var compile = false
+    /// Optimizer steps to time (`--steps`): nil for the dataset's.
+    public var steps: Int?
 
     public init() {}
 }
@@ -154,6 +156,12 @@ public struct TimeEstimate: Equatable, Sendable {
     public var costPerEpochUSD = 0.0
     /// Per million real (non-padding) training tokens.
     public var costPerMillionTokensUSD = 0.0
+    /// Of `stepSeconds`: the trainer's no-grad forwards (reference, KTO's KL, GRPO's old
+    /// log-probabilities) and GRPO's generation, per optimizer step.
+    public var extraForwardSeconds = 0.0
+    public var generation: GenerationTime?
+    /// GPUs billed besides the training ones (a vLLM server's).
+    public var generationGPUs = 0
 }
 
 /// Step time from the step's work (``StepWork``: FLOPs, bytes, calls, link traffic) and the
@@ -183,6 +191,21 @@ public enum TimeModel {
         e.optimizerSeconds = seconds.optimizer
         e.communicationSeconds = seconds.exposedCommunication
         e.stepSeconds = seconds.step
+        let trainer = t.trainer
+        if trainer.kind != .sft {
+            // The no-grad forwards run the micro-batch's rows once more each: their share of a
+            // micro-batch's compute is the forward's share of its FLOPs.
+            let f = timed.flops(batch: t.batch, seq: timed.training.seq)
+            let share = f.forward / max(1, f.forward + f.backward + f.recompute)
+            e.extraForwardSeconds = Double(trainer.extraForwards) * share * seconds.microBatch * w.microBatches
+            e.stepSeconds += e.extraForwardSeconds
+            if trainer.kind == .grpo {
+                let g = GenerationTime.estimate(ctx, gpu: gpu, mfu: mfu)
+                e.generation = g
+                e.stepSeconds += g.seconds
+                e.generationGPUs = trainer.generation == .vllmServer ? trainer.vllmGPUs : 0
+            }
+        }
         e.hostLinkBytesPerStep = (w.offloadBytesPerMicroBatch + w.exposedHostBytesPerMicroBatch) * w.microBatches
         e.exposedHostSecondsPerStep = w.exposedHostBytesPerMicroBatch * w.microBatches / ctx.runtime.hostLinkBytesPerSecond
         e.tokensPerSecond = w.tokensPerStep / e.stepSeconds
@@ -190,31 +213,35 @@ public enum TimeModel {
         let b = t.batch
         let accum = w.microBatches
 
-        let (sequences, realTokens) = dataset.sequencesPerEpoch(seq: s)
+        var (sequences, realTokens) = dataset.sequencesPerEpoch(seq: s)
+        // GRPO's examples are prompts, each generating num_generations completions
+        if t.trainer.kind == .grpo { sequences *= Double(t.trainer.numGenerations) }
         let sequencesPerStep = Double(b) * accum * shards
         let stepsPerEpoch = (sequences / sequencesPerStep).rounded(.up)
-        e.optimizerSteps = stepsPerEpoch * dataset.epochs
+        e.optimizerSteps = budget.steps.map(Double.init) ?? stepsPerEpoch * dataset.epochs
         e.trainHours = e.optimizerSteps * e.stepSeconds / 3600
         let load = Double(ctx.checkpointLoadBytes) / budget.ioBytesPerSecond
         let saves = Double(ctx.checkpointSaveBytes) / budget.ioBytesPerSecond * budget.checkpointsPerEpoch * dataset.epochs.rounded(.up)
         e.overheadHours = (budget.setupMinutes * 60 + load + saves) / 3600
         e.hours = e.trainHours + e.overheadHours
-        e.gpuHours = e.hours * shards
+        // a vLLM server's GPUs are rented beside the training ones
+        let billed = shards + Double(e.generationGPUs)
+        e.gpuHours = e.hours * billed
         e.pricePerGPUHour = budget.pricePerGPUHour ?? gpu.price.usdPerHour
         e.priceSource = budget.pricePerGPUHour != nil ? "--price" : gpu.price.source
         e.priceDate = budget.pricePerGPUHour != nil ? "" : gpu.price.date
         e.billedHours = e.hours
-        e.chargedGPUs = Int(shards)
+        e.chargedGPUs = Int(billed)
         e.costUSD = e.gpuHours * e.pricePerGPUHour
         e.hoursP10 = e.trainHours * c.timeRatioP10 + e.overheadHours
         e.hoursP90 = e.trainHours * c.timeRatioP90 + e.overheadHours
-        e.costP10USD = e.hoursP10 * shards * e.pricePerGPUHour
-        e.costP90USD = e.hoursP90 * shards * e.pricePerGPUHour
+        e.costP10USD = e.hoursP10 * billed * e.pricePerGPUHour
+        e.costP90USD = e.hoursP90 * billed * e.pricePerGPUHour
         if let name = budget.provider, let prices = budget.prices {
             let names = name.lowercased() == BudgetOptions.allProviders ? prices.providers.map(\.name) : [name]
             let save = Double(ctx.checkpointSaveBytes) / budget.ioBytesPerSecond
             e.quotes = names.flatMap { n in budget.tiers.compactMap { tier in
-                e.quote(prices: prices, provider: n, tier: tier, gpu: gpu.name, gpus: Int(shards), spot: budget.spot, saveSeconds: save)
+                e.quote(prices: prices, provider: n, tier: tier, gpu: gpu.name, gpus: Int(billed), spot: budget.spot, saveSeconds: save)
             } }.sorted { ($0.costUSD, $0.provider) < ($1.costUSD, $1.provider) }
             if let q = e.quotes.first {
                 e.provider = q.provider
@@ -228,7 +255,7 @@ public enum TimeModel {
                 e.hours += q.interruptionHours
                 e.hoursP10 += q.interruptionHours
                 e.hoursP90 += q.interruptionHours
-                e.gpuHours = e.hours * shards
+                e.gpuHours = e.hours * billed
                 e.billedHours = q.billedHours
                 (e.costUSD, e.costP10USD, e.costP90USD) = (q.costUSD, q.costP10USD, q.costP90USD)
             }

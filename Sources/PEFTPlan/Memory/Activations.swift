@@ -225,6 +225,12 @@ struct GraphContext {
     /// The kernel stack and what it replaces in this family (``KernelPatch``).
     let kernels: KernelStack
     let patch: KernelPatch
+    /// Positions per row TRL's fused head scores where it scores labelled positions only
+    /// (a trainer's completion on CUDA); nil: every position that has a next token.
+    let scoredPerRow: Int?
+    /// ORPO and SimPO (CPO): the full logits kept for backward (``TrainerKind/fullLogits``),
+    /// and ORPO's NLL over the chosen rows (``TrainerKind/nllOnChosen``).
+    let fullLogits: Bool, nllOnChosen: Bool
 
     init(arch: Architecture, account: ParameterAccount, options: MethodOptions, training: TrainingOptions, runtime: RuntimeProfile) {
         self.arch = arch
@@ -255,11 +261,15 @@ struct GraphContext {
         // under it), passes use_cache=False to every training forward (TRL 1.16 sft_trainer.py
         // compute_loss; trainer/utils.py, the fused head's forward); padding-free rows come from
         // its collator, so they run under it too.
-        let trl = training.loss == .chunked || training.loss == .unsloth || training.paddingFree
+        let trl = training.loss == .chunked || training.loss == .unsloth || training.paddingFree || training.trainer.kind != .sft
         useCache = prefix || (!checkpointing && !trl)
         packedMask = training.paddingFree && training.attention == .sdpa && !useCache && spec.virtualTokens == nil
         imageTokens = arch.vision == nil ? 0 : training.imageTokens
         loss = training.loss
+        let trainer = training.trainer
+        scoredPerRow = runtime.compactScoring && trainer.kind != .sft ? trainer.completion.map { min($0, max(1, training.seq - 1)) } : nil
+        fullLogits = trainer.kind.fullLogits
+        nllOnChosen = trainer.kind.nllOnChosen
     }
 
     /// Whether Unsloth's fused LoRA function runs `roles` together (`LoRA_QKV`, `LoRA_W`,

@@ -160,8 +160,11 @@ extension ForwardGraph {
             // SFTTrainer asks for the entropy). No logits are kept. backward recomputes every
             // tile (one more head matmul) before the gradient GEMMs. It scores the positions
             // that have a next token, `hidden_states[:, :-1]`: s − 1 per sequence.
-            let scored = Extent(q: 1, sample: -1)
-            tape.save(tape.new(Extent(q: lmHead.inFeatures, sample: -lmHead.inFeatures), h.bytes, rg: false))
+            // Under a preference or RL trainer on CUDA only the completion's positions have
+            // labels, and only they are gathered and scored.
+            let scored = c.scoredPerRow.map { Extent(sample: $0) } ?? Extent(q: 1, sample: -1)
+            let kept = c.scoredPerRow.map { Extent(sample: $0 * lmHead.inFeatures) } ?? Extent(q: lmHead.inFeatures, sample: -lmHead.inFeatures)
+            tape.save(tape.new(kept, h.bytes, rg: false))
             tape.save(scored, 8)
             tape.save(scored, 4)
             tape.save(scored, 4)
@@ -201,6 +204,20 @@ extension ForwardGraph {
             logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
             tape.save(logits)                                                    // tanh output
             logits = tape.new(logits.extent, logits.bytes, rg: true, logits: true)
+        }
+        if c.fullLogits {
+            // ORPO and CPO/SimPO (TRL 1.16 experimental/orpo/orpo_trainer.py L771–807,
+            // experimental/cpo/cpo_trainer.py L815–852): the model's logits over chosen and
+            // rejected rows are kept (selective_log_softmax's Triton kernel saves them on CUDA,
+            // kernels/logprob_entropy.py; the fp32 logsumexp path likewise), and ORPO's NLL
+            // term's nn.CrossEntropyLoss over the chosen half, logits[..., :-1].contiguous(),
+            // keeps its log-softmax in the logits' dtype: half the rows, s − 1 positions each.
+            tape.save(logits)
+            if c.nllOnChosen {
+                tape.save(tape.new(Extent(q: a.vocabSize, sample: -a.vocabSize), logits.bytes, rg: true, logits: true), times: 0.5)
+                tape.save(Extent(q: 1, sample: -1), 8, times: 0.5)             // the NLL's targets
+            }
+            return
         }
         // ForCausalLMLoss: logits.float(), then cross_entropy = log_softmax + nll_loss.
         tape.save(tape.new(.q(a.vocabSize), 4, rg: true, logits: true))         // log_softmax output

@@ -3,6 +3,8 @@ import Foundation
 /// The phases of a training step; the peak is the largest of their live sets.
 public enum Phase: String, Sendable, Codable, CaseIterable {
     case forward, backward, optimizer
+    /// GRPO's generation with Transformers' generate in the training process (its KV cache).
+    case generation
 }
 
 /// Bytes of one plan, by component, with the phase that sets the peak.
@@ -25,12 +27,17 @@ public struct MemoryBreakdown: Equatable, Sendable {
     public var deviceTotal = 0
     public var peakPhase: Phase = .forward
     /// Allocated bytes at the peak of each phase.
-    public var forwardPeak = 0, backwardPeak = 0, optimizerPeak = 0
+    public var forwardPeak = 0, backwardPeak = 0, optimizerPeak = 0, generationPeak = 0
+    /// Of `frozenWeights`: a full fine-tune's reference model (DPO, KTO; GRPO with β ≠ 0).
+    public var referenceWeights = 0
+    /// GRPO with Transformers' generate: the KV cache of the generation batch.
+    public var generationCache = 0
     public func phasePeak(_ p: Phase) -> Int {
         switch p {
         case .forward: return forwardPeak
         case .backward: return backwardPeak
         case .optimizer: return optimizerPeak
+        case .generation: return generationPeak
         }
     }
     /// Components allocated at the peak.
@@ -167,6 +174,13 @@ public struct PlanContext: Sendable {
     private var optimizerPlain = (master: 0, states: 0), optimizerZeRO = (master: 0, states: 0)
     /// Bytes held in host RAM by offload, over all GPUs of the run.
     public private(set) var hostBytes: Int
+    /// A full fine-tune's reference model (unsharded; in `frozenWeights`): DPO and KTO load
+    /// a second copy in the policy's dtype (dpo_trainer.py L916–927: `create_model_from_path(…,
+    /// dtype=self.model.dtype)`), GRPO with β ≠ 0 likewise; with PEFT the reference is the
+    /// base with the adapter disabled, no copy.
+    public private(set) var referenceWeights = 0
+    /// Bytes of one token's keys and values in Transformers' cache (GRPO's generate).
+    public private(set) var generationKVPerToken = 0
     /// Sharded runs: the weights gathered while a layer runs (forward and backward) and
     /// the full gradient of the block being reduce-scattered (backward).
     private(set) var gatherBytes: Int, gradientBucketBytes: Int
@@ -202,6 +216,34 @@ public struct PlanContext: Sendable {
     }
 
     /// Refuses a kernel stack, loss or checkpointing style the family or method cannot run with.
+    /// What the pinned TRL cannot run, or runs otherwise than planned, under a trainer.
+    static func checkTrainer(_ t: TrainingOptions, method: Method) throws {
+        let k = t.trainer.kind
+        guard k != .sft else { return }
+        if k.fusedHead && t.loss != .chunked {
+            throw PlanError.conflict("\(k.title) scores log-probabilities through TRL's fused LM head (TRL 1.16 fused_lm_head=True): plan \(setting: .loss, "chunked"), the default under \(field: .trainer)")
+        }
+        if k.fullLogits && t.loss != .standard {
+            throw PlanError.conflict("\(k.title) takes the model's full logits (TRL 1.16's experimental trainer has no other loss path): plan \(setting: .loss, "standard"), the default for it")
+        }
+        if t.kernels == .unsloth {
+            throw PlanError.conflict("Unsloth's patched \(k.title) trainer is not modelled: plan \(setting: .kernels, "none") or liger (TRL's use_liger_kernel)")
+        }
+        if t.paddingFree {
+            throw PlanError.conflict("\(k.title) batches are padded (DPOConfig's padding_free falls back to padding in TRL 1.16; the others have none): plan them without packing")
+        }
+        if t.activationOffloading && ![.dpo, .kto].contains(k) {
+            // activation_offloading is a field of SFTConfig, DPOConfig and KTOConfig only (TRL 1.16)
+            throw PlanError.conflict("TRL's \(k.title) trainer has no activation offloading (only SFT, DPO and KTO's configs do): plan without \(field: .activationOffloading)")
+        }
+        if t.optimizerInBackward {
+            throw PlanError.conflict("\(field: .optimizerInBackward) is not wired into TRL's \(k.title) trainer: plan without it")
+        }
+        if k == .grpo, let c = t.trainer.completion, c >= t.seq {
+            throw PlanError.invalidSetting(.maxCompletion, value: "\(c)", accepted: "fewer tokens than the row (\(field: .seq) \(t.seq)), which holds the prompt and the completion")
+        }
+    }
+
     static func checkKernels(_ arch: Architecture, account: ParameterAccount, methodOptions o: MethodOptions, training t: TrainingOptions) throws {
         let family = arch.family.rawValue
         switch t.kernels {
@@ -295,7 +337,11 @@ public struct PlanContext: Sendable {
             throw PlanError.conflict("with the optimizer step in backward each gradient is freed as soon as it is made, so none can accumulate over micro-batches: plan \(setting: .gradAccum, "1") (Transformers' layerwise optimizers refuse accumulation too)")
         }
         if let why = Self.scaleRefusal(training, scale: scale) { throw PlanError.conflict(why) }
+        try Self.checkTrainer(training, method: method)
+        referenceWeights = training.trainer.referenceForward && spec.trainsBase ? arch.totalParams * p.bytes : 0
+        generationKVPerToken = training.trainer.kind == .grpo ? Generation.kvBytesPerToken(arch, bytes: p.bytes, vllm: false) : 0
         let frozen = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions, kernels: training.kernels)
+            + referenceWeights
         let trainable = MemoryComponents.trainableWeights(account, precision: p, options: methodOptions)
         let master = MemoryComponents.masterWeights(account, precision: p)
         let grads = MemoryComponents.gradients(account, precision: p, options: methodOptions)
@@ -427,6 +473,7 @@ public struct PlanContext: Sendable {
     /// virtual tokens are added to the row once); the sequences as they are otherwise
     /// (flash_attention_2's varlen path attends per sequence).
     public func layout(batch: Int, seq: Int) -> (batch: Int, seq: Int) {
+        let batch = training.trainer.rows(batch)
         guard training.paddingFree, training.attention != .flash else { return (batch, seq) }
         let row = batch.multipliedReportingOverflow(by: seq)
         return row.overflow ? (batch, seq) : (1, row.partialValue)
@@ -501,7 +548,10 @@ public struct PlanContext: Sendable {
         var activations, logits, forward, backwardStart, backwardEnd, optimizer: Double
         /// Saved activations in host memory (activation offloading).
         var offloaded = 0.0
-        var peak: Double { max(forward, backwardStart, backwardEnd, optimizer) }
+        /// GRPO's generation in the training process (0 otherwise).
+        var generation = 0.0
+        var generationCache = 0.0
+        var peak: Double { max(forward, backwardStart, backwardEnd, optimizer, generation) }
     }
 
     func phases(batch: Int, seq: Int) -> Phases {
@@ -580,6 +630,23 @@ public struct PlanContext: Sendable {
         let g = Double(gradients)
         let accumulated = training.gradAccum > 1 ? g : 0
         let gather = Double(gatherBytes), bucket = Double(gradientBucketBytes)
+        // GRPO with Transformers' generate (grpo_trainer.py `_generate_single_turn`): each
+        // process generates its whole generation batch (per_device_train_batch_size ×
+        // steps_per_generation, which defaults to gradient_accumulation_steps) at once, under
+        // no_grad with checkpointing off, before the step; the gradients were freed by the last
+        // step's zero_grad. The cache holds prompt + completion − 1 tokens per row (measured on
+        // the CPU: tiny model, 4 rows of 16 + 8 tokens, 753,664 bytes); the prefill's working
+        // set is taken as one block's feed-forward intermediates over the prompts, and sampling
+        // as two fp32 vocabulary rows per sequence (the last logits and their softmax).
+        var generation = 0.0, generationCache = 0.0
+        if training.trainer.kind == .grpo && training.trainer.generation == .transformers {
+            let rows = Double(training.trainer.rows(batch)) * Double(max(1, training.gradAccum))
+            let cached = Double(max(0, seq - 1))
+            generationCache = rows * cached * Double(generationKVPerToken)
+            let prompt = Double(max(1, seq - (training.trainer.completion ?? 0)))
+            let prefill = MemoryComponents.blockGradientWorkspace(arch, tokens: rows * prompt, actBytes: a)
+            generation = persistent + generationCache + max(prefill, rows * v * 8) + dequant
+        }
         return Phases(
             activations: activations, logits: logits,
             forward: persistent + accumulated + activations + logits + forwardLogits + dequant + kvCache + gather,
@@ -587,7 +654,7 @@ public struct PlanContext: Sendable {
             backwardStart: persistent + max(accumulated, training.loss.gradientsInForward ? 0 : Double(headGradients)) + activations + logits
                 + backwardLogits + gather + bucket,
             backwardEnd: persistent + g + preBytes + lastBlock + workspace + dequant + gather + bucket,
-            optimizer: persistent + g, offloaded: offloaded)
+            optimizer: persistent + g, offloaded: offloaded, generation: generation, generationCache: generationCache)
     }
 
     /// Largest byte count the model reports (1 EiB); anything above saturates here, far
@@ -634,9 +701,14 @@ public struct PlanContext: Sendable {
         m.forwardPeak = Self.bytes(forward.rounded())
         m.backwardPeak = Self.bytes(backward.rounded())
         m.optimizerPeak = Self.bytes(optimizer.rounded())
-        let peak = max(forward, backward, optimizer)
+        m.generationPeak = Self.bytes(p.generation.rounded())
+        m.generationCache = Self.bytes(p.generationCache.rounded())
+        m.referenceWeights = MemoryComponents.shard(referenceWeights, over: scale.sharding.shardsParameters ? scale.gpus : 1)
+        let peak = max(forward, backward, optimizer, p.generation)
         var live: LiveComponents = .persistent
-        if peak == forward {
+        if p.generation > max(forward, backward, optimizer) {
+            m.peakPhase = .generation
+        } else if peak == forward {
             m.peakPhase = .forward
             live.insert(.saved)
             if training.gradAccum > 1 { live.insert(.gradients) }

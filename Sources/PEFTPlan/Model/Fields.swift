@@ -9,6 +9,7 @@ public enum PlanField: String, CaseIterable, Sendable {
     case loraR, loraAlpha, loraDropout, loraTargets, adapterDtype, ia3Targets, ia3Feedforward
     case adapterReduction, prefixTokens, prefixProjection, promptTokens
     case tokens, epochs, examples, avgTokens, lengths, price, mfu, setupMinutes
+    case trainer, numGenerations, maxCompletion, generation, vllmMemory, vllmGpus, beta, precomputeRef, steps
 }
 
 /// A sentence of the model's that may name planner inputs (``PlanField``) and settings of

@@ -168,6 +168,8 @@ public struct TrainingOptions: Equatable, Sendable {
     /// Of `seq`, the tokens that stand for images (a vision-language model's image tokens,
     /// each the merger's output for `patchesPerToken` of the tower's patches); 0: text only.
     public var imageTokens = 0
+    /// The TRL trainer (SFT unless a preference or RL trainer is named).
+    public var trainer = TrainerOptions()
 
     public init() {}
 }

@@ -46,6 +46,8 @@ public struct GPUVerdict: Sendable {
     public var maxSeq: Int
     /// Why the plan cannot run on this GPU whatever its memory (a precision it lacks).
     public var blocker: PlanText?
+    /// GRPO with vLLM: the engine's share of each of its cards (colocated: of this one).
+    public var vllm: VLLMShare?
     /// Time and cost of the run on this GPU type (× the request's GPU count).
     public var time = TimeEstimate()
 }
@@ -212,6 +214,10 @@ public enum Planner {
                 v.time = TimeModel.estimate(ctx, gpu: gpu, dataset: request.dataset, budget: request.budget)
                 return v
             }
+            if request.training.trainer.kind == .grpo, request.training.trainer.generation.usesVLLM,
+               let why = verdicts.first?.blocker, verdicts.allSatisfy({ $0.blocker != nil }) {
+                throw PlanError.conflict(why)
+            }
             var plan = MethodPlan(method: method, account: account, memory: memory, checkpointing: ctx.checkpointing, verdicts: verdicts)
             plan.flops = ctx.flops(batch: request.training.batch, seq: request.training.seq)
             // offloaded states (all GPUs' shards) and each GPU's offloaded activations
@@ -227,9 +233,34 @@ public enum Planner {
         return PlanResult(request: request, plans: plans, skipped: skipped, notes: notes(planned))
     }
 
+    /// The bytes training has on `gpu` (its usable memory, less a colocated vLLM engine's
+    /// claim), why vLLM cannot run there (nil when it can or is not used), and its share.
+    public static func trainingCapacity(_ ctx: PlanContext, gpu: GPUProfile) -> (bytes: Int, vllmBlocker: PlanText?, share: VLLMShare?) {
+        var cap = gpu.usableMemoryBytes
+        let share = VLLMShare.of(ctx, gpu: gpu)
+        var vllmBlocker: PlanText?
+        if let share {
+            let t = ctx.training.trainer
+            let pct = Units.plain((t.effectiveVLLMMemory * 100).rounded())
+            if t.generation == .vllmColocate {
+                // the engine claims its share when the trainer starts; training runs in the rest
+                cap = max(0, cap - share.claimed)
+                let weights = ctx.frozenWeights + ctx.trainableWeights
+                if weights + share.weights > gpu.usableMemoryBytes {
+                    vllmBlocker = "\(gpu.name) cannot hold two copies of the weights (the trainer's \(Units.gib(weights)) and vLLM's \(Units.gib(share.weights))): plan \(setting: .generation, "vllm-server") on GPUs of its own, or \(setting: .generation, "transformers")"
+                } else if share.sequences < 1 {
+                    vllmBlocker = "vLLM's \(pct)% of \(gpu.name) (\(Units.gib(share.claimed))) cannot hold its copy of the weights (\(Units.gib(share.weights))) and one row's KV cache: raise \(field: .vllmMemory), or plan \(setting: .generation, "vllm-server")"
+                }
+            } else if share.sequences < 1 {
+                vllmBlocker = "the vLLM server's \(pct)% of \(t.vllmGPUs) × \(gpu.name) (\(Units.gib(share.claimed)) each) cannot hold its weights (\(Units.gib(share.weights)) each) and one row's KV cache: give it more \(field: .vllmGpus)"
+            }
+        }
+        return (cap, vllmBlocker, share)
+    }
+
     /// The verdict for one GPU: fit on `device_total`, and the searched limits.
     public static func verdict(_ ctx: PlanContext, memory: MemoryBreakdown, gpu: GPUProfile) -> GPUVerdict {
-        let cap = gpu.usableMemoryBytes
+        let (cap, vllmBlocker, share) = trainingCapacity(ctx, gpu: gpu)
         let p = ctx.training.precision
         var blocker: PlanText? = (p == .bf16 || p == .mixedBF16) && !gpu.supportsBF16
             ? "\(gpu.name) has no bf16 support: plan with \(setting: .precision, "fp16") or mixed-fp16" : nil
@@ -237,14 +268,17 @@ public enum Planner {
             // cut_cross_entropy/cce.py refuses to run unless torch.cuda.is_bf16_supported()
             blocker = "Cut Cross-Entropy needs an Ampere or newer GPU (bf16 support), which \(gpu.name) lacks: plan with \(setting: .loss, "chunked") or liger"
         }
+        if blocker == nil { blocker = vllmBlocker }
         let fits = memory.deviceTotal <= cap && blocker == nil
         let b = ctx.training.batch, s = ctx.training.seq
         let maxBatch = largest(upTo: batchSearchLimit) { ctx.deviceTotal(batch: $0, seq: s) <= cap }
         let maxSeq = largest(upTo: seqSearchLimit(ctx.arch, requested: s)) { ctx.deviceTotal(batch: b, seq: $0) <= cap }
         return GPUVerdict(gpu: gpu, fits: fits, headroomBytes: max(0, cap - memory.deviceTotal),
                           shortfallBytes: max(0, memory.deviceTotal - cap), maxMicroBatch: maxBatch, maxSeq: maxSeq,
-                          blocker: blocker)
+                          blocker: blocker, vllm: share)
     }
+
+    static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? max(1, a) : gcd(b, a % b) }
 
     /// The largest n in 1...limit with `ok(n)`, for a monotone predicate (memory never
     /// shrinks as batch or sequence grow); 0 when `ok(1)` is false.
@@ -278,6 +312,31 @@ public enum Planner {
         try check(.promptTokens, o.promptTokens, 1...65536)
         try check(.prefixProjection, o.prefixProjection, 0...(1 << 20))
         try check(.gpus, r.scale.gpus, 1...65536)
+        let tr = t.trainer
+        if tr.kind == .grpo {
+            // GRPOConfig.__post_init__ (TRL 1.16): at least 2 generations, and the generation
+            // batch (per_device_train_batch_size × GPUs × steps_per_generation) a multiple of them
+            try check(.numGenerations, tr.numGenerations, 2...65536)
+            let generationBatch = t.batch * r.scale.gpus * t.gradAccum
+            if generationBatch % tr.numGenerations != 0 {
+                let fit = tr.numGenerations / gcd(tr.numGenerations, r.scale.gpus * t.gradAccum)
+                throw PlanError.invalidSetting(.batch, value: "\(t.batch)", accepted: "a multiple of \(fit): GRPO's generation batch (\(field: .batch) × \(field: .gpus) × \(field: .gradAccum) = \(generationBatch) completions) must hold whole groups of \(tr.numGenerations) generations")
+            }
+            try check(.vllmGpus, tr.vllmGPUs, 1...64)
+        }
+        if let c = tr.completion { try check(.maxCompletion, c, 1...(1 << 20)) }
+        if let m = tr.vllmMemory, !(m > 0 && m <= 0.95) {
+            throw PlanError.invalidSetting(.vllmMemory, value: Units.plain(m), accepted: "a fraction of the card above 0 and at most 0.95 (vLLM's gpu_memory_utilization)")
+        }
+        if let b = tr.beta, !(b.isFinite && b >= 0 && b <= 1000) {
+            throw PlanError.invalidSetting(.beta, value: Units.plain(b), accepted: "a number from 0 to 1000")
+        }
+        if tr.kind != .sft, let c = tr.completion, c + (tr.kind == .grpo ? 1 : 0) > t.seq {
+            throw PlanError.invalidSetting(.maxCompletion, value: "\(c)", accepted: "at most \(t.seq - (tr.kind == .grpo ? 1 : 0)) tokens: the row (\(field: .seq) \(t.seq)) holds the prompt and the completion")
+        }
+        if tr.kind != .sft, t.seq > r.arch.maxPositions {
+            throw PlanError.invalidSetting(.seq, value: "\(t.seq)", accepted: "at most \(r.arch.name)'s \(r.arch.maxPositions) positions: a row of prompt and completion cannot be longer than the model allows")
+        }
         if r.scale.offload == .params && !r.scale.sharding.shardsParameters {
             throw PlanError.conflict("\(setting: .offload, "params") needs \(setting: .sharding, "zero3") or fsdp (ZeRO-1/2 and plain data parallelism keep every weight on each GPU)")
         }

@@ -95,12 +95,15 @@ public enum Search {
                                 tt.batch = mb
                                 tt.gradAccum = max(1, (perGPU + mb - 1) / mb)
                                 if tt.optimizerInBackward && tt.gradAccum > 1 { mb *= 2; continue }
+                                // GRPO: the generation batch must hold whole groups of generations
+                                if tt.trainer.kind == .grpo && (mb * tt.gradAccum * count) % tt.trainer.numGenerations != 0 { mb *= 2; continue }
                                 for gpu in request.gpus {
                                     result.evaluated += 1
                                     if (t.precision == .bf16 || t.precision == .mixedBF16 || t.loss == .cce) && !gpu.supportsBF16 { continue }
                                     let ctx = ctx0.withTraining(tt)
                                     let device = ctx.deviceTotal(batch: mb, seq: tt.seq)
-                                    guard device <= gpu.usableMemoryBytes else { continue }
+                                    let room = Planner.trainingCapacity(ctx, gpu: gpu)
+                                    guard room.vllmBlocker == nil, device <= room.bytes else { continue }
                                     result.fitting += 1
                                     let time = TimeModel.estimate(ctx, gpu: gpu, dataset: request.dataset, budget: request.budget)
                                     all.append(Candidate(method: method, gpu: gpu, scale: ctx.scale, batch: mb, gradAccum: tt.gradAccum,
@@ -165,11 +168,11 @@ public enum Advisor {
     /// instead of full fine-tuning, offload, and the fewest GPUs with parameter sharding
     /// (with checkpointing too where sharding alone is not enough).
     public static func advise(_ request: PlanRequest, method: Method, gpu: GPUProfile) -> [Advice] {
-        let cap = gpu.usableMemoryBytes
         let t = request.training
         guard let account = try? ParameterAccounting.account(request.arch, method: method, options: request.methodOptions),
               let ctx = try? PlanContext(arch: request.arch, account: account, methodOptions: request.methodOptions,
                                          training: t, runtime: request.runtime, scale: request.scale) else { return [] }
+        let cap = Planner.trainingCapacity(ctx, gpu: gpu).bytes
         let now = ctx.deviceTotal(batch: t.batch, seq: t.seq)
         guard now > cap else { return [] }
         var out: [Advice] = []

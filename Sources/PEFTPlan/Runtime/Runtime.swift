@@ -34,6 +34,10 @@ public struct RuntimeProfile: Sendable, Equatable {
     /// Llama-3.1-8B ran 2.5× faster with autocast than without
     /// (reports/calibration/cuda-llama-3.1-8b-autocast.json).
     public var autocast = true
+    /// TRL's fused LM head scores only the positions that have a label (`hidden_states[mask]`)
+    /// where Triton runs (CUDA, XPU); elsewhere every position (TRL 1.16 trainer/utils.py
+    /// `_fused_forward`, `compact = _use_triton(...)`).
+    public var compactScoring = true
     /// How step time follows from the step's work (``TimeCoefficients``).
     public var time = TimeCoefficients.fitted
     /// The fraction of the 16-bit peak matmuls reach (`--mfu` overrides it per plan): read on
@@ -80,11 +84,15 @@ public struct RuntimeProfile: Sendable, Equatable {
     /// What the meta-device trace of saved tensors sees (PyTorch's math SDPA, dropout
     /// masks in the activation dtype, no allocator): used to check the activation model
     /// against the real Transformers code.
-    public static let hfMeta = RuntimeProfile(
-        name: "hf-meta",
-        description: "Transformers on PyTorch's meta device (math SDPA, masks in the tensor dtype, no allocator)",
-        sdpaKernel: .math, dropoutMaskBytes: 0, reservedOverAllocated: 1.0,
-        outsideAllocatorBytes: 0)
+    public static let hfMeta: RuntimeProfile = {
+        var r = RuntimeProfile(
+            name: "hf-meta",
+            description: "Transformers on PyTorch's meta device (math SDPA, masks in the tensor dtype, no allocator)",
+            sdpaKernel: .math, dropoutMaskBytes: 0, reservedOverAllocated: 1.0,
+            outsideAllocatorBytes: 0)
+        r.compactScoring = false
+        return r
+    }()
 
     public static let builtIn: [RuntimeProfile] = [.hfCUDA, .hfMeta]
 
