@@ -18,7 +18,9 @@ peft-plan's tests plan the same step and compare.
 Input (stdin): a JSON list of cases {"id", "config_path", "trainer": dpo|orpo|kto|simpo|grpo,
 "method": full|lora, "batch" (per_device_train_batch_size), "prompt", "completion" (tokens),
 "dtype": fp32|bf16, "grad_checkpointing": bool, "num_generations" (grpo), "beta" (optional),
-"precompute_ref": bool (dpo, kto)}.
+"precompute_ref": bool (dpo, kto), "grad_accum" (default 1), "compact": bool (TRL's fused head
+scores only the labelled positions, as it does where Triton runs: trl.trainer.utils._use_triton
+answered True for that decision only; the tiles still fold on the CPU)}.
 Output (stdout): id -> {...} or {"error": str}, and "_versions".
 """
 import json
@@ -83,7 +85,8 @@ def trainer_for(case, model, tok, data, outdir, torch):
     common = dict(output_dir=outdir, model_init_kwargs={"dtype": case.get("dtype_name", "float32")},
                   per_device_train_batch_size=case["batch"], max_steps=1, report_to="none",
                   use_cpu=True, save_strategy="no", logging_strategy="no", bf16=False, learning_rate=1e-3,
-                  gradient_checkpointing=bool(case.get("grad_checkpointing")), seed=0, dataloader_num_workers=0)
+                  gradient_checkpointing=bool(case.get("grad_checkpointing")), seed=0, dataloader_num_workers=0,
+                  gradient_accumulation_steps=case.get("grad_accum", 1))
     if "beta" in case:
         common["beta"] = case["beta"]
     lora = peft.LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"]) if case["method"] == "lora" else None
@@ -153,6 +156,10 @@ def run(case, torch):
         return result if wanted else result.sequences
     GenerationMixin.generate = generate
 
+    import trl.trainer.utils as trl_utils
+    use_triton = trl_utils._use_triton
+    if case.get("compact"):
+        trl_utils._use_triton = lambda device: True
     with tempfile.TemporaryDirectory() as outdir:
         # The trainers load the model by path, as users run them (a full fine-tune's DPO and
         # KTO reference model is loaded again from that path).
@@ -198,6 +205,7 @@ def run(case, torch):
                 handle.remove()
         finally:
             GenerationMixin.generate = original_generate
+            trl_utils._use_triton = use_triton
         params = list(policy.parameters())
         ref_params = [p for p in ref.parameters()] if ref is not None else []
         policy_storages = {p.untyped_storage()._cdata for p in params}

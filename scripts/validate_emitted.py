@@ -299,6 +299,7 @@ def trl_case(case, folder):
         "per_device_train_batch_size": a.per_device_train_batch_size,
         "gradient_accumulation_steps": a.gradient_accumulation_steps,
         "num_train_epochs": a.num_train_epochs,
+        "max_steps": a.max_steps,
         "learning_rate": a.learning_rate,
         "max_grad_norm": a.max_grad_norm,
         "bf16": a.bf16,
@@ -320,7 +321,8 @@ def trl_case(case, folder):
     }
     # the preference and RL trainers' own fields (DPOConfig, KTOConfig, ORPOConfig, CPOConfig, GRPOConfig)
     for name in ("beta", "precompute_ref_log_probs", "loss_type", "cpo_alpha", "num_generations", "max_completion_length",
-                 "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization", "generation_batch_size", "steps_per_generation"):
+                 "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization", "vllm_max_model_length", "generation_batch_size",
+                 "steps_per_generation"):
         if hasattr(a, name):
             result["training_args"][name] = plain(getattr(a, name))
     cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(a)

@@ -65,7 +65,8 @@ struct Plan: ParsableCommand {
                                methodOptions: emitted, training: request.training, scale: request.scale,
                                packing: request.dataset.packing, epochs: request.dataset.epochs,
                                learningRate: try PlanningOptions.real(learningRate, "--learning-rate"),
-                               maxGradNorm: try PlanningOptions.real(maxGradNorm, "--max-grad-norm") ?? 1.0)
+                               maxGradNorm: try PlanningOptions.real(maxGradNorm, "--max-grad-norm") ?? 1.0,
+                               maxSteps: request.budget.steps)
             PeftPlan.emit(try Emitter.emit(spec, as: kind))
             if requireFit { Self.gate(planned) }
             return

@@ -333,7 +333,8 @@ struct PlanningOptions: ParsableArguments {
         t.activationOffloading = activationOffloading
         t.optimizerInBackward = optimizerInBackward
         var trainerDefaults: [PlanText] = []
-        t.trainer = try trainerOptions(seqGiven: seq != nil, training: &t, notes: &trainerDefaults)
+        t.trainer = try trainerOptions(seqGiven: seq != nil, seqLimit: arch.maxPositions, arch: arch, methods: methods, methodsFromAll: fromAll,
+                                       training: &t, notes: &trainerDefaults)
         t.paddingFree = packing
         if let f = try Self.real(compileActivationFactor, "--compile-activation-factor") {
             guard compile else {
@@ -434,6 +435,9 @@ struct PlanningOptions: ParsableArguments {
                                      sharding: try choice(sharding, "--sharding", as: Sharding.self),
                                      offload: try choice(offload, "--offload", as: Offload.self))
         var d = Dataset(packing: packing)
+        if t.trainer.kind == .grpo && (tokens != nil || lengths != nil || avgTokens != nil && examples == nil) {
+            throw PlanError.contradictoryOptions("GRPO's dataset is prompts: give --examples (prompts, with --avg-tokens) or --steps, not --tokens or --lengths")
+        }
         d.tokens = try Self.real(tokens, "--tokens")
         if let l = tokenLengths {
             guard tokens == nil, examples == nil, avgTokens == nil else {
@@ -497,7 +501,8 @@ struct PlanningOptions: ParsableArguments {
 
     /// The trainer's options, with TRL's defaults applied to `t` and stated in `notes`; an
     /// option that belongs to another trainer is refused.
-    func trainerOptions(seqGiven: Bool, training t: inout TrainingOptions, notes: inout [PlanText]) throws -> TrainerOptions {
+    func trainerOptions(seqGiven: Bool, seqLimit: Int, arch: Architecture, methods: [Method], methodsFromAll: Bool,
+                        training t: inout TrainingOptions, notes: inout [PlanText]) throws -> TrainerOptions {
         var tr = TrainerOptions()
         tr.kind = try choice(trainer, "--trainer", as: TrainerKind.self)
         func only(_ given: Bool, _ flag: String, _ kinds: [TrainerKind], _ what: String) throws {
@@ -535,18 +540,34 @@ struct PlanningOptions: ParsableArguments {
             tr.beta = b
         }
         tr.precomputeRef = precomputeRef
-        if let v = maxCompletion { tr.completion = try Self.integer(v, "--max-completion", default: 512) }
+        if let v = maxCompletion {
+            let c = try Self.integer(v, "--max-completion", default: 512)
+            guard (1...(1 << 20)).contains(c) else {
+                throw PlanError.invalidOption(option: "--max-completion", value: v, accepted: "an integer from 1 to 1048576 (tokens per completion)")
+            }
+            tr.completion = c
+        }
         if tr.kind == .grpo {
             if batch == nil {
                 // one prompt's group per micro-batch: always a whole number of groups
                 t.batch = tr.numGenerations
                 notes.append("GRPO micro-batch: \(t.batch) completions, one prompt's group (\(field: .batch) sets per_device_train_batch_size)")
             }
-            let c = tr.completion ?? 512
+            // TRL's 512, or half a row given shorter than that
+            let c = tr.completion ?? (seqGiven && t.seq <= 512 ? max(1, t.seq / 2) : 512)
+            if tr.completion == nil && c != 512 {
+                notes.append("GRPO completions: \(c) tokens, half the \(t.seq)-token row (TRL's max_completion_length 512 does not fit in it; \(field: .maxCompletion) sets it)")
+            }
             tr.completion = c
             if !seqGiven {
-                t.seq = c + 512
-                notes.append("GRPO rows: \(t.seq) tokens, 512 of prompt (default; \(field: .seq) sets the whole row) and \(c) generated\(maxCompletion == nil ? " (max_completion_length 512, TRL's default)" : ""), each completion planned at full length")
+                // 512 prompt tokens, fewer where the model's positions end sooner
+                let limit = seqLimit > 0 ? seqLimit : Int.max
+                t.seq = c < limit ? min(c + 512, limit) : c + 512
+                notes.append("GRPO rows: \(t.seq) tokens, \(t.seq - c) of prompt (default; \(field: .seq) sets the whole row) and \(c) generated\(maxCompletion == nil ? " (max_completion_length 512, TRL's default)" : ""), each completion planned at full length")
+            }
+            if tr.generation.usesVLLM && seqLimit > t.seq {
+                let kv = Double(Generation.kvBytesPerToken(arch, bytes: 2, vllm: true))
+                notes.append("vLLM's max_model_len: the \(t.seq)-token row (\(tr.generation == .vllmColocate ? "--emit trl writes vllm_max_model_length=\(t.seq)" : "start the server with --max-model-len \(t.seq)")); left at TRL's default (None) vLLM must hold one request of the model's \(seqLimit) positions, \(Units.gib(Int(kv * Double(seqLimit)))) of KV cache, or refuses to start")
             }
             notes.append("GRPO: \(tr.numGenerations) generations per prompt\(numGenerations == nil ? " (TRL's default)" : ""); \(field: .batch) counts completions per micro-batch (per_device_train_batch_size), \(field: .batch) × \(field: .gradAccum) × \(field: .gpus) completions generated per step; generation by \(tr.generation == .transformers ? "Transformers' generate in the training process (use_vllm=False, TRL's default)" : tr.generation == .vllmColocate ? "vLLM colocated (\(Units.plain(tr.effectiveVLLMMemory)) of the card)" : "a vLLM server on \(tr.vllmGPUs) GPU(s) of its own")")
         } else if tr.kind.fusedHead && tr.completion == nil {
@@ -558,9 +579,13 @@ struct PlanningOptions: ParsableArguments {
                 ? "; a reference forward per micro-batch (no saved activations): the base with the adapter disabled under PEFT, a second copy of the weights under full fine-tuning"
                 : tr.kind == .grpo ? "; no reference model (GRPO runs one only when beta is not 0)" : "; reference log-probabilities precomputed: no reference in the step"))
         }
-        if !gradCheckpointing && checkpointing == nil && kernels == "none" {
-            t.gradCheckpointing = true
-            notes.append("checkpointing: on, as TRL's configs default (gradient_checkpointing=True); \(setting: .checkpointing, "off") for none")
+        if !gradCheckpointing && checkpointing == nil && t.kernels != .unsloth {
+            if let refusing = methods.first(where: \.spec.refusesCheckpointing), !methodsFromAll {
+                notes.append("checkpointing: off for \(refusing.title), which PEFT refuses to checkpoint (TRL's configs default to gradient_checkpointing=True)")
+            } else {
+                t.gradCheckpointing = true
+                notes.append("checkpointing: on, as TRL's configs default (gradient_checkpointing=True); \(setting: .checkpointing, "off") for none")
+            }
         }
         if loss == nil && tr.kind.fusedHead && t.kernels != .unsloth {
             t.loss = .chunked

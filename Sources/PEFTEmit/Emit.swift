@@ -29,11 +29,13 @@ public struct RunSpec: Sendable, Equatable {
     /// Gradient-norm clipping: `TrainingArguments.max_grad_norm` and DeepSpeed's
     /// `gradient_clipping`, which Transformers requires to be equal (1.0 is its default).
     public var maxGradNorm: Double
+    /// Optimizer steps planned (`--steps`): `max_steps`, which overrides the epochs.
+    public var maxSteps: Int?
 
     public init(modelName: String, family: ModelFamily? = nil, method: Method,
                 methodOptions: MethodOptions = MethodOptions(), training: TrainingOptions = TrainingOptions(),
                 scale: ScaleOptions = ScaleOptions(), packing: Bool = false, epochs: Double = 1,
-                learningRate: Double? = nil, maxGradNorm: Double = 1.0) {
+                learningRate: Double? = nil, maxGradNorm: Double = 1.0, maxSteps: Int? = nil) {
         self.modelName = modelName
         self.family = family
         self.method = method
@@ -44,6 +46,7 @@ public struct RunSpec: Sendable, Equatable {
         self.epochs = epochs
         self.learningRate = learningRate ?? RunSpec.defaultLearningRate(for: method)
         self.maxGradNorm = maxGradNorm
+        self.maxSteps = maxSteps
     }
 
     /// 2e-5 for full fine-tuning (TRL's `SFTConfig` default), 2e-4 for the PEFT methods
@@ -595,7 +598,11 @@ public enum Emitter {
             args.append("use_vllm=\(pyBool(tr.generation.usesVLLM))")
             if tr.generation.usesVLLM {
                 args.append("vllm_mode=\(pyString(tr.generation == .vllmColocate ? "colocate" : "server"))")
-                if tr.generation == .vllmColocate { args.append("vllm_gpu_memory_utilization=\(pyFloat(tr.effectiveVLLMMemory))") }
+                if tr.generation == .vllmColocate {
+                    args.append("vllm_gpu_memory_utilization=\(pyFloat(tr.effectiveVLLMMemory))")
+                    // the planned row, not the model's whole context, is what vLLM's KV cache must hold
+                    args.append("vllm_max_model_length=\(t.seq)")
+                }
             }
         }
         return args
@@ -634,6 +641,7 @@ public enum Emitter {
         let (optim, optimArgs) = optimizerName(t.optimizer)
         args.append("optim=\(pyString(optim))")
         if let optimArgs { args.append("optim_args=\(pyString(optimArgs))") }
+        if let m = s.maxSteps { args.append("max_steps=\(m)") }
         let kind = t.trainer.kind
         // GRPO's rows are prompt + generated completion: no max_length (prompts are not truncated)
         if kind != .grpo { args.append("max_length=\(t.seq)") }
@@ -678,6 +686,10 @@ public enum Emitter {
     /// Where the engines will not run exactly what the plan counted, said in the script.
     static func notes(_ s: RunSpec) -> [String] {
         var n: [String] = []
+        let tr = s.training.trainer
+        if tr.kind == .grpo && tr.generation == .vllmServer {
+            n.append("Start vLLM first on \(tr.vllmGPUs) other GPU(s): trl vllm-serve --model <model_id> --tensor-parallel-size \(tr.vllmGPUs) --gpu-memory-utilization \(Units.plain(tr.effectiveVLLMMemory)) --max-model-len \(s.training.seq) (as planned).")
+        }
         if s.training.loss == .standard && s.training.trainer.kind == .sft {
             n.append("Note: TRL's SFTTrainer computes the loss with its chunked LM head, which keeps no full logits: less memory than this plan (--loss standard) counts; --loss chunked plans what runs.")
         }

@@ -270,6 +270,10 @@ public enum PlanOutput {
         let n = r.request.scale.gpus
         var head = "Time and cost, " + (r.request.budget.steps.map { "\($0) optimizer steps" } ?? r.request.dataset.summary.forCommandLine)
         head += n > 1 ? ", on \(n) GPUs" : ""
+        let tr = r.request.training.trainer
+        if tr.kind == .grpo && tr.generation == .vllmServer {
+            head += ", plus \(tr.vllmGPUs) GPU\(tr.vllmGPUs == 1 ? "" : "s") of the same kind for the vLLM server (billed too)"
+        }
         head += ": hours and USD at the price per GPU-hour shown (— = does not fit)"
         var out = "\n" + wrap(head, width: 100, indent: "  ")
         let w = 9

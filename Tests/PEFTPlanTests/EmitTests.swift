@@ -18,7 +18,7 @@ struct EmitCase: CustomTestStringConvertible, Sendable {
     var testDescription: String { id }
 
     init(_ id: String, model: String, method: Method, gpus: Int = 1, sharding: Sharding = .none, offload: Offload = .none,
-         packing: Bool = false, epochs: Double = 1, learningRate: Double? = nil,
+         packing: Bool = false, epochs: Double = 1, learningRate: Double? = nil, maxSteps: Int? = nil,
          options: (inout MethodOptions) -> Void = { _ in }, training: (inout TrainingOptions) -> Void = { _ in }) {
         var o = MethodOptions(), t = TrainingOptions()
         options(&o)
@@ -27,7 +27,7 @@ struct EmitCase: CustomTestStringConvertible, Sendable {
         self.model = model
         self.spec = RunSpec(modelName: model, family: try! Presets.resolve(model).family, method: method, methodOptions: o,
                             training: t, scale: ScaleOptions(gpus: gpus, sharding: sharding, offload: offload),
-                            packing: packing, epochs: epochs, learningRate: learningRate)
+                            packing: packing, epochs: epochs, learningRate: learningRate, maxSteps: maxSteps)
     }
 
     static let all: [EmitCase] = [
@@ -89,7 +89,7 @@ struct EmitCase: CustomTestStringConvertible, Sendable {
                  training: { $0.batch = 2; $0.trainer.kind = .orpo; $0.trainer.beta = 0.2 }),
         EmitCase("simpo-full-1gpu", model: "qwen2.5-0.5b", method: .full,
                  training: { $0.gradCheckpointing = true; $0.trainer.kind = .simpo }),
-        EmitCase("grpo-lora-vllm-colocate-1gpu", model: "qwen2.5-0.5b", method: .lora,
+        EmitCase("grpo-lora-vllm-colocate-1gpu", model: "qwen2.5-0.5b", method: .lora, maxSteps: 500,
                  training: { $0.batch = 8; $0.seq = 1536; $0.loss = .chunked; $0.gradCheckpointing = true; $0.trainer.kind = .grpo
                              $0.trainer.completion = 1024; $0.trainer.generation = .vllmColocate; $0.trainer.vllmMemory = 0.4 }),
         EmitCase("grpo-full-transformers-1gpu", model: "qwen2.5-0.5b", method: .full,
@@ -286,6 +286,8 @@ struct EmitTests {
         #expect(a.int("per_device_train_batch_size") == t.batch)
         #expect(a.int("gradient_accumulation_steps") == t.gradAccum)
         #expect(a.double("num_train_epochs") == s.epochs)
+        // --steps: max_steps, which the Trainer takes over the epochs; -1 (its default) otherwise
+        #expect(a.int("max_steps") == (s.maxSteps ?? -1))
         #expect(a.double("learning_rate") == s.learningRate)
         #expect(a.double("max_grad_norm") == s.maxGradNorm)
         #expect(a.string("mixed_precision") == expectedAutocast(s))
@@ -325,7 +327,10 @@ struct EmitTests {
             #expect(a.double("beta") == tr.effectiveBeta)
             #expect(a.bool("use_vllm") == tr.generation.usesVLLM)
             if tr.generation.usesVLLM { #expect(a.string("vllm_mode") == (tr.generation == .vllmColocate ? "colocate" : "server")) }
-            if tr.generation == .vllmColocate { #expect(a.double("vllm_gpu_memory_utilization") == tr.effectiveVLLMMemory) }
+            if tr.generation == .vllmColocate {
+                #expect(a.double("vllm_gpu_memory_utilization") == tr.effectiveVLLMMemory)
+                #expect(a.int("vllm_max_model_length") == t.seq, "vLLM sized for the planned row")
+            }
             // the generation batch TRL derives: per-device batch × GPUs × steps_per_generation (= accumulation)
             #expect(a.int("steps_per_generation") == t.gradAccum)
             #expect(a.int("generation_batch_size") == t.batch * s.scale.gpus * t.gradAccum)

@@ -17,6 +17,9 @@ struct TrainerCase: CustomTestStringConvertible, Sendable {
     let numGenerations: Int
     let beta: Double?
     let precomputeRef: Bool
+    let gradAccum: Int
+    /// TRL's fused head scoring only the labelled positions, as on CUDA (the case runs it so on the CPU).
+    let compact: Bool
     var testDescription: String { id }
 
     nonisolated(unsafe) static let rows: [[String: Any]] = Fixtures.json("trainer-cases.json") as! [[String: Any]]
@@ -25,7 +28,8 @@ struct TrainerCase: CustomTestStringConvertible, Sendable {
                     method: Method(rawValue: d["method"] as! String)!, batch: d["batch"] as! Int, completion: d["completion"] as! Int,
                     precision: Precision(rawValue: d["dtype"] as! String)!, checkpointing: d["grad_checkpointing"] as? Bool ?? false,
                     numGenerations: d["num_generations"] as? Int ?? 8, beta: d["beta"] as? Double,
-                    precomputeRef: d["precompute_ref"] as? Bool ?? false)
+                    precomputeRef: d["precompute_ref"] as? Bool ?? false, gradAccum: d["grad_accum"] as? Int ?? 1,
+                    compact: d["compact"] as? Bool ?? false)
     }
 
     /// The traced result; nil (with the failure recorded) when the trace failed.
@@ -49,12 +53,15 @@ struct TrainerCase: CustomTestStringConvertible, Sendable {
         t.trainer.numGenerations = numGenerations
         t.trainer.beta = beta
         t.trainer.precomputeRef = precomputeRef
-        if kind == .grpo { t.trainer.completion = completion }
+        t.gradAccum = gradAccum
+        if kind == .grpo || compact { t.trainer.completion = completion }
         var o = MethodOptions()
         if method == .lora { o.loraTargets = .list(["q_proj", "v_proj"]) }
         // the CPU's kernels: PyTorch's flash SDPA, and TRL's fused head scoring every position
+        // (only the completion's where the case has it score as on CUDA)
         var runtime = RuntimeProfile.hfMeta
         runtime.sdpaKernel = .flash
+        runtime.compactScoring = compact
         return try PlanContext(arch: Fixtures.architecture(model), method: method, methodOptions: o, training: t, runtime: runtime)
     }
 }

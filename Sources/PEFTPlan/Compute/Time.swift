@@ -216,6 +216,8 @@ public enum TimeModel {
         var (sequences, realTokens) = dataset.sequencesPerEpoch(seq: s)
         // GRPO's examples are prompts, each generating num_generations completions
         if t.trainer.kind == .grpo { sequences *= Double(t.trainer.numGenerations) }
+        // DPO, ORPO, SimPO: a micro-batch counts pairs, each two rows of the tokens given
+        if t.trainer.kind.pairs && dataset.examples == nil && dataset.lengths == nil { sequences = (sequences / 2).rounded(.up) }
         let sequencesPerStep = Double(b) * accum * shards
         let stepsPerEpoch = (sequences / sequencesPerStep).rounded(.up)
         e.optimizerSteps = budget.steps.map(Double.init) ?? stepsPerEpoch * dataset.epochs
@@ -233,8 +235,11 @@ public enum TimeModel {
         e.billedHours = e.hours
         e.chargedGPUs = Int(billed)
         e.costUSD = e.gpuHours * e.pricePerGPUHour
-        e.hoursP10 = e.trainHours * c.timeRatioP10 + e.overheadHours
-        e.hoursP90 = e.trainHours * c.timeRatioP90 + e.overheadHours
+        // the range is the training time's (fitted on training runs); generation is added as planned
+        let generationHours = e.optimizerSteps * (e.generation?.seconds ?? 0) / 3600
+        let ranged = e.trainHours - generationHours
+        e.hoursP10 = ranged * c.timeRatioP10 + generationHours + e.overheadHours
+        e.hoursP90 = ranged * c.timeRatioP90 + generationHours + e.overheadHours
         e.costP10USD = e.hoursP10 * billed * e.pricePerGPUHour
         e.costP90USD = e.hoursP90 * billed * e.pricePerGPUHour
         if let name = budget.provider, let prices = budget.prices {
@@ -260,8 +265,14 @@ public enum TimeModel {
                 (e.costUSD, e.costP10USD, e.costP90USD) = (q.costUSD, q.costP10USD, q.costP90USD)
             }
         }
-        e.costPerEpochUSD = e.costUSD / max(dataset.epochs, 1e-9)
-        e.costPerMillionTokensUSD = e.costUSD / max(realTokens * dataset.epochs / 1e6, 1e-9)
+        if budget.steps != nil {
+            // a number of steps, not the dataset: per epoch at this rate, per million tokens trained
+            e.costPerEpochUSD = e.costUSD * stepsPerEpoch / max(e.optimizerSteps, 1)
+            e.costPerMillionTokensUSD = e.costUSD / max(e.tokensPerSecond * e.trainHours * 3600 / 1e6, 1e-9)
+        } else {
+            e.costPerEpochUSD = e.costUSD / max(dataset.epochs, 1e-9)
+            e.costPerMillionTokensUSD = e.costUSD / max(realTokens * dataset.epochs / 1e6, 1e-9)
+        }
         return e
     }
 

@@ -338,8 +338,11 @@ public struct PlanContext: Sendable {
         }
         if let why = Self.scaleRefusal(training, scale: scale) { throw PlanError.conflict(why) }
         try Self.checkTrainer(training, method: method)
-        referenceWeights = training.trainer.referenceForward && spec.trainsBase ? arch.totalParams * p.bytes : 0
-        generationKVPerToken = training.trainer.kind == .grpo ? Generation.kvBytesPerToken(arch, bytes: p.bytes, vllm: false) : 0
+        // The model's own dtype: fp32 under mixed precision (the Trainer autocasts an fp32 model), in
+        // which TRL loads the reference and generate, outside autocast, fills its cache.
+        let modelBytes = p.hasMasterWeights ? 4 : p.bytes
+        referenceWeights = training.trainer.referenceForward && spec.trainsBase ? arch.totalParams * modelBytes : 0
+        generationKVPerToken = training.trainer.kind == .grpo ? Generation.kvBytesPerToken(arch, bytes: modelBytes, vllm: false) : 0
         let frozen = MemoryComponents.frozenWeights(arch, account: account, precision: p, options: methodOptions, kernels: training.kernels)
             + referenceWeights
         let trainable = MemoryComponents.trainableWeights(account, precision: p, options: methodOptions)
@@ -645,7 +648,10 @@ public struct PlanContext: Sendable {
             generationCache = rows * cached * Double(generationKVPerToken)
             let prompt = Double(max(1, seq - (training.trainer.completion ?? 0)))
             let prefill = MemoryComponents.blockGradientWorkspace(arch, tokens: rows * prompt, actBytes: a)
-            generation = persistent + generationCache + max(prefill, rows * v * 8) + dequant
+            // Under ZeRO-3 TRL gathers every parameter for generate (ds3_gather_for_generation,
+            // True by default: grpo_config.py L498, models/utils.py L140–148), on every GPU.
+            let gathered = scale.sharding == .zero3 ? Double(max(0, unsharded.weights - frozenWeights - trainableWeights)) : 0
+            generation = persistent + gathered + generationCache + max(prefill, rows * v * 8) + dequant
         }
         return Phases(
             activations: activations, logits: logits,

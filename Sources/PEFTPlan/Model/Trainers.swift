@@ -153,11 +153,12 @@ public enum Generation {
     }
 
     /// The copy of the weights vLLM loads (vllm 0.31: the checkpoint again, in its dtype, fp32
-    /// cast to bf16; TRL passes no `dtype`): 16-bit, or, where the trainer's model is 4-bit
+    /// cast to bf16; TRL passes no `dtype`): 16-bit, or, colocated with a 4-bit trainer model
     /// (QLoRA), bitsandbytes 4-bit block Linears with the rest 16-bit (TRL 1.16
-    /// generation/vllm_generation.py L337–344 starts vLLM with quantization="bitsandbytes").
+    /// generation/vllm_generation.py L337–344 starts the colocated engine with
+    /// quantization="bitsandbytes"; `trl vllm-serve` passes none, scripts/vllm_serve.py L226–274).
     public static func vllmWeightBytes(_ ctx: PlanContext) -> Int {
-        guard ctx.account.method.spec.quantisesBase else { return ctx.arch.totalParams * 2 }
+        guard ctx.account.method.spec.quantisesBase, ctx.training.trainer.generation == .vllmColocate else { return ctx.arch.totalParams * 2 }
         return MemoryComponents.frozenWeights(ctx.arch, account: ctx.account, precision: .bf16, options: ctx.methodOptions, kernels: .unsloth)
     }
 }

@@ -216,6 +216,8 @@ public enum Planner {
             }
             if request.training.trainer.kind == .grpo, request.training.trainer.generation.usesVLLM,
                let why = verdicts.first?.blocker, verdicts.allSatisfy({ $0.blocker != nil }) {
+                // vLLM cannot run beside this method on any card named: skipped under `all`
+                if request.methodsFromAll { skipped.append((method, why)); continue }
                 throw PlanError.conflict(why)
             }
             var plan = MethodPlan(method: method, account: account, memory: memory, checkpointing: ctx.checkpointing, verdicts: verdicts)
@@ -303,6 +305,9 @@ public enum Planner {
             }
         }
         try check(.batch, t.batch, 1...batchSearchLimit)
+        if t.trainer.kind != .sft, let c = t.trainer.completion, r.arch.maxPositions > 0, c >= r.arch.maxPositions {
+            throw PlanError.invalidSetting(.maxCompletion, value: "\(c)", accepted: "fewer than \(r.arch.name)'s \(r.arch.maxPositions) positions (max_position_embeddings), which a row of prompt and completion cannot exceed")
+        }
         try check(.seq, t.seq, 1...(1 << 22))
         try check(.gradAccum, t.gradAccum, 1...65536)
         try check(.loraR, o.loraR, 1...65536)
@@ -469,8 +474,19 @@ public enum Planner {
         var n: PlanText = "time (runtime \(r.runtime.name), fitted to \(TimeCoefficients.fittedRuns) published and measured runs; docs/time-model.md): matmul FLOPs (recompute included) at a fraction of the GPU's dense 16-bit peak: \(mfu); "
         n += "\(String(format: "elementwise traffic %.1f× the saved activations and logits, %.2f ms per block pass, %.0f ms per step", c.activationTraffic, c.blockPassSeconds * 1e3, c.stepFixedSeconds * 1e3))"
         n += "\(String(format: "; range P10–P90 = %.2f–%.2f× the training time (held-out error)", c.timeRatioP10, c.timeRatioP90))"
-        n += "; \(r.dataset.summary); cost = hours × GPUs × price (profile's typical on-demand price unless \(field: .price) or a provider's offer)"
+        n += "; " + (r.budget.steps.map { "\($0) optimizer steps (\(field: .steps))" } ?? r.dataset.summary) + "; cost = hours × GPUs × price (profile's typical on-demand price unless \(field: .price) or a provider's offer)"
         n += "\(String(format: ", plus %g min set-up, model load and checkpoint saves at 1 GB/s", r.budget.setupMinutes))"
+        let tr = r.training.trainer
+        if tr.extraForwards > 0 {
+            n += "; the trainer's no-grad forwards each the forward's share of a micro-batch"
+        }
+        if tr.kind == .grpo {
+            n += "\(String(format: "; generation: the prompts' prefill at the matmul rate, every decode step reading the weights and the KV cache in flight at %.0f%% of the memory bandwidth", r.runtime.time.bandwidthEfficiency * 100))"
+            n += tr.generation == .transformers
+                ? "\(String(format: ", plus Transformers' generate's own max(%.1f ms, %.2f ms × sequences) per step (fitted on published A100 runs, held-out median error 9.4%%; docs/trainers.md)", GenerationTime.generateStepOverhead * 1e3, GenerationTime.generateRowOverhead * 1e3))"
+                : " (vLLM; its overhead not counted), and the weights synced into it every step"
+            n += "; every completion at its full length"
+        }
         return n
     }
 

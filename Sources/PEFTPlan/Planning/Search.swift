@@ -52,9 +52,14 @@ public enum Search {
     public static func run(_ request: PlanRequest, space: SearchSpace = SearchSpace()) throws -> SearchResult {
         try Planner.validate(request)
         var result = SearchResult(request: request)
-        result.globalBatch = space.globalBatch
         let t0 = request.training
-        let globalBatch = max(1, space.globalBatch)
+        var globalBatch = max(1, space.globalBatch)
+        // GRPO: whole groups of generations per step (the global batch rounded up to them)
+        if t0.trainer.kind == .grpo {
+            let g = t0.trainer.numGenerations
+            globalBatch = (globalBatch + g - 1) / g * g
+        }
+        result.globalBatch = globalBatch
         var all: [Candidate] = []
         for method in request.methods {
             if request.arch.failingMethods[method] != nil && request.methodsFromAll { continue }   // as `plan` skips it from `all`
@@ -95,8 +100,10 @@ public enum Search {
                                 tt.batch = mb
                                 tt.gradAccum = max(1, (perGPU + mb - 1) / mb)
                                 if tt.optimizerInBackward && tt.gradAccum > 1 { mb *= 2; continue }
-                                // GRPO: the generation batch must hold whole groups of generations
+                                // GRPO: the generation batch must hold whole groups of generations; with
+                                // a fixed number of steps (--steps) every candidate trains the same batch
                                 if tt.trainer.kind == .grpo && (mb * tt.gradAccum * count) % tt.trainer.numGenerations != 0 { mb *= 2; continue }
+                                if request.budget.steps != nil && mb * tt.gradAccum * count != globalBatch { mb *= 2; continue }
                                 for gpu in request.gpus {
                                     result.evaluated += 1
                                     if (t.precision == .bf16 || t.precision == .mixedBF16 || t.loss == .cce) && !gpu.supportsBF16 { continue }
