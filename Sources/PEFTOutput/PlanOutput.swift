@@ -233,13 +233,21 @@ public enum PlanOutput {
         .object([
             ("hours_p10", .double(e.hoursP10)), ("hours_p90", .double(e.hoursP90)),
             ("cost_usd_p10", .double(e.costP10USD)), ("cost_usd_p90", .double(e.costP90USD)),
-            ("basis", .string(rangeBasis(c))),
+            ("basis", .string(rangeBasis(c, generation: e.generationRange))),
         ])
     }
 
     /// What the range means, in one sentence (JSON, report).
-    public static func rangeBasis(_ c: TimeCoefficients) -> String {
+    public static func rangeBasis(_ c: TimeCoefficients, generation: RatioRange? = nil) -> String {
         String(format: "10th–90th percentile of measured ÷ predicted step time (%.2f–%.2f×) over published runs held out of the time model's fit, by source", c.timeRatioP10, c.timeRatioP90)
+            + (generation.map(generationBasis) ?? "")
+    }
+
+    /// The generation's part of the range (GRPO).
+    static func generationBasis(_ g: RatioRange) -> String {
+        g.p10 == 1 && g.p90 == 1
+            ? "; GRPO's generation by vLLM as planned (no measured spread)"
+            : String(format: "; GRPO's generation %.2f–%.2f× (Transformers' generate, held-out published runs)", g.p10, g.p90)
     }
 
     /// "12.5–22.8 h, $40–$73": a plan's range in words.
@@ -298,8 +306,9 @@ public enum PlanOutput {
         }
         if !ranges.isEmpty {
             let c = r.request.runtime.time
-            out += wrap(String(format: "Range, P10–P90 (the time model's held-out error, %.2f–%.2f× the training time): ", c.timeRatioP10, c.timeRatioP90)
-                        + ranges.joined(separator: "; "), width: 100, indent: "  ")
+            let generation = r.plans.first?.verdicts.first?.time.generationRange.map(generationBasis) ?? ""
+            out += wrap(String(format: "Range, P10–P90 (the time model's held-out error, %.2f–%.2f× the training time", c.timeRatioP10, c.timeRatioP90)
+                        + generation + "): " + ranges.joined(separator: "; "), width: 100, indent: "  ")
         }
         // a provider's prices: each GPU's offer, instance size, date and page
         if let plan = r.plans.first, r.request.budget.provider != nil {

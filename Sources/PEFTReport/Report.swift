@@ -289,7 +289,7 @@ public enum Report {
                     money(tm.costP10USD) + "–" + money(tm.costP90USD)]
         }, xs: [0, 50, 135, 180, 218, 258, 330, 375, 432], rightAligned: [2, 3, 4, 5, 6, 7])
         pg.paragraph("MFU set: the fraction of the GPU's dense 16-bit peak the time model assumes for the matmuls (its fitted figure for the GPU, or --mfu); checkpointing's recompute is counted as extra work, not as a lower MFU. "
-            + "P10–P90: \(PlanOutput.rangeBasis(r.request.runtime.time)).", size: 7.5, color: .grey)
+            + "P10–P90: \(PlanOutput.rangeBasis(r.request.runtime.time, generation: r.plans.first?.verdicts.first?.time.generationRange)).", size: 7.5, color: .grey)
         // the providers compared (--provider): each method's cheapest plan at every offer of its GPU
         let compared = r.plans.compactMap { p in PlanCharts.cheapest(p).map { (p.method, $0) } }.filter { !$0.1.time.quotes.isEmpty }
         if !compared.isEmpty {

@@ -50,6 +50,15 @@ struct GenerationTimeTests {
         let bySource = Dictionary(grouping: zip(held, errors), by: { $0.0.source }).mapValues { Self.median($0.map(\.1)) }
         print(String(format: "generate overhead: held-out median |error| %.1f%%, median %+.1f%%; ", medianAbs * 100, Self.median(errors) * 100)
               + bySource.keys.sorted().map { String(format: "%@ %+.1f%%", $0, bySource[$0]! * 100) }.joined(separator: ", "))
+        // the spread plans print: the 10th and 90th percentiles of measured ÷ predicted, held out
+        let ratios = zip(held, errors).map { 1 / (1 + $0.1) }.sorted()
+        func percentile(_ q: Double) -> Double {
+            let x = q * Double(ratios.count - 1), i = Int(x), f = x - Double(i)
+            return i + 1 < ratios.count ? ratios[i] * (1 - f) + ratios[i + 1] * f : ratios[i]
+        }
+        print(String(format: "generate overhead: measured ÷ predicted P10 %.4f, P90 %.4f", percentile(0.1), percentile(0.9)))
+        #expect(abs(percentile(0.1) - GenerationTime.generateRatioP10) < 5e-4 && abs(percentile(0.9) - GenerationTime.generateRatioP90) < 5e-4,
+                "P10 \(percentile(0.1)), P90 \(percentile(0.9))")
         // without the overhead (memory traffic alone) the runs are far faster than measured
         let bare = Self.median(held.map { abs($0.traffic / $0.measured - 1) })
         #expect(bare > 0.5, "memory traffic alone: \(bare)")

@@ -105,6 +105,12 @@ public struct BudgetOptions: Equatable, Sendable {
 }
 
 /// The time and cost of one plan on one GPU type and count.
+/// A spread of measured ÷ predicted time: its 10th and 90th percentiles.
+public struct RatioRange: Equatable, Sendable {
+    public var p10: Double, p90: Double
+    public init(p10: Double, p90: Double) { self.p10 = p10; self.p90 = p90 }
+}
+
 public struct TimeEstimate: Equatable, Sendable {
     /// Matmul FLOPs of one micro-batch step (forward + backward + recompute), and the
     /// fp32 part of them.
@@ -160,6 +166,9 @@ public struct TimeEstimate: Equatable, Sendable {
     /// log-probabilities) and GRPO's generation, per optimizer step.
     public var extraForwardSeconds = 0.0
     public var generation: GenerationTime?
+    /// GRPO: the spread applied to the generation's hours in the range (Transformers' generate's
+    /// held-out P10 and P90; 1 and 1 for vLLM, not fitted); nil without generation.
+    public var generationRange: RatioRange? = nil
     /// GPUs billed besides the training ones (a vLLM server's).
     public var generationGPUs = 0
 }
@@ -235,11 +244,15 @@ public enum TimeModel {
         e.billedHours = e.hours
         e.chargedGPUs = Int(billed)
         e.costUSD = e.gpuHours * e.pricePerGPUHour
-        // the range is the training time's (fitted on training runs); generation is added as planned
+        // the range: the training time's held-out spread on the training share; Transformers'
+        // generate's own held-out spread on its generation (GenerationTime); vLLM's as planned
         let generationHours = e.optimizerSteps * (e.generation?.seconds ?? 0) / 3600
         let ranged = e.trainHours - generationHours
-        e.hoursP10 = ranged * c.timeRatioP10 + generationHours + e.overheadHours
-        e.hoursP90 = ranged * c.timeRatioP90 + generationHours + e.overheadHours
+        let spread = t.trainer.generation == .transformers
+            ? RatioRange(p10: GenerationTime.generateRatioP10, p90: GenerationTime.generateRatioP90) : RatioRange(p10: 1, p90: 1)
+        if e.generation != nil { e.generationRange = spread }
+        e.hoursP10 = ranged * c.timeRatioP10 + generationHours * spread.p10 + e.overheadHours
+        e.hoursP90 = ranged * c.timeRatioP90 + generationHours * spread.p90 + e.overheadHours
         e.costP10USD = e.hoursP10 * billed * e.pricePerGPUHour
         e.costP90USD = e.hoursP90 * billed * e.pricePerGPUHour
         if let name = budget.provider, let prices = budget.prices {

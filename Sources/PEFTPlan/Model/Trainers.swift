@@ -246,6 +246,10 @@ public struct GenerationTime: Equatable, Sendable {
     /// every measured version; no measurement on an H100 or of 5.x was found.
     public static let generateStepOverhead = 0.0176
     public static let generateRowOverhead = 0.00117
+    /// The 10th and 90th percentiles of measured ÷ predicted step time over the held-out
+    /// sources (the range plans print for this part of a step).
+    public static let generateRatioP10 = 0.8981
+    public static let generateRatioP90 = 1.4605
 
     /// One decode step of Transformers' generate over `rows` sequences reading `bytes`
     /// (weights and KV cache) at `bandwidth`: the overhead above, then the traffic.
