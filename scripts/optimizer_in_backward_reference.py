@@ -16,6 +16,8 @@ import json
 import sys
 import warnings
 
+from peft_reference import run_cases
+
 warnings.filterwarnings("ignore")
 
 
@@ -26,12 +28,7 @@ def main():
 
     hf_logging.set_verbosity_error()
     dtypes = {"bf16": torch.bfloat16, "fp32": torch.float32}
-    out = {}
-    for case in json.load(sys.stdin):
-        try:
-            out[case["id"]] = run(case, torch, AutoConfig, AutoModelForCausalLM, dtypes)
-        except Exception as exc:  # reported per case, never hidden
-            out[case["id"]] = {"error": f"{type(exc).__name__}: {exc}"}
+    out = run_cases(json.load(sys.stdin), lambda case: run(case, torch, AutoConfig, AutoModelForCausalLM, dtypes), {})
     json.dump(out, sys.stdout, indent=1, sort_keys=True)
 
 

@@ -34,27 +34,28 @@ def main():
     hf_logging.set_verbosity_error()
     out = {"_versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
                          "bitsandbytes": bitsandbytes.__version__}}
-    for case in json.load(sys.stdin):
-        try:
-            d = dict(case["config"])
-            cfg = AutoConfig.for_model(d.pop("model_type"), **d)
-            with tempfile.TemporaryDirectory() as folder:
-                AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).save_pretrained(folder)
-                q = AutoModelForCausalLM.from_pretrained(
-                    folder, device_map="cpu", dtype=torch.bfloat16,
-                    quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                                           bnb_4bit_compute_dtype=torch.bfloat16))
-            q = peft.prepare_model_for_kbit_training(q)
-            quantised, other, dtypes = 0, 0, set()
-            for p in q.parameters():
-                if type(p).__name__ == "Params4bit":
-                    quantised += p.quant_state.shape.numel()
-                else:
-                    other += p.numel() * p.element_size()
-                    dtypes.add(str(p.dtype))
-            out[case["id"]] = {"quantised_elements": quantised, "other_bytes": other, "other_dtypes": sorted(dtypes)}
-        except Exception as exc:  # reported per case, never hidden
-            out[case["id"]] = {"error": f"{type(exc).__name__}: {exc}"}
+
+    def weights(case):
+        d = dict(case["config"])
+        cfg = AutoConfig.for_model(d.pop("model_type"), **d)
+        with tempfile.TemporaryDirectory() as folder:
+            AutoModelForCausalLM.from_config(cfg, dtype=torch.bfloat16).save_pretrained(folder)
+            q = AutoModelForCausalLM.from_pretrained(
+                folder, device_map="cpu", dtype=torch.bfloat16,
+                quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                                       bnb_4bit_compute_dtype=torch.bfloat16))
+        q = peft.prepare_model_for_kbit_training(q)
+        quantised, other, dtypes = 0, 0, set()
+        for p in q.parameters():
+            if type(p).__name__ == "Params4bit":
+                quantised += p.quant_state.shape.numel()
+            else:
+                other += p.numel() * p.element_size()
+                dtypes.add(str(p.dtype))
+        return {"quantised_elements": quantised, "other_bytes": other, "other_dtypes": sorted(dtypes)}
+
+    from peft_reference import run_cases
+    run_cases(json.load(sys.stdin), weights, out)
     sys.stdout.flush()
     json.dump(out, real_stdout, indent=1, sort_keys=True)
     real_stdout.flush()

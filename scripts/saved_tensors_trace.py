@@ -27,7 +27,7 @@ import sys
 import warnings
 import weakref
 
-from peft_reference import config_of, full_trainable_ids, peft_config  # same case format as the parameter counts
+from peft_reference import config_of, full_trainable_ids, peft_config, run_cases  # same case format as the parameter counts
 
 warnings.filterwarnings("ignore")
 
@@ -42,11 +42,7 @@ def main():
     dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
     cases = json.load(sys.stdin)
     out = {"_versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
-    for case in cases:
-        try:
-            out[case["id"]] = trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes)
-        except Exception as exc:  # reported per case, never hidden
-            out[case["id"]] = {"error": f"{type(exc).__name__}: {exc}"}
+    run_cases(cases, lambda case: trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes), out)
     json.dump(out, sys.stdout, indent=1, sort_keys=True)
 
 

@@ -28,6 +28,7 @@ import sys
 import tempfile
 import warnings
 
+from peft_reference import run_cases
 from saved_tensors_trace import SavedTensors
 
 warnings.filterwarnings("ignore")
@@ -43,11 +44,7 @@ def main():
 
     hf_logging.set_verbosity_error()
     out = {"_versions": {"torch": torch.__version__, "transformers": transformers.__version__, "trl": trl.__version__}}
-    for case in json.load(sys.stdin):
-        try:
-            out[case["id"]] = run(case, torch)
-        except Exception as exc:  # reported per case, never hidden
-            out[case["id"]] = {"error": f"{type(exc).__name__}: {exc}"}
+    run_cases(json.load(sys.stdin), lambda case: run(case, torch), out)
     json.dump(out, real_stdout, indent=1, sort_keys=True)
 
 

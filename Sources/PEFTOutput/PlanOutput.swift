@@ -115,13 +115,11 @@ public enum PlanOutput {
     /// GRPO: the most prompts one optimizer step can take on a GPU: the largest micro-batch
     /// that fits, rounded down to whole groups of generations over the generation batch.
     static func maxPrompts(_ r: PlanResult, _ v: GPUVerdict) -> Int {
-        let t = r.request.training, g = t.trainer.numGenerations
+        let t = r.request.training
         let perStep = t.gradAccum * r.request.scale.gpus
-        var d = g, e = perStep
-        while e != 0 { (d, e) = (e, d % e) }
-        let q = g / max(1, d)
+        let q = t.trainer.batchQuantum(perStep: perStep)
         let batch = v.blocker == nil ? v.maxMicroBatch / q * q : 0
-        return batch * perStep / g
+        return batch * perStep / t.trainer.numGenerations
     }
 
     /// The trainer's sentences (none under SFT): its rows, what it adds to memory, the

@@ -110,6 +110,14 @@ public struct TrainerOptions: Equatable, Sendable {
         }
     }
 
+    /// GRPO: the step in which the micro-batch must grow for the generation batch (micro-batch ×
+    /// `perStep`, the accumulation × GPUs) to hold whole groups of `numGenerations`.
+    public func batchQuantum(perStep: Int) -> Int {
+        var a = numGenerations, b = max(1, perStep)
+        while b != 0 { (a, b) = (b, a % b) }
+        return numGenerations / max(1, a)
+    }
+
     /// Rows the policy's forward runs per micro-batch of `batch`: pairs stacked.
     public func rows(_ batch: Int) -> Int { kind.pairs ? 2 * batch : batch }
 

@@ -280,8 +280,6 @@ public enum Planner {
                           blocker: blocker, vllm: share)
     }
 
-    static func gcd(_ a: Int, _ b: Int) -> Int { b == 0 ? max(1, a) : gcd(b, a % b) }
-
     /// The largest n in 1...limit with `ok(n)`, for a monotone predicate (memory never
     /// shrinks as batch or sequence grow); 0 when `ok(1)` is false.
     static func largest(upTo limit: Int, _ ok: (Int) -> Bool) -> Int {
@@ -324,7 +322,7 @@ public enum Planner {
             try check(.numGenerations, tr.numGenerations, 2...65536)
             let generationBatch = t.batch * r.scale.gpus * t.gradAccum
             if generationBatch % tr.numGenerations != 0 {
-                let fit = tr.numGenerations / gcd(tr.numGenerations, r.scale.gpus * t.gradAccum)
+                let fit = tr.batchQuantum(perStep: r.scale.gpus * t.gradAccum)
                 throw PlanError.invalidSetting(.batch, value: "\(t.batch)", accepted: "a multiple of \(fit): GRPO's generation batch (\(field: .batch) × \(field: .gpus) × \(field: .gradAccum) = \(generationBatch) completions) must hold whole groups of \(tr.numGenerations) generations")
             }
             try check(.vllmGpus, tr.vllmGPUs, 1...64)

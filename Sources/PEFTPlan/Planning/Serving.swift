@@ -58,8 +58,9 @@ public enum Serving {
     ///   inference does not upcast).
     /// - Adapters: LoRA A and B of every targeted module, in the model dtype (servers load
     ///   adapters in the base dtype), `adapters` of them resident.
-    /// - KV cache: 2 (K, V) × layers × KV heads × head_dim × 2 bytes per token
-    ///   (grouped-query attention caches only the KV heads), × context × concurrency.
+    /// - KV cache: each attention layer's keys and values, 2 bytes each, per token
+    ///   (``Generation/kvBytesPerToken(_:bytes:vllm:)``: grouped-query attention caches only the
+    ///   KV heads, MLA its latent), × context × concurrency.
     /// - Workspace: one prefill chunk through the widest layer (hidden states, q/k/v,
     ///   gate/up products) and fp32 logits for one sampled token per request.
     public static func memory(_ r: ServeRequest, concurrency: Int) throws -> ServeMemory {
@@ -74,7 +75,7 @@ public enum Serving {
             m.baseWeights = a.totalParams * 2
         }
         m.adapterWeights = account.trainableParams * 2 * r.adapters
-        m.kvBytesPerToken = 2 * a.numLayers * a.nKVHeads * a.headDim * 2
+        m.kvBytesPerToken = Generation.kvBytesPerToken(a, bytes: 2, vllm: true)
         let cache = Double(m.kvBytesPerToken) * Double(r.context) * Double(concurrency)
         let chunk = Double(min(prefillChunk, r.context * concurrency))
         let widest = Double(4 * a.hiddenSize + 2 * a.qDim + 3 * max(a.intermediateSize, a.hiddenSize)) * 2

@@ -33,12 +33,18 @@ def main():
     hf_logging.set_verbosity_error()
     cases = json.load(sys.stdin)
     out = {"_versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__}}
+    json.dump(run_cases(cases, run, out), sys.stdout, indent=1, sort_keys=True)
+
+
+def run_cases(cases, run, out):
+    """Each case's result under its id in `out`: a case that fails is reported with its error,
+    never hidden, and the others still run (the convention of every reference script here)."""
     for case in cases:
         try:
             out[case["id"]] = run(case)
         except Exception as exc:  # reported per case, never hidden
             out[case["id"]] = {"error": f"{type(exc).__name__}: {exc}"}
-    json.dump(out, sys.stdout, indent=1, sort_keys=True)
+    return out
 
 
 def targets(value):
