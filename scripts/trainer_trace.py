@@ -18,7 +18,7 @@ peft-plan's tests plan the same step and compare.
 Input (stdin): a JSON list of cases {"id", "config_path", "trainer": dpo|orpo|kto|simpo|grpo,
 "method": full|lora, "batch" (per_device_train_batch_size), "prompt", "completion" (tokens),
 "dtype": fp32|bf16, "grad_checkpointing": bool, "num_generations" (grpo), "beta" (optional),
-"precompute_ref": bool (dpo, kto), "grad_accum" (default 1), "compact": bool (TRL's fused head
+"precompute_ref": bool (dpo, kto), "grad_accum" (default 1), "num_iterations" (grpo, default 1), "compact": bool (TRL's fused head
 scores only the labelled positions, as it does where Triton runs: trl.trainer.utils._use_triton
 answered True for that decision only; the tiles still fold on the CPU)}.
 Output (stdout): id -> {...} or {"error": str}, and "_versions".
@@ -107,6 +107,7 @@ def trainer_for(case, model, tok, data, outdir, torch):
         c = case["completion"]
         # every completion runs to max_completion_length: the end-of-sequence token is held back
         args = GRPOConfig(num_generations=case["num_generations"], max_completion_length=c,
+                          num_iterations=case.get("num_iterations", 1),
                           generation_kwargs={"min_new_tokens": c}, **common)
 
         def reward(completions, **kwargs):

@@ -320,7 +320,7 @@ def trl_case(case, folder):
         "fsdp": bool(a.fsdp),
     }
     # the preference and RL trainers' own fields (DPOConfig, KTOConfig, ORPOConfig, CPOConfig, GRPOConfig)
-    for name in ("beta", "precompute_ref_log_probs", "loss_type", "cpo_alpha", "num_generations", "max_completion_length",
+    for name in ("beta", "precompute_ref_log_probs", "loss_type", "cpo_alpha", "num_generations", "num_iterations", "max_completion_length",
                  "use_vllm", "vllm_mode", "vllm_gpu_memory_utilization", "vllm_max_model_length", "generation_batch_size",
                  "steps_per_generation"):
         if hasattr(a, name):

@@ -81,6 +81,7 @@ struct PlanningOptions: ParsableArguments {
     // Trainer (TRL 1.16; docs/trainers.md)
     @Option(help: "The TRL trainer: sft (default), dpo, orpo, kto, simpo (CPOTrainer with loss_type=\"simpo\") or grpo. Under a trainer other than sft --batch counts pairs (dpo, orpo, simpo), examples (kto) or completions (grpo), --seq is a whole row of prompt and completion, and checkpointing is on as TRL's configs default.") var trainer: String = "sft"
     @Option(parsing: .unconditional, help: "GRPO: completions per prompt (num_generations; default 8, TRL's).") var numGenerations: String?
+    @Option(parsing: .unconditional, help: "GRPO: optimizer steps each generation serves (num_iterations, μ; default 1, TRL's): the generation and its no-grad forwards are spread over them, and above 1 the old log-probabilities are computed.") var numIterations: String?
     @Option(parsing: .unconditional, help: "GRPO: tokens generated per completion (max_completion_length; default 512, TRL's; each completion is planned at full length). DPO and KTO: the completion's tokens in each row, the only positions TRL's fused head scores on CUDA (default: every position).") var maxCompletion: String?
     @Option(help: "GRPO: where completions are generated: transformers (default, TRL's use_vllm=False: the policy's generate, its KV cache on the training GPU), vllm-colocate (vLLM in the training process, holding --vllm-memory of the card), vllm-server (vLLM on --vllm-gpus GPUs of its own, billed too).") var generation: String?
     @Option(parsing: .unconditional, help: "GRPO with vLLM: the share of each of its cards vLLM claims (gpu_memory_utilization; default 0.3 colocated, TRL's, and 0.9 on a server, vllm serve's).") var vllmMemory: String?
@@ -510,6 +511,7 @@ struct PlanningOptions: ParsableArguments {
             throw PlanError.contradictoryOptions("\(flag) is \(what) of --trainer \(kinds.map(\.rawValue).joined(separator: "|")), not of \(tr.kind.rawValue)")
         }
         try only(numGenerations != nil, "--num-generations", [.grpo], "an option")
+        try only(numIterations != nil, "--num-iterations", [.grpo], "an option")
         try only(generation != nil, "--generation", [.grpo], "an option")
         try only(vllmMemory != nil, "--vllm-memory", [.grpo], "an option")
         try only(vllmGpus != nil, "--vllm-gpus", [.grpo], "an option")
@@ -522,6 +524,12 @@ struct PlanningOptions: ParsableArguments {
             // GRPOConfig (TRL 1.16) refuses fewer than 2: the group's rewards are normalised
             guard (2...65536).contains(tr.numGenerations) else {
                 throw PlanError.invalidOption(option: "--num-generations", value: v, accepted: "an integer from 2 to 65536 (GRPO compares each completion with the others of its prompt)")
+            }
+        }
+        if let v = numIterations {
+            tr.numIterations = try Self.integer(v, "--num-iterations", default: 1)
+            guard (1...1024).contains(tr.numIterations) else {
+                throw PlanError.invalidOption(option: "--num-iterations", value: v, accepted: "an integer from 1 to 1024 (optimizer steps per generation)")
             }
         }
         if let v = generation { tr.generation = try choice(v, "--generation", as: GenerationBackend.self) }
@@ -569,7 +577,7 @@ struct PlanningOptions: ParsableArguments {
                 let kv = Double(Generation.kvBytesPerToken(arch, bytes: 2, vllm: true))
                 notes.append("vLLM's max_model_len: the \(t.seq)-token row (\(tr.generation == .vllmColocate ? "--emit trl writes vllm_max_model_length=\(t.seq)" : "start the server with --max-model-len \(t.seq)")); left at TRL's default (None) vLLM must hold one request of the model's \(seqLimit) positions, \(Units.gib(Int(kv * Double(seqLimit)))) of KV cache, or refuses to start")
             }
-            notes.append("GRPO: \(tr.numGenerations) generations per prompt\(numGenerations == nil ? " (TRL's default)" : ""); \(field: .batch) counts completions per micro-batch (per_device_train_batch_size), \(field: .batch) × \(field: .gradAccum) × \(field: .gpus) completions generated per step; generation by \(tr.generation == .transformers ? "Transformers' generate in the training process (use_vllm=False, TRL's default)" : tr.generation == .vllmColocate ? "vLLM colocated (\(Units.plain(tr.effectiveVLLMMemory)) of the card)" : "a vLLM server on \(tr.vllmGPUs) GPU(s) of its own")")
+            notes.append("GRPO: \(tr.numGenerations) generations per prompt\(numGenerations == nil ? " (TRL's default)" : ""); \(field: .batch) counts completions per micro-batch (per_device_train_batch_size), \(field: .batch) × \(field: .gradAccum) × \(field: .gpus) completions generated per step\(tr.numIterations > 1 ? "; each generation serves \(tr.numIterations) optimizer steps (num_iterations)" : ""); generation by \(tr.generation == .transformers ? "Transformers' generate in the training process (use_vllm=False, TRL's default)" : tr.generation == .vllmColocate ? "vLLM colocated (\(Units.plain(tr.effectiveVLLMMemory)) of the card)" : "a vLLM server on \(tr.vllmGPUs) GPU(s) of its own")")
         } else if tr.kind.fusedHead && tr.completion == nil {
             notes.append("\(tr.kind.title): every position of the row scored by TRL's fused head (\(field: .maxCompletion) for the completion's share, the only part scored on CUDA)")
         }

@@ -595,6 +595,7 @@ public enum Emitter {
             args.append("num_generations=\(tr.numGenerations)")
             args.append("max_completion_length=\(tr.completion ?? 512)")
             args.append("beta=\(pyFloat(tr.effectiveBeta))")
+            args.append("num_iterations=\(tr.numIterations)")
             args.append("use_vllm=\(pyBool(tr.generation.usesVLLM))")
             if tr.generation.usesVLLM {
                 args.append("vllm_mode=\(pyString(tr.generation == .vllmColocate ? "colocate" : "server"))")

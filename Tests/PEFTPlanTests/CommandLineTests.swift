@@ -600,6 +600,9 @@ struct CommandLineTests {
         Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "orpo", "--loss", "chunked"], mentions: "--loss standard"),
         Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "dpo", "--packing"], mentions: "packing"),
         Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "dpo", "--steps", "0"], mentions: "--steps"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "dpo", "--num-iterations", "2"], mentions: "--num-iterations"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--num-iterations", "0"], mentions: "--num-iterations"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--tokens", "1e6"], mentions: "GRPO's dataset is prompts"),
     ]
 
     /// `peft-plan bench` trains for real and reports the fields of docs/CONTRACT.md.
@@ -744,7 +747,7 @@ struct TrainerCommandLineTests {
             let time = try #require(g["time"] as? [String: Any])
             #expect(time["optimizer_steps"] as? Double == 500)
             let generation = try #require(g["generation"] as? [String: Any])
-            #expect(generation["completions_per_step"] as? Int == 8)
+            #expect(generation["completions_per_generation"] as? Int == 8)
             let step = try #require(time["step_seconds"] as? Double), gen = try #require(generation["seconds"] as? Double)
             #expect(gen > 0 && gen < step, "generation is part of the step")
             let hours = try #require(g["hours"] as? Double), cost = try #require(g["cost_usd"] as? Double)

@@ -94,7 +94,7 @@ struct EmitCase: CustomTestStringConvertible, Sendable {
                              $0.trainer.completion = 1024; $0.trainer.generation = .vllmColocate; $0.trainer.vllmMemory = 0.4 }),
         EmitCase("grpo-full-transformers-1gpu", model: "qwen2.5-0.5b", method: .full,
                  training: { $0.batch = 4; $0.seq = 768; $0.loss = .chunked; $0.trainer.kind = .grpo; $0.trainer.numGenerations = 4
-                             $0.trainer.completion = 256; $0.trainer.beta = 0.04 }),
+                             $0.trainer.completion = 256; $0.trainer.beta = 0.04; $0.trainer.numIterations = 2 }),
         EmitCase("grpo-qlora-vllm-server-1gpu", model: "llama-3.2-1b", method: .qlora,
                  training: { $0.batch = 8; $0.loss = .chunked; $0.trainer.kind = .grpo; $0.trainer.completion = 512; $0.trainer.generation = .vllmServer }),
     ]
@@ -323,6 +323,7 @@ struct EmitTests {
             #expect(a.double("beta") == tr.effectiveBeta)
         case .grpo:
             #expect(a.int("num_generations") == tr.numGenerations)
+            #expect(a.int("num_iterations") == tr.numIterations)
             #expect(a.int("max_completion_length") == tr.completion)
             #expect(a.double("beta") == tr.effectiveBeta)
             #expect(a.bool("use_vllm") == tr.generation.usesVLLM)

@@ -18,6 +18,7 @@ struct TrainerCase: CustomTestStringConvertible, Sendable {
     let beta: Double?
     let precomputeRef: Bool
     let gradAccum: Int
+    let numIterations: Int
     /// TRL's fused head scoring only the labelled positions, as on CUDA (the case runs it so on the CPU).
     let compact: Bool
     var testDescription: String { id }
@@ -29,6 +30,7 @@ struct TrainerCase: CustomTestStringConvertible, Sendable {
                     precision: Precision(rawValue: d["dtype"] as! String)!, checkpointing: d["grad_checkpointing"] as? Bool ?? false,
                     numGenerations: d["num_generations"] as? Int ?? 8, beta: d["beta"] as? Double,
                     precomputeRef: d["precompute_ref"] as? Bool ?? false, gradAccum: d["grad_accum"] as? Int ?? 1,
+                    numIterations: d["num_iterations"] as? Int ?? 1,
                     compact: d["compact"] as? Bool ?? false)
     }
 
@@ -54,6 +56,7 @@ struct TrainerCase: CustomTestStringConvertible, Sendable {
         t.trainer.beta = beta
         t.trainer.precomputeRef = precomputeRef
         t.gradAccum = gradAccum
+        t.trainer.numIterations = numIterations
         if kind == .grpo || compact { t.trainer.completion = completion }
         var o = MethodOptions()
         if method == .lora { o.loraTargets = .list(["q_proj", "v_proj"]) }

@@ -206,10 +206,13 @@ public enum TimeModel {
             // micro-batch's compute is the forward's share of its FLOPs.
             let f = timed.flops(batch: t.batch, seq: timed.training.seq)
             let share = f.forward / max(1, f.forward + f.backward + f.recompute)
-            e.extraForwardSeconds = Double(trainer.extraForwards) * share * seconds.microBatch * w.microBatches
+            let reuse = Double(trainer.stepsPerGeneration)
+            e.extraForwardSeconds = Double(trainer.extraForwards) * share * seconds.microBatch * w.microBatches / reuse
             e.stepSeconds += e.extraForwardSeconds
             if trainer.kind == .grpo {
-                let g = GenerationTime.estimate(ctx, gpu: gpu, mfu: mfu)
+                var g = GenerationTime.estimate(ctx, gpu: gpu, mfu: mfu)
+                // one generation serves num_iterations optimizer steps
+                (g.prefillSeconds, g.decodeSeconds, g.syncSeconds) = (g.prefillSeconds / reuse, g.decodeSeconds / reuse, g.syncSeconds / reuse)
                 e.generation = g
                 e.stepSeconds += g.seconds
                 e.generationGPUs = trainer.generation == .vllmServer ? trainer.vllmGPUs : 0

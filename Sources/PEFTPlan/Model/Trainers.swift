@@ -91,6 +91,10 @@ public struct TrainerOptions: Equatable, Sendable {
     public var vllmGPUs = 1
     /// β: nil for the trainer's default.
     public var beta: Double?
+    /// GRPO's `num_iterations` (μ, TRL's default 1, GRPOConfig L689): each generation serves μ
+    /// optimizer steps (generated every steps_per_generation × μ micro-steps,
+    /// grpo_trainer.py L1538), and with μ > 1 the old log-probabilities are computed.
+    public var numIterations = 1
     /// DPOConfig/KTOConfig `precompute_ref_log_probs`: the reference log-probabilities
     /// computed once before training, so no reference forward (nor model) in the step.
     public var precomputeRef = false
@@ -125,15 +129,20 @@ public struct TrainerOptions: Equatable, Sendable {
     /// the reference's; KTO's KL estimate runs the policy (no_grad) and, without precomputed
     /// reference log-probabilities, the reference on the mismatched completions too
     /// (kto_trainer.py `_compute_kl_logps`, L1337–1368, L1426–1436); GRPO's old log-probs
-    /// when generation is vLLM's (its importance-sampling correction, on by default).
+    /// when generation is vLLM's (its importance-sampling correction, on by default) or reused over
+    /// several steps (grpo_trainer.py L2642–2645). GRPO's run once per generation, over its rows.
     public var extraForwards: Int {
         switch kind {
         case .sft, .orpo, .simpo: return 0
         case .dpo: return referenceForward ? 1 : 0
         case .kto: return 1 + (referenceForward ? 2 : 0)
-        case .grpo: return (referenceForward ? 1 : 0) + (generation.usesVLLM ? 1 : 0)
+        case .grpo: return (referenceForward ? 1 : 0) + (generation.usesVLLM || numIterations > 1 ? 1 : 0)
         }
     }
+
+    /// Optimizer steps one generation serves (GRPO's μ; 1 otherwise): its generation and no-grad
+    /// forwards are spread over them.
+    public var stepsPerGeneration: Int { kind == .grpo ? max(1, numIterations) : 1 }
 }
 
 /// Generation for GRPO: the KV cache and the decode time (docs/trainers.md).
@@ -234,8 +243,9 @@ public struct VLLMShare: Equatable, Sendable {
 /// in flight — or by the matmuls when many sequences run at once; the prompts' prefill is
 /// matmul-bound. Every completion is taken to run to `max_completion_length`.
 public struct GenerationTime: Equatable, Sendable {
-    /// Completions generated per optimizer step by one engine (per training GPU, or the
-    /// whole run's on a vLLM server), and how many are decoded at once.
+    /// Completions one generation makes on one engine (per training GPU, or the whole run's on
+    /// a vLLM server), and how many are decoded at once. The seconds below are per optimizer
+    /// step: a generation serving num_iterations steps is spread over them.
     public var rows = 0, concurrency = 0
     public var prefillSeconds = 0.0, decodeSeconds = 0.0
     /// vLLM: the trainer's weights pushed into the engine every step.
