@@ -152,7 +152,8 @@ public enum Generation {
     /// and v_proj, per token); MLA layers keep the expanded keys and values in Transformers
     /// and the compressed latent (kv_lora_rank + rope dims, one per layer) in vLLM
     /// (vllm 0.31 `MLAAttentionSpec`). Linear-attention and state-space layers keep a fixed
-    /// state per sequence, not counted per token; sliding windows are counted whole.
+    /// state per sequence, not counted per token; sliding windows are counted whole. Serving
+    /// (``Serving``) reads the same figure.
     public static func kvBytesPerToken(_ a: Architecture, bytes: Int, vllm: Bool) -> Int {
         var elements = 0
         var latent: LatentAttention?
@@ -164,6 +165,10 @@ public enum Generation {
                 elements += k.outFeatures + (a.module(.v, layer: layer)?.outFeatures ?? k.outFeatures)
             } else if a.module(.qkv, layer: layer) != nil {
                 elements += 2 * a.kvDim
+            } else if let shared = a.module(.sharedKV, layer: layer) {
+                // DeepSeek-V4: one shared key-value head per layer, the key read as the value;
+                // its compressed layers' shorter caches are counted whole
+                elements += shared.outFeatures
             }
         }
         return elements * bytes
