@@ -334,7 +334,7 @@ struct PlanningOptions: ParsableArguments {
         t.activationOffloading = activationOffloading
         t.optimizerInBackward = optimizerInBackward
         var trainerDefaults: [PlanText] = []
-        t.trainer = try trainerOptions(seqGiven: seq != nil, seqLimit: arch.maxPositions, arch: arch, methods: methods, methodsFromAll: fromAll,
+        t.trainer = try trainerOptions(seqGiven: seq != nil, arch: arch, methods: methods, methodsFromAll: fromAll,
                                        training: &t, notes: &trainerDefaults)
         t.paddingFree = packing
         if let f = try Self.real(compileActivationFactor, "--compile-activation-factor") {
@@ -502,8 +502,9 @@ struct PlanningOptions: ParsableArguments {
 
     /// The trainer's options, with TRL's defaults applied to `t` and stated in `notes`; an
     /// option that belongs to another trainer is refused.
-    func trainerOptions(seqGiven: Bool, seqLimit: Int, arch: Architecture, methods: [Method], methodsFromAll: Bool,
+    func trainerOptions(seqGiven: Bool, arch: Architecture, methods: [Method], methodsFromAll: Bool,
                         training t: inout TrainingOptions, notes: inout [PlanText]) throws -> TrainerOptions {
+        let seqLimit = arch.maxPositions
         var tr = TrainerOptions()
         tr.kind = try choice(trainer, "--trainer", as: TrainerKind.self)
         func only(_ given: Bool, _ flag: String, _ kinds: [TrainerKind], _ what: String) throws {
@@ -554,6 +555,10 @@ struct PlanningOptions: ParsableArguments {
                 throw PlanError.invalidOption(option: "--max-completion", value: v, accepted: "an integer from 1 to 1048576 (tokens per completion)")
             }
             tr.completion = c
+        }
+        if tr.kind == .kto && batch == nil {
+            t.batch = 2
+            notes.append("KTO micro-batch: 2 examples, the fewest TRL allows (its KL estimate pairs each prompt with another example's completion); \(field: .batch) sets it")
         }
         if tr.kind == .grpo {
             if batch == nil {

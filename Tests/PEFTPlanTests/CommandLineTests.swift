@@ -601,6 +601,7 @@ struct CommandLineTests {
         Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "dpo", "--packing"], mentions: "packing"),
         Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "dpo", "--steps", "0"], mentions: "--steps"),
         Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "dpo", "--num-iterations", "2"], mentions: "--num-iterations"),
+        Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "kto", "--batch", "1"], mentions: "2 or more under KTO"),
         Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--num-iterations", "0"], mentions: "--num-iterations"),
         Bad(args: ["--model", "qwen3-8b", "--method", "lora", "--trainer", "grpo", "--tokens", "1e6"], mentions: "GRPO's dataset is prompts"),
     ]

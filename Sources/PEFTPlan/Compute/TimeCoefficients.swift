@@ -94,12 +94,18 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
         "RTX PRO 6000 Blackwell": 417.98, "RTX 4060 Ti 16GB": 42.65,
     ]
 
+    /// The GPU's dense matmul peak in FLOP/s for `precision`'s 16-bit (or fp32) rate, falling back
+    /// to fp16 and then fp32 where the datasheet lists no such rate.
+    public static func peakFlops(_ gpu: GPUProfile, _ precision: Precision) -> Double {
+        (gpu.denseTflops[precision.tflopsKey] ?? gpu.denseTflops["fp16"] ?? gpu.denseTflops["fp32"] ?? 1) * 1e12
+    }
+
     /// Seconds of one micro-batch, the optimizer step, exposed communication and the whole step.
     /// `runtime` gives the host link (offload) and the network past one node.
     public func seconds(_ w: StepWork, gpu: GPUProfile, precision: Precision, matmulEfficiency u: Double, compile: Bool,
                         runtime: RuntimeProfile)
         -> (microBatch: Double, optimizer: Double, exposedCommunication: Double, step: Double) {
-        let peak16 = (gpu.denseTflops[precision.tflopsKey] ?? gpu.denseTflops["fp16"] ?? gpu.denseTflops["fp32"] ?? 1) * 1e12
+        let peak16 = Self.peakFlops(gpu, precision)
         let peak32 = (gpu.denseTflops["fp32"] ?? 1) * 1e12
         let bandwidth = gpu.memoryBandwidthBytesPerSecond
         // fp32 training runs its matmuls at the fp32 rate with the same efficiency.

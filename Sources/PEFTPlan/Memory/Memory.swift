@@ -811,19 +811,25 @@ public enum MemoryComponents {
         switch account.method.spec.base {
         case .trained: return arch.visionParams * precision.bytes  // a frozen vision tower and projector
         case .quantised4bit:
-            var quantised = 0
-            for m in arch.modules where m.quantisedBy4Bit {
-                quantised += nf4Bytes(elements: m.weightElements, doubleQuant: options.doubleQuant) * arch.instances(m)
-            }
-            // Transformers' bitsandbytes quantizer replaces nn.Linear modules only
-            // (quantizers/quantizer_bnb_4bit.py, 5.25): Transformers v5's fused experts are
-            // 3-D parameters, stay 16-bit, and prepare_model_for_kbit_training upcasts them to
-            // fp32 with the embeddings, norms and lm_head (checked with bitsandbytes on the CPU).
-            let rest = arch.totalParams - arch.blockLinearWeightParams
-            return quantised + rest * (kernels == .unsloth ? precision.bytes : 4)
+            // prepare_model_for_kbit_training upcasts the rest to fp32 (Unsloth leaves it 16-bit)
+            return fourBitWeights(arch, doubleQuant: options.doubleQuant, restBytes: kernels == .unsloth ? precision.bytes : 4)
         case .frozen:
             return arch.totalParams * precision.bytes
         }
+    }
+
+    /// A model loaded with bitsandbytes 4-bit: every Linear of the blocks (and of a vision tower)
+    /// in 4-bit, tensor by tensor, and the rest at `restBytes` per parameter. Transformers'
+    /// bitsandbytes quantizer replaces nn.Linear modules only (quantizers/quantizer_bnb_4bit.py,
+    /// 5.25): Transformers v5's fused experts are 3-D parameters and stay with the rest, as the
+    /// embeddings, norms and lm_head do (checked with bitsandbytes on the CPU). Training upcasts the
+    /// rest to fp32; inference (serving, a colocated vLLM engine) keeps it 16-bit.
+    public static func fourBitWeights(_ arch: Architecture, doubleQuant: Bool, restBytes: Int) -> Int {
+        var quantised = 0
+        for m in arch.modules where m.quantisedBy4Bit {
+            quantised += nf4Bytes(elements: m.weightElements, doubleQuant: doubleQuant) * arch.instances(m)
+        }
+        return quantised + (arch.totalParams - arch.blockLinearWeightParams) * restBytes
     }
 
     /// bitsandbytes 4-bit storage of one tensor (NF4 and FP4 alike): two values per byte,

@@ -122,6 +122,16 @@ public struct TrainerOptions: Equatable, Sendable {
         return numGenerations / max(1, a)
     }
 
+    /// Whether TRL runs a micro-batch of `batch` with `perStep` (accumulation × GPUs): KTO needs
+    /// two examples at least (kto_trainer.py L844–847), GRPO whole groups per generation batch.
+    public func allows(batch: Int, perStep: Int) -> Bool {
+        switch kind {
+        case .kto: return batch >= 2
+        case .grpo: return batch % batchQuantum(perStep: perStep) == 0
+        default: return true
+        }
+    }
+
     /// Rows the policy's forward runs per micro-batch of `batch`: pairs stacked.
     public func rows(_ batch: Int) -> Int { kind.pairs ? 2 * batch : batch }
 
@@ -181,7 +191,7 @@ public enum Generation {
     /// quantization="bitsandbytes"; `trl vllm-serve` passes none, scripts/vllm_serve.py L226–274).
     public static func vllmWeightBytes(_ ctx: PlanContext) -> Int {
         guard ctx.account.method.spec.quantisesBase, ctx.training.trainer.generation == .vllmColocate else { return ctx.arch.totalParams * 2 }
-        return MemoryComponents.frozenWeights(ctx.arch, account: ctx.account, precision: .bf16, options: ctx.methodOptions, kernels: .unsloth)
+        return MemoryComponents.fourBitWeights(ctx.arch, doubleQuant: ctx.methodOptions.doubleQuant, restBytes: 2)
     }
 }
 
@@ -313,7 +323,7 @@ public struct GenerationTime: Equatable, Sendable {
         let tp = Double(server ? max(1, t.vllmGPUs) : 1)
         let efficiency = ctx.runtime.time.bandwidthEfficiency
         let bandwidth = gpu.memoryBandwidthBytesPerSecond * efficiency * tp
-        let peak = (gpu.denseTflops["bf16"] ?? gpu.denseTflops["fp16"] ?? gpu.denseTflops["fp32"] ?? 1) * 1e12 * mfu * tp
+        let peak = TimeCoefficients.peakFlops(gpu, .bf16) * mfu * tp
         let weights: Double, kv: Double
         if t.generation.usesVLLM, let share = VLLMShare.of(ctx, gpu: gpu) {
             weights = Double(Generation.vllmWeightBytes(ctx))

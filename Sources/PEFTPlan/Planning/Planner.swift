@@ -321,11 +321,16 @@ public enum Planner {
             // batch (per_device_train_batch_size × GPUs × steps_per_generation) a multiple of them
             try check(.numGenerations, tr.numGenerations, 2...65536)
             let generationBatch = t.batch * r.scale.gpus * t.gradAccum
-            if generationBatch % tr.numGenerations != 0 {
+            if !tr.allows(batch: t.batch, perStep: r.scale.gpus * t.gradAccum) {
                 let fit = tr.batchQuantum(perStep: r.scale.gpus * t.gradAccum)
                 throw PlanError.invalidSetting(.batch, value: "\(t.batch)", accepted: "a multiple of \(fit): GRPO's generation batch (\(field: .batch) × \(field: .gpus) × \(field: .gradAccum) = \(generationBatch) completions) must hold whole groups of \(tr.numGenerations) generations")
             }
             try check(.vllmGpus, tr.vllmGPUs, 1...64)
+        }
+        if tr.kind == .kto && !tr.allows(batch: t.batch, perStep: r.scale.gpus * t.gradAccum) {
+            // KTOTrainer (TRL 1.16 kto_trainer.py L844–847): its KL term mismatches completions
+            // within the micro-batch, and refuses a per-device batch of 1
+            throw PlanError.invalidSetting(.batch, value: "\(t.batch)", accepted: "2 or more under KTO, whose KL estimate pairs each prompt with another example's completion in the micro-batch (TRL refuses 1)")
         }
         if let c = tr.completion { try check(.maxCompletion, c, 1...(1 << 20)) }
         if let m = tr.vllmMemory, !(m > 0 && m <= 0.95) {

@@ -100,9 +100,9 @@ public enum Search {
                                 tt.batch = mb
                                 tt.gradAccum = max(1, (perGPU + mb - 1) / mb)
                                 if tt.optimizerInBackward && tt.gradAccum > 1 { mb *= 2; continue }
-                                // GRPO: the generation batch must hold whole groups of generations; with
-                                // a fixed number of steps (--steps) every candidate trains the same batch
-                                if tt.trainer.kind == .grpo && (mb * tt.gradAccum * count) % tt.trainer.numGenerations != 0 { mb *= 2; continue }
+                                // what the trainer runs (KTO's two examples, GRPO's whole groups); with a
+                                // fixed number of steps (--steps) every candidate trains the same batch
+                                if !tt.trainer.allows(batch: mb, perStep: tt.gradAccum * count) { mb *= 2; continue }
                                 if request.budget.steps != nil && mb * tt.gradAccum * count != globalBatch { mb *= 2; continue }
                                 for gpu in request.gpus {
                                     result.evaluated += 1
@@ -262,7 +262,7 @@ public enum Advisor {
             var b = t.batch / 2
             while b >= 1 {
                 var tt = t; tt.batch = b; tt.gradAccum = t.gradAccum * ((t.batch + b - 1) / b)
-                let changed = context(tt)
+                let changed = t.trainer.allows(batch: b, perStep: tt.gradAccum * request.scale.gpus) ? context(tt) : nil
                 if fits(changed) {
                     consider("micro-batch \(t.batch) → \(b) with \(setting: .gradAccum, "\(tt.gradAccum)") (same global batch)", changed)
                     break

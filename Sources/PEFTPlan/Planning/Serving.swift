@@ -67,13 +67,8 @@ public enum Serving {
         let a = r.arch
         var m = ServeMemory()
         let account = try ParameterAccounting.account(a, method: .lora, options: r.methodOptions)
-        if r.quantisedBase {
-            let block = a.blockLinearWeightParams
-            m.baseWeights = MemoryComponents.nf4Bytes(elements: block, doubleQuant: r.methodOptions.doubleQuant)
-                + (a.totalParams - block) * 2
-        } else {
-            m.baseWeights = a.totalParams * 2
-        }
+        m.baseWeights = r.quantisedBase
+            ? MemoryComponents.fourBitWeights(a, doubleQuant: r.methodOptions.doubleQuant, restBytes: 2) : a.totalParams * 2
         m.adapterWeights = account.trainableParams * 2 * r.adapters
         m.kvBytesPerToken = Generation.kvBytesPerToken(a, bytes: 2, vllm: true)
         let cache = Double(m.kvBytesPerToken) * Double(r.context) * Double(concurrency)
