@@ -5,10 +5,12 @@ For each case it builds the model from the given config.json with random bf16 we
 it, loads it back with BitsAndBytesConfig(load_in_4bit=True, nf4) as a QLoRA run does, applies
 PEFT's prepare_model_for_kbit_training, and reports how many weight elements bitsandbytes
 quantised (Params4bit, by their original shape) and the bytes of every other parameter (which
-prepare_model_for_kbit_training has upcast to fp32). Configs must be small: weights are real.
+prepare_model_for_kbit_training has upcast to fp32), and the bytes of those parameters as loaded,
+before that call (what a stack that skips it trains beside the 4-bit weights, such as TRL 1.16's
+SFTTrainer). Configs must be small: weights are real.
 
 Input (stdin): JSON list of {"id", "config": {...}}. Output (stdout): JSON {id: {"quantised_elements",
-"other_bytes", "other_dtypes"} or {"error"}} and "_versions".
+"other_bytes", "other_dtypes", "loaded_other_bytes", "loaded_other_dtypes"} or {"error"}} and "_versions".
 """
 import json
 import os
@@ -44,6 +46,11 @@ def main():
                 folder, device_map="cpu", dtype=torch.bfloat16,
                 quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                                        bnb_4bit_compute_dtype=torch.bfloat16))
+        loaded, loaded_dtypes = 0, set()
+        for p in q.parameters():
+            if type(p).__name__ != "Params4bit":
+                loaded += p.numel() * p.element_size()
+                loaded_dtypes.add(str(p.dtype))
         q = peft.prepare_model_for_kbit_training(q)
         quantised, other, dtypes = 0, 0, set()
         for p in q.parameters():
@@ -52,7 +59,8 @@ def main():
             else:
                 other += p.numel() * p.element_size()
                 dtypes.add(str(p.dtype))
-        return {"quantised_elements": quantised, "other_bytes": other, "other_dtypes": sorted(dtypes)}
+        return {"quantised_elements": quantised, "other_bytes": other, "other_dtypes": sorted(dtypes),
+                "loaded_other_bytes": loaded, "loaded_other_dtypes": sorted(loaded_dtypes)}
 
     from peft_reference import run_cases
     run_cases(json.load(sys.stdin), weights, out)

@@ -41,6 +41,7 @@ struct PlanningOptions: ParsableArguments {
     @Option(help: "default|all-linear|q_proj,v_proj,… (PEFT's matching).") var loraTargets: String?
     @Option(parsing: .unconditional, help: "LoRA dropout probability (PEFT default 0; above 0 each wrapped module keeps a mask).") var loraDropout: String?
     @Option(parsing: .unconditional, help: "LoRA adapters' dtype: fp32 (default: PEFT ≥ 0.12 upcasts them, autocast_adapter_dtype=True) or model (the model's 16-bit dtype: autocast_adapter_dtype=False, PEFT before 0.12, Answer.AI's FSDP-QLoRA).") var adapterDtype: String?
+    @Option(parsing: .unconditional, help: "QLoRA's unquantised weights (embeddings, norms, lm_head) and so its residual stream: fp32 (default: PEFT's prepare_model_for_kbit_training upcasts them) or model (kept in the model's 16-bit dtype, as stacks that skip that call run: TRL 1.16's SFTTrainer, Answer.AI's FSDP-QLoRA, torchtune).") var qloraRest: String?
     @Flag(help: "DoRA: one magnitude vector per wrapped module.") var dora = false
     @Option(help: "QLoRA storage: nf4|fp4.") var quant: String?
     @Flag(inversion: .prefixedNo, help: "QLoRA double quantisation of the absmax values (default on).") var doubleQuant = true
@@ -184,6 +185,7 @@ struct PlanningOptions: ParsableArguments {
         try refuse("--adapter-dtype", adapterDtype != nil, for: [.lora, .qlora])
         try refuse("--dora", dora, for: [.lora, .qlora])
         try refuse("--quant", quant != nil, for: [.qlora])
+        try refuse("--qlora-rest", qloraRest != nil, for: [.qlora])
         try refuse("--no-double-quant", !doubleQuant, for: [.qlora])
         try refuse("--adapter", adapter != nil, for: [.adapter])
         try refuse("--adapter-reduction", adapterReduction != nil, for: [.adapter])
@@ -243,6 +245,15 @@ struct PlanningOptions: ParsableArguments {
         o.dora = dora
         if let v = adapterDtype { o.adapterDtype = try choice(v, "--adapter-dtype", as: AdapterDtype.self) }
         if let v = quant { o.quant = try choice(v, "--quant", as: QuantType.self) }
+        if let v = qloraRest { o.qloraRest = try choice(v, "--qlora-rest", as: QLoRARest.self) }
+        if kernelStack == .unsloth, uses([.qlora]) {
+            // Unsloth casts only the trainable parameters (unsloth-zoo @ce232d6c
+            // training_utils.py L376–422): QLoRA's rest stays in the model's dtype
+            if qloraRest != nil && o.qloraRest == .fp32 {
+                throw PlanError.conflict("\(setting: .qloraRest, "fp32") cannot run under \(setting: .kernels, "unsloth"): Unsloth keeps QLoRA's embeddings, norms and lm_head in the model's 16-bit dtype (it casts only the trainable parameters); drop \(field: .qloraRest)")
+            }
+            o.qloraRest = .model
+        }
         o.doubleQuant = doubleQuant
         if let v = adapter { o.adapter = try choice(v, "--adapter", as: AdapterKind.self) }
         o.adapterReduction = try Self.integer(adapterReduction, "--adapter-reduction", default: o.adapterReduction)
@@ -428,7 +439,7 @@ struct PlanningOptions: ParsableArguments {
         request.defaults += kernelDefaults
         request.defaults += trainerDefaults
         if let note = Planner.shippedQuantisationNote(arch) { request.defaults.append(note) }
-        if let note = Planner.expertsUnderQLoRANote(arch, methods: methods) { request.defaults.append(note) }
+        if let note = Planner.expertsUnderQLoRANote(arch, methods: methods, options: o, precision: t.precision) { request.defaults.append(note) }
         if let note = Planner.denseExpertDispatchNote(arch) { request.defaults.append(note) }
         if let note = Planner.fusedKernelNote(arch, methods: methods) { request.defaults.append(note) }
         if seq == nil, let note = Planner.defaultSeqNote(arch, methods: methods, options: o) { request.defaults.append(note) }

@@ -410,6 +410,11 @@ public enum Emitter {
         if ownPeftModel {
             py += "# LoRA's adapters stay in the model's dtype (planned with --adapter-dtype model): PEFT upcasts them to fp32 otherwise.\n"
             py += "peft_model_kwargs = {\"autocast_adapter_dtype\": False}\n"
+        } else if s.method.spec.quantisesBase && s.method.spec.wrapper == .lowRank {
+            // TRL 1.16's SFTTrainer casts a quantised model's trainable weights to bf16 (but DoRA's
+            // magnitude), whoever built the PEFT model (trl/trainer/sft_trainer.py, `_is_quantized_model`)
+            py += "# TRL's trainer casts QLoRA's LoRA weights (not DoRA's magnitudes) to bf16; the plan counted them in fp32 (PEFT's default):\n"
+            py += "# plan with --adapter-dtype model to match what this script trains.\n"
         }
         py += "\n"
 
@@ -446,12 +451,16 @@ public enum Emitter {
         if s.scale.sharding == .zero3 {
             py += "    # Loaded after training_args, so DeepSpeed ZeRO-3 partitions the model while loading it.\n"
         }
+        // QLoRA planned with its rest in fp32 (--qlora-rest fp32): TRL 1.16's SFTTrainer does not call
+        // prepare_model_for_kbit_training (trl/trainer/sft_trainer.py), so the script does; a
+        // sharded model keeps one dtype in its flat parameters and is not upcast.
+        let upcast = s.method.spec.quantisesBase && o.qloraRest == .fp32 && !s.scale.sharding.shardsParameters
         if ownPeftModel {
             // SFTTrainer's own get_peft_model upcasts the adapters: build the PEFT model here.
             py += "    from peft import get_peft_model\n"
-            if s.method.spec.quantisesBase { py += "    from peft import prepare_model_for_kbit_training\n" }
+            if upcast { py += "    from peft import prepare_model_for_kbit_training\n" }
             py += "\n    model = \(auto).from_pretrained(model_id, **model_kwargs)\n"
-            if s.method.spec.quantisesBase {
+            if upcast {
                 py += "    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=\(pyBool(s.checkpointing)))\n"
             }
             py += """
@@ -463,8 +472,15 @@ public enum Emitter {
                 """
             return py
         }
+        if upcast {
+            py += "    # QLoRA as planned: embeddings, norms and lm_head upcast to fp32 (the trainer does not do it).\n"
+            py += "    from peft import prepare_model_for_kbit_training\n\n"
+        }
+        py += "    model = \(auto).from_pretrained(model_id, **model_kwargs)\n"
+        if upcast {
+            py += "    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=\(pyBool(s.checkpointing)))\n"
+        }
         py += """
-                model = \(auto).from_pretrained(model_id, **model_kwargs)
                 trainer = \(trainerClass)(model=model, \(kind == .grpo ? "reward_funcs=reward, " : "")args=training_args, train_dataset=train_dataset, peft_config=peft_config)
                 trainer.train()
                 trainer.save_model()

@@ -39,7 +39,7 @@ public enum PlanOutput {
             ("compile_activation_factor", t.compiledActivationFactor.map { .double($0) } ?? .null),
             ("lora_r", .int(o.loraR)), ("lora_alpha", .int(o.loraAlpha)), ("lora_targets", .string(o.loraTargets.text)),
             ("lora_dropout", .double(o.loraDropout)), ("dora", .bool(o.dora)), ("adapter_dtype", .string(o.adapterDtype.rawValue)),
-            ("quant", .string(o.quant.rawValue)), ("double_quant", .bool(o.doubleQuant)),
+            ("quant", .string(o.quant.rawValue)), ("double_quant", .bool(o.doubleQuant)), ("qlora_rest", .string(o.qloraRest.rawValue)),
             ("adapter", .string(o.adapter.rawValue)), ("adapter_reduction", .int(o.adapterReduction)),
             ("prefix_tokens", .int(o.prefixTokens)), ("prefix_projection", .int(o.prefixProjection)),
             ("prompt_tokens", .int(o.promptTokens)), ("ia3_targets", .string(o.ia3Targets.text)),

@@ -124,15 +124,20 @@ struct CommandLineTests {
     /// `--adapter-dtype model`: LoRA's 3,407,872 adapter weights (PEFT's count) in bf16, so
     /// their weights, gradients and AdamW states take 2 bytes each instead of fp32's 4; the
     /// assumptions say so, and the step is shorter (no fp32 casts of the adapters' inputs).
+    /// One method's JSON plan of Llama-3.1-8B on an RTX 4090: its assumptions, memory and hours.
+    func rtx4090Plan(_ method: String, _ extra: [String]) throws -> (assumptions: [String: Any], memory: [String: Any], hours: Double) {
+        let r = try CLI.run(["--model", "llama-3.1-8b", "--method", method, "--gpu", "RTX 4090", "--format", "json"] + extra)
+        #expect(r.status == 0, "stderr: \(r.stderr)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        let p = try #require((obj["plans"] as? [[String: Any]])?.first)
+        let gpu = try #require((p["gpus"] as? [[String: Any]])?.first)
+        return (try #require(obj["assumptions"] as? [String: Any]), try #require(p["memory"] as? [String: Any]),
+                try #require(gpu["hours"] as? Double))
+    }
+
     @Test func adapterDtype() throws {
         func plan(_ extra: [String]) throws -> (assumptions: [String: Any], memory: [String: Any], hours: Double) {
-            let r = try CLI.run(["--model", "llama-3.1-8b", "--method", "lora", "--gpu", "RTX 4090", "--format", "json"] + extra)
-            #expect(r.status == 0, "stderr: \(r.stderr)")
-            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
-            let p = try #require((obj["plans"] as? [[String: Any]])?.first)
-            let gpu = try #require((p["gpus"] as? [[String: Any]])?.first)
-            return (try #require(obj["assumptions"] as? [String: Any]), try #require(p["memory"] as? [String: Any]),
-                    try #require(gpu["hours"] as? Double))
+            try rtx4090Plan("lora", extra)
         }
         let fp32 = try plan([]), model = try plan(["--adapter-dtype", "model"])
         #expect(fp32.assumptions["adapter_dtype"] as? String == "fp32")
@@ -143,6 +148,27 @@ struct CommandLineTests {
         #expect(model.memory["optimizer_states"] as? Int == 3_407_872 * 2 * 2)
         #expect(model.hours < fp32.hours)
         #expect((model.assumptions["notes"] as? [String] ?? []).contains { $0.contains("autocast_adapter_dtype=False") })
+    }
+
+    /// `--qlora-rest model`: QLoRA's unquantised weights kept in bf16, as stacks that never call
+    /// prepare_model_for_kbit_training train them (TRL 1.16's SFTTrainer, Answer.AI's FSDP-QLoRA,
+    /// torchtune). Llama-3.1-8B's unquantised parameters are its embeddings and untied lm_head,
+    /// 128,256 × 4,096 each, and 65 RMSNorm weights of 4,096 (meta-llama/Llama-3.1-8B
+    /// config.json: vocab_size 128256, hidden_size 4096, 32 layers, tie_word_embeddings false):
+    /// 1,050,939,392 parameters, 2 bytes each fewer than fp32's 4. The residual stream is bf16 too,
+    /// so the activations shrink, and the adapters cast nothing, so the step is shorter.
+    @Test func qloraRest() throws {
+        func plan(_ extra: [String]) throws -> (assumptions: [String: Any], memory: [String: Any], hours: Double) {
+            try rtx4090Plan("qlora", extra)
+        }
+        let fp32 = try plan([]), model = try plan(["--qlora-rest", "model"])
+        #expect(fp32.assumptions["qlora_rest"] as? String == "fp32")
+        #expect(model.assumptions["qlora_rest"] as? String == "model")
+        let frozen32 = try #require(fp32.memory["frozen_weights"] as? Int), frozen16 = try #require(model.memory["frozen_weights"] as? Int)
+        #expect(frozen32 - frozen16 == 1_050_939_392 * 2)
+        #expect(try #require(model.memory["activations"] as? Int) < (try #require(fp32.memory["activations"] as? Int)))
+        #expect(model.hours < fp32.hours)
+        #expect((model.assumptions["notes"] as? [String] ?? []).contains { $0.contains("no prepare_model_for_kbit_training") })
     }
 
     /// `--loss`: Qwen3-8B QLoRA at 1 × 4096 on a 24 GB card. A fused loss keeps no logits
@@ -394,6 +420,10 @@ struct CommandLineTests {
         Bad(args: ["--model", "7b", "--lora-dropout", "nan"], mentions: "--lora-dropout"),
         Bad(args: ["--model", "7b", "--method", "lora", "--adapter-dtype", "bf16"], mentions: "--adapter-dtype"),
         Bad(args: ["--model", "7b", "--method", "ia3", "--adapter-dtype", "model"], mentions: "--adapter-dtype"),
+        Bad(args: ["--model", "7b", "--method", "qlora", "--qlora-rest", "bf16"], mentions: "--qlora-rest"),
+        Bad(args: ["--model", "7b", "--method", "lora", "--qlora-rest", "model"], mentions: "--qlora-rest"),
+        Bad(args: ["--model", "7b", "--method", "qlora", "--qlora-rest", "model", "--precision", "mixed-bf16"], mentions: "--qlora-rest"),
+        Bad(args: ["--model", "llama-3.1-8b", "--method", "qlora", "--kernels", "unsloth", "--qlora-rest", "fp32"], mentions: "--qlora-rest"),
         Bad(args: ["--model", "7b", "--adapter-reduction", "100000"], mentions: "--adapter-reduction"),
         Bad(args: ["--model", "7b", "--gpu", "RTX 9090"], mentions: "unknown GPU"),
         Bad(args: ["--model", "7b", "--gpu", "7GB"], mentions: "sizes:"),

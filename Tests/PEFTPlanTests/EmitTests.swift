@@ -483,6 +483,35 @@ struct EmitErrorTests {
                        scale: ScaleOptions(gpus: gpus, sharding: sharding, offload: offload))
     }
 
+    /// TRL 1.16's SFTTrainer never calls prepare_model_for_kbit_training (trl/trainer/sft_trainer.py
+    /// at 1.16.0: no such call, checked by grep below against the installed TRL), so a QLoRA plan
+    /// with its rest in fp32 (the default) writes the call into train.py, and one with
+    /// `--qlora-rest model` does not; a sharded model (FSDP, ZeRO-3) keeps one dtype and is not upcast.
+    @Test func qloraRestInTheScript() throws {
+        let lib = repoRoot.appendingPathComponent(".venv/lib")
+        let python = try #require(try FileManager.default.contentsOfDirectory(atPath: lib.path).first { $0.hasPrefix("python3") },
+                                  "the project's .venv (scripts/setup.sh)")
+        let trl = lib.appendingPathComponent("\(python)/site-packages/trl/trainer/sft_trainer.py")
+        let source = try String(contentsOf: trl, encoding: .utf8)
+        #expect(source.contains("class SFTTrainer"))
+        #expect(!source.contains("prepare_model_for_kbit_training"), "TRL's SFTTrainer now upcasts QLoRA's rest itself")
+        func script(_ rest: QLoRARest, gpus: Int = 1, sharding: Sharding = .none, adapters: AdapterDtype = .fp32) throws -> String {
+            var o = MethodOptions()
+            o.qloraRest = rest
+            o.adapterDtype = adapters
+            var t = TrainingOptions()
+            t.precision = .bf16
+            return try Emitter.emit(RunSpec(modelName: "llama-3.1-8b", family: .llama, method: .qlora, methodOptions: o, training: t,
+                                            scale: ScaleOptions(gpus: gpus, sharding: sharding)), as: .trl)
+        }
+        let call = "model = prepare_model_for_kbit_training(model"
+        #expect(try script(.fp32).contains(call))
+        #expect(try script(.fp32, adapters: .model).contains(call))
+        #expect(!(try script(.model).contains(call)))
+        #expect(!(try script(.model, adapters: .model).contains(call)))
+        #expect(!(try script(.fp32, gpus: 2, sharding: .fsdp).contains(call)))
+    }
+
     @Test func fsdpCannotBeADeepSpeedConfig() {
         refusal(spec(sharding: .fsdp), as: .deepspeed, mentions: ["--sharding fsdp", "--emit accelerate", "zero3"])
         #expect(throws: Never.self) { try Emitter.emit(spec(sharding: .fsdp), as: .accelerate) }

@@ -5,7 +5,8 @@ import Testing
 
 /// What QLoRA's base model holds, against real bitsandbytes on the CPU
 /// (scripts/qlora_weights_reference.py): which weights bitsandbytes quantises to 4 bits and
-/// the bytes of everything else after prepare_model_for_kbit_training. A mixture of experts
+/// the bytes of everything else after prepare_model_for_kbit_training (and as loaded, for
+/// stacks that skip it: `--qlora-rest model`). A mixture of experts
 /// matters here: Transformers v5 fuses its experts into 3-D parameters, which the quantizer
 /// (nn.Linear only) leaves 16-bit and PEFT then upcasts to fp32.
 @Suite("QLoRA's base weights against bitsandbytes")
@@ -37,5 +38,12 @@ struct QLoRAWeightsTests {
         let fourBit = arch.modules.reduce(0) { $0 + ($1.perLayer && $1.weightElements > 0
             ? MemoryComponents.nf4Bytes(elements: $1.weightElements, doubleQuant: true) * arch.instances($1) : 0) }
         #expect(frozen - fourBit == expected.int("other_bytes"), "bytes left unquantised (fp32)")
+        // a stack that never calls prepare_model_for_kbit_training (--qlora-rest model) trains
+        // the rest as loaded: bf16
+        #expect(expected["loaded_other_dtypes"] as? [String] == ["torch.bfloat16"])
+        var kept = MethodOptions()
+        kept.qloraRest = .model
+        let loaded = MemoryComponents.frozenWeights(arch, account: account, precision: .bf16, options: kept)
+        #expect(loaded - fourBit == expected.int("loaded_other_bytes"), "bytes left unquantised (as loaded)")
     }
 }

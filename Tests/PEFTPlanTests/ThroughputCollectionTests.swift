@@ -52,6 +52,7 @@ enum ThroughputCollection {
             if let rank = r["lora_r"] as? Int { o.loraR = rank }
             if let alpha = r["lora_alpha"] as? Int { o.loraAlpha = alpha }
             if let d = r["adapter_dtype"] as? String { o.adapterDtype = try #require(AdapterDtype(rawValue: d), "\(id): adapter_dtype") }
+            if let d = r["qlora_rest"] as? String { o.qloraRest = try #require(QLoRARest(rawValue: d), "\(id): qlora_rest") }
             if let targets = r["lora_targets"] as? String { o.loraTargets = try TargetSpec.parse(targets, field: .loraTargets) }
             var t = TrainingOptions()
             t.batch = try #require(r["batch"] as? Int, "\(id): batch")

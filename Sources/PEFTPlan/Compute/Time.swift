@@ -461,7 +461,10 @@ extension PlanContext {
         switch t.loss {
         case .standard: logitsTraffic = logitsBill.bytes(batch: b, sq: sq, skv: skv)
         case .chunked, .liger:
-            logitsTraffic = Double(b) * Double(sq) * Double(arch.vocabSize) * Double(account.method.spec.quantisesBase ? 4 : t.precision.bytes)
+            // the head's compute dtype: QLoRA's rest dtype (fp32 after prepare_model_for_kbit_training)
+            let head = account.method.spec.quantisesBase
+                ? account.method.quantisedRestBytes(methodOptions, precision: t.precision, kernels: t.kernels) : t.precision.bytes
+            logitsTraffic = Double(b) * Double(sq) * Double(arch.vocabSize) * Double(head)
         case .cce: logitsTraffic = 0
         case .unsloth:
             // per chunk the 16-bit logits and their fp32 cross-entropy
@@ -549,9 +552,11 @@ extension PlanContext {
         if account.method.spec.wrapper == .lowRank {
             // (a vision tower's adapters run over its patches: their share is left out)
             let fp32 = account.method.adapterElementBytes(methodOptions, precision: training.precision) == 4
-            // QLoRA's residual stream is fp32 (prepare_model_for_kbit_training): 16-bit adapters
-            // cast their input down (read 4, write a bytes per input feature)
-            let castDown = account.method.spec.quantisesBase ? 4 + a : 0
+            // QLoRA's residual stream is fp32 after prepare_model_for_kbit_training: 16-bit
+            // adapters cast their input down (read 4, write a bytes per input feature); a stack
+            // that keeps the rest 16-bit casts nothing
+            let stream = account.method.quantisedRestBytes(methodOptions, precision: training.precision, kernels: training.kernels)
+            let castDown = stream == 4 ? 4 + a : 0
             // Unsloth's matmul_lora adds X·A·B into the base output with one addmm_ in the
             // input's dtype (unsloth @015bdef0 kernels/utils.py L1163–1167): the output read and
             // written once more, no casts of the activations.

@@ -149,9 +149,9 @@ public struct TimeCoefficients: Codable, Equatable, Sendable {
     /// range is the 10th–90th percentile of measured ÷ predicted step time over the runs each
     /// source's fit held out (docs/time-model.md).
     public static let fitted = TimeCoefficients(
-        matmulEfficiency: 0.6654, peakFraction: nil, fp32Efficiency: 0.44,
-        activationTraffic: 2.957, adapterTraffic: 0.9824, dequantBytesPerWeight: 3.001, quantisedCallSeconds: 2.583e-4,
-        blockPassSeconds: 9.954e-5, stepFixedSeconds: 0.04743, bandwidthEfficiency: 0.8,
-        nvlinkEfficiency: 0.8, pcieEfficiency: 0.5, networkEfficiency: 0.8, communicationOverlap: 0.8, compileFactor: 0.6971,
-        timeRatioP10: 0.849, timeRatioP90: 1.146)
+        matmulEfficiency: 0.6607, peakFraction: nil, fp32Efficiency: 0.44,
+        activationTraffic: 2.973, adapterTraffic: 0.994, dequantBytesPerWeight: 3.01, quantisedCallSeconds: 2.593e-4,
+        blockPassSeconds: 9.937e-5, stepFixedSeconds: 0.04703, bandwidthEfficiency: 0.8,
+        nvlinkEfficiency: 0.8, pcieEfficiency: 0.5, networkEfficiency: 0.8, communicationOverlap: 0.8, compileFactor: 0.6978,
+        timeRatioP10: 0.871, timeRatioP90: 1.137)
 }

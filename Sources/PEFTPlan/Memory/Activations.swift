@@ -244,9 +244,10 @@ struct GraphContext {
         let spec = account.method.spec
         kernels = training.kernels
         patch = KernelPatch(arch.family.spec, kernels: training.kernels)
-        // Unsloth casts only the trainable parameters (unsloth-zoo training_utils.py
-        // prepare_model_for_training): the frozen norms stay 16-bit, so the stream does too.
-        stream = spec.quantisesBase && training.kernels != .unsloth ? 4 : training.precision.bytes
+        // QLoRA's norms write the stream in their own dtype: fp32 after
+        // prepare_model_for_kbit_training, 16-bit where the stack keeps them so (Unsloth too).
+        stream = spec.quantisesBase ? account.method.quantisedRestBytes(options, precision: training.precision, kernels: training.kernels)
+            : training.precision.bytes
         switch training.attention {
         case .eager: kernel = nil
         case .flash: kernel = .flash

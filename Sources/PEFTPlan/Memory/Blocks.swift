@@ -148,8 +148,8 @@ extension ForwardGraph {
         let headTrainable = c.baseTrainable || wraps(.head)
         let headMM = 2 * lmHead.inFeatures * a.vocabSize
         let gradientMM = (h.rg ? headMM : 0) + (headTrainable ? headMM : 0)
-        // lm_head upcast to fp32 by prepare_model_for_kbit_training (not by Unsloth)
-        let fp32Head = c.method.spec.quantisesBase && c.kernels != .unsloth
+        // lm_head upcast to fp32 by prepare_model_for_kbit_training (not where the stack keeps it 16-bit)
+        let fp32Head = c.method.spec.quantisesBase && c.stream == 4
         switch c.loss {
         case .standard: break
         case .chunked:
@@ -641,9 +641,10 @@ extension ForwardGraph {
             return h
         }
         let k = a.expertsPerToken, e = a.numExperts, inter = experts.outFeatures
-        // under QLoRA the experts stay unquantised and fp32 (see MemoryComponents.frozenWeights),
-        // as is the residual stream: their matmuls and tensors are fp32
-        let eb = c.method.spec.quantisesBase ? 4 : c.a
+        // under QLoRA the experts stay unquantised, in the rest's dtype (fp32 after
+        // prepare_model_for_kbit_training; see MemoryComponents.frozenWeights), as is the
+        // residual stream: their matmuls and tensors are in that dtype
+        let eb = c.method.spec.quantisesBase ? c.stream : c.a
         let routerTrainable = c.baseTrainable || wraps(.router)
         let fp32Router: Bool
         if case let .gated(t) = a.block { fp32Router = t.fp32Router } else { fp32Router = false }
@@ -685,7 +686,7 @@ extension ForwardGraph {
         let router = 2 * a.hiddenSize * e, expert = 2 * k * (nonGated ? 2 : 3) * inWidth * inter
         tape.flops(.q(1), forward: router + expert,
                    backward: (h.rg ? router : 0) + (routerWeightGrad ? router : 0) + expert + (expertsTrainable ? expert : 0),
-                   fp32: c.method.spec.quantisesBase)
+                   fp32: c.method.spec.quantisesBase && eb == 4)
         let gathered = tape.new(.q(k * inWidth), eb, rg: xIn.rg)
         if expertsTrainable { tape.save(gathered) }
         let gu = tape.new(.q(k * (nonGated ? 1 : 2) * inter), eb, rg: xIn.rg || expertsTrainable)
@@ -743,7 +744,7 @@ extension ForwardGraph {
             return h
         }
         let k = a.expertsPerToken, e = a.numExperts, inter = experts.outFeatures
-        let eb = c.method.spec.quantisesBase ? 4 : c.a           // fp32 experts under QLoRA, as in moe()
+        let eb = c.method.spec.quantisesBase ? c.stream : c.a    // QLoRA's experts in the rest's dtype, as in moe()
         let logits = linear(h, .router)
         if logits.rg {
             tape.save(.q(k), 8)                                  // topk indices
@@ -757,7 +758,7 @@ extension ForwardGraph {
         if expertsTrainable { tape.save(scaled) }
         let expert = 2 * e * 3 * a.hiddenSize * inter
         tape.flops(.q(1), forward: expert, backward: (scaled.rg ? expert : 0) + (expertsTrainable ? expert : 0),
-                   fp32: c.method.spec.quantisesBase)
+                   fp32: c.method.spec.quantisesBase && eb == 4)
         let gu = tape.new(.q(e * 2 * inter), eb, rg: scaled.rg || expertsTrainable)
         if gu.rg { tape.save(gu) }                               // SiLU's input, the product's up: one storage
         let g = tape.new(.q(e * inter), eb, rg: gu.rg)

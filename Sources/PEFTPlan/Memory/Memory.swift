@@ -326,6 +326,9 @@ public struct PlanContext: Sendable {
         if adapters16 && ![.bf16, .fp16].contains(p) {
             throw PlanError.conflict("\(setting: .adapterDtype, "model") needs a pure 16-bit \(field: .precision) (bf16 or fp16): under mixed precision the Trainer keeps trainable weights in fp32, and fp32 training keeps fp32 adapters")
         }
+        if spec.quantisesBase && methodOptions.qloraRest == .model && [.mixedBF16, .mixedFP16].contains(p) {
+            throw PlanError.conflict("\(setting: .qloraRest, "model") needs a pure 16-bit \(field: .precision) (bf16 or fp16): under mixed precision the model is loaded in fp32, so its unquantised weights are fp32")
+        }
         if spec.refusesCheckpointing && training.gradCheckpointing {
             throw PlanError.refusesCheckpointing(method)
         }
@@ -562,8 +565,9 @@ public struct PlanContext: Sendable {
         let (sq, skv) = lengths(seq: seq)
         let tokens = Double(batch) * Double(sq)
         let a = Double(training.precision.bytes)
-        // QLoRA's lm_head is fp32 after prepare_model_for_kbit_training; Unsloth leaves it 16-bit.
-        let fp32Head = account.method.spec.quantisesBase && training.kernels != .unsloth
+        // QLoRA's lm_head is fp32 after prepare_model_for_kbit_training; stacks that skip it
+        // (and Unsloth) leave it 16-bit.
+        let fp32Head = account.method.quantisedRestBytes(methodOptions, precision: training.precision, kernels: training.kernels) == 4
         let v = Double(arch.vocabSize)
         let k = activationScale
         let preBytes = k * pre.bytes(batch: batch, sq: sq, skv: skv)
@@ -811,8 +815,9 @@ public enum MemoryComponents {
         switch account.method.spec.base {
         case .trained: return arch.visionParams * precision.bytes  // a frozen vision tower and projector
         case .quantised4bit:
-            // prepare_model_for_kbit_training upcasts the rest to fp32 (Unsloth leaves it 16-bit)
-            return fourBitWeights(arch, doubleQuant: options.doubleQuant, restBytes: kernels == .unsloth ? precision.bytes : 4)
+            // prepare_model_for_kbit_training upcasts the rest to fp32; stacks that skip it leave it 16-bit
+            return fourBitWeights(arch, doubleQuant: options.doubleQuant,
+                                  restBytes: account.method.quantisedRestBytes(options, precision: precision, kernels: kernels))
         case .frozen:
             return arch.totalParams * precision.bytes
         }

@@ -63,7 +63,30 @@ public enum AdapterDtype: String, CaseIterable, Sendable {
     case model
 }
 
+/// The dtype QLoRA's unquantised weights (embeddings, norms, lm_head, biases) train beside the
+/// 4-bit block Linears in, and with them the residual stream the norms write.
+public enum QLoRARest: String, CaseIterable, Sendable {
+    /// fp32: PEFT's `prepare_model_for_kbit_training` casts every non-4-bit parameter to fp32
+    /// (peft/utils/other.py), so the norms, the residual stream and the head run in fp32.
+    case fp32
+    /// The model's 16-bit dtype, as loaded: stacks that never call it — TRL 1.16's SFTTrainer
+    /// (trl/trainer/sft_trainer.py: no such call; it casts the adapters to bf16 instead),
+    /// Answer.AI's FSDP-QLoRA (fsdp_qlora train.py @05ed9f2a: `load_and_quantize(...,
+    /// dtype=torch_dtype)` for every weight, lm_head skipped from quantisation), torchtune
+    /// (its NF4 tensors beside bf16 modules) and Unsloth (casts only the trainable parameters).
+    case model
+}
+
 extension Method {
+    /// Bytes per element of QLoRA's unquantised weights and of the residual stream under
+    /// `o` (fp32 after `prepare_model_for_kbit_training`, or the model's dtype); Unsloth's kernel
+    /// stack keeps them 16-bit (unsloth-zoo @ce232d6c training_utils.py L376–422). 0 for a
+    /// method that quantises nothing.
+    public func quantisedRestBytes(_ o: MethodOptions, precision: Precision, kernels: KernelStack) -> Int {
+        guard spec.quantisesBase else { return 0 }
+        return o.qloraRest == .model || kernels == .unsloth ? precision.bytes : 4
+    }
+
     /// Whether the method trains LoRA adapters kept in the model's 16-bit dtype under `o`.
     public func adaptersInModelDtype(_ o: MethodOptions) -> Bool {
         spec.wrapper == .lowRank && o.adapterDtype == .model
@@ -88,6 +111,9 @@ public struct MethodOptions: Equatable, Sendable {
     /// The dtype of LoRA's adapter weights (and so of their gradients and optimizer states,
     /// and of the input lora_A multiplies).
     public var adapterDtype: AdapterDtype = .fp32
+    /// QLoRA's unquantised weights and residual stream: fp32 (`prepare_model_for_kbit_training`)
+    /// or the model's 16-bit dtype.
+    public var qloraRest: QLoRARest = .fp32
     public var quant: QuantType = .nf4
     public var doubleQuant = true
     public var adapter: AdapterKind = .pfeiffer

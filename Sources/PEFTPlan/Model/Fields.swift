@@ -6,7 +6,7 @@ import Foundation
 public enum PlanField: String, CaseIterable, Sendable {
     case model, gpu, gpus, method, batch, seq, gradAccum, gradCheckpointing, checkpointing, activationOffloading, precision, optimizer, loss, kernels, attention, optimizerInBackward, compileActivationFactor
     case sharding, offload, runtime
-    case loraR, loraAlpha, loraDropout, loraTargets, adapterDtype, ia3Targets, ia3Feedforward
+    case loraR, loraAlpha, loraDropout, loraTargets, adapterDtype, qloraRest, ia3Targets, ia3Feedforward
     case adapterReduction, prefixTokens, prefixProjection, promptTokens
     case tokens, epochs, examples, avgTokens, lengths, price, mfu, setupMinutes
     case trainer, numGenerations, maxCompletion, generation, vllmMemory, vllmGpus, beta, precomputeRef, steps

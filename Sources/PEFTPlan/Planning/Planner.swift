@@ -125,9 +125,15 @@ public enum Planner {
     /// QLoRA on a mixture of experts: bitsandbytes quantises nn.Linear modules only, so the
     /// fused 3-D experts of Transformers v5 stay unquantised, and prepare_model_for_kbit_training
     /// upcasts them to fp32 (checked against bitsandbytes 0.50.2 on the CPU); nil otherwise.
-    public static func expertsUnderQLoRANote(_ arch: Architecture, methods: [Method]) -> PlanText? {
+    public static func expertsUnderQLoRANote(_ arch: Architecture, methods: [Method], options: MethodOptions = MethodOptions(),
+                                             precision: Precision = .bf16) -> PlanText? {
         guard arch.numExperts > 0, methods.contains(where: { $0.spec.quantisesBase }) else { return nil }
-        return "QLoRA: bitsandbytes quantises Linear layers only; this model's fused experts stay unquantised and prepare_model_for_kbit_training upcasts them to fp32, as planned"
+        if options.qloraRest == .model {
+            return "QLoRA: bitsandbytes quantises Linear layers only; this model's fused experts stay unquantised, in the model's 16-bit dtype (\(setting: .qloraRest, "model")), as planned"
+        }
+        let upcast: PlanText = "QLoRA: bitsandbytes quantises Linear layers only; this model's fused experts stay unquantised and prepare_model_for_kbit_training upcasts them to fp32, as planned"
+        guard [.bf16, .fp16].contains(precision) else { return upcast }
+        return "\(upcast) (a stack that skips that call, TRL 1.16's SFTTrainer among them, keeps them 16-bit: \(setting: .qloraRest, "model"))"
     }
 
     /// Layers whose saved tensors follow fused CUDA kernels not yet measured (Gated DeltaNet,
