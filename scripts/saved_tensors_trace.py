@@ -23,6 +23,7 @@ Output (stdout): a JSON object id -> {"saved_bytes", "logits_bytes", "by_dtype",
 or {"error": str}.
 """
 import json
+import os
 import sys
 import warnings
 import weakref
@@ -33,6 +34,11 @@ warnings.filterwarnings("ignore")
 
 
 def main():
+    # Libraries log to stdout as they load (DeepSpeed's accelerator warning when bitsandbytes
+    # loads a QLoRA case): send the process's stdout to stderr while working and write only
+    # the JSON to the real one.
+    real_stdout = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     import torch
     import transformers
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -43,7 +49,9 @@ def main():
     cases = json.load(sys.stdin)
     out = {"_versions": {"torch": torch.__version__, "transformers": transformers.__version__}}
     run_cases(cases, lambda case: trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes), out)
-    json.dump(out, sys.stdout, indent=1, sort_keys=True)
+    sys.stdout.flush()
+    json.dump(out, real_stdout, indent=1, sort_keys=True)
+    real_stdout.flush()
 
 
 def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
@@ -63,8 +71,10 @@ def trace(case, torch, AutoConfig, AutoModelForCausalLM, dtypes):
         except ValueError:
             # Gemma 2 and BLOOM refuse sdpa: Transformers users get eager attention there.
             model = auto.from_config(cfg, dtype=dtype, attn_implementation="eager")
-    model.train()
     method = case.get("method", "full")
+    if method == "qlora":
+        model = quantised(model, case, torch)
+    model.train()
     if method == "full":
         # a vision-language model trains its language model; tower and projector stay frozen
         keep = full_trainable_ids(model)
@@ -226,6 +236,28 @@ def conv_backward_flops(grad_out_shape, x_shape, w_shape, _bias, _stride, _paddi
         per *= d
     forward = 2 * out * per
     return forward * (int(bool(output_mask[0])) + int(bool(output_mask[1])))
+
+
+def quantised(model, case, torch):
+    """QLoRA's base as a QLoRA run loads it: the model saved with its (random) bf16 weights and
+    loaded back through bitsandbytes 4-bit (nf4, double quantisation, bf16 compute) on the CPU;
+    then PEFT's prepare_model_for_kbit_training (the rest upcast to fp32) unless the case's
+    "qlora_rest" is "model" (a stack that never calls it, as TRL 1.16's SFTTrainer)."""
+    import tempfile
+    import peft
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+    if case.get("device") != "cpu":
+        raise ValueError("a QLoRA case needs real weights: set device cpu")
+    with tempfile.TemporaryDirectory() as folder:
+        model.save_pretrained(folder)
+        q = AutoModelForCausalLM.from_pretrained(
+            folder, device_map="cpu", dtype=torch.bfloat16, attn_implementation=case.get("attention", "sdpa"),
+            quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                                   bnb_4bit_compute_dtype=torch.bfloat16))
+    if case.get("qlora_rest", "fp32") == "fp32":
+        # checkpointing is the case's own (the tests set it as the plan does)
+        q = peft.prepare_model_for_kbit_training(q, use_gradient_checkpointing=False)
+    return q
 
 
 def apply_peft(model, case, method):

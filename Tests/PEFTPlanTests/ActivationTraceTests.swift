@@ -40,6 +40,7 @@ struct TraceCase: CustomTestStringConvertible, Sendable {
         if raw["dora"] == "1" || raw["dora"] == "true" { o.dora = true }
         if let d = raw["dropout"] { o.loraDropout = Double(d)! }
         if let d = raw["adapter_dtype"] { o.adapterDtype = AdapterDtype(rawValue: d)! }
+        if let r = raw["qlora_rest"] { o.qloraRest = QLoRARest(rawValue: r)! }
         return o
     }
 
@@ -109,11 +110,13 @@ struct ActivationTraceTests {
 
 /// Matmul FLOPs of forward and backward against PyTorch's FlopCounterMode over the same
 /// runs (scripts/saved_tensors_trace.py). Checkpointed cases count the recompute in backward.
+/// QLoRA's cases are left out: bitsandbytes runs its 4-bit matmuls as its own ops, which the
+/// counter has no formula for (it counts only the adapters, attention and the head there).
 @Suite("FLOPs against PyTorch's FlopCounterMode")
 struct FlopTests {
     static let tolerance = 0.001
 
-    @Test("forward and backward FLOPs within 0.1%", arguments: TraceCase.all)
+    @Test("forward and backward FLOPs within 0.1%", arguments: TraceCase.all.filter { $0.method != .qlora })
     func flops(_ c: TraceCase) throws {
         guard let expected = try c.traced() else { return }
         let f = try c.context(runtime: c.traceRuntime()).flops(batch: c.batch, seq: c.seq)
