@@ -136,10 +136,7 @@ struct CommandLineTests {
     }
 
     @Test func adapterDtype() throws {
-        func plan(_ extra: [String]) throws -> (assumptions: [String: Any], memory: [String: Any], hours: Double) {
-            try rtx4090Plan("lora", extra)
-        }
-        let fp32 = try plan([]), model = try plan(["--adapter-dtype", "model"])
+        let fp32 = try rtx4090Plan("lora", []), model = try rtx4090Plan("lora", ["--adapter-dtype", "model"])
         #expect(fp32.assumptions["adapter_dtype"] as? String == "fp32")
         #expect(model.assumptions["adapter_dtype"] as? String == "model")
         #expect(fp32.memory["trainable_weights"] as? Int == 3_407_872 * 4)
@@ -158,10 +155,7 @@ struct CommandLineTests {
     /// 1,050,939,392 parameters, 2 bytes each fewer than fp32's 4. The residual stream is bf16 too,
     /// so the activations shrink, and the adapters cast nothing, so the step is shorter.
     @Test func qloraRest() throws {
-        func plan(_ extra: [String]) throws -> (assumptions: [String: Any], memory: [String: Any], hours: Double) {
-            try rtx4090Plan("qlora", extra)
-        }
-        let fp32 = try plan([]), model = try plan(["--qlora-rest", "model"])
+        let fp32 = try rtx4090Plan("qlora", []), model = try rtx4090Plan("qlora", ["--qlora-rest", "model"])
         #expect(fp32.assumptions["qlora_rest"] as? String == "fp32")
         #expect(model.assumptions["qlora_rest"] as? String == "model")
         let frozen32 = try #require(fp32.memory["frozen_weights"] as? Int), frozen16 = try #require(model.memory["frozen_weights"] as? Int)
